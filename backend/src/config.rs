@@ -1,0 +1,110 @@
+//! Server configuration, from command-line flags or `HEARTH_*` env vars.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "hearth",
+    version,
+    about = "Hearth: real-time rooms and chat over WebSockets"
+)]
+pub struct Config {
+    /// Address to listen on. Use port 0 to pick a free port.
+    #[arg(long, env = "HEARTH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Folder with the built frontend (trunk's `dist/`). Unknown paths fall
+    /// back to its index.html so client-side routes work.
+    #[arg(long, env = "HEARTH_STATIC_DIR", default_value = "dist")]
+    pub static_dir: PathBuf,
+
+    /// Folder for the server's own files: the generated token secret and,
+    /// by default, the SQLite database.
+    #[arg(long, env = "HEARTH_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Secret for signing session tokens. All nodes of one deployment need
+    /// the same one. If unset, one is generated and kept in the data dir.
+    #[arg(long, env = "HEARTH_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+
+    /// How long a session token stays valid, in seconds.
+    #[arg(long, env = "HEARTH_TOKEN_TTL_SECS", default_value_t = 24 * 3600)]
+    pub token_ttl_secs: u64,
+
+    /// Interval between server pings, in milliseconds.
+    #[arg(long, env = "HEARTH_HEARTBEAT_MS", default_value_t = 25_000)]
+    pub heartbeat_ms: u64,
+
+    /// A connection that sends nothing for this long after a ping is closed
+    /// with 4010, in milliseconds.
+    #[arg(long, env = "HEARTH_PONG_TIMEOUT_MS", default_value_t = 10_000)]
+    pub pong_timeout_ms: u64,
+
+    /// Largest accepted WebSocket frame or message, in bytes (close 1009).
+    #[arg(long, env = "HEARTH_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+
+    /// Sustained `send` rate per connection, messages per second.
+    #[arg(long, env = "HEARTH_SEND_RATE", default_value_t = 20.0)]
+    pub send_rate: f64,
+
+    /// Burst of `send` messages allowed above the sustained rate.
+    #[arg(long, env = "HEARTH_SEND_BURST", default_value_t = 40)]
+    pub send_burst: u32,
+
+    /// Most rooms one connection may be in at once.
+    #[arg(long, env = "HEARTH_MAX_ROOMS", default_value_t = 100)]
+    pub max_rooms: usize,
+
+    /// Frames queued for one connection before it is closed as a slow
+    /// consumer (4009).
+    #[arg(long, env = "HEARTH_OUTBOUND_QUEUE", default_value_t = 256)]
+    pub outbound_queue: usize,
+
+    /// Protocol errors (bad frames, unknown types, invalid input) allowed in
+    /// a burst before the connection is closed with 4008. One more is
+    /// allowed every second.
+    #[arg(long, env = "HEARTH_ERROR_BUDGET", default_value_t = 10)]
+    pub error_budget: u32,
+
+    /// Minimum interval between forwarded `typing` events of one user in one
+    /// room, in milliseconds.
+    #[arg(long, env = "HEARTH_TYPING_INTERVAL_MS", default_value_t = 2_000)]
+    pub typing_interval_ms: u64,
+
+    /// How long shutdown waits for connections to close, in milliseconds.
+    #[arg(long, env = "HEARTH_SHUTDOWN_GRACE_MS", default_value_t = 8_000)]
+    pub shutdown_grace_ms: u64,
+
+    /// This node's id in a multi-node deployment. Random if unset.
+    #[arg(long, env = "HEARTH_NODE_ID")]
+    pub node_id: Option<String>,
+}
+
+impl Config {
+    /// Defaults for tests and embedding: as if run with no flags, but on a
+    /// free port and with the given data dir.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        let mut config = Config::parse_from(["hearth"]);
+        config.listen = "127.0.0.1:0".parse().expect("valid address");
+        config.data_dir = data_dir;
+        config
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+
+    pub fn pong_timeout(&self) -> Duration {
+        Duration::from_millis(self.pong_timeout_ms)
+    }
+
+    pub fn typing_interval(&self) -> Duration {
+        Duration::from_millis(self.typing_interval_ms)
+    }
+}

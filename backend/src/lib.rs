@@ -1,0 +1,179 @@
+//! Hearth's server as a library: `start` runs it, `app` builds its router.
+//!
+//! Layering, from the socket inward:
+//! - `ws` authenticates the upgrade, `session` runs one connection;
+//! - `hub` holds this node's rooms and fans events out to connections;
+//! - `broker` carries events between nodes.
+//!
+//! `main.rs` only parses flags and waits for a signal; tests call `start`
+//! with port 0 and talk to the real server over real sockets.
+
+pub mod api;
+pub mod auth;
+pub mod broker;
+pub mod config;
+pub mod hub;
+pub mod outbox;
+pub mod rate;
+pub mod session;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::get;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub use config::Config;
+
+use auth::TokenKeys;
+use broker::{Broker, MemoryBroker};
+use hub::Hub;
+
+/// Everything a request or a connection needs, shared.
+pub struct AppState {
+    pub config: Config,
+    pub tokens: TokenKeys,
+    pub hub: Arc<Hub>,
+    /// Cancelled when the server shuts down; every session watches it.
+    pub shutdown: CancellationToken,
+    /// Every live WebSocket session, so shutdown can wait for them.
+    pub sessions: TaskTracker,
+    next_conn_id: AtomicU64,
+}
+
+impl AppState {
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The router: API, WebSocket, health, and the frontend with SPA fallback.
+pub fn app(state: Arc<AppState>) -> Router {
+    let dir = &state.config.static_dir;
+    let frontend = ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")));
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/healthz", get(api::healthz))
+        .nest("/api", api::router())
+        .fallback_service(frontend)
+        .layer(
+            TraceLayer::new_for_http()
+                // Log the path only: the query string of /ws holds a token.
+                .make_span_with(|req: &axum::http::Request<_>| {
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+        )
+        .with_state(state)
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Binds `config.listen` and starts serving in the background.
+pub async fn start(config: Config) -> anyhow::Result<Server> {
+    let secret = auth::load_or_create_secret(config.token_secret.as_deref(), &config.data_dir)?;
+    let tokens = TokenKeys::new(&secret, Duration::from_secs(config.token_ttl_secs));
+    let node_id: Arc<str> = match &config.node_id {
+        Some(id) => Arc::from(id.as_str()),
+        None => Arc::from(uuid::Uuid::new_v4().simple().to_string()),
+    };
+    let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+    let hub = Hub::new(node_id, broker.clone(), config.typing_interval());
+    spawn_remote_delivery(hub.clone(), broker.as_ref());
+
+    if !config.static_dir.join("index.html").exists() {
+        tracing::warn!(dir = %config.static_dir.display(), "no index.html in the static dir; build the frontend with `trunk build`");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(AppState {
+        config,
+        tokens,
+        hub,
+        shutdown: CancellationToken::new(),
+        sessions: TaskTracker::new(),
+        next_conn_id: AtomicU64::new(1),
+    });
+    let router = app(state.clone());
+    let stop = state.shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .context("serving HTTP")
+    });
+    tracing::info!(%addr, node = %state.hub.node_id(), "listening");
+    Ok(Server { addr, state, task })
+}
+
+impl Server {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Cancelling this token starts a graceful shutdown.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Waits until shutdown was requested and has finished: no new
+    /// connections, every WebSocket closed with 1001 (or the grace period
+    /// over). axum's own graceful shutdown does not wait for upgraded
+    /// connections, hence the session tracker.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let served = self.task.await.context("server task panicked")?;
+        self.state.sessions.close();
+        let grace = Duration::from_millis(self.state.config.shutdown_grace_ms);
+        if tokio::time::timeout(grace, self.state.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.state.sessions.len(),
+                "connections still open after the grace period"
+            );
+        }
+        served
+    }
+
+    /// Starts a graceful shutdown and waits for it.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.state.shutdown.cancel();
+        self.wait().await
+    }
+}
+
+fn spawn_remote_delivery(hub: Arc<Hub>, broker: &dyn Broker) {
+    let mut envelopes = broker.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match envelopes.recv().await {
+                Ok(envelope) => hub.deliver_remote(&envelope),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "broker delivery lagged");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}

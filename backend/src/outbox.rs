@@ -1,0 +1,84 @@
+//! A connection's bounded outbound queue, and the "kick" that closes it.
+//!
+//! Fan-out must never wait for a slow socket, so producers only ever
+//! `try_send`. When a queue is full the connection is kicked with 4009 rather
+//! than letting it grow: memory per connection stays bounded, and everyone
+//! else keeps receiving at full speed.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{Notify, mpsc};
+
+/// Why a connection is being closed: a WebSocket close code and a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseReason {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// Set once (the first reason wins) and wakes the connection's tasks.
+#[derive(Default, Debug)]
+pub struct Kick {
+    reason: OnceLock<CloseReason>,
+    notify: Notify,
+}
+
+impl Kick {
+    pub fn kick(&self, reason: CloseReason) {
+        if self.reason.set(reason).is_ok() {
+            // notify_waiters wakes every current waiter; the OnceLock covers
+            // a waiter that registers later.
+            self.notify.notify_waiters();
+        }
+    }
+
+    pub fn reason(&self) -> Option<CloseReason> {
+        self.reason.get().copied()
+    }
+
+    /// Resolves once the connection has been kicked.
+    pub async fn kicked(&self) -> CloseReason {
+        loop {
+            let notified = self.notify.notified();
+            if let Some(reason) = self.reason() {
+                return reason;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The producer side of a connection's queue. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    tx: mpsc::Sender<Utf8Bytes>,
+    kick: Arc<Kick>,
+}
+
+impl Outbox {
+    pub fn new(capacity: usize) -> (Outbox, mpsc::Receiver<Utf8Bytes>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (
+            Outbox {
+                tx,
+                kick: Arc::new(Kick::default()),
+            },
+            rx,
+        )
+    }
+
+    /// Queues a frame without waiting. A full queue kicks the connection.
+    pub fn push(&self, frame: Utf8Bytes) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
+            self.kick.kick(CloseReason {
+                code: common::close::SLOW_CONSUMER,
+                reason: "slow consumer",
+            });
+        }
+    }
+
+    pub fn kick(&self) -> &Arc<Kick> {
+        &self.kick
+    }
+}

@@ -1,0 +1,350 @@
+//! One WebSocket connection: a reader that handles client frames, and a
+//! writer that drains the connection's bounded outbound queue.
+//!
+//! The reader never writes to the socket itself; everything it wants to send
+//! goes through the same queue as room fan-out. That keeps a single ordered
+//! stream of frames per connection and a single place (the writer) that can
+//! block on a slow client.
+
+use std::collections::HashSet;
+use std::future::pending;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use common::close;
+use common::{ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg, validate};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep, sleep_until};
+
+use crate::AppState;
+use crate::auth::{Identity, now_secs};
+use crate::hub::{Peer, encode};
+use crate::outbox::{CloseReason, Kick, Outbox};
+use crate::rate::TokenBucket;
+
+/// The `ping` frame, pre-serialized.
+const PING: &str = r#"{"type":"ping"}"#;
+/// Frames written per flush when the queue has a backlog.
+const WRITE_BATCH: usize = 64;
+/// How long the writer tries to deliver a close frame before giving up.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub async fn run(socket: WebSocket, app: Arc<AppState>, identity: Identity) {
+    let limits = &app.config;
+    let (outbox, rx) = Outbox::new(limits.outbound_queue);
+    let peer = Arc::new(Peer {
+        id: app.next_conn_id(),
+        user_id: Arc::from(identity.user.id.as_str()),
+        user: identity.user,
+        outbox,
+    });
+    let (sink, stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, rx, peer.outbox.kick().clone()));
+    tracing::debug!(conn = peer.id, user = %peer.user.id, "connected");
+
+    peer.outbox.push(encode(&ServerMsg::Welcome {
+        user: peer.user.clone(),
+        heartbeat_ms: limits.heartbeat_ms,
+        protocol: PROTOCOL_VERSION,
+    }));
+
+    let now = std::time::Instant::now();
+    let mut session = Session {
+        send_bucket: TokenBucket::new(limits.send_burst, limits.send_rate, now),
+        // Joins and leaves fan out presence, so they are limited too, but
+        // generously: a reconnecting client re-joins all its rooms at once.
+        membership_bucket: TokenBucket::new((limits.max_rooms * 2) as u32, limits.send_rate, now),
+        error_bucket: TokenBucket::new(limits.error_budget, 1.0, now),
+        rooms: HashSet::new(),
+        peer: peer.clone(),
+        app: app.clone(),
+    };
+    session.read_loop(stream, identity.expires_at).await;
+    for room in std::mem::take(&mut session.rooms) {
+        app.hub.leave(&room, &peer);
+    }
+    // The writer stops on a kick; a normal end (the client closed) needs one too.
+    peer.outbox.kick().kick(CloseReason {
+        code: 1000,
+        reason: "",
+    });
+    let _ = writer.await;
+    tracing::debug!(conn = peer.id, reason = ?peer.outbox.kick().reason(), "disconnected");
+}
+
+struct Session {
+    app: Arc<AppState>,
+    peer: Arc<Peer>,
+    /// Rooms this connection is in.
+    rooms: HashSet<String>,
+    send_bucket: TokenBucket,
+    membership_bucket: TokenBucket,
+    error_bucket: TokenBucket,
+}
+
+impl Session {
+    async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>, expires_at: u64) {
+        let heartbeat = self.app.config.heartbeat();
+        let pong_timeout = self.app.config.pong_timeout();
+        let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Set when a ping goes out, cleared by any frame from the client.
+        let mut pong_deadline: Option<Instant> = None;
+        let token_expiry = sleep(Duration::from_secs(expires_at.saturating_sub(now_secs())));
+        tokio::pin!(token_expiry);
+        let kick = self.peer.outbox.kick().clone();
+        let shutdown = self.app.shutdown.clone();
+
+        loop {
+            tokio::select! {
+                _ = kick.kicked() => return,
+                _ = shutdown.cancelled() => {
+                    return kick.kick(CloseReason { code: close::GOING_AWAY, reason: "server going away" });
+                }
+                _ = ping.tick() => {
+                    self.peer.outbox.push(Utf8Bytes::from_static(PING));
+                    pong_deadline.get_or_insert(Instant::now() + pong_timeout);
+                }
+                _ = sleep_until_some(pong_deadline) => {
+                    return kick.kick(CloseReason { code: close::HEARTBEAT_TIMEOUT, reason: "heartbeat timeout" });
+                }
+                _ = &mut token_expiry => {
+                    return kick.kick(CloseReason { code: close::TOKEN_INVALID, reason: "token expired" });
+                }
+                frame = stream.next() => {
+                    pong_deadline = None;
+                    match frame {
+                        Some(Ok(Message::Text(text))) => self.handle_text(text.as_str()),
+                        Some(Ok(Message::Binary(_))) => {
+                            self.reject(ErrorCode::BadFrame, "binary frames are not supported", None);
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Close(_))) | None => return,
+                        Some(Err(err)) => {
+                            if is_too_big(err) {
+                                kick.kick(CloseReason { code: close::TOO_BIG, reason: "frame too big" });
+                            }
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_text(&mut self, text: &str) {
+        let msg = match serde_json::from_str::<ClientMsg>(text) {
+            Ok(msg) => msg,
+            Err(_) => {
+                let (code, message) = classify_bad_frame(text);
+                return self.reject(code, message, None);
+            }
+        };
+        match msg {
+            ClientMsg::Join { room, since } => self.join(room, since),
+            ClientMsg::Leave { room } => self.leave(room),
+            ClientMsg::Send {
+                room,
+                content,
+                client_id,
+            } => self.send(room, content, client_id),
+            ClientMsg::Typing { room } => {
+                if self.rooms.contains(&room) {
+                    self.app
+                        .hub
+                        .typing(&room, &self.peer, std::time::Instant::now());
+                } else {
+                    self.reject(ErrorCode::NotJoined, "join the room first", Some(room));
+                }
+            }
+            ClientMsg::Pong => {}
+        }
+    }
+
+    fn join(&mut self, room: String, since: Option<u64>) {
+        if let Err(why) = validate::room_name(&room) {
+            return self.reject(ErrorCode::InvalidRoom, why, Some(room));
+        }
+        if !self.rooms.contains(&room) && self.rooms.len() >= self.app.config.max_rooms {
+            return self.tell(
+                ErrorCode::TooManyRooms,
+                "leave a room before joining another",
+                Some(room),
+            );
+        }
+        if !self.membership_bucket.try_take(std::time::Instant::now()) {
+            return self.tell(ErrorCode::RateLimited, "joining too fast", Some(room));
+        }
+        self.app.hub.join(&room, &self.peer, since);
+        self.rooms.insert(room);
+    }
+
+    fn leave(&mut self, room: String) {
+        if !self.rooms.remove(&room) {
+            return self.reject(ErrorCode::NotJoined, "not in that room", Some(room));
+        }
+        if !self.membership_bucket.try_take(std::time::Instant::now()) {
+            // Still leave: refusing to let someone out helps nobody.
+            tracing::debug!(conn = self.peer.id, "leave over the membership rate");
+        }
+        self.app.hub.leave(&room, &self.peer);
+        self.peer.outbox.push(encode(&ServerMsg::Left { room }));
+    }
+
+    fn send(&mut self, room: String, content: String, client_id: String) {
+        if let Err(why) = validate::client_id(&client_id) {
+            return self.reject(ErrorCode::InvalidClientId, why, Some(client_id));
+        }
+        if !self.rooms.contains(&room) {
+            return self.reject(ErrorCode::NotJoined, "join the room first", Some(client_id));
+        }
+        if let Err(why) = validate::content(&content) {
+            return self.reject(ErrorCode::InvalidContent, why, Some(client_id));
+        }
+        if !self.send_bucket.try_take(std::time::Instant::now()) {
+            return self.tell(
+                ErrorCode::RateLimited,
+                "sending too fast; the message was not sent",
+                Some(client_id),
+            );
+        }
+        let posted = self
+            .app
+            .hub
+            .post(&room, &self.peer, content, client_id.clone());
+        self.peer.outbox.push(encode(&ServerMsg::Ack {
+            room,
+            client_id,
+            seq: posted.seq,
+        }));
+    }
+
+    /// Reports an error the client caused. Too many of them close the
+    /// connection with 4008.
+    fn reject(&mut self, code: ErrorCode, message: &str, reference: Option<String>) {
+        self.tell(code, message, reference);
+        if !self.error_bucket.try_take(std::time::Instant::now()) {
+            self.peer.outbox.kick().kick(CloseReason {
+                code: close::POLICY,
+                reason: "too many errors",
+            });
+        }
+    }
+
+    /// Reports an error that does not count against the error budget.
+    fn tell(&mut self, code: ErrorCode, message: &str, reference: Option<String>) {
+        self.peer.outbox.push(encode(&ServerMsg::Error {
+            code,
+            message: message.to_owned(),
+            reference,
+        }));
+    }
+}
+
+/// Only called for frames that failed to parse, so the second parse costs
+/// nothing on the normal path.
+fn classify_bad_frame(text: &str) -> (ErrorCode, &'static str) {
+    #[derive(serde::Deserialize)]
+    struct Tagged<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    match serde_json::from_str::<Tagged>(text) {
+        Ok(tagged)
+            if !matches!(
+                tagged.kind.as_ref(),
+                "join" | "leave" | "send" | "typing" | "pong"
+            ) =>
+        {
+            (ErrorCode::UnknownType, "unknown message type")
+        }
+        Ok(_) => (ErrorCode::BadFrame, "missing or invalid fields"),
+        Err(_) => (ErrorCode::BadFrame, "frame is not a JSON message"),
+    }
+}
+
+fn is_too_big(err: axum::Error) -> bool {
+    matches!(
+        err.into_inner()
+            .downcast::<tungstenite::Error>()
+            .map(|e| *e),
+        Ok(tungstenite::Error::Capacity(_))
+    )
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => pending().await,
+    }
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Utf8Bytes>,
+    kick: Arc<Kick>,
+) {
+    let reason = loop {
+        let first = tokio::select! {
+            biased;
+            reason = kick.kicked() => break reason,
+            frame = rx.recv() => match frame {
+                Some(frame) => frame,
+                None => return,
+            },
+        };
+        let write = async {
+            sink.feed(Message::Text(first)).await?;
+            // Drain a backlog before flushing: one write syscall, not many.
+            for _ in 0..WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(frame) => sink.feed(Message::Text(frame)).await?,
+                    Err(_) => break,
+                }
+            }
+            sink.flush().await
+        };
+        // A client that stopped reading blocks the write; a kick must still
+        // get through, so race them.
+        tokio::select! {
+            biased;
+            reason = kick.kicked() => break reason,
+            written = write => if written.is_err() { return },
+        }
+    };
+    let frame = CloseFrame {
+        code: reason.code,
+        reason: Utf8Bytes::from_static(reason.reason),
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_static_ping_is_the_protocol_ping() {
+        assert_eq!(encode(&ServerMsg::Ping).as_str(), PING);
+    }
+
+    #[test]
+    fn bad_frames_are_classified() {
+        assert_eq!(classify_bad_frame("not json").0, ErrorCode::BadFrame);
+        assert_eq!(
+            classify_bad_frame(r#"{"type":"dance"}"#).0,
+            ErrorCode::UnknownType
+        );
+        assert_eq!(
+            classify_bad_frame(r#"{"type":"send","room":"r"}"#).0,
+            ErrorCode::BadFrame
+        );
+        assert_eq!(
+            classify_bad_frame(r#"{"no":"type"}"#).0,
+            ErrorCode::BadFrame
+        );
+    }
+}

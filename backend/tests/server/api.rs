@@ -1,0 +1,146 @@
+use common::{ApiError, RoomSummary, SessionResponse};
+use serde_json::json;
+
+use crate::support::TestServer;
+
+#[tokio::test]
+async fn sign_in_returns_a_token_that_opens_a_websocket() {
+    let server = TestServer::start().await;
+    let session = server.sign_in("  alice ").await;
+    assert_eq!(session.user.name, "alice", "the name is trimmed");
+    assert!(!session.user.id.is_empty());
+    assert_eq!(session.token.split('.').count(), 3, "a compact JWT");
+    let client = server.connect(&session).await;
+    assert_eq!(client.user, session.user);
+}
+
+#[tokio::test]
+async fn bad_names_and_bodies_get_400_with_a_json_error() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    for (body, code) in [
+        (json!({"name": ""}).to_string(), "invalid_name"),
+        (json!({"name": "   "}).to_string(), "invalid_name"),
+        (json!({"name": "x".repeat(33)}).to_string(), "invalid_name"),
+        (json!({"nom": "alice"}).to_string(), "invalid_body"),
+        ("{not json".to_owned(), "invalid_body"),
+    ] {
+        let response = http
+            .post(server.url("/api/session"))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let error: ApiError = response.json().await.unwrap();
+        assert_eq!(error.error, code, "{body}");
+        assert!(!error.message.is_empty());
+    }
+    // 32 characters is the limit, not 32 bytes.
+    let ok = http
+        .post(server.url("/api/session"))
+        .json(&json!({"name": "é".repeat(32)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let _: SessionResponse = ok.json().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_websocket_refuses_missing_and_bad_tokens_with_401() {
+    let server = TestServer::start_with(|c| c.token_ttl_secs = 0).await;
+    let expired = server.sign_in("alice").await.token;
+    for url in [
+        format!("ws://{}/ws", server.addr),
+        format!("ws://{}/ws?token=nonsense", server.addr),
+        format!("ws://{}/ws?token={expired}", server.addr),
+    ] {
+        match tokio_tungstenite::connect_async(&url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401, "{url}");
+                let body: ApiError =
+                    serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+                assert!(body.error.ends_with("_token"), "{body:?}");
+            }
+            other => panic!("expected a 401 for {url}, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_token_signed_with_another_secret_is_refused() {
+    let one = TestServer::start().await;
+    let other = TestServer::start().await;
+    let session = one.sign_in("alice").await;
+    let url = format!("ws://{}/ws?token={}", other.addr, session.token);
+    let err = tokio_tungstenite::connect_async(&url).await.unwrap_err();
+    assert!(
+        matches!(&err, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 401),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn rooms_are_listed_with_member_counts_for_signed_in_users() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    alice.join("general").await;
+    bob.join("general").await;
+    alice.join("random").await;
+
+    let http = reqwest::Client::new();
+    let anonymous = http.get(server.url("/api/rooms")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    let token = server.sign_in("carol").await.token;
+    let rooms: Vec<RoomSummary> = http
+        .get(server.url("/api/rooms"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        rooms,
+        vec![
+            RoomSummary {
+                name: "general".into(),
+                members: 2
+            },
+            RoomSummary {
+                name: "random".into(),
+                members: 1
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn health_static_files_and_spa_fallback() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    let health: serde_json::Value = http
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+
+    for path in ["/", "/rooms/general"] {
+        let page = http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        assert!(page.text().await.unwrap().contains("hearth test"), "{path}");
+    }
+    let missing = http.get(server.url("/api/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let error: ApiError = missing.json().await.unwrap();
+    assert_eq!(error.error, "not_found");
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real server on port 0, driven over real sockets.
+//! One test binary with modules, so it links once.
+
+mod api;
+mod heartbeat;
+mod limits;
+mod messages;
+mod presence;
+mod shutdown;
+mod support;

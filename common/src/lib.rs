@@ -1,0 +1,21 @@
+//! Hearth's wire protocol.
+//!
+//! Every frame on the WebSocket is one JSON object with a `"type"` field. The
+//! server and the browser client both (de)serialize with these enums, so a
+//! change here is a compile error on both sides rather than a silent mismatch.
+//! `docs/protocol.md` describes each message in prose.
+//!
+//! This crate has no I/O and no runtime dependencies beyond serde, so it builds
+//! for native targets and for `wasm32-unknown-unknown` alike.
+
+mod api;
+pub mod close;
+mod messages;
+pub mod validate;
+
+pub use api::{ApiError, RoomSummary, SessionRequest, SessionResponse};
+pub use messages::{ChatMessage, ClientMsg, ErrorCode, ServerMsg, User};
+
+/// Bumped on any incompatible change to the messages below. The server sends
+/// it in `welcome` so a stale client can tell it must reload.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,295 @@
+//! The WebSocket messages, one enum per direction.
+
+use serde::{Deserialize, Serialize};
+
+/// A signed-in person. `id` is stable for the life of their token; two tabs
+/// with the same token are the same user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+}
+
+/// A chat message as stored and delivered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub room: String,
+    /// Position in the room, starting at 1 and increasing by exactly 1.
+    pub seq: u64,
+    /// Server-assigned unique id.
+    pub id: String,
+    pub user: User,
+    pub content: String,
+    /// Server time, milliseconds since the Unix epoch.
+    pub ts: i64,
+    /// The sender's own id for this message, echoed back for deduplication.
+    pub client_id: String,
+}
+
+/// Client → server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// Enter a room, creating it if it is new. `since` is the last `seq` the
+    /// client has seen in this room, or `None` for a fresh join.
+    Join {
+        room: String,
+        #[serde(default)]
+        since: Option<u64>,
+    },
+    Leave {
+        room: String,
+    },
+    /// Post a message. `client_id` is chosen by the client and must be unique
+    /// per message; resending the same one never creates a second message.
+    Send {
+        room: String,
+        content: String,
+        client_id: String,
+    },
+    /// "I am typing in this room." Send at most one every 2 s.
+    Typing {
+        room: String,
+    },
+    /// The answer to `ping`.
+    Pong,
+}
+
+/// Server → client.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// First frame on every connection.
+    Welcome {
+        user: User,
+        /// The server pings this often; a client that hears nothing for
+        /// `heartbeat_ms` plus a grace period should treat the link as dead.
+        heartbeat_ms: u64,
+        protocol: u32,
+    },
+    /// The join succeeded. Missed messages (for a join with `since`) are sent
+    /// before this, so when it arrives the client is up to date.
+    Joined {
+        room: String,
+        members: Vec<User>,
+        /// The newest `seq` in the room (0 if it has none).
+        last_seq: u64,
+        /// For a join with `since`: true if every missed message was sent.
+        /// False if more were missing than the server replays, in which case
+        /// only the newest page was sent and older ones must be paged in.
+        #[serde(default = "yes")]
+        recovered: bool,
+    },
+    Left {
+        room: String,
+    },
+    Message(ChatMessage),
+    /// The message with this `client_id` is durably stored as `seq`.
+    Ack {
+        room: String,
+        client_id: String,
+        seq: u64,
+    },
+    UserJoined {
+        room: String,
+        user: User,
+    },
+    UserLeft {
+        room: String,
+        user: User,
+    },
+    Typing {
+        room: String,
+        user: User,
+    },
+    /// Answer with `pong`, or with any other frame.
+    Ping,
+    Error {
+        code: ErrorCode,
+        message: String,
+        /// What the error refers to: the `client_id` of a rejected `send`,
+        /// or the room of a rejected `join`/`leave`/`typing`.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Machine-readable error codes sent in `error` messages. The connection
+/// stays open after every one of them; repeated errors lead to close 4008.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not valid JSON, or not a known message shape.
+    BadFrame,
+    /// The JSON had a `type` the server does not know.
+    UnknownType,
+    /// The room name breaks the naming rules.
+    InvalidRoom,
+    /// The message content is empty or too long.
+    InvalidContent,
+    /// The `client_id` is empty or longer than 64 bytes.
+    InvalidClientId,
+    /// The room was not joined on this connection.
+    NotJoined,
+    /// The connection is in as many rooms as it may be.
+    TooManyRooms,
+    /// Sending faster than the rate limit allows; the message was dropped.
+    RateLimited,
+    /// The server could not complete the request; retrying may succeed.
+    Internal,
+    /// A code this client version does not know yet.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadFrame => "bad_frame",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidRoom => "invalid_room",
+            ErrorCode::InvalidContent => "invalid_content",
+            ErrorCode::InvalidClientId => "invalid_client_id",
+            ErrorCode::NotJoined => "not_joined",
+            ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn user() -> User {
+        User {
+            id: "u1".into(),
+            name: "alice".into(),
+        }
+    }
+
+    #[test]
+    fn client_messages_match_the_documented_shapes() {
+        let cases = [
+            (
+                json!({"type":"join","room":"general","since":null}),
+                ClientMsg::Join {
+                    room: "general".into(),
+                    since: None,
+                },
+            ),
+            (
+                json!({"type":"join","room":"general","since":7}),
+                ClientMsg::Join {
+                    room: "general".into(),
+                    since: Some(7),
+                },
+            ),
+            (
+                json!({"type":"leave","room":"general"}),
+                ClientMsg::Leave {
+                    room: "general".into(),
+                },
+            ),
+            (
+                json!({"type":"send","room":"general","content":"hi","client_id":"c-1"}),
+                ClientMsg::Send {
+                    room: "general".into(),
+                    content: "hi".into(),
+                    client_id: "c-1".into(),
+                },
+            ),
+            (
+                json!({"type":"typing","room":"general"}),
+                ClientMsg::Typing {
+                    room: "general".into(),
+                },
+            ),
+            (json!({"type":"pong"}), ClientMsg::Pong),
+        ];
+        for (wire, msg) in cases {
+            assert_eq!(
+                serde_json::from_value::<ClientMsg>(wire.clone()).unwrap(),
+                msg
+            );
+            assert_eq!(serde_json::to_value(&msg).unwrap(), wire);
+        }
+        // `since` may be left out entirely.
+        assert_eq!(
+            serde_json::from_value::<ClientMsg>(json!({"type":"join","room":"r"})).unwrap(),
+            ClientMsg::Join {
+                room: "r".into(),
+                since: None
+            }
+        );
+    }
+
+    #[test]
+    fn server_messages_match_the_documented_shapes() {
+        let msg = ServerMsg::Message(ChatMessage {
+            room: "general".into(),
+            seq: 3,
+            id: "m".into(),
+            user: user(),
+            content: "hi".into(),
+            ts: 1,
+            client_id: "c-1".into(),
+        });
+        assert_eq!(
+            serde_json::to_value(&msg).unwrap(),
+            json!({"type":"message","room":"general","seq":3,"id":"m",
+                   "user":{"id":"u1","name":"alice"},"content":"hi","ts":1,"client_id":"c-1"})
+        );
+        let err = ServerMsg::Error {
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+            reference: Some("c-1".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(&err).unwrap(),
+            json!({"type":"error","code":"rate_limited","message":"slow down","ref":"c-1"})
+        );
+        assert_eq!(
+            serde_json::to_value(ServerMsg::Ping).unwrap(),
+            json!({"type":"ping"})
+        );
+        let joined = ServerMsg::Joined {
+            room: "r".into(),
+            members: vec![user()],
+            last_seq: 0,
+            recovered: true,
+        };
+        let v = serde_json::to_value(&joined).unwrap();
+        assert_eq!(v["type"], "joined");
+        assert_eq!(serde_json::from_value::<ServerMsg>(v).unwrap(), joined);
+    }
+
+    #[test]
+    fn error_codes_serialize_as_their_names() {
+        for code in [
+            ErrorCode::BadFrame,
+            ErrorCode::UnknownType,
+            ErrorCode::InvalidRoom,
+            ErrorCode::InvalidContent,
+            ErrorCode::InvalidClientId,
+            ErrorCode::NotJoined,
+            ErrorCode::TooManyRooms,
+            ErrorCode::RateLimited,
+            ErrorCode::Internal,
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
+        // A newer server's code does not break an older client.
+        assert_eq!(
+            serde_json::from_value::<ErrorCode>(json!("brand_new")).unwrap(),
+            ErrorCode::Unknown
+        );
+    }
+}

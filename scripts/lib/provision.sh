@@ -1,0 +1,129 @@
+# shellcheck shell=bash
+# Sourced by scripts/run and scripts/test. Installs what Hearth needs to build
+# and test, and exports the environment that makes the build use it.
+#
+# Every step checks first and does nothing when its tool is already present, so
+# a second run costs a few seconds. Two paths lead to a wasm32 toolchain:
+#   1. rustup can add the wasm32-unknown-unknown target (a normal machine), or
+#   2. rustup cannot download (an offline build machine). Then we install
+#      Debian's Rust ("rustc-web") with its standard-library source, build the
+#      wasm32 std once into Debian's sysroot, and link it as the rustup
+#      toolchain "debian-web". Everything (native and wasm) then builds with
+#      that one toolchain, so one target dir serves both and clippy matches.
+
+set -euo pipefail
+
+HEARTH_ROOT=${HEARTH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+# The wasm-bindgen CLI must match the crate version pinned in Cargo.toml.
+WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' "$HEARTH_ROOT/Cargo.toml")
+TRUNK_VERSION=0.21.14
+DEBIAN_TOOLCHAIN=debian-web
+export PATH="$HOME/.cargo/bin:$PATH"
+
+log() { printf '\033[1;34m[hearth]\033[0m %s\n' "$*" >&2; }
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null || { log "apt-get not found: please install: $*"; return 1; }
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ "$APT_UPDATED" = 0 ]; then
+    $sudo apt-get update -qq >&2
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
+}
+
+toolchain_has_wasm_std() { # $1 = sysroot
+  compgen -G "$1/lib/rustlib/wasm32-unknown-unknown/lib/libstd-*.rlib" >/dev/null
+}
+
+# Builds core/alloc/std/test for wasm32 from Debian's rust-src into its sysroot.
+build_debian_wasm_std() {
+  local scratch
+  scratch=$(mktemp -d)
+  log "building the wasm32 standard library into /usr/lib/rustlib (about a minute)"
+  mkdir -p "$scratch/src"
+  printf '[package]\nname = "wasmstd_seed"\nversion = "0.0.0"\nedition = "2021"\n[lib]\npath = "src/lib.rs"\n[workspace]\n' >"$scratch/Cargo.toml"
+  : >"$scratch/src/lib.rs"
+  # -Cembed-bitcode=yes: release builds with LTO need the bitcode section.
+  # "test" in the list: wasm test builds link against libtest.
+  (cd "$scratch" && RUSTUP_TOOLCHAIN= RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 RUSTFLAGS=-Cembed-bitcode=yes \
+    /usr/bin/cargo build -q --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort,test >&2)
+  local dest=/usr/lib/rustlib/wasm32-unknown-unknown/lib
+  mkdir -p "$dest"
+  find "$scratch/target/wasm32-unknown-unknown/release/deps" -name 'lib*.rlib' ! -name 'libwasmstd_seed-*' -exec cp {} "$dest/" \;
+  rm -rf "$scratch"
+}
+
+provision_toolchain() {
+  if [ -n "${HEARTH_TOOLCHAIN_READY:-}" ]; then return; fi
+  command -v rustup >/dev/null || { log "rustup is required (https://rustup.rs)"; exit 1; }
+  # Fast path 1: the default toolchain already has the wasm32 target.
+  if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+    log "toolchain: rustup default with wasm32"
+  # Fast path 2: a previous run set up the Debian toolchain.
+  elif rustup toolchain list 2>/dev/null | grep -q "^$DEBIAN_TOOLCHAIN" && toolchain_has_wasm_std /usr; then
+    export RUSTUP_TOOLCHAIN=$DEBIAN_TOOLCHAIN
+    log "toolchain: $DEBIAN_TOOLCHAIN (Debian rustc with a locally built wasm32 std)"
+  elif timeout 60 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+    log "toolchain: rustup default, wasm32 target added"
+  else
+    log "rustup cannot add wasm32 here; using Debian's Rust instead"
+    if [ ! -x /usr/bin/rustc ] || [ ! -d /usr/lib/rustlib/src/rust/library ] || ! command -v /usr/bin/cargo-clippy >/dev/null; then
+      apt_install rustc-web cargo-web rust-web-src rust-web-clippy rustfmt-web lld-22
+    fi
+    toolchain_has_wasm_std /usr || build_debian_wasm_std
+    rustup toolchain list | grep -q "^$DEBIAN_TOOLCHAIN" || rustup toolchain link "$DEBIAN_TOOLCHAIN" /usr
+    export RUSTUP_TOOLCHAIN=$DEBIAN_TOOLCHAIN
+  fi
+  export HEARTH_TOOLCHAIN_READY=1
+}
+
+cargo_tool() { # $1 = binary, $2 = expected version, rest = cargo install args
+  local bin=$1 want=$2
+  shift 2
+  if command -v "$bin" >/dev/null && "$bin" --version 2>/dev/null | grep -qF " $want"; then return; fi
+  log "installing $bin $want (first run only, several minutes)"
+  cargo install -q "$@" >&2
+}
+
+provision_web_tools() {
+  provision_toolchain
+  cargo_tool trunk "$TRUNK_VERSION" trunk --version "$TRUNK_VERSION" --locked
+  # Not --locked: one locked dependency version is missing from some registries.
+  cargo_tool wasm-bindgen "$WASM_BINDGEN_VERSION" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  # trunk must never reach for the network: it would try to download tools.
+  export TRUNK_SKIP_VERSION_CHECK=true
+}
+
+provision_browser() {
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    log "installing Chromium and ChromeDriver"
+    apt_install chromium chromium-driver
+  fi
+  export CHROMEDRIVER=/usr/bin/chromedriver
+  export HEARTH_CHROMIUM=/usr/bin/chromium
+  export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+  export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$HEARTH_ROOT/frontend/webdriver.json"
+  export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-60}
+}
+
+# Redis and PostgreSQL on loopback for the store and broker tests. A build
+# machine usually has them running; elsewhere we install and start them.
+provision_services() {
+  if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+    command -v redis-server >/dev/null || apt_install redis-server
+    log "starting redis on 127.0.0.1:6379"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >&2
+  fi
+  if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+    command -v pg_ctlcluster >/dev/null || apt_install postgresql
+    log "starting postgresql on 127.0.0.1:5432"
+    local ver
+    ver=$(ls /etc/postgresql | sort -V | tail -1)
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start >&2 || pg_ctlcluster "$ver" main start >&2
+  fi
+  export HEARTH_TEST_REDIS_URL=${HEARTH_TEST_REDIS_URL:-redis://127.0.0.1:6379}
+  export HEARTH_TEST_POSTGRES_URL=${HEARTH_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+}
