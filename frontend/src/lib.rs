@@ -1,1 +1,20 @@
 //! Hearth's browser client.
+//!
+//! The pure parts build natively and are unit-tested with `cargo test -p
+//! frontend`: the connection state machine (`connection`) and the chat state
+//! the UI renders (`chat`). The UI and the browser driver build only for
+//! wasm32.
+
+pub mod chat;
+pub mod connection;
+
+#[cfg(target_arch = "wasm32")]
+pub mod api;
+#[cfg(target_arch = "wasm32")]
+pub mod app;
+#[cfg(target_arch = "wasm32")]
+pub mod driver;
+#[cfg(target_arch = "wasm32")]
+pub mod storage;
+#[cfg(target_arch = "wasm32")]
+pub mod view;

@@ -27,11 +27,14 @@ apt_install() {
   command -v apt-get >/dev/null || { log "apt-get not found: please install: $*"; return 1; }
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  local log=${TMPDIR:-/tmp}/hearth-apt.log
+  log "apt-get install $* (log: $log)"
   if [ "$APT_UPDATED" = 0 ]; then
-    $sudo apt-get update -qq >&2
+    $sudo apt-get update -qq >>"$log" 2>&1
     APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >>"$log" 2>&1 ||
+    { log "apt-get failed; see $log"; tail -20 "$log" >&2; return 1; }
 }
 
 toolchain_has_wasm_std() { # $1 = sysroot
@@ -66,7 +69,7 @@ provision_toolchain() {
   elif rustup toolchain list 2>/dev/null | grep -q "^$DEBIAN_TOOLCHAIN" && toolchain_has_wasm_std /usr; then
     export RUSTUP_TOOLCHAIN=$DEBIAN_TOOLCHAIN
     log "toolchain: $DEBIAN_TOOLCHAIN (Debian rustc with a locally built wasm32 std)"
-  elif timeout 60 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+  elif [ -z "${HEARTH_FORCE_DEBIAN_TOOLCHAIN:-}" ] && timeout 60 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
     log "toolchain: rustup default, wasm32 target added"
   else
     log "rustup cannot add wasm32 here; using Debian's Rust instead"
@@ -76,6 +79,11 @@ provision_toolchain() {
     toolchain_has_wasm_std /usr || build_debian_wasm_std
     rustup toolchain list | grep -q "^$DEBIAN_TOOLCHAIN" || rustup toolchain link "$DEBIAN_TOOLCHAIN" /usr
     export RUSTUP_TOOLCHAIN=$DEBIAN_TOOLCHAIN
+  fi
+  # clippy and rustfmt come with both toolchains above; a minimal rustup
+  # profile may lack them.
+  if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+    timeout 120 rustup component add clippy rustfmt >&2 || log "could not add clippy/rustfmt"
   fi
   export HEARTH_TOOLCHAIN_READY=1
 }

@@ -1,0 +1,41 @@
+//! Calls to the HTTP API, on the origin the page was served from.
+
+use common::{ApiError, RoomSummary, SessionRequest, SessionResponse};
+use gloo_net::http::Request;
+
+pub async fn sign_in(name: &str) -> Result<SessionResponse, String> {
+    let request = Request::post("/api/session")
+        .json(&SessionRequest {
+            name: name.to_owned(),
+        })
+        .map_err(|e| e.to_string())?;
+    let response = request
+        .send()
+        .await
+        .map_err(|_| "the server cannot be reached".to_owned())?;
+    if response.ok() {
+        response.json().await.map_err(|e| e.to_string())
+    } else {
+        Err(error_text(response).await)
+    }
+}
+
+pub async fn rooms(token: &str) -> Result<Vec<RoomSummary>, String> {
+    let response = Request::get("/api/rooms")
+        .header("Authorization", &format!("Bearer {token}"))
+        .send()
+        .await
+        .map_err(|_| "the server cannot be reached".to_owned())?;
+    if response.ok() {
+        response.json().await.map_err(|e| e.to_string())
+    } else {
+        Err(error_text(response).await)
+    }
+}
+
+async fn error_text(response: gloo_net::http::Response) -> String {
+    match response.json::<ApiError>().await {
+        Ok(error) => error.message,
+        Err(_) => format!("the server answered {}", response.status()),
+    }
+}

@@ -1,0 +1,329 @@
+//! The application: sign-in, then the chat screen wired to the driver.
+
+use std::rc::Rc;
+
+use common::{RoomSummary, ServerMsg, SessionResponse};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::chat::Chat;
+use crate::connection::{Event, Phase, Policy};
+use crate::driver::{Driver, Listener, socket_url};
+use crate::view::{Banner, Composer, MemberList, MessageList, Status, TypingLine, focus};
+use crate::{api, storage};
+
+/// The client sends at most one `typing` per this interval.
+const TYPING_EVERY_MS: f64 = 2_000.0;
+const DEFAULT_ROOM: &str = "general";
+
+#[component]
+pub fn App() -> impl IntoView {
+    let session = RwSignal::new(storage::load());
+    let notice = RwSignal::new(None::<String>);
+    view! {
+        {move || match session.get() {
+            None => view! { <SignIn session notice /> }.into_any(),
+            Some(s) => view! { <ChatScreen session=s on_signed_out=Callback::new(move |why: Option<String>| {
+                storage::clear();
+                notice.set(why);
+                session.set(None);
+            }) /> }.into_any(),
+        }}
+    }
+}
+
+#[component]
+fn SignIn(
+    session: RwSignal<Option<SessionResponse>>,
+    notice: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let busy = RwSignal::new(false);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let value = name.get_untracked();
+        if let Err(why) = common::validate::display_name(&value) {
+            notice.set(Some(why.to_owned()));
+            return;
+        }
+        busy.set(true);
+        spawn_local(async move {
+            match api::sign_in(&value).await {
+                Ok(s) => {
+                    storage::save(&s);
+                    notice.set(None);
+                    session.set(Some(s));
+                }
+                Err(why) => notice.set(Some(why)),
+            }
+            busy.set(false);
+        });
+    };
+    request_animation_frame(|| focus("#name"));
+    view! {
+        <main class="signin">
+            <form class="card" on:submit=submit>
+                <h1><span class="logo">"H"</span>" Hearth"</h1>
+                <p class="muted">"Real-time rooms and chat. Pick a display name to start."</p>
+                <label for="name">"Display name"</label>
+                <input id="name" autocomplete="nickname" maxlength="32" placeholder="e.g. Alice"
+                    prop:value=move || name.get()
+                    on:input=move |ev| name.set(event_target_value(&ev)) />
+                <button type="submit" disabled=move || busy.get()>
+                    {move || if busy.get() { "Signing in…" } else { "Sign in" }}
+                </button>
+                <p class="error" role="alert">{move || notice.get().unwrap_or_default()}</p>
+            </form>
+        </main>
+    }
+}
+
+/// Feeds driver callbacks into the UI's signals.
+struct UiListener {
+    chat: RwSignal<Chat>,
+    status: RwSignal<Status>,
+    signed_out: Callback<Option<String>>,
+}
+
+impl Listener for UiListener {
+    fn on_message(&self, msg: &ServerMsg) {
+        let now = js_sys::Date::now();
+        self.chat.update(|c| c.apply(msg, now));
+    }
+
+    fn on_phase(&self, phase: Phase, since_ms: f64) {
+        self.status.set(Status { phase, since_ms });
+        if phase == Phase::SignedOut {
+            self.signed_out.run(Some(
+                "Your session has expired. Please sign in again.".to_owned(),
+            ));
+        }
+    }
+}
+
+#[component]
+fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>) -> impl IntoView {
+    let chat = RwSignal::new(Chat::new(session.user.clone()));
+    let status = RwSignal::new(Status {
+        phase: Phase::Idle,
+        since_ms: js_sys::Date::now(),
+    });
+    let now_ms = RwSignal::new(js_sys::Date::now());
+    let listener = Rc::new(UiListener {
+        chat,
+        status,
+        signed_out: on_signed_out,
+    });
+    let driver = StoredValue::new_local(Driver::new(
+        socket_url(&session.token),
+        Policy::default(),
+        listener,
+    ));
+    let dispatch = move |event: Event| driver.with_value(|d| d.dispatch(event));
+
+    // One clock tick a second: countdown, and typing indicators expiring.
+    let ticker = gloo_timers::callback::Interval::new(1_000, move || {
+        let now = js_sys::Date::now();
+        now_ms.set(now);
+        if chat.with_untracked(|c| c.rooms.values().any(|r| !r.typing.is_empty())) {
+            chat.update(|c| {
+                c.expire_typing(now);
+            });
+        }
+    });
+    let _ticker = StoredValue::new_local(ticker);
+
+    let open_room = move |room: String| {
+        chat.update(|c| c.open_room(&room));
+        storage::save_rooms(&chat.with_untracked(|c| c.rooms.keys().cloned().collect::<Vec<_>>()));
+        dispatch(Event::Join { room });
+    };
+    let mut rooms = storage::load_rooms();
+    if rooms.is_empty() {
+        rooms.push(DEFAULT_ROOM.to_owned());
+    }
+    dispatch(Event::Start);
+    for room in rooms.iter().rev() {
+        open_room(room.clone());
+    }
+
+    let current = Signal::derive(move || chat.with(|c| c.current.clone().unwrap_or_default()));
+    let last_typing = StoredValue::new(0.0_f64);
+    let on_typing = Callback::new(move |()| {
+        let now = js_sys::Date::now();
+        if now - last_typing.get_value() >= TYPING_EVERY_MS {
+            last_typing.set_value(now);
+            dispatch(Event::Typing {
+                room: current.get_untracked(),
+            });
+        }
+    });
+    let on_send = Callback::new(move |content: String| {
+        let room = current.get_untracked();
+        let client_id = new_client_id();
+        chat.update(|c| c.queue_local(&room, &content, &client_id, js_sys::Date::now()));
+        last_typing.set_value(0.0);
+        dispatch(Event::Send {
+            room,
+            content,
+            client_id,
+        });
+    });
+    let sign_out = move |_| {
+        dispatch(Event::Stop);
+        storage::save_rooms(&[]);
+        on_signed_out.run(None);
+    };
+    on_cleanup(move || {
+        let _ = driver.try_with_value(|d| d.dispatch(Event::Stop));
+    });
+
+    let token = session.token.clone();
+    let directory = RwSignal::new(Vec::<RoomSummary>::new());
+    let refresh = move || {
+        let token = token.clone();
+        spawn_local(async move {
+            if let Ok(list) = api::rooms(&token).await {
+                directory.set(list);
+            }
+        });
+    };
+    refresh();
+    let poll = gloo_timers::callback::Interval::new(10_000, move || refresh());
+    let _poll = StoredValue::new_local(poll);
+
+    view! {
+        <div class="app">
+            <RoomSidebar chat directory on_open=Callback::new(open_room) me=session.user.name.clone() on_sign_out=sign_out />
+            <main class="room">
+                <Banner status now_ms on_retry=Callback::new(move |()| dispatch(Event::RetryNow)) />
+                <header class="room-header">
+                    <h2>"# " {move || current.get()}</h2>
+                    <button class="link" on:click=move |_| {
+                        let room = current.get_untracked();
+                        dispatch(Event::Leave { room: room.clone() });
+                        chat.update(|c| { c.rooms.remove(&room); c.current = c.rooms.keys().next().cloned(); });
+                        storage::save_rooms(&chat.with_untracked(|c| c.rooms.keys().cloned().collect::<Vec<_>>()));
+                    }>"Leave room"</button>
+                </header>
+                <Show when=move || !current.get().is_empty() fallback=|| view! { <p class="empty">"Join a room to start chatting."</p> }>
+                    <div class="room-body">
+                        <div class="conversation">
+                            <MessageList chat room=current />
+                            <TypingLine chat room=current />
+                            <Composer on_send on_typing />
+                        </div>
+                        <MemberList chat room=current />
+                    </div>
+                </Show>
+            </main>
+        </div>
+    }
+}
+
+#[component]
+fn RoomSidebar(
+    chat: RwSignal<Chat>,
+    directory: RwSignal<Vec<RoomSummary>>,
+    on_open: Callback<String>,
+    me: String,
+    on_sign_out: impl Fn(leptos::ev::MouseEvent) + 'static,
+) -> impl IntoView {
+    let new_room = RwSignal::new(String::new());
+    let error = RwSignal::new(String::new());
+    let joined = move || {
+        chat.with(|c| {
+            c.rooms
+                .iter()
+                .map(|(name, r)| {
+                    (
+                        name.clone(),
+                        r.members.len(),
+                        r.unread,
+                        c.current.as_deref() == Some(name),
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let others = move || {
+        let joined: Vec<String> = chat.with(|c| c.rooms.keys().cloned().collect());
+        directory.with(|d| {
+            d.iter()
+                .filter(|r| !joined.contains(&r.name))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+    };
+    let create = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let name = new_room.get_untracked().trim().to_owned();
+        match common::validate::room_name(&name) {
+            Ok(()) => {
+                error.set(String::new());
+                new_room.set(String::new());
+                on_open.run(name);
+            }
+            Err(why) => error.set(why.to_owned()),
+        }
+    };
+    view! {
+        <nav class="sidebar">
+            <div class="brand"><span class="logo">"H"</span>" Hearth"</div>
+            <h3>"Your rooms"</h3>
+            <ul class="rooms" data-testid="rooms">
+                <For each=joined key=|r| r.clone() children=move |(name, members, unread, active)| {
+                    let open = name.clone();
+                    view! {
+                        <li class:active=active on:click=move |_| on_open.run(open.clone())>
+                            <span class="room-name">"# " {name}</span>
+                            <span class="count" title="members">{members}</span>
+                            <Show when=move || { unread > 0 }>
+                                <span class="badge" title="unread">{unread}</span>
+                            </Show>
+                        </li>
+                    }
+                } />
+            </ul>
+            <form class="new-room" on:submit=create>
+                <input placeholder="Join or create a room" aria-label="Room name" maxlength="64"
+                    prop:value=move || new_room.get()
+                    on:input=move |ev| new_room.set(event_target_value(&ev)) />
+                <button type="submit">"Join"</button>
+            </form>
+            <p class="error">{move || error.get()}</p>
+            <Show when=move || !others().is_empty()>
+                <h3>"Other rooms"</h3>
+                <ul class="rooms directory">
+                    <For each=others key=|r| (r.name.clone(), r.members) children=move |r| {
+                        let open = r.name.clone();
+                        view! {
+                            <li on:click=move |_| on_open.run(open.clone())>
+                                <span class="room-name">"# " {r.name}</span>
+                                <span class="count" title="members">{r.members}</span>
+                            </li>
+                        }
+                    } />
+                </ul>
+            </Show>
+            <div class="me">
+                <span>"Signed in as " <strong>{me}</strong></span>
+                <button class="link" on:click=on_sign_out>"Sign out"</button>
+            </div>
+        </nav>
+    }
+}
+
+/// A unique id for a message, chosen before sending so retries can't duplicate it.
+fn new_client_id() -> String {
+    let mut bytes = [0u8; 12];
+    if let Some(crypto) = web_sys::window().and_then(|w| w.crypto().ok()) {
+        let _ = crypto.get_random_values_with_u8_array(&mut bytes);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn mount() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
+}

@@ -1,0 +1,351 @@
+//! What the UI shows, as plain data: rooms, their messages, members, who is
+//! typing, unread counts. Server messages are folded in with `apply`; the
+//! view only reads. Pure, so it is unit-tested natively.
+
+use std::collections::BTreeMap;
+
+use common::{ServerMsg, User};
+
+/// Most messages kept per room in memory.
+pub const MAX_LINES: usize = 500;
+/// A typing indicator disappears this long after its last refresh.
+pub const TYPING_TTL_MS: f64 = 5_000.0;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LineStatus {
+    /// Stored by the server.
+    Sent,
+    /// Typed here, not acknowledged yet ("sending…").
+    Pending,
+    /// Refused by the server, with its reason.
+    Failed(String),
+}
+
+/// One message line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The sender's `client_id`: stable from "sending…" to stored.
+    pub key: String,
+    pub seq: Option<u64>,
+    pub user: User,
+    pub content: String,
+    /// Milliseconds since the epoch (server time once stored).
+    pub ts: i64,
+    pub status: LineStatus,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RoomState {
+    pub lines: Vec<Line>,
+    pub members: BTreeMap<String, User>,
+    /// user id -> (user, when the indicator expires)
+    pub typing: BTreeMap<String, (User, f64)>,
+    pub unread: u32,
+    pub last_seq: u64,
+    /// The server said more history exists than it replayed.
+    pub older_available: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Chat {
+    pub me: Option<User>,
+    pub rooms: BTreeMap<String, RoomState>,
+    /// The room on screen.
+    pub current: Option<String>,
+}
+
+impl Chat {
+    pub fn new(me: User) -> Self {
+        Chat {
+            me: Some(me),
+            ..Chat::default()
+        }
+    }
+
+    /// Folds a server message in. `now_ms` is the local clock.
+    pub fn apply(&mut self, msg: &ServerMsg, now_ms: f64) {
+        match msg {
+            ServerMsg::Joined {
+                room,
+                members,
+                last_seq,
+                recovered,
+            } => {
+                let state = self.rooms.entry(room.clone()).or_default();
+                state.members = members.iter().map(|u| (u.id.clone(), u.clone())).collect();
+                state.last_seq = state.last_seq.max(*last_seq);
+                if !recovered {
+                    state.older_available = true;
+                }
+            }
+            ServerMsg::Left { room } => {
+                self.rooms.remove(room);
+                if self.current.as_deref() == Some(room) {
+                    self.current = None;
+                }
+            }
+            ServerMsg::Message(m) => {
+                let is_current = self.current.as_deref() == Some(m.room.as_str());
+                let mine = self.me.as_ref().is_some_and(|me| me.id == m.user.id);
+                let Some(state) = self.rooms.get_mut(&m.room) else {
+                    return;
+                };
+                if state.lines.iter().any(|l| l.seq == Some(m.seq)) {
+                    return; // a duplicate delivery
+                }
+                if mine {
+                    state
+                        .lines
+                        .retain(|l| !(l.seq.is_none() && l.key == m.client_id));
+                }
+                let line = Line {
+                    key: m.client_id.clone(),
+                    seq: Some(m.seq),
+                    user: m.user.clone(),
+                    content: m.content.clone(),
+                    ts: m.ts,
+                    status: LineStatus::Sent,
+                };
+                // Stored lines in seq order, pending ones after them.
+                let at = state
+                    .lines
+                    .iter()
+                    .position(|l| l.seq.is_none_or(|s| s > m.seq))
+                    .unwrap_or(state.lines.len());
+                state.lines.insert(at, line);
+                if state.lines.len() > MAX_LINES {
+                    let extra = state.lines.len() - MAX_LINES;
+                    state.lines.drain(..extra);
+                    state.older_available = true;
+                }
+                state.last_seq = state.last_seq.max(m.seq);
+                state.typing.remove(&m.user.id);
+                if !is_current && !mine {
+                    state.unread += 1;
+                }
+            }
+            ServerMsg::UserJoined { room, user } => {
+                if let Some(state) = self.rooms.get_mut(room) {
+                    state.members.insert(user.id.clone(), user.clone());
+                }
+            }
+            ServerMsg::UserLeft { room, user } => {
+                if let Some(state) = self.rooms.get_mut(room) {
+                    state.members.remove(&user.id);
+                    state.typing.remove(&user.id);
+                }
+            }
+            ServerMsg::Typing { room, user } => {
+                if let Some(state) = self.rooms.get_mut(room) {
+                    state
+                        .typing
+                        .insert(user.id.clone(), (user.clone(), now_ms + TYPING_TTL_MS));
+                }
+            }
+            ServerMsg::Error {
+                reference: Some(reference),
+                message,
+                ..
+            } => {
+                for state in self.rooms.values_mut() {
+                    for line in &mut state.lines {
+                        if line.seq.is_none() && line.key == *reference {
+                            line.status = LineStatus::Failed(message.clone());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Shows a message the user just typed, as "sending…".
+    pub fn queue_local(&mut self, room: &str, content: &str, client_id: &str, now_ms: f64) {
+        let (Some(me), Some(state)) = (self.me.clone(), self.rooms.get_mut(room)) else {
+            return;
+        };
+        state.lines.push(Line {
+            key: client_id.to_owned(),
+            seq: None,
+            user: me,
+            content: content.to_owned(),
+            ts: now_ms as i64,
+            status: LineStatus::Pending,
+        });
+    }
+
+    /// Starts showing a room, creating its entry if the join is on its way.
+    pub fn open_room(&mut self, room: &str) {
+        let state = self.rooms.entry(room.to_owned()).or_default();
+        state.unread = 0;
+        self.current = Some(room.to_owned());
+    }
+
+    /// Drops typing indicators that were not refreshed in time. Returns
+    /// whether anything changed.
+    pub fn expire_typing(&mut self, now_ms: f64) -> bool {
+        let mut changed = false;
+        for state in self.rooms.values_mut() {
+            let before = state.typing.len();
+            state.typing.retain(|_, (_, until)| *until > now_ms);
+            changed |= state.typing.len() != before;
+        }
+        changed
+    }
+
+    /// "Alice is typing…", "Alice and Bob are typing…", or None.
+    pub fn typing_text(&self, room: &str) -> Option<String> {
+        let names: Vec<&str> = self
+            .rooms
+            .get(room)?
+            .typing
+            .values()
+            .map(|(user, _)| user.name.as_str())
+            .collect();
+        match names.as_slice() {
+            [] => None,
+            [one] => Some(format!("{one} is typing…")),
+            [a, b] => Some(format!("{a} and {b} are typing…")),
+            [a, rest @ ..] => Some(format!("{a} and {} others are typing…", rest.len())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::ChatMessage;
+
+    fn user(id: &str) -> User {
+        User {
+            id: id.into(),
+            name: id.to_uppercase(),
+        }
+    }
+
+    fn msg(seq: u64, from: &str, client_id: &str) -> ServerMsg {
+        ServerMsg::Message(ChatMessage {
+            room: "r".into(),
+            seq,
+            id: format!("id{seq}"),
+            user: user(from),
+            content: format!("m{seq}"),
+            ts: 1,
+            client_id: client_id.into(),
+        })
+    }
+
+    fn chat_in_room() -> Chat {
+        let mut chat = Chat::new(user("me"));
+        chat.apply(
+            &ServerMsg::Joined {
+                room: "r".into(),
+                members: vec![user("me"), user("bob")],
+                last_seq: 0,
+                recovered: true,
+            },
+            0.0,
+        );
+        chat
+    }
+
+    fn seqs(chat: &Chat) -> Vec<Option<u64>> {
+        chat.rooms["r"].lines.iter().map(|l| l.seq).collect()
+    }
+
+    #[test]
+    fn messages_are_kept_in_seq_order_without_duplicates() {
+        let mut chat = chat_in_room();
+        for seq in [1, 2, 4, 3, 2, 4] {
+            chat.apply(&msg(seq, "bob", &format!("b{seq}")), 0.0);
+        }
+        assert_eq!(seqs(&chat), [Some(1), Some(2), Some(3), Some(4)]);
+        assert_eq!(chat.rooms["r"].last_seq, 4);
+    }
+
+    #[test]
+    fn a_pending_line_becomes_the_stored_message() {
+        let mut chat = chat_in_room();
+        chat.queue_local("r", "hello", "c1", 5.0);
+        assert_eq!(chat.rooms["r"].lines[0].status, LineStatus::Pending);
+        chat.apply(&msg(1, "bob", "b1"), 0.0);
+        // Stored lines go before the pending one.
+        assert_eq!(seqs(&chat), [Some(1), None]);
+        chat.apply(&msg(2, "me", "c1"), 0.0);
+        assert_eq!(seqs(&chat), [Some(1), Some(2)]);
+        assert_eq!(chat.rooms["r"].lines[1].status, LineStatus::Sent);
+    }
+
+    #[test]
+    fn a_refused_message_is_marked_failed() {
+        let mut chat = chat_in_room();
+        chat.queue_local("r", "spam", "c9", 0.0);
+        chat.apply(
+            &ServerMsg::Error {
+                code: common::ErrorCode::RateLimited,
+                message: "sending too fast".into(),
+                reference: Some("c9".into()),
+            },
+            0.0,
+        );
+        assert_eq!(
+            chat.rooms["r"].lines[0].status,
+            LineStatus::Failed("sending too fast".into())
+        );
+    }
+
+    #[test]
+    fn unread_counts_rooms_not_on_screen() {
+        let mut chat = chat_in_room();
+        chat.apply(&msg(1, "bob", "b1"), 0.0);
+        assert_eq!(chat.rooms["r"].unread, 1);
+        chat.open_room("r");
+        assert_eq!(chat.rooms["r"].unread, 0);
+        chat.apply(&msg(2, "bob", "b2"), 0.0);
+        assert_eq!(chat.rooms["r"].unread, 0, "on screen");
+    }
+
+    #[test]
+    fn typing_shows_expires_and_clears_on_message() {
+        let mut chat = chat_in_room();
+        let typing = ServerMsg::Typing {
+            room: "r".into(),
+            user: user("bob"),
+        };
+        chat.apply(&typing, 1_000.0);
+        assert_eq!(chat.typing_text("r").as_deref(), Some("BOB is typing…"));
+        assert!(!chat.expire_typing(5_999.0));
+        assert!(chat.expire_typing(6_000.0));
+        assert_eq!(chat.typing_text("r"), None);
+        // A refresh extends it; the person's message clears it.
+        chat.apply(&typing, 10_000.0);
+        chat.apply(&msg(1, "bob", "b1"), 10_001.0);
+        assert_eq!(chat.typing_text("r"), None);
+    }
+
+    #[test]
+    fn presence_follows_joins_and_leaves() {
+        let mut chat = chat_in_room();
+        chat.apply(
+            &ServerMsg::UserJoined {
+                room: "r".into(),
+                user: user("carol"),
+            },
+            0.0,
+        );
+        assert_eq!(chat.rooms["r"].members.len(), 3);
+        chat.apply(
+            &ServerMsg::UserLeft {
+                room: "r".into(),
+                user: user("bob"),
+            },
+            0.0,
+        );
+        let names: Vec<_> = chat.rooms["r"]
+            .members
+            .values()
+            .map(|u| u.name.as_str())
+            .collect();
+        assert_eq!(names, ["CAROL", "ME"]);
+    }
+}

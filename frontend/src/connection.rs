@@ -1,0 +1,672 @@
+//! The client's connection policy as a pure state machine.
+//!
+//! `Connection::handle(event) -> Vec<Effect>`: no sockets, timers or clocks in
+//! here. The browser driver (`driver.rs`) performs the effects and feeds back
+//! what happened as events. Randomness for jitter is passed in, so tests are
+//! deterministic.
+//!
+//! The policy:
+//! - Reconnect with exponential backoff and ±50% jitter: about 1 s, then 2 s,
+//!   4 s … capped at 30 s. The attempt counter resets after a successful open.
+//! - A close with 4001 (token invalid) stops and asks for sign-in. A close the
+//!   user asked for stays closed. Any other close, or an unclean drop,
+//!   reconnects.
+//! - Watchdog: if no frame arrives within `heartbeat_ms` + 10 s, the link is
+//!   dead even if the browser has not noticed. Drop it and reconnect.
+//! - After (re)connecting, re-join every room, from the last seq seen.
+//! - Sends go to an outbox and stay there until acked. After a reconnect they
+//!   are re-sent with their original `client_id`, once their room is joined.
+
+use std::collections::BTreeMap;
+
+use common::close::{self, CloseAdvice};
+use common::{ClientMsg, ServerMsg};
+
+/// Timing policy. `Default` is the production policy.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    pub base_delay_ms: u32,
+    pub max_delay_ms: u32,
+    /// Added to the server's heartbeat interval to get the watchdog timeout.
+    pub watchdog_grace_ms: u32,
+    /// Watchdog before `welcome` says the real heartbeat interval.
+    pub default_heartbeat_ms: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            base_delay_ms: 1_000,
+            max_delay_ms: 30_000,
+            watchdog_grace_ms: 10_000,
+            default_heartbeat_ms: 25_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Not started yet.
+    Idle,
+    Connecting {
+        attempt: u32,
+    },
+    Open,
+    /// Waiting `delay_ms` before reconnect attempt number `attempt`.
+    Waiting {
+        attempt: u32,
+        delay_ms: u32,
+    },
+    /// The server rejected the token: sign in again.
+    SignedOut,
+    /// The user closed the connection.
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Start connecting (after sign-in, or on page load with a token).
+    Start,
+    /// The socket opened.
+    Opened,
+    /// The socket closed. `None` if it failed without a close code.
+    Closed {
+        code: Option<u16>,
+    },
+    /// A frame arrived from the server.
+    Received(ServerMsg),
+    WatchdogExpired,
+    RetryTimerFired,
+    /// The user pressed "retry now".
+    RetryNow,
+    /// The user signed out or closed the app.
+    Stop,
+    /// The user wants to be in this room.
+    Join {
+        room: String,
+    },
+    Leave {
+        room: String,
+    },
+    /// The user sent a message.
+    Send {
+        room: String,
+        content: String,
+        client_id: String,
+    },
+    Typing {
+        room: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Open a new socket (dropping any old one).
+    Connect,
+    /// Close the current socket; its close event will be ignored.
+    Disconnect,
+    SendFrame(ClientMsg),
+    StartRetryTimer {
+        ms: u32,
+    },
+    CancelRetryTimer,
+    /// (Re)arm the watchdog to fire after `ms` without a frame.
+    ArmWatchdog {
+        ms: u32,
+    },
+    CancelWatchdog,
+    /// The token is no good: show sign-in.
+    RequireSignIn,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct RoomCursor {
+    /// The newest seq seen in this room, to resume from.
+    last_seq: Option<u64>,
+    /// Joined on the current socket.
+    joined: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub room: String,
+    pub content: String,
+    pub client_id: String,
+    /// Sent on the current socket (reset on reconnect).
+    sent: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Connection {
+    policy: Policy,
+    phase: Phase,
+    /// Consecutive failed attempts since the last successful open.
+    failures: u32,
+    heartbeat_ms: u32,
+    rooms: BTreeMap<String, RoomCursor>,
+    outbox: Vec<Outgoing>,
+}
+
+impl Connection {
+    pub fn new(policy: Policy) -> Self {
+        Connection {
+            heartbeat_ms: policy.default_heartbeat_ms,
+            policy,
+            phase: Phase::Idle,
+            failures: 0,
+            rooms: BTreeMap::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Messages not yet acknowledged by the server.
+    pub fn outbox(&self) -> &[Outgoing] {
+        &self.outbox
+    }
+
+    pub fn rooms(&self) -> impl Iterator<Item = &str> {
+        self.rooms.keys().map(String::as_str)
+    }
+
+    /// The newest seq seen in `room`.
+    pub fn last_seq(&self, room: &str) -> Option<u64> {
+        self.rooms.get(room).and_then(|r| r.last_seq)
+    }
+
+    /// Advances the machine. `random` returns a number in [0, 1) for jitter.
+    pub fn handle(&mut self, event: Event, random: &mut dyn FnMut() -> f64) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        match event {
+            Event::Start => match self.phase {
+                Phase::Idle | Phase::Stopped | Phase::SignedOut => {
+                    self.failures = 0;
+                    self.connect(&mut fx);
+                }
+                _ => {}
+            },
+            Event::Opened => {
+                if let Phase::Connecting { .. } = self.phase {
+                    self.phase = Phase::Open;
+                    self.failures = 0;
+                    self.arm_watchdog(&mut fx);
+                    for (room, cursor) in &mut self.rooms {
+                        cursor.joined = false;
+                        fx.push(Effect::SendFrame(ClientMsg::Join {
+                            room: room.clone(),
+                            since: cursor.last_seq,
+                        }));
+                    }
+                }
+            }
+            Event::Closed { code } => {
+                if matches!(self.phase, Phase::Connecting { .. } | Phase::Open) {
+                    self.lost(code, &mut fx, random);
+                }
+            }
+            Event::WatchdogExpired => {
+                if matches!(self.phase, Phase::Connecting { .. } | Phase::Open) {
+                    fx.push(Effect::Disconnect);
+                    self.lost(None, &mut fx, random);
+                }
+            }
+            Event::RetryTimerFired => {
+                if let Phase::Waiting { .. } = self.phase {
+                    self.connect(&mut fx);
+                }
+            }
+            Event::RetryNow => {
+                if let Phase::Waiting { .. } = self.phase {
+                    fx.push(Effect::CancelRetryTimer);
+                    self.connect(&mut fx);
+                }
+            }
+            Event::Stop => {
+                if !matches!(self.phase, Phase::Stopped) {
+                    self.phase = Phase::Stopped;
+                    fx.extend([
+                        Effect::CancelRetryTimer,
+                        Effect::CancelWatchdog,
+                        Effect::Disconnect,
+                    ]);
+                }
+            }
+            Event::Received(msg) => self.received(msg, &mut fx),
+            Event::Join { room } => {
+                let cursor = self.rooms.entry(room.clone()).or_default();
+                if self.phase == Phase::Open && !cursor.joined {
+                    fx.push(Effect::SendFrame(ClientMsg::Join {
+                        room,
+                        since: cursor.last_seq,
+                    }));
+                }
+            }
+            Event::Leave { room } => {
+                if self.rooms.remove(&room).is_some() {
+                    self.outbox.retain(|o| o.room != room);
+                    if self.phase == Phase::Open {
+                        fx.push(Effect::SendFrame(ClientMsg::Leave { room }));
+                    }
+                }
+            }
+            Event::Send {
+                room,
+                content,
+                client_id,
+            } => {
+                let mut out = Outgoing {
+                    room,
+                    content,
+                    client_id,
+                    sent: false,
+                };
+                if self.phase == Phase::Open && self.rooms.get(&out.room).is_some_and(|r| r.joined)
+                {
+                    out.sent = true;
+                    fx.push(Effect::SendFrame(send_frame(&out)));
+                }
+                self.outbox.push(out);
+            }
+            Event::Typing { room } => {
+                // Typing is ephemeral: never queued.
+                if self.phase == Phase::Open && self.rooms.get(&room).is_some_and(|r| r.joined) {
+                    fx.push(Effect::SendFrame(ClientMsg::Typing { room }));
+                }
+            }
+        }
+        fx
+    }
+
+    fn received(&mut self, msg: ServerMsg, fx: &mut Vec<Effect>) {
+        if self.phase != Phase::Open {
+            return;
+        }
+        match msg {
+            ServerMsg::Welcome { heartbeat_ms, .. } => {
+                self.heartbeat_ms = heartbeat_ms.min(u64::from(u32::MAX / 2)) as u32;
+            }
+            ServerMsg::Ping => fx.push(Effect::SendFrame(ClientMsg::Pong)),
+            ServerMsg::Joined { room, last_seq, .. } => {
+                if let Some(cursor) = self.rooms.get_mut(&room) {
+                    cursor.joined = true;
+                    cursor.last_seq = Some(cursor.last_seq.unwrap_or(0).max(last_seq));
+                    // Now the room accepts sends: flush its queued messages, in order.
+                    for out in self.outbox.iter_mut().filter(|o| o.room == room && !o.sent) {
+                        out.sent = true;
+                        fx.push(Effect::SendFrame(send_frame(out)));
+                    }
+                }
+            }
+            ServerMsg::Message(m) => {
+                if let Some(cursor) = self.rooms.get_mut(&m.room) {
+                    cursor.last_seq = Some(cursor.last_seq.unwrap_or(0).max(m.seq));
+                }
+            }
+            ServerMsg::Ack { client_id, .. } => {
+                self.outbox.retain(|o| o.client_id != client_id);
+            }
+            ServerMsg::Error {
+                reference: Some(reference),
+                code,
+                ..
+            } => {
+                // A refused message will not succeed by resending it as is.
+                if code != common::ErrorCode::Internal {
+                    self.outbox.retain(|o| o.client_id != reference);
+                }
+            }
+            _ => {}
+        }
+        // Any frame proves the link is alive.
+        self.arm_watchdog(fx);
+    }
+
+    fn connect(&mut self, fx: &mut Vec<Effect>) {
+        self.phase = Phase::Connecting {
+            attempt: self.failures + 1,
+        };
+        fx.push(Effect::Connect);
+        // Also bounds a connect that hangs.
+        self.arm_watchdog(fx);
+    }
+
+    fn lost(&mut self, code: Option<u16>, fx: &mut Vec<Effect>, random: &mut dyn FnMut() -> f64) {
+        fx.push(Effect::CancelWatchdog);
+        for cursor in self.rooms.values_mut() {
+            cursor.joined = false;
+        }
+        for out in &mut self.outbox {
+            out.sent = false;
+        }
+        if code.map(close::advice) == Some(CloseAdvice::SignIn) {
+            self.phase = Phase::SignedOut;
+            fx.push(Effect::RequireSignIn);
+            return;
+        }
+        self.failures += 1;
+        let delay_ms = backoff_delay(&self.policy, self.failures, random());
+        self.phase = Phase::Waiting {
+            attempt: self.failures + 1,
+            delay_ms,
+        };
+        fx.push(Effect::StartRetryTimer { ms: delay_ms });
+    }
+
+    fn arm_watchdog(&self, fx: &mut Vec<Effect>) {
+        fx.push(Effect::ArmWatchdog {
+            ms: self
+                .heartbeat_ms
+                .saturating_add(self.policy.watchdog_grace_ms),
+        });
+    }
+}
+
+fn send_frame(out: &Outgoing) -> ClientMsg {
+    ClientMsg::Send {
+        room: out.room.clone(),
+        content: out.content.clone(),
+        client_id: out.client_id.clone(),
+    }
+}
+
+/// The delay before retry number `failures` (1 for the first): base·2^(n-1),
+/// capped, then jittered by ±50% and capped again. `random` is in [0, 1).
+pub fn backoff_delay(policy: &Policy, failures: u32, random: f64) -> u32 {
+    let exponent = failures.saturating_sub(1).min(20);
+    let nominal = (u64::from(policy.base_delay_ms) << exponent).min(u64::from(policy.max_delay_ms));
+    let jittered = nominal as f64 * (0.5 + random.clamp(0.0, 1.0));
+    (jittered as u64).min(u64::from(policy.max_delay_ms)) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::{ChatMessage, User};
+
+    fn mid() -> impl FnMut() -> f64 {
+        || 0.5
+    }
+
+    fn open_machine() -> Connection {
+        let mut c = Connection::new(Policy::default());
+        c.handle(Event::Start, &mut mid());
+        c.handle(Event::Opened, &mut mid());
+        c
+    }
+
+    fn frames(fx: &[Effect]) -> Vec<ClientMsg> {
+        fx.iter()
+            .filter_map(|e| match e {
+                Effect::SendFrame(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn retry_delay(fx: &[Effect]) -> Option<u32> {
+        fx.iter().find_map(|e| match e {
+            Effect::StartRetryTimer { ms } => Some(*ms),
+            _ => None,
+        })
+    }
+
+    fn joined(room: &str, last_seq: u64) -> Event {
+        Event::Received(ServerMsg::Joined {
+            room: room.into(),
+            members: vec![],
+            last_seq,
+            recovered: true,
+        })
+    }
+
+    fn message(room: &str, seq: u64) -> Event {
+        Event::Received(ServerMsg::Message(ChatMessage {
+            room: room.into(),
+            seq,
+            id: format!("m{seq}"),
+            user: User {
+                id: "u".into(),
+                name: "n".into(),
+            },
+            content: "x".into(),
+            ts: 0,
+            client_id: format!("c{seq}"),
+        }))
+    }
+
+    #[test]
+    fn backoff_doubles_from_one_second_and_caps_at_thirty() {
+        let p = Policy::default();
+        let nominal: Vec<u32> = (1..=8).map(|n| backoff_delay(&p, n, 0.5)).collect();
+        assert_eq!(
+            nominal,
+            [1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+        );
+        // Huge attempt counts neither overflow nor exceed the cap.
+        assert_eq!(backoff_delay(&p, u32::MAX, 0.99), 30000);
+    }
+
+    #[test]
+    fn jitter_stays_within_fifty_percent_and_the_cap() {
+        let p = Policy::default();
+        for n in 1..=10 {
+            let nominal = backoff_delay(&p, n, 0.5);
+            let low = backoff_delay(&p, n, 0.0);
+            let high = backoff_delay(&p, n, 0.999_999);
+            assert_eq!(low, nominal / 2, "attempt {n}");
+            assert!(high <= (nominal * 3 / 2).min(30_000), "attempt {n}: {high}");
+            assert!(high > nominal || nominal == 30_000, "attempt {n}");
+        }
+    }
+
+    #[test]
+    fn failures_back_off_and_an_open_resets_the_count() {
+        let mut c = Connection::new(Policy::default());
+        assert_eq!(c.handle(Event::Start, &mut mid())[0], Effect::Connect);
+        let mut delays = Vec::new();
+        for _ in 0..4 {
+            let fx = c.handle(Event::Closed { code: None }, &mut mid());
+            delays.push(retry_delay(&fx).unwrap());
+            assert!(matches!(c.phase(), Phase::Waiting { .. }));
+            assert!(
+                c.handle(Event::RetryTimerFired, &mut mid())
+                    .contains(&Effect::Connect)
+            );
+        }
+        assert_eq!(delays, [1000, 2000, 4000, 8000]);
+        assert_eq!(c.phase(), Phase::Connecting { attempt: 5 });
+        c.handle(Event::Opened, &mut mid());
+        assert_eq!(c.phase(), Phase::Open);
+        let fx = c.handle(Event::Closed { code: Some(1001) }, &mut mid());
+        assert_eq!(
+            retry_delay(&fx),
+            Some(1000),
+            "reset after a successful open"
+        );
+        assert_eq!(
+            c.phase(),
+            Phase::Waiting {
+                attempt: 2,
+                delay_ms: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn close_codes_decide_between_reconnect_and_sign_in() {
+        for code in [
+            Some(1001),
+            Some(1006),
+            Some(1009),
+            Some(4008),
+            Some(4009),
+            Some(4010),
+            None,
+        ] {
+            let mut c = open_machine();
+            let fx = c.handle(Event::Closed { code }, &mut mid());
+            assert!(retry_delay(&fx).is_some(), "{code:?} reconnects");
+        }
+        let mut c = open_machine();
+        let fx = c.handle(Event::Closed { code: Some(4001) }, &mut mid());
+        assert_eq!(c.phase(), Phase::SignedOut);
+        assert!(fx.contains(&Effect::RequireSignIn));
+        assert!(retry_delay(&fx).is_none());
+        // A retry timer from before cannot revive it.
+        assert!(c.handle(Event::RetryTimerFired, &mut mid()).is_empty());
+    }
+
+    #[test]
+    fn a_close_the_user_asked_for_stays_closed() {
+        let mut c = open_machine();
+        let fx = c.handle(Event::Stop, &mut mid());
+        assert!(fx.contains(&Effect::Disconnect));
+        assert_eq!(c.phase(), Phase::Stopped);
+        assert!(
+            c.handle(Event::Closed { code: Some(1000) }, &mut mid())
+                .is_empty()
+        );
+        assert!(c.handle(Event::RetryTimerFired, &mut mid()).is_empty());
+        assert_eq!(c.phase(), Phase::Stopped);
+    }
+
+    #[test]
+    fn retry_now_skips_the_wait() {
+        let mut c = open_machine();
+        c.handle(Event::Closed { code: None }, &mut mid());
+        let fx = c.handle(Event::RetryNow, &mut mid());
+        assert_eq!(fx[..2], [Effect::CancelRetryTimer, Effect::Connect]);
+        // Only meaningful while waiting.
+        assert!(c.handle(Event::RetryNow, &mut mid()).is_empty());
+    }
+
+    #[test]
+    fn the_watchdog_follows_the_heartbeat_and_declares_the_link_dead() {
+        let mut c = Connection::new(Policy::default());
+        let fx = c.handle(Event::Start, &mut mid());
+        assert!(
+            fx.contains(&Effect::ArmWatchdog { ms: 35_000 }),
+            "bounds the connect too"
+        );
+        c.handle(Event::Opened, &mut mid());
+        let fx = c.handle(
+            Event::Received(ServerMsg::Welcome {
+                user: User {
+                    id: "u".into(),
+                    name: "n".into(),
+                },
+                heartbeat_ms: 5_000,
+                protocol: 1,
+            }),
+            &mut mid(),
+        );
+        assert!(fx.contains(&Effect::ArmWatchdog { ms: 15_000 }));
+        // Pings are answered and re-arm the watchdog.
+        let fx = c.handle(Event::Received(ServerMsg::Ping), &mut mid());
+        assert_eq!(
+            fx,
+            [
+                Effect::SendFrame(ClientMsg::Pong),
+                Effect::ArmWatchdog { ms: 15_000 }
+            ]
+        );
+        let fx = c.handle(Event::WatchdogExpired, &mut mid());
+        assert_eq!(fx[0], Effect::Disconnect);
+        assert!(retry_delay(&fx).is_some());
+        // The dropped socket's late close event changes nothing.
+        assert!(
+            c.handle(Event::Closed { code: Some(1006) }, &mut mid())
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn reconnecting_rejoins_every_room_from_the_last_seq_seen() {
+        let mut c = open_machine();
+        for room in ["a", "b"] {
+            let fx = c.handle(Event::Join { room: room.into() }, &mut mid());
+            assert_eq!(
+                frames(&fx),
+                [ClientMsg::Join {
+                    room: room.into(),
+                    since: None
+                }]
+            );
+        }
+        c.handle(joined("a", 3), &mut mid());
+        c.handle(joined("b", 0), &mut mid());
+        c.handle(message("a", 4), &mut mid());
+        c.handle(message("a", 5), &mut mid());
+        c.handle(Event::Closed { code: Some(1001) }, &mut mid());
+        c.handle(Event::RetryTimerFired, &mut mid());
+        let fx = c.handle(Event::Opened, &mut mid());
+        assert_eq!(
+            frames(&fx),
+            [
+                ClientMsg::Join {
+                    room: "a".into(),
+                    since: Some(5)
+                },
+                ClientMsg::Join {
+                    room: "b".into(),
+                    since: Some(0)
+                },
+            ]
+        );
+        // A room left is not re-joined.
+        c.handle(Event::Leave { room: "b".into() }, &mut mid());
+        assert_eq!(c.rooms().collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn the_outbox_holds_messages_until_acked_and_resends_them_once_joined() {
+        let mut c = open_machine();
+        c.handle(Event::Join { room: "a".into() }, &mut mid());
+        c.handle(joined("a", 0), &mut mid());
+        let send = |id: &str| Event::Send {
+            room: "a".into(),
+            content: format!("text {id}"),
+            client_id: id.into(),
+        };
+        let fx = c.handle(send("c1"), &mut mid());
+        assert_eq!(frames(&fx).len(), 1, "sent at once while connected");
+        c.handle(Event::Closed { code: None }, &mut mid());
+        // Typed while disconnected: queued, not sent.
+        assert!(frames(&c.handle(send("c2"), &mut mid())).is_empty());
+        assert!(frames(&c.handle(Event::Typing { room: "a".into() }, &mut mid())).is_empty());
+        assert_eq!(c.outbox().len(), 2);
+
+        c.handle(Event::RetryTimerFired, &mut mid());
+        let fx = c.handle(Event::Opened, &mut mid());
+        assert!(
+            frames(&fx)
+                .iter()
+                .all(|f| matches!(f, ClientMsg::Join { .. })),
+            "nothing is sent before the room is joined again"
+        );
+        let fx = c.handle(joined("a", 0), &mut mid());
+        let resent: Vec<String> = frames(&fx)
+            .into_iter()
+            .map(|f| match f {
+                ClientMsg::Send { client_id, .. } => client_id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(resent, ["c1", "c2"], "original ids, original order");
+        c.handle(
+            Event::Received(ServerMsg::Ack {
+                room: "a".into(),
+                client_id: "c1".into(),
+                seq: 1,
+            }),
+            &mut mid(),
+        );
+        assert_eq!(c.outbox().len(), 1);
+        assert_eq!(c.outbox()[0].client_id, "c2");
+        // Joining again on the same socket does not send c2 twice.
+        assert!(frames(&c.handle(joined("a", 1), &mut mid())).is_empty());
+    }
+}

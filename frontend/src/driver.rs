@@ -1,0 +1,221 @@
+//! The browser driver: performs the connection machine's effects with a real
+//! WebSocket (gloo-net) and timers (gloo-timers), and feeds what happens back
+//! in as events. It holds no policy: every decision is in `connection.rs`.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use common::{ClientMsg, ServerMsg};
+use futures_channel::mpsc;
+use futures_util::{SinkExt, StreamExt};
+use gloo_net::websocket::futures::WebSocket;
+use gloo_net::websocket::{Message, WebSocketError};
+use gloo_timers::callback::Timeout;
+use leptos::task::spawn_local;
+
+use crate::connection::{Connection, Effect, Event, Phase, Policy};
+
+/// Told about every server message and every phase change.
+pub trait Listener {
+    fn on_message(&self, msg: &ServerMsg);
+    fn on_phase(&self, phase: Phase, phase_started_ms: f64);
+}
+
+#[derive(Clone)]
+pub struct Driver {
+    inner: Rc<RefCell<Inner>>,
+}
+
+struct Inner {
+    machine: Connection,
+    url: String,
+    listener: Rc<dyn Listener>,
+    /// Bumped for every socket, so events of an old socket are ignored.
+    generation: u64,
+    outgoing: Option<mpsc::UnboundedSender<String>>,
+    retry_timer: Option<Timeout>,
+    watchdog: Option<Timeout>,
+}
+
+impl Driver {
+    /// `url` is the full WebSocket URL, token included.
+    pub fn new(url: String, policy: Policy, listener: Rc<dyn Listener>) -> Driver {
+        Driver {
+            inner: Rc::new(RefCell::new(Inner {
+                machine: Connection::new(policy),
+                url,
+                listener,
+                generation: 0,
+                outgoing: None,
+                retry_timer: None,
+                watchdog: None,
+            })),
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.inner.borrow().machine.phase()
+    }
+
+    /// Feeds one event to the machine and carries out its effects.
+    pub fn dispatch(&self, event: Event) {
+        let notify_message = match &event {
+            Event::Received(msg) => Some(msg.clone()),
+            _ => None,
+        };
+        let (effects, phase_changed, listener) = {
+            let mut inner = self.inner.borrow_mut();
+            let before = inner.machine.phase();
+            let effects = inner.machine.handle(event, &mut || js_sys::Math::random());
+            let after = inner.machine.phase();
+            (
+                effects,
+                (before != after).then_some(after),
+                inner.listener.clone(),
+            )
+        };
+        for effect in effects {
+            self.perform(effect);
+        }
+        // Listeners run after the borrow ends: they may dispatch again.
+        if let Some(msg) = notify_message {
+            listener.on_message(&msg);
+        }
+        if let Some(phase) = phase_changed {
+            listener.on_phase(phase, js_sys::Date::now());
+        }
+    }
+
+    fn perform(&self, effect: Effect) {
+        match effect {
+            Effect::Connect => self.connect(),
+            Effect::Disconnect => {
+                let mut inner = self.inner.borrow_mut();
+                inner.generation += 1;
+                // Dropping the sender ends the socket task, which closes it.
+                inner.outgoing = None;
+            }
+            Effect::SendFrame(msg) => self.send(&msg),
+            Effect::StartRetryTimer { ms } => {
+                let me = self.clone();
+                let timer = Timeout::new(ms, move || me.dispatch(Event::RetryTimerFired));
+                self.inner.borrow_mut().retry_timer = Some(timer);
+            }
+            Effect::CancelRetryTimer => {
+                self.inner.borrow_mut().retry_timer = None;
+            }
+            Effect::ArmWatchdog { ms } => {
+                let me = self.clone();
+                let timer = Timeout::new(ms, move || me.dispatch(Event::WatchdogExpired));
+                self.inner.borrow_mut().watchdog = Some(timer);
+            }
+            Effect::CancelWatchdog => {
+                self.inner.borrow_mut().watchdog = None;
+            }
+            Effect::RequireSignIn => {}
+        }
+    }
+
+    fn send(&self, msg: &ClientMsg) {
+        let inner = self.inner.borrow();
+        if let Some(tx) = &inner.outgoing {
+            let text = serde_json::to_string(msg).expect("client messages serialize");
+            let _ = tx.unbounded_send(text);
+        }
+    }
+
+    fn connect(&self) {
+        let (generation, url) = {
+            let mut inner = self.inner.borrow_mut();
+            inner.generation += 1;
+            inner.outgoing = None;
+            (inner.generation, inner.url.clone())
+        };
+        let socket = match WebSocket::open(&url) {
+            Ok(socket) => socket,
+            Err(_) => {
+                let me = self.clone();
+                // Report asynchronously, like a real failure would arrive.
+                spawn_local(
+                    async move { me.dispatch_for(generation, Event::Closed { code: None }) },
+                );
+                return;
+            }
+        };
+        let (tx, mut rx) = mpsc::unbounded::<String>();
+        self.inner.borrow_mut().outgoing = Some(tx);
+        let me = self.clone();
+        spawn_local(async move {
+            let (mut sink, mut stream) = socket.split();
+            // The sink becomes ready when the socket opens (or fails).
+            let opened = futures_util::future::poll_fn(|cx| sink.poll_ready_unpin(cx))
+                .await
+                .is_ok();
+            if opened && me.is_current(generation) {
+                me.dispatch_for(generation, Event::Opened);
+            }
+            pump(&mut sink, &mut stream, &mut rx, &me, generation).await;
+        });
+    }
+
+    fn is_current(&self, generation: u64) -> bool {
+        self.inner.borrow().generation == generation
+    }
+
+    fn dispatch_for(&self, generation: u64, event: Event) {
+        if self.is_current(generation) {
+            self.dispatch(event);
+        }
+    }
+}
+
+/// Pumps one socket until it closes or the driver drops it: outgoing frames
+/// from `rx` to the socket, incoming frames to the machine.
+async fn pump(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    rx: &mut mpsc::UnboundedReceiver<String>,
+    driver: &Driver,
+    generation: u64,
+) {
+    use futures_util::future::{Either, select};
+    loop {
+        match select(stream.next(), rx.next()).await {
+            Either::Left((incoming, _)) => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    if let Ok(msg) = serde_json::from_str::<ServerMsg>(&text) {
+                        driver.dispatch_for(generation, Event::Received(msg));
+                    }
+                }
+                Some(Ok(Message::Bytes(_))) => {}
+                Some(Err(WebSocketError::ConnectionClose(event))) => {
+                    let code = (event.was_clean || event.code != 1006).then_some(event.code);
+                    return driver.dispatch_for(generation, Event::Closed { code });
+                }
+                Some(Err(_)) => {}
+                None => return driver.dispatch_for(generation, Event::Closed { code: None }),
+            },
+            Either::Right((outgoing, _)) => match outgoing {
+                Some(text) => {
+                    if sink.send(Message::Text(text)).await.is_err() {
+                        return driver.dispatch_for(generation, Event::Closed { code: None });
+                    }
+                }
+                // The driver dropped this socket (watchdog, stop, reconnect).
+                None => return,
+            },
+        }
+    }
+}
+
+/// The WebSocket URL for this page's origin.
+pub fn socket_url(token: &str) -> String {
+    let location = web_sys::window().expect("a window").location();
+    let scheme = if location.protocol().ok().as_deref() == Some("https:") {
+        "wss"
+    } else {
+        "ws"
+    };
+    let host = location.host().unwrap_or_default();
+    format!("{scheme}://{host}/ws?token={token}")
+}

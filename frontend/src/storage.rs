@@ -1,0 +1,48 @@
+//! The signed-in session, kept in `localStorage` so a reload stays signed in.
+
+use common::SessionResponse;
+
+const KEY: &str = "hearth.session";
+
+fn store() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+pub fn load() -> Option<SessionResponse> {
+    let json = store()?.get_item(KEY).ok()??;
+    let (token, id, name): (String, String, String) = serde_json::from_str(&json).ok()?;
+    Some(SessionResponse {
+        token,
+        user: common::User { id, name },
+    })
+}
+
+pub fn save(session: &SessionResponse) {
+    if let Some(store) = store() {
+        let json =
+            serde_json::json!([session.token, session.user.id, session.user.name]).to_string();
+        let _ = store.set_item(KEY, &json);
+    }
+}
+
+pub fn clear() {
+    if let Some(store) = store() {
+        let _ = store.remove_item(KEY);
+    }
+}
+
+const ROOMS_KEY: &str = "hearth.rooms";
+
+/// The rooms the user was in, to re-join after a reload.
+pub fn load_rooms() -> Vec<String> {
+    store()
+        .and_then(|s| s.get_item(ROOMS_KEY).ok().flatten())
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default()
+}
+
+pub fn save_rooms(rooms: &[String]) {
+    if let Some(store) = store() {
+        let _ = store.set_item(ROOMS_KEY, &serde_json::to_string(rooms).unwrap_or_default());
+    }
+}

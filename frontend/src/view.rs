@@ -1,0 +1,220 @@
+//! Presentational components: each renders from signals passed in and
+//! reports user actions through callbacks, so tests can mount any of them
+//! with plain state, without a server.
+
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::chat::{Chat, LineStatus};
+use crate::connection::Phase;
+
+/// The connection as the banner shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Status {
+    pub phase: Phase,
+    /// `Date.now()` when the phase began (for the countdown).
+    pub since_ms: f64,
+}
+
+/// "Connected", "Connecting…", or "Reconnecting in N s (attempt k)" with a
+/// retry button.
+#[component]
+pub fn Banner(
+    #[prop(into)] status: Signal<Status>,
+    /// Current time, ticking, for the countdown.
+    #[prop(into)]
+    now_ms: Signal<f64>,
+    on_retry: Callback<()>,
+) -> impl IntoView {
+    let text = move || {
+        let Status { phase, since_ms } = status.get();
+        match phase {
+            Phase::Open => "Connected".to_owned(),
+            Phase::Idle | Phase::Connecting { attempt: 1 } => "Connecting…".to_owned(),
+            Phase::Connecting { attempt } => format!("Reconnecting… (attempt {attempt})"),
+            Phase::Waiting { attempt, delay_ms } => {
+                let left = ((since_ms + f64::from(delay_ms) - now_ms.get()) / 1000.0)
+                    .ceil()
+                    .max(0.0);
+                format!("Connection lost. Reconnecting in {left} s (attempt {attempt})")
+            }
+            Phase::SignedOut => "Signed out: please sign in again".to_owned(),
+            Phase::Stopped => "Disconnected".to_owned(),
+        }
+    };
+    let class = move || match status.get().phase {
+        Phase::Open => "banner ok",
+        Phase::Waiting { .. } | Phase::SignedOut => "banner bad",
+        _ => "banner busy",
+    };
+    let waiting = move || matches!(status.get().phase, Phase::Waiting { .. });
+    view! {
+        <div class=class role="status" data-testid="banner">
+            <span class="dot"></span>
+            <span class="banner-text">{text}</span>
+            <Show when=waiting>
+                <button class="link" on:click=move |_| on_retry.run(())>"Retry now"</button>
+            </Show>
+        </div>
+    }
+}
+
+/// The messages of one room. Content is always rendered as text.
+#[component]
+pub fn MessageList(
+    #[prop(into)] chat: Signal<Chat>,
+    #[prop(into)] room: Signal<String>,
+) -> impl IntoView {
+    let me = move || chat.with(|c| c.me.as_ref().map(|u| u.id.clone()));
+    let lines = move || {
+        let room = room.get();
+        chat.with(|c| {
+            c.rooms
+                .get(&room)
+                .map(|r| r.lines.clone())
+                .unwrap_or_default()
+        })
+    };
+    let list = NodeRef::<leptos::html::Div>::new();
+    // Stick to the bottom unless the user scrolled up to read.
+    let pinned = StoredValue::new(true);
+    Effect::new(move |_| {
+        lines();
+        if pinned.get_value()
+            && let Some(el) = list.get()
+        {
+            request_animation_frame(move || el.set_scroll_top(el.scroll_height()));
+        }
+    });
+    let on_scroll = move |_| {
+        if let Some(el) = list.get() {
+            let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
+            pinned.set_value(from_bottom < 40);
+        }
+    };
+    let older = move || {
+        let room = room.get();
+        chat.with(|c| c.rooms.get(&room).is_some_and(|r| r.older_available))
+    };
+    view! {
+        <div class="messages" node_ref=list on:scroll=on_scroll data-testid="messages">
+            <Show when=older>
+                <p class="notice">"Older messages are available."</p>
+            </Show>
+            <For
+                each=lines
+                key=|line| (line.key.clone(), line.seq, line.status.clone())
+                children=move |line| {
+                    let own = me().as_deref() == Some(line.user.id.as_str());
+                    let (status_text, status_class) = match &line.status {
+                        LineStatus::Sent => (String::new(), ""),
+                        LineStatus::Pending => ("sending…".to_owned(), "pending"),
+                        LineStatus::Failed(why) => (format!("not sent: {why}"), "failed"),
+                    };
+                    view! {
+                        <div class=format!("line {} {status_class}", if own { "own" } else { "other" }) data-seq=line.seq.map(|s| s.to_string())>
+                            <div class="meta">
+                                <span class="author">{line.user.name.clone()}</span>
+                                <time>{clock(line.ts)}</time>
+                                <span class="state">{status_text}</span>
+                            </div>
+                            <div class="content">{line.content.clone()}</div>
+                        </div>
+                    }
+                }
+            />
+        </div>
+    }
+}
+
+/// "Alice is typing…" for the room, or nothing.
+#[component]
+pub fn TypingLine(
+    #[prop(into)] chat: Signal<Chat>,
+    #[prop(into)] room: Signal<String>,
+) -> impl IntoView {
+    let text = move || {
+        chat.with(|c| c.typing_text(&room.get()))
+            .unwrap_or_default()
+    };
+    view! { <div class="typing" data-testid="typing" aria-live="polite">{text}</div> }
+}
+
+/// The message box: Enter sends, Shift+Enter adds a newline.
+#[component]
+pub fn Composer(on_send: Callback<String>, on_typing: Callback<()>) -> impl IntoView {
+    let text = RwSignal::new(String::new());
+    let send = move || {
+        let value = text.get_untracked();
+        if common::validate::content(&value).is_ok() {
+            on_send.run(value);
+            text.set(String::new());
+        }
+    };
+    let too_long = move || text.with(|t| t.len() > common::validate::MAX_CONTENT_BYTES);
+    view! {
+        <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
+            <textarea
+                rows="1"
+                placeholder="Write a message…  (Enter sends, Shift+Enter for a new line)"
+                aria-label="Message"
+                prop:value=move || text.get()
+                on:input=move |ev| {
+                    text.set(event_target_value(&ev));
+                    on_typing.run(());
+                }
+                on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                    if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                        ev.prevent_default();
+                        send();
+                    }
+                }
+            ></textarea>
+            <button type="submit" disabled=too_long>"Send"</button>
+        </form>
+    }
+}
+
+/// Who is in the room.
+#[component]
+pub fn MemberList(
+    #[prop(into)] chat: Signal<Chat>,
+    #[prop(into)] room: Signal<String>,
+) -> impl IntoView {
+    let members = move || {
+        let room = room.get();
+        chat.with(|c| {
+            c.rooms
+                .get(&room)
+                .map(|r| r.members.values().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+    };
+    let count = move || members().len();
+    view! {
+        <aside class="members" data-testid="members">
+            <h3>"In this room · " {count}</h3>
+            <ul>
+                <For each=members key=|u| u.id.clone() children=|u| view! { <li><span class="dot online"></span>{u.name}</li> } />
+            </ul>
+        </aside>
+    }
+}
+
+/// "14:05" in local time.
+pub fn clock(ts_ms: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ts_ms as f64));
+    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+}
+
+/// Focuses the first element matching `selector`, if any.
+pub fn focus(selector: &str) {
+    if let Some(el) = document()
+        .query_selector(selector)
+        .ok()
+        .flatten()
+        .and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = el.focus();
+    }
+}

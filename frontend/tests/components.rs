@@ -1,0 +1,279 @@
+//! Component tests in a real headless Chromium (wasm-bindgen-test).
+//! Each mounts one component with plain signals and checks the DOM.
+#![cfg(target_arch = "wasm32")]
+
+use common::{ChatMessage, ServerMsg, User};
+use frontend::chat::Chat;
+use frontend::connection::Phase;
+use frontend::view::{Banner, Composer, MemberList, MessageList, Status, TypingLine};
+use leptos::mount::mount_to;
+use leptos::prelude::*;
+use leptos::task::tick;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn user(id: &str, name: &str) -> User {
+    User {
+        id: id.into(),
+        name: name.into(),
+    }
+}
+
+/// A fresh element in the page to mount into.
+fn container() -> web_sys::HtmlElement {
+    let doc = document();
+    let el = doc.create_element("section").unwrap();
+    doc.body().unwrap().append_child(&el).unwrap();
+    el.unchecked_into()
+}
+
+fn text_of(root: &web_sys::HtmlElement, selector: &str) -> String {
+    root.query_selector(selector)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no {selector}"))
+        .text_content()
+        .unwrap_or_default()
+}
+
+fn chat_with_room() -> Chat {
+    let mut chat = Chat::new(user("me", "Me"));
+    chat.apply(
+        &ServerMsg::Joined {
+            room: "general".into(),
+            members: vec![user("me", "Me"), user("bob", "Bob")],
+            last_seq: 0,
+            recovered: true,
+        },
+        0.0,
+    );
+    chat.open_room("general");
+    chat
+}
+
+fn message(seq: u64, from: User, content: &str) -> ServerMsg {
+    ServerMsg::Message(ChatMessage {
+        room: "general".into(),
+        seq,
+        id: format!("m{seq}"),
+        user: from,
+        content: content.into(),
+        ts: 1_700_000_000_000,
+        client_id: format!("c{seq}"),
+    })
+}
+
+#[wasm_bindgen_test]
+async fn the_banner_counts_down_and_offers_retry() {
+    let root = container();
+    let status = RwSignal::new(Status {
+        phase: Phase::Waiting {
+            attempt: 3,
+            delay_ms: 4_000,
+        },
+        since_ms: 10_000.0,
+    });
+    let now = RwSignal::new(11_000.0);
+    let retries = RwSignal::new(0);
+    let _mounted = mount_to(root.clone(), move || {
+        view! { <Banner status now_ms=now on_retry=Callback::new(move |()| retries.update(|n| *n += 1)) /> }
+    });
+    tick().await;
+    assert_eq!(
+        text_of(&root, ".banner-text"),
+        "Connection lost. Reconnecting in 3 s (attempt 3)"
+    );
+    root.query_selector("button")
+        .unwrap()
+        .expect("a retry button while waiting")
+        .unchecked_into::<web_sys::HtmlElement>()
+        .click();
+    assert_eq!(retries.get_untracked(), 1);
+
+    now.set(13_500.0);
+    tick().await;
+    assert_eq!(
+        text_of(&root, ".banner-text"),
+        "Connection lost. Reconnecting in 1 s (attempt 3)"
+    );
+
+    status.set(Status {
+        phase: Phase::Open,
+        since_ms: 0.0,
+    });
+    tick().await;
+    assert_eq!(text_of(&root, ".banner-text"), "Connected");
+    assert!(
+        root.query_selector("button").unwrap().is_none(),
+        "no retry when connected"
+    );
+    assert!(root.query_selector(".banner.ok").unwrap().is_some());
+}
+
+#[wasm_bindgen_test]
+async fn messages_render_as_text_with_own_and_pending_styling() {
+    let root = container();
+    let chat = RwSignal::new(chat_with_room());
+    let xss = "<img src=x onerror=alert(1)>";
+    chat.update(|c| {
+        c.apply(&message(1, user("bob", "Bob"), xss), 0.0);
+        c.apply(&message(2, user("me", "Me"), "mine"), 0.0);
+        c.queue_local("general", "on its way", "c-pending", 0.0);
+    });
+    let room = Signal::derive(|| "general".to_owned());
+    let _mounted = mount_to(root.clone(), move || view! { <MessageList chat room /> });
+    tick().await;
+
+    let lines = root.query_selector_all(".line").unwrap();
+    assert_eq!(lines.length(), 3);
+    // The markup is shown literally: no element was created from it.
+    assert_eq!(text_of(&root, ".line .content"), xss);
+    assert!(root.query_selector("img").unwrap().is_none());
+    assert_eq!(text_of(&root, ".line .author"), "Bob");
+    assert!(
+        root.query_selector(".line.own[data-seq='2']")
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        root.query_selector(".line.other[data-seq='1']")
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(text_of(&root, ".line.pending .state"), "sending…");
+
+    // Once stored, the pending line becomes a normal one.
+    chat.update(|c| {
+        let mut echo = message(3, user("me", "Me"), "on its way");
+        if let ServerMsg::Message(m) = &mut echo {
+            m.client_id = "c-pending".into();
+        }
+        c.apply(&echo, 0.0);
+    });
+    tick().await;
+    assert!(root.query_selector(".line.pending").unwrap().is_none());
+    assert_eq!(root.query_selector_all(".line").unwrap().length(), 3);
+}
+
+fn key(kind: &str, key: &str, shift: bool) -> web_sys::KeyboardEvent {
+    let init = web_sys::KeyboardEventInit::new();
+    init.set_key(key);
+    init.set_shift_key(shift);
+    init.set_bubbles(true);
+    init.set_cancelable(true);
+    web_sys::KeyboardEvent::new_with_keyboard_event_init_dict(kind, &init).unwrap()
+}
+
+fn type_into(area: &web_sys::HtmlTextAreaElement, text: &str) {
+    area.set_value(text);
+    let init = web_sys::EventInit::new();
+    init.set_bubbles(true);
+    area.dispatch_event(&web_sys::Event::new_with_event_init_dict("input", &init).unwrap())
+        .unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn the_composer_sends_on_enter_and_not_on_shift_enter() {
+    let root = container();
+    let sent = RwSignal::new(Vec::<String>::new());
+    let typing = RwSignal::new(0);
+    let _mounted = mount_to(root.clone(), move || {
+        view! {
+            <Composer
+                on_send=Callback::new(move |text: String| sent.update(|s| s.push(text)))
+                on_typing=Callback::new(move |()| typing.update(|n| *n += 1))
+            />
+        }
+    });
+    tick().await;
+    let area: web_sys::HtmlTextAreaElement = root
+        .query_selector("textarea")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+
+    type_into(&area, "line one");
+    assert_eq!(typing.get_untracked(), 1, "typing is reported on input");
+    let shift_enter = key("keydown", "Enter", true);
+    area.dispatch_event(&shift_enter).unwrap();
+    assert!(
+        !shift_enter.default_prevented(),
+        "Shift+Enter keeps its newline"
+    );
+    assert!(sent.get_untracked().is_empty());
+
+    type_into(&area, "line one\nline two");
+    let enter = key("keydown", "Enter", false);
+    area.dispatch_event(&enter).unwrap();
+    assert!(enter.default_prevented());
+    assert_eq!(sent.get_untracked(), ["line one\nline two"]);
+    tick().await;
+    assert_eq!(area.value(), "", "cleared after sending");
+
+    // Blank messages are not sent.
+    type_into(&area, "   ");
+    area.dispatch_event(&key("keydown", "Enter", false))
+        .unwrap();
+    assert_eq!(sent.get_untracked().len(), 1);
+}
+
+#[wasm_bindgen_test]
+async fn the_typing_indicator_appears_and_expires() {
+    let root = container();
+    let chat = RwSignal::new(chat_with_room());
+    let room = Signal::derive(|| "general".to_owned());
+    let _mounted = mount_to(root.clone(), move || view! { <TypingLine chat room /> });
+    tick().await;
+    assert_eq!(text_of(&root, ".typing"), "");
+
+    let typing = ServerMsg::Typing {
+        room: "general".into(),
+        user: user("bob", "Bob"),
+    };
+    chat.update(|c| c.apply(&typing, 1_000.0));
+    tick().await;
+    assert_eq!(text_of(&root, ".typing"), "Bob is typing…");
+
+    chat.update(|c| {
+        c.expire_typing(4_000.0);
+    });
+    tick().await;
+    assert_eq!(
+        text_of(&root, ".typing"),
+        "Bob is typing…",
+        "still fresh at 3 s"
+    );
+
+    chat.update(|c| {
+        c.expire_typing(6_001.0);
+    });
+    tick().await;
+    assert_eq!(
+        text_of(&root, ".typing"),
+        "",
+        "gone 5 s after the last refresh"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_member_list_follows_presence() {
+    let root = container();
+    let chat = RwSignal::new(chat_with_room());
+    let room = Signal::derive(|| "general".to_owned());
+    let _mounted = mount_to(root.clone(), move || view! { <MemberList chat room /> });
+    tick().await;
+    assert_eq!(root.query_selector_all("li").unwrap().length(), 2);
+    chat.update(|c| {
+        c.apply(
+            &ServerMsg::UserLeft {
+                room: "general".into(),
+                user: user("bob", "Bob"),
+            },
+            0.0,
+        )
+    });
+    tick().await;
+    assert_eq!(root.query_selector_all("li").unwrap().length(), 1);
+    assert!(text_of(&root, "ul").contains("Me"));
+}
