@@ -2,14 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use common::{ApiError, RoomSummary, SessionRequest, SessionResponse, User, validate};
+use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Identity;
@@ -18,6 +19,7 @@ pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/session", post(create_session))
         .route("/rooms", get(list_rooms))
+        .route("/rooms/{room}/messages", get(room_history))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such API endpoint") })
 }
 
@@ -50,8 +52,70 @@ async fn create_session(
 }
 
 /// `GET /api/rooms`: every room and how many people are in it.
-async fn list_rooms(State(app): State<Arc<AppState>>, _: Authenticated) -> Json<Vec<RoomSummary>> {
-    Json(app.hub.rooms())
+async fn list_rooms(State(app): State<Arc<AppState>>, _: Authenticated) -> Response {
+    let rooms = match app.hub.store().rooms().await {
+        Ok(rooms) => rooms,
+        Err(err) => return internal(err),
+    };
+    let counts = app.hub.member_counts();
+    let list: Vec<RoomSummary> = rooms
+        .into_iter()
+        .map(|room| RoomSummary {
+            members: counts.get(&room.name).copied().unwrap_or(0),
+            name: room.name,
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+#[derive(Deserialize)]
+struct HistoryQuery {
+    before: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// Largest page `GET /api/rooms/{room}/messages` returns.
+const MAX_PAGE: u32 = 200;
+
+/// `GET /api/rooms/{room}/messages?before=<seq>&limit=50`: the newest
+/// `limit` messages before `before` (default: the newest), oldest first.
+async fn room_history(
+    State(app): State<Arc<AppState>>,
+    _: Authenticated,
+    Path(room): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "before and limit must be whole numbers",
+        );
+    };
+    if let Err(why) = validate::room_name(&room) {
+        return error(StatusCode::BAD_REQUEST, "invalid_room", why);
+    }
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let before = query.before.unwrap_or(u64::MAX);
+    let store = app.hub.store();
+    match store.page_before(&room, before, limit).await {
+        Ok(page) if page.is_empty() => match store.rooms().await {
+            Ok(rooms) if rooms.iter().any(|r| r.name == room) => Json(page).into_response(),
+            Ok(_) => error(StatusCode::NOT_FOUND, "unknown_room", "no such room"),
+            Err(err) => internal(err),
+        },
+        Ok(page) => Json(page).into_response(),
+        Err(err) => internal(err),
+    }
+}
+
+fn internal(err: crate::store::StoreError) -> Response {
+    tracing::error!(%err, "store error in the API");
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the server could not read its store",
+    )
 }
 
 /// `GET /healthz`.

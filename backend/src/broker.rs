@@ -19,6 +19,8 @@ pub struct Envelope {
     pub room: Arc<str>,
     /// Don't deliver to this user's connections (e.g. their own `typing`).
     pub skip_user: Option<Arc<str>>,
+    /// For chat messages, their seq: receivers deliver in seq order.
+    pub seq: Option<u64>,
     /// The serialized `ServerMsg`, exactly as sent to clients.
     pub frame: Utf8Bytes,
 }

@@ -27,6 +27,33 @@ pub struct Config {
     #[arg(long, env = "HEARTH_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
+    /// Where history is kept: `sqlite://path/to/file.db` or
+    /// `postgres://user@host/db`. Default: `hearth.db` in the data dir.
+    #[arg(long, env = "HEARTH_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// A reconnecting client missing more than this many messages of a room
+    /// gets only the newest page (and `recovered: false`).
+    #[arg(long, env = "HEARTH_RESUME_LIMIT", default_value_t = 1000)]
+    pub resume_limit: u32,
+
+    /// Messages sent on a fresh join; also the size of a history page.
+    #[arg(long, env = "HEARTH_HISTORY_PAGE", default_value_t = 50)]
+    pub history_page: u32,
+
+    /// Keep at most this many messages per room (older ones are deleted in
+    /// the background). 0 keeps all.
+    #[arg(long, env = "HEARTH_RETAIN_MESSAGES", default_value_t = 100_000)]
+    pub retain_messages: u64,
+
+    /// Delete messages older than this many seconds. 0 keeps them forever.
+    #[arg(long, env = "HEARTH_RETAIN_SECS", default_value_t = 0)]
+    pub retain_secs: u64,
+
+    /// How often retention runs, in seconds.
+    #[arg(long, env = "HEARTH_RETENTION_INTERVAL_SECS", default_value_t = 300)]
+    pub retention_interval_secs: u64,
+
     /// Secret for signing session tokens. All nodes of one deployment need
     /// the same one. If unset, one is generated and kept in the data dir.
     #[arg(long, env = "HEARTH_TOKEN_SECRET", hide_env_values = true)]

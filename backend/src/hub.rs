@@ -1,24 +1,34 @@
-//! Rooms on this node: who is in them, and fan-out of events to them.
+//! Rooms on this node: who is in them, and delivery of events to them.
+//!
+//! Message flow: `post` appends to the store first (which assigns the seq and
+//! makes the message durable), then hands the message to the room's reorder
+//! buffer. The buffer delivers messages to connections strictly in seq
+//! order, each followed by its sender's `ack`, whatever order the concurrent
+//! appends finished in. A seq that does not show up in time is refilled from
+//! the store, so a member never sees a gap.
 //!
 //! Locking: one `std::sync::Mutex` for the room map, and one per room. Both
-//! are held only for in-memory work and never across an `.await`. A room's
-//! lock is held while its events are queued to every connection, which is
-//! what guarantees that every member sees a room's messages in `seq` order:
-//! seq assignment and queueing happen as one step, and each connection's queue
-//! is FIFO. Queueing never blocks (see `Outbox`), so holding the lock is cheap.
+//! guard in-memory work only and are never held across an `.await`; store
+//! calls happen outside them. Queueing to a connection never blocks (see
+//! `Outbox`), so delivering under the room lock is cheap.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
-use common::{ChatMessage, RoomSummary, ServerMsg, User};
+use common::{ChatMessage, ServerMsg, User};
 
 use crate::broker::{Broker, Envelope};
 use crate::outbox::Outbox;
+use crate::store::{NewMessage, Store, StoreError};
 
 pub type ConnId = u64;
+
+/// How long a missing seq may hold back later messages before it is
+/// fetched from the store.
+const GAP_REFILL_AFTER: Duration = Duration::from_millis(250);
 
 /// One WebSocket connection, as the rooms see it.
 #[derive(Debug)]
@@ -30,15 +40,20 @@ pub struct Peer {
     pub outbox: Outbox,
 }
 
-/// Result of posting a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Posted {
-    pub seq: u64,
+/// History limits for joins.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryPolicy {
+    /// A resume missing more than this gets only the newest page.
+    pub resume_limit: u32,
+    /// Messages sent on a fresh join, and the size of the newest page.
+    pub page: u32,
 }
 
 pub struct Hub {
     node_id: Arc<str>,
     broker: Arc<dyn Broker>,
+    store: Arc<dyn Store>,
+    history: HistoryPolicy,
     typing_interval: Duration,
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
 }
@@ -48,15 +63,27 @@ struct Room {
     state: Mutex<RoomState>,
 }
 
-#[derive(Default)]
 struct RoomState {
-    last_seq: u64,
-    /// This node's connections in the room.
+    /// The next seq to deliver; everything below it has been delivered.
+    next_seq: u64,
+    /// Appended messages waiting for an earlier seq, by seq.
+    pending: BTreeMap<u64, Pending>,
+    refill_scheduled: bool,
+    /// Connections receiving the room's events live.
     peers: HashMap<ConnId, Arc<Peer>>,
+    /// Connections catching up on history: their live events wait here
+    /// until the replay is queued, so order is replay, `joined`, live.
+    joining: HashMap<ConnId, (Arc<Peer>, Vec<Utf8Bytes>)>,
     /// Distinct users, with how many of their connections are in the room.
     members: HashMap<Arc<str>, Member>,
     /// When each user's last `typing` was forwarded.
     last_typing: HashMap<Arc<str>, Instant>,
+}
+
+struct Pending {
+    frame: Utf8Bytes,
+    /// The sender's connection and its `ack`, queued right after the message.
+    ack: Option<(Arc<Peer>, Utf8Bytes)>,
 }
 
 struct Member {
@@ -64,11 +91,28 @@ struct Member {
     connections: usize,
 }
 
+/// What a join must replay before `joined`.
+pub struct JoinTicket {
+    room: Arc<Room>,
+    /// The seq up to which history is replayed; live delivery covers the rest.
+    pub up_to: u64,
+    pub history: Vec<Utf8Bytes>,
+    pub recovered: bool,
+}
+
 impl Hub {
-    pub fn new(node_id: Arc<str>, broker: Arc<dyn Broker>, typing_interval: Duration) -> Arc<Hub> {
+    pub fn new(
+        node_id: Arc<str>,
+        broker: Arc<dyn Broker>,
+        store: Arc<dyn Store>,
+        history: HistoryPolicy,
+        typing_interval: Duration,
+    ) -> Arc<Hub> {
         Arc::new(Hub {
             node_id,
             broker,
+            store,
+            history,
             typing_interval,
             rooms: Mutex::new(HashMap::new()),
         })
@@ -78,46 +122,70 @@ impl Hub {
         &self.node_id
     }
 
-    /// Adds `peer` to `room`, creating the room if it is new. Joining twice is
-    /// harmless. Others are told only when the user was not already present
-    /// (through another tab).
-    ///
-    /// `joined` is queued to the peer under the room lock, so it arrives
-    /// before any live event of the room.
-    pub fn join(&self, room: &str, peer: &Arc<Peer>, since: Option<u64>) {
-        let room = self.room(room);
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// First half of a join: enters the room (creating it if new, telling
+    /// the others if the user was not there yet) and fetches the history to
+    /// replay. `since` is the last seq the client saw. The caller queues
+    /// `history`, then calls `finish_join`.
+    pub async fn start_join(
+        &self,
+        name: &str,
+        peer: &Arc<Peer>,
+        since: Option<u64>,
+    ) -> Result<JoinTicket, StoreError> {
+        let room = self.load(name, &peer.user.id).await?;
+        let up_to = {
+            let mut state = lock(&room.state);
+            if !state.peers.contains_key(&peer.id) && !state.joining.contains_key(&peer.id) {
+                state.joining.insert(peer.id, (peer.clone(), Vec::new()));
+                self.add_member(&room, &mut state, peer);
+            }
+            state.next_seq - 1
+        };
+        let fetched = self.history_for(&room.name, since, up_to).await;
+        let (messages, recovered) = match fetched {
+            Ok(found) => found,
+            Err(err) => {
+                self.leave(name, peer);
+                return Err(err);
+            }
+        };
+        let history = messages
+            .into_iter()
+            .map(|m| encode(&ServerMsg::Message(m)))
+            .collect();
+        Ok(JoinTicket {
+            room,
+            up_to,
+            history,
+            recovered,
+        })
+    }
+
+    /// Second half of a join: queues `joined`, then whatever arrived live
+    /// meanwhile, and switches the connection to live delivery.
+    pub fn finish_join(&self, ticket: JoinTicket, peer: &Arc<Peer>) {
+        let room = ticket.room;
         let mut state = lock(&room.state);
-        let rejoin = state.peers.insert(peer.id, peer.clone()).is_some();
-        let newcomer = !rejoin
-            && match state.members.entry(peer.user_id.clone()) {
-                Entry::Occupied(mut member) => {
-                    member.get_mut().connections += 1;
-                    false
-                }
-                Entry::Vacant(slot) => {
-                    slot.insert(Member {
-                        user: peer.user.clone(),
-                        connections: 1,
-                    });
-                    true
-                }
-            };
-        if newcomer {
-            let frame = encode(&ServerMsg::UserJoined {
-                room: room.name.to_string(),
-                user: peer.user.clone(),
-            });
-            self.fan_out(&room.name, &state, &frame, Some(&peer.user_id));
-        }
-        let joined = ServerMsg::Joined {
+        let buffered = match state.joining.remove(&peer.id) {
+            Some((_, buffered)) => buffered,
+            // Already live (a repeated join), or left meanwhile.
+            None if state.peers.contains_key(&peer.id) => Vec::new(),
+            None => return,
+        };
+        peer.outbox.push(encode(&ServerMsg::Joined {
             room: room.name.to_string(),
             members: state.members.values().map(|m| m.user.clone()).collect(),
-            last_seq: state.last_seq,
-            // Without history (see the store) nothing can be replayed, so a
-            // resume is only complete if nothing was missed.
-            recovered: since.is_none_or(|seen| seen >= state.last_seq),
-        };
-        peer.outbox.push(encode(&joined));
+            last_seq: ticket.up_to,
+            recovered: ticket.recovered,
+        }));
+        for frame in buffered {
+            peer.outbox.push(frame);
+        }
+        state.peers.insert(peer.id, peer.clone());
     }
 
     /// Removes `peer` from `room`. Returns false if it was not in it.
@@ -126,7 +194,9 @@ impl Hub {
             return false;
         };
         let mut state = lock(&room.state);
-        if state.peers.remove(&peer.id).is_none() {
+        let was_in =
+            state.peers.remove(&peer.id).is_some() | state.joining.remove(&peer.id).is_some();
+        if !was_in {
             return false;
         }
         let gone = match state.members.get_mut(&peer.user_id) {
@@ -146,32 +216,60 @@ impl Hub {
                 room: room.name.to_string(),
                 user: peer.user.clone(),
             });
-            self.fan_out(&room.name, &state, &frame, None);
+            self.fan_out(&room.name, &mut state, &frame, None, None);
         }
         true
     }
 
-    /// Assigns the next seq and delivers the message to every connection in
-    /// the room, the sender's included. The caller must have checked that
-    /// `peer` is in the room.
-    pub fn post(&self, room: &str, peer: &Peer, content: String, client_id: String) -> Posted {
-        let room = self.room(room);
-        let mut state = lock(&room.state);
-        state.last_seq += 1;
-        let seq = state.last_seq;
-        let message = ServerMsg::Message(ChatMessage {
+    /// Stores the message, then delivers it in seq order to everyone in the
+    /// room (sender included), followed by the sender's `ack`. A repeated
+    /// `client_id` is acked with the original seq and not delivered again.
+    pub async fn post(
+        self: &Arc<Self>,
+        room: &str,
+        peer: &Arc<Peer>,
+        content: &str,
+        client_id: &str,
+    ) -> Result<(), StoreError> {
+        let Some(room) = self.existing(room) else {
+            return Err(StoreError::UnknownRoom(room.to_owned()));
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let appended = self
+            .store
+            .append(NewMessage {
+                room: &room.name,
+                id: &id,
+                user: &peer.user,
+                content,
+                ts: now_millis(),
+                client_id,
+            })
+            .await?;
+        let message = appended.message;
+        let ack = encode(&ServerMsg::Ack {
             room: room.name.to_string(),
-            seq,
-            id: uuid::Uuid::now_v7().to_string(),
-            user: peer.user.clone(),
-            content,
-            ts: now_millis(),
-            client_id,
+            client_id: message.client_id.clone(),
+            seq: message.seq,
         });
+        if appended.duplicate {
+            peer.outbox.push(ack);
+            return Ok(());
+        }
+        let seq = message.seq;
         // Serialized once; every recipient shares these bytes.
-        let frame = encode(&message);
-        self.fan_out(&room.name, &state, &frame, None);
-        Posted { seq }
+        let frame = encode(&ServerMsg::Message(message));
+        let mut state = lock(&room.state);
+        self.accept(
+            &room,
+            &mut state,
+            seq,
+            Pending {
+                frame,
+                ack: Some((peer.clone(), ack)),
+            },
+        );
+        Ok(())
     }
 
     /// Forwards "typing" to the room's other users, at most once per
@@ -191,65 +289,218 @@ impl Hub {
             room: room.name.to_string(),
             user: peer.user.clone(),
         });
-        self.fan_out(&room.name, &state, &frame, Some(&peer.user_id));
+        self.fan_out(&room.name, &mut state, &frame, Some(&peer.user_id), None);
         true
     }
 
-    /// Every room with its number of distinct members, by name.
-    pub fn rooms(&self) -> Vec<RoomSummary> {
+    /// Distinct members per room on this node.
+    pub fn member_counts(&self) -> HashMap<String, u32> {
         let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
-        let mut list: Vec<RoomSummary> = rooms
+        rooms
             .iter()
-            .map(|room| RoomSummary {
-                name: room.name.to_string(),
-                members: lock(&room.state).members.len() as u32,
+            .map(|room| {
+                (
+                    room.name.to_string(),
+                    lock(&room.state).members.len() as u32,
+                )
             })
-            .collect();
-        list.sort_by(|a, b| a.name.cmp(&b.name));
-        list
+            .collect()
     }
 
     /// Delivers an envelope from another node to this node's connections.
-    pub fn deliver_remote(&self, envelope: &Envelope) {
+    pub fn deliver_remote(self: &Arc<Self>, envelope: &Envelope) {
         if envelope.origin == self.node_id {
             return;
         }
         let Some(room) = self.existing(&envelope.room) else {
             return;
         };
-        let state = lock(&room.state);
-        deliver(&state, &envelope.frame, envelope.skip_user.as_ref());
+        let mut state = lock(&room.state);
+        match envelope.seq {
+            // Messages go through the reorder buffer like local ones.
+            Some(seq) => self.accept(
+                &room,
+                &mut state,
+                seq,
+                Pending {
+                    frame: envelope.frame.clone(),
+                    ack: None,
+                },
+            ),
+            None => deliver(&mut state, &envelope.frame, envelope.skip_user.as_ref()),
+        }
     }
 
-    /// Queues `frame` for the room's local connections and publishes it.
+    /// Takes an appended message into the reorder buffer and delivers every
+    /// message that is now in sequence.
+    fn accept(
+        self: &Arc<Self>,
+        room: &Arc<Room>,
+        state: &mut RoomState,
+        seq: u64,
+        pending: Pending,
+    ) {
+        if seq < state.next_seq {
+            return; // already delivered (a refill raced with the original)
+        }
+        state.pending.insert(seq, pending);
+        self.drain(room, state);
+    }
+
+    fn drain(self: &Arc<Self>, room: &Arc<Room>, state: &mut RoomState) {
+        while let Some(next) = state.pending.remove(&state.next_seq) {
+            let seq = state.next_seq;
+            self.fan_out(&room.name, state, &next.frame, None, Some(seq));
+            if let Some((peer, ack)) = next.ack {
+                peer.outbox.push(ack);
+            }
+            state.next_seq += 1;
+        }
+        if !state.pending.is_empty() && !state.refill_scheduled {
+            state.refill_scheduled = true;
+            let hub = self.clone();
+            let room = room.clone();
+            tokio::spawn(async move { hub.refill(room).await });
+        }
+    }
+
+    /// Fills seq gaps from the store until none is left. Runs as one task
+    /// per room at most (`refill_scheduled`).
+    async fn refill(self: Arc<Self>, room: Arc<Room>) {
+        loop {
+            tokio::time::sleep(GAP_REFILL_AFTER).await;
+            let (from, to) = {
+                let mut state = lock(&room.state);
+                match state.pending.keys().next() {
+                    Some(&first) => (state.next_seq, first),
+                    None => {
+                        state.refill_scheduled = false;
+                        return;
+                    }
+                }
+            };
+            tracing::debug!(room = %room.name, from, to, "refilling a seq gap from the store");
+            let count = u32::try_from(to - from).unwrap_or(u32::MAX);
+            let missing = match self.store.range(&room.name, from - 1, to - 1, count).await {
+                Ok(found) => found,
+                Err(err) => {
+                    tracing::warn!(room = %room.name, %err, "gap refill failed; retrying");
+                    continue;
+                }
+            };
+            let mut state = lock(&room.state);
+            for message in missing {
+                if message.seq >= state.next_seq {
+                    let frame = encode(&ServerMsg::Message(message.clone()));
+                    state
+                        .pending
+                        .insert(message.seq, Pending { frame, ack: None });
+                }
+            }
+            // Appends to a room are serialized by the store, so once `to` is
+            // committed every earlier seq is final: one the store does not
+            // have was deleted by retention and will never arrive.
+            while state.next_seq < to && !state.pending.contains_key(&state.next_seq) {
+                tracing::warn!(room = %room.name, seq = state.next_seq, "seq missing from the store; skipping it");
+                state.next_seq += 1;
+            }
+            self.drain(&room, &mut state);
+        }
+    }
+
+    async fn history_for(
+        &self,
+        room: &str,
+        since: Option<u64>,
+        up_to: u64,
+    ) -> Result<(Vec<ChatMessage>, bool), StoreError> {
+        let page = self.history.page;
+        match since {
+            None => Ok((self.store.page_before(room, up_to + 1, page).await?, true)),
+            Some(seen) if seen == up_to => Ok((Vec::new(), true)),
+            Some(seen) if seen < up_to && up_to - seen <= u64::from(self.history.resume_limit) => {
+                let missed = self
+                    .store
+                    .range(room, seen, up_to, self.history.resume_limit)
+                    .await?;
+                // Retention may have deleted part of what was missed.
+                let complete = missed.first().is_some_and(|m| m.seq == seen + 1);
+                Ok((missed, complete))
+            }
+            // Too much was missed, or the client is ahead of this server
+            // (its history was reset): send the newest page, and say so.
+            Some(_) => Ok((self.store.page_before(room, up_to + 1, page).await?, false)),
+        }
+    }
+
+    fn add_member(&self, room: &Room, state: &mut RoomState, peer: &Arc<Peer>) {
+        let newcomer = match state.members.entry(peer.user_id.clone()) {
+            Entry::Occupied(mut member) => {
+                member.get_mut().connections += 1;
+                false
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Member {
+                    user: peer.user.clone(),
+                    connections: 1,
+                });
+                true
+            }
+        };
+        if newcomer {
+            let frame = encode(&ServerMsg::UserJoined {
+                room: room.name.to_string(),
+                user: peer.user.clone(),
+            });
+            self.fan_out(&room.name, state, &frame, Some(&peer.user_id), None);
+        }
+    }
+
+    /// Queues `frame` for the room's connections and publishes it.
     fn fan_out(
         &self,
         room: &Arc<str>,
-        state: &RoomState,
+        state: &mut RoomState,
         frame: &Utf8Bytes,
         skip_user: Option<&Arc<str>>,
+        seq: Option<u64>,
     ) {
         deliver(state, frame, skip_user);
         self.broker.publish(Envelope {
             origin: self.node_id.clone(),
             room: room.clone(),
             skip_user: skip_user.cloned(),
+            seq,
             frame: frame.clone(),
         });
     }
 
-    fn room(&self, name: &str) -> Arc<Room> {
-        let mut rooms = lock(&self.rooms);
-        if let Some(room) = rooms.get(name) {
-            return room.clone();
+    /// The room, loaded from (or created in) the store on first use.
+    async fn load(&self, name: &str, created_by: &str) -> Result<Arc<Room>, StoreError> {
+        if let Some(room) = self.existing(name) {
+            return Ok(room);
         }
-        let name: Arc<str> = Arc::from(name);
-        let room = Arc::new(Room {
-            name: name.clone(),
-            state: Mutex::new(RoomState::default()),
+        let last_seq = self
+            .store
+            .ensure_room(name, created_by, now_millis())
+            .await?;
+        let mut rooms = lock(&self.rooms);
+        // Another join may have loaded it meanwhile; keep the first.
+        let room = rooms.entry(Arc::from(name)).or_insert_with_key(|name| {
+            Arc::new(Room {
+                name: name.clone(),
+                state: Mutex::new(RoomState {
+                    next_seq: last_seq + 1,
+                    pending: BTreeMap::new(),
+                    refill_scheduled: false,
+                    peers: HashMap::new(),
+                    joining: HashMap::new(),
+                    members: HashMap::new(),
+                    last_typing: HashMap::new(),
+                }),
+            })
         });
-        rooms.insert(name, room.clone());
-        room
+        Ok(room.clone())
     }
 
     fn existing(&self, name: &str) -> Option<Arc<Room>> {
@@ -257,12 +508,25 @@ impl Hub {
     }
 }
 
-fn deliver(state: &RoomState, frame: &Utf8Bytes, skip_user: Option<&Arc<str>>) {
+fn deliver(state: &mut RoomState, frame: &Utf8Bytes, skip_user: Option<&Arc<str>>) {
+    let skip = |peer: &Peer| skip_user.is_some_and(|skip| *skip == peer.user_id);
     for peer in state.peers.values() {
-        if skip_user.is_some_and(|skip| *skip == peer.user_id) {
-            continue;
+        if !skip(peer) {
+            peer.outbox.push(frame.clone());
         }
-        peer.outbox.push(frame.clone());
+    }
+    for (peer, buffered) in state.joining.values_mut() {
+        if !skip(peer) {
+            buffered.push(frame.clone());
+            if buffered.len() > peer.outbox.capacity() {
+                // It cannot keep up even before it has joined.
+                peer.outbox.kick().kick(crate::outbox::CloseReason {
+                    code: common::close::SLOW_CONSUMER,
+                    reason: "slow consumer",
+                });
+                buffered.clear();
+            }
+        }
     }
 }
 
@@ -270,7 +534,7 @@ pub fn encode(msg: &ServerMsg) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(msg).expect("server messages always serialize"))
 }
 
-fn now_millis() -> i64 {
+pub fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -16,6 +16,7 @@ pub mod hub;
 pub mod outbox;
 pub mod rate;
 pub mod session;
+pub mod store;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -36,7 +37,8 @@ pub use config::Config;
 
 use auth::TokenKeys;
 use broker::{Broker, MemoryBroker};
-use hub::Hub;
+use hub::{HistoryPolicy, Hub};
+use store::Store;
 
 /// Everything a request or a connection needs, shared.
 pub struct AppState {
@@ -91,9 +93,24 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         Some(id) => Arc::from(id.as_str()),
         None => Arc::from(uuid::Uuid::new_v4().simple().to_string()),
     };
+    let store = store::open(config.database_url.as_deref(), &config.data_dir)
+        .await
+        .context("opening the message store")?;
+    tracing::info!(kind = store.kind(), "message store ready");
     let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
-    let hub = Hub::new(node_id, broker.clone(), config.typing_interval());
+    let history = HistoryPolicy {
+        resume_limit: config.resume_limit,
+        page: config.history_page,
+    };
+    let hub = Hub::new(
+        node_id,
+        broker.clone(),
+        store,
+        history,
+        config.typing_interval(),
+    );
     spawn_remote_delivery(hub.clone(), broker.as_ref());
+    spawn_retention(&config, hub.store().clone());
 
     if !config.static_dir.join("index.html").exists() {
         tracing::warn!(dir = %config.static_dir.display(), "no index.html in the static dir; build the frontend with `trunk build`");
@@ -161,6 +178,29 @@ impl Server {
         self.state.shutdown.cancel();
         self.wait().await
     }
+}
+
+/// Enforces the retention limits in the background.
+fn spawn_retention(config: &Config, store: Arc<dyn Store>) {
+    let keep = (config.retain_messages > 0).then_some(config.retain_messages);
+    let max_age_ms =
+        (config.retain_secs > 0).then(|| config.retain_secs.saturating_mul(1000) as i64);
+    if keep.is_none() && max_age_ms.is_none() {
+        return;
+    }
+    let every = Duration::from_secs(config.retention_interval_secs.max(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let cutoff = max_age_ms.map(|age| hub::now_millis() - age);
+            match store.prune(keep, cutoff).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "retention removed old messages"),
+                Err(err) => tracing::warn!(%err, "retention failed"),
+            }
+        }
+    });
 }
 
 fn spawn_remote_delivery(hub: Arc<Hub>, broker: &dyn Broker) {

@@ -78,6 +78,32 @@ impl Outbox {
         }
     }
 
+    /// Queues a frame, waiting for room in the queue: for replaying
+    /// history, which is bulk and belongs to this connection alone. Gives up
+    /// (and returns false) if the connection is kicked or makes no room
+    /// within `patience`, which kicks it as a slow consumer.
+    pub async fn push_patiently(&self, frame: Utf8Bytes, patience: std::time::Duration) -> bool {
+        tokio::select! {
+            _ = self.kick.kicked() => false,
+            sent = tokio::time::timeout(patience, self.tx.send(frame)) => match sent {
+                Ok(Ok(())) => true,
+                Ok(Err(_)) => false,
+                Err(_) => {
+                    self.kick.kick(CloseReason {
+                        code: common::close::SLOW_CONSUMER,
+                        reason: "slow consumer",
+                    });
+                    false
+                }
+            },
+        }
+    }
+
+    /// The queue's size in frames.
+    pub fn capacity(&self) -> usize {
+        self.tx.max_capacity()
+    }
+
     pub fn kick(&self) -> &Arc<Kick> {
         &self.kick
     }

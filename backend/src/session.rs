@@ -31,6 +31,8 @@ const PING: &str = r#"{"type":"ping"}"#;
 const WRITE_BATCH: usize = 64;
 /// How long the writer tries to deliver a close frame before giving up.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a joiner may take to make room in its queue during a replay.
+const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
 
 pub async fn run(socket: WebSocket, app: Arc<AppState>, identity: Identity) {
     let limits = &app.config;
@@ -117,7 +119,7 @@ impl Session {
                 frame = stream.next() => {
                     pong_deadline = None;
                     match frame {
-                        Some(Ok(Message::Text(text))) => self.handle_text(text.as_str()),
+                        Some(Ok(Message::Text(text))) => self.handle_text(text.as_str()).await,
                         Some(Ok(Message::Binary(_))) => {
                             self.reject(ErrorCode::BadFrame, "binary frames are not supported", None);
                         }
@@ -135,7 +137,7 @@ impl Session {
         }
     }
 
-    fn handle_text(&mut self, text: &str) {
+    async fn handle_text(&mut self, text: &str) {
         let msg = match serde_json::from_str::<ClientMsg>(text) {
             Ok(msg) => msg,
             Err(_) => {
@@ -144,13 +146,13 @@ impl Session {
             }
         };
         match msg {
-            ClientMsg::Join { room, since } => self.join(room, since),
+            ClientMsg::Join { room, since } => self.join(room, since).await,
             ClientMsg::Leave { room } => self.leave(room),
             ClientMsg::Send {
                 room,
                 content,
                 client_id,
-            } => self.send(room, content, client_id),
+            } => self.send(room, content, client_id).await,
             ClientMsg::Typing { room } => {
                 if self.rooms.contains(&room) {
                     self.app
@@ -164,7 +166,7 @@ impl Session {
         }
     }
 
-    fn join(&mut self, room: String, since: Option<u64>) {
+    async fn join(&mut self, room: String, since: Option<u64>) {
         if let Err(why) = validate::room_name(&room) {
             return self.reject(ErrorCode::InvalidRoom, why, Some(room));
         }
@@ -178,8 +180,29 @@ impl Session {
         if !self.membership_bucket.try_take(std::time::Instant::now()) {
             return self.tell(ErrorCode::RateLimited, "joining too fast", Some(room));
         }
-        self.app.hub.join(&room, &self.peer, since);
+        let ticket = match self.app.hub.start_join(&room, &self.peer, since).await {
+            Ok(ticket) => ticket,
+            Err(err) => {
+                tracing::error!(%err, room, "join failed");
+                return self.tell(
+                    ErrorCode::Internal,
+                    "could not load the room; try again",
+                    Some(room),
+                );
+            }
+        };
         self.rooms.insert(room);
+        for frame in &ticket.history {
+            if !self
+                .peer
+                .outbox
+                .push_patiently(frame.clone(), REPLAY_PATIENCE)
+                .await
+            {
+                return;
+            }
+        }
+        self.app.hub.finish_join(ticket, &self.peer);
     }
 
     fn leave(&mut self, room: String) {
@@ -194,7 +217,7 @@ impl Session {
         self.peer.outbox.push(encode(&ServerMsg::Left { room }));
     }
 
-    fn send(&mut self, room: String, content: String, client_id: String) {
+    async fn send(&mut self, room: String, content: String, client_id: String) {
         if let Err(why) = validate::client_id(&client_id) {
             return self.reject(ErrorCode::InvalidClientId, why, Some(client_id));
         }
@@ -211,15 +234,20 @@ impl Session {
                 Some(client_id),
             );
         }
-        let posted = self
+        // The hub queues the message and then our ack once it is stored.
+        if let Err(err) = self
             .app
             .hub
-            .post(&room, &self.peer, content, client_id.clone());
-        self.peer.outbox.push(encode(&ServerMsg::Ack {
-            room,
-            client_id,
-            seq: posted.seq,
-        }));
+            .post(&room, &self.peer, &content, &client_id)
+            .await
+        {
+            tracing::error!(%err, room, "storing a message failed");
+            self.tell(
+                ErrorCode::Internal,
+                "the message could not be stored; send it again",
+                Some(client_id),
+            );
+        }
     }
 
     /// Reports an error the client caused. Too many of them close the

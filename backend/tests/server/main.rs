@@ -6,5 +6,7 @@ mod heartbeat;
 mod limits;
 mod messages;
 mod presence;
+mod resume;
 mod shutdown;
+mod store;
 mod support;

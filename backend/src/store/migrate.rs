@@ -1,0 +1,48 @@
+//! A minimal, embedded migration runner: numbered SQL scripts per database,
+//! applied in order at start, each in its own transaction, recorded in
+//! `hearth_schema`. Embedded (not read from disk) so the binary is all an
+//! operator needs.
+
+pub const SQLITE: &[&str] = &[r#"
+CREATE TABLE rooms (
+    name TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    last_seq INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE messages (
+    room TEXT NOT NULL REFERENCES rooms(name),
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    content TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    client_id TEXT NOT NULL,
+    PRIMARY KEY (room, seq)
+);
+CREATE UNIQUE INDEX messages_client_id ON messages (room, user_id, client_id);
+CREATE INDEX messages_ts ON messages (ts);
+"#];
+
+pub const POSTGRES: &[&str] = &[r#"
+CREATE TABLE rooms (
+    name TEXT PRIMARY KEY,
+    created_at BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    last_seq BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE messages (
+    room TEXT NOT NULL REFERENCES rooms(name),
+    seq BIGINT NOT NULL,
+    id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    content TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    client_id TEXT NOT NULL,
+    PRIMARY KEY (room, seq)
+);
+CREATE UNIQUE INDEX messages_client_id ON messages (room, user_id, client_id);
+CREATE INDEX messages_ts ON messages (ts);
+"#];

@@ -1,0 +1,147 @@
+//! Durable rooms and messages behind one small trait, with two
+//! implementations: SQLite (the embedded default) and PostgreSQL (shared by
+//! several nodes). Which one is chosen by the URL scheme.
+//!
+//! The store is the authority on `seq`: `append` allocates the next seq of a
+//! room and writes the message in one transaction, so seq is strictly +1 per
+//! room, across restarts and across nodes sharing the database. Retention
+//! deletes old messages but never lowers a room's `last_seq`, so a seq is
+//! never reused.
+
+mod migrate;
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use common::{ChatMessage, User};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("room {0:?} does not exist")]
+    UnknownRoom(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// A message to append; the store assigns `seq`.
+#[derive(Debug, Clone)]
+pub struct NewMessage<'a> {
+    pub room: &'a str,
+    pub id: &'a str,
+    pub user: &'a User,
+    pub content: &'a str,
+    pub ts: i64,
+    pub client_id: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub message: ChatMessage,
+    /// The same user already sent this `client_id` to this room; `message`
+    /// is the original and nothing new was stored.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRoom {
+    pub name: String,
+    pub created_at: i64,
+    pub created_by: String,
+    pub last_seq: u64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates the room if it is new. Returns its `last_seq`.
+    async fn ensure_room(&self, name: &str, created_by: &str, now_ms: i64) -> Result<u64>;
+
+    /// Allocates the next seq and stores the message, unless this user
+    /// already sent this `client_id` to this room.
+    async fn append(&self, message: NewMessage<'_>) -> Result<Appended>;
+
+    /// Messages with `after < seq <= up_to`, oldest first, at most `limit`.
+    async fn range(
+        &self,
+        room: &str,
+        after: u64,
+        up_to: u64,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>>;
+
+    /// The newest `limit` messages with `seq < before`, oldest first.
+    async fn page_before(&self, room: &str, before: u64, limit: u32) -> Result<Vec<ChatMessage>>;
+
+    /// Every room, by name.
+    async fn rooms(&self) -> Result<Vec<StoredRoom>>;
+
+    /// Deletes messages beyond the newest `keep_per_room` of each room, and
+    /// messages older than `older_than_ms`. Returns how many were deleted.
+    async fn prune(&self, keep_per_room: Option<u64>, older_than_ms: Option<i64>) -> Result<u64>;
+
+    /// "sqlite" or "postgres".
+    fn kind(&self) -> &'static str;
+}
+
+/// Opens the store named by `url`: `sqlite://path` (or `sqlite::memory:`) or
+/// `postgres://…`. Without a URL, an SQLite file in the data dir.
+pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>> {
+    let url = match url {
+        Some(url) => url.to_owned(),
+        None => {
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| StoreError::Config(format!("creating {}: {e}", data_dir.display())))?;
+            format!("sqlite://{}", data_dir.join("hearth.db").display())
+        }
+    };
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(&url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(&url).await?))
+    } else {
+        Err(StoreError::Config(format!(
+            "unsupported database URL {:?}: use sqlite://… or postgres://…",
+            url.split(':').next().unwrap_or_default()
+        )))
+    }
+}
+
+/// Builds a `ChatMessage` from a stored row.
+fn row_message(
+    room: String,
+    seq: i64,
+    id: String,
+    user_id: String,
+    user_name: String,
+    content: String,
+    ts: i64,
+    client_id: String,
+) -> ChatMessage {
+    ChatMessage {
+        room,
+        seq: seq as u64,
+        id,
+        user: User {
+            id: user_id,
+            name: user_name,
+        },
+        content,
+        ts,
+        client_id,
+    }
+}
+
+/// Seqs are u64 on the wire and BIGINT in the database.
+fn db_seq(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}

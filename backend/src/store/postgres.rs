@@ -1,0 +1,58 @@
+//! PostgreSQL, for deployments where several nodes share one history.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::migrate::POSTGRES as MIGRATIONS;
+use super::{Result, sql};
+
+/// Any constant works; it only has to be the same on every node.
+const MIGRATION_LOCK: i64 = 0x4845_4152_5448; // "HEARTH"
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(PgConnectOptions::from_str(url)?).await
+    }
+
+    /// Opens with explicit options, e.g. a `search_path` for an isolated
+    /// schema in tests.
+    pub async fn open_with(options: PgConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        migrate(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+}
+
+async fn migrate(pool: &PgPool) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    // Nodes starting together take turns; DDL is transactional here.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS hearth_schema (version INTEGER PRIMARY KEY)")
+        .execute(&mut *tx)
+        .await?;
+    let current: i32 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM hearth_schema")
+        .fetch_one(&mut *tx)
+        .await?;
+    for (index, script) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        sqlx::raw_sql(script).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO hearth_schema (version) VALUES ($1)")
+            .bind(index as i32 + 1)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+sql::impl_store!(PostgresStore, "postgres");

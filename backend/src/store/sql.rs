@@ -1,0 +1,192 @@
+//! The store's SQL, shared by SQLite and PostgreSQL: both accept `$n`
+//! placeholders, `ON CONFLICT` and `RETURNING`. `impl_store!` implements
+//! `Store` for a pool type with these statements; each backend module only
+//! adds how to connect and migrate.
+
+pub const ENSURE_ROOM: &str = "INSERT INTO rooms (name, created_at, created_by, last_seq) VALUES ($1, $2, $3, 0) \
+     ON CONFLICT (name) DO NOTHING";
+pub const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE name = $1";
+/// First statement of an append: takes the room's row lock (PostgreSQL) or
+/// the write lock (SQLite) before anything is read, so appends to a room are
+/// serialized and a deferred SQLite transaction never has to upgrade a lock.
+pub const NEXT_SEQ: &str =
+    "UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1 RETURNING last_seq";
+pub const FIND_CLIENT_ID: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id FROM messages \
+     WHERE room = $1 AND user_id = $2 AND client_id = $3";
+pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, client_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+pub const RANGE: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id FROM messages \
+     WHERE room = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4";
+pub const PAGE_BEFORE: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id FROM messages \
+     WHERE room = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
+pub const ROOMS: &str = "SELECT name, created_at, created_by, last_seq FROM rooms ORDER BY name";
+/// Seqs are contiguous, so "beyond the newest N" is `seq <= last_seq - N`.
+pub const PRUNE_COUNT: &str = "DELETE FROM messages WHERE seq <= (SELECT last_seq FROM rooms WHERE rooms.name = messages.room) - $1";
+pub const PRUNE_AGE: &str = "DELETE FROM messages WHERE ts < $1";
+
+pub type MessageRow = (String, i64, String, String, String, String, i64, String);
+
+pub fn message(row: MessageRow) -> common::ChatMessage {
+    let (room, seq, id, user_id, user_name, content, ts, client_id) = row;
+    super::row_message(room, seq, id, user_id, user_name, content, ts, client_id)
+}
+
+/// Implements `Store` for `$store`, whose `pool` field is a sqlx pool.
+macro_rules! impl_store {
+    ($store:ty, $kind:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Store for $store {
+            async fn ensure_room(
+                &self,
+                name: &str,
+                created_by: &str,
+                now_ms: i64,
+            ) -> $crate::store::Result<u64> {
+                use $crate::store::sql;
+                sqlx::query(sql::ENSURE_ROOM)
+                    .bind(name)
+                    .bind(now_ms)
+                    .bind(created_by)
+                    .execute(&self.pool)
+                    .await?;
+                let last: i64 = sqlx::query_scalar(sql::LAST_SEQ)
+                    .bind(name)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(last as u64)
+            }
+
+            async fn append(
+                &self,
+                m: $crate::store::NewMessage<'_>,
+            ) -> $crate::store::Result<$crate::store::Appended> {
+                use $crate::store::{Appended, StoreError, sql};
+                let mut tx = self.pool.begin().await?;
+                let seq: Option<i64> = sqlx::query_scalar(sql::NEXT_SEQ)
+                    .bind(m.room)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(seq) = seq else {
+                    return Err(StoreError::UnknownRoom(m.room.to_owned()));
+                };
+                let earlier: Option<sql::MessageRow> = sqlx::query_as(sql::FIND_CLIENT_ID)
+                    .bind(m.room)
+                    .bind(&m.user.id)
+                    .bind(m.client_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(row) = earlier {
+                    // Rolling back also returns the seq we just took.
+                    tx.rollback().await?;
+                    return Ok(Appended {
+                        message: sql::message(row),
+                        duplicate: true,
+                    });
+                }
+                sqlx::query(sql::INSERT_MESSAGE)
+                    .bind(m.room)
+                    .bind(seq)
+                    .bind(m.id)
+                    .bind(&m.user.id)
+                    .bind(&m.user.name)
+                    .bind(m.content)
+                    .bind(m.ts)
+                    .bind(m.client_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Appended {
+                    message: common::ChatMessage {
+                        room: m.room.to_owned(),
+                        seq: seq as u64,
+                        id: m.id.to_owned(),
+                        user: m.user.clone(),
+                        content: m.content.to_owned(),
+                        ts: m.ts,
+                        client_id: m.client_id.to_owned(),
+                    },
+                    duplicate: false,
+                })
+            }
+
+            async fn range(
+                &self,
+                room: &str,
+                after: u64,
+                up_to: u64,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<common::ChatMessage>> {
+                use $crate::store::{db_seq, sql};
+                let rows: Vec<sql::MessageRow> = sqlx::query_as(sql::RANGE)
+                    .bind(room)
+                    .bind(db_seq(after))
+                    .bind(db_seq(up_to))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(sql::message).collect())
+            }
+
+            async fn page_before(
+                &self,
+                room: &str,
+                before: u64,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<common::ChatMessage>> {
+                use $crate::store::{db_seq, sql};
+                let rows: Vec<sql::MessageRow> = sqlx::query_as(sql::PAGE_BEFORE)
+                    .bind(room)
+                    .bind(db_seq(before))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().rev().map(sql::message).collect())
+            }
+
+            async fn rooms(&self) -> $crate::store::Result<Vec<$crate::store::StoredRoom>> {
+                use $crate::store::{StoredRoom, sql};
+                let rows: Vec<(String, i64, String, i64)> =
+                    sqlx::query_as(sql::ROOMS).fetch_all(&self.pool).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(name, created_at, created_by, last_seq)| StoredRoom {
+                        name,
+                        created_at,
+                        created_by,
+                        last_seq: last_seq as u64,
+                    })
+                    .collect())
+            }
+
+            async fn prune(
+                &self,
+                keep_per_room: Option<u64>,
+                older_than_ms: Option<i64>,
+            ) -> $crate::store::Result<u64> {
+                use $crate::store::{db_seq, sql};
+                let mut deleted = 0;
+                if let Some(keep) = keep_per_room {
+                    deleted += sqlx::query(sql::PRUNE_COUNT)
+                        .bind(db_seq(keep))
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                }
+                if let Some(cutoff) = older_than_ms {
+                    deleted += sqlx::query(sql::PRUNE_AGE)
+                        .bind(cutoff)
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
+                }
+                Ok(deleted)
+            }
+
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+        }
+    };
+}
+
+pub(crate) use impl_store;

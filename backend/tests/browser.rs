@@ -1,0 +1,227 @@
+//! End to end: the trunk-built app, served by the real `hearth` binary, used
+//! by two people in two independent headless Chromium sessions (fantoccini
+//! driving /usr/bin/chromedriver). The server is killed with SIGKILL and
+//! restarted mid-conversation; both pages must recover by themselves.
+//!
+//! Needs `dist/` (trunk build) and chromedriver; `scripts/test` provides both.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use tokio::process::{Child, Command};
+
+const WAIT: Duration = Duration::from_secs(20);
+/// Long enough for a few backoff rounds after a restart.
+const RECONNECT_WAIT: Duration = Duration::from_secs(40);
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_for_port(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listening on port {port}");
+}
+
+fn start_server(port: u16, data: &Path) -> Child {
+    let dist = workspace().join("dist");
+    assert!(
+        dist.join("index.html").exists(),
+        "{} is missing: run `trunk build --release` first (scripts/test does)",
+        dist.display()
+    );
+    Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--static-dir")
+        .arg(&dist)
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start hearth")
+}
+
+async fn browser(driver_url: &str) -> Client {
+    let chromium = std::env::var("HEARTH_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-quic", "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync", "--no-first-run", "--window-size=1100,720"],
+        }),
+    );
+    // Each session gets its own fresh profile: two independent users.
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(driver_url)
+        .await
+        .expect("a chromedriver session")
+}
+
+/// Polls until the text of `css` contains `want`.
+async fn wait_text(page: &Client, css: &str, want: &str, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::new();
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(el) = page.find(Locator::Css(css)).await
+            && let Ok(text) = el.text().await
+        {
+            if text.contains(want) {
+                return;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("`{css}` never contained {want:?}; last text: {last:?}");
+}
+
+async fn sign_in(page: &Client, base: &str, name: &str) {
+    page.goto(base).await.unwrap();
+    let input = page
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#name"))
+        .await
+        .unwrap();
+    input.send_keys(name).await.unwrap();
+    page.find(Locator::Css("form.card button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(page, "[data-testid=banner]", "Connected", WAIT).await;
+}
+
+async fn say(page: &Client, text: &str) {
+    let area = page.find(Locator::Css(".composer textarea")).await.unwrap();
+    // \u{E007} is WebDriver's Enter key.
+    area.send_keys(&format!("{text}\u{E007}")).await.unwrap();
+}
+
+async fn screenshot(page: &Client, name: &str) {
+    let png = page.screenshot().await.unwrap();
+    let dir = workspace().join("target/e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_chat_and_survive_a_server_restart() {
+    let chromedriver =
+        std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let driver_port = free_port();
+    let _driver = Command::new(chromedriver)
+        .arg(format!("--port={driver_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    wait_for_port(driver_port).await;
+    let driver_url = format!("http://127.0.0.1:{driver_port}");
+
+    let data = std::env::temp_dir().join(format!("hearth-e2e-{}", uuid::Uuid::new_v4()));
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/");
+    let mut server = start_server(port, &data);
+    wait_for_port(port).await;
+
+    let alice = browser(&driver_url).await;
+    let bob = browser(&driver_url).await;
+    sign_in(&alice, &base, "Alice").await;
+    sign_in(&bob, &base, "Bob").await;
+
+    // Both land in #general and see each other.
+    wait_text(&alice, "[data-testid=members]", "Bob", WAIT).await;
+    wait_text(&bob, "[data-testid=members]", "Alice", WAIT).await;
+
+    // Alice types: Bob sees the indicator. She sends: Bob sees the message.
+    let area = alice
+        .find(Locator::Css(".composer textarea"))
+        .await
+        .unwrap();
+    area.send_keys("Hello Bob").await.unwrap();
+    wait_text(&bob, "[data-testid=typing]", "Alice is typing…", WAIT).await;
+    area.send_keys("\u{E007}").await.unwrap();
+    wait_text(&bob, "[data-testid=messages]", "Hello Bob", WAIT).await;
+    wait_text(&bob, "[data-testid=typing]", "", WAIT).await;
+    say(&bob, "Hi Alice! <b>not bold</b>").await;
+    wait_text(
+        &alice,
+        "[data-testid=messages]",
+        "Hi Alice! <b>not bold</b>",
+        WAIT,
+    )
+    .await;
+    assert!(
+        alice.find(Locator::Css(".messages b")).await.is_err(),
+        "content is text, not HTML"
+    );
+
+    // The server dies without warning. Both pages notice and say so.
+    server.kill().await.unwrap();
+    wait_text(&alice, "[data-testid=banner]", "Reconnecting", WAIT).await;
+    wait_text(&bob, "[data-testid=banner]", "Reconnecting", WAIT).await;
+    screenshot(&alice, "alice-reconnecting.png").await;
+
+    // It comes back on the same address; the pages reconnect and re-join.
+    let mut server = start_server(port, &data);
+    wait_for_port(port).await;
+    wait_text(&alice, "[data-testid=banner]", "Connected", RECONNECT_WAIT).await;
+    wait_text(&bob, "[data-testid=banner]", "Connected", RECONNECT_WAIT).await;
+    wait_text(&alice, "[data-testid=members]", "Bob", WAIT).await;
+    wait_text(&bob, "[data-testid=members]", "Alice", WAIT).await;
+
+    say(&bob, "Are you still there?").await;
+    wait_text(
+        &alice,
+        "[data-testid=messages]",
+        "Are you still there?",
+        WAIT,
+    )
+    .await;
+    say(&alice, "Yes, nothing lost on my side.").await;
+    wait_text(
+        &bob,
+        "[data-testid=messages]",
+        "Yes, nothing lost on my side.",
+        WAIT,
+    )
+    .await;
+
+    screenshot(&alice, "alice.png").await;
+    screenshot(&bob, "bob.png").await;
+
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+    server.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(data);
+}

@@ -1,0 +1,335 @@
+//! One conformance suite for both stores. Each test runs against SQLite (a
+//! fresh file) and PostgreSQL (a fresh schema in the `test` database, so runs
+//! never collide). PostgreSQL is at HEARTH_TEST_POSTGRES_URL, default
+//! postgres://postgres@127.0.0.1:5432/test; scripts/test starts it if needed.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use backend::store::{NewMessage, PostgresStore, SqliteStore, Store, StoreError};
+use common::User;
+use sqlx::postgres::PgConnectOptions;
+
+use crate::support::temp_dir;
+
+/// Opens a store, and can open it again (a "restart") on the same data.
+enum Target {
+    Sqlite(std::path::PathBuf),
+    Postgres { url: String, schema: String },
+}
+
+impl Target {
+    async fn sqlite() -> Target {
+        Target::Sqlite(temp_dir().join("conformance.db"))
+    }
+
+    async fn postgres() -> Target {
+        let url = std::env::var("HEARTH_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let schema = format!("hearth_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&url)
+            .await
+            .expect("PostgreSQL is reachable");
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        Target::Postgres { url, schema }
+    }
+
+    async fn open(&self) -> Arc<dyn Store> {
+        match self {
+            Target::Sqlite(path) => Arc::new(
+                SqliteStore::open(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap(),
+            ),
+            Target::Postgres { url, schema } => {
+                let options = PgConnectOptions::from_str(url)
+                    .unwrap()
+                    .options([("search_path", schema.as_str())]);
+                Arc::new(PostgresStore::open_with(options).await.unwrap())
+            }
+        }
+    }
+
+    async fn cleanup(self) {
+        match self {
+            Target::Sqlite(path) => {
+                let _ = std::fs::remove_dir_all(path.parent().unwrap());
+            }
+            Target::Postgres { url, schema } => {
+                let admin = sqlx::PgPool::connect(&url).await.unwrap();
+                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+fn user(id: &str) -> User {
+    User {
+        id: id.into(),
+        name: id.to_uppercase(),
+    }
+}
+
+async fn append(
+    store: &dyn Store,
+    room: &str,
+    who: &User,
+    client_id: &str,
+    ts: i64,
+) -> backend::store::Appended {
+    store
+        .append(NewMessage {
+            room,
+            id: &uuid::Uuid::now_v7().to_string(),
+            user: who,
+            content: &format!("content of {client_id}"),
+            ts,
+            client_id,
+        })
+        .await
+        .unwrap()
+}
+
+fn seqs(messages: &[common::ChatMessage]) -> Vec<u64> {
+    messages.iter().map(|m| m.seq).collect()
+}
+
+/// Generates `sqlite` and `postgres` variants of each conformance test.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test] async fn $name() { let t = super::Target::sqlite().await; super::$name(&t).await; t.cleanup().await; } )* }
+        mod postgres { $( #[tokio::test] async fn $name() { let t = super::Target::postgres().await; super::$name(&t).await; t.cleanup().await; } )* }
+    };
+}
+
+conformance!(
+    seq_starts_at_one_and_grows_by_one,
+    a_repeated_client_id_is_stored_once,
+    ranges_and_pages_are_bounded_and_ordered,
+    seq_continues_after_a_restart,
+    retention_never_reuses_a_seq,
+    concurrent_appends_get_distinct_consecutive_seqs,
+    rooms_are_persisted,
+);
+
+async fn seq_starts_at_one_and_grows_by_one(t: &Target) {
+    let store = t.open().await;
+    assert_eq!(store.ensure_room("general", "u1", 1).await.unwrap(), 0);
+    assert_eq!(
+        store.ensure_room("general", "u2", 2).await.unwrap(),
+        0,
+        "idempotent"
+    );
+    for expected in 1..=5 {
+        let appended = append(
+            store.as_ref(),
+            "general",
+            &user("u1"),
+            &format!("c{expected}"),
+            10,
+        )
+        .await;
+        assert_eq!(appended.message.seq, expected);
+        assert!(!appended.duplicate);
+        assert_eq!(appended.message.user, user("u1"));
+    }
+    // Rooms count independently.
+    store.ensure_room("other", "u1", 1).await.unwrap();
+    assert_eq!(
+        append(store.as_ref(), "other", &user("u1"), "x", 10)
+            .await
+            .message
+            .seq,
+        1
+    );
+    let err = store
+        .append(NewMessage {
+            room: "nowhere",
+            id: "i",
+            user: &user("u1"),
+            content: "c",
+            ts: 1,
+            client_id: "c",
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownRoom(_)), "{err:?}");
+}
+
+async fn a_repeated_client_id_is_stored_once(t: &Target) {
+    let store = t.open().await;
+    store.ensure_room("r", "u1", 1).await.unwrap();
+    let first = append(store.as_ref(), "r", &user("u1"), "same", 10).await;
+    let again = append(store.as_ref(), "r", &user("u1"), "same", 99).await;
+    assert!(again.duplicate);
+    assert_eq!(again.message, first.message, "the original, unchanged");
+    // The same id from someone else, or in another room, is a new message.
+    assert_eq!(
+        append(store.as_ref(), "r", &user("u2"), "same", 10)
+            .await
+            .message
+            .seq,
+        2
+    );
+    store.ensure_room("r2", "u1", 1).await.unwrap();
+    assert!(
+        !append(store.as_ref(), "r2", &user("u1"), "same", 10)
+            .await
+            .duplicate
+    );
+    // The duplicate did not use up a seq.
+    assert_eq!(
+        append(store.as_ref(), "r", &user("u1"), "next", 10)
+            .await
+            .message
+            .seq,
+        3
+    );
+    assert_eq!(
+        seqs(&store.range("r", 0, 100, 100).await.unwrap()),
+        [1, 2, 3]
+    );
+}
+
+async fn ranges_and_pages_are_bounded_and_ordered(t: &Target) {
+    let store = t.open().await;
+    store.ensure_room("r", "u1", 1).await.unwrap();
+    for i in 1..=20 {
+        append(store.as_ref(), "r", &user("u1"), &format!("c{i}"), i).await;
+    }
+    assert_eq!(
+        seqs(&store.range("r", 5, 9, 100).await.unwrap()),
+        [6, 7, 8, 9]
+    );
+    assert_eq!(seqs(&store.range("r", 5, 20, 3).await.unwrap()), [6, 7, 8]);
+    assert_eq!(
+        seqs(&store.range("r", 20, 30, 10).await.unwrap()),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        seqs(&store.page_before("r", 21, 5).await.unwrap()),
+        [16, 17, 18, 19, 20]
+    );
+    assert_eq!(
+        seqs(&store.page_before("r", 4, 50).await.unwrap()),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        seqs(&store.page_before("r", u64::MAX, 2).await.unwrap()),
+        [19, 20]
+    );
+    let m = &store.range("r", 0, 1, 1).await.unwrap()[0];
+    assert_eq!(
+        (m.content.as_str(), m.client_id.as_str(), m.ts),
+        ("content of c1", "c1", 1)
+    );
+}
+
+async fn seq_continues_after_a_restart(t: &Target) {
+    {
+        let store = t.open().await;
+        store.ensure_room("r", "u1", 1).await.unwrap();
+        for i in 1..=3 {
+            append(store.as_ref(), "r", &user("u1"), &format!("c{i}"), 1).await;
+        }
+    }
+    let reopened = t.open().await;
+    assert_eq!(reopened.ensure_room("r", "u1", 1).await.unwrap(), 3);
+    assert_eq!(
+        append(reopened.as_ref(), "r", &user("u1"), "c4", 1)
+            .await
+            .message
+            .seq,
+        4
+    );
+    // Idempotency holds across the restart too.
+    assert!(
+        append(reopened.as_ref(), "r", &user("u1"), "c2", 1)
+            .await
+            .duplicate
+    );
+}
+
+async fn retention_never_reuses_a_seq(t: &Target) {
+    let store = t.open().await;
+    store.ensure_room("r", "u1", 1).await.unwrap();
+    for i in 1..=10 {
+        append(store.as_ref(), "r", &user("u1"), &format!("c{i}"), i * 1000).await;
+    }
+    assert_eq!(store.prune(Some(4), None).await.unwrap(), 6);
+    assert_eq!(
+        seqs(&store.range("r", 0, 100, 100).await.unwrap()),
+        [7, 8, 9, 10]
+    );
+    assert_eq!(
+        store.prune(None, Some(9_000)).await.unwrap(),
+        2,
+        "older than 9 s"
+    );
+    assert_eq!(seqs(&store.range("r", 0, 100, 100).await.unwrap()), [9, 10]);
+    assert_eq!(
+        append(store.as_ref(), "r", &user("u1"), "c11", 1)
+            .await
+            .message
+            .seq,
+        11
+    );
+    assert_eq!(store.ensure_room("r", "u1", 1).await.unwrap(), 11);
+}
+
+async fn concurrent_appends_get_distinct_consecutive_seqs(t: &Target) {
+    let store = t.open().await;
+    store.ensure_room("busy", "u1", 1).await.unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let who = user(&format!("w{w}"));
+                let mut got = Vec::new();
+                for i in 0..25 {
+                    got.push(
+                        append(store.as_ref(), "busy", &who, &format!("{w}-{i}"), 1)
+                            .await
+                            .message
+                            .seq,
+                    );
+                }
+                got
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for writer in writers {
+        all.extend(writer.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=100).collect::<Vec<u64>>());
+}
+
+async fn rooms_are_persisted(t: &Target) {
+    {
+        let store = t.open().await;
+        store.ensure_room("beta", "bob", 20).await.unwrap();
+        store.ensure_room("alpha", "alice", 10).await.unwrap();
+        append(store.as_ref(), "beta", &user("bob"), "c", 1).await;
+    }
+    let rooms = t.open().await.rooms().await.unwrap();
+    let summary: Vec<(&str, &str, i64, u64)> = rooms
+        .iter()
+        .map(|r| {
+            (
+                r.name.as_str(),
+                r.created_by.as_str(),
+                r.created_at,
+                r.last_seq,
+            )
+        })
+        .collect();
+    assert_eq!(summary, [("alpha", "alice", 10, 0), ("beta", "bob", 20, 1)]);
+}
