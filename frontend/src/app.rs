@@ -189,7 +189,7 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         });
     };
     refresh();
-    let poll = gloo_timers::callback::Interval::new(10_000, move || refresh());
+    let poll = gloo_timers::callback::Interval::new(10_000, refresh);
     let _poll = StoredValue::new_local(poll);
 
     view! {
@@ -213,7 +213,9 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                             <TypingLine chat room=current />
                             <Composer on_send on_typing />
                         </div>
-                        <MemberList chat room=current />
+                        <div class="side" class:stale=move || status.get().phase != Phase::Open>
+                            <MemberList chat room=current />
+                        </div>
                     </div>
                 </Show>
             </main>
@@ -277,7 +279,7 @@ fn RoomSidebar(
                     view! {
                         <li class:active=active on:click=move |_| on_open.run(open.clone())>
                             <span class="room-name">"# " {name}</span>
-                            <span class="count" title="members">{members}</span>
+                            <span class="count" title="people in this room">{members} " here"</span>
                             <Show when=move || { unread > 0 }>
                                 <span class="badge" title="unread">{unread}</span>
                             </Show>
@@ -286,7 +288,7 @@ fn RoomSidebar(
                 } />
             </ul>
             <form class="new-room" on:submit=create>
-                <input placeholder="Join or create a room" aria-label="Room name" maxlength="64"
+                <input placeholder="Room name" aria-label="Room name" maxlength="64"
                     prop:value=move || new_room.get()
                     on:input=move |ev| new_room.set(event_target_value(&ev)) />
                 <button type="submit">"Join"</button>
@@ -300,7 +302,7 @@ fn RoomSidebar(
                         view! {
                             <li on:click=move |_| on_open.run(open.clone())>
                                 <span class="room-name">"# " {r.name}</span>
-                                <span class="count" title="members">{r.members}</span>
+                                <span class="count" title="people in this room">{r.members} " here"</span>
                             </li>
                         }
                     } />

@@ -308,15 +308,14 @@ impl Connection {
             ServerMsg::Ack { client_id, .. } => {
                 self.outbox.retain(|o| o.client_id != client_id);
             }
+            // A refused message will not succeed by resending it as is;
+            // `internal` may, so that one stays queued.
             ServerMsg::Error {
                 reference: Some(reference),
                 code,
                 ..
-            } => {
-                // A refused message will not succeed by resending it as is.
-                if code != common::ErrorCode::Internal {
-                    self.outbox.retain(|o| o.client_id != reference);
-                }
+            } if code != common::ErrorCode::Internal => {
+                self.outbox.retain(|o| o.client_id != reference);
             }
             _ => {}
         }

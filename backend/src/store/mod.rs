@@ -116,31 +116,6 @@ pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>> 
     }
 }
 
-/// Builds a `ChatMessage` from a stored row.
-fn row_message(
-    room: String,
-    seq: i64,
-    id: String,
-    user_id: String,
-    user_name: String,
-    content: String,
-    ts: i64,
-    client_id: String,
-) -> ChatMessage {
-    ChatMessage {
-        room,
-        seq: seq as u64,
-        id,
-        user: User {
-            id: user_id,
-            name: user_name,
-        },
-        content,
-        ts,
-        client_id,
-    }
-}
-
 /// Seqs are u64 on the wire and BIGINT in the database.
 fn db_seq(seq: u64) -> i64 {
     i64::try_from(seq).unwrap_or(i64::MAX)

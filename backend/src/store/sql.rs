@@ -28,7 +28,18 @@ pub type MessageRow = (String, i64, String, String, String, String, i64, String)
 
 pub fn message(row: MessageRow) -> common::ChatMessage {
     let (room, seq, id, user_id, user_name, content, ts, client_id) = row;
-    super::row_message(room, seq, id, user_id, user_name, content, ts, client_id)
+    common::ChatMessage {
+        room,
+        seq: seq as u64,
+        id,
+        user: common::User {
+            id: user_id,
+            name: user_name,
+        },
+        content,
+        ts,
+        client_id,
+    }
 }
 
 /// Implements `Store` for `$store`, whose `pool` field is a sqlx pool.
