@@ -57,14 +57,18 @@ async fn list_rooms(State(app): State<Arc<AppState>>, _: Authenticated) -> Respo
         Ok(rooms) => rooms,
         Err(err) => return internal(err),
     };
-    let counts = app.hub.member_counts();
-    let list: Vec<RoomSummary> = rooms
-        .into_iter()
-        .map(|room| RoomSummary {
-            members: counts.get(&room.name).copied().unwrap_or(0),
+    let mut list = Vec::with_capacity(rooms.len());
+    for room in rooms {
+        let members = match app.hub.member_count(&room.name) {
+            Some(count) => count,
+            // Not loaded on this node: ask the registry (other nodes).
+            None => app.hub.remote_member_count(&room.name).await,
+        };
+        list.push(RoomSummary {
             name: room.name,
-        })
-        .collect();
+            members,
+        });
+    }
     Json(list).into_response()
 }
 
@@ -118,12 +122,15 @@ fn internal(err: crate::store::StoreError) -> Response {
     )
 }
 
-/// `GET /healthz`.
+/// `GET /healthz`: `ok`, or `degraded` with the reason when this node can
+/// serve its own clients but not reach the other nodes. Either way 200: a
+/// degraded node is still worth routing to.
 pub async fn healthz(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "status": "ok",
-        "node": app.hub.node_id().as_ref(),
-    }))
+    let node = app.hub.node_id().as_ref();
+    Json(match app.hub.broker_health() {
+        Ok(()) => serde_json::json!({ "status": "ok", "node": node }),
+        Err(reason) => serde_json::json!({ "status": "degraded", "reason": reason, "node": node }),
+    })
 }
 
 /// An extractor for `Authorization: Bearer <token>`.

@@ -54,6 +54,26 @@ pub struct Config {
     #[arg(long, env = "HEARTH_RETENTION_INTERVAL_SECS", default_value_t = 300)]
     pub retention_interval_secs: u64,
 
+    /// Redis for fan-out between nodes (`redis://host:6379`). Without it
+    /// this is a single node. Needs a shared PostgreSQL `--database-url`.
+    #[arg(long, env = "HEARTH_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis channel and key, to share one Redis between
+    /// deployments.
+    #[arg(long, env = "HEARTH_REDIS_PREFIX", default_value = "hearth")]
+    pub redis_prefix: String,
+
+    /// How often a node writes its members to the shared presence registry
+    /// and re-reads everyone else's, in milliseconds.
+    #[arg(long, env = "HEARTH_PRESENCE_REFRESH_MS", default_value_t = 10_000)]
+    pub presence_refresh_ms: u64,
+
+    /// How long a registry entry lives without a refresh. A node that dies
+    /// stops refreshing, so its users are gone everywhere within this.
+    #[arg(long, env = "HEARTH_PRESENCE_TTL_MS", default_value_t = 30_000)]
+    pub presence_ttl_ms: u64,
+
     /// Secret for signing session tokens. All nodes of one deployment need
     /// the same one. If unset, one is generated and kept in the data dir.
     #[arg(long, env = "HEARTH_TOKEN_SECRET", hide_env_values = true)]

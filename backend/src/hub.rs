@@ -13,14 +13,14 @@
 //! `Outbox`), so delivering under the room lock is cheap.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, btree_map};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
 use common::{ChatMessage, ServerMsg, User};
 
-use crate::broker::{Broker, Envelope};
+use crate::broker::{Broker, Envelope, Event};
 use crate::outbox::Outbox;
 use crate::store::{NewMessage, Store, StoreError};
 
@@ -56,6 +56,8 @@ pub struct Hub {
     history: HistoryPolicy,
     typing_interval: Duration,
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
+    /// Wakes the presence task when local membership changed.
+    presence_changed: tokio::sync::Notify,
 }
 
 struct Room {
@@ -74,8 +76,12 @@ struct RoomState {
     /// Connections catching up on history: their live events wait here
     /// until the replay is queued, so order is replay, `joined`, live.
     joining: HashMap<ConnId, (Arc<Peer>, Vec<Utf8Bytes>)>,
-    /// Distinct users, with how many of their connections are in the room.
+    /// Distinct users on this node, with how many of their connections are
+    /// in the room.
     members: HashMap<Arc<str>, Member>,
+    /// Users present on other nodes, by (node, user id), with when this node
+    /// learned of them. A room's members are `members` ∪ `remote`.
+    remote: HashMap<(Arc<str>, Arc<str>), (User, Instant)>,
     /// When each user's last `typing` was forwarded.
     last_typing: HashMap<Arc<str>, Instant>,
 }
@@ -115,6 +121,7 @@ impl Hub {
             history,
             typing_interval,
             rooms: Mutex::new(HashMap::new()),
+            presence_changed: tokio::sync::Notify::new(),
         })
     }
 
@@ -178,7 +185,7 @@ impl Hub {
         };
         peer.outbox.push(encode(&ServerMsg::Joined {
             room: room.name.to_string(),
-            members: state.members.values().map(|m| m.user.clone()).collect(),
+            members: state.visible_members(),
             last_seq: ticket.up_to,
             recovered: ticket.recovered,
         }));
@@ -212,11 +219,14 @@ impl Hub {
             None => false,
         };
         if gone {
-            let frame = encode(&ServerMsg::UserLeft {
-                room: room.name.to_string(),
-                user: peer.user.clone(),
-            });
-            self.fan_out(&room.name, &mut state, &frame, None, None);
+            self.publish_presence(&room.name, &peer.user, false);
+            if !state.visible(&peer.user_id) {
+                let frame = encode(&ServerMsg::UserLeft {
+                    room: room.name.to_string(),
+                    user: peer.user.clone(),
+                });
+                deliver(&mut state, &frame, None);
+            }
         }
         true
     }
@@ -293,20 +303,6 @@ impl Hub {
         true
     }
 
-    /// Distinct members per room on this node.
-    pub fn member_counts(&self) -> HashMap<String, u32> {
-        let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
-        rooms
-            .iter()
-            .map(|room| {
-                (
-                    room.name.to_string(),
-                    lock(&room.state).members.len() as u32,
-                )
-            })
-            .collect()
-    }
-
     /// Delivers an envelope from another node to this node's connections.
     pub fn deliver_remote(self: &Arc<Self>, envelope: &Envelope) {
         if envelope.origin == self.node_id {
@@ -316,19 +312,167 @@ impl Hub {
             return;
         };
         let mut state = lock(&room.state);
-        match envelope.seq {
+        match &envelope.event {
             // Messages go through the reorder buffer like local ones.
-            Some(seq) => self.accept(
+            Event::Frame {
+                frame,
+                seq: Some(seq),
+                ..
+            } => self.accept(
                 &room,
                 &mut state,
-                seq,
+                *seq,
                 Pending {
-                    frame: envelope.frame.clone(),
+                    frame: frame.clone(),
                     ack: None,
                 },
             ),
-            None => deliver(&mut state, &envelope.frame, envelope.skip_user.as_ref()),
+            Event::Frame {
+                frame,
+                skip_user,
+                seq: None,
+            } => deliver(&mut state, frame, skip_user.as_ref()),
+            Event::Presence { user, present } => {
+                let key = (envelope.origin.clone(), Arc::from(user.id.as_str()));
+                let before = state.visible(&key.1);
+                if *present {
+                    state
+                        .remote
+                        .insert(key.clone(), (user.clone(), Instant::now()));
+                } else {
+                    state.remote.remove(&key);
+                }
+                announce_change(&room, &mut state, user, before);
+            }
         }
+    }
+
+    /// After the broker lost its connection: fetch from the store whatever
+    /// messages were published meanwhile, for every room loaded here.
+    pub async fn catch_up(self: &Arc<Self>) {
+        let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
+        for room in rooms {
+            let from = lock(&room.state).next_seq;
+            match self
+                .store
+                .range(
+                    &room.name,
+                    from - 1,
+                    u64::MAX / 2,
+                    self.history.resume_limit,
+                )
+                .await
+            {
+                Ok(missed) => {
+                    let mut state = lock(&room.state);
+                    for message in missed {
+                        let seq = message.seq;
+                        let frame = encode(&ServerMsg::Message(message));
+                        self.accept(&room, &mut state, seq, Pending { frame, ack: None });
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(room = %room.name, %err, "catch-up after reconnect failed")
+                }
+            }
+        }
+        self.presence_changed.notify_one();
+    }
+
+    /// Writes this node's members to the broker's registry, then reconciles
+    /// each room's remote members with it: users of a node that stopped
+    /// refreshing (it crashed) expire and are announced as gone.
+    pub async fn sync_presence(&self, ttl: Duration, grace: Duration) {
+        let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
+        let mine: Vec<(Arc<str>, User)> = rooms
+            .iter()
+            .flat_map(|room| {
+                let state = lock(&room.state);
+                state
+                    .members
+                    .values()
+                    .map(|m| (room.name.clone(), m.user.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if let Err(err) = self
+            .broker
+            .refresh_presence(&self.node_id, &mine, ttl)
+            .await
+        {
+            tracing::warn!(%err, "could not refresh presence");
+            return;
+        }
+        for room in rooms {
+            let entries = match self.broker.members(&room.name).await {
+                Ok(entries) => entries,
+                Err(err) => {
+                    tracing::warn!(%err, "could not read presence");
+                    return;
+                }
+            };
+            let listed: HashMap<(Arc<str>, Arc<str>), User> = entries
+                .into_iter()
+                .filter(|e| *e.node != *self.node_id)
+                .map(|e| {
+                    (
+                        (Arc::from(e.node.as_str()), Arc::from(e.user.id.as_str())),
+                        e.user,
+                    )
+                })
+                .collect();
+            let mut state = lock(&room.state);
+            let now = Instant::now();
+            // Gone from the registry: drop, unless we heard of it so recently
+            // that its node may not have written the registry yet.
+            let expired: Vec<(Arc<str>, Arc<str>)> = state
+                .remote
+                .iter()
+                .filter(|(key, (_, learned))| {
+                    !listed.contains_key(*key) && now.duration_since(*learned) > grace
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in expired {
+                let before = state.visible(&key.1);
+                if let Some((user, _)) = state.remote.remove(&key) {
+                    announce_change(&room, &mut state, &user, before);
+                }
+            }
+            for (key, user) in listed {
+                let before = state.visible(&key.1);
+                state.remote.insert(key, (user.clone(), now));
+                announce_change(&room, &mut state, &user, before);
+            }
+        }
+    }
+
+    /// Distinct members of a room that is not loaded on this node, from the
+    /// shared registry.
+    pub async fn remote_member_count(&self, room: &str) -> u32 {
+        match self.broker.members(room).await {
+            Ok(entries) => {
+                let users: std::collections::HashSet<String> =
+                    entries.into_iter().map(|e| e.user.id).collect();
+                users.len() as u32
+            }
+            Err(_) => 0,
+        }
+    }
+
+    pub fn broker_health(&self) -> Result<(), String> {
+        self.broker.health()
+    }
+
+    /// Resolves when local membership changed since the last call.
+    pub async fn presence_changed(&self) {
+        self.presence_changed.notified().await;
+    }
+
+    /// Distinct members of a room, on any node, as far as this node knows.
+    pub fn member_count(&self, room: &str) -> Option<u32> {
+        let room = self.existing(room)?;
+        Some(lock(&room.state).visible_members().len() as u32)
     }
 
     /// Takes an appended message into the reorder buffer and delivers every
@@ -341,9 +485,24 @@ impl Hub {
         pending: Pending,
     ) {
         if seq < state.next_seq {
-            return; // already delivered (a refill raced with the original)
+            // Already delivered: a refill from the store raced with this
+            // append. The message is out; its ack must still go.
+            if let Some((peer, ack)) = pending.ack {
+                peer.outbox.push(ack);
+            }
+            return;
         }
-        state.pending.insert(seq, pending);
+        match state.pending.entry(seq) {
+            btree_map::Entry::Vacant(slot) => {
+                slot.insert(pending);
+            }
+            // A refill copy never replaces the original, which carries the ack.
+            btree_map::Entry::Occupied(mut slot) => {
+                if pending.ack.is_some() {
+                    slot.insert(pending);
+                }
+            }
+        }
         self.drain(room, state);
     }
 
@@ -391,10 +550,11 @@ impl Hub {
             let mut state = lock(&room.state);
             for message in missing {
                 if message.seq >= state.next_seq {
-                    let frame = encode(&ServerMsg::Message(message.clone()));
-                    state
-                        .pending
-                        .insert(message.seq, Pending { frame, ack: None });
+                    let seq = message.seq;
+                    state.pending.entry(seq).or_insert_with(|| Pending {
+                        frame: encode(&ServerMsg::Message(message)),
+                        ack: None,
+                    });
                 }
             }
             // Appends to a room are serialized by the store, so once `to` is
@@ -448,12 +608,28 @@ impl Hub {
             }
         };
         if newcomer {
-            let frame = encode(&ServerMsg::UserJoined {
-                room: room.name.to_string(),
-                user: peer.user.clone(),
-            });
-            self.fan_out(&room.name, state, &frame, Some(&peer.user_id), None);
+            self.publish_presence(&room.name, &peer.user, true);
+            if !state.remote_has(&peer.user_id) {
+                let frame = encode(&ServerMsg::UserJoined {
+                    room: room.name.to_string(),
+                    user: peer.user.clone(),
+                });
+                deliver(state, &frame, Some(&peer.user_id));
+            }
         }
+    }
+
+    /// Tells the other nodes (now, and through the registry soon).
+    fn publish_presence(&self, room: &Arc<str>, user: &User, present: bool) {
+        self.broker.publish(Envelope {
+            origin: self.node_id.clone(),
+            room: room.clone(),
+            event: Event::Presence {
+                user: user.clone(),
+                present,
+            },
+        });
+        self.presence_changed.notify_one();
     }
 
     /// Queues `frame` for the room's connections and publishes it.
@@ -469,9 +645,11 @@ impl Hub {
         self.broker.publish(Envelope {
             origin: self.node_id.clone(),
             room: room.clone(),
-            skip_user: skip_user.cloned(),
-            seq,
-            frame: frame.clone(),
+            event: Event::Frame {
+                frame: frame.clone(),
+                skip_user: skip_user.cloned(),
+                seq,
+            },
         });
     }
 
@@ -484,6 +662,28 @@ impl Hub {
             .store
             .ensure_room(name, created_by, now_millis())
             .await?;
+        // Who is here on other nodes; kept current by events and sync_presence.
+        let now = Instant::now();
+        let remote: HashMap<(Arc<str>, Arc<str>), (User, Instant)> = match self
+            .broker
+            .members(name)
+            .await
+        {
+            Ok(entries) => entries
+                .into_iter()
+                .filter(|e| *e.node != *self.node_id)
+                .map(|e| {
+                    (
+                        (Arc::from(e.node.as_str()), Arc::from(e.user.id.as_str())),
+                        (e.user, now),
+                    )
+                })
+                .collect(),
+            Err(err) => {
+                tracing::warn!(%err, "could not read presence; starting without remote members");
+                HashMap::new()
+            }
+        };
         let mut rooms = lock(&self.rooms);
         // Another join may have loaded it meanwhile; keep the first.
         let room = rooms.entry(Arc::from(name)).or_insert_with_key(|name| {
@@ -496,6 +696,7 @@ impl Hub {
                     peers: HashMap::new(),
                     joining: HashMap::new(),
                     members: HashMap::new(),
+                    remote,
                     last_typing: HashMap::new(),
                 }),
             })
@@ -506,6 +707,47 @@ impl Hub {
     fn existing(&self, name: &str) -> Option<Arc<Room>> {
         lock(&self.rooms).get(name).cloned()
     }
+}
+
+impl RoomState {
+    fn remote_has(&self, user_id: &str) -> bool {
+        self.remote.keys().any(|(_, id)| id.as_ref() == user_id)
+    }
+
+    /// Present on this node or another.
+    fn visible(&self, user_id: &str) -> bool {
+        self.members.contains_key(user_id) || self.remote_has(user_id)
+    }
+
+    /// Every distinct user in the room, on any node.
+    fn visible_members(&self) -> Vec<User> {
+        let mut users: HashMap<&str, &User> = self
+            .remote
+            .values()
+            .map(|(u, _)| (u.id.as_str(), u))
+            .collect();
+        for member in self.members.values() {
+            users.insert(member.user.id.as_str(), &member.user);
+        }
+        users.into_values().cloned().collect()
+    }
+}
+
+/// Tells this node's connections if `user` appeared or disappeared.
+fn announce_change(room: &Room, state: &mut RoomState, user: &User, was_visible: bool) {
+    let now_visible = state.visible(&user.id);
+    let msg = match (was_visible, now_visible) {
+        (false, true) => ServerMsg::UserJoined {
+            room: room.name.to_string(),
+            user: user.clone(),
+        },
+        (true, false) => ServerMsg::UserLeft {
+            room: room.name.to_string(),
+            user: user.clone(),
+        },
+        _ => return,
+    };
+    deliver(state, &encode(&msg), None);
 }
 
 fn deliver(state: &mut RoomState, frame: &Utf8Bytes, skip_user: Option<&Arc<str>>) {

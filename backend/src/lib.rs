@@ -36,7 +36,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 pub use config::Config;
 
 use auth::TokenKeys;
-use broker::{Broker, MemoryBroker};
+use broker::{Broker, Delivery, MemoryBroker};
 use hub::{HistoryPolicy, Hub};
 use store::Store;
 
@@ -97,7 +97,21 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .await
         .context("opening the message store")?;
     tracing::info!(kind = store.kind(), "message store ready");
-    let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::new());
+    let broker: Arc<dyn Broker> = match &config.redis_url {
+        Some(url) => {
+            anyhow::ensure!(
+                store.kind() == "postgres",
+                "--redis-url needs a shared PostgreSQL store (--database-url postgres://…): with a \
+                 {} store per node, message history would diverge between nodes",
+                store.kind()
+            );
+            broker::RedisBroker::connect(url, &config.redis_prefix)
+                .await
+                .context("connecting to Redis")?
+        }
+        None => Arc::new(MemoryBroker::new()),
+    };
+    tracing::info!(kind = broker.kind(), "broker ready");
     let history = HistoryPolicy {
         resume_limit: config.resume_limit,
         page: config.history_page,
@@ -110,6 +124,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         config.typing_interval(),
     );
     spawn_remote_delivery(hub.clone(), broker.as_ref());
+    spawn_presence(&config, hub.clone());
     spawn_retention(&config, hub.store().clone());
 
     if !config.static_dir.join("index.html").exists() {
@@ -204,16 +219,43 @@ fn spawn_retention(config: &Config, store: Arc<dyn Store>) {
 }
 
 fn spawn_remote_delivery(hub: Arc<Hub>, broker: &dyn Broker) {
-    let mut envelopes = broker.subscribe();
+    use tokio::sync::broadcast::error::RecvError;
+    let mut deliveries = broker.subscribe();
     tokio::spawn(async move {
         loop {
-            match envelopes.recv().await {
-                Ok(envelope) => hub.deliver_remote(&envelope),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::warn!(missed = n, "broker delivery lagged");
+            match deliveries.recv().await {
+                Ok(Delivery::Envelope(envelope)) => hub.deliver_remote(&envelope),
+                Ok(Delivery::Resubscribed) => {
+                    tracing::info!("broker reconnected; catching up from the store");
+                    hub.catch_up().await;
                 }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                Err(RecvError::Lagged(missed)) => {
+                    // Same remedy as a reconnect: the store has everything.
+                    tracing::warn!(missed, "broker delivery lagged; catching up from the store");
+                    hub.catch_up().await;
+                }
+                Err(RecvError::Closed) => return,
             }
+        }
+    });
+}
+
+/// Keeps this node's entries in the shared presence registry fresh, and
+/// reconciles everyone else's: periodically, and soon after a local change.
+fn spawn_presence(config: &Config, hub: Arc<Hub>) {
+    let every = Duration::from_millis(config.presence_refresh_ms.max(50));
+    let ttl = Duration::from_millis(config.presence_ttl_ms.max(config.presence_refresh_ms * 2));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = hub.presence_changed() => {
+                    // Let a burst of joins settle into one write.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            hub.sync_presence(ttl, every).await;
         }
     });
 }

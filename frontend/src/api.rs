@@ -1,6 +1,6 @@
 //! Calls to the HTTP API, on the origin the page was served from.
 
-use common::{ApiError, RoomSummary, SessionRequest, SessionResponse};
+use common::{ApiError, ChatMessage, RoomSummary, SessionRequest, SessionResponse};
 use gloo_net::http::Request;
 
 pub async fn sign_in(name: &str) -> Result<SessionResponse, String> {
@@ -22,6 +22,29 @@ pub async fn sign_in(name: &str) -> Result<SessionResponse, String> {
 
 pub async fn rooms(token: &str) -> Result<Vec<RoomSummary>, String> {
     let response = Request::get("/api/rooms")
+        .header("Authorization", &format!("Bearer {token}"))
+        .send()
+        .await
+        .map_err(|_| "the server cannot be reached".to_owned())?;
+    if response.ok() {
+        response.json().await.map_err(|e| e.to_string())
+    } else {
+        Err(error_text(response).await)
+    }
+}
+
+/// `limit` messages before seq `before` (the newest if `None`), oldest first.
+pub async fn history(
+    token: &str,
+    room: &str,
+    before: Option<u64>,
+    limit: u32,
+) -> Result<Vec<ChatMessage>, String> {
+    let mut url = format!("/api/rooms/{room}/messages?limit={limit}");
+    if let Some(before) = before {
+        url.push_str(&format!("&before={before}"));
+    }
+    let response = Request::get(&url)
         .header("Authorization", &format!("Bearer {token}"))
         .send()
         .await

@@ -83,16 +83,34 @@ struct UiListener {
     chat: RwSignal<Chat>,
     status: RwSignal<Status>,
     signed_out: Callback<Option<String>>,
+    token: String,
 }
 
 impl Listener for UiListener {
     fn on_message(&self, msg: &ServerMsg) {
         let now = js_sys::Date::now();
-        self.chat.update(|c| c.apply(msg, now));
+        let Some(Some(gap)) = self.chat.try_update(|c| c.apply(msg, now)) else {
+            return;
+        };
+        // A jump in seq: fetch what is missing before showing later messages.
+        let (chat, token) = (self.chat, self.token.clone());
+        spawn_local(async move {
+            let limit = u32::try_from(gap.before - gap.after - 1)
+                .unwrap_or(u32::MAX)
+                .min(200);
+            let fetched = api::history(&token, &gap.room, Some(gap.before), limit)
+                .await
+                .unwrap_or_default();
+            let fetched: Vec<_> = fetched.into_iter().filter(|m| m.seq > gap.after).collect();
+            chat.update(|c| c.fill(&gap.room, &fetched));
+        });
     }
 
     fn on_phase(&self, phase: Phase, since_ms: f64) {
         self.status.set(Status { phase, since_ms });
+        if phase != Phase::Open {
+            self.chat.update(Chat::set_offline);
+        }
         if phase == Phase::SignedOut {
             self.signed_out.run(Some(
                 "Your session has expired. Please sign in again.".to_owned(),
@@ -113,6 +131,7 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         chat,
         status,
         signed_out: on_signed_out,
+        token: session.token.clone(),
     });
     let driver = StoredValue::new_local(Driver::new(
         socket_url(&session.token),
@@ -178,6 +197,29 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         let _ = driver.try_with_value(|d| d.dispatch(Event::Stop));
     });
 
+    let history_token = session.token.clone();
+    let loading_older = StoredValue::new(false);
+    let load_older = Callback::new(move |()| {
+        let room = current.get_untracked();
+        let (Some(before), true) = (
+            chat.with_untracked(|c| c.oldest_seq(&room)),
+            chat.with_untracked(|c| c.rooms.get(&room).is_some_and(|r| r.older_available)),
+        ) else {
+            return;
+        };
+        if loading_older.get_value() {
+            return;
+        }
+        loading_older.set_value(true);
+        let token = history_token.clone();
+        spawn_local(async move {
+            if let Ok(older) = api::history(&token, &room, Some(before), 50).await {
+                chat.update(|c| c.prepend(&room, &older));
+            }
+            loading_older.set_value(false);
+        });
+    });
+
     let token = session.token.clone();
     let directory = RwSignal::new(Vec::<RoomSummary>::new());
     let refresh = move || {
@@ -209,7 +251,7 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                 <Show when=move || !current.get().is_empty() fallback=|| view! { <p class="empty">"Join a room to start chatting."</p> }>
                     <div class="room-body">
                         <div class="conversation">
-                            <MessageList chat room=current />
+                            <MessageList chat room=current on_top=load_older />
                             <TypingLine chat room=current />
                             <Composer on_send on_typing />
                         </div>

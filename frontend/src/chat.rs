@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use common::{ServerMsg, User};
+use common::{ChatMessage, ServerMsg, User};
 
 /// Most messages kept per room in memory.
 pub const MAX_LINES: usize = 500;
@@ -42,8 +42,22 @@ pub struct RoomState {
     pub typing: BTreeMap<String, (User, f64)>,
     pub unread: u32,
     pub last_seq: u64,
-    /// The server said more history exists than it replayed.
+    /// Older history exists than is shown (load it by scrolling up).
     pub older_available: bool,
+    /// `joined` arrived on the current connection: from now on a jump in
+    /// seq is a gap to fill, not the start of a replay.
+    pub live: bool,
+    /// Messages that arrived after a gap, waiting for it to be filled.
+    pub held: BTreeMap<u64, ChatMessage>,
+}
+
+/// A gap in a room's live stream: fetch the messages with
+/// `after < seq < before` and pass them to `Chat::fill`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gap {
+    pub room: String,
+    pub after: u64,
+    pub before: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -62,8 +76,10 @@ impl Chat {
         }
     }
 
-    /// Folds a server message in. `now_ms` is the local clock.
-    pub fn apply(&mut self, msg: &ServerMsg, now_ms: f64) {
+    /// Folds a server message in. `now_ms` is the local clock. Returns a gap
+    /// to fetch if a live message skipped ahead; later messages are held
+    /// back until `fill` is called, so nothing shows out of order.
+    pub fn apply(&mut self, msg: &ServerMsg, now_ms: f64) -> Option<Gap> {
         match msg {
             ServerMsg::Joined {
                 room,
@@ -74,7 +90,16 @@ impl Chat {
                 let state = self.rooms.entry(room.clone()).or_default();
                 state.members = members.iter().map(|u| (u.id.clone(), u.clone())).collect();
                 state.last_seq = state.last_seq.max(*last_seq);
+                state.live = true;
                 if !recovered {
+                    state.older_available = true;
+                }
+                if state
+                    .lines
+                    .first()
+                    .and_then(|l| l.seq)
+                    .is_some_and(|first| first > 1)
+                {
                     state.older_available = true;
                 }
             }
@@ -85,44 +110,18 @@ impl Chat {
                 }
             }
             ServerMsg::Message(m) => {
-                let is_current = self.current.as_deref() == Some(m.room.as_str());
-                let mine = self.me.as_ref().is_some_and(|me| me.id == m.user.id);
-                let Some(state) = self.rooms.get_mut(&m.room) else {
-                    return;
-                };
-                if state.lines.iter().any(|l| l.seq == Some(m.seq)) {
-                    return; // a duplicate delivery
+                let state = self.rooms.get_mut(&m.room)?;
+                if state.live && m.seq > state.last_seq + 1 {
+                    let first_held = state.held.keys().next().copied();
+                    state.held.insert(m.seq, m.clone());
+                    // Ask once per gap; `fill` releases everything held.
+                    return first_held.is_none().then(|| Gap {
+                        room: m.room.clone(),
+                        after: state.last_seq,
+                        before: m.seq,
+                    });
                 }
-                if mine {
-                    state
-                        .lines
-                        .retain(|l| !(l.seq.is_none() && l.key == m.client_id));
-                }
-                let line = Line {
-                    key: m.client_id.clone(),
-                    seq: Some(m.seq),
-                    user: m.user.clone(),
-                    content: m.content.clone(),
-                    ts: m.ts,
-                    status: LineStatus::Sent,
-                };
-                // Stored lines in seq order, pending ones after them.
-                let at = state
-                    .lines
-                    .iter()
-                    .position(|l| l.seq.is_none_or(|s| s > m.seq))
-                    .unwrap_or(state.lines.len());
-                state.lines.insert(at, line);
-                if state.lines.len() > MAX_LINES {
-                    let extra = state.lines.len() - MAX_LINES;
-                    state.lines.drain(..extra);
-                    state.older_available = true;
-                }
-                state.last_seq = state.last_seq.max(m.seq);
-                state.typing.remove(&m.user.id);
-                if !is_current && !mine {
-                    state.unread += 1;
-                }
+                self.show(m);
             }
             ServerMsg::UserJoined { room, user } => {
                 if let Some(state) = self.rooms.get_mut(room) {
@@ -156,6 +155,97 @@ impl Chat {
                 }
             }
             _ => {}
+        }
+        None
+    }
+
+    /// Takes the messages fetched for a gap, then releases the held ones,
+    /// in seq order. Seqs the server no longer has are skipped.
+    pub fn fill(&mut self, room: &str, fetched: &[ChatMessage]) {
+        for m in fetched {
+            self.show(m);
+        }
+        let held = self
+            .rooms
+            .get_mut(room)
+            .map(|state| std::mem::take(&mut state.held))
+            .unwrap_or_default();
+        for m in held.values() {
+            self.show(m);
+        }
+    }
+
+    /// Adds a page of older history at the top.
+    pub fn prepend(&mut self, room: &str, older: &[ChatMessage]) {
+        for m in older {
+            self.show(m);
+        }
+        if let Some(state) = self.rooms.get_mut(room) {
+            state.older_available = state
+                .lines
+                .first()
+                .and_then(|l| l.seq)
+                .is_some_and(|first| first > 1);
+        }
+    }
+
+    /// The oldest seq shown in `room`, to page backwards from.
+    pub fn oldest_seq(&self, room: &str) -> Option<u64> {
+        self.rooms.get(room)?.lines.iter().find_map(|l| l.seq)
+    }
+
+    /// The connection dropped: rooms are no longer live until re-joined
+    /// (the resume replays whatever was held back).
+    pub fn set_offline(&mut self) {
+        for state in self.rooms.values_mut() {
+            state.live = false;
+            state.held.clear();
+        }
+    }
+
+    /// Inserts a stored message in seq order, replacing its "sending…" line
+    /// and ignoring duplicates.
+    fn show(&mut self, m: &ChatMessage) {
+        let is_current = self.current.as_deref() == Some(m.room.as_str());
+        let mine = self.me.as_ref().is_some_and(|me| me.id == m.user.id);
+        let Some(state) = self.rooms.get_mut(&m.room) else {
+            return;
+        };
+        if state.lines.iter().any(|l| l.seq == Some(m.seq)) {
+            return; // a duplicate delivery
+        }
+        if mine {
+            state
+                .lines
+                .retain(|l| !(l.seq.is_none() && l.key == m.client_id));
+        }
+        let line = Line {
+            key: m.client_id.clone(),
+            seq: Some(m.seq),
+            user: m.user.clone(),
+            content: m.content.clone(),
+            ts: m.ts,
+            status: LineStatus::Sent,
+        };
+        // Stored lines in seq order, pending ones after them.
+        let at = state
+            .lines
+            .iter()
+            .position(|l| l.seq.is_none_or(|s| s > m.seq))
+            .unwrap_or(state.lines.len());
+        state.lines.insert(at, line);
+        if state.lines.len() > MAX_LINES {
+            let extra = state.lines.len() - MAX_LINES;
+            state.lines.drain(..extra);
+            state.older_available = true;
+        }
+        let newest = m.seq > state.last_seq;
+        state.last_seq = state.last_seq.max(m.seq);
+        if newest {
+            state.typing.remove(&m.user.id);
+            if !is_current && !mine {
+                state.unread += 1;
+            }
         }
     }
 
@@ -256,7 +346,12 @@ mod tests {
     #[test]
     fn messages_are_kept_in_seq_order_without_duplicates() {
         let mut chat = chat_in_room();
-        for seq in [1, 2, 4, 3, 2, 4] {
+        for seq in [1, 2, 4, 3] {
+            chat.apply(&msg(seq, "bob", &format!("b{seq}")), 0.0);
+        }
+        // 4 jumped ahead and waits; the late 3 fills the gap by itself.
+        chat.fill("r", &[]);
+        for seq in [2, 4] {
             chat.apply(&msg(seq, "bob", &format!("b{seq}")), 0.0);
         }
         assert_eq!(seqs(&chat), [Some(1), Some(2), Some(3), Some(4)]);
@@ -321,6 +416,73 @@ mod tests {
         chat.apply(&typing, 10_000.0);
         chat.apply(&msg(1, "bob", "b1"), 10_001.0);
         assert_eq!(chat.typing_text("r"), None);
+    }
+
+    fn chat_live_at(seq: u64) -> Chat {
+        let mut chat = Chat::new(user("me"));
+        chat.apply(
+            &ServerMsg::Joined {
+                room: "r".into(),
+                members: vec![],
+                last_seq: seq,
+                recovered: true,
+            },
+            0.0,
+        );
+        chat
+    }
+
+    fn chat_message(seq: u64) -> ChatMessage {
+        match msg(seq, "bob", &format!("b{seq}")) {
+            ServerMsg::Message(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_live_gap_is_fetched_before_later_messages_show() {
+        let mut chat = chat_live_at(5);
+        assert_eq!(chat.apply(&msg(6, "bob", "b6"), 0.0), None);
+        let gap = chat.apply(&msg(9, "bob", "b9"), 0.0);
+        assert_eq!(
+            gap,
+            Some(Gap {
+                room: "r".into(),
+                after: 6,
+                before: 9
+            })
+        );
+        // More arrive while fetching: held, and no second request.
+        assert_eq!(chat.apply(&msg(10, "bob", "b10"), 0.0), None);
+        assert_eq!(seqs(&chat), [Some(6)], "nothing after the gap shows yet");
+        chat.fill("r", &[chat_message(7), chat_message(8)]);
+        assert_eq!(seqs(&chat), [Some(6), Some(7), Some(8), Some(9), Some(10)]);
+        assert_eq!(chat.rooms["r"].last_seq, 10);
+        assert_eq!(chat.apply(&msg(11, "bob", "b11"), 0.0), None);
+    }
+
+    #[test]
+    fn a_replay_before_joined_is_not_a_gap() {
+        let mut chat = chat_in_room();
+        chat.set_offline();
+        // A fresh join's replay may start anywhere.
+        assert_eq!(chat.apply(&msg(40, "bob", "b40"), 0.0), None);
+        assert_eq!(chat.apply(&msg(41, "bob", "b41"), 0.0), None);
+        assert_eq!(seqs(&chat), [Some(40), Some(41)]);
+    }
+
+    #[test]
+    fn older_pages_go_on_top() {
+        let mut chat = chat_live_at(50);
+        for seq in 51..=53 {
+            chat.apply(&msg(seq, "bob", &format!("b{seq}")), 0.0);
+        }
+        assert_eq!(chat.oldest_seq("r"), Some(51));
+        chat.prepend("r", &[chat_message(49), chat_message(50)]);
+        assert_eq!(seqs(&chat)[..3], [Some(49), Some(50), Some(51)]);
+        assert!(chat.rooms["r"].older_available);
+        chat.prepend("r", &[chat_message(1)]);
+        assert!(!chat.rooms["r"].older_available, "seq 1 is the start");
     }
 
     #[test]

@@ -60,10 +60,13 @@ pub fn Banner(
 }
 
 /// The messages of one room. Content is always rendered as text.
+/// Scrolling to the top calls `on_top` (to load older messages); the view
+/// keeps its place when they are added above.
 #[component]
 pub fn MessageList(
     #[prop(into)] chat: Signal<Chat>,
     #[prop(into)] room: Signal<String>,
+    #[prop(optional)] on_top: Option<Callback<()>>,
 ) -> impl IntoView {
     let me = move || chat.with(|c| c.me.as_ref().map(|u| u.id.clone()));
     let lines = move || {
@@ -78,11 +81,20 @@ pub fn MessageList(
     let list = NodeRef::<leptos::html::Div>::new();
     // Stick to the bottom unless the user scrolled up to read.
     let pinned = StoredValue::new(true);
+    // The scroll height before older messages were requested, to keep the
+    // reader's place when they arrive above.
+    let anchor = StoredValue::new(None::<i32>);
     Effect::new(move |_| {
         lines();
-        if pinned.get_value()
-            && let Some(el) = list.get()
-        {
+        let Some(el) = list.get() else { return };
+        if let Some(old_height) = anchor.get_value() {
+            request_animation_frame(move || {
+                if el.scroll_height() != old_height {
+                    anchor.set_value(None);
+                    el.set_scroll_top(el.scroll_height() - old_height);
+                }
+            });
+        } else if pinned.get_value() {
             request_animation_frame(move || el.set_scroll_top(el.scroll_height()));
         }
     });
@@ -90,6 +102,12 @@ pub fn MessageList(
         if let Some(el) = list.get() {
             let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
             pinned.set_value(from_bottom < 40);
+            if el.scroll_top() == 0
+                && let Some(on_top) = on_top
+            {
+                anchor.set_value(Some(el.scroll_height()));
+                on_top.run(());
+            }
         }
     };
     let older = move || {
@@ -99,7 +117,7 @@ pub fn MessageList(
     view! {
         <div class="messages" node_ref=list on:scroll=on_scroll data-testid="messages">
             <Show when=older>
-                <p class="notice">"Older messages are available."</p>
+                <p class="notice">"Scroll up for older messages"</p>
             </Show>
             <For
                 each=lines

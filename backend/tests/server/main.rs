@@ -2,6 +2,7 @@
 //! One test binary with modules, so it links once.
 
 mod api;
+mod cluster;
 mod heartbeat;
 mod limits;
 mod messages;

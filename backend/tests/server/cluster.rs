@@ -1,0 +1,504 @@
+//! Several real `hearth` processes sharing Redis and PostgreSQL must look
+//! like one server: same members, same messages, same order. Nodes are child
+//! processes, so "kill a node" is a real SIGKILL.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{ServerMsg, SessionResponse};
+use tokio::process::{Child, Command};
+
+use crate::support::{Client, temp_dir};
+
+const SECRET: &str = "a shared secret for every node of the test cluster";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A fresh PostgreSQL database, dropped at the end.
+struct Database {
+    admin_url: String,
+    name: String,
+}
+
+impl Database {
+    async fn create() -> Database {
+        let admin_url = std::env::var("HEARTH_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("hearth_cluster_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        Database { admin_url, name }
+    }
+
+    fn url(&self) -> String {
+        let (base, _) = self.admin_url.rsplit_once('/').unwrap();
+        format!("{base}/{}", self.name)
+    }
+
+    async fn drop_now(self) {
+        let admin = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
+        let _ = sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .execute(&admin)
+            .await;
+    }
+}
+
+struct Node {
+    port: u16,
+    child: Child,
+}
+
+struct Cluster {
+    dir: PathBuf,
+    database_url: String,
+    redis_url: String,
+    prefix: String,
+}
+
+impl Cluster {
+    fn new(database_url: String, redis_url: String) -> Cluster {
+        Cluster {
+            dir: temp_dir(),
+            database_url,
+            redis_url,
+            prefix: format!("hearth-test-{}", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    async fn start_node(&self, name: &str) -> Node {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--node-id", name])
+            .args([
+                "--database-url",
+                &self.database_url,
+                "--redis-url",
+                &self.redis_url,
+            ])
+            .args(["--redis-prefix", &self.prefix, "--token-secret", SECRET])
+            .args(["--presence-refresh-ms", "250", "--presence-ttl-ms", "1500"])
+            .args(["--send-rate", "100000", "--send-burst", "100000"])
+            .arg("--data-dir")
+            .arg(self.dir.join(name))
+            .arg("--static-dir")
+            .arg(&self.dir)
+            .env("RUST_LOG", "info,backend=debug")
+            // HEARTH_TEST_NODE_LOGS=1 shows the nodes' logs, for debugging.
+            .stdout(match std::env::var_os("HEARTH_TEST_NODE_LOGS") {
+                Some(_) => Stdio::inherit(),
+                None => Stdio::null(),
+            })
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+                .await
+                .is_ok()
+            {
+                return Node { port, child };
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("node {name} did not come up");
+    }
+}
+
+impl Node {
+    async fn sign_in(&self, name: &str) -> SessionResponse {
+        reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/api/session", self.port))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn connect(&self, session: &SessionResponse) -> Client {
+        let url = format!("ws://127.0.0.1:{}/ws?token={}", self.port, session.token);
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let mut client = Client {
+            ws,
+            user: session.user.clone(),
+        };
+        assert!(matches!(client.recv().await, ServerMsg::Welcome { .. }));
+        client
+    }
+
+    async fn health(&self) -> serde_json::Value {
+        reqwest::get(format!("http://127.0.0.1:{}/healthz", self.port))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// A client together with what it has seen: the room's members as it knows
+/// them, and the messages in arrival order.
+struct Seen {
+    client: Client,
+    members: BTreeSet<String>,
+    seqs: Vec<u64>,
+    client_ids: Vec<String>,
+}
+
+impl Seen {
+    fn new(client: Client) -> Seen {
+        Seen {
+            client,
+            members: BTreeSet::new(),
+            seqs: Vec::new(),
+            client_ids: Vec::new(),
+        }
+    }
+
+    fn fold(&mut self, msg: ServerMsg) {
+        match msg {
+            ServerMsg::Joined { members, .. } => {
+                self.members = members.into_iter().map(|u| u.name).collect()
+            }
+            ServerMsg::UserJoined { user, .. } => {
+                self.members.insert(user.name);
+            }
+            ServerMsg::UserLeft { user, .. } => {
+                self.members.remove(&user.name);
+            }
+            ServerMsg::Message(m) => {
+                self.seqs.push(m.seq);
+                self.client_ids.push(m.client_id);
+            }
+            _ => {}
+        }
+    }
+
+    async fn join(&mut self, room: &str, since: Option<u64>) {
+        self.client
+            .send_json(serde_json::json!({"type":"join","room":room,"since":since}))
+            .await;
+        loop {
+            let msg = self.client.recv().await;
+            let done = matches!(msg, ServerMsg::Joined { .. });
+            self.fold(msg);
+            if done {
+                return;
+            }
+        }
+    }
+
+    /// Reads until `done` holds; fails after 20 s.
+    async fn until(&mut self, what: &str, done: impl Fn(&Seen) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !done(self) {
+            match tokio::time::timeout_at(deadline, self.client.recv_where(|_| true)).await {
+                Ok(ServerMsg::Ping) => {
+                    self.client
+                        .send_json(serde_json::json!({"type":"pong"}))
+                        .await
+                }
+                Ok(msg) => self.fold(msg),
+                Err(_) => panic!(
+                    "{}: never saw {what}; members {:?}, {} messages",
+                    self.client.user.name,
+                    self.members,
+                    self.seqs.len()
+                ),
+            }
+        }
+    }
+}
+
+fn names(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_behave_like_one_server() {
+    let db = Database::create().await;
+    let redis =
+        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let cluster = Cluster::new(db.url(), redis);
+    let n1 = cluster.start_node("n1").await;
+    let n2 = cluster.start_node("n2").await;
+    let mut n3 = cluster.start_node("n3").await;
+
+    let alice_session = n1.sign_in("alice").await;
+    let bob_session = n2.sign_in("bob").await;
+    let carol_session = n3.sign_in("carol").await;
+    let mut alice = Seen::new(n1.connect(&alice_session).await);
+    let mut bob = Seen::new(n2.connect(&bob_session).await);
+    let mut carol = Seen::new(n3.connect(&carol_session).await);
+    // Alice's second tab, on another node: still one member.
+    let mut alice_tab2 = Seen::new(n2.connect(&alice_session).await);
+
+    alice.join("lobby", None).await;
+    bob.join("lobby", None).await;
+    carol.join("lobby", None).await;
+    alice_tab2.join("lobby", None).await;
+    let everyone = names(&["alice", "bob", "carol"]);
+    for seen in [&mut alice, &mut bob, &mut carol, &mut alice_tab2] {
+        seen.until("all three members", |s| s.members == everyone)
+            .await;
+    }
+    // Everyone on every node sees the same member count in the room list.
+    for node in [&n1, &n2, &n3] {
+        let rooms: Vec<common::RoomSummary> = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{}/api/rooms", node.port))
+            .bearer_auth(&bob_session.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            rooms,
+            [common::RoomSummary {
+                name: "lobby".into(),
+                members: 3
+            }]
+        );
+    }
+
+    // 300 messages, from three senders on three nodes at once.
+    let senders = [
+        ("a", &alice_session, n1.port),
+        ("b", &bob_session, n2.port),
+        ("c", &carol_session, n3.port),
+    ];
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .map(|(tag, session, port)| {
+            let session = session.clone();
+            tokio::spawn(async move {
+                let node = Node {
+                    port,
+                    child: Command::new("true").spawn().unwrap(),
+                };
+                let mut sender = node.connect(&session).await;
+                sender
+                    .send_json(
+                        serde_json::json!({"type":"join","room":"lobby","since":u64::MAX / 2}),
+                    )
+                    .await;
+                sender
+                    .recv_where(|m| matches!(m, ServerMsg::Joined { .. }))
+                    .await;
+                for i in 0..100 {
+                    sender
+                        .say("lobby", &format!("{tag}{i}"), &format!("{tag}-{i}"))
+                        .await;
+                }
+                let mut acks = 0;
+                while acks < 100 {
+                    if let ServerMsg::Ack { .. } = sender.recv().await {
+                        acks += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let all: Vec<u64> = (1..=300).collect();
+    for seen in [&mut alice, &mut bob, &mut carol, &mut alice_tab2] {
+        seen.until("all 300 messages", |s| s.seqs.len() >= 300)
+            .await;
+        assert_eq!(
+            seen.seqs, all,
+            "{}: in seq order, no gaps, no duplicates",
+            seen.client.user.name
+        );
+    }
+    assert_eq!(
+        alice.client_ids, bob.client_ids,
+        "the same order everywhere"
+    );
+    assert_eq!(alice.client_ids, carol.client_ids);
+    let distinct: BTreeSet<&String> = alice.client_ids.iter().collect();
+    assert_eq!(distinct.len(), 300);
+
+    // Node 3 dies. Carol is gone for everyone within the presence TTL...
+    n3.child.start_kill().unwrap();
+    let _ = n3.child.wait().await;
+    let without_carol = names(&["alice", "bob"]);
+    alice
+        .until("carol leave", |s| s.members == without_carol)
+        .await;
+    bob.until("carol leave", |s| s.members == without_carol)
+        .await;
+
+    // ...and comes back through another node, resuming with no gap.
+    bob.client
+        .say("lobby", "while carol was away", "b-away")
+        .await;
+    bob.until("its own message", |s| s.seqs.len() == 301).await;
+    let mut carol_again = Seen::new(n1.connect(&carol_session).await);
+    carol_again.join("lobby", Some(300)).await;
+    // 301 comes in the replay, or live right after `joined` if node 1 has
+    // not received it from Redis yet; either way exactly once.
+    carol_again
+        .until("the missed message", |s| !s.seqs.is_empty())
+        .await;
+    assert_eq!(carol_again.seqs, [301], "exactly the missed message");
+    alice.until("carol back", |s| s.members == everyone).await;
+    alice.client.say("lobby", "welcome back", "a-wb").await;
+    carol_again
+        .until("the next live message", |s| s.seqs.len() == 2)
+        .await;
+    assert_eq!(carol_again.seqs, [301, 302]);
+
+    drop(n1);
+    drop(n2);
+    db.drop_now().await;
+}
+
+/// A Redis of our own, so it can be killed without disturbing other tests.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> OwnRedis {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (scripts/test installs it)");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        OwnRedis {
+            port,
+            child: Some(child),
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_sent_during_a_redis_outage_arrive_after_it() {
+    let db = Database::create().await;
+    let mut redis = OwnRedis::start(free_port());
+    let cluster = Cluster::new(db.url(), format!("redis://127.0.0.1:{}", redis.port));
+    let n1 = cluster.start_node("n1").await;
+    let n2 = cluster.start_node("n2").await;
+
+    let alice_session = n1.sign_in("alice").await;
+    let bob_session = n2.sign_in("bob").await;
+    let mut alice = Seen::new(n1.connect(&alice_session).await);
+    let mut bob = Seen::new(n2.connect(&bob_session).await);
+    alice.join("ops", None).await;
+    bob.join("ops", None).await;
+    bob.until("alice", |s| s.members.contains("alice")).await;
+    assert_eq!(n1.health().await["status"], "ok");
+
+    let mut acked: HashMap<u64, String> = HashMap::new();
+    let send = |i: usize| {
+        let id = format!("m{i}");
+        (
+            id.clone(),
+            serde_json::json!({"type":"send","room":"ops","content":id,"client_id":id}),
+        )
+    };
+    // Some before, some during, some after the outage.
+    for phase in 0..3 {
+        if phase == 1 {
+            redis.kill();
+            // The node notices and says so, and keeps serving its clients.
+            let mut degraded = false;
+            for _ in 0..100 {
+                if n1.health().await["status"] == "degraded" {
+                    degraded = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            assert!(degraded, "healthz reports degraded during the outage");
+        }
+        if phase == 2 {
+            let port = redis.port;
+            redis = OwnRedis::start(port);
+        }
+        for i in phase * 20..phase * 20 + 20 {
+            let (id, frame) = send(i);
+            alice.client.send_json(frame).await;
+            loop {
+                match alice.client.recv().await {
+                    ServerMsg::Ack { seq, client_id, .. } => {
+                        assert_eq!(client_id, id);
+                        acked.insert(seq, client_id);
+                        break;
+                    }
+                    other => alice.fold(other),
+                }
+            }
+        }
+    }
+    assert_eq!(
+        acked.len(),
+        60,
+        "the node kept serving its own clients throughout"
+    );
+    // Bob, on the other node, ends up with every acked message, in order.
+    bob.until("every acked message", |s| s.seqs.len() >= 60)
+        .await;
+    assert_eq!(bob.seqs, (1..=60).collect::<Vec<u64>>());
+    for (seq, id) in &acked {
+        assert_eq!(&bob.client_ids[*seq as usize - 1], id);
+    }
+    let mut healthy = false;
+    for _ in 0..100 {
+        if n1.health().await["status"] == "ok" && n2.health().await["status"] == "ok" {
+            healthy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(healthy, "both nodes recover");
+    drop((n1, n2));
+    db.drop_now().await;
+}
