@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use gloo_net::websocket::futures::WebSocket;
 use gloo_net::websocket::{Message, WebSocketError};
 use gloo_timers::callback::Timeout;
-use leptos::task::spawn_local;
+use wasm_bindgen_futures::spawn_local;
 
 use crate::connection::{Connection, Effect, Event, Phase, Policy};
 

@@ -1,0 +1,217 @@
+//! Load generator for Hearth's benchmarks (see docs/benchmarks.md). It
+//! starts the real server binary itself, so it can read the server's memory
+//! from /proc, and drives it over loopback with real WebSocket clients.
+//!
+//! Bounded in count and time, loopback only.
+//!
+//! ```text
+//! cargo build --release -p backend --bin hearth --example loadgen
+//! target/release/examples/loadgen idle 2000       # memory per idle connection
+//! target/release/examples/loadgen fanout 200 2000 64  # 200 members, 2000 messages, 64 in flight
+//! ```
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{ServerMsg, SessionResponse};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+struct Server {
+    child: tokio::process::Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start_server() -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("hearth-loadgen-{port}"));
+    let binary = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("hearth");
+    let child = tokio::process::Command::new(&binary)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--send-rate", "1000000", "--send-burst", "1000000"])
+        .arg("--data-dir")
+        .arg(&dir)
+        .arg("--static-dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e} (build it with --release)", binary.display()));
+    for _ in 0..200 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Server {
+                child,
+                port,
+                _dir: TempDir(dir),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("server did not start");
+}
+
+impl Server {
+    /// Resident memory of the server process, in KiB.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    async fn session(&self, http: &reqwest::Client, name: &str) -> SessionResponse {
+        http.post(format!("http://127.0.0.1:{}/api/session", self.port))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// A connected client that has joined `room` and read up to `joined`.
+    async fn member(&self, http: &reqwest::Client, name: &str, room: &str) -> Ws {
+        let session = self.session(http, name).await;
+        let (mut ws, _) = connect_async(format!("ws://127.0.0.1:{}/ws?token={}", self.port, session.token))
+            .await
+            .unwrap();
+        let join = serde_json::json!({"type":"join","room":room,"since":null}).to_string();
+        ws.send(Message::text(join)).await.unwrap();
+        while let Some(Ok(frame)) = ws.next().await {
+            if let Message::Text(t) = frame
+                && t.contains(r#""type":"joined""#)
+            {
+                break;
+            }
+        }
+        ws
+    }
+}
+
+/// Memory per idle connection: RSS after `n` connections (each signed in,
+/// connected and in one room of 50) minus RSS before, divided by `n`.
+async fn idle(n: usize) {
+    let server = start_server().await;
+    let http = reqwest::Client::new();
+    // Warm up allocator and pools with a few connections first.
+    let mut warm = Vec::new();
+    for i in 0..20 {
+        warm.push(server.member(&http, &format!("warm{i}"), "warm").await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = server.rss_kib();
+    let started = Instant::now();
+    let mut clients = Vec::with_capacity(n);
+    for i in 0..n {
+        clients.push(server.member(&http, &format!("idle{i}"), &format!("room{}", i / 50)).await);
+    }
+    let connect_time = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = server.rss_kib();
+    let per = (after - before) as f64 * 1024.0 / n as f64;
+    println!("idle connections: {n}");
+    println!("server RSS before: {before} KiB, after: {after} KiB");
+    println!("memory per idle connection: {:.1} KiB", per / 1024.0);
+    println!("connect + sign in + join, sequential: {:.0} per second", n as f64 / connect_time.as_secs_f64());
+}
+
+/// Fan-out: `members` clients in one room, one sender posts `count`
+/// messages as fast as acks allow, with at most `in_flight` unacknowledged
+/// (1 measures latency without queueing; more measures throughput). Reports
+/// delivered messages per second and end-to-end latency percentiles.
+async fn fanout(members: usize, count: usize, in_flight: usize) {
+    let server = start_server().await;
+    let http = reqwest::Client::new();
+    let origin = Instant::now();
+    let mut readers = Vec::new();
+    for i in 0..members {
+        let mut ws = server.member(&http, &format!("member{i}"), "bench").await;
+        readers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(count);
+            while latencies.len() < count {
+                let Some(Ok(Message::Text(text))) = ws.next().await else {
+                    panic!("a member was disconnected");
+                };
+                if let Ok(ServerMsg::Message(m)) = serde_json::from_str::<ServerMsg>(&text) {
+                    let sent_us: u64 = m.content.parse().unwrap();
+                    latencies.push(origin.elapsed().as_micros() as u64 - sent_us);
+                }
+            }
+            latencies
+        }));
+    }
+    let sender = server.member(&http, "sender", "bench").await;
+    let (mut sink, mut stream) = sender.split();
+    let started = Instant::now();
+    // At most `in_flight` messages unacknowledged: each ack frees a slot.
+    let window = std::sync::Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let acks = {
+        let window = window.clone();
+        tokio::spawn(async move {
+            let mut acked = 0;
+            while acked < count {
+                if let Some(Ok(Message::Text(t))) = stream.next().await
+                    && t.contains(r#""type":"ack""#)
+                {
+                    acked += 1;
+                    window.add_permits(1);
+                }
+            }
+        })
+    };
+    for i in 0..count {
+        window.acquire().await.unwrap().forget();
+        let content = origin.elapsed().as_micros().to_string();
+        let frame = serde_json::json!({"type":"send","room":"bench","content":content,"client_id":format!("c{i}")});
+        sink.send(Message::text(frame.to_string())).await.unwrap();
+    }
+    acks.await.unwrap();
+    let mut all = Vec::with_capacity(members * count);
+    for reader in readers {
+        all.extend(reader.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64 / 1000.0;
+    println!("members: {members}, messages: {count}, in flight: {in_flight}, deliveries: {}", all.len());
+    println!("stored and acked: {:.0} messages/s", count as f64 / elapsed);
+    println!("delivered: {:.0} messages/s", all.len() as f64 / elapsed);
+    println!(
+        "latency send -> member (ms): p50 {:.2}, p90 {:.2}, p99 {:.2}, max {:.2}",
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        pct(1.0)
+    );
+    println!("server RSS at the end: {} KiB", server.rss_kib());
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let number = |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    match args.first().map(String::as_str) {
+        Some("idle") => idle(number(1, 2000)).await,
+        Some("fanout") => fanout(number(1, 200), number(2, 2000), number(3, 64)).await,
+        _ => {
+            eprintln!("usage: loadgen idle [connections] | loadgen fanout [members] [messages] [in flight]");
+            std::process::exit(2);
+        }
+    }
+}
