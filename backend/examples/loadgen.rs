@@ -36,11 +36,28 @@ impl Drop for TempDir {
 }
 
 async fn start_server() -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = std::env::temp_dir().join(format!("hearth-loadgen-{port}"));
-    let binary = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("hearth");
+    let binary = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("hearth");
     let child = tokio::process::Command::new(&binary)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--send-rate", "1000000", "--send-burst", "1000000"])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--send-rate",
+            "1000000",
+            "--send-burst",
+            "1000000",
+        ])
         .arg("--data-dir")
         .arg(&dir)
         .arg("--static-dir")
@@ -66,7 +83,8 @@ async fn start_server() -> Server {
 impl Server {
     /// Resident memory of the server process, in KiB.
     fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -88,9 +106,12 @@ impl Server {
     /// A connected client that has joined `room` and read up to `joined`.
     async fn member(&self, http: &reqwest::Client, name: &str, room: &str) -> Ws {
         let session = self.session(http, name).await;
-        let (mut ws, _) = connect_async(format!("ws://127.0.0.1:{}/ws?token={}", self.port, session.token))
-            .await
-            .unwrap();
+        let (mut ws, _) = connect_async(format!(
+            "ws://127.0.0.1:{}/ws?token={}",
+            self.port, session.token
+        ))
+        .await
+        .unwrap();
         let join = serde_json::json!({"type":"join","room":room,"since":null}).to_string();
         ws.send(Message::text(join)).await.unwrap();
         while let Some(Ok(frame)) = ws.next().await {
@@ -119,7 +140,11 @@ async fn idle(n: usize) {
     let started = Instant::now();
     let mut clients = Vec::with_capacity(n);
     for i in 0..n {
-        clients.push(server.member(&http, &format!("idle{i}"), &format!("room{}", i / 50)).await);
+        clients.push(
+            server
+                .member(&http, &format!("idle{i}"), &format!("room{}", i / 50))
+                .await,
+        );
     }
     let connect_time = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -128,7 +153,10 @@ async fn idle(n: usize) {
     println!("idle connections: {n}");
     println!("server RSS before: {before} KiB, after: {after} KiB");
     println!("memory per idle connection: {:.1} KiB", per / 1024.0);
-    println!("connect + sign in + join, sequential: {:.0} per second", n as f64 / connect_time.as_secs_f64());
+    println!(
+        "connect + sign in + join, sequential: {:.0} per second",
+        n as f64 / connect_time.as_secs_f64()
+    );
 }
 
 /// Fan-out: `members` clients in one room, one sender posts `count`
@@ -189,7 +217,10 @@ async fn fanout(members: usize, count: usize, in_flight: usize) {
     let elapsed = started.elapsed().as_secs_f64();
     all.sort_unstable();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)] as f64 / 1000.0;
-    println!("members: {members}, messages: {count}, in flight: {in_flight}, deliveries: {}", all.len());
+    println!(
+        "members: {members}, messages: {count}, in flight: {in_flight}, deliveries: {}",
+        all.len()
+    );
     println!("stored and acked: {:.0} messages/s", count as f64 / elapsed);
     println!("delivered: {:.0} messages/s", all.len() as f64 / elapsed);
     println!(
@@ -205,12 +236,15 @@ async fn fanout(members: usize, count: usize, in_flight: usize) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let number = |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
+    let number =
+        |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     match args.first().map(String::as_str) {
         Some("idle") => idle(number(1, 2000)).await,
         Some("fanout") => fanout(number(1, 200), number(2, 2000), number(3, 64)).await,
         _ => {
-            eprintln!("usage: loadgen idle [connections] | loadgen fanout [members] [messages] [in flight]");
+            eprintln!(
+                "usage: loadgen idle [connections] | loadgen fanout [members] [messages] [in flight]"
+            );
             std::process::exit(2);
         }
     }

@@ -36,7 +36,12 @@ struct Backend {
 impl Backend {
     async fn start(&self) {
         let child = Command::new(&self.binary)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port), "--data-dir", &self.data_dir])
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{}", self.port),
+                "--data-dir",
+                &self.data_dir,
+            ])
             .args(["--static-dir", &self.data_dir])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -45,7 +50,10 @@ impl Backend {
             .expect("start hearth");
         *self.child.lock().await = Some(child);
         for _ in 0..400 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
@@ -87,9 +95,10 @@ async fn restart(State(backend): State<Arc<Backend>>) -> Response {
 }
 
 fn cors(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     response
 }
 
@@ -111,11 +120,13 @@ async fn main() {
         .route("/session", get(session))
         .route("/restart", get(restart))
         .with_state(backend.clone());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", listen.parse::<u16>().expect("a port")))
-        .await
-        .expect("bind the supervisor port");
+    let listener =
+        tokio::net::TcpListener::bind(("127.0.0.1", listen.parse::<u16>().expect("a port")))
+            .await
+            .expect("bind the supervisor port");
     let serve = axum::serve(listener, app);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("a SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
     // Stop the backend too, whichever way we are stopped.
     tokio::select! {
         _ = serve => {}

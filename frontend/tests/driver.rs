@@ -77,16 +77,24 @@ async fn the_driver_reconnects_and_rejoins_after_the_server_restarts() {
         max_delay_ms: 1_000,
         ..Policy::default()
     };
-    let driver = Driver::new(format!("{BACKEND_WS}?token={}", session.token), policy, recorder.clone());
+    let driver = Driver::new(
+        format!("{BACKEND_WS}?token={}", session.token),
+        policy,
+        recorder.clone(),
+    );
     driver.dispatch(Event::Start);
     driver.dispatch(Event::Join {
         room: "driver-test".into(),
     });
-    let joined = |m: &ServerMsg| matches!(m, ServerMsg::Joined { room, .. } if room == "driver-test");
+    let joined =
+        |m: &ServerMsg| matches!(m, ServerMsg::Joined { room, .. } if room == "driver-test");
     eventually("the first join", 10, || recorder.count(joined) == 1).await;
     assert_eq!(driver.phase(), Phase::Open);
 
-    Request::get(&format!("{SUPERVISOR}/restart")).send().await.unwrap();
+    Request::get(&format!("{SUPERVISOR}/restart"))
+        .send()
+        .await
+        .unwrap();
 
     // It noticed the drop, waited, reconnected and re-joined on its own.
     eventually("the re-join", 20, || recorder.count(joined) == 2).await;
@@ -104,7 +112,8 @@ async fn the_driver_reconnects_and_rejoins_after_the_server_restarts() {
         client_id: "driver-1".into(),
     });
     eventually("the ack", 10, || {
-        recorder.count(|m| matches!(m, ServerMsg::Ack { client_id, .. } if client_id == "driver-1")) == 1
+        recorder.count(|m| matches!(m, ServerMsg::Ack { client_id, .. } if client_id == "driver-1"))
+            == 1
     })
     .await;
     driver.dispatch(Event::Stop);
