@@ -231,7 +231,9 @@ async fn the_typing_indicator_appears_and_expires() {
         room: "general".into(),
         user: user("bob", "Bob"),
     };
-    chat.update(|c| c.apply(&typing, 1_000.0));
+    chat.update(|c| {
+        c.apply(&typing, 1_000.0);
+    });
     tick().await;
     assert_eq!(text_of(&root, ".typing"), "Bob is typing…");
 
@@ -271,7 +273,7 @@ async fn the_member_list_follows_presence() {
                 user: user("bob", "Bob"),
             },
             0.0,
-        )
+        );
     });
     tick().await;
     assert_eq!(root.query_selector_all("li").unwrap().length(), 1);
