@@ -219,6 +219,10 @@ async fn two_people_chat_and_survive_a_server_restart() {
 
     screenshot(&alice, "alice.png").await;
     screenshot(&bob, "bob.png").await;
+    // The layout at phone width.
+    bob.set_window_size(390, 844).await.unwrap();
+    wait_text(&bob, "[data-testid=messages]", "nothing lost", WAIT).await;
+    screenshot(&bob, "bob-phone.png").await;
 
     alice.close().await.unwrap();
     bob.close().await.unwrap();

@@ -174,7 +174,8 @@ pub fn Composer(on_send: Callback<String>, on_typing: Callback<()>) -> impl Into
         <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
             <textarea
                 rows="1"
-                placeholder="Write a message…  (Enter sends, Shift+Enter for a new line)"
+                placeholder="Write a message…"
+                title="Enter sends, Shift+Enter starts a new line"
                 aria-label="Message"
                 prop:value=move || text.get()
                 on:input=move |ev| {

@@ -101,8 +101,20 @@ provision_web_tools() {
   cargo_tool trunk "$TRUNK_VERSION" trunk --version "$TRUNK_VERSION" --locked
   # Not --locked: one locked dependency version is missing from some registries.
   cargo_tool wasm-bindgen "$WASM_BINDGEN_VERSION" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+  provision_wasm_opt
   # trunk must never reach for the network: it would try to download tools.
   export TRUNK_SKIP_VERSION_CHECK=true
+}
+
+# wasm-opt for release builds, from the npm `binaryen` package (the version
+# Trunk.toml names), into the project's own .tools/.
+provision_wasm_opt() {
+  local want=132 bin="$HEARTH_ROOT/.tools/node_modules/.bin"
+  export PATH="$bin:$PATH"
+  if wasm-opt --version 2>/dev/null | grep -q "version $want"; then return; fi
+  command -v npm >/dev/null || apt_install nodejs npm
+  log "installing wasm-opt $want (npm binaryen) into .tools/"
+  npm install --silent --no-audit --no-fund --prefix "$HEARTH_ROOT/.tools" "binaryen@$want" >&2
 }
 
 provision_browser() {
