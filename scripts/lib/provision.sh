@@ -62,14 +62,17 @@ build_debian_wasm_std() {
 provision_toolchain() {
   if [ -n "${HEARTH_TOOLCHAIN_READY:-}" ]; then return; fi
   command -v rustup >/dev/null || { log "rustup is required (https://rustup.rs)"; exit 1; }
+  # HEARTH_FORCE_DEBIAN_TOOLCHAIN=1 takes the offline path even where rustup
+  # works, to check that path on a machine that has a choice.
+  local force=${HEARTH_FORCE_DEBIAN_TOOLCHAIN:-}
   # Fast path 1: the default toolchain already has the wasm32 target.
-  if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  if [ -z "$force" ] && rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     log "toolchain: rustup default with wasm32"
   # Fast path 2: a previous run set up the Debian toolchain.
   elif rustup toolchain list 2>/dev/null | grep -q "^$DEBIAN_TOOLCHAIN" && toolchain_has_wasm_std /usr; then
     export RUSTUP_TOOLCHAIN=$DEBIAN_TOOLCHAIN
     log "toolchain: $DEBIAN_TOOLCHAIN (Debian rustc with a locally built wasm32 std)"
-  elif [ -z "${HEARTH_FORCE_DEBIAN_TOOLCHAIN:-}" ] && timeout 60 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
+  elif [ -z "$force" ] && timeout 60 rustup target add wasm32-unknown-unknown >/dev/null 2>&1; then
     log "toolchain: rustup default, wasm32 target added"
   else
     log "rustup cannot add wasm32 here; using Debian's Rust instead"
