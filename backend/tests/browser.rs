@@ -191,6 +191,10 @@ async fn two_people_chat_and_survive_a_server_restart() {
     wait_text(&alice, "[data-testid=banner]", "Reconnecting", WAIT).await;
     wait_text(&bob, "[data-testid=banner]", "Reconnecting", WAIT).await;
     screenshot(&alice, "alice-reconnecting.png").await;
+    // Alice keeps typing: her message waits in the outbox, shown as such.
+    say(&alice, "typed while offline").await;
+    wait_text(&alice, ".line.pending", "typed while offline", WAIT).await;
+    wait_text(&alice, ".line.pending .state", "sending…", WAIT).await;
 
     // It comes back on the same address; the pages reconnect and re-join.
     let mut server = start_server(port, &data);
@@ -199,6 +203,24 @@ async fn two_people_chat_and_survive_a_server_restart() {
     wait_text(&bob, "[data-testid=banner]", "Connected", RECONNECT_WAIT).await;
     wait_text(&alice, "[data-testid=members]", "Bob", WAIT).await;
     wait_text(&bob, "[data-testid=members]", "Alice", WAIT).await;
+    // The outbox was sent after the reconnect, exactly once.
+    wait_text(&bob, "[data-testid=messages]", "typed while offline", WAIT).await;
+    let mut pending_gone = false;
+    for _ in 0..100 {
+        if alice.find(Locator::Css(".line.pending")).await.is_err() {
+            pending_gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(pending_gone, "alice's message is no longer pending");
+    let copies = bob
+        .find_all(Locator::XPath(
+            "//div[@class='content' and text()='typed while offline']",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(copies.len(), 1, "delivered once");
 
     say(&bob, "Are you still there?").await;
     wait_text(

@@ -154,6 +154,8 @@ impl Node {
 /// them, and the messages in arrival order.
 struct Seen {
     client: Client,
+    /// Who was seen typing, by name.
+    typists: Vec<String>,
     members: BTreeSet<String>,
     seqs: Vec<u64>,
     client_ids: Vec<String>,
@@ -163,6 +165,7 @@ impl Seen {
     fn new(client: Client) -> Seen {
         Seen {
             client,
+            typists: Vec::new(),
             members: BTreeSet::new(),
             seqs: Vec::new(),
             client_ids: Vec::new(),
@@ -184,6 +187,7 @@ impl Seen {
                 self.seqs.push(m.seq);
                 self.client_ids.push(m.client_id);
             }
+            ServerMsg::Typing { user, .. } => self.typists.push(user.name),
             _ => {}
         }
     }
@@ -256,6 +260,17 @@ async fn three_nodes_behave_like_one_server() {
         seen.until("all three members", |s| s.members == everyone)
             .await;
     }
+    // Typing crosses nodes too (and is not echoed to the typist's other tab).
+    bob.client
+        .send_json(serde_json::json!({"type":"typing","room":"lobby"}))
+        .await;
+    alice
+        .until("bob typing", |s| s.typists.contains(&"bob".to_owned()))
+        .await;
+    carol
+        .until("bob typing", |s| s.typists.contains(&"bob".to_owned()))
+        .await;
+
     // Everyone on every node sees the same member count in the room list.
     for node in [&n1, &n2, &n3] {
         let rooms: Vec<common::RoomSummary> = reqwest::Client::new()
@@ -501,4 +516,26 @@ async fn messages_sent_during_a_redis_outage_arrive_after_it() {
     assert!(healthy, "both nodes recover");
     drop((n1, n2));
     db.drop_now().await;
+}
+
+#[tokio::test]
+async fn redis_with_a_per_node_sqlite_store_is_refused() {
+    let dir = temp_dir();
+    let redis =
+        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["--listen", "127.0.0.1:0", "--redis-url", &redis])
+        .arg("--data-dir")
+        .arg(&dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success(), "it must not start");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("needs a shared PostgreSQL store")
+            && stderr.contains("history would diverge"),
+        "a clear reason: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
