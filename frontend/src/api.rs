@@ -21,16 +21,7 @@ pub async fn sign_in(name: &str) -> Result<SessionResponse, String> {
 }
 
 pub async fn rooms(token: &str) -> Result<Vec<RoomSummary>, String> {
-    let response = Request::get("/api/rooms")
-        .header("Authorization", &format!("Bearer {token}"))
-        .send()
-        .await
-        .map_err(|_| "the server cannot be reached".to_owned())?;
-    if response.ok() {
-        response.json().await.map_err(|e| e.to_string())
-    } else {
-        Err(error_text(response).await)
-    }
+    get_json("/api/rooms", token).await
 }
 
 /// `limit` messages before seq `before` (the newest if `None`), oldest first.
@@ -44,7 +35,12 @@ pub async fn history(
     if let Some(before) = before {
         url.push_str(&format!("&before={before}"));
     }
-    let response = Request::get(&url)
+    get_json(&url, token).await
+}
+
+/// An authenticated GET whose answer is JSON.
+async fn get_json<T: serde::de::DeserializeOwned>(url: &str, token: &str) -> Result<T, String> {
+    let response = Request::get(url)
         .header("Authorization", &format!("Bearer {token}"))
         .send()
         .await

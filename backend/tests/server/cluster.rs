@@ -10,17 +10,9 @@ use std::time::Duration;
 use common::{ServerMsg, SessionResponse};
 use tokio::process::{Child, Command};
 
-use crate::support::{Client, temp_dir};
+use crate::support::{Client, free_port, temp_dir};
 
 const SECRET: &str = "a shared secret for every node of the test cluster";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A fresh PostgreSQL database, dropped at the end.
 struct Database {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{ChatMessage, ServerMsg, SessionResponse};
 
-use crate::support::{Client, TestServer, temp_dir};
+use crate::support::{Client, TestServer, free_port, temp_dir};
 
 /// Sends `n` messages as `client` and waits for all their acks.
 async fn send_acked(client: &mut Client, room: &str, prefix: &str, n: usize) -> Vec<u64> {
@@ -259,26 +259,22 @@ async fn history_pages_require_a_token_and_go_backwards() {
     );
 
     let http = reqwest::Client::new();
-    let anonymous = http
-        .get(server.url("/api/rooms/general/messages"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(anonymous.status(), 401);
-    let unknown = http
-        .get(server.url("/api/rooms/nowhere/messages"))
-        .bearer_auth(&session.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), 404);
-    let bad = http
-        .get(server.url("/api/rooms/general/messages?before=minus"))
-        .bearer_auth(&session.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
+    for (path, token, status) in [
+        ("/api/rooms/general/messages", None, 401),
+        ("/api/rooms/nowhere/messages", Some(&session.token), 404),
+        (
+            "/api/rooms/general/messages?before=minus",
+            Some(&session.token),
+            400,
+        ),
+        ("/api/rooms/not%20valid/messages", Some(&session.token), 400),
+    ] {
+        let mut request = http.get(server.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        assert_eq!(request.send().await.unwrap().status(), status, "{path}");
+    }
 }
 
 /// The real binary, killed with SIGKILL in the middle of a burst: every
@@ -288,11 +284,7 @@ async fn history_pages_require_a_token_and_go_backwards() {
 async fn acknowledged_messages_survive_kill_9() {
     const BURST: usize = 400;
     let dir = temp_dir();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let start = || {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
             .args([

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 
-use crate::support::{Ended, TestServer, temp_dir};
+use crate::support::{Ended, TestServer, free_port, temp_dir};
 
 #[tokio::test]
 async fn shutdown_closes_every_websocket_with_1001() {
@@ -118,14 +118,6 @@ async fn the_binary_exits_cleanly_on_sigterm_and_never_logs_tokens() {
         "a token leaked into the log"
     );
     let _ = std::fs::remove_dir_all(dir);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Sends a signal with the `kill` command (the workspace forbids unsafe code).
