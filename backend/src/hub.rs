@@ -144,14 +144,25 @@ impl Hub {
         since: Option<u64>,
     ) -> Result<JoinTicket, StoreError> {
         let room = self.load(name, &peer.user.id).await?;
-        let up_to = {
+        let (up_to, already_live) = {
             let mut state = lock(&room.state);
-            if !state.peers.contains_key(&peer.id) && !state.joining.contains_key(&peer.id) {
+            let already_live = state.peers.contains_key(&peer.id);
+            if !already_live && !state.joining.contains_key(&peer.id) {
                 state.joining.insert(peer.id, (peer.clone(), Vec::new()));
                 self.add_member(&room, &mut state, peer);
             }
-            state.next_seq - 1
+            (state.next_seq - 1, already_live)
         };
+        if already_live {
+            // A repeated join: it already has everything, and replaying
+            // history now would interleave old messages with live ones.
+            return Ok(JoinTicket {
+                room,
+                up_to,
+                history: Vec::new(),
+                recovered: true,
+            });
+        }
         let fetched = self.history_for(&room.name, since, up_to).await;
         let (messages, recovered) = match fetched {
             Ok(found) => found,

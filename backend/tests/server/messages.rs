@@ -42,6 +42,14 @@ async fn a_message_is_broadcast_with_seq_then_acked() {
             }
         );
     }
+    // Joining again is harmless: just `joined`, no replay of old messages.
+    alice
+        .send_json(serde_json::json!({"type":"join","room":"general","since":null}))
+        .await;
+    assert!(
+        matches!(alice.recv().await, ServerMsg::Joined { last_seq: 3, .. }),
+        "joined comes next, with nothing replayed before it"
+    );
     // A later joiner learns the room's position.
     let mut carol = server.client("carol").await;
     match carol.join("general").await {
