@@ -133,6 +133,44 @@ async fn screenshot(page: &Client, name: &str) {
     std::fs::write(dir.join(name), png).unwrap();
 }
 
+/// Posts `count` messages to `room` through the protocol, as "Feeder".
+async fn fill_room(port: u16, room: &str, count: usize) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let session: common::SessionResponse = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/session"))
+        .json(&serde_json::json!({"name": "Feeder"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("ws://127.0.0.1:{port}/ws?token={}", session.token);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let join = serde_json::json!({"type":"join","room":room});
+    ws.send(Message::text(join.to_string())).await.unwrap();
+    for i in 1..=count {
+        let send = serde_json::json!({"type":"send","room":room,"content":format!("history #{i:02}"),"client_id":format!("h{i}")});
+        ws.send(Message::text(send.to_string())).await.unwrap();
+        // One at a time keeps within the default rate limit's burst.
+        loop {
+            let frame = ws.next().await.unwrap().unwrap();
+            if frame
+                .to_text()
+                .unwrap_or_default()
+                .contains(r#""type":"ack""#)
+            {
+                break;
+            }
+        }
+        if i % 30 == 0 {
+            // Let the rate limiter refill (20 per second, burst 40).
+            tokio::time::sleep(Duration::from_millis(1_600)).await;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_people_chat_and_survive_a_server_restart() {
     let chromedriver =
@@ -245,6 +283,29 @@ async fn two_people_chat_and_survive_a_server_restart() {
     bob.set_window_size(390, 844).await.unwrap();
     wait_text(&bob, "[data-testid=messages]", "nothing lost", WAIT).await;
     screenshot(&bob, "bob-phone.png").await;
+
+    // History: a room with 60 messages opens on the newest 50, and
+    // scrolling to the top loads the rest.
+    fill_room(port, "history", 60).await;
+    bob.set_window_size(1100, 720).await.unwrap();
+    let room_input = alice.find(Locator::Css(".new-room input")).await.unwrap();
+    room_input.send_keys("history\u{E007}").await.unwrap();
+    wait_text(&alice, "[data-testid=messages]", "history #60", WAIT).await;
+    let lines = alice
+        .find_all(Locator::Css(".messages .line"))
+        .await
+        .unwrap();
+    assert_eq!(lines.len(), 50, "a fresh join shows the newest 50");
+    alice
+        .execute("document.querySelector('.messages').scrollTop = 0", vec![])
+        .await
+        .unwrap();
+    wait_text(&alice, "[data-testid=messages]", "history #01", WAIT).await;
+    let lines = alice
+        .find_all(Locator::Css(".messages .line"))
+        .await
+        .unwrap();
+    assert_eq!(lines.len(), 60, "older messages were added above");
 
     alice.close().await.unwrap();
     bob.close().await.unwrap();

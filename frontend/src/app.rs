@@ -6,14 +6,12 @@ use common::{RoomSummary, ServerMsg, SessionResponse};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::chat::Chat;
+use crate::chat::{Chat, TypingThrottle};
 use crate::connection::{Event, Phase, Policy};
 use crate::driver::{Driver, Listener, socket_url};
 use crate::view::{Banner, Composer, MemberList, MessageList, Status, TypingLine, focus};
 use crate::{api, storage};
 
-/// The client sends at most one `typing` per this interval.
-const TYPING_EVERY_MS: f64 = 2_000.0;
 const DEFAULT_ROOM: &str = "general";
 
 #[component]
@@ -167,11 +165,10 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     }
 
     let current = Signal::derive(move || chat.with(|c| c.current.clone().unwrap_or_default()));
-    let last_typing = StoredValue::new(0.0_f64);
+    let typing = StoredValue::new(TypingThrottle::default());
     let on_typing = Callback::new(move |()| {
         let now = js_sys::Date::now();
-        if now - last_typing.get_value() >= TYPING_EVERY_MS {
-            last_typing.set_value(now);
+        if typing.try_update_value(|t| t.keystroke(now)) == Some(true) {
             dispatch(Event::Typing {
                 room: current.get_untracked(),
             });
@@ -181,7 +178,7 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         let room = current.get_untracked();
         let client_id = new_client_id();
         chat.update(|c| c.queue_local(&room, &content, &client_id, js_sys::Date::now()));
-        last_typing.set_value(0.0);
+        typing.update_value(TypingThrottle::sent);
         dispatch(Event::Send {
             room,
             content,

@@ -10,6 +10,34 @@ use common::{ChatMessage, ServerMsg, User};
 pub const MAX_LINES: usize = 500;
 /// A typing indicator disappears this long after its last refresh.
 pub const TYPING_TTL_MS: f64 = 5_000.0;
+/// The client sends at most one `typing` per this interval.
+pub const TYPING_EVERY_MS: f64 = 2_000.0;
+
+/// Decides when to tell the server "I am typing": at most once per
+/// `TYPING_EVERY_MS`, and again right away after a message was sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TypingThrottle {
+    last_sent_ms: Option<f64>,
+}
+
+impl TypingThrottle {
+    /// Called on every keystroke; true if a `typing` should go out now.
+    pub fn keystroke(&mut self, now_ms: f64) -> bool {
+        if self
+            .last_sent_ms
+            .is_some_and(|last| now_ms - last < TYPING_EVERY_MS)
+        {
+            return false;
+        }
+        self.last_sent_ms = Some(now_ms);
+        true
+    }
+
+    /// The message was sent, so the indicator is cleared on the other side.
+    pub fn sent(&mut self) {
+        self.last_sent_ms = None;
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LineStatus {
@@ -483,6 +511,19 @@ mod tests {
         assert!(chat.rooms["r"].older_available);
         chat.prepend("r", &[chat_message(1)]);
         assert!(!chat.rooms["r"].older_available, "seq 1 is the start");
+    }
+
+    #[test]
+    fn typing_is_sent_at_most_every_two_seconds() {
+        let mut throttle = TypingThrottle::default();
+        let sent: Vec<f64> = [0.0, 500.0, 1_999.0, 2_000.0, 2_100.0, 4_500.0]
+            .into_iter()
+            .filter(|&t| throttle.keystroke(t))
+            .collect();
+        assert_eq!(sent, [0.0, 2_000.0, 4_500.0]);
+        // After sending a message, the next keystroke counts at once.
+        throttle.sent();
+        assert!(throttle.keystroke(4_600.0));
     }
 
     #[test]
