@@ -135,18 +135,33 @@ provision_browser() {
 # Redis and PostgreSQL on loopback for the store and broker tests. A build
 # machine usually has them running; elsewhere we install and start them.
 provision_services() {
-  if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+  if ! port_open 6379; then
     command -v redis-server >/dev/null || apt_install redis-server
     log "starting redis on 127.0.0.1:6379"
     redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >&2
-  fi
-  if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
-    command -v pg_ctlcluster >/dev/null || apt_install postgresql
-    log "starting postgresql on 127.0.0.1:5432"
-    local ver
-    ver=$(ls /etc/postgresql | sort -V | tail -1)
-    pg_ctlcluster --skip-systemctl-redirect "$ver" main start >&2 || pg_ctlcluster "$ver" main start >&2
+    wait_for_port 6379 redis
   fi
   export HEARTH_TEST_REDIS_URL=${HEARTH_TEST_REDIS_URL:-redis://127.0.0.1:6379}
+  if ! port_open 5432; then
+    command -v pg_ctlcluster >/dev/null || apt_install postgresql
+    local ver
+    ver=$(ls /etc/postgresql | sort -V | tail -1)
+    log "starting postgresql $ver on 127.0.0.1:5432"
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start >&2 2>/dev/null || pg_ctlcluster "$ver" main start >&2
+    wait_for_port 5432 postgresql
+    # A cluster we started ourselves has no test database and no password
+    # login over TCP: give it both.
+    runuser -u postgres -- psql -qc "ALTER USER postgres PASSWORD 'hearth'" >&2
+    runuser -u postgres -- createdb test 2>/dev/null || true
+    export HEARTH_TEST_POSTGRES_URL=${HEARTH_TEST_POSTGRES_URL:-postgres://postgres:hearth@127.0.0.1:5432/test}
+  fi
   export HEARTH_TEST_POSTGRES_URL=${HEARTH_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_port() { # $1 = port, $2 = name
+  for _ in $(seq 100); do port_open "$1" && return; sleep 0.2; done
+  log "$2 did not start on port $1"
+  return 1
 }
