@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{ServerMsg, SessionResponse};
 use tokio::process::{Child, Command};
 
-use crate::support::{Client, free_port, temp_dir};
+use crate::support::{Client, connect_at, free_port, sign_in_at, temp_dir};
 
 const SECRET: &str = "a shared secret for every node of the test cluster";
 
@@ -110,26 +110,11 @@ impl Cluster {
 
 impl Node {
     async fn sign_in(&self, name: &str) -> SessionResponse {
-        reqwest::Client::new()
-            .post(format!("http://127.0.0.1:{}/api/session", self.port))
-            .json(&serde_json::json!({ "name": name }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        sign_in_at(format!("127.0.0.1:{}", self.port), name).await
     }
 
     async fn connect(&self, session: &SessionResponse) -> Client {
-        let url = format!("ws://127.0.0.1:{}/ws?token={}", self.port, session.token);
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let mut client = Client {
-            ws,
-            user: session.user.clone(),
-        };
-        assert!(matches!(client.recv().await, ServerMsg::Welcome { .. }));
-        client
+        connect_at(format!("127.0.0.1:{}", self.port), session).await
     }
 
     async fn health(&self) -> serde_json::Value {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use common::{ChatMessage, ServerMsg, SessionResponse};
 
-use crate::support::{Client, TestServer, free_port, temp_dir};
+use crate::support::{Client, TestServer, connect_at, free_port, sign_in_at, temp_dir};
 
 /// Sends `n` messages as `client` and waits for all their acks.
 async fn send_acked(client: &mut Client, room: &str, prefix: &str, n: usize) -> Vec<u64> {
@@ -318,26 +318,9 @@ async fn acknowledged_messages_survive_kill_9() {
 
     let mut server = start();
     wait_up().await;
-    let session: SessionResponse = reqwest::Client::new()
-        .post(format!("{base}/api/session"))
-        .json(&serde_json::json!({"name":"alice"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (ws, _) = tokio_tungstenite::connect_async(format!(
-        "ws://127.0.0.1:{port}/ws?token={}",
-        session.token
-    ))
-    .await
-    .unwrap();
-    let mut client = Client {
-        ws,
-        user: session.user.clone(),
-    };
-    client.recv().await; // welcome
+    let addr = format!("127.0.0.1:{port}");
+    let session = sign_in_at(&addr, "alice").await;
+    let mut client = connect_at(&addr, &session).await;
     client.join("general").await;
 
     use futures_util::{SinkExt, StreamExt};
@@ -409,17 +392,7 @@ async fn acknowledged_messages_survive_kill_9() {
     }
 
     // Seq carries on after the restart.
-    let (ws, _) = tokio_tungstenite::connect_async(format!(
-        "ws://127.0.0.1:{port}/ws?token={}",
-        session.token
-    ))
-    .await
-    .unwrap();
-    let mut client = Client {
-        ws,
-        user: session.user,
-    };
-    client.recv().await;
+    let mut client = connect_at(&addr, &session).await;
     client
         .send_json(serde_json::json!({"type":"join","room":"general","since":stored.len()}))
         .await;

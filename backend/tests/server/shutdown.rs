@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 
-use crate::support::{Ended, TestServer, free_port, temp_dir};
+use crate::support::{Ended, TestServer, connect_at, free_port, sign_in_at, temp_dir};
 
 #[tokio::test]
 async fn shutdown_closes_every_websocket_with_1001() {
@@ -54,21 +54,8 @@ async fn the_binary_exits_cleanly_on_sigterm_and_never_logs_tokens() {
     }
     assert!(up, "server did not come up");
 
-    let session: common::SessionResponse = reqwest::Client::new()
-        .post(format!("{base}/api/session"))
-        .json(&serde_json::json!({"name":"alice"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = format!("ws://127.0.0.1:{port}/ws?token={}", session.token);
-    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let mut client = crate::support::Client {
-        ws,
-        user: session.user.clone(),
-    };
+    let session = sign_in_at(format!("127.0.0.1:{port}"), "alice").await;
+    let mut client = connect_at(format!("127.0.0.1:{port}"), &session).await;
     client.join("general").await;
     // A refused token must not be logged either.
     let _ = tokio_tungstenite::connect_async(format!(

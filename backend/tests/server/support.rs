@@ -52,14 +52,7 @@ impl TestServer {
     }
 
     pub async fn sign_in(&self, name: &str) -> SessionResponse {
-        let response = reqwest::Client::new()
-            .post(self.url("/api/session"))
-            .json(&serde_json::json!({ "name": name }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
+        sign_in_at(self.addr, name).await
     }
 
     /// Signs in as `name` and connects; returns after `welcome`.
@@ -69,9 +62,7 @@ impl TestServer {
     }
 
     pub async fn connect(&self, session: &SessionResponse) -> Client {
-        let url = format!("ws://{}/ws?token={}", self.addr, session.token);
-        let (ws, _) = connect_async(url).await.expect("websocket connects");
-        Self::welcomed(ws, session).await
+        connect_at(self.addr, session).await
     }
 
     /// Like `client`, but with a small, fixed kernel receive buffer (no
@@ -85,23 +76,42 @@ impl TestServer {
         let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
             .await
             .expect("websocket connects");
-        Self::welcomed(ws, &session).await
+        welcomed(ws, &session).await
     }
+}
 
-    async fn welcomed(
-        ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-        session: &SessionResponse,
-    ) -> Client {
-        let mut client = Client {
-            ws,
-            user: session.user.clone(),
-        };
-        match client.recv().await {
-            ServerMsg::Welcome { user, .. } => assert_eq!(user, session.user),
-            other => panic!("expected welcome, got {other:?}"),
-        }
-        client
+/// Signs in on the server at `addr` (`host:port`), e.g. a child process.
+pub async fn sign_in_at(addr: impl std::fmt::Display, name: &str) -> SessionResponse {
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/api/session"))
+        .json(&serde_json::json!({ "name": name }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// Connects to the server at `addr`; returns after `welcome`.
+pub async fn connect_at(addr: impl std::fmt::Display, session: &SessionResponse) -> Client {
+    let url = format!("ws://{addr}/ws?token={}", session.token);
+    let (ws, _) = connect_async(url).await.expect("websocket connects");
+    welcomed(ws, session).await
+}
+
+async fn welcomed(
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    session: &SessionResponse,
+) -> Client {
+    let mut client = Client {
+        ws,
+        user: session.user.clone(),
+    };
+    match client.recv().await {
+        ServerMsg::Welcome { user, .. } => assert_eq!(user, session.user),
+        other => panic!("expected welcome, got {other:?}"),
     }
+    client
 }
 
 impl Drop for TestServer {
