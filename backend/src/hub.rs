@@ -773,10 +773,9 @@ fn deliver(state: &mut RoomState, frame: &Utf8Bytes, skip_user: Option<&Arc<str>
             buffered.push(frame.clone());
             if buffered.len() > peer.outbox.capacity() {
                 // It cannot keep up even before it has joined.
-                peer.outbox.kick().kick(crate::outbox::CloseReason {
-                    code: common::close::SLOW_CONSUMER,
-                    reason: "slow consumer",
-                });
+                peer.outbox
+                    .kick()
+                    .kick(crate::outbox::CloseReason::SLOW_CONSUMER);
                 buffered.clear();
             }
         }

@@ -17,6 +17,38 @@ pub struct CloseReason {
     pub reason: &'static str,
 }
 
+impl CloseReason {
+    /// The client closed, or the connection ended normally.
+    pub const NORMAL: CloseReason = CloseReason {
+        code: 1000,
+        reason: "",
+    };
+    pub const GOING_AWAY: CloseReason = CloseReason {
+        code: common::close::GOING_AWAY,
+        reason: "server going away",
+    };
+    pub const TOO_BIG: CloseReason = CloseReason {
+        code: common::close::TOO_BIG,
+        reason: "frame too big",
+    };
+    pub const TOKEN_EXPIRED: CloseReason = CloseReason {
+        code: common::close::TOKEN_INVALID,
+        reason: "token expired",
+    };
+    pub const TOO_MANY_ERRORS: CloseReason = CloseReason {
+        code: common::close::POLICY,
+        reason: "too many errors",
+    };
+    pub const SLOW_CONSUMER: CloseReason = CloseReason {
+        code: common::close::SLOW_CONSUMER,
+        reason: "slow consumer",
+    };
+    pub const HEARTBEAT_TIMEOUT: CloseReason = CloseReason {
+        code: common::close::HEARTBEAT_TIMEOUT,
+        reason: "heartbeat timeout",
+    };
+}
+
 /// Set once (the first reason wins) and wakes the connection's tasks.
 #[derive(Default, Debug)]
 pub struct Kick {
@@ -71,10 +103,7 @@ impl Outbox {
     /// Queues a frame without waiting. A full queue kicks the connection.
     pub fn push(&self, frame: Utf8Bytes) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
-            self.kick.kick(CloseReason {
-                code: common::close::SLOW_CONSUMER,
-                reason: "slow consumer",
-            });
+            self.kick.kick(CloseReason::SLOW_CONSUMER);
         }
     }
 
@@ -89,10 +118,7 @@ impl Outbox {
                 Ok(Ok(())) => true,
                 Ok(Err(_)) => false,
                 Err(_) => {
-                    self.kick.kick(CloseReason {
-                        code: common::close::SLOW_CONSUMER,
-                        reason: "slow consumer",
-                    });
+                    self.kick.kick(CloseReason::SLOW_CONSUMER);
                     false
                 }
             },

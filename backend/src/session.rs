@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use common::close;
 use common::{ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg, validate};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -69,10 +68,7 @@ pub async fn run(socket: WebSocket, app: Arc<AppState>, identity: Identity) {
         app.hub.leave(&room, &peer);
     }
     // The writer stops on a kick; a normal end (the client closed) needs one too.
-    peer.outbox.kick().kick(CloseReason {
-        code: 1000,
-        reason: "",
-    });
+    peer.outbox.kick().kick(CloseReason::NORMAL);
     let _ = writer.await;
     tracing::debug!(conn = peer.id, reason = ?peer.outbox.kick().reason(), "disconnected");
 }
@@ -104,17 +100,17 @@ impl Session {
             tokio::select! {
                 _ = kick.kicked() => return,
                 _ = shutdown.cancelled() => {
-                    return kick.kick(CloseReason { code: close::GOING_AWAY, reason: "server going away" });
+                    return kick.kick(CloseReason::GOING_AWAY);
                 }
                 _ = ping.tick() => {
                     self.peer.outbox.push(Utf8Bytes::from_static(PING));
                     pong_deadline.get_or_insert(Instant::now() + pong_timeout);
                 }
                 _ = sleep_until_some(pong_deadline) => {
-                    return kick.kick(CloseReason { code: close::HEARTBEAT_TIMEOUT, reason: "heartbeat timeout" });
+                    return kick.kick(CloseReason::HEARTBEAT_TIMEOUT);
                 }
                 _ = &mut token_expiry => {
-                    return kick.kick(CloseReason { code: close::TOKEN_INVALID, reason: "token expired" });
+                    return kick.kick(CloseReason::TOKEN_EXPIRED);
                 }
                 frame = stream.next() => {
                     pong_deadline = None;
@@ -127,7 +123,7 @@ impl Session {
                         Some(Ok(Message::Close(_))) | None => return,
                         Some(Err(err)) => {
                             if is_too_big(err) {
-                                kick.kick(CloseReason { code: close::TOO_BIG, reason: "frame too big" });
+                                kick.kick(CloseReason::TOO_BIG);
                             }
                             return;
                         }
@@ -255,10 +251,7 @@ impl Session {
     fn reject(&mut self, code: ErrorCode, message: &str, reference: Option<String>) {
         self.tell(code, message, reference);
         if !self.error_bucket.try_take(std::time::Instant::now()) {
-            self.peer.outbox.kick().kick(CloseReason {
-                code: close::POLICY,
-                reason: "too many errors",
-            });
+            self.peer.outbox.kick().kick(CloseReason::TOO_MANY_ERRORS);
         }
     }
 

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use common::{ErrorCode, ServerMsg};
 
-use crate::support::{Ended, TestServer};
+use crate::support::{Ended, TestServer, no_rate_limit};
 
 #[tokio::test]
 async fn a_frame_over_the_limit_closes_with_1009() {
@@ -91,8 +91,7 @@ async fn a_slow_consumer_is_dropped_and_others_keep_up() {
     const BATCH: usize = 16;
     let server = TestServer::start_with(|c| {
         c.outbound_queue = 64;
-        c.send_rate = 1e6;
-        c.send_burst = 1_000_000;
+        no_rate_limit(c);
     })
     .await;
     let mut slow = server.client_with_small_buffer("slow").await;

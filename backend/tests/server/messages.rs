@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use common::{ErrorCode, ServerMsg};
 
-use crate::support::{Ended, TestServer};
+use crate::support::{Ended, TestServer, no_rate_limit};
 
 #[tokio::test]
 async fn a_message_is_broadcast_with_seq_then_acked() {
@@ -149,11 +149,7 @@ async fn repeated_errors_close_the_connection_with_4008() {
 async fn every_member_sees_every_message_in_seq_order() {
     const SENDERS: usize = 4;
     const EACH: usize = 30;
-    let server = TestServer::start_with(|c| {
-        c.send_rate = 1000.0;
-        c.send_burst = 1000;
-    })
-    .await;
+    let server = TestServer::start_with(no_rate_limit).await;
     let mut clients = Vec::new();
     for i in 0..SENDERS {
         let mut client = server.client(&format!("user{i}")).await;

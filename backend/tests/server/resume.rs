@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use common::{ChatMessage, ServerMsg, SessionResponse};
 
-use crate::support::{Client, TestServer, connect_at, free_port, sign_in_at, temp_dir};
+use crate::support::{
+    Client, TestServer, connect_at, free_port, no_rate_limit, sign_in_at, temp_dir,
+};
 
 /// Sends `n` messages as `client` and waits for all their acks.
 async fn send_acked(client: &mut Client, room: &str, prefix: &str, n: usize) -> Vec<u64> {
@@ -43,11 +45,7 @@ fn seqs(messages: &[ChatMessage]) -> Vec<u64> {
 
 #[tokio::test]
 async fn a_rejoin_with_since_gets_exactly_what_was_missed_then_live() {
-    let server = TestServer::start_with(|c| {
-        c.send_rate = 1000.0;
-        c.send_burst = 1000;
-    })
-    .await;
+    let server = TestServer::start_with(no_rate_limit).await;
     let mut alice = server.client("alice").await;
     alice.join("general").await;
     let bob_session = server.sign_in("bob").await;
@@ -108,8 +106,7 @@ async fn a_rejoin_with_since_gets_exactly_what_was_missed_then_live() {
 #[tokio::test]
 async fn missing_more_than_the_limit_gets_the_newest_page_and_recovered_false() {
     let server = TestServer::start_with(|c| {
-        c.send_rate = 1000.0;
-        c.send_burst = 1000;
+        no_rate_limit(c);
         c.resume_limit = 10;
         c.history_page = 5;
     })
@@ -165,11 +162,7 @@ async fn missing_more_than_the_limit_gets_the_newest_page_and_recovered_false() 
 
 #[tokio::test]
 async fn a_fresh_join_gets_the_last_fifty() {
-    let server = TestServer::start_with(|c| {
-        c.send_rate = 1000.0;
-        c.send_burst = 1000;
-    })
-    .await;
+    let server = TestServer::start_with(no_rate_limit).await;
     let mut alice = server.client("alice").await;
     alice.join("general").await;
     send_acked(&mut alice, "general", "m", 60).await;
@@ -235,11 +228,7 @@ async fn history(
 
 #[tokio::test]
 async fn history_pages_require_a_token_and_go_backwards() {
-    let server = TestServer::start_with(|c| {
-        c.send_rate = 1000.0;
-        c.send_burst = 1000;
-    })
-    .await;
+    let server = TestServer::start_with(no_rate_limit).await;
     let mut alice = server.client("alice").await;
     alice.join("general").await;
     send_acked(&mut alice, "general", "m", 30).await;

@@ -120,6 +120,12 @@ impl Drop for TestServer {
     }
 }
 
+/// For tests that send in bulk: no send rate limit to speak of.
+pub fn no_rate_limit(config: &mut Config) {
+    config.send_rate = 1e6;
+    config.send_burst = 1_000_000;
+}
+
 /// A port nothing listens on right now, for child-process servers.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
