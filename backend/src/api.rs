@@ -122,14 +122,20 @@ fn internal(err: crate::store::StoreError) -> Response {
     )
 }
 
-/// `GET /healthz`: `ok`, or `degraded` with the reason when this node can
-/// serve its own clients but not reach the other nodes. Either way 200: a
-/// degraded node is still worth routing to.
+/// `GET /healthz`: `ok`, or `degraded` with the reason: writes to the store
+/// are failing (sends are refused with `internal`), or this node cannot
+/// reach the other nodes. Either way 200: a degraded node still serves
+/// reads and presence, and recovers by itself.
 pub async fn healthz(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let node = app.hub.node_id().as_ref();
-    Json(match app.hub.broker_health() {
-        Ok(()) => serde_json::json!({ "status": "ok", "node": node }),
-        Err(reason) => serde_json::json!({ "status": "degraded", "reason": reason, "node": node }),
+    let problems: Vec<String> = [app.hub.store().health().status(), app.hub.broker_health()]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    Json(if problems.is_empty() {
+        serde_json::json!({ "status": "ok", "node": node })
+    } else {
+        serde_json::json!({ "status": "degraded", "reason": problems.join("; "), "node": node })
     })
 }
 

@@ -32,6 +32,18 @@ pub struct Config {
     #[arg(long, env = "HEARTH_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// The longest one store call may take (also SQLite's busy wait and
+    /// PostgreSQL's statement_timeout). While the store is failing, calls
+    /// give up after at most 1 s, so a send is answered quickly.
+    #[arg(long, env = "HEARTH_STORE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub store_timeout_ms: u64,
+
+    /// How often the store is probed with a tiny write while it is failing
+    /// (and every ten times as long while it is healthy), so `/healthz`
+    /// notices recovery even when nobody sends.
+    #[arg(long, env = "HEARTH_STORE_PROBE_MS", default_value_t = 1_000)]
+    pub store_probe_ms: u64,
+
     /// A reconnecting client missing more than this many messages of a room
     /// gets only the newest page (and `recovered: false`).
     #[arg(long, env = "HEARTH_RESUME_LIMIT", default_value_t = 1000)]

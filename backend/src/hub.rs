@@ -244,7 +244,7 @@ impl Hub {
 
     /// Stores the message, then delivers it in seq order to everyone in the
     /// room (sender included), followed by the sender's `ack`. A repeated
-    /// `client_id` is acked with the original seq and not delivered again.
+    /// `client_id` is acked with the original seq and never delivered twice.
     pub async fn post(
         self: &Arc<Self>,
         room: &str,
@@ -273,10 +273,10 @@ impl Hub {
             client_id: message.client_id.clone(),
             seq: message.seq,
         });
-        if appended.duplicate {
-            peer.outbox.push(ack);
-            return Ok(());
-        }
+        // A duplicate goes through the reorder buffer too: usually it was
+        // delivered long ago and only the ack goes out, but if the first
+        // attempt was committed and then reported as failed (a connection
+        // lost during COMMIT, a timeout), this is its first delivery.
         let seq = message.seq;
         // Serialized once; every recipient shares these bytes.
         let frame = encode(&ServerMsg::Message(message));

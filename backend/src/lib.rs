@@ -93,9 +93,16 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         Some(id) => Arc::from(id.as_str()),
         None => Arc::from(uuid::Uuid::new_v4().simple().to_string()),
     };
-    let store = store::open(config.database_url.as_deref(), &config.data_dir)
-        .await
-        .context("opening the message store")?;
+    let store_options = store::StoreOptions {
+        timeout: Duration::from_millis(config.store_timeout_ms.max(1)),
+    };
+    let store = store::open(
+        config.database_url.as_deref(),
+        &config.data_dir,
+        store_options,
+    )
+    .await
+    .context("opening the message store")?;
     tracing::info!(kind = store.kind(), "message store ready");
     let broker: Arc<dyn Broker> = match &config.redis_url {
         Some(url) => {
@@ -126,6 +133,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     spawn_remote_delivery(hub.clone(), broker.as_ref());
     spawn_presence(&config, hub.clone());
     spawn_retention(&config, hub.store().clone());
+    spawn_store_probe(&config, hub.store().clone());
 
     if !config.static_dir.join("index.html").exists() {
         tracing::warn!(dir = %config.static_dir.display(), "no index.html in the static dir; build the frontend with `trunk build`");
@@ -213,6 +221,27 @@ fn spawn_retention(config: &Config, store: Arc<dyn Store>) {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "retention removed old messages"),
                 Err(err) => tracing::warn!(%err, "retention failed"),
+            }
+        }
+    });
+}
+
+/// Probes the store with a tiny write: often while it is failing, so
+/// `/healthz` turns `ok` again on its own once it recovers, and now and then
+/// while it is healthy, so a failure shows even when nobody sends.
+fn spawn_store_probe(config: &Config, store: Arc<dyn Store>) {
+    let failing_every = Duration::from_millis(config.store_probe_ms.max(10));
+    let healthy_every = failing_every * 10;
+    tokio::spawn(async move {
+        loop {
+            let wait = if store.health().is_failing() {
+                failing_every
+            } else {
+                healthy_every
+            };
+            tokio::time::sleep(wait).await;
+            if let Err(err) = store.probe(hub::now_millis()).await {
+                tracing::debug!(%err, "store probe failed");
             }
         }
     });

@@ -1,5 +1,12 @@
 //! Input rules shared by the server (which enforces them) and the client
 //! (which checks them before sending, to give instant feedback).
+//!
+//! One rule exists because of the stores: no text we store may contain
+//! U+0000. SQLite keeps it, PostgreSQL refuses it, and a message must be
+//! accepted or refused the same way whichever store a deployment uses, up
+//! front, with a clear error, never as `internal` after the fact. The other
+//! control characters are refused for people's sake (they are invisible),
+//! except tab and line breaks in message content.
 
 /// Longest display name, in characters, after trimming.
 pub const MAX_NAME_CHARS: usize = 32;
@@ -11,10 +18,12 @@ pub const MAX_CONTENT_BYTES: usize = 4096;
 /// Longest `client_id`, in bytes.
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
 
-/// A `client_id` is 1–64 bytes.
+/// A `client_id` is 1–64 bytes, with no control characters.
 pub fn client_id(id: &str) -> Result<(), &'static str> {
     if id.is_empty() || id.len() > MAX_CLIENT_ID_BYTES {
         Err("client_id must be 1-64 bytes")
+    } else if id.chars().any(char::is_control) {
+        Err("client_id must not contain control characters")
     } else {
         Ok(())
     }
@@ -49,12 +58,18 @@ pub fn room_name(name: &str) -> Result<(), &'static str> {
     }
 }
 
-/// Message content is non-empty (not only whitespace) and at most 4 KiB.
+/// Message content is non-empty (not only whitespace), at most 4 KiB, and
+/// has no control characters other than tab, line feed and carriage return.
 pub fn content(text: &str) -> Result<(), &'static str> {
     if text.trim().is_empty() {
         Err("message must not be empty")
     } else if text.len() > MAX_CONTENT_BYTES {
         Err("message must be at most 4096 bytes")
+    } else if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        Err("message must not contain control characters (other than tab and line breaks)")
     } else {
         Ok(())
     }
@@ -94,5 +109,19 @@ mod tests {
         // 2048 two-byte characters are exactly 4096 bytes.
         assert!(content(&"é".repeat(2048)).is_ok());
         assert!(content(&"é".repeat(2049)).is_err());
+    }
+
+    #[test]
+    fn nul_and_other_controls_are_refused_everywhere_we_store_text() {
+        // PostgreSQL cannot store U+0000; SQLite can. Refusing it up front
+        // keeps both stores answering the same way.
+        assert!(content("a\u{0}b").is_err());
+        assert!(content("bell\u{7}").is_err());
+        assert!(content("\u{1b}[31mred").is_err());
+        assert!(content("tab\tand\nlines\r\n").is_ok());
+        assert!(client_id("c-\u{0}").is_err());
+        assert!(client_id("c\n1").is_err());
+        assert!(client_id("0192-abc").is_ok());
+        assert!(display_name("a\u{0}").is_err());
     }
 }

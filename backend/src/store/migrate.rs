@@ -3,7 +3,8 @@
 //! `hearth_schema`. Embedded (not read from disk) so the binary is all an
 //! operator needs.
 
-pub const SQLITE: &[&str] = &[r#"
+pub const SQLITE: &[&str] = &[
+    r#"
 CREATE TABLE rooms (
     name TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL,
@@ -23,9 +24,12 @@ CREATE TABLE messages (
 );
 CREATE UNIQUE INDEX messages_client_id ON messages (room, user_id, client_id);
 CREATE INDEX messages_ts ON messages (ts);
-"#];
+"#,
+    PROBE_TABLE,
+];
 
-pub const POSTGRES: &[&str] = &[r#"
+pub const POSTGRES: &[&str] = &[
+    r#"
 CREATE TABLE rooms (
     name TEXT PRIMARY KEY,
     created_at BIGINT NOT NULL,
@@ -45,4 +49,10 @@ CREATE TABLE messages (
 );
 CREATE UNIQUE INDEX messages_client_id ON messages (room, user_id, client_id);
 CREATE INDEX messages_ts ON messages (ts);
-"#];
+"#,
+    PROBE_TABLE,
+];
+
+/// 2: one row that the health probe rewrites, to learn whether the store
+/// takes writes again after a failure.
+const PROBE_TABLE: &str = "CREATE TABLE hearth_probe (id INTEGER PRIMARY KEY, at BIGINT NOT NULL);";

@@ -8,6 +8,7 @@
 //! deletes old messages but never lowers a room's `last_seq`, so a seq is
 //! never reused.
 
+mod health;
 mod migrate;
 mod postgres;
 mod sql;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::{ChatMessage, User};
 
+pub use health::StoreHealth;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -30,8 +32,18 @@ pub enum StoreError {
     UnknownRoom(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("no answer within {0:?}")]
+    Timeout(std::time::Duration),
     #[error("{0}")]
     Config(String),
+}
+
+impl StoreError {
+    /// A fault of the store itself (as opposed to a refusal of this one
+    /// request): it makes the store unhealthy until a write succeeds.
+    pub fn is_fault(&self) -> bool {
+        matches!(self, StoreError::Database(_) | StoreError::Timeout(_))
+    }
 }
 
 /// A message to append; the store assigns `seq`.
@@ -89,13 +101,38 @@ pub trait Store: Send + Sync + 'static {
     /// messages older than `older_than_ms`. Returns how many were deleted.
     async fn prune(&self, keep_per_room: Option<u64>, older_than_ms: Option<i64>) -> Result<u64>;
 
+    /// A tiny write, to learn whether the store takes writes again.
+    async fn probe(&self, now_ms: i64) -> Result<()>;
+
+    /// Whether writes are failing right now, and why.
+    fn health(&self) -> &StoreHealth;
+
     /// "sqlite" or "postgres".
     fn kind(&self) -> &'static str;
 }
 
+/// How the store connects: one deadline for every call (and for SQLite's
+/// busy wait and PostgreSQL's `statement_timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    pub timeout: std::time::Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
 /// Opens the store named by `url`: `sqlite://path` (or `sqlite::memory:`) or
 /// `postgres://…`. Without a URL, an SQLite file in the data dir.
-pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>> {
+pub async fn open(
+    url: Option<&str>,
+    data_dir: &Path,
+    options: StoreOptions,
+) -> Result<Arc<dyn Store>> {
     let url = match url {
         Some(url) => url.to_owned(),
         None => {
@@ -105,9 +142,9 @@ pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Store>> 
         }
     };
     if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(&url).await?))
+        Ok(Arc::new(SqliteStore::open(&url, options).await?))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::open(&url).await?))
+        Ok(Arc::new(PostgresStore::open(&url, options).await?))
     } else {
         Err(StoreError::Config(format!(
             "unsupported database URL {:?}: use sqlite://… or postgres://…",

@@ -5,29 +5,39 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::migrate::POSTGRES as MIGRATIONS;
-use super::{Result, sql};
+use super::{Result, StoreHealth, StoreOptions, sql};
 
 /// Any constant works; it only has to be the same on every node.
 const MIGRATION_LOCK: i64 = 0x4845_4152_5448; // "HEARTH"
 
 pub struct PostgresStore {
     pool: PgPool,
+    health: StoreHealth,
 }
 
 impl PostgresStore {
-    pub async fn open(url: &str) -> Result<Self> {
-        Self::open_with(PgConnectOptions::from_str(url)?).await
+    pub async fn open(url: &str, store: StoreOptions) -> Result<Self> {
+        Self::open_with(PgConnectOptions::from_str(url)?, store).await
     }
 
     /// Opens with explicit options, e.g. a `search_path` for an isolated
     /// schema in tests.
-    pub async fn open_with(options: PgConnectOptions) -> Result<Self> {
+    pub async fn open_with(options: PgConnectOptions, store: StoreOptions) -> Result<Self> {
+        // The server gives up on a statement (a lock wait, a stalled disk)
+        // at the same deadline as we do, so it does not keep working on
+        // something nobody waits for.
+        let statement_timeout = format!("{}ms", store.timeout.as_millis().max(1));
+        let options = options.options([("statement_timeout", statement_timeout.as_str())]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
+            .acquire_timeout(store.timeout)
             .connect_with(options)
             .await?;
         migrate(&pool).await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            health: StoreHealth::new(store.timeout),
+        })
     }
 }
 

@@ -2,6 +2,9 @@
 //! placeholders, `ON CONFLICT` and `RETURNING`. `impl_store!` implements
 //! `Store` for a pool type with these statements; each backend module only
 //! adds how to connect and migrate.
+//!
+//! Every call goes through `guarded!`: a deadline, health bookkeeping, and a
+//! connection that is discarded unless the call succeeded (see `health.rs`).
 
 pub const ENSURE_ROOM: &str = "INSERT INTO rooms (name, created_at, created_by, last_seq) VALUES ($1, $2, $3, 0) \
      ON CONFLICT (name) DO NOTHING";
@@ -23,6 +26,8 @@ pub const ROOMS: &str = "SELECT name, created_at, created_by, last_seq FROM room
 /// Seqs are contiguous, so "beyond the newest N" is `seq <= last_seq - N`.
 pub const PRUNE_COUNT: &str = "DELETE FROM messages WHERE seq <= (SELECT last_seq FROM rooms WHERE rooms.name = messages.room) - $1";
 pub const PRUNE_AGE: &str = "DELETE FROM messages WHERE ts < $1";
+pub const PROBE: &str = "INSERT INTO hearth_probe (id, at) VALUES (1, $1) \
+     ON CONFLICT (id) DO UPDATE SET at = excluded.at";
 
 pub type MessageRow = (String, i64, String, String, String, String, i64, String);
 
@@ -42,7 +47,29 @@ pub fn message(row: MessageRow) -> common::ChatMessage {
     }
 }
 
-/// Implements `Store` for `$store`, whose `pool` field is a sqlx pool.
+/// Runs `$body` with `$conn` bound to a connection checked out of
+/// `$self.pool`, under the store's deadline. The connection goes back to the
+/// pool only if `$body` succeeded; otherwise it is closed.
+macro_rules! guarded {
+    ($self:ident, $access:expr, |$conn:ident| $body:expr) => {
+        $self
+            .health
+            .run($access, async {
+                let mut checkout =
+                    $crate::store::health::Checkout::new($self.pool.acquire().await?);
+                let $conn = &mut *checkout;
+                let out = $body;
+                checkout.keep();
+                Ok(out)
+            })
+            .await
+    };
+}
+
+pub(crate) use guarded;
+
+/// Implements `Store` for `$store`, whose `pool` field is a sqlx pool and
+/// whose `health` field is a `StoreHealth`.
 macro_rules! impl_store {
     ($store:ty, $kind:literal) => {
         #[async_trait::async_trait]
@@ -53,70 +80,81 @@ macro_rules! impl_store {
                 created_by: &str,
                 now_ms: i64,
             ) -> $crate::store::Result<u64> {
-                use $crate::store::sql;
-                sqlx::query(sql::ENSURE_ROOM)
-                    .bind(name)
-                    .bind(now_ms)
-                    .bind(created_by)
-                    .execute(&self.pool)
-                    .await?;
-                let last: i64 = sqlx::query_scalar(sql::LAST_SEQ)
-                    .bind(name)
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok(last as u64)
+                use $crate::store::health::Access;
+                use $crate::store::sql::{self, guarded};
+                guarded!(self, Access::Write, |conn| {
+                    sqlx::query(sql::ENSURE_ROOM)
+                        .bind(name)
+                        .bind(now_ms)
+                        .bind(created_by)
+                        .execute(&mut *conn)
+                        .await?;
+                    let last: i64 = sqlx::query_scalar(sql::LAST_SEQ)
+                        .bind(name)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    last as u64
+                })
             }
 
             async fn append(
                 &self,
                 m: $crate::store::NewMessage<'_>,
             ) -> $crate::store::Result<$crate::store::Appended> {
-                use $crate::store::{Appended, StoreError, sql};
-                let mut tx = self.pool.begin().await?;
-                let seq: Option<i64> = sqlx::query_scalar(sql::NEXT_SEQ)
-                    .bind(m.room)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                let Some(seq) = seq else {
-                    return Err(StoreError::UnknownRoom(m.room.to_owned()));
-                };
-                let earlier: Option<sql::MessageRow> = sqlx::query_as(sql::FIND_CLIENT_ID)
-                    .bind(m.room)
-                    .bind(&m.user.id)
-                    .bind(m.client_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(row) = earlier {
-                    // Rolling back also returns the seq we just took.
-                    tx.rollback().await?;
-                    return Ok(Appended {
-                        message: sql::message(row),
-                        duplicate: true,
-                    });
-                }
-                sqlx::query(sql::INSERT_MESSAGE)
-                    .bind(m.room)
-                    .bind(seq)
-                    .bind(m.id)
-                    .bind(&m.user.id)
-                    .bind(&m.user.name)
-                    .bind(m.content)
-                    .bind(m.ts)
-                    .bind(m.client_id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok(Appended {
-                    message: common::ChatMessage {
-                        room: m.room.to_owned(),
-                        seq: seq as u64,
-                        id: m.id.to_owned(),
-                        user: m.user.clone(),
-                        content: m.content.to_owned(),
-                        ts: m.ts,
-                        client_id: m.client_id.to_owned(),
-                    },
-                    duplicate: false,
+                use sqlx::Connection;
+                use $crate::store::health::Access;
+                use $crate::store::sql::{self, guarded};
+                use $crate::store::{Appended, StoreError};
+                guarded!(self, Access::Write, |conn| {
+                    let mut tx = conn.begin().await?;
+                    let seq: Option<i64> = sqlx::query_scalar(sql::NEXT_SEQ)
+                        .bind(m.room)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let Some(seq) = seq else {
+                        tx.rollback().await?;
+                        return Err(StoreError::UnknownRoom(m.room.to_owned()));
+                    };
+                    let earlier: Option<sql::MessageRow> = sqlx::query_as(sql::FIND_CLIENT_ID)
+                        .bind(m.room)
+                        .bind(&m.user.id)
+                        .bind(m.client_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(row) = earlier {
+                        // Rolling back also returns the seq we just took.
+                        tx.rollback().await?;
+                        Appended {
+                            message: sql::message(row),
+                            duplicate: true,
+                        }
+                    } else {
+                        sqlx::query(sql::INSERT_MESSAGE)
+                            .bind(m.room)
+                            .bind(seq)
+                            .bind(m.id)
+                            .bind(&m.user.id)
+                            .bind(&m.user.name)
+                            .bind(m.content)
+                            .bind(m.ts)
+                            .bind(m.client_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        // Only a commit that reports success makes an ack.
+                        tx.commit().await?;
+                        Appended {
+                            message: common::ChatMessage {
+                                room: m.room.to_owned(),
+                                seq: seq as u64,
+                                id: m.id.to_owned(),
+                                user: m.user.clone(),
+                                content: m.content.to_owned(),
+                                ts: m.ts,
+                                client_id: m.client_id.to_owned(),
+                            },
+                            duplicate: false,
+                        }
+                    }
                 })
             }
 
@@ -127,15 +165,19 @@ macro_rules! impl_store {
                 up_to: u64,
                 limit: u32,
             ) -> $crate::store::Result<Vec<common::ChatMessage>> {
-                use $crate::store::{db_seq, sql};
-                let rows: Vec<sql::MessageRow> = sqlx::query_as(sql::RANGE)
-                    .bind(room)
-                    .bind(db_seq(after))
-                    .bind(db_seq(up_to))
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(rows.into_iter().map(sql::message).collect())
+                use $crate::store::db_seq;
+                use $crate::store::health::Access;
+                use $crate::store::sql::{self, guarded};
+                guarded!(self, Access::Read, |conn| {
+                    let rows: Vec<sql::MessageRow> = sqlx::query_as(sql::RANGE)
+                        .bind(room)
+                        .bind(db_seq(after))
+                        .bind(db_seq(up_to))
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    rows.into_iter().map(sql::message).collect()
+                })
             }
 
             async fn page_before(
@@ -144,29 +186,36 @@ macro_rules! impl_store {
                 before: u64,
                 limit: u32,
             ) -> $crate::store::Result<Vec<common::ChatMessage>> {
-                use $crate::store::{db_seq, sql};
-                let rows: Vec<sql::MessageRow> = sqlx::query_as(sql::PAGE_BEFORE)
-                    .bind(room)
-                    .bind(db_seq(before))
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(rows.into_iter().rev().map(sql::message).collect())
+                use $crate::store::db_seq;
+                use $crate::store::health::Access;
+                use $crate::store::sql::{self, guarded};
+                guarded!(self, Access::Read, |conn| {
+                    let rows: Vec<sql::MessageRow> = sqlx::query_as(sql::PAGE_BEFORE)
+                        .bind(room)
+                        .bind(db_seq(before))
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    rows.into_iter().rev().map(sql::message).collect()
+                })
             }
 
             async fn rooms(&self) -> $crate::store::Result<Vec<$crate::store::StoredRoom>> {
-                use $crate::store::{StoredRoom, sql};
-                let rows: Vec<(String, i64, String, i64)> =
-                    sqlx::query_as(sql::ROOMS).fetch_all(&self.pool).await?;
-                Ok(rows
-                    .into_iter()
-                    .map(|(name, created_at, created_by, last_seq)| StoredRoom {
-                        name,
-                        created_at,
-                        created_by,
-                        last_seq: last_seq as u64,
-                    })
-                    .collect())
+                use $crate::store::StoredRoom;
+                use $crate::store::health::Access;
+                use $crate::store::sql::{self, guarded};
+                guarded!(self, Access::Read, |conn| {
+                    let rows: Vec<(String, i64, String, i64)> =
+                        sqlx::query_as(sql::ROOMS).fetch_all(&mut *conn).await?;
+                    rows.into_iter()
+                        .map(|(name, created_at, created_by, last_seq)| StoredRoom {
+                            name,
+                            created_at,
+                            created_by,
+                            last_seq: last_seq as u64,
+                        })
+                        .collect()
+                })
             }
 
             async fn prune(
@@ -174,23 +223,42 @@ macro_rules! impl_store {
                 keep_per_room: Option<u64>,
                 older_than_ms: Option<i64>,
             ) -> $crate::store::Result<u64> {
-                use $crate::store::{db_seq, sql};
-                let mut deleted = 0;
-                if let Some(keep) = keep_per_room {
-                    deleted += sqlx::query(sql::PRUNE_COUNT)
-                        .bind(db_seq(keep))
-                        .execute(&self.pool)
-                        .await?
-                        .rows_affected();
-                }
-                if let Some(cutoff) = older_than_ms {
-                    deleted += sqlx::query(sql::PRUNE_AGE)
-                        .bind(cutoff)
-                        .execute(&self.pool)
-                        .await?
-                        .rows_affected();
-                }
-                Ok(deleted)
+                use $crate::store::db_seq;
+                use $crate::store::health::Access;
+                use $crate::store::sql::{self, guarded};
+                guarded!(self, Access::Write, |conn| {
+                    let mut deleted = 0;
+                    if let Some(keep) = keep_per_room {
+                        deleted += sqlx::query(sql::PRUNE_COUNT)
+                            .bind(db_seq(keep))
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected();
+                    }
+                    if let Some(cutoff) = older_than_ms {
+                        deleted += sqlx::query(sql::PRUNE_AGE)
+                            .bind(cutoff)
+                            .execute(&mut *conn)
+                            .await?
+                            .rows_affected();
+                    }
+                    deleted
+                })
+            }
+
+            async fn probe(&self, now_ms: i64) -> $crate::store::Result<()> {
+                use $crate::store::health::Access;
+                use $crate::store::sql::{self, guarded};
+                guarded!(self, Access::Write, |conn| {
+                    sqlx::query(sql::PROBE)
+                        .bind(now_ms)
+                        .execute(&mut *conn)
+                        .await?;
+                })
+            }
+
+            fn health(&self) -> &$crate::store::StoreHealth {
+                &self.health
             }
 
             fn kind(&self) -> &'static str {

@@ -1,21 +1,21 @@
 //! The embedded default: one SQLite file in WAL mode.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
 use super::migrate::SQLITE as MIGRATIONS;
-use super::{Result, sql};
+use super::{Result, StoreHealth, StoreOptions, sql};
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    health: StoreHealth,
 }
 
 impl SqliteStore {
-    pub async fn open(url: &str) -> Result<Self> {
+    pub async fn open(url: &str, store: StoreOptions) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -23,16 +23,21 @@ impl SqliteStore {
             // cut, not only across a crash of the process.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            // Writers queue on the file lock instead of failing.
-            .busy_timeout(Duration::from_secs(10));
+            // Writers queue on the file lock instead of failing, but no
+            // longer than a store call may take anyway.
+            .busy_timeout(store.timeout);
         // An in-memory database exists per connection: keep exactly one.
         let max = if url.contains(":memory:") { 1 } else { 4 };
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
+            .acquire_timeout(store.timeout)
             .connect_with(options)
             .await?;
         migrate(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            health: StoreHealth::new(store.timeout),
+        })
     }
 }
 

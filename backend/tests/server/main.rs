@@ -3,6 +3,8 @@
 
 mod api;
 mod cluster;
+mod faults;
+mod faults_support;
 mod heartbeat;
 mod limits;
 mod messages;

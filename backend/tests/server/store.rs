@@ -40,7 +40,7 @@ impl Target {
     async fn open(&self) -> Arc<dyn Store> {
         match self {
             Target::Sqlite(path) => Arc::new(
-                SqliteStore::open(&format!("sqlite://{}", path.display()))
+                SqliteStore::open(&format!("sqlite://{}", path.display()), Default::default())
                     .await
                     .unwrap(),
             ),
@@ -48,7 +48,11 @@ impl Target {
                 let options = PgConnectOptions::from_str(url)
                     .unwrap()
                     .options([("search_path", schema.as_str())]);
-                Arc::new(PostgresStore::open_with(options).await.unwrap())
+                Arc::new(
+                    PostgresStore::open_with(options, Default::default())
+                        .await
+                        .unwrap(),
+                )
             }
         }
     }
