@@ -12,8 +12,8 @@
 //! calls happen outside them. Queueing to a connection never blocks (see
 //! `Outbox`), so delivering under the room lock is cheap.
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, btree_map};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -22,6 +22,7 @@ use common::{ChatMessage, ServerMsg, User};
 
 use crate::broker::{Broker, Envelope, Event};
 use crate::outbox::Outbox;
+use crate::reorder::Reorder;
 use crate::store::{NewMessage, Store, StoreError};
 
 pub type ConnId = u64;
@@ -66,10 +67,8 @@ struct Room {
 }
 
 struct RoomState {
-    /// The next seq to deliver; everything below it has been delivered.
-    next_seq: u64,
-    /// Appended messages waiting for an earlier seq, by seq.
-    pending: BTreeMap<u64, Pending>,
+    /// Messages in, strictly in seq order out (see `reorder.rs`).
+    order: Reorder<Utf8Bytes, (Arc<Peer>, Utf8Bytes)>,
     refill_scheduled: bool,
     /// Connections receiving the room's events live.
     peers: HashMap<ConnId, Arc<Peer>>,
@@ -86,11 +85,9 @@ struct RoomState {
     last_typing: HashMap<Arc<str>, Instant>,
 }
 
-struct Pending {
-    frame: Utf8Bytes,
-    /// The sender's connection and its `ack`, queued right after the message.
-    ack: Option<(Arc<Peer>, Utf8Bytes)>,
-}
+/// A message waiting in the reorder buffer, with the sender's connection
+/// and its `ack` if it was appended here.
+type Pending = crate::reorder::Pending<Utf8Bytes, (Arc<Peer>, Utf8Bytes)>;
 
 struct Member {
     user: User,
@@ -151,7 +148,7 @@ impl Hub {
                 state.joining.insert(peer.id, (peer.clone(), Vec::new()));
                 self.add_member(&room, &mut state, peer);
             }
-            (state.next_seq - 1, already_live)
+            (state.order.next_seq() - 1, already_live)
         };
         if already_live {
             // A repeated join: it already has everything, and replaying
@@ -363,7 +360,7 @@ impl Hub {
     pub async fn catch_up(self: &Arc<Self>) {
         let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
         for room in rooms {
-            let from = lock(&room.state).next_seq;
+            let from = lock(&room.state).order.next_seq();
             match self
                 .store
                 .range(
@@ -495,38 +492,22 @@ impl Hub {
         seq: u64,
         pending: Pending,
     ) {
-        if seq < state.next_seq {
-            // Already delivered: a refill from the store raced with this
-            // append. The message is out; its ack must still go.
-            if let Some((peer, ack)) = pending.ack {
-                peer.outbox.push(ack);
-            }
-            return;
-        }
-        match state.pending.entry(seq) {
-            btree_map::Entry::Vacant(slot) => {
-                slot.insert(pending);
-            }
-            // A refill copy never replaces the original, which carries the ack.
-            btree_map::Entry::Occupied(mut slot) => {
-                if pending.ack.is_some() {
-                    slot.insert(pending);
-                }
-            }
+        // Already delivered: a refill from the store raced with this
+        // append. The message is out; its ack must still go.
+        if let Some((peer, ack)) = state.order.insert(seq, pending) {
+            peer.outbox.push(ack);
         }
         self.drain(room, state);
     }
 
     fn drain(self: &Arc<Self>, room: &Arc<Room>, state: &mut RoomState) {
-        while let Some(next) = state.pending.remove(&state.next_seq) {
-            let seq = state.next_seq;
+        while let Some((seq, next)) = state.order.pop_ready() {
             self.fan_out(&room.name, state, &next.frame, None, Some(seq));
             if let Some((peer, ack)) = next.ack {
                 peer.outbox.push(ack);
             }
-            state.next_seq += 1;
         }
-        if !state.pending.is_empty() && !state.refill_scheduled {
+        if !state.order.is_empty() && !state.refill_scheduled {
             state.refill_scheduled = true;
             let hub = self.clone();
             let room = room.clone();
@@ -541,8 +522,8 @@ impl Hub {
             tokio::time::sleep(GAP_REFILL_AFTER).await;
             let (from, to) = {
                 let mut state = lock(&room.state);
-                match state.pending.keys().next() {
-                    Some(&first) => (state.next_seq, first),
+                match state.order.gap() {
+                    Some(gap) => gap,
                     None => {
                         state.refill_scheduled = false;
                         return;
@@ -560,20 +541,17 @@ impl Hub {
             };
             let mut state = lock(&room.state);
             for message in missing {
-                if message.seq >= state.next_seq {
-                    let seq = message.seq;
-                    state.pending.entry(seq).or_insert_with(|| Pending {
-                        frame: encode(&ServerMsg::Message(message)),
-                        ack: None,
-                    });
+                let seq = message.seq;
+                let frame = encode(&ServerMsg::Message(message));
+                if let Some((peer, ack)) = state.order.insert(seq, Pending { frame, ack: None }) {
+                    peer.outbox.push(ack);
                 }
             }
             // Appends to a room are serialized by the store, so once `to` is
             // committed every earlier seq is final: one the store does not
             // have was deleted by retention and will never arrive.
-            while state.next_seq < to && !state.pending.contains_key(&state.next_seq) {
-                tracing::warn!(room = %room.name, seq = state.next_seq, "seq missing from the store; skipping it");
-                state.next_seq += 1;
+            for seq in state.order.skip_missing_below(to) {
+                tracing::warn!(room = %room.name, seq, "seq missing from the store; skipping it");
             }
             self.drain(&room, &mut state);
         }
@@ -701,8 +679,7 @@ impl Hub {
             Arc::new(Room {
                 name: name.clone(),
                 state: Mutex::new(RoomState {
-                    next_seq: last_seq + 1,
-                    pending: BTreeMap::new(),
+                    order: Reorder::new(last_seq + 1),
                     refill_scheduled: false,
                     peers: HashMap::new(),
                     joining: HashMap::new(),

@@ -15,6 +15,7 @@ pub mod config;
 pub mod hub;
 pub mod outbox;
 pub mod rate;
+pub mod reorder;
 pub mod session;
 pub mod store;
 pub mod ws;

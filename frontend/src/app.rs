@@ -104,6 +104,10 @@ impl Listener for UiListener {
         });
     }
 
+    fn on_send_failed(&self, client_id: &str) {
+        self.chat.update(|c| c.give_up(client_id));
+    }
+
     fn on_phase(&self, phase: Phase, since_ms: f64) {
         self.status.set(Status { phase, since_ms });
         if phase != Phase::Open {
@@ -185,6 +189,15 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
             client_id,
         });
     });
+    let on_retry = Callback::new(move |client_id: String| {
+        if let Some((room, content)) = chat.try_update(|c| c.retry(&client_id)).flatten() {
+            dispatch(Event::Send {
+                room,
+                content,
+                client_id,
+            });
+        }
+    });
     let sign_out = move |_| {
         dispatch(Event::Stop);
         storage::save_rooms(&[]);
@@ -248,7 +261,7 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                 <Show when=move || !current.get().is_empty() fallback=|| view! { <p class="empty">"Join a room to start chatting."</p> }>
                     <div class="room-body">
                         <div class="conversation">
-                            <MessageList chat room=current on_top=load_older />
+                            <MessageList chat room=current on_top=load_older on_retry />
                             <TypingLine chat room=current />
                             <Composer on_send on_typing />
                         </div>

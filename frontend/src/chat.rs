@@ -169,18 +169,14 @@ impl Chat {
                         .insert(user.id.clone(), (user.clone(), now_ms + TYPING_TTL_MS));
                 }
             }
+            // `internal` is retried by the connection, which says when it
+            // gives up (`give_up`); until then the line stays "sending…".
             ServerMsg::Error {
                 reference: Some(reference),
                 message,
-                ..
-            } => {
-                for state in self.rooms.values_mut() {
-                    for line in &mut state.lines {
-                        if line.seq.is_none() && line.key == *reference {
-                            line.status = LineStatus::Failed(message.clone());
-                        }
-                    }
-                }
+                code,
+            } if *code != common::ErrorCode::Internal => {
+                self.mark(reference, LineStatus::Failed(message.clone()));
             }
             _ => {}
         }
@@ -292,6 +288,39 @@ impl Chat {
         });
     }
 
+    /// The connection gave up on this message: the server could not store it.
+    pub fn give_up(&mut self, client_id: &str) {
+        self.mark(
+            client_id,
+            LineStatus::Failed("the server could not store it".to_owned()),
+        );
+    }
+
+    /// The person pressed Retry on a failed line: it is "sending…" again.
+    /// Returns its room and content, to send again with the same client_id.
+    pub fn retry(&mut self, client_id: &str) -> Option<(String, String)> {
+        for (room, state) in &mut self.rooms {
+            if let Some(line) = state.lines.iter_mut().find(|l| {
+                l.seq.is_none() && l.key == client_id && matches!(l.status, LineStatus::Failed(_))
+            }) {
+                line.status = LineStatus::Pending;
+                return Some((room.clone(), line.content.clone()));
+            }
+        }
+        None
+    }
+
+    /// Sets the status of the unsent line with this client_id.
+    fn mark(&mut self, client_id: &str, status: LineStatus) {
+        for state in self.rooms.values_mut() {
+            for line in &mut state.lines {
+                if line.seq.is_none() && line.key == client_id {
+                    line.status = status.clone();
+                }
+            }
+        }
+    }
+
     /// Starts showing a room, creating its entry if the join is on its way.
     pub fn open_room(&mut self, room: &str) {
         let state = self.rooms.entry(room.to_owned()).or_default();
@@ -397,6 +426,30 @@ mod tests {
         chat.apply(&msg(2, "me", "c1"), 0.0);
         assert_eq!(seqs(&chat), [Some(1), Some(2)]);
         assert_eq!(chat.rooms["r"].lines[1].status, LineStatus::Sent);
+    }
+
+    #[test]
+    fn internal_keeps_sending_until_the_connection_gives_up_then_retry_resends() {
+        let mut chat = chat_in_room();
+        chat.queue_local("r", "hello", "c1", 0.0);
+        chat.apply(
+            &ServerMsg::Error {
+                code: common::ErrorCode::Internal,
+                message: "the message could not be stored".into(),
+                reference: Some("c1".into()),
+            },
+            0.0,
+        );
+        assert_eq!(chat.rooms["r"].lines[0].status, LineStatus::Pending);
+        chat.give_up("c1");
+        assert!(matches!(
+            chat.rooms["r"].lines[0].status,
+            LineStatus::Failed(_)
+        ));
+        assert_eq!(chat.retry("c1"), Some(("r".into(), "hello".into())));
+        assert_eq!(chat.rooms["r"].lines[0].status, LineStatus::Pending);
+        // Only a failed line can be retried.
+        assert_eq!(chat.retry("c1"), None);
     }
 
     #[test]

@@ -16,6 +16,10 @@
 //! - After (re)connecting, re-join every room, from the last seq seen.
 //! - Sends go to an outbox and stay there until acked. After a reconnect they
 //!   are re-sent with their original `client_id`, once their room is joined.
+//! - A send answered `internal` (the server could not store it) is re-sent
+//!   after a backoff delay, at most `MAX_STORE_ATTEMPTS` times in all; then
+//!   it leaves the outbox and is reported as failed (`Effect::SendFailed`),
+//!   for the person to retry. Any other refusal fails it at once.
 
 use std::collections::BTreeMap;
 
@@ -43,6 +47,10 @@ impl Default for Policy {
         }
     }
 }
+
+/// How many times one message is offered to a server that answers
+/// `internal` before the client gives up on it.
+pub const MAX_STORE_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -77,6 +85,8 @@ pub enum Event {
     Received(ServerMsg),
     WatchdogExpired,
     RetryTimerFired,
+    /// Time to re-send the messages the server could not store.
+    ResendTimerFired,
     /// The user pressed "retry now".
     RetryNow,
     /// The user signed out or closed the app.
@@ -117,6 +127,15 @@ pub enum Effect {
     CancelWatchdog,
     /// The token is no good: show sign-in.
     RequireSignIn,
+    /// Re-send messages that got `internal` after `ms` (`ResendTimerFired`).
+    StartResendTimer {
+        ms: u32,
+    },
+    /// This message left the outbox unsent: the server could not store it
+    /// after `MAX_STORE_ATTEMPTS` tries.
+    SendFailed {
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -134,6 +153,8 @@ pub struct Outgoing {
     pub client_id: String,
     /// Sent on the current socket (reset on reconnect).
     sent: bool,
+    /// How many times the server answered `internal` for it.
+    store_failures: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +239,11 @@ impl Connection {
                     self.connect(&mut fx);
                 }
             }
+            Event::ResendTimerFired => {
+                if self.phase == Phase::Open {
+                    self.flush_unsent(None, &mut fx);
+                }
+            }
             Event::RetryNow => {
                 if let Phase::Waiting { .. } = self.phase {
                     fx.push(Effect::CancelRetryTimer);
@@ -234,7 +260,7 @@ impl Connection {
                     ]);
                 }
             }
-            Event::Received(msg) => self.received(msg, &mut fx),
+            Event::Received(msg) => self.received(msg, &mut fx, random),
             Event::Join { room } => {
                 let cursor = self.rooms.entry(room.clone()).or_default();
                 if self.phase == Phase::Open && !cursor.joined {
@@ -257,11 +283,15 @@ impl Connection {
                 content,
                 client_id,
             } => {
+                // The same client_id again (the person pressed Retry) replaces
+                // any queued copy: one message, one place in the outbox.
+                self.outbox.retain(|o| o.client_id != client_id);
                 let mut out = Outgoing {
                     room,
                     content,
                     client_id,
                     sent: false,
+                    store_failures: 0,
                 };
                 if self.phase == Phase::Open && self.rooms.get(&out.room).is_some_and(|r| r.joined)
                 {
@@ -280,7 +310,7 @@ impl Connection {
         fx
     }
 
-    fn received(&mut self, msg: ServerMsg, fx: &mut Vec<Effect>) {
+    fn received(&mut self, msg: ServerMsg, fx: &mut Vec<Effect>, random: &mut dyn FnMut() -> f64) {
         if self.phase != Phase::Open {
             return;
         }
@@ -294,10 +324,7 @@ impl Connection {
                     cursor.joined = true;
                     cursor.last_seq = Some(cursor.last_seq.unwrap_or(0).max(last_seq));
                     // Now the room accepts sends: flush its queued messages, in order.
-                    for out in self.outbox.iter_mut().filter(|o| o.room == room && !o.sent) {
-                        out.sent = true;
-                        fx.push(Effect::SendFrame(send_frame(out)));
-                    }
+                    self.flush_unsent(Some(&room), fx);
                 }
             }
             ServerMsg::Message(m) => {
@@ -308,19 +335,54 @@ impl Connection {
             ServerMsg::Ack { client_id, .. } => {
                 self.outbox.retain(|o| o.client_id != client_id);
             }
-            // A refused message will not succeed by resending it as is;
-            // `internal` may, so that one stays queued.
+            // `internal` may succeed later: try again after a while, a
+            // bounded number of times.
             ServerMsg::Error {
                 reference: Some(reference),
-                code,
+                code: common::ErrorCode::Internal,
                 ..
-            } if code != common::ErrorCode::Internal => {
+            } => {
+                if let Some(at) = self.outbox.iter().position(|o| o.client_id == reference) {
+                    let out = &mut self.outbox[at];
+                    out.store_failures += 1;
+                    out.sent = false;
+                    if out.store_failures >= MAX_STORE_ATTEMPTS {
+                        let out = self.outbox.remove(at);
+                        fx.push(Effect::SendFailed {
+                            client_id: out.client_id,
+                        });
+                    } else {
+                        // Jittered: when a store recovers, its clients do not
+                        // all come back in the same instant.
+                        fx.push(Effect::StartResendTimer {
+                            ms: backoff_delay(&self.policy, out.store_failures, random()),
+                        });
+                    }
+                }
+            }
+            // A refused message will not succeed by resending it as is.
+            ServerMsg::Error {
+                reference: Some(reference),
+                ..
+            } => {
                 self.outbox.retain(|o| o.client_id != reference);
             }
             _ => {}
         }
         // Any frame proves the link is alive.
         self.arm_watchdog(fx);
+    }
+
+    /// Sends the queued, unsent messages of joined rooms (of `only` if
+    /// given), in the order they were written.
+    fn flush_unsent(&mut self, only: Option<&str>, fx: &mut Vec<Effect>) {
+        for out in &mut self.outbox {
+            let joined = self.rooms.get(&out.room).is_some_and(|r| r.joined);
+            if !out.sent && joined && only.is_none_or(|room| room == out.room) {
+                out.sent = true;
+                fx.push(Effect::SendFrame(send_frame(out)));
+            }
+        }
     }
 
     fn connect(&mut self, fx: &mut Vec<Effect>) {

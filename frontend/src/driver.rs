@@ -19,6 +19,8 @@ use crate::connection::{Connection, Effect, Event, Phase, Policy};
 pub trait Listener {
     fn on_message(&self, msg: &ServerMsg);
     fn on_phase(&self, phase: Phase, phase_started_ms: f64);
+    /// The client gave up on this message (see `Effect::SendFailed`).
+    fn on_send_failed(&self, client_id: &str);
 }
 
 #[derive(Clone)]
@@ -34,6 +36,7 @@ struct Inner {
     generation: u64,
     outgoing: Option<mpsc::UnboundedSender<String>>,
     retry_timer: Option<Timeout>,
+    resend_timer: Option<Timeout>,
     watchdog: Option<Timeout>,
 }
 
@@ -48,6 +51,7 @@ impl Driver {
                 generation: 0,
                 outgoing: None,
                 retry_timer: None,
+                resend_timer: None,
                 watchdog: None,
             })),
         }
@@ -113,6 +117,15 @@ impl Driver {
                 self.inner.borrow_mut().watchdog = None;
             }
             Effect::RequireSignIn => {}
+            Effect::StartResendTimer { ms } => {
+                let me = self.clone();
+                let timer = Timeout::new(ms, move || me.dispatch(Event::ResendTimerFired));
+                self.inner.borrow_mut().resend_timer = Some(timer);
+            }
+            Effect::SendFailed { client_id } => {
+                let listener = self.inner.borrow().listener.clone();
+                listener.on_send_failed(&client_id);
+            }
         }
     }
 

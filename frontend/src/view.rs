@@ -67,6 +67,9 @@ pub fn MessageList(
     #[prop(into)] chat: Signal<Chat>,
     #[prop(into)] room: Signal<String>,
     #[prop(optional)] on_top: Option<Callback<()>>,
+    /// Retry a failed message, by client_id.
+    #[prop(optional)]
+    on_retry: Option<Callback<String>>,
 ) -> impl IntoView {
     let me = move || chat.with(|c| c.me.as_ref().map(|u| u.id.clone()));
     let lines = move || {
@@ -129,12 +132,24 @@ pub fn MessageList(
                         LineStatus::Pending => ("sending…".to_owned(), "pending"),
                         LineStatus::Failed(why) => (format!("not sent: {why}"), "failed"),
                     };
+                    let failed = matches!(line.status, LineStatus::Failed(_));
+                    let key = line.key.clone();
+                    let retry = (failed && on_retry.is_some()).then(|| {
+                        view! {
+                            <button class="retry" type="button" on:click=move |_| {
+                                if let Some(on_retry) = on_retry {
+                                    on_retry.run(key.clone());
+                                }
+                            }>"Retry"</button>
+                        }
+                    });
                     view! {
                         <div class=format!("line {} {status_class}", if own { "own" } else { "other" }) data-seq=line.seq.map(|s| s.to_string())>
                             <div class="meta">
                                 <span class="author">{line.user.name.clone()}</span>
                                 <time>{clock(line.ts)}</time>
                                 <span class="state">{status_text}</span>
+                                {retry}
                             </div>
                             <div class="content">{line.content.clone()}</div>
                         </div>

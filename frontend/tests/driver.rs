@@ -48,6 +48,8 @@ impl Listener for Recorder {
     fn on_phase(&self, phase: Phase, _since_ms: f64) {
         self.phases.borrow_mut().push(phase);
     }
+
+    fn on_send_failed(&self, _client_id: &str) {}
 }
 
 /// Polls `done` every 50 ms for up to `seconds`.
