@@ -135,12 +135,27 @@ impl Hub {
     /// replay. `since` is the last seq the client saw. The caller queues
     /// `history`, then calls `finish_join`.
     pub async fn start_join(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         peer: &Arc<Peer>,
         since: Option<u64>,
     ) -> Result<JoinTicket, StoreError> {
         let room = self.load(name, &peer.user.id).await?;
+        if let Some(seen) = since {
+            // The client may have seen more on another node than this node
+            // has delivered yet (it missed broker traffic, or it is catching
+            // up): the store has it, so catch up first. Only a client still
+            // ahead after that is really ahead (the history was reset).
+            let mut rounds = 0;
+            while lock(&room.state).order.next_seq() <= seen && rounds < 4 {
+                rounds += 1;
+                let before = lock(&room.state).order.next_seq();
+                self.catch_up_rooms(vec![room.clone()]).await;
+                if lock(&room.state).order.next_seq() == before {
+                    break;
+                }
+            }
+        }
         let (up_to, already_live) = {
             let mut state = lock(&room.state);
             let already_live = state.peers.contains_key(&peer.id);
@@ -359,6 +374,12 @@ impl Hub {
     /// messages were published meanwhile, for every room loaded here.
     pub async fn catch_up(self: &Arc<Self>) {
         let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
+        self.catch_up_rooms(rooms).await;
+        self.presence_changed.notify_one();
+    }
+
+    /// Delivers whatever the store has beyond what these rooms delivered.
+    async fn catch_up_rooms(self: &Arc<Self>, rooms: Vec<Arc<Room>>) {
         for room in rooms {
             let from = lock(&room.state).order.next_seq();
             match self
@@ -380,17 +401,20 @@ impl Hub {
                     }
                 }
                 Err(err) => {
-                    tracing::warn!(room = %room.name, %err, "catch-up after reconnect failed")
+                    tracing::warn!(room = %room.name, %err, "catch-up from the store failed")
                 }
             }
         }
-        self.presence_changed.notify_one();
     }
 
     /// Writes this node's members to the broker's registry, then reconciles
     /// each room's remote members with it: users of a node that stopped
     /// refreshing (it crashed) expire and are announced as gone.
-    pub async fn sync_presence(&self, ttl: Duration, grace: Duration) {
+    ///
+    /// A node that died may have committed (and acked) a room's newest
+    /// message without publishing it; nothing later would reveal the gap.
+    /// So a room whose remote members expired is caught up from the store.
+    pub async fn sync_presence(self: &Arc<Self>, ttl: Duration, grace: Duration) {
         let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
         let mine: Vec<(Arc<str>, User)> = rooms
             .iter()
@@ -411,6 +435,7 @@ impl Hub {
             tracing::warn!(%err, "could not refresh presence");
             return;
         }
+        let mut expired_somewhere = Vec::new();
         for room in rooms {
             let entries = match self.broker.members(&room.name).await {
                 Ok(entries) => entries,
@@ -441,6 +466,9 @@ impl Hub {
                 })
                 .map(|(key, _)| key.clone())
                 .collect();
+            if !expired.is_empty() {
+                expired_somewhere.push(room.clone());
+            }
             for key in expired {
                 let before = state.visible(&key.1);
                 if let Some((user, _)) = state.remote.remove(&key) {
@@ -452,6 +480,9 @@ impl Hub {
                 state.remote.insert(key, (user.clone(), now));
                 announce_change(&room, &mut state, &user, before);
             }
+        }
+        if !expired_somewhere.is_empty() {
+            self.catch_up_rooms(expired_somewhere).await;
         }
     }
 

@@ -156,6 +156,48 @@ async fn messages_render_as_text_with_own_and_pending_styling() {
     assert_eq!(root.query_selector_all(".line").unwrap().length(), 3);
 }
 
+#[wasm_bindgen_test]
+async fn a_message_the_client_gave_up_on_shows_failed_with_a_retry_button() {
+    let root = container();
+    let chat = RwSignal::new(chat_with_room());
+    chat.update(|c| c.queue_local("general", "important", "c-1", 0.0));
+    let retried = RwSignal::new(Vec::<String>::new());
+    let on_retry = Callback::new(move |client_id: String| {
+        retried.update(|r| r.push(client_id.clone()));
+        chat.update(|c| {
+            c.retry(&client_id);
+        });
+    });
+    let room = Signal::derive(|| "general".to_owned());
+    let _mounted = mount_to(
+        root.clone(),
+        move || view! { <MessageList chat room on_retry /> },
+    );
+    tick().await;
+    assert!(
+        root.query_selector("button.retry").unwrap().is_none(),
+        "no Retry while sending"
+    );
+
+    chat.update(|c| c.give_up("c-1"));
+    tick().await;
+    assert_eq!(
+        text_of(&root, ".line.failed .state"),
+        "not sent: the server could not store it"
+    );
+    let button: web_sys::HtmlElement = root
+        .query_selector("button.retry")
+        .unwrap()
+        .expect("a Retry button")
+        .unchecked_into();
+    assert_eq!(button.text_content().as_deref(), Some("Retry"));
+    button.click();
+    tick().await;
+    assert_eq!(retried.get_untracked(), ["c-1"]);
+    assert_eq!(text_of(&root, ".line.pending .state"), "sending…");
+    assert!(root.query_selector("button.retry").unwrap().is_none());
+}
+
 fn key(kind: &str, key: &str, shift: bool) -> web_sys::KeyboardEvent {
     let init = web_sys::KeyboardEventInit::new();
     init.set_key(key);

@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::{ServerMsg, SessionResponse};
 use tokio::process::{Child, Command};
 
+use crate::faults_support::OwnRedis;
 use crate::support::{Client, connect_at, free_port, sign_in_at, temp_dir};
 
 const SECRET: &str = "a shared secret for every node of the test cluster";
@@ -362,55 +363,6 @@ async fn three_nodes_behave_like_one_server() {
     db.drop_now().await;
 }
 
-/// A Redis of our own, so it can be killed without disturbing other tests.
-struct OwnRedis {
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> OwnRedis {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (scripts/test installs it)");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        OwnRedis {
-            port,
-            child: Some(child),
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_sent_during_a_redis_outage_arrive_after_it() {
     let db = Database::create().await;
@@ -467,6 +419,25 @@ async fn messages_sent_during_a_redis_outage_arrive_after_it() {
                     }
                     other => alice.fold(other),
                 }
+            }
+        }
+        if phase == 1 {
+            // Alice has seen seq 40 on n1; n2 has not heard of 21..=40 yet
+            // (no Redis). Resuming there from 40 must not count as "ahead":
+            // n2 catches up from the store and resumes her exactly.
+            let mut tab = n2.connect(&alice_session).await;
+            tab.send_json(serde_json::json!({"type":"join","room":"ops","since":40}))
+                .await;
+            match tab.recv().await {
+                ServerMsg::Joined {
+                    recovered,
+                    last_seq,
+                    ..
+                } => {
+                    assert!(recovered, "a resume on a lagging node is recovered");
+                    assert_eq!(last_seq, 40);
+                }
+                other => panic!("expected joined and no replay, got {other:?}"),
             }
         }
     }

@@ -302,3 +302,51 @@ async fn nul_is_refused_up_front_on_both_stores() {
             .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_sqlite_database_fails_fast_and_recovers() {
+    use sqlx::Connection;
+    let dir = crate::support::temp_dir();
+    let data_dir = dir.join("data");
+    let server = TestServer::start_with(|c| {
+        quick_probe(c);
+        c.data_dir = data_dir.clone();
+        c.store_timeout_ms = 1_000;
+    })
+    .await;
+    let session = server.sign_in("locked").await;
+    let mut client = server.connect(&session).await;
+    client.join("locked").await;
+    let mut acked = BTreeMap::new();
+    let (Outcome::Acked(seq), _) = send(&mut client, "locked", "first").await else {
+        panic!("the first send is acked")
+    };
+    acked.insert(seq, "first".to_owned());
+
+    // Another process (a backup, a careless operator) holds the write lock.
+    let url = format!("sqlite://{}", data_dir.join("hearth.db").display());
+    let mut other = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    for content in ["blocked-1", "blocked-2"] {
+        let (outcome, took) = send(&mut client, "locked", content).await;
+        assert_eq!(outcome, Outcome::Refused(ErrorCode::Internal));
+        assert!(took < Duration::from_secs(3), "refused after {took:?}");
+    }
+    assert_eq!(health(&server).await["status"], "degraded");
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    wait_for_health(&server, "ok").await;
+    let (Outcome::Acked(seq), _) = send(&mut client, "locked", "after").await else {
+        panic!("the send after the lock is acked")
+    };
+    acked.insert(seq, "after".to_owned());
+    assert_exactly_the_acked(
+        &history(&server, &session, "locked").await,
+        &acked,
+        "after the lock",
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}

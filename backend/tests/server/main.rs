@@ -2,6 +2,7 @@
 //! One test binary with modules, so it links once.
 
 mod api;
+mod chaos;
 mod cluster;
 mod faults;
 mod faults_support;
