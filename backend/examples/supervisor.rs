@@ -6,7 +6,11 @@
 //! - `GET /session?name=…` signs in on the backend and returns its answer;
 //! - `GET /restart` kills the backend with SIGKILL, waits a moment, starts it
 //!   again on the same port (same data dir, so tokens and history survive),
-//!   and answers once it is up.
+//!   and answers once it is up;
+//! - `GET /hostile` names three ports that a client must back off from:
+//!   `dead` (nothing listens), `slam` (accepts TCP and closes at once) and
+//!   `welcome_close` (a WebSocket server that sends `welcome` and closes),
+//!   with how many connections the last two have accepted so far.
 //!
 //! Every answer carries `Access-Control-Allow-Origin: *`, since the test page
 //! is served from wasm-bindgen-test-runner's own origin. Only `scripts/test`
@@ -16,6 +20,7 @@
 
 use std::process::Stdio;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -94,6 +99,91 @@ async fn restart(State(backend): State<Arc<Backend>>) -> Response {
     cors("restarted".into_response())
 }
 
+/// The hostile ports, and what they have seen.
+struct Hostile {
+    dead: u16,
+    slam: u16,
+    welcome_close: u16,
+    slam_accepts: AtomicU64,
+    welcome_accepts: AtomicU64,
+}
+
+async fn hostile(State(hostile): State<Arc<Hostile>>) -> Response {
+    cors(
+        Json(serde_json::json!({
+            "dead": hostile.dead,
+            "slam": hostile.slam,
+            "welcome_close": hostile.welcome_close,
+            "slam_accepts": hostile.slam_accepts.load(Ordering::Relaxed),
+            "welcome_accepts": hostile.welcome_accepts.load(Ordering::Relaxed),
+        }))
+        .into_response(),
+    )
+}
+
+async fn start_hostile() -> Arc<Hostile> {
+    use axum::extract::WebSocketUpgrade;
+    use axum::extract::ws::{CloseFrame, Message};
+
+    // A port that was free a moment ago and that nobody listens on.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let slam = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let welcome = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hostile = Arc::new(Hostile {
+        dead,
+        slam: slam.local_addr().expect("addr").port(),
+        welcome_close: welcome.local_addr().expect("addr").port(),
+        slam_accepts: AtomicU64::new(0),
+        welcome_accepts: AtomicU64::new(0),
+    });
+    let counts = hostile.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = slam.accept().await {
+            counts.slam_accepts.fetch_add(1, Ordering::Relaxed);
+            drop(socket);
+        }
+    });
+    let counts = hostile.clone();
+    let app = Router::new().route(
+        "/ws",
+        get(move |upgrade: WebSocketUpgrade| {
+            let counts = counts.clone();
+            async move {
+                counts.welcome_accepts.fetch_add(1, Ordering::Relaxed);
+                upgrade.on_upgrade(|mut socket| async move {
+                    let welcome = common::ServerMsg::Welcome {
+                        user: common::User {
+                            id: "hostile".into(),
+                            name: "hostile".into(),
+                        },
+                        heartbeat_ms: 25_000,
+                        protocol: common::PROTOCOL_VERSION,
+                    };
+                    let text = serde_json::to_string(&welcome).expect("serializes");
+                    let _ = socket.send(Message::Text(text.into())).await;
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: 1000,
+                            reason: "bye".into(),
+                        })))
+                        .await;
+                })
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(welcome, app).await;
+    });
+    hostile
+}
+
 fn cors(mut response: Response) -> Response {
     response.headers_mut().insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -116,10 +206,16 @@ async fn main() {
         child: Mutex::new(None),
     });
     backend.start().await;
+    let hostile_ports = start_hostile().await;
     let app = Router::new()
         .route("/session", get(session))
         .route("/restart", get(restart))
-        .with_state(backend.clone());
+        .with_state(backend.clone())
+        .merge(
+            Router::new()
+                .route("/hostile", get(hostile))
+                .with_state(hostile_ports),
+        );
     let listener =
         tokio::net::TcpListener::bind(("127.0.0.1", listen.parse::<u16>().expect("a port")))
             .await

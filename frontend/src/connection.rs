@@ -7,7 +7,12 @@
 //!
 //! The policy:
 //! - Reconnect with exponential backoff and ±50% jitter: about 1 s, then 2 s,
-//!   4 s … capped at 30 s. The attempt counter resets after a successful open.
+//!   4 s … capped at 30 s.
+//! - A socket that opens is not yet a connection: the phase becomes `Open`
+//!   only when the server's `welcome` arrives, and the attempt counter resets
+//!   only once the connection has then stayed up for `stable_ms`. So a port
+//!   that accepts and closes at once, or a server (or proxy) that welcomes
+//!   and drops, is backed off like a dead port, never retried in a loop.
 //! - A close with 4001 (token invalid) stops and asks for sign-in. A close the
 //!   user asked for stays closed. Any other close, or an unclean drop,
 //!   reconnects.
@@ -35,6 +40,9 @@ pub struct Policy {
     pub watchdog_grace_ms: u32,
     /// Watchdog before `welcome` says the real heartbeat interval.
     pub default_heartbeat_ms: u32,
+    /// How long a welcomed connection must stay up before the attempt
+    /// counter resets.
+    pub stable_ms: u32,
 }
 
 impl Default for Policy {
@@ -44,6 +52,7 @@ impl Default for Policy {
             max_delay_ms: 30_000,
             watchdog_grace_ms: 10_000,
             default_heartbeat_ms: 25_000,
+            stable_ms: 5_000,
         }
     }
 }
@@ -56,15 +65,12 @@ pub const MAX_STORE_ATTEMPTS: u32 = 3;
 pub enum Phase {
     /// Not started yet.
     Idle,
-    Connecting {
-        attempt: u32,
-    },
+    /// Opening a socket, or waiting for `welcome` on it.
+    Connecting { attempt: u32 },
+    /// The server welcomed us: rooms can be joined and messages sent.
     Open,
     /// Waiting `delay_ms` before reconnect attempt number `attempt`.
-    Waiting {
-        attempt: u32,
-        delay_ms: u32,
-    },
+    Waiting { attempt: u32, delay_ms: u32 },
     /// The server rejected the token: sign in again.
     SignedOut,
     /// The user closed the connection.
@@ -75,7 +81,7 @@ pub enum Phase {
 pub enum Event {
     /// Start connecting (after sign-in, or on page load with a token).
     Start,
-    /// The socket opened.
+    /// The socket opened (the browser's `open` event, nothing less).
     Opened,
     /// The socket closed. `None` if it failed without a close code.
     Closed {
@@ -87,6 +93,8 @@ pub enum Event {
     RetryTimerFired,
     /// Time to re-send the messages the server could not store.
     ResendTimerFired,
+    /// The connection has been up for `stable_ms`.
+    StableTimerFired,
     /// The user pressed "retry now".
     RetryNow,
     /// The user signed out or closed the app.
@@ -127,6 +135,10 @@ pub enum Effect {
     CancelWatchdog,
     /// The token is no good: show sign-in.
     RequireSignIn,
+    /// Fire `StableTimerFired` after `ms`, replacing any earlier one.
+    StartStableTimer {
+        ms: u32,
+    },
     /// Re-send messages that got `internal` after `ms` (`ResendTimerFired`).
     StartResendTimer {
         ms: u32,
@@ -161,8 +173,10 @@ pub struct Outgoing {
 pub struct Connection {
     policy: Policy,
     phase: Phase,
-    /// Consecutive failed attempts since the last successful open.
+    /// Consecutive failed attempts since the last stable connection.
     failures: u32,
+    /// The current socket has opened (its `welcome` may still be due).
+    socket_open: bool,
     heartbeat_ms: u32,
     rooms: BTreeMap<String, RoomCursor>,
     outbox: Vec<Outgoing>,
@@ -175,6 +189,7 @@ impl Connection {
             policy,
             phase: Phase::Idle,
             failures: 0,
+            socket_open: false,
             rooms: BTreeMap::new(),
             outbox: Vec::new(),
         }
@@ -210,17 +225,18 @@ impl Connection {
                 _ => {}
             },
             Event::Opened => {
-                if let Phase::Connecting { .. } = self.phase {
-                    self.phase = Phase::Open;
-                    self.failures = 0;
+                if let Phase::Connecting { .. } = self.phase
+                    && !self.socket_open
+                {
+                    // Still "connecting" until the server says welcome; the
+                    // watchdog bounds a server that never does.
+                    self.socket_open = true;
                     self.arm_watchdog(&mut fx);
-                    for (room, cursor) in &mut self.rooms {
-                        cursor.joined = false;
-                        fx.push(Effect::SendFrame(ClientMsg::Join {
-                            room: room.clone(),
-                            since: cursor.last_seq,
-                        }));
-                    }
+                }
+            }
+            Event::StableTimerFired => {
+                if self.phase == Phase::Open {
+                    self.failures = 0;
                 }
             }
             Event::Closed { code } => {
@@ -311,12 +327,25 @@ impl Connection {
     }
 
     fn received(&mut self, msg: ServerMsg, fx: &mut Vec<Effect>, random: &mut dyn FnMut() -> f64) {
-        if self.phase != Phase::Open {
-            return;
+        match (&msg, self.phase) {
+            (ServerMsg::Welcome { .. }, Phase::Connecting { .. }) if self.socket_open => {}
+            (_, Phase::Open) => {}
+            _ => return,
         }
         match msg {
             ServerMsg::Welcome { heartbeat_ms, .. } => {
                 self.heartbeat_ms = heartbeat_ms.min(u64::from(u32::MAX / 2)) as u32;
+                self.phase = Phase::Open;
+                fx.push(Effect::StartStableTimer {
+                    ms: self.policy.stable_ms,
+                });
+                for (room, cursor) in &mut self.rooms {
+                    cursor.joined = false;
+                    fx.push(Effect::SendFrame(ClientMsg::Join {
+                        room: room.clone(),
+                        since: cursor.last_seq,
+                    }));
+                }
             }
             ServerMsg::Ping => fx.push(Effect::SendFrame(ClientMsg::Pong)),
             ServerMsg::Joined { room, last_seq, .. } => {
@@ -389,6 +418,7 @@ impl Connection {
         self.phase = Phase::Connecting {
             attempt: self.failures + 1,
         };
+        self.socket_open = false;
         fx.push(Effect::Connect);
         // Also bounds a connect that hangs.
         self.arm_watchdog(fx);
@@ -396,6 +426,7 @@ impl Connection {
 
     fn lost(&mut self, code: Option<u16>, fx: &mut Vec<Effect>, random: &mut dyn FnMut() -> f64) {
         fx.push(Effect::CancelWatchdog);
+        self.socket_open = false;
         for cursor in self.rooms.values_mut() {
             cursor.joined = false;
         }
@@ -451,10 +482,23 @@ mod tests {
         || 0.5
     }
 
+    fn welcome() -> Event {
+        Event::Received(ServerMsg::Welcome {
+            user: User {
+                id: "me".into(),
+                name: "me".into(),
+            },
+            heartbeat_ms: 25_000,
+            protocol: common::PROTOCOL_VERSION,
+        })
+    }
+
+    /// Started, socket open, welcomed.
     fn open_machine() -> Connection {
         let mut c = Connection::new(Policy::default());
         c.handle(Event::Start, &mut mid());
         c.handle(Event::Opened, &mut mid());
+        c.handle(welcome(), &mut mid());
         c
     }
 
@@ -524,7 +568,43 @@ mod tests {
     }
 
     #[test]
-    fn failures_back_off_and_an_open_resets_the_count() {
+    fn an_open_socket_is_not_a_connection_until_welcome_and_stability() {
+        let mut c = Connection::new(Policy::default());
+        c.handle(Event::Start, &mut mid());
+        let mut delays = Vec::new();
+        // A port that accepts and closes at once: opened, then closed.
+        for _ in 0..3 {
+            c.handle(Event::Opened, &mut mid());
+            assert!(
+                matches!(c.phase(), Phase::Connecting { .. }),
+                "not Open on a bare open"
+            );
+            let fx = c.handle(Event::Closed { code: None }, &mut mid());
+            delays.push(retry_delay(&fx).unwrap());
+            c.handle(Event::RetryTimerFired, &mut mid());
+        }
+        // A server that welcomes and drops at once.
+        for _ in 0..2 {
+            c.handle(Event::Opened, &mut mid());
+            let fx = c.handle(welcome(), &mut mid());
+            assert_eq!(c.phase(), Phase::Open);
+            assert!(fx.contains(&Effect::StartStableTimer { ms: 5_000 }));
+            let fx = c.handle(Event::Closed { code: Some(1000) }, &mut mid());
+            delays.push(retry_delay(&fx).unwrap());
+            c.handle(Event::RetryTimerFired, &mut mid());
+        }
+        assert_eq!(
+            delays,
+            [1000, 2000, 4000, 8000, 16000],
+            "backed off every time"
+        );
+        // Frames other than welcome before welcome are ignored.
+        c.handle(Event::Opened, &mut mid());
+        assert!(c.handle(joined("r", 1), &mut mid()).is_empty());
+    }
+
+    #[test]
+    fn failures_back_off_and_a_stable_connection_resets_the_count() {
         let mut c = Connection::new(Policy::default());
         assert_eq!(c.handle(Event::Start, &mut mid())[0], Effect::Connect);
         let mut delays = Vec::new();
@@ -540,12 +620,16 @@ mod tests {
         assert_eq!(delays, [1000, 2000, 4000, 8000]);
         assert_eq!(c.phase(), Phase::Connecting { attempt: 5 });
         c.handle(Event::Opened, &mut mid());
+        c.handle(welcome(), &mut mid());
         assert_eq!(c.phase(), Phase::Open);
+        // A stale stability timer before this connection's is harmless; the
+        // one after welcome resets the count.
+        c.handle(Event::StableTimerFired, &mut mid());
         let fx = c.handle(Event::Closed { code: Some(1001) }, &mut mid());
         assert_eq!(
             retry_delay(&fx),
             Some(1000),
-            "reset after a successful open"
+            "reset after a stable connection"
         );
         assert_eq!(
             c.phase(),
@@ -663,7 +747,8 @@ mod tests {
         c.handle(message("a", 5), &mut mid());
         c.handle(Event::Closed { code: Some(1001) }, &mut mid());
         c.handle(Event::RetryTimerFired, &mut mid());
-        let fx = c.handle(Event::Opened, &mut mid());
+        c.handle(Event::Opened, &mut mid());
+        let fx = c.handle(welcome(), &mut mid());
         assert_eq!(
             frames(&fx),
             [
@@ -701,7 +786,8 @@ mod tests {
         assert_eq!(c.outbox().len(), 2);
 
         c.handle(Event::RetryTimerFired, &mut mid());
-        let fx = c.handle(Event::Opened, &mut mid());
+        c.handle(Event::Opened, &mut mid());
+        let fx = c.handle(welcome(), &mut mid());
         assert!(
             frames(&fx)
                 .iter()

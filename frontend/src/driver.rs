@@ -9,7 +9,7 @@ use common::{ClientMsg, ServerMsg};
 use futures_channel::mpsc;
 use futures_util::{SinkExt, StreamExt};
 use gloo_net::websocket::futures::WebSocket;
-use gloo_net::websocket::{Message, WebSocketError};
+use gloo_net::websocket::{Message, State, WebSocketError};
 use gloo_timers::callback::Timeout;
 use wasm_bindgen_futures::spawn_local;
 
@@ -37,6 +37,7 @@ struct Inner {
     outgoing: Option<mpsc::UnboundedSender<String>>,
     retry_timer: Option<Timeout>,
     resend_timer: Option<Timeout>,
+    stable_timer: Option<Timeout>,
     watchdog: Option<Timeout>,
 }
 
@@ -52,6 +53,7 @@ impl Driver {
                 outgoing: None,
                 retry_timer: None,
                 resend_timer: None,
+                stable_timer: None,
                 watchdog: None,
             })),
         }
@@ -117,6 +119,11 @@ impl Driver {
                 self.inner.borrow_mut().watchdog = None;
             }
             Effect::RequireSignIn => {}
+            Effect::StartStableTimer { ms } => {
+                let me = self.clone();
+                let timer = Timeout::new(ms, move || me.dispatch(Event::StableTimerFired));
+                self.inner.borrow_mut().stable_timer = Some(timer);
+            }
             Effect::StartResendTimer { ms } => {
                 let me = self.clone();
                 let timer = Timeout::new(ms, move || me.dispatch(Event::ResendTimerFired));
@@ -159,12 +166,15 @@ impl Driver {
         self.inner.borrow_mut().outgoing = Some(tx);
         let me = self.clone();
         spawn_local(async move {
+            let mut socket = socket;
+            // gloo's sink becomes "ready" as soon as the socket leaves the
+            // CONNECTING state: when it opens, but also when it fails. Only
+            // the OPEN state is an open socket; a failed one reports its
+            // close through the stream, like any other close.
+            let _ = futures_util::future::poll_fn(|cx| socket.poll_ready_unpin(cx)).await;
+            let opened = matches!(socket.state(), State::Open);
             let (mut sink, mut stream) = socket.split();
-            // The sink becomes ready when the socket opens (or fails).
-            let opened = futures_util::future::poll_fn(|cx| sink.poll_ready_unpin(cx))
-                .await
-                .is_ok();
-            if opened && me.is_current(generation) {
+            if opened {
                 me.dispatch_for(generation, Event::Opened);
             }
             pump(&mut sink, &mut stream, &mut rx, &me, generation).await;

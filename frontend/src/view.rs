@@ -16,6 +16,11 @@ pub struct Status {
     pub since_ms: f64,
 }
 
+/// How long a connection must have been open before the banner says
+/// "Connected". A server that welcomes and drops at once must not flash
+/// "Connected" (and have a screen reader announce it) on every attempt.
+pub const CONNECTED_AFTER_MS: f64 = 1_000.0;
+
 /// "Connected", "Connecting…", or "Reconnecting in N s (attempt k)" with a
 /// retry button.
 #[component]
@@ -26,10 +31,16 @@ pub fn Banner(
     now_ms: Signal<f64>,
     on_retry: Callback<()>,
 ) -> impl IntoView {
+    // Open, and for long enough to say so.
+    let settled = move || {
+        let Status { phase, since_ms } = status.get();
+        phase == Phase::Open && now_ms.get() - since_ms >= CONNECTED_AFTER_MS
+    };
     let text = move || {
         let Status { phase, since_ms } = status.get();
         match phase {
-            Phase::Open => "Connected".to_owned(),
+            Phase::Open if settled() => "Connected".to_owned(),
+            Phase::Open => "Connecting…".to_owned(),
             Phase::Idle | Phase::Connecting { attempt: 1 } => "Connecting…".to_owned(),
             Phase::Connecting { attempt } => format!("Reconnecting… (attempt {attempt})"),
             Phase::Waiting { attempt, delay_ms } => {
@@ -43,7 +54,7 @@ pub fn Banner(
         }
     };
     let class = move || match status.get().phase {
-        Phase::Open => "banner ok",
+        Phase::Open if settled() => "banner ok",
         Phase::Waiting { .. } | Phase::SignedOut => "banner bad",
         _ => "banner busy",
     };

@@ -98,10 +98,16 @@ async fn the_banner_counts_down_and_offers_retry() {
         "Connection lost. Reconnecting in 1 s (attempt 3)"
     );
 
+    // Just opened: not "Connected" yet, so a server that welcomes and
+    // drops at once never flashes it.
     status.set(Status {
         phase: Phase::Open,
-        since_ms: 0.0,
+        since_ms: 13_400.0,
     });
+    tick().await;
+    assert_eq!(text_of(&root, ".banner-text"), "Connecting…");
+    assert!(root.query_selector(".banner.ok").unwrap().is_none());
+    now.set(14_400.0);
     tick().await;
     assert_eq!(text_of(&root, ".banner-text"), "Connected");
     assert!(

@@ -30,6 +30,7 @@ enum Action {
     Watchdog,
     RetryTimer,
     ResendTimer,
+    StableTimer,
     RetryNow,
     Join(usize),
     Leave(usize),
@@ -51,6 +52,7 @@ fn action() -> impl Strategy<Value = Action> {
         1 => Just(Action::Watchdog),
         2 => Just(Action::RetryTimer),
         2 => Just(Action::ResendTimer),
+        1 => Just(Action::StableTimer),
         1 => Just(Action::RetryNow),
         2 => (0..ROOMS.len()).prop_map(Action::Join),
         1 => (0..ROOMS.len()).prop_map(Action::Leave),
@@ -64,6 +66,8 @@ fn action() -> impl Strategy<Value = Action> {
 struct World {
     /// A socket exists (Connect performed, not yet closed or dropped).
     socket: bool,
+    /// ... and its `open` event was delivered.
+    opened: bool,
     /// client_id -> room, for every message the person sent.
     written: BTreeMap<String, String>,
     /// Sent on the current socket, not answered yet, in order.
@@ -107,13 +111,18 @@ proptest! {
             let event = match action {
                 Action::Start => Event::Start,
                 // Socket events only come for a socket that exists.
-                Action::Opened if world.socket && matches!(phase, Phase::Connecting { .. }) => Event::Opened,
+                Action::Opened if world.socket && !world.opened => {
+                    world.opened = true;
+                    Event::Opened
+                }
                 Action::Closed(code) if world.socket => {
                     world.socket = false;
+                    world.opened = false;
                     world.in_flight.clear();
                     Event::Closed { code }
                 }
-                Action::Welcome if world.socket && phase == Phase::Open => Event::Received(ServerMsg::Welcome {
+                // The server's first frame, once per socket.
+                Action::Welcome if world.socket && world.opened && phase != Phase::Open => Event::Received(ServerMsg::Welcome {
                     user: user(),
                     heartbeat_ms: 25_000,
                     protocol: common::PROTOCOL_VERSION,
@@ -152,6 +161,7 @@ proptest! {
                 Action::Watchdog => Event::WatchdogExpired,
                 Action::RetryTimer => Event::RetryTimerFired,
                 Action::ResendTimer => Event::ResendTimerFired,
+                Action::StableTimer => Event::StableTimerFired,
                 Action::RetryNow => Event::RetryNow,
                 Action::Join(room) => Event::Join { room: ROOMS[room].into() },
                 Action::Leave(room) => {
@@ -178,10 +188,12 @@ proptest! {
                         // must not ask for a second while one is live.
                         prop_assert!(!world.socket, "a second socket while one is live");
                         world.socket = true;
+                        world.opened = false;
                         world.in_flight.clear();
                     }
                     Effect::Disconnect => {
                         world.socket = false;
+                        world.opened = false;
                         world.in_flight.clear();
                     }
                     Effect::StartRetryTimer { ms } => {
@@ -223,6 +235,14 @@ fn a_message_the_store_keeps_refusing_is_given_up_after_the_limit() {
     let mut mid = || 0.5;
     machine.handle(Event::Start, &mut mid);
     machine.handle(Event::Opened, &mut mid);
+    machine.handle(
+        Event::Received(ServerMsg::Welcome {
+            user: user(),
+            heartbeat_ms: 25_000,
+            protocol: common::PROTOCOL_VERSION,
+        }),
+        &mut mid,
+    );
     machine.handle(Event::Join { room: "r".into() }, &mut mid);
     machine.handle(
         Event::Received(ServerMsg::Joined {

@@ -129,7 +129,8 @@ provision_browser() {
   export HEARTH_CHROMIUM=/usr/bin/chromium
   export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
   export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$HEARTH_ROOT/frontend/webdriver.json"
-  export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-60}
+  # The driver test watches hostile servers for 25 s on top of a restart test.
+  export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
 }
 
 # Redis and PostgreSQL on loopback for the store and broker tests. A build
