@@ -34,6 +34,8 @@ struct Inner {
     listener: Rc<dyn Listener>,
     /// Bumped for every socket, so events of an old socket are ignored.
     generation: u64,
+    /// Sockets that reached the OPEN state.
+    opened: u32,
     outgoing: Option<mpsc::UnboundedSender<String>>,
     retry_timer: Option<Timeout>,
     resend_timer: Option<Timeout>,
@@ -50,6 +52,7 @@ impl Driver {
                 url,
                 listener,
                 generation: 0,
+                opened: 0,
                 outgoing: None,
                 retry_timer: None,
                 resend_timer: None,
@@ -61,6 +64,12 @@ impl Driver {
 
     pub fn phase(&self) -> Phase {
         self.inner.borrow().machine.phase()
+    }
+
+    /// How many sockets reached the browser's OPEN state (for diagnostics,
+    /// and for the test that a failed socket is never reported as open).
+    pub fn sockets_opened(&self) -> u32 {
+        self.inner.borrow().opened
     }
 
     /// Feeds one event to the machine and carries out its effects.
@@ -174,7 +183,8 @@ impl Driver {
             let _ = futures_util::future::poll_fn(|cx| socket.poll_ready_unpin(cx)).await;
             let opened = matches!(socket.state(), State::Open);
             let (mut sink, mut stream) = socket.split();
-            if opened {
+            if opened && me.is_current(generation) {
+                me.inner.borrow_mut().opened += 1;
                 me.dispatch_for(generation, Event::Opened);
             }
             pump(&mut sink, &mut stream, &mut rx, &me, generation).await;

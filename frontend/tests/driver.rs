@@ -283,6 +283,14 @@ async fn hostile_servers_are_backed_off_and_never_shown_as_connected() {
                 !phases.iter().any(|(p, _)| *p == Phase::Open),
                 "{kind}: never open without a welcome: {phases:?}"
             );
+            // The seam: a socket that failed is never reported as opened.
+            assert_eq!(
+                driver.sockets_opened(),
+                0,
+                "{kind}: a failed socket counted as open"
+            );
+        } else {
+            assert_eq!(driver.sockets_opened() as usize, attempts.len(), "{kind}");
         }
     }
     // The servers saw the same attempts the driver made.
