@@ -18,6 +18,7 @@ pub mod rate;
 pub mod reorder;
 pub mod session;
 pub mod store;
+pub mod web;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -31,7 +32,6 @@ use axum::routing::get;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use config::Config;
@@ -61,13 +61,13 @@ impl AppState {
 
 /// The router: API, WebSocket, health, and the frontend with SPA fallback.
 pub fn app(state: Arc<AppState>) -> Router {
-    let dir = &state.config.static_dir;
-    let frontend = ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")));
+    let frontend = web::frontend(&state.config.static_dir);
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(api::healthz))
         .nest("/api", api::router())
-        .fallback_service(frontend)
+        .merge(frontend)
+        .layer(axum::middleware::from_fn(web::security_headers))
         .layer(
             TraceLayer::new_for_http()
                 // Log the path only: the query string of /ws holds a token.

@@ -120,6 +120,39 @@ async fn sign_in(page: &Client, base: &str, name: &str) {
     wait_text(page, "[data-testid=banner]", "Connected", WAIT).await;
 }
 
+/// What the first visit cost, from the browser's own Resource Timing: the
+/// app booted under the server's CSP (or sign-in would not have appeared),
+/// the wasm came compressed, and the bytes on the wire and first paint are
+/// printed for the README.
+async fn first_visit(page: &Client) {
+    let figures = page
+        .execute(
+            "const r = performance.getEntriesByType('resource');
+             const nav = performance.getEntriesByType('navigation')[0];
+             const wasm = r.find(e => e.name.endsWith('.wasm'));
+             const fcp = performance.getEntriesByName('first-contentful-paint')[0];
+             return {
+               bytes: r.concat([nav]).reduce((n, e) => n + e.transferSize, 0),
+               wasm_encoded: wasm.encodedBodySize, wasm_decoded: wasm.decodedBodySize,
+               fcp_ms: fcp ? fcp.startTime : null,
+             };",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let encoded = figures["wasm_encoded"].as_f64().unwrap();
+    let decoded = figures["wasm_decoded"].as_f64().unwrap();
+    assert!(
+        encoded < decoded / 2.0,
+        "the wasm went out compressed: {figures}"
+    );
+    println!(
+        "first visit: {} bytes on the wire (headers included), wasm {encoded} of {decoded} bytes, \
+         first contentful paint {} ms",
+        figures["bytes"], figures["fcp_ms"]
+    );
+}
+
 async fn say(page: &Client, text: &str) {
     let area = page.find(Locator::Css(".composer textarea")).await.unwrap();
     // \u{E007} is WebDriver's Enter key.
@@ -195,6 +228,7 @@ async fn two_people_chat_and_survive_a_server_restart() {
     let alice = browser(&driver_url).await;
     let bob = browser(&driver_url).await;
     sign_in(&alice, &base, "Alice").await;
+    first_visit(&alice).await;
     sign_in(&bob, &base, "Bob").await;
 
     // Both land in #general and see each other.

@@ -105,6 +105,8 @@ provision_web_tools() {
   # Not --locked: one locked dependency version is missing from some registries.
   cargo_tool wasm-bindgen "$WASM_BINDGEN_VERSION" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
   provision_wasm_opt
+  # Precompressed assets (scripts/lib/precompress.sh, a trunk hook).
+  command -v brotli >/dev/null || apt_install brotli
   # trunk must never reach for the network: it would try to download tools.
   export TRUNK_SKIP_VERSION_CHECK=true
 }

@@ -14,3 +14,4 @@ mod resume;
 mod shutdown;
 mod store;
 mod support;
+mod web;
