@@ -165,6 +165,7 @@ async fn start_hostile() -> Arc<Hostile> {
                         },
                         heartbeat_ms: 25_000,
                         protocol: common::PROTOCOL_VERSION,
+                        send_limit: common::SendLimit::default(),
                     };
                     let text = serde_json::to_string(&welcome).expect("serializes");
                     let _ = socket.send(Message::Text(text.into())).await;

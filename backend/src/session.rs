@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use common::{ClientMsg, ErrorCode, PROTOCOL_VERSION, ServerMsg, validate};
+use common::{ClientMsg, ErrorCode, PROTOCOL_VERSION, SendLimit, ServerMsg, validate};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -50,6 +50,12 @@ pub async fn run(socket: WebSocket, app: Arc<AppState>, identity: Identity) {
         user: peer.user.clone(),
         heartbeat_ms: limits.heartbeat_ms,
         protocol: PROTOCOL_VERSION,
+        send_limit: SendLimit {
+            burst: limits.send_burst,
+            refill_ms: (1000.0 / limits.send_rate.max(0.001))
+                .ceil()
+                .min(f64::from(u32::MAX)) as u32,
+        },
     }));
 
     let now = std::time::Instant::now();

@@ -311,6 +311,29 @@ async fn two_people_chat_and_survive_a_server_restart() {
     )
     .await;
 
+    // Sending fast: 60 messages typed as fast as WebDriver can, more than
+    // the server's burst of 40. The client paces itself to the rate the
+    // server announced: every one arrives, in order, none refused.
+    let area = alice
+        .find(Locator::Css(".composer textarea"))
+        .await
+        .unwrap();
+    let quick: String = (1..=60).map(|i| format!("quick {i:02}\u{E007}")).collect();
+    area.send_keys(&quick).await.unwrap();
+    wait_text(&bob, "[data-testid=messages]", "quick 60", WAIT).await;
+    let seen = bob
+        .execute(
+            "return [...document.querySelectorAll('.messages .line .content')]
+               .map(e => e.textContent).filter(t => t.startsWith('quick '))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let want: Vec<String> = (1..=60).map(|i| format!("quick {i:02}")).collect();
+    assert_eq!(seen, serde_json::json!(want), "all 60, in order");
+    let failed = alice.find_all(Locator::Css(".line.failed")).await.unwrap();
+    assert!(failed.is_empty(), "no message was refused");
+
     screenshot(&alice, "alice.png").await;
     screenshot(&bob, "bob.png").await;
     // The layout at phone width.

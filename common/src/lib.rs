@@ -14,7 +14,7 @@ mod messages;
 pub mod validate;
 
 pub use api::{ApiError, RoomSummary, SessionRequest, SessionResponse};
-pub use messages::{ChatMessage, ClientMsg, ErrorCode, ServerMsg, User};
+pub use messages::{ChatMessage, ClientMsg, ErrorCode, SendLimit, ServerMsg, User};
 
 /// Bumped on any incompatible change to the messages below. The server sends
 /// it in `welcome` so a stale client can tell it must reload.

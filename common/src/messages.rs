@@ -2,6 +2,24 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A connection's `send` rate limit, a token bucket: `burst` sends at once,
+/// and room for one more every `refill_ms`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SendLimit {
+    pub burst: u32,
+    pub refill_ms: u32,
+}
+
+/// What a server that does not say (an older one) allows by default.
+impl Default for SendLimit {
+    fn default() -> Self {
+        SendLimit {
+            burst: 40,
+            refill_ms: 50,
+        }
+    }
+}
+
 /// A signed-in person. `id` is stable for the life of their token; two tabs
 /// with the same token are the same user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -66,6 +84,10 @@ pub enum ServerMsg {
         /// `heartbeat_ms` plus a grace period should treat the link as dead.
         heartbeat_ms: u64,
         protocol: u32,
+        /// How fast this connection may `send`; a client paces itself to
+        /// it instead of being refused with `rate_limited`.
+        #[serde(default)]
+        send_limit: SendLimit,
     },
     /// The join succeeded. Missed messages (for a join with `since`) are sent
     /// before this, so when it arrives the client is up to date.

@@ -21,6 +21,11 @@
 //! - After (re)connecting, re-join every room, from the last seq seen.
 //! - Sends go to an outbox and stay there until acked. After a reconnect they
 //!   are re-sent with their original `client_id`, once their room is joined.
+//! - Sends are paced to the rate the server announces in `welcome` (a
+//!   token bucket refilled by a timer, a little slower than the server's),
+//!   so a burst of quick sends is never refused with `rate_limited` and
+//!   stays in order. A `rate_limited` answer anyway puts the message back
+//!   in the queue and empties the bucket.
 //! - A send answered `internal` (the server could not store it) is re-sent
 //!   after a backoff delay, at most `MAX_STORE_ATTEMPTS` times in all; then
 //!   it leaves the outbox and is reported as failed (`Effect::SendFailed`),
@@ -95,6 +100,8 @@ pub enum Event {
     ResendTimerFired,
     /// The connection has been up for `stable_ms`.
     StableTimerFired,
+    /// Room for one more send (`StartPaceTimer`).
+    PaceTimerFired,
     /// The user pressed "retry now".
     RetryNow,
     /// The user signed out or closed the app.
@@ -135,6 +142,10 @@ pub enum Effect {
     CancelWatchdog,
     /// The token is no good: show sign-in.
     RequireSignIn,
+    /// Fire `PaceTimerFired` after `ms`.
+    StartPaceTimer {
+        ms: u32,
+    },
     /// Fire `StableTimerFired` after `ms`, replacing any earlier one.
     StartStableTimer {
         ms: u32,
@@ -177,6 +188,7 @@ pub struct Connection {
     failures: u32,
     /// The current socket has opened (its `welcome` may still be due).
     socket_open: bool,
+    pace: Pace,
     heartbeat_ms: u32,
     rooms: BTreeMap<String, RoomCursor>,
     outbox: Vec<Outgoing>,
@@ -190,6 +202,7 @@ impl Connection {
             phase: Phase::Idle,
             failures: 0,
             socket_open: false,
+            pace: Pace::new(common::SendLimit::default()),
             rooms: BTreeMap::new(),
             outbox: Vec::new(),
         }
@@ -233,6 +246,14 @@ impl Connection {
                     self.socket_open = true;
                     self.arm_watchdog(&mut fx);
                 }
+            }
+            Event::PaceTimerFired => {
+                self.pace.timer_running = false;
+                self.pace.tokens = (self.pace.tokens + 1).min(self.pace.burst);
+                if self.phase == Phase::Open {
+                    self.flush_unsent(None, &mut fx);
+                }
+                self.pace.keep_refilling(&mut fx);
             }
             Event::StableTimerFired => {
                 if self.phase == Phase::Open {
@@ -302,19 +323,17 @@ impl Connection {
                 // The same client_id again (the person pressed Retry) replaces
                 // any queued copy: one message, one place in the outbox.
                 self.outbox.retain(|o| o.client_id != client_id);
-                let mut out = Outgoing {
+                self.outbox.push(Outgoing {
                     room,
                     content,
                     client_id,
                     sent: false,
                     store_failures: 0,
-                };
-                if self.phase == Phase::Open && self.rooms.get(&out.room).is_some_and(|r| r.joined)
-                {
-                    out.sent = true;
-                    fx.push(Effect::SendFrame(send_frame(&out)));
+                });
+                // Behind anything still waiting for its turn.
+                if self.phase == Phase::Open {
+                    self.flush_unsent(None, &mut fx);
                 }
-                self.outbox.push(out);
             }
             Event::Typing { room } => {
                 // Typing is ephemeral: never queued.
@@ -333,9 +352,17 @@ impl Connection {
             _ => return,
         }
         match msg {
-            ServerMsg::Welcome { heartbeat_ms, .. } => {
+            ServerMsg::Welcome {
+                heartbeat_ms,
+                send_limit,
+                ..
+            } => {
                 self.heartbeat_ms = heartbeat_ms.min(u64::from(u32::MAX / 2)) as u32;
                 self.phase = Phase::Open;
+                // A new connection starts with a full bucket on the server.
+                let running = self.pace.timer_running;
+                self.pace = Pace::new(send_limit);
+                self.pace.timer_running = running;
                 fx.push(Effect::StartStableTimer {
                     ms: self.policy.stable_ms,
                 });
@@ -389,6 +416,20 @@ impl Connection {
                     }
                 }
             }
+            // Too fast after all (our timers and the network do not run on
+            // the server's clock): back in the queue, in its place, and
+            // wait for the bucket to refill.
+            ServerMsg::Error {
+                reference: Some(reference),
+                code: common::ErrorCode::RateLimited,
+                ..
+            } => {
+                if let Some(out) = self.outbox.iter_mut().find(|o| o.client_id == reference) {
+                    out.sent = false;
+                    self.pace.tokens = 0;
+                    self.pace.keep_refilling(fx);
+                }
+            }
             // A refused message will not succeed by resending it as is.
             ServerMsg::Error {
                 reference: Some(reference),
@@ -403,15 +444,21 @@ impl Connection {
     }
 
     /// Sends the queued, unsent messages of joined rooms (of `only` if
-    /// given), in the order they were written.
+    /// given), in the order they were written, as far as the pace allows.
     fn flush_unsent(&mut self, only: Option<&str>, fx: &mut Vec<Effect>) {
         for out in &mut self.outbox {
             let joined = self.rooms.get(&out.room).is_some_and(|r| r.joined);
             if !out.sent && joined && only.is_none_or(|room| room == out.room) {
+                if self.pace.tokens == 0 {
+                    // Nothing overtakes a message waiting for its turn.
+                    break;
+                }
+                self.pace.tokens -= 1;
                 out.sent = true;
                 fx.push(Effect::SendFrame(send_frame(out)));
             }
         }
+        self.pace.keep_refilling(fx);
     }
 
     fn connect(&mut self, fx: &mut Vec<Effect>) {
@@ -456,6 +503,37 @@ impl Connection {
     }
 }
 
+/// The client's side of the server's send limit: a token bucket without a
+/// clock, refilled one token per timer tick while it is not full.
+#[derive(Debug, Clone)]
+struct Pace {
+    tokens: u32,
+    burst: u32,
+    refill_ms: u32,
+    timer_running: bool,
+}
+
+impl Pace {
+    fn new(limit: common::SendLimit) -> Pace {
+        let burst = limit.burst.max(1);
+        Pace {
+            tokens: burst,
+            burst,
+            // 10% slower than the server refills: timers run late, frames
+            // bunch up on the way, and a refusal costs more than a pause.
+            refill_ms: limit.refill_ms.max(1).saturating_add(limit.refill_ms / 10),
+            timer_running: false,
+        }
+    }
+
+    fn keep_refilling(&mut self, fx: &mut Vec<Effect>) {
+        if self.tokens < self.burst && !self.timer_running {
+            self.timer_running = true;
+            fx.push(Effect::StartPaceTimer { ms: self.refill_ms });
+        }
+    }
+}
+
 fn send_frame(out: &Outgoing) -> ClientMsg {
     ClientMsg::Send {
         room: out.room.clone(),
@@ -490,6 +568,7 @@ mod tests {
             },
             heartbeat_ms: 25_000,
             protocol: common::PROTOCOL_VERSION,
+            send_limit: common::SendLimit::default(),
         })
     }
 
@@ -565,6 +644,83 @@ mod tests {
             assert!(high <= (nominal * 3 / 2).min(30_000), "attempt {n}: {high}");
             assert!(high > nominal || nominal == 30_000, "attempt {n}");
         }
+    }
+
+    fn send(room: &str, id: &str) -> Event {
+        Event::Send {
+            room: room.into(),
+            content: "x".into(),
+            client_id: id.into(),
+        }
+    }
+
+    fn sent_ids(fx: &[Effect]) -> Vec<String> {
+        frames(fx)
+            .into_iter()
+            .filter_map(|f| match f {
+                ClientMsg::Send { client_id, .. } => Some(client_id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sends_are_paced_to_the_announced_limit_and_keep_their_order() {
+        let mut c = Connection::new(Policy::default());
+        c.handle(Event::Start, &mut mid());
+        c.handle(Event::Opened, &mut mid());
+        c.handle(
+            Event::Received(ServerMsg::Welcome {
+                user: User {
+                    id: "me".into(),
+                    name: "me".into(),
+                },
+                heartbeat_ms: 25_000,
+                protocol: common::PROTOCOL_VERSION,
+                send_limit: common::SendLimit {
+                    burst: 3,
+                    refill_ms: 100,
+                },
+            }),
+            &mut mid(),
+        );
+        c.handle(Event::Join { room: "r".into() }, &mut mid());
+        c.handle(joined("r", 0), &mut mid());
+        let mut out = Vec::new();
+        let mut timers = Vec::new();
+        for i in 1..=6 {
+            let fx = c.handle(send("r", &format!("c{i}")), &mut mid());
+            out.extend(sent_ids(&fx));
+            timers.extend(fx.iter().filter_map(|e| match e {
+                Effect::StartPaceTimer { ms } => Some(*ms),
+                _ => None,
+            }));
+        }
+        assert_eq!(out, ["c1", "c2", "c3"], "the burst goes at once");
+        assert_eq!(
+            timers,
+            [110],
+            "one refill timer, 10% slower than the server"
+        );
+        // Each tick lets exactly one more through, oldest first.
+        for want in ["c4", "c5", "c6"] {
+            let fx = c.handle(Event::PaceTimerFired, &mut mid());
+            assert_eq!(sent_ids(&fx), [want]);
+            assert!(fx.contains(&Effect::StartPaceTimer { ms: 110 }));
+        }
+        // A refusal anyway: back in line, and nothing more until a refill.
+        c.handle(
+            Event::Received(ServerMsg::Error {
+                code: common::ErrorCode::RateLimited,
+                message: "too fast".into(),
+                reference: Some("c5".into()),
+            }),
+            &mut mid(),
+        );
+        assert_eq!(c.outbox().len(), 6, "nothing dropped");
+        assert!(sent_ids(&c.handle(send("r", "c7"), &mut mid())).is_empty());
+        let fx = c.handle(Event::PaceTimerFired, &mut mid());
+        assert_eq!(sent_ids(&fx), ["c5"], "the refused one goes first");
     }
 
     #[test]
@@ -705,6 +861,7 @@ mod tests {
                 },
                 heartbeat_ms: 5_000,
                 protocol: 1,
+                send_limit: common::SendLimit::default(),
             }),
             &mut mid(),
         );

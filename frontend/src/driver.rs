@@ -40,6 +40,7 @@ struct Inner {
     retry_timer: Option<Timeout>,
     resend_timer: Option<Timeout>,
     stable_timer: Option<Timeout>,
+    pace_timer: Option<Timeout>,
     watchdog: Option<Timeout>,
 }
 
@@ -57,6 +58,7 @@ impl Driver {
                 retry_timer: None,
                 resend_timer: None,
                 stable_timer: None,
+                pace_timer: None,
                 watchdog: None,
             })),
         }
@@ -128,6 +130,11 @@ impl Driver {
                 self.inner.borrow_mut().watchdog = None;
             }
             Effect::RequireSignIn => {}
+            Effect::StartPaceTimer { ms } => {
+                let me = self.clone();
+                let timer = Timeout::new(ms, move || me.dispatch(Event::PaceTimerFired));
+                self.inner.borrow_mut().pace_timer = Some(timer);
+            }
             Effect::StartStableTimer { ms } => {
                 let me = self.clone();
                 let timer = Timeout::new(ms, move || me.dispatch(Event::StableTimerFired));

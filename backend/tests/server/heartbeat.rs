@@ -31,6 +31,18 @@ async fn the_server_pings_and_a_silent_client_is_closed_with_4010() {
             ..
         }
     ));
+    // The send limit is announced, so clients can pace themselves: the
+    // default 20/s with a burst of 40.
+    let ServerMsg::Welcome { send_limit, .. } = welcome else {
+        unreachable!()
+    };
+    assert_eq!(
+        send_limit,
+        common::SendLimit {
+            burst: 40,
+            refill_ms: 50
+        }
+    );
     drop(raw);
 
     // The watcher answers pings and stays connected well past the timeout.
