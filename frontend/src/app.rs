@@ -156,12 +156,20 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
 
     let open_room = move |room: String| {
         chat.update(|c| c.open_room(&room));
+        storage::save_current(&room);
         storage::save_rooms(&chat.with_untracked(|c| c.rooms.keys().cloned().collect::<Vec<_>>()));
         dispatch(Event::Join { room });
     };
     let mut rooms = storage::load_rooms();
     if rooms.is_empty() {
         rooms.push(DEFAULT_ROOM.to_owned());
+    }
+    // Back to the room that was on screen: it is opened last.
+    if let Some(current) = storage::load_current()
+        && let Some(at) = rooms.iter().position(|r| *r == current)
+    {
+        let room = rooms.remove(at);
+        rooms.insert(0, room);
     }
     dispatch(Event::Start);
     for room in rooms.iter().rev() {
@@ -263,7 +271,7 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                         <div class="conversation">
                             <MessageList chat room=current on_top=load_older on_retry />
                             <TypingLine chat room=current />
-                            <Composer on_send on_typing />
+                            <Composer room=current on_send on_typing />
                         </div>
                         <div class="side" class:stale=move || status.get().phase != Phase::Open>
                             <MemberList chat room=current />

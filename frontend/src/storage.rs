@@ -46,3 +46,16 @@ pub fn save_rooms(rooms: &[String]) {
         let _ = store.set_item(ROOMS_KEY, &serde_json::to_string(rooms).unwrap_or_default());
     }
 }
+
+const CURRENT_KEY: &str = "hearth.current";
+
+/// The room on screen, to return to after a reload.
+pub fn load_current() -> Option<String> {
+    store()?.get_item(CURRENT_KEY).ok()?
+}
+
+pub fn save_current(room: &str) {
+    if let Some(store) = store() {
+        let _ = store.set_item(CURRENT_KEY, room);
+    }
+}

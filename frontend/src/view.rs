@@ -184,10 +184,43 @@ pub fn TypingLine(
     view! { <div class="typing" data-testid="typing" aria-live="polite">{text}</div> }
 }
 
-/// The message box: Enter sends, Shift+Enter adds a newline.
+/// Show the byte counter once a message is this close to the limit.
+const COUNTER_FROM_BYTES: usize = common::validate::MAX_CONTENT_BYTES - 512;
+
+/// The message box of the current room. Each room keeps its own draft, and
+/// switching rooms puts the cursor back in the box. Near the 4096-byte
+/// limit a counter appears; over it, a message says by how much.
 #[component]
-pub fn Composer(on_send: Callback<String>, on_typing: Callback<()>) -> impl IntoView {
+pub fn Composer(
+    #[prop(into)] room: Signal<String>,
+    on_send: Callback<String>,
+    on_typing: Callback<()>,
+) -> impl IntoView {
+    use common::validate::MAX_CONTENT_BYTES;
     let text = RwSignal::new(String::new());
+    let drafts = StoredValue::new(std::collections::HashMap::<String, String>::new());
+    let shown = StoredValue::new(room.get_untracked());
+    let area = NodeRef::<leptos::html::Textarea>::new();
+    Effect::new(move |_| {
+        let now = room.get();
+        let before = shown.get_value();
+        if now == before {
+            return;
+        }
+        let draft = text.get_untracked();
+        drafts.update_value(|d| {
+            if draft.is_empty() {
+                d.remove(&before);
+            } else {
+                d.insert(before, draft);
+            }
+        });
+        text.set(drafts.with_value(|d| d.get(&now).cloned().unwrap_or_default()));
+        shown.set_value(now);
+        if let Some(el) = area.get_untracked() {
+            let _ = el.focus();
+        }
+    });
     let send = move || {
         let value = text.get_untracked();
         if common::validate::content(&value).is_ok() {
@@ -195,14 +228,28 @@ pub fn Composer(on_send: Callback<String>, on_typing: Callback<()>) -> impl Into
             text.set(String::new());
         }
     };
-    let too_long = move || text.with(|t| t.len() > common::validate::MAX_CONTENT_BYTES);
+    let bytes = move || text.with(String::len);
+    let too_long = move || bytes() > MAX_CONTENT_BYTES;
+    let counter = move || {
+        let n = bytes();
+        if n > MAX_CONTENT_BYTES {
+            format!(
+                "{} bytes too long: a message holds at most {MAX_CONTENT_BYTES} bytes",
+                n - MAX_CONTENT_BYTES
+            )
+        } else {
+            format!("{n} / {MAX_CONTENT_BYTES} bytes")
+        }
+    };
     view! {
         <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
             <textarea
+                node_ref=area
                 rows="1"
                 placeholder="Write a message…"
                 title="Enter sends, Shift+Enter starts a new line"
                 aria-label="Message"
+                aria-describedby="composer-counter"
                 prop:value=move || text.get()
                 on:input=move |ev| {
                     text.set(event_target_value(&ev));
@@ -216,6 +263,9 @@ pub fn Composer(on_send: Callback<String>, on_typing: Callback<()>) -> impl Into
                 }
             ></textarea>
             <button type="submit" disabled=too_long>"Send"</button>
+            <p id="composer-counter" class="counter" class:over=too_long aria-live="polite">
+                {move || (bytes() > COUNTER_FROM_BYTES).then(counter)}
+            </p>
         </form>
     }
 }

@@ -229,6 +229,7 @@ async fn the_composer_sends_on_enter_and_not_on_shift_enter() {
     let _mounted = mount_to(root.clone(), move || {
         view! {
             <Composer
+                room=Signal::derive(|| "general".to_owned())
                 on_send=Callback::new(move |text: String| sent.update(|s| s.push(text)))
                 on_typing=Callback::new(move |()| typing.update(|n| *n += 1))
             />
@@ -264,6 +265,68 @@ async fn the_composer_sends_on_enter_and_not_on_shift_enter() {
     area.dispatch_event(&key("keydown", "Enter", false))
         .unwrap();
     assert_eq!(sent.get_untracked().len(), 1);
+}
+
+/// Lets effects (not only rendering) run.
+async fn settle() {
+    for _ in 0..3 {
+        tick().await;
+    }
+    gloo_timers::future::TimeoutFuture::new(0).await;
+}
+
+#[wasm_bindgen_test]
+async fn each_room_keeps_its_draft_and_the_counter_warns_near_the_limit() {
+    let root = container();
+    let room = RwSignal::new("a".to_owned());
+    let _mounted = mount_to(root.clone(), move || {
+        view! { <Composer room on_send=Callback::new(|_: String| {}) on_typing=Callback::new(|()| {}) /> }
+    });
+    tick().await;
+    let area: web_sys::HtmlTextAreaElement = root
+        .query_selector("textarea")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    type_into(&area, "half a thought for a");
+    room.set("b".into());
+    settle().await;
+    assert_eq!(
+        area.value(),
+        "",
+        "the draft does not follow into another room"
+    );
+    assert_eq!(
+        document().active_element().map(|e| e.tag_name()),
+        Some("TEXTAREA".to_owned()),
+        "the cursor is back in the box after a switch"
+    );
+    type_into(&area, "for b");
+    room.set("a".into());
+    settle().await;
+    assert_eq!(area.value(), "half a thought for a");
+    room.set("b".into());
+    settle().await;
+    assert_eq!(area.value(), "for b");
+
+    // No counter for ordinary messages; one near the limit; a clear
+    // message and no Send button over it.
+    assert_eq!(text_of(&root, ".counter"), "");
+    type_into(&area, &"x".repeat(3700));
+    tick().await;
+    assert_eq!(text_of(&root, ".counter"), "3700 / 4096 bytes");
+    type_into(&area, &"é".repeat(2050));
+    tick().await;
+    assert_eq!(
+        text_of(&root, ".counter"),
+        "4 bytes too long: a message holds at most 4096 bytes"
+    );
+    let button: web_sys::HtmlButtonElement = root
+        .query_selector("button")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    assert!(button.disabled());
 }
 
 #[wasm_bindgen_test]
