@@ -65,16 +65,37 @@ fn start_server(port: u16, data: &Path) -> Child {
 }
 
 async fn browser(driver_url: &str) -> Client {
+    browser_in(driver_url, Scheme::Light).await
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Light,
+    Dark,
+}
+
+async fn browser_in(driver_url: &str, scheme: Scheme) -> Client {
     let chromium = std::env::var("HEARTH_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let mut args = vec![
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1100,720",
+    ];
+    if scheme == Scheme::Dark {
+        // Also makes `prefers-color-scheme: dark` match in pages.
+        args.push("--force-dark-mode");
+    }
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--disable-quic", "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync", "--no-first-run", "--window-size=1100,720"],
-        }),
+        serde_json::json!({ "binary": chromium, "args": args }),
     );
     // Each session gets its own fresh profile: two independent users.
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -368,4 +389,86 @@ async fn two_people_chat_and_survive_a_server_restart() {
     bob.close().await.unwrap();
     server.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(data);
+}
+
+/// Runs axe-core in the page and returns its violations, one line each.
+async fn axe(page: &Client) -> Vec<String> {
+    let path =
+        std::env::var("HEARTH_AXE_JS").expect("HEARTH_AXE_JS (scripts/test installs axe-core)");
+    let source = std::fs::read_to_string(path).expect("axe-core is installed");
+    page.execute(&source, vec![]).await.unwrap();
+    let found = page
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] }).then(r => done(
+               r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ' -> ' +
+                 v.nodes.slice(0, 4).map(n => n.target.join(' ')).join(' | '))));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
+/// axe-core finds nothing on the sign-in page or the chat, in the light and
+/// the dark scheme, at desktop and phone sizes; screenshots of each land in
+/// target/e2e/ to be looked at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_accessibility_violations_in_light_and_dark() {
+    let chromedriver =
+        std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let driver_port = free_port();
+    let _driver = Command::new(chromedriver)
+        .arg(format!("--port={driver_port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    wait_for_port(driver_port).await;
+    let driver_url = format!("http://127.0.0.1:{driver_port}");
+    let data = std::env::temp_dir().join(format!("hearth-a11y-{}", uuid::Uuid::new_v4()));
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}/");
+    let mut server = start_server(port, &data);
+    wait_for_port(port).await;
+    fill_room(port, "general", 3).await;
+
+    let mut problems = Vec::new();
+    for scheme in [Scheme::Light, Scheme::Dark] {
+        let name = format!("{scheme:?}").to_lowercase();
+        let page = browser_in(&driver_url, scheme).await;
+        page.goto(&base).await.unwrap();
+        page.wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css("#name"))
+            .await
+            .unwrap();
+        for found in axe(&page).await {
+            problems.push(format!("sign-in, {name}: {found}"));
+        }
+        screenshot(&page, &format!("signin-{name}.png")).await;
+        sign_in(&page, &base, &format!("Reader {name}")).await;
+        wait_text(&page, "[data-testid=messages]", "history #03", WAIT).await;
+        say(&page, "Hello from the accessibility check").await;
+        wait_text(&page, "[data-testid=messages]", "accessibility check", WAIT).await;
+        for found in axe(&page).await {
+            problems.push(format!("chat, {name}: {found}"));
+        }
+        screenshot(&page, &format!("chat-{name}.png")).await;
+        page.set_window_size(390, 844).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for found in axe(&page).await {
+            problems.push(format!("chat at phone size, {name}: {found}"));
+        }
+        screenshot(&page, &format!("chat-phone-{name}.png")).await;
+        page.close().await.unwrap();
+    }
+    server.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(data);
+    assert!(
+        problems.is_empty(),
+        "axe-core found:\n{}",
+        problems.join("\n")
+    );
 }

@@ -331,8 +331,8 @@ fn RoomSidebar(
     };
     view! {
         <nav class="sidebar">
-            <div class="brand"><span class="logo">"H"</span>" Hearth"</div>
-            <h3>"Your rooms"</h3>
+            <h1 class="brand"><span class="logo" aria-hidden="true">"H"</span>" Hearth"</h1>
+            <h2>"Your rooms"</h2>
             <ul class="rooms" data-testid="rooms">
                 <For each=joined key=|r| r.clone() children=move |(name, members, unread, active)| {
                     let open = name.clone();
@@ -355,7 +355,7 @@ fn RoomSidebar(
             </form>
             <p class="error">{move || error.get()}</p>
             <Show when=move || !others().is_empty()>
-                <h3>"Other rooms"</h3>
+                <h2>"Other rooms"</h2>
                 <ul class="rooms directory">
                     <For each=others key=|r| (r.name.clone(), r.members) children=move |r| {
                         let open = r.name.clone();

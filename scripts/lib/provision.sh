@@ -17,6 +17,7 @@ HEARTH_ROOT=${HEARTH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 # The wasm-bindgen CLI must match the crate version pinned in Cargo.toml.
 WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' "$HEARTH_ROOT/Cargo.toml")
 TRUNK_VERSION=0.21.14
+AXE_VERSION=4.14.1
 DEBIAN_TOOLCHAIN=debian-web
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -129,6 +130,14 @@ provision_browser() {
   fi
   export CHROMEDRIVER=/usr/bin/chromedriver
   export HEARTH_CHROMIUM=/usr/bin/chromium
+  # axe-core, injected into the app by the e2e test to check accessibility.
+  local axe="$HEARTH_ROOT/.tools/node_modules/axe-core/axe.min.js"
+  if ! grep -qs '"version": "'"$AXE_VERSION"'"' "$HEARTH_ROOT/.tools/node_modules/axe-core/package.json"; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    log "installing axe-core $AXE_VERSION (npm) into .tools/"
+    npm install --silent --no-audit --no-fund --prefix "$HEARTH_ROOT/.tools" "axe-core@$AXE_VERSION" >&2
+  fi
+  export HEARTH_AXE_JS=$axe
   export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
   export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$HEARTH_ROOT/frontend/webdriver.json"
   # The driver test watches hostile servers for 25 s on top of a restart test.
