@@ -456,6 +456,9 @@ async fn no_accessibility_violations_in_light_and_dark() {
             problems.push(format!("chat, {name}: {found}"));
         }
         screenshot(&page, &format!("chat-{name}.png")).await;
+        if scheme == Scheme::Light {
+            keyboard_and_empty_state(&page).await;
+        }
         page.set_window_size(390, 844).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         for found in axe(&page).await {
@@ -471,4 +474,79 @@ async fn no_accessibility_violations_in_light_and_dark() {
         "axe-core found:\n{}",
         problems.join("\n")
     );
+}
+
+/// Rooms are reachable and switchable by keyboard alone, and leaving every
+/// room leaves a clear empty state, not a bare "#" and a dead button.
+async fn keyboard_and_empty_state(page: &Client) {
+    let room_input = page.find(Locator::Css(".new-room input")).await.unwrap();
+    room_input.send_keys("second\u{E007}").await.unwrap();
+    wait_text(page, ".room-header h2", "# second", WAIT).await;
+    page.execute(
+        "document.querySelector('.rooms button.room-link').focus()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let focused = || async {
+        page.execute("return document.activeElement.textContent", vec![])
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(focused().await.starts_with("# general"));
+    // \u{E015} is WebDriver's ArrowDown, \u{E013} ArrowUp.
+    page.active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E015}")
+        .await
+        .unwrap();
+    assert!(
+        focused().await.starts_with("# second"),
+        "ArrowDown moves to the next room"
+    );
+    page.active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E013}")
+        .await
+        .unwrap();
+    assert!(
+        focused().await.starts_with("# general"),
+        "ArrowUp moves back"
+    );
+    page.active_element()
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    wait_text(page, ".room-header h2", "# general", WAIT).await;
+    let current = page
+        .find(Locator::Css(".rooms li.active button[aria-current=page]"))
+        .await
+        .unwrap();
+    assert!(current.text().await.unwrap().starts_with("# general"));
+
+    for _ in 0..2 {
+        page.find(Locator::Css(".room-header button.link"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_text(page, "main.room", "You are not in any room", WAIT).await;
+    assert!(
+        page.find(Locator::Css(".room-header")).await.is_err(),
+        "no header, no Leave button, without a room"
+    );
+    for found in axe(page).await {
+        panic!("empty state: {found}");
+    }
+    screenshot(page, "empty-light.png").await;
 }

@@ -5,6 +5,7 @@ use std::rc::Rc;
 use common::{RoomSummary, ServerMsg, SessionResponse};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use wasm_bindgen::JsCast;
 
 use crate::chat::{Chat, TypingThrottle};
 use crate::connection::{Event, Phase, Policy};
@@ -257,6 +258,12 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
             <RoomSidebar chat directory on_open=Callback::new(open_room) me=session.user.name.clone() on_sign_out=sign_out />
             <main class="room">
                 <Banner status now_ms on_retry=Callback::new(move |()| dispatch(Event::RetryNow)) />
+                <Show when=move || !current.get().is_empty() fallback=|| view! {
+                    <div class="empty">
+                        <h2>"You are not in any room"</h2>
+                        <p>"Join one with the box on the left, or pick one of the other rooms."</p>
+                    </div>
+                }>
                 <header class="room-header">
                     <h2>"# " {move || current.get()}</h2>
                     <button class="link" on:click=move |_| {
@@ -266,7 +273,6 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                         storage::save_rooms(&chat.with_untracked(|c| c.rooms.keys().cloned().collect::<Vec<_>>()));
                     }>"Leave room"</button>
                 </header>
-                <Show when=move || !current.get().is_empty() fallback=|| view! { <p class="empty">"Join a room to start chatting."</p> }>
                     <div class="room-body">
                         <div class="conversation">
                             <MessageList chat room=current on_top=load_older on_retry />
@@ -330,39 +336,46 @@ fn RoomSidebar(
         }
     };
     view! {
-        <nav class="sidebar">
+        <nav class="sidebar" aria-label="Rooms">
             <h1 class="brand"><span class="logo" aria-hidden="true">"H"</span>" Hearth"</h1>
             <h2>"Your rooms"</h2>
-            <ul class="rooms" data-testid="rooms">
+            <ul class="rooms" data-testid="rooms" on:keydown=arrow_keys>
                 <For each=joined key=|r| r.clone() children=move |(name, members, unread, active)| {
                     let open = name.clone();
                     view! {
-                        <li class:active=active on:click=move |_| on_open.run(open.clone())>
-                            <span class="room-name">"# " {name}</span>
-                            <span class="count" title="people in this room">{members} " here"</span>
-                            <Show when=move || { unread > 0 }>
-                                <span class="badge" title="unread">{unread}</span>
-                            </Show>
+                        <li class:active=active>
+                            <button type="button" class="room-link" aria-current=active.then_some("page")
+                                on:click=move |_| on_open.run(open.clone())>
+                                <span class="room-name">"# " {name}</span>
+                                <span class="count" title="people in this room">{members} " here"</span>
+                                <Show when=move || { unread > 0 }>
+                                    <span class="badge">{unread}<span class="visually-hidden">" unread"</span></span>
+                                </Show>
+                            </button>
                         </li>
                     }
                 } />
             </ul>
             <form class="new-room" on:submit=create>
                 <input placeholder="Room name" aria-label="Room name" maxlength="64"
+                    aria-describedby="room-rules"
                     prop:value=move || new_room.get()
                     on:input=move |ev| new_room.set(event_target_value(&ev)) />
                 <button type="submit">"Join"</button>
             </form>
-            <p class="error">{move || error.get()}</p>
+            <p id="room-rules" class="hint">"Letters, digits, - and _, up to 64"</p>
+            <p class="error" role="alert">{move || error.get()}</p>
             <Show when=move || !others().is_empty()>
                 <h2>"Other rooms"</h2>
-                <ul class="rooms directory">
+                <ul class="rooms directory" on:keydown=arrow_keys>
                     <For each=others key=|r| (r.name.clone(), r.members) children=move |r| {
                         let open = r.name.clone();
                         view! {
-                            <li on:click=move |_| on_open.run(open.clone())>
-                                <span class="room-name">"# " {r.name}</span>
-                                <span class="count" title="people in this room">{r.members} " here"</span>
+                            <li>
+                                <button type="button" class="room-link" on:click=move |_| on_open.run(open.clone())>
+                                    <span class="room-name">"# " {r.name}</span>
+                                    <span class="count" title="people in this room">{r.members} " here"</span>
+                                </button>
                             </li>
                         }
                     } />
@@ -388,4 +401,40 @@ fn new_client_id() -> String {
 pub fn mount() {
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(App);
+}
+
+/// Arrow keys move the focus between the rooms of a list (each a button);
+/// Enter or Space opens the focused one, as for any button.
+fn arrow_keys(ev: leptos::ev::KeyboardEvent) {
+    let step: i32 = match ev.key().as_str() {
+        "ArrowDown" | "ArrowRight" => 1,
+        "ArrowUp" | "ArrowLeft" => -1,
+        _ => return,
+    };
+    let Some(list) = ev
+        .current_target()
+        .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+    else {
+        return;
+    };
+    let Ok(buttons) = list.query_selector_all("button.room-link") else {
+        return;
+    };
+    let focused = document().active_element();
+    let count = buttons.length() as i32;
+    let Some(at) = (0..count).find(|i| {
+        buttons
+            .item(*i as u32)
+            .is_some_and(|b| focused.as_ref().is_some_and(|f| b.is_same_node(Some(f))))
+    }) else {
+        return;
+    };
+    ev.prevent_default();
+    let next = (at + step).rem_euclid(count);
+    if let Some(button) = buttons
+        .item(next as u32)
+        .and_then(|b| b.dyn_into::<web_sys::HtmlElement>().ok())
+    {
+        let _ = button.focus();
+    }
 }

@@ -129,7 +129,8 @@ pub fn MessageList(
         chat.with(|c| c.rooms.get(&room).is_some_and(|r| r.older_available))
     };
     view! {
-        <div class="messages" node_ref=list on:scroll=on_scroll data-testid="messages">
+        <div class="messages" node_ref=list on:scroll=on_scroll data-testid="messages"
+            role="log" aria-live="polite" aria-label="Messages" tabindex="0">
             <Show when=older>
                 <p class="notice">"Scroll up for older messages"</p>
             </Show>
