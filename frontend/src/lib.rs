@@ -7,6 +7,7 @@
 
 pub mod chat;
 pub mod connection;
+pub mod reading;
 
 #[cfg(target_arch = "wasm32")]
 pub mod api;

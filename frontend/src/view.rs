@@ -7,6 +7,7 @@ use wasm_bindgen::JsCast;
 
 use crate::chat::{Chat, LineStatus};
 use crate::connection::Phase;
+use crate::reading::{self, Piece};
 
 /// The connection as the banner shows it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,6 +93,12 @@ pub fn MessageList(
                 .unwrap_or_default()
         })
     };
+    // Lines with their separators and grouping (see `reading.rs`).
+    let decorated = move || {
+        let lines = lines();
+        let decor = reading::decorate(&lines, local_offset_min());
+        lines.into_iter().zip(decor).collect::<Vec<_>>()
+    };
     let list = NodeRef::<leptos::html::Div>::new();
     // Stick to the bottom unless the user scrolled up to read.
     let pinned = StoredValue::new(true);
@@ -135,10 +142,22 @@ pub fn MessageList(
                 <p class="notice">"Scroll up for older messages"</p>
             </Show>
             <For
-                each=lines
-                key=|line| (line.key.clone(), line.seq, line.status.clone())
-                children=move |line| {
+                each=decorated
+                key=|(line, decor)| (line.key.clone(), line.seq, line.status.clone(), *decor)
+                children=move |(line, decor)| {
                     let own = me().as_deref() == Some(line.user.id.as_str());
+                    let separator = decor.new_day.map(|day| view! {
+                        <div class="day" role="separator"><span>{day_label(day)}</span></div>
+                    });
+                    let who = format!("{} · id {}", line.user.name, reading::short_id(&line.user.id));
+                    let avatar = (!decor.continued).then(|| view! {
+                        <span class=format!("avatar {}", reading::avatar_class(&line.user.id)) aria-hidden="true" title=who.clone()>
+                            {reading::initials(&line.user.name)}
+                        </span>
+                    });
+                    let (iso, full) = timestamps(line.ts);
+                    // A grouped line shows no time; it is there on hover.
+                    let hover = decor.continued.then(|| full.clone());
                     let (status_text, status_class) = match &line.status {
                         LineStatus::Sent => (String::new(), ""),
                         LineStatus::Pending => ("sending…".to_owned(), "pending"),
@@ -155,15 +174,19 @@ pub fn MessageList(
                             }>"Retry"</button>
                         }
                     });
+                    let grouped = if decor.continued { "cont" } else { "" };
                     view! {
-                        <div class=format!("line {} {status_class}", if own { "own" } else { "other" }) data-seq=line.seq.map(|s| s.to_string())>
+                        {separator}
+                        <div class=format!("line {} {grouped} {status_class}", if own { "own" } else { "other" })
+                            data-seq=line.seq.map(|s| s.to_string()) title=hover>
                             <div class="meta">
-                                <span class="author">{line.user.name.clone()}</span>
-                                <time>{clock(line.ts)}</time>
+                                {avatar}
+                                <span class="author" title=who>{line.user.name.clone()}</span>
+                                <time datetime=iso title=full>{clock(line.ts)}</time>
                                 <span class="state">{status_text}</span>
                                 {retry}
                             </div>
-                            <div class="content">{line.content.clone()}</div>
+                            <div class="content">{content(&line.content)}</div>
                         </div>
                     }
                 }
@@ -301,6 +324,80 @@ pub fn MemberList(
 pub fn clock(ts_ms: i64) -> String {
     let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ts_ms as f64));
     format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+}
+
+/// Message text, with http(s) links as links and nothing else as markup.
+fn content(text: &str) -> impl IntoView + use<> {
+    reading::pieces(text)
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(t) => t.to_owned().into_any(),
+            Piece::Link(url) => view! {
+                <a href=url.to_owned() target="_blank" rel="noopener noreferrer">{url.to_owned()}</a>
+            }
+            .into_any(),
+        })
+        .collect_view()
+}
+
+/// Minutes east of UTC in this browser's time zone, now.
+fn local_offset_min() -> i32 {
+    -(js_sys::Date::new_0().get_timezone_offset() as i32)
+}
+
+/// `datetime` (ISO 8601) and a full local date and time, for `<time>`.
+fn timestamps(ts_ms: i64) -> (String, String) {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ts_ms as f64));
+    let iso = date.to_iso_string().as_string().unwrap_or_default();
+    let full = date
+        .to_locale_string("en-GB", &wasm_bindgen::JsValue::UNDEFINED)
+        .as_string()
+        .unwrap_or_default();
+    (iso, full)
+}
+
+/// "Today", "Yesterday", or "Sunday, 29 November 2026".
+fn day_label(day: i64) -> String {
+    const WEEKDAYS: [&str; 7] = [
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+    ];
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let offset = local_offset_min();
+    let today = reading::local_day(js_sys::Date::now() as i64, offset);
+    match today - day {
+        0 => return "Today".to_owned(),
+        1 => return "Yesterday".to_owned(),
+        _ => {}
+    }
+    // Noon local time on that day, as a Date.
+    let noon = day * 86_400_000 + 12 * 3_600_000 - i64::from(offset) * 60_000;
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(noon as f64));
+    format!(
+        "{}, {} {} {}",
+        WEEKDAYS[date.get_day() as usize % 7],
+        date.get_date(),
+        MONTHS[date.get_month() as usize % 12],
+        date.get_full_year()
+    )
 }
 
 /// Focuses the first element matching `selector`, if any.

@@ -163,6 +163,80 @@ async fn messages_render_as_text_with_own_and_pending_styling() {
 }
 
 #[wasm_bindgen_test]
+async fn messages_are_grouped_dated_and_links_are_safe_links() {
+    let root = container();
+    let chat = RwSignal::new(chat_with_room());
+    let at = |seq: u64, from: User, content: &str, ts: i64| {
+        let mut msg = message(seq, from, content);
+        if let ServerMsg::Message(m) = &mut msg {
+            m.ts = ts;
+        }
+        msg
+    };
+    let t0 = js_sys::Date::now() as i64;
+    chat.update(|c| {
+        c.apply(
+            &at(
+                1,
+                user("bob", "Bob"),
+                "see https://example.org/x.",
+                t0 - 120_000,
+            ),
+            0.0,
+        );
+        c.apply(
+            &at(2, user("bob", "Bob"), "javascript:alert(1)", t0 - 60_000),
+            0.0,
+        );
+        c.apply(&at(3, user("bob2", "Bob"), "another Bob", t0), 0.0);
+    });
+    let room = Signal::derive(|| "general".to_owned());
+    let _mounted = mount_to(root.clone(), move || view! { <MessageList chat room /> });
+    tick().await;
+
+    // One day separator ("Today"), and Bob's second message continues his group.
+    assert_eq!(root.query_selector_all(".day").unwrap().length(), 1);
+    assert_eq!(text_of(&root, ".day"), "Today");
+    assert!(
+        root.query_selector(".line.cont[data-seq='2']")
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        root.query_selector(".line.cont[data-seq='3']")
+            .unwrap()
+            .is_none()
+    );
+    // Two people named Bob get different avatars or at least different ids on hover.
+    let titles: Vec<String> = (1..=3)
+        .filter_map(|seq| {
+            root.query_selector(&format!(".line[data-seq='{seq}'] .author"))
+                .unwrap()
+                .and_then(|e| e.get_attribute("title"))
+        })
+        .collect();
+    assert_ne!(
+        titles[0], titles[2],
+        "namesakes differ on hover: {titles:?}"
+    );
+    // The link is a real, safe link; the rest stays text.
+    let link = root.query_selector(".line a").unwrap().expect("a link");
+    assert_eq!(
+        link.get_attribute("href").as_deref(),
+        Some("https://example.org/x")
+    );
+    assert_eq!(
+        link.get_attribute("rel").as_deref(),
+        Some("noopener noreferrer")
+    );
+    assert_eq!(link.get_attribute("target").as_deref(), Some("_blank"));
+    assert_eq!(root.query_selector_all(".line a").unwrap().length(), 1);
+    let time = root.query_selector(".line time").unwrap().unwrap();
+    assert!(time.get_attribute("datetime").unwrap().ends_with('Z'));
+    assert!(!time.get_attribute("title").unwrap().is_empty());
+}
+
+#[wasm_bindgen_test]
 async fn a_message_the_client_gave_up_on_shows_failed_with_a_retry_button() {
     let root = container();
     let chat = RwSignal::new(chat_with_room());

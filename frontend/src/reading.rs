@@ -1,0 +1,240 @@
+//! How a room's messages are laid out for reading, as pure functions (the
+//! view only renders what these decide):
+//! - consecutive messages from one person within a few minutes form a
+//!   group, and only the first shows the name and avatar;
+//! - a day separator goes before the first message of each local day;
+//! - http(s) links in a message become links, and nothing else is markup;
+//! - each person gets a stable avatar colour and initials from their id and
+//!   name, so two "Alice"s look different.
+
+use crate::chat::{Line, LineStatus};
+
+/// Messages closer together than this, from one person, are one group.
+pub const GROUP_WITHIN_MS: i64 = 5 * 60 * 1000;
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// What goes with a line besides its content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Decor {
+    /// A day separator goes before this line: the local day number.
+    pub new_day: Option<i64>,
+    /// Continues the previous line's group: no name or avatar.
+    pub continued: bool,
+}
+
+/// The local day (days since the epoch) of `ts_ms`, for a time zone
+/// `offset_min` minutes east of UTC.
+pub fn local_day(ts_ms: i64, offset_min: i32) -> i64 {
+    (ts_ms + i64::from(offset_min) * 60_000).div_euclid(DAY_MS)
+}
+
+/// Decides separators and grouping for `lines`, in order.
+pub fn decorate(lines: &[Line], offset_min: i32) -> Vec<Decor> {
+    let mut out = Vec::with_capacity(lines.len());
+    let mut previous: Option<&Line> = None;
+    for line in lines {
+        let day = local_day(line.ts, offset_min);
+        let new_day = match previous {
+            Some(p) if local_day(p.ts, offset_min) == day => None,
+            _ => Some(day),
+        };
+        let continued = new_day.is_none()
+            && previous.is_some_and(|p| {
+                p.user.id == line.user.id
+                    && line.ts - p.ts <= GROUP_WITHIN_MS
+                    && !matches!(p.status, LineStatus::Failed(_))
+            });
+        out.push(Decor { new_day, continued });
+        previous = Some(line);
+    }
+    out
+}
+
+/// A piece of message text: plain, or a link to show as one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    Text(&'a str),
+    Link(&'a str),
+}
+
+/// Splits `text` into plain text and http(s) links. A link runs to the next
+/// whitespace, less trailing punctuation (and a closing parenthesis it did
+/// not open), so "see (https://x.org/a)." links just the address.
+pub fn pieces(text: &str) -> Vec<Piece<'_>> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = find_link_start(rest) {
+        let tail = &rest[start..];
+        let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
+        let mut link = &tail[..end];
+        loop {
+            let trimmed = link.trim_end_matches(['.', ',', ';', ':', '!', '?', '"', '\'']);
+            // A closing parenthesis belongs to the link only if the link
+            // opened it ("…/A_(b)"), not the sentence ("(see …)").
+            let unbalanced = trimmed.matches(')').count() > trimmed.matches('(').count();
+            let trimmed = match trimmed.strip_suffix(')') {
+                Some(inner) if unbalanced => inner,
+                _ => trimmed,
+            };
+            if trimmed.len() == link.len() {
+                break;
+            }
+            link = trimmed;
+        }
+        let scheme_only = link == "http://" || link == "https://";
+        if start > 0 {
+            out.push(Piece::Text(&rest[..start]));
+        }
+        out.push(if scheme_only {
+            Piece::Text(link)
+        } else {
+            Piece::Link(link)
+        });
+        rest = &rest[start + link.len()..];
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest));
+    }
+    out
+}
+
+/// The first "http://" or "https://" that starts a word.
+fn find_link_start(text: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(at) = text[from..].find("http") {
+        let at = from + at;
+        let tail = &text[at..];
+        let starts_word = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || "([<\"'".contains(c));
+        if starts_word && (tail.starts_with("http://") || tail.starts_with("https://")) {
+            return Some(at);
+        }
+        from = at + 4;
+    }
+    None
+}
+
+/// Avatar colours (CSS classes `hue-0` … `hue-11`, each with white text
+/// at 4.5:1 or better).
+pub const AVATAR_COLOURS: u32 = 12;
+
+/// A stable colour class for a user id (FNV-1a: the same everywhere).
+pub fn avatar_class(user_id: &str) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in user_id.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("hue-{}", hash % AVATAR_COLOURS)
+}
+
+/// One or two letters for an avatar: the first letter of the first two
+/// words ("Ada Lovelace" → "AL"), else the first character.
+pub fn initials(name: &str) -> String {
+    let letters: String = name
+        .split_whitespace()
+        .filter_map(|word| word.chars().find(|c| c.is_alphanumeric()))
+        .take(2)
+        .flat_map(char::to_uppercase)
+        .collect();
+    if letters.is_empty() {
+        name.chars().next().map(String::from).unwrap_or_default()
+    } else {
+        letters
+    }
+}
+
+/// The first 8 characters of a user id, to tell people apart on hover.
+pub fn short_id(user_id: &str) -> &str {
+    user_id.get(..8).unwrap_or(user_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::User;
+
+    fn line(user: &str, ts: i64) -> Line {
+        Line {
+            key: format!("{user}{ts}"),
+            seq: Some(1),
+            user: User {
+                id: user.into(),
+                name: user.into(),
+            },
+            content: "x".into(),
+            ts,
+            status: LineStatus::Sent,
+        }
+    }
+
+    #[test]
+    fn groups_and_day_separators() {
+        let day = 20_000 * DAY_MS; // some day, at 00:00 UTC
+        let lines = [
+            line("a", day + 10 * 60_000),
+            line("a", day + 12 * 60_000),     // 2 min later: same group
+            line("a", day + 20 * 60_000),     // 8 min later: new group
+            line("b", day + 21 * 60_000),     // someone else
+            line("b", day + DAY_MS + 60_000), // next day: separator, new group
+        ];
+        let decor = decorate(&lines, 0);
+        let continued: Vec<bool> = decor.iter().map(|d| d.continued).collect();
+        assert_eq!(continued, [false, true, false, false, false]);
+        let days: Vec<Option<i64>> = decor.iter().map(|d| d.new_day).collect();
+        assert_eq!(days, [Some(20_000), None, None, None, Some(20_001)]);
+        // The day is the local one: at UTC+2, 23:00 UTC is already tomorrow.
+        assert_eq!(local_day(day - 60 * 60_000, 120), 20_000);
+        assert_eq!(local_day(day - 60 * 60_000, 0), 19_999);
+    }
+
+    #[test]
+    fn only_http_links_become_links() {
+        use Piece::*;
+        assert_eq!(
+            pieces("see https://example.org/a?b=1."),
+            [Text("see "), Link("https://example.org/a?b=1"), Text(".")]
+        );
+        assert_eq!(
+            pieces("(http://x.org/wiki/A_(b)) and more"),
+            [
+                Text("("),
+                Link("http://x.org/wiki/A_(b)"),
+                Text(") and more")
+            ]
+        );
+        assert_eq!(pieces("javascript:alert(1)"), [Text("javascript:alert(1)")]);
+        assert_eq!(pieces("xhttps://no"), [Text("xhttps://no")]);
+        assert_eq!(pieces("https://"), [Text("https://")]);
+        assert_eq!(pieces(""), []);
+        assert_eq!(
+            pieces("two: http://a.b https://c.d"),
+            [
+                Text("two: "),
+                Link("http://a.b"),
+                Text(" "),
+                Link("https://c.d")
+            ]
+        );
+    }
+
+    #[test]
+    fn avatars_are_stable_and_tell_namesakes_apart() {
+        assert_eq!(avatar_class("u-1"), avatar_class("u-1"));
+        let classes: std::collections::HashSet<String> = (0..50)
+            .map(|i| avatar_class(&format!("user-{i}")))
+            .collect();
+        assert!(
+            classes.len() > 6,
+            "ids spread over the colours: {classes:?}"
+        );
+        assert_eq!(initials("Ada Lovelace"), "AL");
+        assert_eq!(initials("alice"), "A");
+        assert_eq!(initials("  émile zola  the third"), "ÉZ");
+        assert_eq!(initials("😀"), "😀");
+        assert_eq!(short_id("5f0c1a2b-rest"), "5f0c1a2b");
+        assert_eq!(short_id("abc"), "abc");
+    }
+}
