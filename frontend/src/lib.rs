@@ -8,6 +8,7 @@
 pub mod chat;
 pub mod connection;
 pub mod reading;
+pub mod scrolling;
 
 #[cfg(target_arch = "wasm32")]
 pub mod api;

@@ -8,6 +8,8 @@ use wasm_bindgen::JsCast;
 use crate::chat::{Chat, LineStatus};
 use crate::connection::Phase;
 use crate::reading::{self, Piece};
+use crate::scrolling::{self, Change, Place, Scroll};
+use std::collections::HashMap;
 
 /// The connection as the banner shows it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,13 +102,22 @@ pub fn MessageList(
         lines.into_iter().zip(decor).collect::<Vec<_>>()
     };
     let list = NodeRef::<leptos::html::Div>::new();
-    // Stick to the bottom unless the user scrolled up to read.
+    // Following the newest messages, unless the reader scrolled up.
     let pinned = StoredValue::new(true);
+    // Each room's place, kept as the reader scrolls (see `scrolling.rs`).
+    let places = StoredValue::new(HashMap::<String, Place>::new());
+    // What was drawn last: the room, and the key of its last line.
+    let drawn = StoredValue::new((String::new(), None::<String>));
+    let unseen = RwSignal::new(0u32);
     // The scroll height before older messages were requested, to keep the
     // reader's place when they arrive above.
     let anchor = StoredValue::new(None::<i32>);
+    let mine = move |line: &crate::chat::Line| {
+        chat.with_untracked(|c| c.me.as_ref().is_some_and(|me| me.id == line.user.id))
+    };
     Effect::new(move |_| {
-        lines();
+        let lines = lines();
+        let room_now = room.get();
         let Some(el) = list.get() else { return };
         if let Some(old_height) = anchor.get_value() {
             request_animation_frame(move || {
@@ -115,14 +126,56 @@ pub fn MessageList(
                     el.set_scroll_top(el.scroll_height() - old_height);
                 }
             });
-        } else if pinned.get_value() {
-            request_animation_frame(move || el.set_scroll_top(el.scroll_height()));
+            return;
+        }
+        let (drawn_room, drawn_last) = drawn.get_value();
+        let switched =
+            (drawn_room != room_now).then(|| places.with_value(|p| p.get(&room_now).copied()));
+        // Lines after the last one drawn are new at the end.
+        let new_at_end: &[crate::chat::Line] = match &drawn_last {
+            _ if switched.is_some() => &[],
+            Some(key) => match lines.iter().rposition(|l| &l.key == key) {
+                Some(at) => &lines[at + 1..],
+                None => &[],
+            },
+            None => &lines,
+        };
+        let change = Change {
+            switched,
+            others_added: new_at_end.iter().filter(|l| !mine(l)).count() as u32,
+            own_added: new_at_end.iter().any(mine),
+        };
+        drawn.set_value((room_now, lines.last().map(|l| l.key.clone())));
+        let (scroll, count) =
+            scrolling::after_change(change, pinned.get_value(), unseen.get_untracked());
+        unseen.set(count);
+        match scroll {
+            Scroll::Bottom => {
+                pinned.set_value(true);
+                request_animation_frame(move || el.set_scroll_top(el.scroll_height()));
+            }
+            Scroll::To(top) => {
+                pinned.set_value(false);
+                request_animation_frame(move || el.set_scroll_top(top));
+            }
+            Scroll::Stay => {}
         }
     });
     let on_scroll = move |_| {
         if let Some(el) = list.get() {
             let from_bottom = el.scroll_height() - el.scroll_top() - el.client_height();
-            pinned.set_value(from_bottom < 40);
+            let at_bottom = from_bottom < 40;
+            pinned.set_value(at_bottom);
+            if at_bottom {
+                unseen.set(0);
+            }
+            let place = Place {
+                scroll_top: el.scroll_top(),
+                pinned: at_bottom,
+            };
+            places.update_value(|p| {
+                p.insert(room.get_untracked(), place);
+            });
             if el.scroll_top() == 0
                 && let Some(on_top) = on_top
             {
@@ -131,11 +184,24 @@ pub fn MessageList(
             }
         }
     };
+    let to_newest = move |_| {
+        unseen.set(0);
+        pinned.set_value(true);
+        if let Some(el) = list.get() {
+            el.set_scroll_top(el.scroll_height());
+        }
+    };
     let older = move || {
         let room = room.get();
         chat.with(|c| c.rooms.get(&room).is_some_and(|r| r.older_available))
     };
     view! {
+        <div class="messages-wrap">
+        <Show when=move || { unseen.get() > 0 }>
+            <button type="button" class="new-below" on:click=to_newest>
+                {move || scrolling::unseen_label(unseen.get())}
+            </button>
+        </Show>
         <div class="messages" node_ref=list on:scroll=on_scroll data-testid="messages"
             role="log" aria-live="polite" aria-label="Messages" tabindex="0">
             <Show when=older>
@@ -191,6 +257,7 @@ pub fn MessageList(
                     }
                 }
             />
+        </div>
         </div>
     }
 }

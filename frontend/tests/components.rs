@@ -236,6 +236,90 @@ async fn messages_are_grouped_dated_and_links_are_safe_links() {
     assert!(!time.get_attribute("title").unwrap().is_empty());
 }
 
+/// A list that really scrolls: 200 px tall, in a column.
+fn scrolling_container() -> web_sys::HtmlElement {
+    let doc = document();
+    let style = doc.create_element("style").unwrap();
+    style.set_text_content(Some(
+        ".scroller { height: 200px; display: flex; flex-direction: column; }
+         .scroller .messages-wrap { flex: 1; min-height: 0; display: flex; flex-direction: column; }
+         .scroller .messages { flex: 1; overflow-y: auto; }
+         .scroller .line { height: 40px; }",
+    ));
+    doc.head().unwrap().append_child(&style).unwrap();
+    let root = container();
+    root.set_class_name("scroller");
+    root
+}
+
+fn from_bob(seq: u64, room: &str) -> ServerMsg {
+    let mut msg = message(seq, user("bob", "Bob"), &format!("m{seq}"));
+    if let ServerMsg::Message(m) = &mut msg {
+        m.room = room.into();
+    }
+    msg
+}
+
+#[wasm_bindgen_test]
+async fn reading_older_messages_is_not_disturbed_and_rooms_keep_their_place() {
+    let root = scrolling_container();
+    let chat = RwSignal::new(chat_with_room());
+    chat.update(|c| {
+        c.apply(
+            &ServerMsg::Joined {
+                room: "other".into(),
+                members: vec![],
+                last_seq: 0,
+                recovered: true,
+            },
+            0.0,
+        );
+        for seq in 1..=30 {
+            c.apply(&from_bob(seq, "general"), 0.0);
+            c.apply(&from_bob(seq, "other"), 0.0);
+        }
+    });
+    let room = RwSignal::new("general".to_owned());
+    let _mounted = mount_to(root.clone(), move || view! { <MessageList chat room /> });
+    settle().await;
+    let list: web_sys::HtmlElement = root
+        .query_selector(".messages")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    let at_bottom =
+        |el: &web_sys::HtmlElement| el.scroll_height() - el.scroll_top() - el.client_height() < 40;
+    assert!(at_bottom(&list), "a room opens on its newest message");
+
+    // The reader scrolls up; a new message does not move the view.
+    list.set_scroll_top(100);
+    list.dispatch_event(&web_sys::Event::new("scroll").unwrap())
+        .unwrap();
+    chat.update(|c| {
+        c.apply(&from_bob(31, "general"), 0.0);
+    });
+    settle().await;
+    assert_eq!(list.scroll_top(), 100, "the view stays put");
+    assert_eq!(text_of(&root, ".new-below"), "1 new message ↓");
+
+    // Another room, then back: the place is kept.
+    room.set("other".into());
+    settle().await;
+    assert!(
+        at_bottom(&list),
+        "the other room was never scrolled: newest"
+    );
+    room.set("general".into());
+    settle().await;
+    assert_eq!(list.scroll_top(), 100, "back where the reader was");
+
+    // Your own message is always brought into view.
+    chat.update(|c| c.queue_local("general", "mine", "c-mine", 0.0));
+    settle().await;
+    assert!(at_bottom(&list), "scrolled to your own message");
+    assert!(root.query_selector(".new-below").unwrap().is_none());
+}
+
 #[wasm_bindgen_test]
 async fn a_message_the_client_gave_up_on_shows_failed_with_a_retry_button() {
     let root = container();
@@ -341,12 +425,12 @@ async fn the_composer_sends_on_enter_and_not_on_shift_enter() {
     assert_eq!(sent.get_untracked().len(), 1);
 }
 
-/// Lets effects (not only rendering) run.
+/// Lets effects (not only rendering) run, and an animation frame pass.
 async fn settle() {
     for _ in 0..3 {
         tick().await;
     }
-    gloo_timers::future::TimeoutFuture::new(0).await;
+    gloo_timers::future::TimeoutFuture::new(50).await;
 }
 
 #[wasm_bindgen_test]
