@@ -101,6 +101,10 @@ pub struct JoinTicket {
     pub up_to: u64,
     pub history: Vec<Utf8Bytes>,
     pub recovered: bool,
+    /// The user's read position in the room, and how many messages of
+    /// other people follow it.
+    pub read_seq: u64,
+    pub unread: u32,
 }
 
 impl Hub {
@@ -165,6 +169,14 @@ impl Hub {
             }
             (state.order.next_seq() - 1, already_live)
         };
+        let (read_seq, unread) = match self.store.read_state(&peer.user.id, &room.name).await {
+            Ok(state) => state,
+            // Unread counts are a convenience: a join does not fail for them.
+            Err(err) => {
+                tracing::warn!(%err, room = %room.name, "could not read the read position");
+                (0, 0)
+            }
+        };
         if already_live {
             // A repeated join: it already has everything, and replaying
             // history now would interleave old messages with live ones.
@@ -173,6 +185,8 @@ impl Hub {
                 up_to,
                 history: Vec::new(),
                 recovered: true,
+                read_seq,
+                unread,
             });
         }
         let fetched = self.history_for(&room.name, since, up_to).await;
@@ -192,7 +206,31 @@ impl Hub {
             up_to,
             history,
             recovered,
+            read_seq,
+            unread,
         })
+    }
+
+    /// The user read `room` up to `seq` (at most its newest message): stored,
+    /// and told to the user's other connections in the room on this node.
+    pub async fn mark_read(&self, room: &str, peer: &Peer, seq: u64) -> Result<(), StoreError> {
+        let Some(loaded) = self.existing(room) else {
+            return Err(StoreError::UnknownRoom(room.to_owned()));
+        };
+        let newest = lock(&loaded.state).order.next_seq() - 1;
+        let seq = seq.min(newest);
+        self.store.mark_read(&peer.user.id, room, seq).await?;
+        let frame = encode(&ServerMsg::Read {
+            room: room.to_owned(),
+            seq,
+        });
+        let state = lock(&loaded.state);
+        for other in state.peers.values() {
+            if other.user_id == peer.user_id && other.id != peer.id {
+                other.outbox.push(frame.clone());
+            }
+        }
+        Ok(())
     }
 
     /// Second half of a join: queues `joined`, then whatever arrived live
@@ -211,6 +249,8 @@ impl Hub {
             members: state.visible_members(),
             last_seq: ticket.up_to,
             recovered: ticket.recovered,
+            read_seq: ticket.read_seq,
+            unread: ticket.unread,
         }));
         for frame in buffered {
             peer.outbox.push(frame);

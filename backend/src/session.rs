@@ -165,6 +165,7 @@ impl Session {
                 }
             }
             ClientMsg::Pong => {}
+            ClientMsg::Read { room, seq } => self.read(room, seq).await,
         }
     }
 
@@ -205,6 +206,21 @@ impl Session {
             }
         }
         self.app.hub.finish_join(ticket, &self.peer);
+    }
+
+    async fn read(&mut self, room: String, seq: u64) {
+        if !self.rooms.contains(&room) {
+            return self.reject(ErrorCode::NotJoined, "join the room first", Some(room));
+        }
+        // Each one is a write: limited like joins (a client sends about one
+        // a second per room it is looking at).
+        if !self.membership_bucket.try_take(std::time::Instant::now()) {
+            return self.tell(ErrorCode::RateLimited, "marking read too fast", Some(room));
+        }
+        if let Err(err) = self.app.hub.mark_read(&room, &self.peer, seq).await {
+            // Not worth bothering the reader: the next one will do.
+            tracing::debug!(%err, room, "storing a read position failed");
+        }
     }
 
     fn leave(&mut self, room: String) {
@@ -283,7 +299,7 @@ fn classify_bad_frame(text: &str) -> (ErrorCode, &'static str) {
         Ok(tagged)
             if !matches!(
                 tagged.kind.as_ref(),
-                "join" | "leave" | "send" | "typing" | "pong"
+                "join" | "leave" | "send" | "typing" | "pong" | "read"
             ) =>
         {
             (ErrorCode::UnknownType, "unknown message type")

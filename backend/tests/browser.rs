@@ -385,6 +385,16 @@ async fn two_people_chat_and_survive_a_server_restart() {
         .unwrap();
     assert_eq!(lines.len(), 60, "older messages were added above");
 
+    // Read state lives on the server: after a reload Alice is back in the
+    // room she was in, and the rooms she has read show no unread badge.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    alice.refresh().await.unwrap();
+    wait_text(&alice, "[data-testid=banner]", "Connected", WAIT).await;
+    wait_text(&alice, ".room-header h2", "# history", WAIT).await;
+    wait_text(&alice, "[data-testid=rooms]", "general", WAIT).await;
+    let badges = alice.find_all(Locator::Css(".rooms .badge")).await.unwrap();
+    assert!(badges.is_empty(), "no unread badge for rooms she has read");
+
     alice.close().await.unwrap();
     bob.close().await.unwrap();
     server.kill().await.unwrap();

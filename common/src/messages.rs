@@ -71,6 +71,13 @@ pub enum ClientMsg {
     },
     /// The answer to `ping`.
     Pong,
+    /// "I have read this room up to `seq`." Stored per user, so unread
+    /// counts are the same in every tab and after a reload. Send it when the
+    /// newest messages are on screen, at most about once a second per room.
+    Read {
+        room: String,
+        seq: u64,
+    },
 }
 
 /// Server → client.
@@ -101,6 +108,12 @@ pub enum ServerMsg {
         /// only the newest page was sent and older ones must be paged in.
         #[serde(default = "yes")]
         recovered: bool,
+        /// How far this user has read the room (0: nothing yet).
+        #[serde(default)]
+        read_seq: u64,
+        /// Messages from other people after `read_seq`, counted up to 100.
+        #[serde(default)]
+        unread: u32,
     },
     Left {
         room: String,
@@ -110,6 +123,11 @@ pub enum ServerMsg {
     Ack {
         room: String,
         client_id: String,
+        seq: u64,
+    },
+    /// You (in another tab or device) read `room` up to `seq`.
+    Read {
+        room: String,
         seq: u64,
     },
     UserJoined {
@@ -287,6 +305,8 @@ mod tests {
             members: vec![user()],
             last_seq: 0,
             recovered: true,
+            read_seq: 0,
+            unread: 0,
         };
         let v = serde_json::to_value(&joined).unwrap();
         assert_eq!(v["type"], "joined");

@@ -178,6 +178,31 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     }
 
     let current = Signal::derive(move || chat.with(|c| c.current.clone().unwrap_or_default()));
+
+    // The room on screen is read up to its newest message: tell the server
+    // (stored per user, so every tab and a reload agree), at most once a
+    // second, and not while the page is hidden.
+    let report = StoredValue::new_local(None::<gloo_timers::callback::Timeout>);
+    Effect::new(move |_| {
+        let behind = chat.with(|c| {
+            let room = c.current.as_ref()?;
+            let state = c.rooms.get(room)?;
+            Some(state.last_seq > state.read_seq)
+        });
+        if behind != Some(true) || report.with_value(Option::is_some) {
+            return;
+        }
+        let timer = gloo_timers::callback::Timeout::new(1_000, move || {
+            report.set_value(None);
+            if document().hidden() {
+                return;
+            }
+            if let Some((room, seq)) = chat.try_update(Chat::to_report).flatten() {
+                dispatch(Event::Read { room, seq });
+            }
+        });
+        report.set_value(Some(timer));
+    });
     let typing = StoredValue::new(TypingThrottle::default());
     let on_typing = Callback::new(move |()| {
         let now = js_sys::Date::now();
@@ -349,7 +374,10 @@ fn RoomSidebar(
                                 <span class="room-name">"# " {name}</span>
                                 <span class="count" title="people in this room">{members} " here"</span>
                                 <Show when=move || { unread > 0 }>
-                                    <span class="badge">{unread}<span class="visually-hidden">" unread"</span></span>
+                                    <span class="badge">
+                                        {if unread >= 100 { "99+".to_owned() } else { unread.to_string() }}
+                                        <span class="visually-hidden">" unread"</span>
+                                    </span>
                                 </Show>
                             </button>
                         </li>

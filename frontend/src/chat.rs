@@ -69,6 +69,8 @@ pub struct RoomState {
     /// user id -> (user, when the indicator expires)
     pub typing: BTreeMap<String, (User, f64)>,
     pub unread: u32,
+    /// How far this user has read the room, as the server knows it.
+    pub read_seq: u64,
     pub last_seq: u64,
     /// Older history exists than is shown (load it by scrolling up).
     pub older_available: bool,
@@ -114,8 +116,15 @@ impl Chat {
                 members,
                 last_seq,
                 recovered,
+                read_seq,
+                unread,
             } => {
+                let is_current = self.current.as_deref() == Some(room.as_str());
                 let state = self.rooms.entry(room.clone()).or_default();
+                state.read_seq = state.read_seq.max(*read_seq);
+                // The server counted from the stored read position; that
+                // covers whatever was replayed before this.
+                state.unread = if is_current { 0 } else { *unread };
                 state.members = members.iter().map(|u| (u.id.clone(), u.clone())).collect();
                 state.last_seq = state.last_seq.max(*last_seq);
                 state.live = true;
@@ -131,6 +140,7 @@ impl Chat {
                     state.older_available = true;
                 }
             }
+            ServerMsg::Read { room, seq } => self.read_elsewhere(room, *seq),
             ServerMsg::Left { room } => {
                 self.rooms.remove(room);
                 if self.current.as_deref() == Some(room) {
@@ -267,7 +277,7 @@ impl Chat {
         state.last_seq = state.last_seq.max(m.seq);
         if newest {
             state.typing.remove(&m.user.id);
-            if !is_current && !mine {
+            if !is_current && !mine && m.seq > state.read_seq {
                 state.unread += 1;
             }
         }
@@ -319,6 +329,32 @@ impl Chat {
                 }
             }
         }
+    }
+
+    /// Read in another tab or device: catch up with it.
+    fn read_elsewhere(&mut self, room: &str, seq: u64) {
+        let me = self.me.as_ref().map(|u| u.id.clone());
+        if let Some(state) = self.rooms.get_mut(room) {
+            state.read_seq = state.read_seq.max(seq);
+            let read = state.read_seq;
+            state.unread = state
+                .lines
+                .iter()
+                .filter(|l| l.seq.is_some_and(|s| s > read) && Some(&l.user.id) != me.as_ref())
+                .count() as u32;
+        }
+    }
+
+    /// The room on screen has messages beyond the read position: moves it
+    /// to the newest and returns it, for the server (`read`).
+    pub fn to_report(&mut self) -> Option<(String, u64)> {
+        let room = self.current.clone()?;
+        let state = self.rooms.get_mut(&room)?;
+        if state.last_seq <= state.read_seq {
+            return None;
+        }
+        state.read_seq = state.last_seq;
+        Some((room, state.last_seq))
     }
 
     /// Starts showing a room, creating its entry if the join is on its way.
@@ -390,6 +426,8 @@ mod tests {
                 members: vec![user("me"), user("bob")],
                 last_seq: 0,
                 recovered: true,
+                read_seq: 0,
+                unread: 0,
             },
             0.0,
         );
@@ -471,6 +509,48 @@ mod tests {
     }
 
     #[test]
+    fn unread_comes_from_the_server_and_follows_other_tabs() {
+        let mut chat = chat_in_room();
+        chat.apply(
+            &ServerMsg::Joined {
+                room: "other".into(),
+                members: vec![],
+                last_seq: 9,
+                recovered: true,
+                read_seq: 5,
+                unread: 4,
+            },
+            0.0,
+        );
+        assert_eq!(chat.rooms["other"].unread, 4, "counted by the server");
+        // A replayed message at or below the read position is not unread.
+        let mut old = msg(5, "bob", "b5");
+        let mut new = msg(10, "bob", "b10");
+        for m in [&mut old, &mut new] {
+            if let ServerMsg::Message(m) = m {
+                m.room = "other".into();
+            }
+        }
+        chat.apply(&old, 0.0);
+        chat.apply(&new, 0.0);
+        assert_eq!(chat.rooms["other"].unread, 5);
+        // Read to 10 in another tab.
+        chat.apply(
+            &ServerMsg::Read {
+                room: "other".into(),
+                seq: 10,
+            },
+            0.0,
+        );
+        assert_eq!(chat.rooms["other"].unread, 0);
+        // On screen: reported once, up to the newest.
+        chat.open_room("r");
+        chat.apply(&msg(1, "bob", "b1"), 0.0);
+        assert_eq!(chat.to_report(), Some(("r".into(), 1)));
+        assert_eq!(chat.to_report(), None, "nothing new since");
+    }
+
+    #[test]
     fn unread_counts_rooms_not_on_screen() {
         let mut chat = chat_in_room();
         chat.apply(&msg(1, "bob", "b1"), 0.0);
@@ -507,6 +587,8 @@ mod tests {
                 members: vec![],
                 last_seq: seq,
                 recovered: true,
+                read_seq: 0,
+                unread: 0,
             },
             0.0,
         );

@@ -122,6 +122,11 @@ pub enum Event {
     Typing {
         room: String,
     },
+    /// The user has seen `room` up to `seq`.
+    Read {
+        room: String,
+        seq: u64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,6 +338,12 @@ impl Connection {
                 // Behind anything still waiting for its turn.
                 if self.phase == Phase::Open {
                     self.flush_unsent(None, &mut fx);
+                }
+            }
+            Event::Read { room, seq } => {
+                // Not queued either: the next one after a reconnect will do.
+                if self.phase == Phase::Open && self.rooms.get(&room).is_some_and(|r| r.joined) {
+                    fx.push(Effect::SendFrame(ClientMsg::Read { room, seq }));
                 }
             }
             Event::Typing { room } => {
@@ -603,6 +614,8 @@ mod tests {
             members: vec![],
             last_seq,
             recovered: true,
+            read_seq: 0,
+            unread: 0,
         })
     }
 

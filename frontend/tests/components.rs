@@ -45,6 +45,8 @@ fn chat_with_room() -> Chat {
             members: vec![user("me", "Me"), user("bob", "Bob")],
             last_seq: 0,
             recovered: true,
+            read_seq: 0,
+            unread: 0,
         },
         0.0,
     );
@@ -271,6 +273,8 @@ async fn reading_older_messages_is_not_disturbed_and_rooms_keep_their_place() {
                 members: vec![],
                 last_seq: 0,
                 recovered: true,
+                read_seq: 0,
+                unread: 0,
             },
             0.0,
         );

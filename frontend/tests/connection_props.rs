@@ -135,6 +135,8 @@ proptest! {
                     members: vec![],
                     last_seq: 0,
                     recovered: true,
+                    read_seq: 0,
+                    unread: 0,
                 }),
                 Action::Ack(n) | Action::Internal(n) | Action::Refuse(n)
                     if world.socket && phase == Phase::Open && !world.in_flight.is_empty() =>
@@ -255,6 +257,8 @@ fn a_message_the_store_keeps_refusing_is_given_up_after_the_limit() {
             members: vec![],
             last_seq: 0,
             recovered: true,
+            read_seq: 0,
+            unread: 0,
         }),
         &mut mid,
     );

@@ -26,6 +26,7 @@ CREATE UNIQUE INDEX messages_client_id ON messages (room, user_id, client_id);
 CREATE INDEX messages_ts ON messages (ts);
 "#,
     PROBE_TABLE,
+    READ_MARKS,
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -51,8 +52,13 @@ CREATE UNIQUE INDEX messages_client_id ON messages (room, user_id, client_id);
 CREATE INDEX messages_ts ON messages (ts);
 "#,
     PROBE_TABLE,
+    READ_MARKS,
 ];
 
 /// 2: one row that the health probe rewrites, to learn whether the store
 /// takes writes again after a failure.
 const PROBE_TABLE: &str = "CREATE TABLE hearth_probe (id INTEGER PRIMARY KEY, at BIGINT NOT NULL);";
+
+/// 3: how far each user has read each room (unread counts, every tab).
+const READ_MARKS: &str = "CREATE TABLE read_marks (user_id TEXT NOT NULL, room TEXT NOT NULL, \
+    seq BIGINT NOT NULL, PRIMARY KEY (user_id, room));";

@@ -101,6 +101,14 @@ pub trait Store: Send + Sync + 'static {
     /// messages older than `older_than_ms`. Returns how many were deleted.
     async fn prune(&self, keep_per_room: Option<u64>, older_than_ms: Option<i64>) -> Result<u64>;
 
+    /// `user_id` has read `room` up to `seq`; a lower seq than before is
+    /// ignored (another tab may report late).
+    async fn mark_read(&self, user_id: &str, room: &str, seq: u64) -> Result<()>;
+
+    /// How far `user_id` has read `room`, and how many messages of other
+    /// people follow (counted up to 100).
+    async fn read_state(&self, user_id: &str, room: &str) -> Result<(u64, u32)>;
+
     /// A tiny write, to learn whether the store takes writes again.
     async fn probe(&self, now_ms: i64) -> Result<()>;
 

@@ -26,6 +26,13 @@ pub const ROOMS: &str = "SELECT name, created_at, created_by, last_seq FROM room
 /// Seqs are contiguous, so "beyond the newest N" is `seq <= last_seq - N`.
 pub const PRUNE_COUNT: &str = "DELETE FROM messages WHERE seq <= (SELECT last_seq FROM rooms WHERE rooms.name = messages.room) - $1";
 pub const PRUNE_AGE: &str = "DELETE FROM messages WHERE ts < $1";
+pub const MARK_READ: &str = "INSERT INTO read_marks (user_id, room, seq) VALUES ($1, $2, $3) \
+     ON CONFLICT (user_id, room) DO UPDATE SET seq = CASE WHEN excluded.seq > read_marks.seq \
+     THEN excluded.seq ELSE read_marks.seq END";
+pub const READ_SEQ: &str = "SELECT seq FROM read_marks WHERE user_id = $1 AND room = $2";
+/// Bounded: a badge says "99+" beyond that, and the count stays an index scan.
+pub const UNREAD: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM messages \
+     WHERE room = $1 AND seq > $2 AND user_id <> $3 LIMIT 100) AS unread";
 pub const PROBE: &str = "INSERT INTO hearth_probe (id, at) VALUES (1, $1) \
      ON CONFLICT (id) DO UPDATE SET at = excluded.at";
 
@@ -243,6 +250,49 @@ macro_rules! impl_store {
                             .rows_affected();
                     }
                     deleted
+                })
+            }
+
+            async fn mark_read(
+                &self,
+                user_id: &str,
+                room: &str,
+                seq: u64,
+            ) -> $crate::store::Result<()> {
+                use $crate::store::db_seq;
+                use $crate::store::health::Access;
+                use $crate::store::sql::{self, guarded};
+                guarded!(self, Access::Write, |conn| {
+                    sqlx::query(sql::MARK_READ)
+                        .bind(user_id)
+                        .bind(room)
+                        .bind(db_seq(seq))
+                        .execute(&mut *conn)
+                        .await?;
+                })
+            }
+
+            async fn read_state(
+                &self,
+                user_id: &str,
+                room: &str,
+            ) -> $crate::store::Result<(u64, u32)> {
+                use $crate::store::health::Access;
+                use $crate::store::sql::{self, guarded};
+                guarded!(self, Access::Read, |conn| {
+                    let seq: Option<i64> = sqlx::query_scalar(sql::READ_SEQ)
+                        .bind(user_id)
+                        .bind(room)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    let seq = seq.unwrap_or(0);
+                    let unread: i64 = sqlx::query_scalar(sql::UNREAD)
+                        .bind(room)
+                        .bind(seq)
+                        .bind(user_id)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    (seq as u64, unread as u32)
                 })
             }
 

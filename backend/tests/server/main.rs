@@ -10,6 +10,7 @@ mod heartbeat;
 mod limits;
 mod messages;
 mod presence;
+mod read_state;
 mod resume;
 mod shutdown;
 mod store;
