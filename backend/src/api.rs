@@ -58,12 +58,19 @@ async fn list_rooms(State(app): State<Arc<AppState>>, _: Authenticated) -> Respo
         Err(err) => return internal(err),
     };
     let mut list = Vec::with_capacity(rooms.len());
+    let idle_ms =
+        i64::try_from(app.config.room_list_idle_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let active_since = crate::hub::now_millis().saturating_sub(idle_ms);
     for room in rooms {
         let members = match app.hub.member_count(&room.name) {
             Some(count) => count,
             // Not loaded on this node: ask the registry (other nodes).
             None => app.hub.remote_member_count(&room.name).await,
         };
+        // Abandoned rooms are not listed forever.
+        if members == 0 && room.last_active < active_since {
+            continue;
+        }
         list.push(RoomSummary {
             name: room.name,
             members,
@@ -96,6 +103,7 @@ async fn room_history(
             "before and limit must be whole numbers",
         );
     };
+    let room = validate::canonical_room(&room);
     if let Err(why) = validate::room_name(&room) {
         return error(StatusCode::BAD_REQUEST, "invalid_room", why);
     }

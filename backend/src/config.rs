@@ -38,6 +38,11 @@ pub struct Config {
     #[arg(long, env = "HEARTH_STORE_TIMEOUT_MS", default_value_t = 5_000)]
     pub store_timeout_ms: u64,
 
+    /// `GET /api/rooms` leaves out rooms with nobody in them and no message
+    /// for this long (the people in them still see them).
+    #[arg(long, env = "HEARTH_ROOM_LIST_IDLE_SECS", default_value_t = 30 * 24 * 3600)]
+    pub room_list_idle_secs: u64,
+
     /// How often the store is probed with a tiny write while it is failing
     /// (and every ten times as long while it is healthy), so `/healthz`
     /// notices recovery even when nobody sends.

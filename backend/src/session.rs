@@ -147,6 +147,16 @@ impl Session {
                 return self.reject(code, message, None);
             }
         };
+        let mut msg = msg;
+        // Room names are case-insensitive: one spelling from here on.
+        match &mut msg {
+            ClientMsg::Join { room, .. }
+            | ClientMsg::Leave { room }
+            | ClientMsg::Send { room, .. }
+            | ClientMsg::Typing { room }
+            | ClientMsg::Read { room, .. } => room.make_ascii_lowercase(),
+            ClientMsg::Pong => {}
+        }
         match msg {
             ClientMsg::Join { room, since } => self.join(room, since).await,
             ClientMsg::Leave { room } => self.leave(room),

@@ -44,6 +44,12 @@ pub fn display_name(raw: &str) -> Result<&str, &'static str> {
     }
 }
 
+/// A room's name as it is stored and compared: room names are
+/// case-insensitive ("General" is "general"), so both sides lowercase them.
+pub fn canonical_room(name: &str) -> String {
+    name.trim().to_ascii_lowercase()
+}
+
 /// Room names are 1–64 characters of `[A-Za-z0-9_-]`.
 pub fn room_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > MAX_ROOM_CHARS {
@@ -98,6 +104,13 @@ mod tests {
         assert!(room_name(&"r".repeat(64)).is_ok());
         assert!(room_name("has space").is_err());
         assert!(room_name("ünï").is_err());
+    }
+
+    #[test]
+    fn room_names_are_case_insensitive() {
+        assert_eq!(canonical_room(" General "), "general");
+        assert_eq!(canonical_room("Team-A_1"), "team-a_1");
+        assert!(room_name(&canonical_room("MiXeD")).is_ok());
     }
 
     #[test]

@@ -350,7 +350,7 @@ fn RoomSidebar(
     };
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let name = new_room.get_untracked().trim().to_owned();
+        let name = common::validate::canonical_room(&new_room.get_untracked());
         match common::validate::room_name(&name) {
             Ok(()) => {
                 error.set(String::new());

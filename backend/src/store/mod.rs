@@ -71,6 +71,9 @@ pub struct StoredRoom {
     pub created_at: i64,
     pub created_by: String,
     pub last_seq: u64,
+    /// When its newest message was sent (when it was created, if it has
+    /// none), in ms since the epoch.
+    pub last_active: i64,
 }
 
 #[async_trait]

@@ -22,7 +22,10 @@ pub const RANGE: &str = "SELECT room, seq, id, user_id, user_name, content, ts, 
      WHERE room = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4";
 pub const PAGE_BEFORE: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id FROM messages \
      WHERE room = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
-pub const ROOMS: &str = "SELECT name, created_at, created_by, last_seq FROM rooms ORDER BY name";
+/// The newest message is found by its primary key `(room, last_seq)`.
+pub const ROOMS: &str = "SELECT r.name, r.created_at, r.created_by, r.last_seq, \
+     COALESCE((SELECT m.ts FROM messages m WHERE m.room = r.name AND m.seq = r.last_seq), r.created_at) \
+     FROM rooms r ORDER BY r.name";
 /// Seqs are contiguous, so "beyond the newest N" is `seq <= last_seq - N`.
 pub const PRUNE_COUNT: &str = "DELETE FROM messages WHERE seq <= (SELECT last_seq FROM rooms WHERE rooms.name = messages.room) - $1";
 pub const PRUNE_AGE: &str = "DELETE FROM messages WHERE ts < $1";
@@ -212,15 +215,18 @@ macro_rules! impl_store {
                 use $crate::store::health::Access;
                 use $crate::store::sql::{self, guarded};
                 guarded!(self, Access::Read, |conn| {
-                    let rows: Vec<(String, i64, String, i64)> =
+                    let rows: Vec<(String, i64, String, i64, i64)> =
                         sqlx::query_as(sql::ROOMS).fetch_all(&mut *conn).await?;
                     rows.into_iter()
-                        .map(|(name, created_at, created_by, last_seq)| StoredRoom {
-                            name,
-                            created_at,
-                            created_by,
-                            last_seq: last_seq as u64,
-                        })
+                        .map(
+                            |(name, created_at, created_by, last_seq, last_active)| StoredRoom {
+                                name,
+                                created_at,
+                                created_by,
+                                last_seq: last_seq as u64,
+                                last_active,
+                            },
+                        )
                         .collect()
                 })
             }

@@ -121,6 +121,41 @@ async fn rooms_are_listed_with_member_counts_for_signed_in_users() {
 }
 
 #[tokio::test]
+async fn abandoned_rooms_drop_out_of_the_list_occupied_ones_stay() {
+    let server = TestServer::start_with(|c| c.room_list_idle_secs = 1).await;
+    let mut alice = server.client("alice").await;
+    alice.join("busy").await;
+    alice.join("quiet").await;
+    alice.say("quiet", "hello?", "q1").await;
+    alice
+        .send_json(serde_json::json!({"type":"leave","room":"quiet"}))
+        .await;
+    alice
+        .recv_where(|m| matches!(m, common::ServerMsg::Left { .. }))
+        .await;
+    let token = server.sign_in("carol").await.token;
+    let list = || async {
+        let rooms: Vec<RoomSummary> = reqwest::Client::new()
+            .get(server.url("/api/rooms"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        rooms.into_iter().map(|r| r.name).collect::<Vec<_>>()
+    };
+    assert_eq!(list().await, ["busy", "quiet"], "recent activity: listed");
+    tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+    assert_eq!(
+        list().await,
+        ["busy"],
+        "nobody there, nothing new: not listed"
+    );
+}
+
+#[tokio::test]
 async fn health_static_files_and_spa_fallback() {
     let server = TestServer::start().await;
     let http = reqwest::Client::new();

@@ -140,3 +140,31 @@ async fn typing_reaches_others_at_most_once_per_interval() {
         .await;
     assert!(matches!(alice.recv().await, ServerMsg::Typing { .. }));
 }
+
+#[tokio::test]
+async fn room_names_are_case_insensitive() {
+    let server = crate::support::TestServer::start().await;
+    let mut a = server.client("a").await;
+    let mut b = server.client("b").await;
+    a.send_json(serde_json::json!({"type":"join","room":"General","since":null}))
+        .await;
+    match a
+        .recv_where(|m| matches!(m, common::ServerMsg::Joined { .. }))
+        .await
+    {
+        common::ServerMsg::Joined { room, .. } => assert_eq!(room, "general"),
+        _ => unreachable!(),
+    }
+    a.send_json(serde_json::json!({"type":"join","room":"GENERAL","since":null}))
+        .await;
+    b.send_json(serde_json::json!({"type":"join","room":"gEnErAl","since":null}))
+        .await;
+    let members = b
+        .recv_where(|m| matches!(m, common::ServerMsg::Joined { .. }))
+        .await;
+    let common::ServerMsg::Joined { room, members, .. } = members else {
+        unreachable!()
+    };
+    assert_eq!(room, "general");
+    assert_eq!(members.len(), 2, "one room, both in it");
+}

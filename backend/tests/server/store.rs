@@ -57,6 +57,27 @@ impl Target {
         }
     }
 
+    /// Runs raw SQL on the target's database, as an operator would.
+    async fn exec(&self, sql: &str) {
+        match self {
+            Target::Sqlite(path) => {
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap();
+                sqlx::query(sql).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+            Target::Postgres { url, schema } => {
+                let options = PgConnectOptions::from_str(url)
+                    .unwrap()
+                    .options([("search_path", schema.as_str())]);
+                let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+                sqlx::query(sql).execute(&pool).await.unwrap();
+                pool.close().await;
+            }
+        }
+    }
+
     async fn cleanup(self) {
         match self {
             Target::Sqlite(path) => {
@@ -120,7 +141,83 @@ conformance!(
     retention_never_reuses_a_seq,
     concurrent_appends_get_distinct_consecutive_seqs,
     rooms_are_persisted,
+    mixed_case_rooms_move_to_lowercase_without_merging,
+    read_positions_only_move_forward,
 );
+
+/// Migration 4 on data written before room names were case-insensitive.
+async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
+    let store = t.open().await;
+    for (name, created) in [("General", 1), ("general", 2), ("Team", 3), ("quiet", 4)] {
+        store.ensure_room(name, "u", created).await.unwrap();
+        append(&*store, name, &user("a"), &format!("{name}-1"), 10).await;
+    }
+    store.mark_read("a", "Team", 1).await.unwrap();
+    drop(store);
+    // As if this database predated the migration: it runs again on open.
+    t.exec("DELETE FROM hearth_schema WHERE version = 4").await;
+    let store = t.open().await;
+    let names: Vec<String> = store
+        .rooms()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names, ["general", "general-1", "quiet", "team"]);
+    let content = |room: &'static str| {
+        let store = store.clone();
+        async move {
+            store.range(room, 0, 10, 10).await.unwrap()[0]
+                .content
+                .clone()
+        }
+    };
+    assert_eq!(
+        content("general").await,
+        "content of general-1",
+        "kept its own history"
+    );
+    assert_eq!(
+        content("general-1").await,
+        "content of General-1",
+        "not merged, not lost"
+    );
+    assert_eq!(content("team").await, "content of Team-1");
+    assert_eq!(store.read_state("a", "team").await.unwrap(), (1, 0));
+    // The seq continues where it was.
+    assert_eq!(
+        append(&*store, "team", &user("b"), "t2", 11)
+            .await
+            .message
+            .seq,
+        2
+    );
+}
+
+async fn read_positions_only_move_forward(t: &Target) {
+    let store = t.open().await;
+    store.ensure_room("r", "u", 1).await.unwrap();
+    for i in 1..=4 {
+        append(
+            &*store,
+            "r",
+            &user(if i % 2 == 0 { "a" } else { "b" }),
+            &format!("c{i}"),
+            10,
+        )
+        .await;
+    }
+    assert_eq!(store.read_state("a", "r").await.unwrap(), (0, 2), "b's two");
+    store.mark_read("a", "r", 3).await.unwrap();
+    store.mark_read("a", "r", 1).await.unwrap();
+    assert_eq!(store.read_state("a", "r").await.unwrap(), (3, 0));
+    assert_eq!(
+        store.read_state("b", "r").await.unwrap(),
+        (0, 2),
+        "a's two; per user"
+    );
+}
 
 async fn seq_starts_at_one_and_grows_by_one(t: &Target) {
     let store = t.open().await;
