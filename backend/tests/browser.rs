@@ -390,7 +390,7 @@ async fn two_people_chat_and_survive_a_server_restart() {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     alice.refresh().await.unwrap();
     wait_text(&alice, "[data-testid=banner]", "Connected", WAIT).await;
-    wait_text(&alice, ".room-header h2", "# history", WAIT).await;
+    wait_text(&alice, ".room-header h1", "# history", WAIT).await;
     wait_text(&alice, "[data-testid=rooms]", "general", WAIT).await;
     let badges = alice.find_all(Locator::Css(".rooms .badge")).await.unwrap();
     assert!(badges.is_empty(), "no unread badge for rooms she has read");
@@ -466,15 +466,18 @@ async fn no_accessibility_violations_in_light_and_dark() {
             problems.push(format!("chat, {name}: {found}"));
         }
         screenshot(&page, &format!("chat-{name}.png")).await;
-        if scheme == Scheme::Light {
-            keyboard_and_empty_state(&page).await;
-        }
+
         page.set_window_size(390, 844).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
         for found in axe(&page).await {
             problems.push(format!("chat at phone size, {name}: {found}"));
         }
         screenshot(&page, &format!("chat-phone-{name}.png")).await;
+        phone_layout(&page, &name).await;
+        if scheme == Scheme::Light {
+            page.set_window_size(1100, 720).await.unwrap();
+            keyboard_and_empty_state(&page).await;
+        }
         page.close().await.unwrap();
     }
     server.kill().await.unwrap();
@@ -491,7 +494,7 @@ async fn no_accessibility_violations_in_light_and_dark() {
 async fn keyboard_and_empty_state(page: &Client) {
     let room_input = page.find(Locator::Css(".new-room input")).await.unwrap();
     room_input.send_keys("second\u{E007}").await.unwrap();
-    wait_text(page, ".room-header h2", "# second", WAIT).await;
+    wait_text(page, ".room-header h1", "# second", WAIT).await;
     page.execute(
         "document.querySelector('.rooms button.room-link').focus()",
         vec![],
@@ -534,7 +537,7 @@ async fn keyboard_and_empty_state(page: &Client) {
         .send_keys("\u{E007}")
         .await
         .unwrap();
-    wait_text(page, ".room-header h2", "# general", WAIT).await;
+    wait_text(page, ".room-header h1", "# general", WAIT).await;
     let current = page
         .find(Locator::Css(".rooms li.active button[aria-current=page]"))
         .await
@@ -558,4 +561,76 @@ async fn keyboard_and_empty_state(page: &Client) {
     let found = axe(page).await;
     assert!(found.is_empty(), "empty state: {found:?}");
     screenshot(page, "empty-light.png").await;
+}
+
+/// At phone width the rooms are a drawer and the members a panel, both
+/// reachable from the bar above the room; with the on-screen keyboard open
+/// (a 500 px tall viewport) the composer and the newest message are in view.
+async fn phone_layout(page: &Client, scheme: &str) {
+    let in_view = |selector: &str| {
+        format!(
+            "const e = document.querySelector('{selector}');
+             if (!e) return false;
+             const r = e.getBoundingClientRect();
+             return getComputedStyle(e).visibility === 'visible' && r.left >= 0
+               && r.right <= innerWidth + 1 && r.top >= 0 && r.bottom <= innerHeight + 1;"
+        )
+    };
+    let visible = |selector: &'static str| {
+        let script = in_view(selector);
+        async move { page.execute(&script, vec![]).await.unwrap() == serde_json::json!(true) }
+    };
+    assert!(!visible(".sidebar").await, "the drawer starts closed");
+    let buttons = page
+        .find_all(Locator::Css(".phone-bar button"))
+        .await
+        .unwrap();
+    assert_eq!(buttons.len(), 2, "Rooms, and the member count");
+    buttons[0].click().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(visible(".sidebar").await, "the drawer opened");
+    assert!(axe(page).await.is_empty(), "the open drawer passes axe");
+    screenshot(page, &format!("drawer-phone-{scheme}.png")).await;
+    page.find(Locator::Css(".rooms li.active button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !visible(".sidebar").await,
+        "choosing a room closes the drawer"
+    );
+    let buttons = page
+        .find_all(Locator::Css(".phone-bar button"))
+        .await
+        .unwrap();
+    buttons[1].click().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        visible(".side .members").await,
+        "the member list is reachable"
+    );
+    // A tap on the dimmed part of the page closes it (WebDriver would aim
+    // at the scrim's centre, which the panel covers).
+    page.execute("document.querySelector('.scrim').click()", vec![])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!visible(".side .members").await);
+
+    // The keyboard takes the lower part of the screen.
+    page.set_window_size(390, 500).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        visible(".composer textarea").await,
+        "the composer is in view"
+    );
+    assert!(
+        visible(".messages .line:last-child").await,
+        "the newest message is in view"
+    );
+    screenshot(page, &format!("chat-keyboard-{scheme}.png")).await;
+    page.set_window_size(390, 844).await.unwrap();
 }

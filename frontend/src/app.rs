@@ -278,19 +278,56 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     let poll = gloo_timers::callback::Interval::new(10_000, refresh);
     let _poll = StoredValue::new_local(poll);
 
+    // At phone width the rooms are a drawer, and the members a panel, each
+    // behind a button in the bar above the room (CSS shows those buttons
+    // only on narrow screens).
+    let drawer = RwSignal::new(false);
+    let members_open = RwSignal::new(false);
+    let open_from_drawer = Callback::new(move |room: String| {
+        drawer.set(false);
+        members_open.set(false);
+        open_room(room);
+    });
+    let here = move || {
+        chat.with(|c| {
+            c.current
+                .as_ref()
+                .and_then(|r| c.rooms.get(r))
+                .map_or(0, |r| r.members.len())
+        })
+    };
     view! {
-        <div class="app">
-            <RoomSidebar chat directory on_open=Callback::new(open_room) me=session.user.name.clone() on_sign_out=sign_out />
+        <div class="app" class:drawer-open=drawer class:members-open=members_open
+            on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                if ev.key() == "Escape" {
+                    drawer.set(false);
+                    members_open.set(false);
+                }
+            }>
+            <RoomSidebar chat directory on_open=open_from_drawer me=session.user.name.clone() on_sign_out=sign_out />
+            <div class="scrim" aria-hidden="true" on:click=move |_| { drawer.set(false); members_open.set(false); }></div>
             <main class="room">
                 <Banner status now_ms on_retry=Callback::new(move |()| dispatch(Event::RetryNow)) />
+                <div class="phone-bar">
+                    <button type="button" class="link" aria-controls="sidebar"
+                        aria-expanded=move || drawer.get().to_string()
+                        on:click=move |_| { members_open.set(false); drawer.update(|d| *d = !*d); }>"☰ Rooms"</button>
+                    <Show when=move || !current.get().is_empty()>
+                        <button type="button" class="link" aria-controls="members"
+                            aria-expanded=move || members_open.get().to_string()
+                            on:click=move |_| { drawer.set(false); members_open.update(|m| *m = !*m); }>
+                            {move || format!("{} here", here())}
+                        </button>
+                    </Show>
+                </div>
                 <Show when=move || !current.get().is_empty() fallback=|| view! {
                     <div class="empty">
-                        <h2>"You are not in any room"</h2>
+                        <h1>"You are not in any room"</h1>
                         <p>"Join one with the box on the left, or pick one of the other rooms."</p>
                     </div>
                 }>
                 <header class="room-header">
-                    <h2>"# " {move || current.get()}</h2>
+                    <h1>"# " {move || current.get()}</h1>
                     <button class="link" on:click=move |_| {
                         let room = current.get_untracked();
                         dispatch(Event::Leave { room: room.clone() });
@@ -304,7 +341,7 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                             <TypingLine chat room=current />
                             <Composer room=current on_send on_typing />
                         </div>
-                        <div class="side" class:stale=move || status.get().phase != Phase::Open>
+                        <div class="side" id="members" class:stale=move || status.get().phase != Phase::Open>
                             <MemberList chat room=current />
                         </div>
                     </div>
@@ -361,8 +398,8 @@ fn RoomSidebar(
         }
     };
     view! {
-        <nav class="sidebar" aria-label="Rooms">
-            <h1 class="brand"><span class="logo" aria-hidden="true">"H"</span>" Hearth"</h1>
+        <nav class="sidebar" id="sidebar" aria-label="Rooms">
+            <div class="brand"><span class="logo" aria-hidden="true">"H"</span>" Hearth"</div>
             <h2>"Your rooms"</h2>
             <ul class="rooms" data-testid="rooms" on:keydown=arrow_keys>
                 <For each=joined key=|r| r.clone() children=move |(name, members, unread, active)| {

@@ -184,6 +184,16 @@ pub fn MessageList(
             }
         }
     };
+    // The view shrinking (a phone's on-screen keyboard opening) must not
+    // hide the newest message from a reader who was following it.
+    let resize = window_event_listener(leptos::ev::resize, move |_| {
+        if pinned.get_value()
+            && let Some(el) = list.get_untracked()
+        {
+            request_animation_frame(move || el.set_scroll_top(el.scroll_height()));
+        }
+    });
+    on_cleanup(move || resize.remove());
     let to_newest = move |_| {
         unseen.set(0);
         pinned.set_value(true);
@@ -379,7 +389,7 @@ pub fn MemberList(
     let count = move || members().len();
     view! {
         <aside class="members" data-testid="members">
-            <h3>"In this room · " {count}</h3>
+            <h2>"In this room · " {count}</h2>
             <ul>
                 <For each=members key=|u| u.id.clone() children=|u| view! { <li><span class="dot online"></span>{u.name}</li> } />
             </ul>
