@@ -224,12 +224,23 @@ impl Hub {
             room: room.to_owned(),
             seq,
         });
-        let state = lock(&loaded.state);
-        for other in state.peers.values() {
-            if other.user_id == peer.user_id && other.id != peer.id {
-                other.outbox.push(frame.clone());
+        {
+            let state = lock(&loaded.state);
+            for other in state.peers.values() {
+                if other.user_id == peer.user_id && other.id != peer.id {
+                    other.outbox.push(frame.clone());
+                }
             }
         }
+        // And to their tabs and devices on other nodes.
+        self.broker.publish(Envelope {
+            origin: self.node_id.clone(),
+            room: loaded.name.clone(),
+            event: Event::ToUser {
+                user_id: peer.user_id.clone(),
+                frame,
+            },
+        });
         Ok(())
     }
 
@@ -395,6 +406,13 @@ impl Hub {
                 skip_user,
                 seq: None,
             } => deliver(&mut state, frame, skip_user.as_ref()),
+            Event::ToUser { user_id, frame } => {
+                for peer in state.peers.values() {
+                    if peer.user_id == *user_id {
+                        peer.outbox.push(frame.clone());
+                    }
+                }
+            }
             Event::Presence { user, present } => {
                 let key = (envelope.origin.clone(), Arc::from(user.id.as_str()));
                 let before = state.visible(&key.1);

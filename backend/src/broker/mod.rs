@@ -49,6 +49,9 @@ pub enum Event {
     },
     /// `user` is now present in the room on the origin node, or no longer.
     Presence { user: User, present: bool },
+    /// A serialized `ServerMsg` for one user's connections in the room only
+    /// (their read position, for their other tabs and devices).
+    ToUser { user_id: Arc<str>, frame: Utf8Bytes },
 }
 
 /// What a subscriber receives.

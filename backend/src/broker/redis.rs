@@ -75,6 +75,9 @@ struct Header<'a> {
     seq: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
     skip_user: Option<Cow<'a, str>>,
+    /// `ToUser` events only: whose connections.
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    to_user: Option<Cow<'a, str>>,
     /// Presence events only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     user: Option<User>,
@@ -118,6 +121,7 @@ impl Broker for RedisBroker {
             room: Cow::Borrowed(&envelope.room),
             seq: None,
             skip_user: None,
+            to_user: None,
             user: None,
             present: None,
         };
@@ -135,6 +139,10 @@ impl Broker for RedisBroker {
                 header.user = Some(user.clone());
                 header.present = Some(*present);
                 b""
+            }
+            Event::ToUser { user_id, frame } => {
+                header.to_user = Some(Cow::Borrowed(user_id));
+                frame.as_bytes()
             }
         };
         let mut payload = serde_json::to_vec(&header).expect("headers serialize");
@@ -315,8 +323,12 @@ fn decode(payload: &[u8]) -> Option<Envelope> {
     let split = payload.iter().position(|&b| b == b'\n')?;
     let header: Header = serde_json::from_slice(&payload[..split]).ok()?;
     let body = &payload[split + 1..];
-    let event = match (header.user, header.present) {
-        (Some(user), Some(present)) => Event::Presence { user, present },
+    let event = match (header.user, header.present, header.to_user) {
+        (Some(user), Some(present), _) => Event::Presence { user, present },
+        (_, _, Some(user_id)) => Event::ToUser {
+            user_id: Arc::from(user_id.as_ref()),
+            frame: Utf8Bytes::try_from(bytes::Bytes::copy_from_slice(body)).ok()?,
+        },
         _ => Event::Frame {
             frame: Utf8Bytes::try_from(bytes::Bytes::copy_from_slice(body)).ok()?,
             skip_user: header.skip_user.map(|s| Arc::from(s.as_ref())),
@@ -348,6 +360,7 @@ mod tests {
             room: "general".into(),
             seq: Some(7),
             skip_user: Some("u1".into()),
+            to_user: None,
             user: None,
             present: None,
         };
@@ -372,5 +385,13 @@ newline"}"#,
             other => panic!("{other:?}"),
         }
         assert!(decode(b"no header").is_none());
+        let to_user = decode(b"{\"origin\":\"n1\",\"room\":\"r\",\"to_user\":\"u9\"}\n{\"type\":\"read\",\"room\":\"r\",\"seq\":4}").unwrap();
+        match to_user.event {
+            Event::ToUser { user_id, frame } => {
+                assert_eq!(user_id.as_ref(), "u9");
+                assert!(frame.as_str().contains("\"seq\":4"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -137,6 +137,8 @@ struct Seen {
     members: BTreeSet<String>,
     seqs: Vec<u64>,
     client_ids: Vec<String>,
+    /// Read positions heard from the user's other tabs.
+    reads: Vec<u64>,
 }
 
 impl Seen {
@@ -147,6 +149,7 @@ impl Seen {
             members: BTreeSet::new(),
             seqs: Vec::new(),
             client_ids: Vec::new(),
+            reads: Vec::new(),
         }
     }
 
@@ -166,6 +169,7 @@ impl Seen {
                 self.client_ids.push(m.client_id);
             }
             ServerMsg::Typing { user, .. } => self.typists.push(user.name),
+            ServerMsg::Read { seq, .. } => self.reads.push(seq),
             _ => {}
         }
     }
@@ -248,6 +252,16 @@ async fn three_nodes_behave_like_one_server() {
     carol
         .until("bob typing", |s| s.typists.contains(&"bob".to_owned()))
         .await;
+
+    // A read position reaches the reader's tab on another node at once.
+    alice
+        .client
+        .send_json(serde_json::json!({"type":"read","room":"lobby","seq":0}))
+        .await;
+    alice_tab2
+        .until("alice's read position", |s| s.reads == [0])
+        .await;
+    assert!(bob.reads.is_empty(), "nobody else's");
 
     // Everyone on every node sees the same member count in the room list.
     for node in [&n1, &n2, &n3] {
