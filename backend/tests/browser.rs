@@ -332,6 +332,14 @@ async fn two_people_chat_and_survive_a_server_restart() {
     )
     .await;
 
+    screenshot(&alice, "alice.png").await;
+    screenshot(&bob, "bob.png").await;
+    // The layout at phone width.
+    bob.set_window_size(390, 844).await.unwrap();
+    wait_text(&bob, "[data-testid=messages]", "nothing lost", WAIT).await;
+    screenshot(&bob, "bob-phone.png").await;
+    bob.set_window_size(1100, 720).await.unwrap();
+
     // Sending fast: 60 messages typed as fast as WebDriver can, more than
     // the server's burst of 40. The client paces itself to the rate the
     // server announced: every one arrives, in order, none refused.
@@ -354,13 +362,6 @@ async fn two_people_chat_and_survive_a_server_restart() {
     assert_eq!(seen, serde_json::json!(want), "all 60, in order");
     let failed = alice.find_all(Locator::Css(".line.failed")).await.unwrap();
     assert!(failed.is_empty(), "no message was refused");
-
-    screenshot(&alice, "alice.png").await;
-    screenshot(&bob, "bob.png").await;
-    // The layout at phone width.
-    bob.set_window_size(390, 844).await.unwrap();
-    wait_text(&bob, "[data-testid=messages]", "nothing lost", WAIT).await;
-    screenshot(&bob, "bob-phone.png").await;
 
     // History: a room with 60 messages opens on the newest 50, and
     // scrolling to the top loads the rest.
