@@ -231,6 +231,10 @@ pub fn MessageList(
                             {reading::initials(&line.user.name)}
                         </span>
                     });
+                    // On a phone there is no hover: a tap on the name shows
+                    // the short id in place.
+                    let shown_id = RwSignal::new(false);
+                    let short = reading::short_id(&line.user.id).to_owned();
                     let (iso, full) = timestamps(line.ts);
                     // A grouped line shows no time; it is there on hover.
                     let hover = decor.continued.then(|| full.clone());
@@ -257,7 +261,14 @@ pub fn MessageList(
                             data-seq=line.seq.map(|s| s.to_string()) title=hover>
                             <div class="meta">
                                 {avatar}
-                                <span class="author" title=who>{line.user.name.clone()}</span>
+                                <button type="button" class="author" title=who.clone()
+                                    aria-label=who.clone()
+                                    on:click=move |_| shown_id.update(|s| *s = !*s)>
+                                    {line.user.name.clone()}
+                                    <Show when=move || shown_id.get()>
+                                        <span class="short-id">" · " {short.clone()}</span>
+                                    </Show>
+                                </button>
                                 <time datetime=iso title=full>{clock(line.ts)}</time>
                                 <span class="state">{status_text}</span>
                                 {retry}
