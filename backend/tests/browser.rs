@@ -225,32 +225,56 @@ async fn fill_room(port: u16, room: &str, count: usize) {
     }
 }
 
+/// What every browser test needs: chromedriver, and the real server on a
+/// fresh data dir.
+struct Stage {
+    _chromedriver: Child,
+    driver_url: String,
+    server: Child,
+    port: u16,
+    base: String,
+    data: PathBuf,
+}
+
+impl Stage {
+    async fn start(name: &str) -> Stage {
+        let chromedriver =
+            std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let driver_port = free_port();
+        let driver = Command::new(chromedriver)
+            .arg(format!("--port={driver_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start chromedriver");
+        wait_for_port(driver_port).await;
+        let data = std::env::temp_dir().join(format!("hearth-{name}-{}", uuid::Uuid::new_v4()));
+        let port = free_port();
+        let server = start_server(port, &data);
+        wait_for_port(port).await;
+        Stage {
+            _chromedriver: driver,
+            driver_url: format!("http://127.0.0.1:{driver_port}"),
+            server,
+            port,
+            base: format!("http://127.0.0.1:{port}/"),
+            data,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_people_chat_and_survive_a_server_restart() {
-    let chromedriver =
-        std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-    let driver_port = free_port();
-    let _driver = Command::new(chromedriver)
-        .arg(format!("--port={driver_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start chromedriver");
-    wait_for_port(driver_port).await;
-    let driver_url = format!("http://127.0.0.1:{driver_port}");
+    let stage = Stage::start("e2e").await;
+    let (driver_url, base, port, data) = (&stage.driver_url, &stage.base, stage.port, &stage.data);
+    let mut server = stage.server;
 
-    let data = std::env::temp_dir().join(format!("hearth-e2e-{}", uuid::Uuid::new_v4()));
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}/");
-    let mut server = start_server(port, &data);
-    wait_for_port(port).await;
-
-    let alice = browser(&driver_url).await;
-    let bob = browser(&driver_url).await;
-    sign_in(&alice, &base, "Alice").await;
+    let alice = browser(driver_url).await;
+    let bob = browser(driver_url).await;
+    sign_in(&alice, base, "Alice").await;
     first_visit(&alice).await;
-    sign_in(&bob, &base, "Bob").await;
+    sign_in(&bob, base, "Bob").await;
 
     // Both land in #general and see each other.
     wait_text(&alice, "[data-testid=members]", "Bob", WAIT).await;
@@ -290,7 +314,7 @@ async fn two_people_chat_and_survive_a_server_restart() {
     wait_text(&alice, ".line.pending .state", "sending…", WAIT).await;
 
     // It comes back on the same address; the pages reconnect and re-join.
-    let mut server = start_server(port, &data);
+    let mut server = start_server(port, data);
     wait_for_port(port).await;
     wait_text(&alice, "[data-testid=banner]", "Connected", RECONNECT_WAIT).await;
     wait_text(&bob, "[data-testid=banner]", "Connected", RECONNECT_WAIT).await;
@@ -426,30 +450,16 @@ async fn axe(page: &Client) -> Vec<String> {
 /// target/e2e/ to be looked at.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_accessibility_violations_in_light_and_dark() {
-    let chromedriver =
-        std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-    let driver_port = free_port();
-    let _driver = Command::new(chromedriver)
-        .arg(format!("--port={driver_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start chromedriver");
-    wait_for_port(driver_port).await;
-    let driver_url = format!("http://127.0.0.1:{driver_port}");
-    let data = std::env::temp_dir().join(format!("hearth-a11y-{}", uuid::Uuid::new_v4()));
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}/");
-    let mut server = start_server(port, &data);
-    wait_for_port(port).await;
+    let stage = Stage::start("a11y").await;
+    let (driver_url, base, port, data) = (&stage.driver_url, &stage.base, stage.port, &stage.data);
+    let mut server = stage.server;
     fill_room(port, "general", 3).await;
 
     let mut problems = Vec::new();
     for scheme in [Scheme::Light, Scheme::Dark] {
         let name = format!("{scheme:?}").to_lowercase();
-        let page = browser_in(&driver_url, scheme).await;
-        page.goto(&base).await.unwrap();
+        let page = browser_in(driver_url, scheme).await;
+        page.goto(base).await.unwrap();
         page.wait()
             .at_most(WAIT)
             .for_element(Locator::Css("#name"))
@@ -459,7 +469,7 @@ async fn no_accessibility_violations_in_light_and_dark() {
             problems.push(format!("sign-in, {name}: {found}"));
         }
         screenshot(&page, &format!("signin-{name}.png")).await;
-        sign_in(&page, &base, &format!("Reader {name}")).await;
+        sign_in(&page, base, &format!("Reader {name}")).await;
         wait_text(&page, "[data-testid=messages]", "history #03", WAIT).await;
         say(&page, "Hello from the accessibility check").await;
         wait_text(&page, "[data-testid=messages]", "accessibility check", WAIT).await;

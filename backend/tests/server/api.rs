@@ -1,7 +1,7 @@
 use common::{ApiError, RoomSummary, SessionResponse};
 use serde_json::json;
 
-use crate::support::TestServer;
+use crate::support::{TestServer, get_json};
 
 #[tokio::test]
 async fn sign_in_returns_a_token_that_opens_a_websocket() {
@@ -96,15 +96,7 @@ async fn rooms_are_listed_with_member_counts_for_signed_in_users() {
     assert_eq!(anonymous.status(), 401);
 
     let token = server.sign_in("carol").await.token;
-    let rooms: Vec<RoomSummary> = http
-        .get(server.url("/api/rooms"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rooms: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &token).await;
     assert_eq!(
         rooms,
         vec![
@@ -135,15 +127,7 @@ async fn abandoned_rooms_drop_out_of_the_list_occupied_ones_stay() {
         .await;
     let token = server.sign_in("carol").await.token;
     let list = || async {
-        let rooms: Vec<RoomSummary> = reqwest::Client::new()
-            .get(server.url("/api/rooms"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let rooms: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &token).await;
         rooms.into_iter().map(|r| r.name).collect::<Vec<_>>()
     };
     assert_eq!(list().await, ["busy", "quiet"], "recent activity: listed");

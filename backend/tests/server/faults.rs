@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::{ErrorCode, ServerMsg, SessionResponse};
 
 use crate::faults_support::{OwnPostgres, Tmpfs};
-use crate::support::{Client, TestServer, no_rate_limit};
+use crate::support::{Client, TestServer, get_json, no_rate_limit};
 
 /// What the server answered to one `send`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,15 +71,8 @@ async fn history(
     session: &SessionResponse,
     room: &str,
 ) -> BTreeMap<u64, String> {
-    let page: Vec<common::ChatMessage> = reqwest::Client::new()
-        .get(server.url(&format!("/api/rooms/{room}/messages?limit=200")))
-        .bearer_auth(&session.token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let url = server.url(&format!("/api/rooms/{room}/messages?limit=200"));
+    let page: Vec<common::ChatMessage> = get_json(&url, &session.token).await;
     page.into_iter().map(|m| (m.seq, m.content)).collect()
 }
 

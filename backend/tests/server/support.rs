@@ -120,6 +120,19 @@ impl Drop for TestServer {
     }
 }
 
+/// `GET url` with `Authorization: Bearer token`, decoded from JSON.
+pub async fn get_json<T: serde::de::DeserializeOwned>(url: &str, token: &str) -> T {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// For tests that send in bulk: no send rate limit to speak of.
 pub fn no_rate_limit(config: &mut Config) {
     config.send_rate = 1e6;
