@@ -38,6 +38,17 @@ pub struct Config {
     #[arg(long, env = "HEARTH_STORE_TIMEOUT_MS", default_value_t = 5_000)]
     pub store_timeout_ms: u64,
 
+    /// Origins, besides this server's own, whose pages may open a WebSocket
+    /// (for example `https://chat.example.com` behind a proxy that rewrites
+    /// Host). `trunk serve` on 127.0.0.1:8081 / localhost:8081 is allowed
+    /// too, for frontend development. Comma-separated in the env var.
+    #[arg(
+        long = "allowed-origin",
+        env = "HEARTH_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub allowed_origins: Vec<String>,
+
     /// `GET /api/rooms` leaves out rooms with nobody in them and no message
     /// for this long (the people in them still see them).
     #[arg(long, env = "HEARTH_ROOM_LIST_IDLE_SECS", default_value_t = 30 * 24 * 3600)]

@@ -1,10 +1,11 @@
-//! `GET /ws?token=…`: authenticate, then upgrade to a WebSocket session.
+//! `GET /ws?token=…`: check the page's origin, authenticate, then upgrade
+//! to a WebSocket session.
 
 use std::sync::Arc;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Query, State, WebSocketUpgrade};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -26,9 +27,27 @@ pub struct Params {
 
 pub async fn upgrade(
     State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
     Query(params): Query<Params>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // A browser always says which page opens a WebSocket, and a WebSocket is
+    // not covered by the same-origin policy: without this check any site a
+    // signed-in person visits could act as them (cross-site WebSocket
+    // hijacking). Clients that are not browsers send no Origin.
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let allowed = origin
+            .to_str()
+            .is_ok_and(|origin| origin_allowed(origin, host, &app.config.allowed_origins));
+        if !allowed {
+            return error(
+                StatusCode::FORBIDDEN,
+                "forbidden_origin",
+                "pages from this origin may not connect; see --allowed-origin",
+            );
+        }
+    }
     // Authenticate before upgrading: a bad token never gets a WebSocket.
     let identity = match params
         .token
@@ -67,4 +86,69 @@ pub async fn upgrade(
             let sessions = app.sessions.clone();
             sessions.track_future(session::run(socket, app, identity))
         })
+}
+
+/// `trunk serve`'s origin, allowed by default for frontend development.
+const DEV_ORIGINS: [&str; 2] = ["http://127.0.0.1:8081", "http://localhost:8081"];
+
+/// The page's origin is this server's own (same host, http or https), the
+/// development server's, or one the operator allowed.
+fn origin_allowed(origin: &str, host: Option<&str>, extra: &[String]) -> bool {
+    let own = host.is_some_and(|host| {
+        origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+    });
+    own || DEV_ORIGINS.contains(&origin)
+        || extra
+            .iter()
+            .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn only_our_own_the_dev_server_and_listed_origins() {
+        let none: &[String] = &[];
+        assert!(origin_allowed(
+            "http://chat.local:8080",
+            Some("chat.local:8080"),
+            none
+        ));
+        assert!(origin_allowed(
+            "https://Chat.Example.com",
+            Some("chat.example.com"),
+            none
+        ));
+        assert!(origin_allowed(
+            "http://127.0.0.1:8081",
+            Some("127.0.0.1:8080"),
+            none
+        ));
+        assert!(!origin_allowed(
+            "https://evil.example",
+            Some("chat.example.com"),
+            none
+        ));
+        assert!(!origin_allowed(
+            "http://chat.local:8080.evil",
+            Some("chat.local:8080"),
+            none
+        ));
+        assert!(!origin_allowed("null", Some("chat.local"), none));
+        let listed = ["https://chat.example.com/".to_owned()];
+        assert!(origin_allowed(
+            "https://chat.example.com",
+            Some("10.0.0.5:8080"),
+            &listed
+        ));
+        assert!(!origin_allowed(
+            "https://other.example.com",
+            Some("10.0.0.5:8080"),
+            &listed
+        ));
+    }
 }

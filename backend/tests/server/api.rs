@@ -69,6 +69,47 @@ async fn the_websocket_refuses_missing_and_bad_tokens_with_401() {
     }
 }
 
+/// Cross-site WebSocket hijacking: a page on another site, in the browser
+/// of someone signed in, tries to connect with their token.
+#[tokio::test]
+async fn a_foreign_origin_is_refused_and_our_own_is_not() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let server = TestServer::start_with(|c| {
+        c.allowed_origins = vec!["https://chat.example.com".into()];
+    })
+    .await;
+    let session = server.sign_in("victim").await;
+    let url = format!("ws://{}/ws?token={}", server.addr, session.token);
+    let with_origin = |origin: &str| {
+        let mut request = url.as_str().into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        request
+    };
+    match tokio_tungstenite::connect_async(with_origin("https://evil.example")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 403);
+            let body: ApiError =
+                serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+            assert_eq!(body.error, "forbidden_origin");
+        }
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    // The server's own pages, an allowed origin, and non-browser clients
+    // (no Origin at all) connect.
+    let own = format!("http://{}", server.addr);
+    for origin in [own.as_str(), "https://chat.example.com"] {
+        let (mut ws, _) = tokio_tungstenite::connect_async(with_origin(origin))
+            .await
+            .unwrap_or_else(|e| panic!("{origin}: {e}"));
+        use futures_util::StreamExt;
+        let welcome = ws.next().await.unwrap().unwrap();
+        assert!(welcome.to_text().unwrap().contains("welcome"), "{origin}");
+    }
+    server.connect(&session).await;
+}
+
 #[tokio::test]
 async fn a_token_signed_with_another_secret_is_refused() {
     let one = TestServer::start().await;
