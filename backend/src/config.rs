@@ -54,6 +54,12 @@ pub struct Config {
     #[arg(long, env = "HEARTH_ROOM_LIST_IDLE_SECS", default_value_t = 30 * 24 * 3600)]
     pub room_list_idle_secs: u64,
 
+    /// With several nodes: how often rooms with recent messages compare
+    /// their newest delivered seq with the store, to deliver a message whose
+    /// node died before publishing it (see `Hub::check_tails`).
+    #[arg(long, env = "HEARTH_TAIL_CHECK_MS", default_value_t = 2_000)]
+    pub tail_check_ms: u64,
+
     /// How often the store is probed with a tiny write while it is failing
     /// (and every ten times as long while it is healthy), so `/healthz`
     /// notices recovery even when nobody sends.

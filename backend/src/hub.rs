@@ -83,6 +83,8 @@ struct RoomState {
     remote: HashMap<(Arc<str>, Arc<str>), (User, Instant)>,
     /// When each user's last `typing` was forwarded.
     last_typing: HashMap<Arc<str>, Instant>,
+    /// When a message last reached this room's buffer (see `check_tails`).
+    last_message: Option<Instant>,
 }
 
 /// A message waiting in the reorder buffer, with the sender's connection
@@ -544,6 +546,37 @@ impl Hub {
         }
     }
 
+    /// Between nodes, a message can be stored and acked and yet never be
+    /// published: its node died between the two, or its publish queue was
+    /// full. A later message would reveal the gap, but in a room that goes
+    /// quiet nothing does. So rooms that had a message within `window` ask
+    /// the store for their newest seq (a primary-key lookup each) and catch
+    /// up if it is ahead. Cost: one lookup per recently active room per
+    /// call, nothing for idle rooms.
+    pub async fn check_tails(self: &Arc<Self>, window: Duration) {
+        let now = Instant::now();
+        let active: Vec<(Arc<Room>, u64)> = lock(&self.rooms)
+            .values()
+            .filter_map(|room| {
+                let state = lock(&room.state);
+                let recent = state
+                    .last_message
+                    .is_some_and(|at| now.saturating_duration_since(at) < window);
+                recent.then(|| (room.clone(), state.order.next_seq()))
+            })
+            .collect();
+        for (room, next_seq) in active {
+            match self.store.last_seq(&room.name).await {
+                Ok(Some(last)) if last >= next_seq => {
+                    tracing::info!(room = %room.name, last, next_seq, "store is ahead of this node; catching up");
+                    self.catch_up_rooms(vec![room]).await;
+                }
+                Ok(_) => {}
+                Err(err) => tracing::debug!(%err, "tail check failed"),
+            }
+        }
+    }
+
     /// Distinct members of a room that is not loaded on this node, from the
     /// shared registry.
     pub async fn remote_member_count(&self, room: &str) -> u32 {
@@ -581,6 +614,7 @@ impl Hub {
         seq: u64,
         pending: Pending,
     ) {
+        state.last_message = Some(Instant::now());
         // Already delivered: a refill from the store raced with this
         // append. The message is out; its ack must still go.
         if let Some((peer, ack)) = state.order.insert(seq, pending) {
@@ -775,6 +809,7 @@ impl Hub {
                     members: HashMap::new(),
                     remote,
                     last_typing: HashMap::new(),
+                    last_message: None,
                 }),
             })
         });

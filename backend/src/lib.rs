@@ -135,6 +135,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     spawn_presence(&config, hub.clone());
     spawn_retention(&config, hub.store().clone());
     spawn_store_probe(&config, hub.store().clone());
+    if broker.kind() != "memory" {
+        spawn_tail_check(&config, hub.clone());
+    }
 
     if !config.static_dir.join("index.html").exists() {
         tracing::warn!(dir = %config.static_dir.display(), "no index.html in the static dir; build the frontend with `trunk build`");
@@ -244,6 +247,19 @@ fn spawn_store_probe(config: &Config, store: Arc<dyn Store>) {
             if let Err(err) = store.probe(hub::now_millis()).await {
                 tracing::debug!(%err, "store probe failed");
             }
+        }
+    });
+}
+
+/// Between nodes only: see `Hub::check_tails`.
+fn spawn_tail_check(config: &Config, hub: Arc<Hub>) {
+    let every = Duration::from_millis(config.tail_check_ms.max(100));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            hub.check_tails(every * 15).await;
         }
     });
 }

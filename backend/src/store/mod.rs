@@ -97,6 +97,9 @@ pub trait Store: Send + Sync + 'static {
     /// The newest `limit` messages with `seq < before`, oldest first.
     async fn page_before(&self, room: &str, before: u64, limit: u32) -> Result<Vec<ChatMessage>>;
 
+    /// The room's newest seq, if the room exists.
+    async fn last_seq(&self, room: &str) -> Result<Option<u64>>;
+
     /// Every room, by name.
     async fn rooms(&self) -> Result<Vec<StoredRoom>>;
 

@@ -210,6 +210,18 @@ macro_rules! impl_store {
                 })
             }
 
+            async fn last_seq(&self, room: &str) -> $crate::store::Result<Option<u64>> {
+                use $crate::store::health::Access;
+                use $crate::store::sql::{self, guarded};
+                guarded!(self, Access::Read, |conn| {
+                    let last: Option<i64> = sqlx::query_scalar(sql::LAST_SEQ)
+                        .bind(room)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    last.map(|seq| seq as u64)
+                })
+            }
+
             async fn rooms(&self) -> $crate::store::Result<Vec<$crate::store::StoredRoom>> {
                 use $crate::store::StoredRoom;
                 use $crate::store::health::Access;

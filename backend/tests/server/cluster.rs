@@ -501,3 +501,53 @@ async fn redis_with_a_per_node_sqlite_store_is_refused() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A node stores and acks a room's newest message, then dies before
+/// publishing it (simulated: the message goes into the shared database
+/// directly). Nothing later happens in the room, yet the other nodes'
+/// clients get it: recently active rooms check their tail against the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_but_unpublished_message_still_reaches_everyone() {
+    let pg = crate::faults_support::OwnPostgres::start();
+    let url = pg.url();
+    let redis =
+        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("hearth-test-{}", uuid::Uuid::new_v4().simple());
+    let server = crate::support::TestServer::start_with(|c| {
+        c.database_url = Some(url.clone());
+        c.redis_url = Some(redis.clone());
+        c.redis_prefix = prefix.clone();
+        c.tail_check_ms = 200;
+    })
+    .await;
+    let mut reader = server.client("reader").await;
+    reader.join("quiet").await;
+    reader.say("quiet", "first", "c1").await;
+    reader
+        .recv_where(|m| matches!(m, ServerMsg::Ack { .. }))
+        .await;
+
+    let db = sqlx::PgPool::connect(&url).await.unwrap();
+    let seq: i64 = sqlx::query_scalar(
+        "UPDATE rooms SET last_seq = last_seq + 1 WHERE name = 'quiet' RETURNING last_seq",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, client_id) \
+         VALUES ('quiet', $1, 'm-lost', 'u-gone', 'gone', 'acked, never published', 0, 'x1')",
+    )
+    .bind(seq)
+    .execute(&db)
+    .await
+    .unwrap();
+
+    let arrived = reader
+        .recv_where(|m| matches!(m, ServerMsg::Message(m) if m.id == "m-lost"))
+        .await;
+    let ServerMsg::Message(message) = arrived else {
+        unreachable!()
+    };
+    assert_eq!(message.seq, 2);
+}
