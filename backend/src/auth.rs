@@ -139,7 +139,7 @@ pub fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> anyho
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    std::fs::create_dir_all(data_dir)
+    crate::files::private_dir(data_dir)
         .with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let bytes: [u8; 32] = rand::random();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

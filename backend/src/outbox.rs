@@ -39,6 +39,10 @@ impl CloseReason {
         code: common::close::POLICY,
         reason: "too many errors",
     };
+    pub const INVALID_UTF8: CloseReason = CloseReason {
+        code: common::close::INVALID_DATA,
+        reason: "text frame is not UTF-8",
+    };
     pub const SLOW_CONSUMER: CloseReason = CloseReason {
         code: common::close::SLOW_CONSUMER,
         reason: "slow consumer",

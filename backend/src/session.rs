@@ -128,8 +128,10 @@ impl Session {
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                         Some(Ok(Message::Close(_))) | None => return,
                         Some(Err(err)) => {
-                            if is_too_big(err) {
-                                kick.kick(CloseReason::TOO_BIG);
+                            // A protocol error says why it closes (RFC 6455
+                            // 7.4.1); a broken connection just ends.
+                            if let Some(reason) = close_reason_for(err) {
+                                kick.kick(reason);
                             }
                             return;
                         }
@@ -319,13 +321,18 @@ fn classify_bad_frame(text: &str) -> (ErrorCode, &'static str) {
     }
 }
 
-fn is_too_big(err: axum::Error) -> bool {
-    matches!(
-        err.into_inner()
-            .downcast::<tungstenite::Error>()
-            .map(|e| *e),
-        Ok(tungstenite::Error::Capacity(_))
-    )
+/// The close code for a read error the client caused: 1009 for a frame over
+/// the size limit, 1007 for a text frame that is not UTF-8.
+fn close_reason_for(err: axum::Error) -> Option<CloseReason> {
+    match err
+        .into_inner()
+        .downcast::<tungstenite::Error>()
+        .map(|e| *e)
+    {
+        Ok(tungstenite::Error::Capacity(_)) => Some(CloseReason::TOO_BIG),
+        Ok(tungstenite::Error::Utf8(_)) => Some(CloseReason::INVALID_UTF8),
+        _ => None,
+    }
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {

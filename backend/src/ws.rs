@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
 use crate::AppState;
@@ -28,9 +29,18 @@ pub struct Params {
 pub async fn upgrade(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
-    Query(params): Query<Params>,
+    params: Result<Query<Params>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    // Malformed requests get the API's JSON errors too (a repeated
+    // `token`, for one), never a plain-text rejection.
+    let Ok(Query(params)) = params else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "pass exactly one ?token=<token>",
+        );
+    };
     // A browser always says which page opens a WebSocket, and a WebSocket is
     // not covered by the same-origin policy: without this check any site a
     // signed-in person visits could act as them (cross-site WebSocket
@@ -72,7 +82,13 @@ pub async fn upgrade(
     };
     let ws = match ws {
         Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => {
+            return error(
+                rejection.status(),
+                "not_a_websocket_upgrade",
+                &rejection.body_text(),
+            );
+        }
     };
     let max = app.config.max_frame_bytes;
     ws.read_buffer_size(READ_BUFFER_BYTES)

@@ -3,6 +3,9 @@
 
 /// The server is shutting down or restarting. Reconnect.
 pub const GOING_AWAY: u16 = 1001;
+/// A text frame was not valid UTF-8. Reconnecting is allowed; the same
+/// frame will be refused again.
+pub const INVALID_DATA: u16 = 1007;
 /// A frame was larger than the server accepts. Reconnecting is allowed, but
 /// the same frame will be refused again.
 pub const TOO_BIG: u16 = 1009;

@@ -150,9 +150,11 @@ pub async fn open(
     let url = match url {
         Some(url) => url.to_owned(),
         None => {
-            std::fs::create_dir_all(data_dir)
-                .map_err(|e| StoreError::Config(format!("creating {}: {e}", data_dir.display())))?;
-            format!("sqlite://{}", data_dir.join("hearth.db").display())
+            let file = data_dir.join("hearth.db");
+            crate::files::private_dir(data_dir)
+                .and_then(|()| crate::files::private_file(&file))
+                .map_err(|e| StoreError::Config(format!("creating {}: {e}", file.display())))?;
+            format!("sqlite://{}", file.display())
         }
     };
     if url.starts_with("sqlite:") {

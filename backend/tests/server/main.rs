@@ -4,6 +4,7 @@
 mod api;
 mod chaos;
 mod cluster;
+mod conformance;
 mod faults;
 mod faults_support;
 mod heartbeat;

@@ -1,0 +1,57 @@
+//! The data dir and the files in it hold every message and the token
+//! secret: only the server's own user may read them. New ones are created
+//! private (0700 and 0600); existing ones that are wider get a warning, not
+//! a silent change, since an operator may have a reason (a backup group).
+
+use std::path::Path;
+
+/// Creates `dir` (and its parents) as 0700 if it is missing; warns if it
+/// exists and others may read it.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(dir) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    mode = format!("{mode:o}"),
+                    "the data dir is readable by other users; chmod 700 it"
+                );
+            }
+            Ok(())
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir),
+        Err(err) => Err(err),
+    }
+}
+
+/// Creates `file` empty as 0600 if it is missing, so the database (and the
+/// -wal and -shm files SQLite gives the same mode) start private; warns if
+/// it exists and others may read it.
+pub fn private_file(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::metadata(file) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    file = %file.display(),
+                    mode = format!("{mode:o}"),
+                    "the database is readable by other users; chmod 600 it"
+                );
+            }
+            Ok(())
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(file)
+            .map(drop),
+        Err(err) => Err(err),
+    }
+}

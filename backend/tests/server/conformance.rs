@@ -1,0 +1,92 @@
+//! The protocol's edges: what a client that breaks the rules of WebSocket
+//! or HTTP gets back, with the documented code, and that the server is
+//! fine for everyone else afterwards.
+
+use common::ApiError;
+use futures_util::SinkExt;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+use crate::support::{Ended, TestServer};
+
+#[tokio::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    let server = TestServer::start().await;
+    let mut client = server.client("garbled").await;
+    let garbled = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    client.ws.send(Message::Frame(garbled)).await.unwrap();
+    assert_eq!(client.ended().await, Ended::Closed(1007));
+    // Everyone else is fine.
+    let mut bystander = server.client("bystander").await;
+    bystander.join("r").await;
+}
+
+#[tokio::test]
+async fn malformed_upgrades_get_json_errors() {
+    let server = TestServer::start().await;
+    let token = server.sign_in("alice").await.token;
+    let http = reqwest::Client::new();
+    let upgrade = |url: String| {
+        http.get(url)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+    };
+    let twice = upgrade(server.url(&format!("/ws?token={token}&token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), 400);
+    let body: ApiError = twice.json().await.unwrap();
+    assert_eq!(body.error, "invalid_query");
+
+    // A plain GET with a good token: not a WebSocket request.
+    let plain = http
+        .get(server.url(&format!("/ws?token={token}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.status().is_client_error(), "{}", plain.status());
+    let body: ApiError = plain.json().await.unwrap();
+    assert_eq!(body.error, "not_a_websocket_upgrade");
+}
+
+/// The data dir and everything in it are the server's own: messages and
+/// the token secret are not for other local users. An existing wider dir is
+/// left as the operator made it (with a warning in the log).
+#[tokio::test]
+async fn the_data_dir_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let server = TestServer::start().await;
+    let data = server.dir.join("data");
+    let mut client = server.client("private").await;
+    client.join("r").await;
+    client.say("r", "secret plans", "c1").await;
+    client
+        .recv_where(|m| matches!(m, common::ServerMsg::Ack { .. }))
+        .await;
+    assert_eq!(mode(&data), 0o700, "data dir");
+    for file in [
+        "hearth.db",
+        "hearth.db-wal",
+        "hearth.db-shm",
+        "token.secret",
+    ] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+
+    let shared = crate::support::temp_dir().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = shared.clone();
+    let _server = TestServer::start_with(|c| c.data_dir = dir).await;
+    assert_eq!(
+        mode(&shared),
+        0o755,
+        "not changed behind the operator's back"
+    );
+    assert_eq!(mode(&shared.join("hearth.db")), 0o600);
+}
