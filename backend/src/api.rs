@@ -18,6 +18,7 @@ use crate::auth::Identity;
 pub fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/session", post(create_session))
+        .route("/ws-ticket", post(create_ws_ticket))
         .route("/rooms", get(list_rooms))
         .route("/rooms/{room}/messages", get(room_history))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such API endpoint") })
@@ -49,6 +50,46 @@ async fn create_session(
     let token = app.tokens.issue(&user);
     tracing::info!(user = %user.id, "session created");
     Json(SessionResponse { token, user }).into_response()
+}
+
+/// How long a WebSocket ticket may wait to be used.
+const TICKET_TTL_SECS: u64 = 30;
+
+/// `POST /api/ws-ticket`: a one-time ticket for `/ws?ticket=`, so the
+/// long-lived token never travels in a URL (where proxies, browser history
+/// and logs keep URLs). Stored hashed in the shared store, so any node
+/// redeems it, once.
+async fn create_ws_ticket(
+    State(app): State<Arc<AppState>>,
+    Authenticated(identity): Authenticated,
+) -> Response {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    let ticket = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let now = crate::hub::now_millis();
+    let expires_at = now + (TICKET_TTL_SECS * 1000) as i64;
+    match app
+        .hub
+        .store()
+        .save_ticket(
+            &crate::ws::ticket_hash(&ticket),
+            &identity.user,
+            identity.expires_at,
+            expires_at,
+            now,
+        )
+        .await
+    {
+        Ok(()) => (
+            StatusCode::CREATED,
+            Json(common::WsTicket {
+                ticket,
+                expires_in_secs: TICKET_TTL_SECS,
+            }),
+        )
+            .into_response(),
+        Err(err) => internal(err),
+    }
 }
 
 /// `GET /api/rooms`: every room and how many people are in it.
@@ -148,7 +189,7 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> Json<serde_json::Value
 }
 
 /// An extractor for `Authorization: Bearer <token>`.
-pub struct Authenticated(#[allow(dead_code)] pub Identity);
+pub struct Authenticated(pub Identity);
 
 impl FromRequestParts<Arc<AppState>> for Authenticated {
     type Rejection = Response;

@@ -1,5 +1,6 @@
-//! `GET /ws?token=…`: check the page's origin, authenticate, then upgrade
-//! to a WebSocket session.
+//! `GET /ws?ticket=…` (browsers: a one-time ticket from
+//! `POST /api/ws-ticket`) or `GET /ws?token=…` (other clients): check the
+//! page's origin, authenticate, then upgrade to a WebSocket session.
 
 use std::sync::Arc;
 
@@ -24,6 +25,16 @@ const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 #[derive(Deserialize)]
 pub struct Params {
     token: Option<String>,
+    ticket: Option<String>,
+}
+
+/// Tickets are stored as this hash, so the store never holds a usable one.
+pub fn ticket_hash(ticket: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(ticket.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub async fn upgrade(
@@ -59,25 +70,58 @@ pub async fn upgrade(
         }
     }
     // Authenticate before upgrading: a bad token never gets a WebSocket.
-    let identity = match params
-        .token
-        .as_deref()
-        .map(|token| app.tokens.verify(token))
-    {
-        Some(Ok(identity)) => identity,
-        Some(Err(_)) => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "the token is invalid or expired",
-            );
+    let identity = if let Some(ticket) = params.ticket.as_deref() {
+        let now_ms = crate::hub::now_millis();
+        match app
+            .hub
+            .store()
+            .take_ticket(&ticket_hash(ticket), now_ms)
+            .await
+        {
+            Ok(Some((user, expires_at))) if expires_at > crate::auth::now_secs() => {
+                tracing::debug!(user = %user.id, "websocket authenticated by a ticket");
+                crate::auth::Identity { user, expires_at }
+            }
+            Ok(_) => {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_ticket",
+                    "the ticket is unknown, used or expired: get a new one",
+                );
+            }
+            Err(err) => {
+                tracing::warn!(%err, "could not redeem a WebSocket ticket");
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "tickets cannot be checked right now; try again",
+                );
+            }
         }
-        None => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "missing_token",
-                "pass ?token=<token>",
-            );
+    } else {
+        match params
+            .token
+            .as_deref()
+            .map(|token| app.tokens.verify(token))
+        {
+            Some(Ok(identity)) => {
+                tracing::debug!(user = %identity.user.id, "websocket authenticated by a token in the URL");
+                identity
+            }
+            Some(Err(_)) => {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    "the token is invalid or expired",
+                );
+            }
+            None => {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "missing_token",
+                    "pass ?ticket=<ticket from POST /api/ws-ticket> or ?token=<token>",
+                );
+            }
         }
     };
     let ws = match ws {

@@ -57,11 +57,60 @@ fn start_server(port: u16, data: &Path) -> Child {
         .arg(&dist)
         .arg("--data-dir")
         .arg(data)
-        .stdout(Stdio::null())
+        // How each WebSocket authenticated, for `no_token_in_any_url`.
+        .env("RUST_LOG", "info,backend::ws=debug")
+        .stdout(server_log(data))
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("start hearth")
+}
+
+/// The server's log, appended to across restarts, beside its data dir.
+fn server_log(data: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.with_extension("log"))
+        .unwrap()
+}
+
+/// The long-lived token never travels in a URL: not in any request the
+/// browser made (Resource Timing), and the server saw every WebSocket
+/// authenticated by a one-time ticket, none by a token in the URL.
+async fn no_token_in_any_url(page: &Client, data: &Path) {
+    let token = page
+        .execute(
+            "return JSON.parse(localStorage.getItem('hearth.session'))[0]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let token = token.as_str().unwrap().to_owned();
+    let urls = page
+        .execute(
+            "return [location.href].concat(performance.getEntries().map(e => e.name))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let urls: Vec<String> = serde_json::from_value(urls).unwrap();
+    assert!(
+        urls.iter().any(|u| u.contains("/api/ws-ticket")),
+        "{urls:?}"
+    );
+    for url in &urls {
+        assert!(!url.contains(&token), "the token is in {url}");
+    }
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    assert!(
+        log.contains("websocket authenticated by a ticket"),
+        "tickets were used"
+    );
+    assert!(
+        !log.contains("token in the URL"),
+        "a WebSocket was opened with the token in its URL"
+    );
 }
 
 async fn browser(driver_url: &str) -> Client {
@@ -200,7 +249,17 @@ async fn fill_room(port: u16, room: &str, count: usize) {
         .json()
         .await
         .unwrap();
-    let url = format!("ws://127.0.0.1:{port}/ws?token={}", session.token);
+    // Like the app: a one-time ticket, never the token, in the URL.
+    let ticket: common::WsTicket = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/ws-ticket"))
+        .bearer_auth(&session.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = format!("ws://127.0.0.1:{port}/ws?ticket={}", ticket.ticket);
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let join = serde_json::json!({"type":"join","room":room});
     ws.send(Message::text(join.to_string())).await.unwrap();
@@ -419,6 +478,9 @@ async fn two_people_chat_and_survive_a_server_restart() {
     wait_text(&alice, "[data-testid=rooms]", "general", WAIT).await;
     let badges = alice.find_all(Locator::Css(".rooms .badge")).await.unwrap();
     assert!(badges.is_empty(), "no unread badge for rooms she has read");
+
+    no_token_in_any_url(&alice, data).await;
+    no_token_in_any_url(&bob, data).await;
 
     alice.close().await.unwrap();
     bob.close().await.unwrap();

@@ -17,6 +17,14 @@ pub struct SessionResponse {
     pub user: User,
 }
 
+/// `POST /api/ws-ticket` response: a one-time ticket for `/ws?ticket=`,
+/// valid for `expires_in_secs`, so the long-lived token never goes in a URL.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WsTicket {
+    pub ticket: String,
+    pub expires_in_secs: u64,
+}
+
 /// One entry of `GET /api/rooms`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RoomSummary {

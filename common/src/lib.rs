@@ -13,7 +13,7 @@ pub mod close;
 mod messages;
 pub mod validate;
 
-pub use api::{ApiError, RoomSummary, SessionRequest, SessionResponse};
+pub use api::{ApiError, RoomSummary, SessionRequest, SessionResponse, WsTicket};
 pub use messages::{ChatMessage, ClientMsg, ErrorCode, SendLimit, ServerMsg, User};
 
 /// Bumped on any incompatible change to the messages below. The server sends

@@ -38,6 +38,33 @@ pub async fn history(
     get_json(&url, token).await
 }
 
+/// Why a ticket could not be had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketError {
+    /// The token is no good: sign in again.
+    SignIn,
+    /// The server cannot be reached, or failed: try again later.
+    Unavailable,
+}
+
+/// A one-time ticket for `/ws?ticket=`, so the token never goes in a URL.
+pub async fn ws_ticket(token: &str) -> Result<String, TicketError> {
+    let response = Request::post("/api/ws-ticket")
+        .header("Authorization", &format!("Bearer {token}"))
+        .send()
+        .await
+        .map_err(|_| TicketError::Unavailable)?;
+    match response.status() {
+        200..=299 => response
+            .json::<common::WsTicket>()
+            .await
+            .map(|t| t.ticket)
+            .map_err(|_| TicketError::Unavailable),
+        401 => Err(TicketError::SignIn),
+        _ => Err(TicketError::Unavailable),
+    }
+}
+
 /// An authenticated GET whose answer is JSON.
 async fn get_json<T: serde::de::DeserializeOwned>(url: &str, token: &str) -> Result<T, String> {
     let response = Request::get(url)

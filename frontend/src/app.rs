@@ -9,7 +9,7 @@ use wasm_bindgen::JsCast;
 
 use crate::chat::{Chat, TypingThrottle};
 use crate::connection::{Event, Phase, Policy};
-use crate::driver::{Driver, Listener, socket_url};
+use crate::driver::{Driver, Listener, page_endpoint};
 use crate::view::{Banner, Composer, MemberList, MessageList, Status, TypingLine, focus};
 use crate::{api, storage};
 
@@ -136,8 +136,8 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         signed_out: on_signed_out,
         token: session.token.clone(),
     });
-    let driver = StoredValue::new_local(Driver::new(
-        socket_url(&session.token),
+    let driver = StoredValue::new_local(Driver::with_endpoint(
+        page_endpoint(&session.token),
         Policy::default(),
         listener,
     ));

@@ -28,9 +28,19 @@ pub struct Driver {
     inner: Rc<RefCell<Inner>>,
 }
 
+/// Where a socket connects, and how it authenticates.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// This exact URL (tests, and servers of other origins).
+    Url(String),
+    /// The page's own `/ws`, with a one-time ticket fetched for every
+    /// attempt from `POST /api/ws-ticket`: the token never goes in a URL.
+    Ticketed { ws_base: String, token: String },
+}
+
 struct Inner {
     machine: Connection,
-    url: String,
+    endpoint: Endpoint,
     listener: Rc<dyn Listener>,
     /// Bumped for every socket, so events of an old socket are ignored.
     generation: u64,
@@ -45,12 +55,16 @@ struct Inner {
 }
 
 impl Driver {
-    /// `url` is the full WebSocket URL, token included.
+    /// `url` is the full WebSocket URL (see `Endpoint::Url`).
     pub fn new(url: String, policy: Policy, listener: Rc<dyn Listener>) -> Driver {
+        Driver::with_endpoint(Endpoint::Url(url), policy, listener)
+    }
+
+    pub fn with_endpoint(endpoint: Endpoint, policy: Policy, listener: Rc<dyn Listener>) -> Driver {
         Driver {
             inner: Rc::new(RefCell::new(Inner {
                 machine: Connection::new(policy),
-                url,
+                endpoint,
                 listener,
                 generation: 0,
                 opened: 0,
@@ -161,13 +175,41 @@ impl Driver {
     }
 
     fn connect(&self) {
-        let (generation, url) = {
+        let (generation, endpoint) = {
             let mut inner = self.inner.borrow_mut();
             inner.generation += 1;
             inner.outgoing = None;
-            (inner.generation, inner.url.clone())
+            (inner.generation, inner.endpoint.clone())
         };
-        let socket = match WebSocket::open(&url) {
+        match endpoint {
+            Endpoint::Url(url) => self.open(generation, &url),
+            Endpoint::Ticketed { ws_base, token } => {
+                let me = self.clone();
+                spawn_local(async move {
+                    match crate::api::ws_ticket(&token).await {
+                        Ok(ticket) if me.is_current(generation) => {
+                            me.open(generation, &format!("{ws_base}?ticket={ticket}"));
+                        }
+                        Ok(_) => {}
+                        // The token itself is refused: as if closed with 4001.
+                        Err(crate::api::TicketError::SignIn) => me.dispatch_for(
+                            generation,
+                            Event::Closed {
+                                code: Some(common::close::TOKEN_INVALID),
+                            },
+                        ),
+                        Err(crate::api::TicketError::Unavailable) => {
+                            me.dispatch_for(generation, Event::Closed { code: None });
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// Opens the socket of attempt `generation`.
+    fn open(&self, generation: u64, url: &str) {
+        let socket = match WebSocket::open(url) {
             Ok(socket) => socket,
             Err(_) => {
                 let me = self.clone();
@@ -248,8 +290,16 @@ async fn pump(
     }
 }
 
-/// The WebSocket URL for this page's origin.
-pub fn socket_url(token: &str) -> String {
+/// This page's `/ws`, authenticated with a fresh ticket for every attempt.
+pub fn page_endpoint(token: &str) -> Endpoint {
+    Endpoint::Ticketed {
+        ws_base: socket_base(),
+        token: token.to_owned(),
+    }
+}
+
+/// `ws(s)://<this page's host>/ws`.
+fn socket_base() -> String {
     let location = web_sys::window().expect("a window").location();
     let scheme = if location.protocol().ok().as_deref() == Some("https:") {
         "wss"
@@ -257,5 +307,5 @@ pub fn socket_url(token: &str) -> String {
         "ws"
     };
     let host = location.host().unwrap_or_default();
-    format!("{scheme}://{host}/ws?token={token}")
+    format!("{scheme}://{host}/ws")
 }

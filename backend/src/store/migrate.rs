@@ -28,6 +28,7 @@ CREATE INDEX messages_ts ON messages (ts);
     PROBE_TABLE,
     READ_MARKS,
     LOWERCASE_ROOMS,
+    WS_TICKETS,
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -55,6 +56,7 @@ CREATE INDEX messages_ts ON messages (ts);
     PROBE_TABLE,
     READ_MARKS,
     LOWERCASE_ROOMS,
+    WS_TICKETS,
 ];
 
 /// 2: one row that the health probe rewrites, to learn whether the store
@@ -92,3 +94,8 @@ WHERE room IN (SELECT old FROM room_renames);
 DELETE FROM rooms WHERE name IN (SELECT old FROM room_renames);
 DROP TABLE room_renames;
 ";
+
+/// 5: one-time WebSocket tickets (stored hashed), shared by every node so a
+/// ticket from one node opens a socket on another.
+const WS_TICKETS: &str = "CREATE TABLE ws_tickets (hash TEXT PRIMARY KEY, user_id TEXT NOT NULL, \
+    user_name TEXT NOT NULL, token_expires BIGINT NOT NULL, expires_at BIGINT NOT NULL);";

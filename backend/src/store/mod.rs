@@ -115,6 +115,21 @@ pub trait Store: Send + Sync + 'static {
     /// people follow (counted up to 100).
     async fn read_state(&self, user_id: &str, room: &str) -> Result<(u64, u32)>;
 
+    /// Keeps a WebSocket ticket (by its hash) until `expires_at_ms`, and
+    /// forgets expired ones.
+    async fn save_ticket(
+        &self,
+        hash: &str,
+        user: &User,
+        token_expires: u64,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<()>;
+
+    /// Redeems a ticket once: its user and token expiry, if it exists and
+    /// has not expired. Gone afterwards either way.
+    async fn take_ticket(&self, hash: &str, now_ms: i64) -> Result<Option<(User, u64)>>;
+
     /// A tiny write, to learn whether the store takes writes again.
     async fn probe(&self, now_ms: i64) -> Result<()>;
 

@@ -36,6 +36,12 @@ pub const READ_SEQ: &str = "SELECT seq FROM read_marks WHERE user_id = $1 AND ro
 /// Bounded: a badge says "99+" beyond that, and the count stays an index scan.
 pub const UNREAD: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM messages \
      WHERE room = $1 AND seq > $2 AND user_id <> $3 LIMIT 100) AS unread";
+pub const SAVE_TICKET: &str = "INSERT INTO ws_tickets (hash, user_id, user_name, token_expires, expires_at) \
+     VALUES ($1, $2, $3, $4, $5)";
+pub const FORGET_TICKETS: &str = "DELETE FROM ws_tickets WHERE expires_at < $1";
+/// Deleting is redeeming: two sockets racing for one ticket cannot both win.
+pub const TAKE_TICKET: &str = "DELETE FROM ws_tickets WHERE hash = $1 \
+     RETURNING user_id, user_name, token_expires, expires_at";
 pub const PROBE: &str = "INSERT INTO hearth_probe (id, at) VALUES (1, $1) \
      ON CONFLICT (id) DO UPDATE SET at = excluded.at";
 
@@ -311,6 +317,52 @@ macro_rules! impl_store {
                         .fetch_one(&mut *conn)
                         .await?;
                     (seq as u64, unread as u32)
+                })
+            }
+
+            async fn save_ticket(
+                &self,
+                hash: &str,
+                user: &common::User,
+                token_expires: u64,
+                expires_at_ms: i64,
+                now_ms: i64,
+            ) -> $crate::store::Result<()> {
+                use $crate::store::db_seq;
+                use $crate::store::health::Access;
+                use $crate::store::sql::{self, guarded};
+                guarded!(self, Access::Write, |conn| {
+                    sqlx::query(sql::FORGET_TICKETS)
+                        .bind(now_ms)
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query(sql::SAVE_TICKET)
+                        .bind(hash)
+                        .bind(&user.id)
+                        .bind(&user.name)
+                        .bind(db_seq(token_expires))
+                        .bind(expires_at_ms)
+                        .execute(&mut *conn)
+                        .await?;
+                })
+            }
+
+            async fn take_ticket(
+                &self,
+                hash: &str,
+                now_ms: i64,
+            ) -> $crate::store::Result<Option<(common::User, u64)>> {
+                use $crate::store::health::Access;
+                use $crate::store::sql::{self, guarded};
+                guarded!(self, Access::Write, |conn| {
+                    let row: Option<(String, String, i64, i64)> = sqlx::query_as(sql::TAKE_TICKET)
+                        .bind(hash)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    row.filter(|(_, _, _, expires_at)| *expires_at >= now_ms)
+                        .map(|(id, name, token_expires, _)| {
+                            (common::User { id, name }, token_expires as u64)
+                        })
                 })
             }
 

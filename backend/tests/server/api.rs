@@ -204,3 +204,65 @@ async fn health_static_files_and_spa_fallback() {
     let error: ApiError = missing.json().await.unwrap();
     assert_eq!(error.error, "not_found");
 }
+
+/// Browsers never put the long-lived token in a URL: they trade it for a
+/// ticket that opens one WebSocket, once, within 30 s.
+#[tokio::test]
+async fn a_ws_ticket_opens_one_socket_once() {
+    let server = TestServer::start().await;
+    let session = server.sign_in("ticketed").await;
+    let http = reqwest::Client::new();
+    let anonymous = http
+        .post(server.url("/api/ws-ticket"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let answer = http
+        .post(server.url("/api/ws-ticket"))
+        .bearer_auth(&session.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    let ticket: common::WsTicket = answer.json().await.unwrap();
+    assert_eq!(ticket.expires_in_secs, 30);
+    assert!(!ticket.ticket.contains(&session.token));
+
+    let url = format!("ws://{}/ws?ticket={}", server.addr, ticket.ticket);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    use futures_util::StreamExt;
+    let welcome: common::ServerMsg =
+        serde_json::from_str(ws.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
+    match welcome {
+        common::ServerMsg::Welcome { user, .. } => assert_eq!(user, session.user),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+    // Used: never again. Unknown: never.
+    for url in [url, format!("ws://{}/ws?ticket=not-a-ticket", server.addr)] {
+        match tokio_tungstenite::connect_async(&url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 401);
+                let body: ApiError =
+                    serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+                assert_eq!(body.error, "invalid_ticket");
+            }
+            other => panic!("expected a 401, got {other:?}"),
+        }
+    }
+    // Expired: refused too.
+    let store = server.server.as_ref().unwrap().state().hub.store().clone();
+    let now = backend::hub::now_millis();
+    store
+        .save_ticket(
+            &backend::ws::ticket_hash("old"),
+            &session.user,
+            u64::MAX / 2,
+            now - 1,
+            now - 10,
+        )
+        .await
+        .unwrap();
+    let old = format!("ws://{}/ws?ticket=old", server.addr);
+    assert!(tokio_tungstenite::connect_async(&old).await.is_err());
+}
