@@ -226,14 +226,7 @@ impl Hub {
             room: room.to_owned(),
             seq,
         });
-        {
-            let state = lock(&loaded.state);
-            for other in state.peers.values() {
-                if other.user_id == peer.user_id && other.id != peer.id {
-                    other.outbox.push(frame.clone());
-                }
-            }
-        }
+        deliver_to_user(&lock(&loaded.state), &peer.user_id, &frame, Some(peer.id));
         // And to their tabs and devices on other nodes.
         self.broker.publish(Envelope {
             origin: self.node_id.clone(),
@@ -408,13 +401,7 @@ impl Hub {
                 skip_user,
                 seq: None,
             } => deliver(&mut state, frame, skip_user.as_ref()),
-            Event::ToUser { user_id, frame } => {
-                for peer in state.peers.values() {
-                    if peer.user_id == *user_id {
-                        peer.outbox.push(frame.clone());
-                    }
-                }
-            }
+            Event::ToUser { user_id, frame } => deliver_to_user(&state, user_id, frame, None),
             Event::Presence { user, present } => {
                 let key = (envelope.origin.clone(), Arc::from(user.id.as_str()));
                 let before = state.visible(&key.1);
@@ -454,11 +441,8 @@ impl Hub {
             {
                 Ok(missed) => {
                     let mut state = lock(&room.state);
-                    for message in missed {
-                        let seq = message.seq;
-                        let frame = encode(&ServerMsg::Message(message));
-                        self.accept(&room, &mut state, seq, Pending { frame, ack: None });
-                    }
+                    take_stored(&mut state, missed);
+                    self.drain(&room, &mut state);
                 }
                 Err(err) => {
                     tracing::warn!(room = %room.name, %err, "catch-up from the store failed")
@@ -663,13 +647,7 @@ impl Hub {
                 }
             };
             let mut state = lock(&room.state);
-            for message in missing {
-                let seq = message.seq;
-                let frame = encode(&ServerMsg::Message(message));
-                if let Some((peer, ack)) = state.order.insert(seq, Pending { frame, ack: None }) {
-                    peer.outbox.push(ack);
-                }
-            }
+            take_stored(&mut state, missing);
             // Appends to a room are serialized by the store, so once `to` is
             // committed every earlier seq is final: one the store does not
             // have was deleted by retention and will never arrive.
@@ -860,6 +838,34 @@ fn announce_change(room: &Room, state: &mut RoomState, user: &User, was_visible:
         _ => return,
     };
     deliver(state, &encode(&msg), None);
+}
+
+/// Takes messages read back from the store (a refill, a catch-up) into the
+/// reorder buffer. They are copies without an ack, so nothing comes back to
+/// queue; ones already delivered are skipped before they are encoded.
+fn take_stored(state: &mut RoomState, messages: Vec<ChatMessage>) {
+    for message in messages {
+        let seq = message.seq;
+        if seq < state.order.next_seq() {
+            continue;
+        }
+        let frame = encode(&ServerMsg::Message(message));
+        let _no_ack = state.order.insert(seq, Pending { frame, ack: None });
+    }
+}
+
+/// Queues `frame` for one user's connections in the room, but `except`.
+fn deliver_to_user(
+    state: &RoomState,
+    user_id: &Arc<str>,
+    frame: &Utf8Bytes,
+    except: Option<ConnId>,
+) {
+    for peer in state.peers.values() {
+        if peer.user_id == *user_id && Some(peer.id) != except {
+            peer.outbox.push(frame.clone());
+        }
+    }
 }
 
 fn deliver(state: &mut RoomState, frame: &Utf8Bytes, skip_user: Option<&Arc<str>>) {

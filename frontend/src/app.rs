@@ -283,9 +283,12 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     // only on narrow screens).
     let drawer = RwSignal::new(false);
     let members_open = RwSignal::new(false);
-    let open_from_drawer = Callback::new(move |room: String| {
+    let close_panels = move || {
         drawer.set(false);
         members_open.set(false);
+    };
+    let open_from_drawer = Callback::new(move |room: String| {
+        close_panels();
         open_room(room);
     });
     let here = move || {
@@ -300,12 +303,11 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         <div class="app" class:drawer-open=drawer class:members-open=members_open
             on:keydown=move |ev: leptos::ev::KeyboardEvent| {
                 if ev.key() == "Escape" {
-                    drawer.set(false);
-                    members_open.set(false);
+                    close_panels();
                 }
             }>
             <RoomSidebar chat directory on_open=open_from_drawer me=session.user.name.clone() on_sign_out=sign_out />
-            <div class="scrim" aria-hidden="true" on:click=move |_| { drawer.set(false); members_open.set(false); }></div>
+            <div class="scrim" aria-hidden="true" on:click=move |_| close_panels()></div>
             <main class="room">
                 <Banner status now_ms on_retry=Callback::new(move |()| dispatch(Event::RetryNow)) />
                 <div class="phone-bar">
