@@ -22,8 +22,7 @@ pub struct Config {
     #[arg(long, env = "HEARTH_STATIC_DIR", default_value = "dist")]
     pub static_dir: PathBuf,
 
-    /// Folder for the server's own files: the generated token secret and,
-    /// by default, the SQLite database.
+    /// Folder for the server's own files: by default, the SQLite database.
     #[arg(long, env = "HEARTH_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
@@ -108,14 +107,45 @@ pub struct Config {
     #[arg(long, env = "HEARTH_PRESENCE_TTL_MS", default_value_t = 30_000)]
     pub presence_ttl_ms: u64,
 
-    /// Secret for signing session tokens. All nodes of one deployment need
-    /// the same one. If unset, one is generated and kept in the data dir.
-    #[arg(long, env = "HEARTH_TOKEN_SECRET", hide_env_values = true)]
-    pub token_secret: Option<String>,
+    /// How long a session lasts after sign-in, in seconds (unless signed
+    /// out or revoked earlier).
+    #[arg(long, env = "HEARTH_SESSION_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub session_ttl_secs: u64,
 
-    /// How long a session token stays valid, in seconds.
-    #[arg(long, env = "HEARTH_TOKEN_TTL_SECS", default_value_t = 24 * 3600)]
-    pub token_ttl_secs: u64,
+    /// Also let people in with a display name only, as guests (shown as
+    /// such; no password, no username, cannot be invited).
+    #[arg(long, env = "HEARTH_ALLOW_GUESTS")]
+    pub allow_guests: bool,
+
+    /// Sign-in, sign-up and password-change attempts allowed per client
+    /// address per minute (also the burst).
+    #[arg(long, env = "HEARTH_AUTH_PER_IP_PER_MINUTE", default_value_t = 20)]
+    pub auth_per_ip_per_minute: u32,
+
+    /// Sign-in attempts allowed per username per minute (also the burst),
+    /// from all addresses together.
+    #[arg(long, env = "HEARTH_AUTH_PER_USERNAME_PER_MINUTE", default_value_t = 5)]
+    pub auth_per_username_per_minute: u32,
+
+    /// Addresses of reverse proxies whose `X-Forwarded-For` is believed,
+    /// for the per-address limits. From anyone else it is ignored.
+    /// Comma-separated in the env var.
+    #[arg(
+        long = "trusted-proxy",
+        env = "HEARTH_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
+    /// Password hashes computed at once (each takes ~19 MiB and a core for
+    /// tens of ms). 0: one per core.
+    #[arg(long, env = "HEARTH_HASH_CONCURRENCY", default_value_t = 0)]
+    pub hash_concurrency: usize,
+
+    /// How often a node asks the store for revoked sessions, in case it
+    /// missed the broker's event, in milliseconds.
+    #[arg(long, env = "HEARTH_REVOCATION_POLL_MS", default_value_t = 5_000)]
+    pub revocation_poll_ms: u64,
 
     /// Interval between server pings, in milliseconds.
     #[arg(long, env = "HEARTH_HEARTBEAT_MS", default_value_t = 25_000)]
@@ -174,6 +204,11 @@ impl Config {
         let mut config = Config::parse_from(["hearth"]);
         config.listen = "127.0.0.1:0".parse().expect("valid address");
         config.data_dir = data_dir;
+        // Most tests sign in many people from one address, as guests; the
+        // account tests set their own limits.
+        config.allow_guests = true;
+        config.auth_per_ip_per_minute = 1_000_000;
+        config.auth_per_username_per_minute = 1_000_000;
         config
     }
 

@@ -23,6 +23,7 @@ use common::{ChatMessage, ServerMsg, User};
 use crate::broker::{Broker, Envelope, Event};
 use crate::outbox::Outbox;
 use crate::reorder::Reorder;
+use crate::revocation::LiveSessions;
 use crate::store::{NewMessage, Store, StoreError};
 
 pub type ConnId = u64;
@@ -39,7 +40,20 @@ pub struct Peer {
     /// `user.id` again, shared cheaply with envelopes.
     pub user_id: Arc<str>,
     pub outbox: Outbox,
+    /// Rooms this connection was removed from (by a moderator), for its
+    /// session to forget; see `Hub::evict`.
+    pub evicted: Mutex<Vec<String>>,
 }
+
+impl Peer {
+    /// Rooms removed from since the last call.
+    pub fn take_evicted(&self) -> Vec<String> {
+        std::mem::take(&mut *lock(&self.evicted))
+    }
+}
+
+/// `left.reason` for a connection whose user was removed from the room.
+pub const REMOVED: &str = "removed";
 
 /// History limits for joins.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +73,8 @@ pub struct Hub {
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
     /// Wakes the presence task when local membership changed.
     presence_changed: tokio::sync::Notify,
+    /// This node's sockets by session, to close them on revocation.
+    live_sessions: LiveSessions,
 }
 
 struct Room {
@@ -125,6 +141,7 @@ impl Hub {
             typing_interval,
             rooms: Mutex::new(HashMap::new()),
             presence_changed: tokio::sync::Notify::new(),
+            live_sessions: LiveSessions::default(),
         })
     }
 
@@ -134,6 +151,24 @@ impl Hub {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    pub fn live_sessions(&self) -> &LiveSessions {
+        &self.live_sessions
+    }
+
+    /// Closes the sockets of these (already revoked) sessions here, and
+    /// tells the other nodes to close theirs.
+    pub fn revoke_sessions(&self, sessions: Vec<Arc<str>>) {
+        if sessions.is_empty() {
+            return;
+        }
+        self.live_sessions.revoke(&sessions);
+        self.broker.publish(Envelope {
+            origin: self.node_id.clone(),
+            room: Arc::from(""),
+            event: Event::Revoke { sessions },
+        });
     }
 
     /// First half of a join: enters the room (creating it if new, telling
@@ -300,6 +335,50 @@ impl Hub {
         true
     }
 
+    /// The user was removed from the room: their connections leave it, on
+    /// this node and (through the broker) every other, each told with
+    /// `left {reason: "removed"}`.
+    pub fn evict(&self, room: &str, user_id: &str) {
+        self.evict_local(room, user_id);
+        self.broker.publish(Envelope {
+            origin: self.node_id.clone(),
+            room: Arc::from(room),
+            event: Event::Evict {
+                user_id: Arc::from(user_id),
+            },
+        });
+    }
+
+    fn evict_local(&self, room: &str, user_id: &str) {
+        let Some(loaded) = self.existing(room) else {
+            return;
+        };
+        let peers: Vec<Arc<Peer>> = {
+            let state = lock(&loaded.state);
+            state
+                .peers
+                .values()
+                .chain(state.joining.values().map(|(peer, _)| peer))
+                .filter(|peer| &*peer.user_id == user_id)
+                .cloned()
+                .collect()
+        };
+        for peer in peers {
+            if self.leave(room, &peer) {
+                lock(&peer.evicted).push(room.to_owned());
+                peer.outbox.push(encode(&ServerMsg::Left {
+                    room: room.to_owned(),
+                    reason: Some(REMOVED.to_owned()),
+                }));
+            }
+        }
+    }
+
+    /// Whether the connection is in the room (live or joining).
+    fn is_in(state: &RoomState, peer: &Peer) -> bool {
+        state.peers.contains_key(&peer.id) || state.joining.contains_key(&peer.id)
+    }
+
     /// Stores the message, then delivers it in seq order to everyone in the
     /// room (sender included), followed by the sender's `ack`. A repeated
     /// `client_id` is acked with the original seq and never delivered twice.
@@ -313,6 +392,10 @@ impl Hub {
         let Some(room) = self.existing(room) else {
             return Err(StoreError::UnknownRoom(room.to_owned()));
         };
+        // Removed meanwhile: nothing is stored for someone no longer in it.
+        if !Self::is_in(&lock(&room.state), peer) {
+            return Err(StoreError::UnknownRoom(room.name.to_string()));
+        }
         let id = uuid::Uuid::now_v7().to_string();
         let appended = self
             .store
@@ -358,6 +441,9 @@ impl Hub {
             return false;
         };
         let mut state = lock(&room.state);
+        if !Self::is_in(&state, peer) {
+            return false;
+        }
         if let Some(last) = state.last_typing.get(&peer.user_id)
             && now.saturating_duration_since(*last) < self.typing_interval
         {
@@ -376,6 +462,14 @@ impl Hub {
     pub fn deliver_remote(self: &Arc<Self>, envelope: &Envelope) {
         if envelope.origin == self.node_id {
             return;
+        }
+        match &envelope.event {
+            Event::Evict { user_id } => return self.evict_local(&envelope.room, user_id),
+            Event::Revoke { sessions } => {
+                self.live_sessions.revoke(sessions);
+                return;
+            }
+            _ => {}
         }
         let Some(room) = self.existing(&envelope.room) else {
             return;
@@ -402,6 +496,8 @@ impl Hub {
                 seq: None,
             } => deliver(&mut state, frame, skip_user.as_ref()),
             Event::ToUser { user_id, frame } => deliver_to_user(&state, user_id, frame, None),
+            // Handled above, and by `revocation` (node-wide).
+            Event::Evict { .. } | Event::Revoke { .. } => {}
             Event::Presence { user, present } => {
                 let key = (envelope.origin.clone(), Arc::from(user.id.as_str()));
                 let before = state.visible(&key.1);

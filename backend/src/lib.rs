@@ -15,10 +15,13 @@ pub mod config;
 pub mod files;
 pub mod hub;
 pub mod outbox;
+pub mod passwords;
 pub mod rate;
 pub mod reorder;
+pub mod revocation;
 pub mod session;
 pub mod store;
+pub mod throttle;
 pub mod web;
 pub mod ws;
 
@@ -37,7 +40,6 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use config::Config;
 
-use auth::TokenKeys;
 use broker::{Broker, Delivery, MemoryBroker};
 use hub::{HistoryPolicy, Hub};
 use store::Store;
@@ -45,8 +47,9 @@ use store::Store;
 /// Everything a request or a connection needs, shared.
 pub struct AppState {
     pub config: Config,
-    pub tokens: TokenKeys,
     pub hub: Arc<Hub>,
+    pub passwords: passwords::Passwords,
+    pub throttle: throttle::Throttle,
     /// Cancelled when the server shuts down; every session watches it.
     pub shutdown: CancellationToken,
     /// Every live WebSocket session, so shutdown can wait for them.
@@ -89,8 +92,6 @@ pub struct Server {
 
 /// Binds `config.listen` and starts serving in the background.
 pub async fn start(config: Config) -> anyhow::Result<Server> {
-    let secret = auth::load_or_create_secret(config.token_secret.as_deref(), &config.data_dir)?;
-    let tokens = TokenKeys::new(&secret, Duration::from_secs(config.token_ttl_secs));
     let node_id: Arc<str> = match &config.node_id {
         Some(id) => Arc::from(id.as_str()),
         None => Arc::from(uuid::Uuid::new_v4().simple().to_string()),
@@ -147,9 +148,16 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    spawn_revocation_poll(&config, hub.clone());
+    let throttle = throttle::Throttle::new(
+        config.auth_per_ip_per_minute,
+        config.auth_per_username_per_minute,
+        config.trusted_proxies.clone(),
+    );
     let state = Arc::new(AppState {
+        passwords: passwords::Passwords::new(config.hash_concurrency),
+        throttle,
         config,
-        tokens,
         hub,
         shutdown: CancellationToken::new(),
         sessions: TaskTracker::new(),
@@ -158,11 +166,15 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let router = app(state.clone());
     let stop = state.shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-            .context("serving HTTP")
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+        .context("serving HTTP")
     });
+    spawn_throttle_cleanup(state.clone());
     tracing::info!(%addr, node = %state.hub.node_id(), "listening");
     Ok(Server { addr, state, task })
 }
@@ -248,6 +260,45 @@ fn spawn_store_probe(config: &Config, store: Arc<dyn Store>) {
             if let Err(err) = store.probe(hub::now_millis()).await {
                 tracing::debug!(%err, "store probe failed");
             }
+        }
+    });
+}
+
+/// The slow path of revocation (see `revocation.rs`): sessions revoked
+/// lately, by any node, close here too even if the broker's event was lost.
+fn spawn_revocation_poll(config: &Config, hub: Arc<Hub>) {
+    let every = Duration::from_millis(config.revocation_poll_ms.max(100));
+    tokio::spawn(async move {
+        // Overlapping windows: a revocation committed just before a poll
+        // with a slightly skewed clock is still seen.
+        let overlap = (every.as_millis() as i64) * 2 + 5_000;
+        let mut since = hub::now_millis() - overlap;
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let started = hub::now_millis();
+            match hub.store().revoked_since(since).await {
+                Ok(ids) => {
+                    let closed = hub.live_sessions().revoke(&ids);
+                    if closed > 0 {
+                        tracing::info!(closed, "closed sockets of revoked sessions");
+                    }
+                    since = started - overlap;
+                }
+                Err(err) => tracing::debug!(%err, "polling revoked sessions failed"),
+            }
+        }
+    });
+}
+
+/// Forgets sign-in rate-limit buckets that are full again.
+fn spawn_throttle_cleanup(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            state.throttle.forget_idle();
         }
     });
 }

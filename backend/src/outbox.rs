@@ -35,6 +35,11 @@ impl CloseReason {
         code: common::close::TOKEN_INVALID,
         reason: "token expired",
     };
+    /// Signed out, or the password changed: the session is gone.
+    pub const SESSION_REVOKED: CloseReason = CloseReason {
+        code: common::close::TOKEN_INVALID,
+        reason: "session revoked",
+    };
     pub const TOO_MANY_ERRORS: CloseReason = CloseReason {
         code: common::close::POLICY,
         reason: "too many errors",

@@ -41,7 +41,12 @@ pub async fn run(socket: WebSocket, app: Arc<AppState>, identity: Identity) {
         user_id: Arc::from(identity.user.id.as_str()),
         user: identity.user,
         outbox,
+        evicted: std::sync::Mutex::new(Vec::new()),
     });
+    // Revoking the session (sign-out, password change) closes this socket.
+    app.hub
+        .live_sessions()
+        .register(&identity.session_id, peer.id, peer.outbox.kick().clone());
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, rx, peer.outbox.kick().clone()));
     tracing::debug!(conn = peer.id, user = %peer.user.id, "connected");
@@ -73,6 +78,9 @@ pub async fn run(socket: WebSocket, app: Arc<AppState>, identity: Identity) {
     for room in std::mem::take(&mut session.rooms) {
         app.hub.leave(&room, &peer);
     }
+    app.hub
+        .live_sessions()
+        .unregister(&identity.session_id, peer.id);
     // The writer stops on a kick; a normal end (the client closed) needs one too.
     peer.outbox.kick().kick(CloseReason::NORMAL);
     let _ = writer.await;
@@ -142,6 +150,10 @@ impl Session {
     }
 
     async fn handle_text(&mut self, text: &str) {
+        // Rooms a moderator removed this connection from are gone.
+        for room in self.peer.take_evicted() {
+            self.rooms.remove(&room);
+        }
         let msg = match serde_json::from_str::<ClientMsg>(text) {
             Ok(msg) => msg,
             Err(_) => {
@@ -195,6 +207,34 @@ impl Session {
         if !self.membership_bucket.try_take(std::time::Instant::now()) {
             return self.tell(ErrorCode::RateLimited, "joining too fast", Some(room));
         }
+        // Private rooms are for their members. (A room that does not exist
+        // yet is created, public, by joining it.)
+        if !self.rooms.contains(&room) {
+            match self
+                .app
+                .hub
+                .store()
+                .room_access(&room, &self.peer.user.id)
+                .await
+            {
+                Ok(Some(access)) if !access.may_enter() => {
+                    return self.tell(
+                        ErrorCode::Forbidden,
+                        "this room is private; ask a member to invite you",
+                        Some(room),
+                    );
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::error!(%err, room, "checking room access failed");
+                    return self.tell(
+                        ErrorCode::Internal,
+                        "could not load the room; try again",
+                        Some(room),
+                    );
+                }
+            }
+        }
         let ticket = match self.app.hub.start_join(&room, &self.peer, since).await {
             Ok(ticket) => ticket,
             Err(err) => {
@@ -244,7 +284,9 @@ impl Session {
             tracing::debug!(conn = self.peer.id, "leave over the membership rate");
         }
         self.app.hub.leave(&room, &self.peer);
-        self.peer.outbox.push(encode(&ServerMsg::Left { room }));
+        self.peer
+            .outbox
+            .push(encode(&ServerMsg::Left { room, reason: None }));
     }
 
     async fn send(&mut self, room: String, content: String, client_id: String) {
@@ -271,6 +313,11 @@ impl Session {
             .post(&room, &self.peer, &content, &client_id)
             .await
         {
+            if let crate::store::StoreError::UnknownRoom(_) = err {
+                // Removed from the room while this was on its way.
+                self.rooms.remove(&room);
+                return self.tell(ErrorCode::NotJoined, "not in that room", Some(client_id));
+            }
             tracing::error!(%err, room, "storing a message failed");
             self.tell(
                 ErrorCode::Internal,

@@ -1,6 +1,8 @@
 //! `GET /ws?ticket=…` (browsers: a one-time ticket from
-//! `POST /api/ws-ticket`) or `GET /ws?token=…` (other clients): check the
-//! page's origin, authenticate, then upgrade to a WebSocket session.
+//! `POST /api/ws-ticket`) or `GET /ws` with `Authorization: Bearer`
+//! (clients that can set headers): check the page's origin, authenticate,
+//! then upgrade to a WebSocket session. The session token itself is never
+//! accepted in the URL, where proxies, logs and browser history keep it.
 
 use std::sync::Arc;
 
@@ -12,7 +14,9 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use crate::AppState;
-use crate::api::error;
+use crate::api::{authenticate, error, unavailable};
+use crate::auth::{bearer, now_secs, secret_hash};
+use crate::hub::now_millis;
 use crate::session;
 
 /// Read buffer per connection. Client frames are small, and this is memory
@@ -28,15 +32,6 @@ pub struct Params {
     ticket: Option<String>,
 }
 
-/// Tickets are stored as this hash, so the store never holds a usable one.
-pub fn ticket_hash(ticket: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(ticket.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 pub async fn upgrade(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -49,7 +44,7 @@ pub async fn upgrade(
         return error(
             StatusCode::BAD_REQUEST,
             "invalid_query",
-            "pass exactly one ?token=<token>",
+            "pass exactly one ?ticket=<ticket>",
         );
     };
     // A browser always says which page opens a WebSocket, and a WebSocket is
@@ -70,59 +65,50 @@ pub async fn upgrade(
         }
     }
     // Authenticate before upgrading: a bad token never gets a WebSocket.
-    let identity = if let Some(ticket) = params.ticket.as_deref() {
-        let now_ms = crate::hub::now_millis();
-        match app
+    let identity = if params.token.is_some() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "token_in_url",
+            "a session token must never be in a URL: use ?ticket=<from POST /api/ws-ticket> \
+             or the Authorization header",
+        );
+    } else if let Some(ticket) = params.ticket.as_deref() {
+        let redeemed = app
             .hub
             .store()
-            .take_ticket(&ticket_hash(ticket), now_ms)
-            .await
-        {
-            Ok(Some((user, expires_at))) if expires_at > crate::auth::now_secs() => {
-                tracing::debug!(user = %user.id, "websocket authenticated by a ticket");
-                crate::auth::Identity { user, expires_at }
+            .take_ticket(&secret_hash(ticket), now_millis(), now_secs())
+            .await;
+        match redeemed {
+            Ok(Some(session)) => {
+                tracing::debug!(user = %session.user.id, "websocket authenticated by a ticket");
+                session.into()
             }
-            Ok(_) => {
+            Ok(None) => {
                 return error(
                     StatusCode::UNAUTHORIZED,
                     "invalid_ticket",
-                    "the ticket is unknown, used or expired: get a new one",
+                    "the ticket is unknown, used or expired, or its session ended: get a new one",
                 );
             }
             Err(err) => {
                 tracing::warn!(%err, "could not redeem a WebSocket ticket");
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "tickets cannot be checked right now; try again",
-                );
+                return unavailable();
             }
         }
-    } else {
-        match params
-            .token
-            .as_deref()
-            .map(|token| app.tokens.verify(token))
-        {
-            Some(Ok(identity)) => {
-                tracing::debug!(user = %identity.user.id, "websocket authenticated by a token in the URL");
+    } else if let Some(token) = bearer(&headers) {
+        match authenticate(&app, token).await {
+            Ok(identity) => {
+                tracing::debug!(user = %identity.user.id, "websocket authenticated by a header");
                 identity
             }
-            Some(Err(_)) => {
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_token",
-                    "the token is invalid or expired",
-                );
-            }
-            None => {
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    "missing_token",
-                    "pass ?ticket=<ticket from POST /api/ws-ticket> or ?token=<token>",
-                );
-            }
+            Err(response) => return response,
         }
+    } else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing_token",
+            "pass ?ticket=<from POST /api/ws-ticket> or Authorization: Bearer <token>",
+        );
     };
     let ws = match ws {
         Ok(ws) => ws,

@@ -4,17 +4,133 @@ use serde::{Deserialize, Serialize};
 
 use crate::User;
 
-/// `POST /api/session` request.
+/// `POST /api/accounts` request: create an account and sign in.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SessionRequest {
-    pub name: String,
+pub struct SignUpRequest {
+    pub username: String,
+    pub password: String,
+    pub display_name: String,
 }
 
-/// `POST /api/session` response: a signed token to pass as `/ws?token=`.
+/// `POST /api/session` request: a password sign-in, or (only where the
+/// server runs with `--allow-guests`) a guest who gives a display name.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum SessionRequest {
+    Password { username: String, password: String },
+    Guest { name: String },
+}
+
+/// `POST /api/accounts` and `POST /api/session` response: a session token
+/// for `Authorization: Bearer`. It never goes in a URL.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SessionResponse {
     pub token: String,
     pub user: User,
+}
+
+/// `PUT /api/account/password` request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PasswordChange {
+    pub old: String,
+    pub new: String,
+}
+
+/// `GET /api/server`: what a client needs to know before signing in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// Whether `POST /api/session {name}` (a guest) is accepted.
+    pub allow_guests: bool,
+}
+
+/// Who may see and join a room.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Listed to everyone signed in; anyone may join.
+    #[default]
+    Public,
+    /// Listed to, joined and read by its members only.
+    Private,
+}
+
+/// A member's role in a room.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Member,
+    /// Invites and removes members.
+    Moderator,
+    /// Created the room; also promotes and demotes.
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Moderator => "moderator",
+            Role::Owner => "owner",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        match text {
+            "member" => Some(Role::Member),
+            "moderator" => Some(Role::Moderator),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+
+    /// Owners and moderators invite and remove.
+    pub fn moderates(self) -> bool {
+        self >= Role::Moderator
+    }
+}
+
+impl Visibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Private => "private",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Visibility> {
+        match text {
+            "public" => Some(Visibility::Public),
+            "private" => Some(Visibility::Private),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /api/rooms` request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CreateRoom {
+    pub name: String,
+    #[serde(default)]
+    pub visibility: Visibility,
+}
+
+/// `POST /api/rooms/{room}/members` request: invite by username.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Invite {
+    pub username: String,
+}
+
+/// `PUT /api/rooms/{room}/members/{user_id}` request (owner only).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SetRole {
+    pub role: Role,
+}
+
+/// One entry of `GET /api/rooms/{room}/members`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RoomMember {
+    pub user: User,
+    pub role: Role,
 }
 
 /// `POST /api/ws-ticket` response: a one-time ticket for `/ws?ticket=`,
@@ -31,6 +147,12 @@ pub struct RoomSummary {
     pub name: String,
     /// Distinct users currently in the room.
     pub members: u32,
+    #[serde(default)]
+    pub visibility: Visibility,
+    /// The caller's role, if they are a member (rooms joined without an
+    /// invitation have members without a role).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
 }
 
 /// Every non-2xx API response has this body.

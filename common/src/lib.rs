@@ -13,7 +13,10 @@ pub mod close;
 mod messages;
 pub mod validate;
 
-pub use api::{ApiError, RoomSummary, SessionRequest, SessionResponse, WsTicket};
+pub use api::{
+    ApiError, CreateRoom, Invite, PasswordChange, Role, RoomMember, RoomSummary, ServerInfo,
+    SessionRequest, SessionResponse, SetRole, SignUpRequest, Visibility, WsTicket,
+};
 pub use messages::{ChatMessage, ClientMsg, ErrorCode, SendLimit, ServerMsg, User};
 
 /// Bumped on any incompatible change to the messages below. The server sends

@@ -20,12 +20,23 @@ impl Default for SendLimit {
     }
 }
 
-/// A signed-in person. `id` is stable for the life of their token; two tabs
-/// with the same token are the same user.
+/// A signed-in person. `id` is stable for the account (for a guest, for
+/// its session); two tabs signed in as the same account are the same user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct User {
     pub id: String,
+    /// The display name: what people see. Not unique.
     pub name: String,
+    /// The unique sign-in name, shown as `@username`. `None` for a guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+impl User {
+    /// A guest signed in with a display name only (`--allow-guests`).
+    pub fn is_guest(&self) -> bool {
+        self.username.is_none()
+    }
 }
 
 /// A chat message as stored and delivered.
@@ -115,8 +126,12 @@ pub enum ServerMsg {
         #[serde(default)]
         unread: u32,
     },
+    /// The connection is no longer in `room`: it asked to leave (no
+    /// `reason`), or it was removed (`reason` says why, e.g. `removed`).
     Left {
         room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     Message(ChatMessage),
     /// The message with this `client_id` is durably stored as `seq`.
@@ -181,6 +196,8 @@ pub enum ErrorCode {
     RateLimited,
     /// The server could not complete the request; retrying may succeed.
     Internal,
+    /// The room is private and this user is not a member of it.
+    Forbidden,
     /// A code this client version does not know yet.
     #[serde(other)]
     Unknown,
@@ -198,6 +215,7 @@ impl ErrorCode {
             ErrorCode::TooManyRooms => "too_many_rooms",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -212,6 +230,7 @@ mod tests {
         User {
             id: "u1".into(),
             name: "alice".into(),
+            username: Some("alice".into()),
         }
     }
 
@@ -285,7 +304,7 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&msg).unwrap(),
             json!({"type":"message","room":"general","seq":3,"id":"m",
-                   "user":{"id":"u1","name":"alice"},"content":"hi","ts":1,"client_id":"c-1"})
+                   "user":{"id":"u1","name":"alice","username":"alice"},"content":"hi","ts":1,"client_id":"c-1"})
         );
         let err = ServerMsg::Error {
             code: ErrorCode::RateLimited,

@@ -30,6 +30,12 @@ pub fn client_id(id: &str) -> Result<(), &'static str> {
 }
 
 /// Returns the trimmed display name, or why it is not acceptable.
+///
+/// A display name is what people see, so it may not hide anything: no
+/// control characters, no bidi overrides (which reverse what follows), no
+/// zero-width or other invisible characters (which make two names that
+/// look the same differ), and no space other than U+0020. The server also
+/// normalizes it to NFC first, so "é" is one spelling.
 pub fn display_name(raw: &str) -> Result<&str, &'static str> {
     let name = raw.trim();
     let chars = name.chars().count();
@@ -39,8 +45,66 @@ pub fn display_name(raw: &str) -> Result<&str, &'static str> {
         Err("name must be at most 32 characters")
     } else if name.chars().any(char::is_control) {
         Err("name must not contain control characters")
+    } else if name.chars().any(invisible) {
+        Err("name must not contain invisible, zero-width or direction-changing characters")
     } else {
         Ok(name)
+    }
+}
+
+/// Characters that show nothing (or change how the rest is shown): the
+/// Unicode format characters (Cf) that matter in practice, invisible
+/// fillers, and spaces other than U+0020.
+pub fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00A0}' | '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}'
+        | '\u{1680}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'..='\u{180F}'
+        | '\u{2000}'..='\u{200F}' // spaces, zero-width, LRM/RLM
+        | '\u{2028}'..='\u{202F}' // separators, bidi embeddings and overrides
+        | '\u{205F}'..='\u{206F}' // word joiner, invisible operators, isolates
+        | '\u{2800}' | '\u{3000}' | '\u{3164}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF0}'..='\u{FFFB}'
+        | '\u{1D173}'..='\u{1D17A}'
+        | '\u{E0000}'..='\u{E0FFF}' // tags, variation selectors supplement
+    )
+}
+
+/// Shortest and longest username.
+pub const USERNAME_CHARS: std::ops::RangeInclusive<usize> = 3..=32;
+
+/// A username as stored and compared: lowercase.
+pub fn canonical_username(raw: &str) -> String {
+    raw.trim().to_ascii_lowercase()
+}
+
+/// Usernames are 3–32 characters of `[a-z0-9_.-]` (after lowercasing):
+/// unambiguous to read, type and put in a mention.
+pub fn username(name: &str) -> Result<(), &'static str> {
+    if !USERNAME_CHARS.contains(&name.len()) {
+        Err("username must be 3-32 characters")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        Err("username may contain only a-z, 0-9, '_', '.' and '-'")
+    } else {
+        Ok(())
+    }
+}
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Longest password accepted (hashing cost grows with length).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The length rule for passwords. The server also refuses common ones.
+pub fn password_length(password: &str) -> Result<(), &'static str> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        Err("password must be at least 10 characters")
+    } else if password.len() > MAX_PASSWORD_BYTES {
+        Err("password must be at most 1024 bytes")
+    } else {
+        Ok(())
     }
 }
 
@@ -136,5 +200,37 @@ mod tests {
         assert!(client_id("c\n1").is_err());
         assert!(client_id("0192-abc").is_ok());
         assert!(display_name("a\u{0}").is_err());
+    }
+
+    #[test]
+    fn names_that_hide_something_are_refused() {
+        for sneaky in [
+            "ali\u{200B}ce",         // zero-width space
+            "\u{202E}ecila",         // right-to-left override
+            "al\u{2066}ice\u{2069}", // isolate
+            "a\u{00A0}b",            // no-break space
+            "\u{3164}",              // Hangul filler, looks empty
+            "bob\u{FEFF}",           // BOM
+            "x\u{E0041}",            // tag character
+        ] {
+            assert!(display_name(sneaky).is_err(), "{sneaky:?}");
+        }
+        assert_eq!(display_name("Zoë Ünal"), Ok("Zoë Ünal"));
+        assert!(display_name("李小龍").is_ok());
+        assert!(display_name("❤\u{FE0F} fan").is_ok());
+    }
+
+    #[test]
+    fn usernames_are_plain() {
+        assert_eq!(canonical_username(" Alice "), "alice");
+        assert!(username("alice").is_ok());
+        assert!(username("a.b-c_9").is_ok());
+        assert!(username("al").is_err());
+        assert!(username(&"a".repeat(33)).is_err());
+        assert!(username("Alice").is_err());
+        assert!(username("al ice").is_err());
+        assert!(username("ａlice").is_err()); // full-width
+        assert!(password_length("short").is_err());
+        assert!(password_length("long enough!").is_ok());
     }
 }

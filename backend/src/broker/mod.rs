@@ -52,6 +52,11 @@ pub enum Event {
     /// A serialized `ServerMsg` for one user's connections in the room only
     /// (their read position, for their other tabs and devices).
     ToUser { user_id: Arc<str>, frame: Utf8Bytes },
+    /// These sessions were revoked: close their sockets. Node-wide: the
+    /// envelope's room is empty.
+    Revoke { sessions: Vec<Arc<str>> },
+    /// The user was removed from the room: their connections leave it.
+    Evict { user_id: Arc<str> },
 }
 
 /// What a subscriber receives.

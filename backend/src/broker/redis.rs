@@ -12,8 +12,12 @@
 //! events the frame's bytes exactly as clients receive them, so nothing is
 //! serialized twice.
 //!
+//! Node-wide events (session revocations) go to `<prefix>:room:` (an empty
+//! room name), which the same pattern covers.
+//!
 //! Presence: `<prefix>:presence:<room>` is a sorted set whose members are
-//! "node␟user id␟user name" and whose scores are expiry times (ms). Each node
+//! "node␟user id␟username␟user name" (U+001F, which no name may contain;
+//! an empty username for a guest) and whose scores are expiry times (ms). Each node
 //! rewrites its own entries every refresh; readers ignore expired ones.
 
 use std::borrow::Cow;
@@ -78,6 +82,12 @@ struct Header<'a> {
     /// `ToUser` events only: whose connections.
     #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
     to_user: Option<Cow<'a, str>>,
+    /// `Revoke` events only: the session ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoke: Option<Vec<String>>,
+    /// `Evict` events only: the user removed from the room.
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    evict: Option<Cow<'a, str>>,
     /// Presence events only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     user: Option<User>,
@@ -122,6 +132,8 @@ impl Broker for RedisBroker {
             seq: None,
             skip_user: None,
             to_user: None,
+            revoke: None,
+            evict: None,
             user: None,
             present: None,
         };
@@ -143,6 +155,14 @@ impl Broker for RedisBroker {
             Event::ToUser { user_id, frame } => {
                 header.to_user = Some(Cow::Borrowed(user_id));
                 frame.as_bytes()
+            }
+            Event::Revoke { sessions } => {
+                header.revoke = Some(sessions.iter().map(|s| s.to_string()).collect());
+                b""
+            }
+            Event::Evict { user_id } => {
+                header.evict = Some(Cow::Borrowed(user_id));
+                b""
             }
         };
         let mut payload = serde_json::to_vec(&header).expect("headers serialize");
@@ -169,7 +189,12 @@ impl Broker for RedisBroker {
             .map(|(room, user)| {
                 (
                     room.to_string(),
-                    format!("{node}{SEPARATOR}{}{SEPARATOR}{}", user.id, user.name),
+                    format!(
+                        "{node}{SEPARATOR}{}{SEPARATOR}{}{SEPARATOR}{}",
+                        user.id,
+                        user.username.as_deref().unwrap_or_default(),
+                        user.name
+                    ),
                 )
             })
             .collect();
@@ -221,12 +246,16 @@ impl Broker for RedisBroker {
         Ok(members
             .iter()
             .filter_map(|member| {
-                let mut parts = member.splitn(3, SEPARATOR);
+                let mut parts = member.splitn(4, SEPARATOR);
+                let node = parts.next()?.to_owned();
+                let id = parts.next()?.to_owned();
+                let username = parts.next()?;
                 Some(PresenceEntry {
-                    node: parts.next()?.to_owned(),
+                    node,
                     user: User {
-                        id: parts.next()?.to_owned(),
+                        id,
                         name: parts.next()?.to_owned(),
+                        username: (!username.is_empty()).then(|| username.to_owned()),
                     },
                 })
             })
@@ -324,6 +353,17 @@ fn decode(payload: &[u8]) -> Option<Envelope> {
     let header: Header = serde_json::from_slice(&payload[..split]).ok()?;
     let body = &payload[split + 1..];
     let event = match (header.user, header.present, header.to_user) {
+        _ if header.revoke.is_some() => Event::Revoke {
+            sessions: header
+                .revoke
+                .unwrap_or_default()
+                .into_iter()
+                .map(Arc::from)
+                .collect(),
+        },
+        _ if header.evict.is_some() => Event::Evict {
+            user_id: Arc::from(header.evict.as_deref().unwrap_or_default()),
+        },
         (Some(user), Some(present), _) => Event::Presence { user, present },
         (_, _, Some(user_id)) => Event::ToUser {
             user_id: Arc::from(user_id.as_ref()),
@@ -361,6 +401,8 @@ mod tests {
             seq: Some(7),
             skip_user: Some("u1".into()),
             to_user: None,
+            revoke: None,
+            evict: None,
             user: None,
             present: None,
         };
@@ -391,6 +433,17 @@ newline"}"#,
                 assert_eq!(user_id.as_ref(), "u9");
                 assert!(frame.as_str().contains("\"seq\":4"));
             }
+            other => panic!("{other:?}"),
+        }
+        let revoke =
+            decode(b"{\"origin\":\"n1\",\"room\":\"\",\"revoke\":[\"s1\",\"s2\"]}\n").unwrap();
+        match revoke.event {
+            Event::Revoke { sessions } => assert_eq!(sessions.len(), 2),
+            other => panic!("{other:?}"),
+        }
+        let evict = decode(b"{\"origin\":\"n1\",\"room\":\"r\",\"evict\":\"u3\"}\n").unwrap();
+        match evict.event {
+            Event::Evict { user_id } => assert_eq!(user_id.as_ref(), "u3"),
             other => panic!("{other:?}"),
         }
     }

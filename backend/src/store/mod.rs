@@ -8,6 +8,8 @@
 //! deletes old messages but never lowers a room's `last_seq`, so a seq is
 //! never reused.
 
+mod accounts;
+pub(crate) mod accounts_sql;
 mod health;
 mod migrate;
 mod postgres;
@@ -20,6 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::{ChatMessage, User};
 
+pub use accounts::{Accounts, Credentials, NewUser, RoomAccess, SessionRecord};
 pub use health::StoreHealth;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -74,10 +77,13 @@ pub struct StoredRoom {
     /// When its newest message was sent (when it was created, if it has
     /// none), in ms since the epoch.
     pub last_active: i64,
+    pub visibility: common::Visibility,
 }
 
+/// Messages and rooms; accounts, sessions and membership are the
+/// supertrait's (`accounts.rs`).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Accounts {
     /// Creates the room if it is new. Returns its `last_seq`.
     async fn ensure_room(&self, name: &str, created_by: &str, now_ms: i64) -> Result<u64>;
 
@@ -114,21 +120,6 @@ pub trait Store: Send + Sync + 'static {
     /// How far `user_id` has read `room`, and how many messages of other
     /// people follow (counted up to 100).
     async fn read_state(&self, user_id: &str, room: &str) -> Result<(u64, u32)>;
-
-    /// Keeps a WebSocket ticket (by its hash) until `expires_at_ms`, and
-    /// forgets expired ones.
-    async fn save_ticket(
-        &self,
-        hash: &str,
-        user: &User,
-        token_expires: u64,
-        expires_at_ms: i64,
-        now_ms: i64,
-    ) -> Result<()>;
-
-    /// Redeems a ticket once: its user and token expiry, if it exists and
-    /// has not expired. Gone afterwards either way.
-    async fn take_ticket(&self, hash: &str, now_ms: i64) -> Result<Option<(User, u64)>>;
 
     /// A tiny write, to learn whether the store takes writes again.
     async fn probe(&self, now_ms: i64) -> Result<()>;

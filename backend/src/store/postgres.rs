@@ -66,3 +66,4 @@ async fn migrate(pool: &PgPool) -> Result<()> {
 }
 
 sql::impl_store!(PostgresStore, "postgres");
+super::accounts_sql::impl_accounts!(PostgresStore);

@@ -14,18 +14,18 @@ pub const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE name = $1";
 /// serialized and a deferred SQLite transaction never has to upgrade a lock.
 pub const NEXT_SEQ: &str =
     "UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1 RETURNING last_seq";
-pub const FIND_CLIENT_ID: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id FROM messages \
+pub const FIND_CLIENT_ID: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username FROM messages \
      WHERE room = $1 AND user_id = $2 AND client_id = $3";
-pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, client_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-pub const RANGE: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id FROM messages \
+pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, client_id, username) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+pub const RANGE: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username FROM messages \
      WHERE room = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4";
-pub const PAGE_BEFORE: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id FROM messages \
+pub const PAGE_BEFORE: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username FROM messages \
      WHERE room = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
 /// The newest message is found by its primary key `(room, last_seq)`.
 pub const ROOMS: &str = "SELECT r.name, r.created_at, r.created_by, r.last_seq, \
-     COALESCE((SELECT m.ts FROM messages m WHERE m.room = r.name AND m.seq = r.last_seq), r.created_at) \
-     FROM rooms r ORDER BY r.name";
+     COALESCE((SELECT m.ts FROM messages m WHERE m.room = r.name AND m.seq = r.last_seq), r.created_at), \
+     r.visibility FROM rooms r ORDER BY r.name";
 /// Seqs are contiguous, so "beyond the newest N" is `seq <= last_seq - N`.
 pub const PRUNE_COUNT: &str = "DELETE FROM messages WHERE seq <= (SELECT last_seq FROM rooms WHERE rooms.name = messages.room) - $1";
 pub const PRUNE_AGE: &str = "DELETE FROM messages WHERE ts < $1";
@@ -36,19 +36,23 @@ pub const READ_SEQ: &str = "SELECT seq FROM read_marks WHERE user_id = $1 AND ro
 /// Bounded: a badge says "99+" beyond that, and the count stays an index scan.
 pub const UNREAD: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM messages \
      WHERE room = $1 AND seq > $2 AND user_id <> $3 LIMIT 100) AS unread";
-pub const SAVE_TICKET: &str = "INSERT INTO ws_tickets (hash, user_id, user_name, token_expires, expires_at) \
-     VALUES ($1, $2, $3, $4, $5)";
-pub const FORGET_TICKETS: &str = "DELETE FROM ws_tickets WHERE expires_at < $1";
-/// Deleting is redeeming: two sockets racing for one ticket cannot both win.
-pub const TAKE_TICKET: &str = "DELETE FROM ws_tickets WHERE hash = $1 \
-     RETURNING user_id, user_name, token_expires, expires_at";
 pub const PROBE: &str = "INSERT INTO hearth_probe (id, at) VALUES (1, $1) \
      ON CONFLICT (id) DO UPDATE SET at = excluded.at";
 
-pub type MessageRow = (String, i64, String, String, String, String, i64, String);
+pub type MessageRow = (
+    String,
+    i64,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    Option<String>,
+);
 
 pub fn message(row: MessageRow) -> common::ChatMessage {
-    let (room, seq, id, user_id, user_name, content, ts, client_id) = row;
+    let (room, seq, id, user_id, user_name, content, ts, client_id, username) = row;
     common::ChatMessage {
         room,
         seq: seq as u64,
@@ -56,6 +60,7 @@ pub fn message(row: MessageRow) -> common::ChatMessage {
         user: common::User {
             id: user_id,
             name: user_name,
+            username,
         },
         content,
         ts,
@@ -154,6 +159,7 @@ macro_rules! impl_store {
                             .bind(m.content)
                             .bind(m.ts)
                             .bind(m.client_id)
+                            .bind(&m.user.username)
                             .execute(&mut *tx)
                             .await?;
                         // Only a commit that reports success makes an ack.
@@ -233,16 +239,21 @@ macro_rules! impl_store {
                 use $crate::store::health::Access;
                 use $crate::store::sql::{self, guarded};
                 guarded!(self, Access::Read, |conn| {
-                    let rows: Vec<(String, i64, String, i64, i64)> =
+                    let rows: Vec<(String, i64, String, i64, i64, String)> =
                         sqlx::query_as(sql::ROOMS).fetch_all(&mut *conn).await?;
                     rows.into_iter()
                         .map(
-                            |(name, created_at, created_by, last_seq, last_active)| StoredRoom {
-                                name,
-                                created_at,
-                                created_by,
-                                last_seq: last_seq as u64,
-                                last_active,
+                            |(name, created_at, created_by, last_seq, last_active, visibility)| {
+                                StoredRoom {
+                                    name,
+                                    created_at,
+                                    created_by,
+                                    last_seq: last_seq as u64,
+                                    last_active,
+                                    visibility: $crate::store::accounts_sql::visibility(
+                                        &visibility,
+                                    ),
+                                }
                             },
                         )
                         .collect()
@@ -317,52 +328,6 @@ macro_rules! impl_store {
                         .fetch_one(&mut *conn)
                         .await?;
                     (seq as u64, unread as u32)
-                })
-            }
-
-            async fn save_ticket(
-                &self,
-                hash: &str,
-                user: &common::User,
-                token_expires: u64,
-                expires_at_ms: i64,
-                now_ms: i64,
-            ) -> $crate::store::Result<()> {
-                use $crate::store::db_seq;
-                use $crate::store::health::Access;
-                use $crate::store::sql::{self, guarded};
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::FORGET_TICKETS)
-                        .bind(now_ms)
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query(sql::SAVE_TICKET)
-                        .bind(hash)
-                        .bind(&user.id)
-                        .bind(&user.name)
-                        .bind(db_seq(token_expires))
-                        .bind(expires_at_ms)
-                        .execute(&mut *conn)
-                        .await?;
-                })
-            }
-
-            async fn take_ticket(
-                &self,
-                hash: &str,
-                now_ms: i64,
-            ) -> $crate::store::Result<Option<(common::User, u64)>> {
-                use $crate::store::health::Access;
-                use $crate::store::sql::{self, guarded};
-                guarded!(self, Access::Write, |conn| {
-                    let row: Option<(String, String, i64, i64)> = sqlx::query_as(sql::TAKE_TICKET)
-                        .bind(hash)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    row.filter(|(_, _, _, expires_at)| *expires_at >= now_ms)
-                        .map(|(id, name, token_expires, _)| {
-                            (common::User { id, name }, token_expires as u64)
-                        })
                 })
             }
 

@@ -61,3 +61,4 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
 }
 
 sql::impl_store!(SqliteStore, "sqlite");
+super::accounts_sql::impl_accounts!(SqliteStore);

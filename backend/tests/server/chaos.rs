@@ -32,7 +32,6 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::faults_support::{FaultProxy, OwnPostgres, OwnRedis};
 use crate::support::{free_port, sign_in_at, temp_dir};
 
-const SECRET: &str = "the chaos run's shared token secret";
 const ROOMS: [&str; 3] = ["chaos-a", "chaos-b", "chaos-c"];
 const NODES: usize = 3;
 const CLIENTS_PER_NODE: usize = 3;
@@ -60,7 +59,8 @@ impl Cluster {
         let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
             .args(["--listen", &format!("127.0.0.1:{port}"), "--node-id", &name])
             .args(["--database-url", &self.database_url])
-            .args(["--redis-url", &self.redis_url, "--token-secret", SECRET])
+            .args(["--redis-url", &self.redis_url])
+            .args(["--allow-guests", "--auth-per-ip-per-minute", "1000000"])
             .args(["--presence-refresh-ms", "250"])
             .args(["--presence-ttl-ms", &PRESENCE_TTL_MS.to_string()])
             .args(["--send-rate", "1000", "--send-burst", "1000"])
@@ -174,7 +174,7 @@ async fn run_client(spec: ClientSpec, board: Arc<Board>, start: Instant) -> Log 
             return log;
         }
         let port = spec.ports[rand::thread_rng().gen_range(0..spec.ports.len())];
-        let url = format!("ws://127.0.0.1:{port}/ws?token={}", spec.session.token);
+        let url = crate::support::ws_request(format!("127.0.0.1:{port}"), &spec.session.token);
         let Ok(Ok((mut ws, _))) =
             tokio::time::timeout(Duration::from_secs(3), connect_async(url)).await
         else {
@@ -446,7 +446,7 @@ async fn chaos_loses_nothing_and_every_client_sees_one_gap_free_order() {
     let everyone: BTreeSet<String> = (0..clients_total).map(|i| format!("c{i}")).collect();
     for node in &cluster.nodes {
         let observer = sign_in_at(format!("127.0.0.1:{}", node.port), "observer").await;
-        let url = format!("ws://127.0.0.1:{}/ws?token={}", node.port, observer.token);
+        let url = crate::support::ws_request(format!("127.0.0.1:{}", node.port), &observer.token);
         let (mut ws, _) = connect_async(url).await.unwrap();
         for room in ROOMS {
             ws.send(Message::text(

@@ -13,8 +13,6 @@ use tokio::process::{Child, Command};
 use crate::faults_support::OwnRedis;
 use crate::support::{Client, connect_at, free_port, sign_in_at, temp_dir};
 
-const SECRET: &str = "a shared secret for every node of the test cluster";
-
 /// A fresh PostgreSQL database, dropped at the end.
 struct Database {
     admin_url: String,
@@ -70,8 +68,13 @@ impl Cluster {
     }
 
     async fn start_node(&self, name: &str) -> Node {
+        self.start_node_with(name, &[]).await
+    }
+
+    async fn start_node_with(&self, name: &str, extra: &[&str]) -> Node {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(extra)
             .args(["--listen", &format!("127.0.0.1:{port}"), "--node-id", name])
             .args([
                 "--database-url",
@@ -79,7 +82,8 @@ impl Cluster {
                 "--redis-url",
                 &self.redis_url,
             ])
-            .args(["--redis-prefix", &self.prefix, "--token-secret", SECRET])
+            .args(["--redis-prefix", &self.prefix])
+            .args(["--allow-guests", "--auth-per-ip-per-minute", "1000000"])
             .args(["--presence-refresh-ms", "250", "--presence-ttl-ms", "1500"])
             .args(["--send-rate", "100000", "--send-burst", "100000"])
             .arg("--data-dir")
@@ -278,7 +282,9 @@ async fn three_nodes_behave_like_one_server() {
             rooms,
             [common::RoomSummary {
                 name: "lobby".into(),
-                members: 3
+                members: 3,
+                visibility: common::Visibility::Public,
+                role: None,
             }]
         );
     }
@@ -550,4 +556,107 @@ async fn a_stored_but_unpublished_message_still_reaches_everyone() {
         unreachable!()
     };
     assert_eq!(message.seq, 2);
+}
+
+/// Sign-out and removal reach every node: a socket of the session on
+/// another node closes with 4001 within a second (through Redis: the store
+/// polling is slowed to 10 min here, so only the broker can do it in
+/// time), and a removed member's socket on another node gets `left`. A
+/// node that cannot hear the broker (another Redis prefix: a partition)
+/// still closes the socket, by polling the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_out_and_removal_reach_every_node() {
+    use reqwest::Method;
+    let db = Database::create().await;
+    let redis =
+        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let cluster = Cluster::new(db.url(), redis.clone());
+    let slow_poll = ["--revocation-poll-ms", "600000"];
+    let n1 = cluster.start_node_with("n1", &slow_poll).await;
+    let n2 = cluster.start_node_with("n2", &slow_poll).await;
+    let cut_off = Cluster::new(db.url(), redis);
+    let n3 = cut_off
+        .start_node_with("n3", &["--revocation-poll-ms", "200"])
+        .await;
+    let api = |node: &Node, path: &str| format!("http://127.0.0.1:{}{path}", node.port);
+
+    let alice = crate::support::sign_up_at(format!("127.0.0.1:{}", n1.port), "alice").await;
+    let mut on_n2 = n2.connect(&alice).await;
+    let mut on_n3 = n3.connect(&alice).await;
+    let started = std::time::Instant::now();
+    let (status, _) = crate::support::call(
+        Method::DELETE,
+        &api(&n1, "/api/session"),
+        Some(&alice.token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        on_n2.ended().await,
+        crate::support::Ended::Closed(common::close::TOKEN_INVALID)
+    );
+    let via_broker = started.elapsed();
+    assert_eq!(
+        on_n3.ended().await,
+        crate::support::Ended::Closed(common::close::TOKEN_INVALID)
+    );
+    let via_poll = started.elapsed();
+    println!(
+        "revocation closed a socket on another node after {via_broker:?} (broker), {via_poll:?} (store poll)"
+    );
+    assert!(
+        via_broker < Duration::from_secs(1),
+        "closed within 1 s on another node: {via_broker:?}"
+    );
+    for node in [&n1, &n2, &n3] {
+        let (status, _) = crate::support::call(
+            Method::GET,
+            &api(node, "/api/session"),
+            Some(&alice.token),
+            None,
+        )
+        .await;
+        assert_eq!(status, 401, "refused on every node");
+    }
+
+    // Removal: the owner on n1, the member's socket on n2.
+    let owner = crate::support::sign_up_at(format!("127.0.0.1:{}", n1.port), "olive").await;
+    let bob = crate::support::sign_up_at(format!("127.0.0.1:{}", n2.port), "bob").await;
+    let (status, _) = crate::support::call(
+        Method::POST,
+        &api(&n1, "/api/rooms"),
+        Some(&owner.token),
+        Some(serde_json::json!({"name": "team", "visibility": "private"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    crate::support::call(
+        Method::POST,
+        &api(&n1, "/api/rooms/team/members"),
+        Some(&owner.token),
+        Some(serde_json::json!({"username": "bob"})),
+    )
+    .await;
+    let mut bob_socket = n2.connect(&bob).await;
+    bob_socket.join("team").await;
+    let (status, _) = crate::support::call(
+        Method::DELETE,
+        &api(&n1, &format!("/api/rooms/team/members/{}", bob.user.id)),
+        Some(&owner.token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        bob_socket
+            .recv_where(|m| matches!(m, ServerMsg::Left { .. }))
+            .await,
+        ServerMsg::Left {
+            room: "team".into(),
+            reason: Some("removed".into())
+        }
+    );
+    drop((n1, n2, n3));
+    db.drop_now().await;
 }

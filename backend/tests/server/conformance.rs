@@ -34,7 +34,7 @@ async fn malformed_upgrades_get_json_errors() {
             .header("sec-websocket-version", "13")
             .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
     };
-    let twice = upgrade(server.url(&format!("/ws?token={token}&token={token}")))
+    let twice = upgrade(server.url("/ws?ticket=a&ticket=b"))
         .send()
         .await
         .unwrap();
@@ -44,7 +44,8 @@ async fn malformed_upgrades_get_json_errors() {
 
     // A plain GET with a good token: not a WebSocket request.
     let plain = http
-        .get(server.url(&format!("/ws?token={token}")))
+        .get(server.url("/ws"))
+        .bearer_auth(&token)
         .send()
         .await
         .unwrap();
@@ -54,7 +55,7 @@ async fn malformed_upgrades_get_json_errors() {
 }
 
 /// The data dir and everything in it are the server's own: messages and
-/// the token secret are not for other local users. An existing wider dir is
+/// sessions are not for other local users. An existing wider dir is
 /// left as the operator made it (with a warning in the log).
 #[tokio::test]
 async fn the_data_dir_and_its_files_are_private() {
@@ -69,12 +70,7 @@ async fn the_data_dir_and_its_files_are_private() {
         .recv_where(|m| matches!(m, common::ServerMsg::Ack { .. }))
         .await;
     assert_eq!(mode(&data), 0o700, "data dir");
-    for file in [
-        "hearth.db",
-        "hearth.db-wal",
-        "hearth.db-shm",
-        "token.secret",
-    ] {
+    for file in ["hearth.db", "hearth.db-wal", "hearth.db-shm"] {
         assert_eq!(mode(&data.join(file)), 0o600, "{file}");
     }
 

@@ -19,8 +19,8 @@ async fn the_server_pings_and_a_silent_client_is_closed_with_4010() {
     silent.join("general").await;
     // welcome says how often to expect pings.
     let session = server.sign_in("checker").await;
-    let url = format!("ws://{}/ws?token={}", server.addr, session.token);
-    let (mut raw, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let request = crate::support::ws_request(server.addr, &session.token);
+    let (mut raw, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     use futures_util::StreamExt;
     let welcome = raw.next().await.unwrap().unwrap().into_text().unwrap();
     let welcome: ServerMsg = serde_json::from_str(&welcome).unwrap();
@@ -77,8 +77,8 @@ async fn the_server_pings_and_a_silent_client_is_closed_with_4010() {
 }
 
 #[tokio::test]
-async fn a_connection_is_closed_with_4001_when_its_token_expires() {
-    let server = TestServer::start_with(|c| c.token_ttl_secs = 1).await;
+async fn a_connection_is_closed_with_4001_when_its_session_expires() {
+    let server = TestServer::start_with(|c| c.session_ttl_secs = 1).await;
     let mut alice = server.client("alice").await;
     assert_eq!(
         alice.ended().await,

@@ -77,7 +77,13 @@ async fn joins_past_the_room_limit_are_refused() {
     alice
         .send_json(serde_json::json!({"type":"leave","room":"a"}))
         .await;
-    assert_eq!(alice.recv().await, ServerMsg::Left { room: "a".into() });
+    assert_eq!(
+        alice.recv().await,
+        ServerMsg::Left {
+            room: "a".into(),
+            reason: None
+        }
+    );
     alice.join("d").await;
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: the real server on port 0, driven over real sockets.
 //! One test binary with modules, so it links once.
 
+mod accounts;
 mod api;
 mod chaos;
 mod cluster;
@@ -13,6 +14,7 @@ mod messages;
 mod presence;
 mod read_state;
 mod resume;
+mod rooms;
 mod shutdown;
 mod store;
 mod support;

@@ -47,7 +47,8 @@ async fn joiners_get_the_member_list_and_others_are_told() {
     assert_eq!(
         bob.recv().await,
         ServerMsg::Left {
-            room: "general".into()
+            room: "general".into(),
+            reason: None
         }
     );
     assert_eq!(

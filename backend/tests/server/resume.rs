@@ -276,6 +276,7 @@ async fn acknowledged_messages_survive_kill_9() {
     let port = free_port();
     let start = || {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["--allow-guests", "--auth-per-ip-per-minute", "1000000"])
             .args([
                 "--listen",
                 &format!("127.0.0.1:{port}"),

@@ -98,6 +98,7 @@ fn user(id: &str) -> User {
     User {
         id: id.into(),
         name: id.to_uppercase(),
+        username: Some(id.into()),
     }
 }
 
@@ -158,7 +159,16 @@ async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
     // the highest version, so 4 and every later one are undone and run
     // again on open. (A new migration adds its undo here.)
     t.exec("DELETE FROM hearth_schema WHERE version >= 4").await;
-    t.exec("DROP TABLE ws_tickets").await;
+    t.exec("DROP TABLE ws_tickets").await; // 5
+    for undo in [
+        "DROP TABLE room_members", // 6
+        "DROP TABLE sessions",
+        "DROP TABLE users",
+        "ALTER TABLE rooms DROP COLUMN visibility",
+        "ALTER TABLE messages DROP COLUMN username",
+    ] {
+        t.exec(undo).await;
+    }
     let store = t.open().await;
     let names: Vec<String> = store
         .rooms()

@@ -55,6 +55,22 @@ impl TestServer {
         sign_in_at(self.addr, name).await
     }
 
+    /// Creates the account `username` (password `PASSWORD`) and signs in.
+    pub async fn sign_up(&self, username: &str) -> SessionResponse {
+        sign_up_at(self.addr, username).await
+    }
+
+    /// An API call on this server: `path` starts with `/api/`.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        call(method, &self.url(path), token, body).await
+    }
+
     /// Signs in as `name` and connects; returns after `welcome`.
     pub async fn client(&self, name: &str) -> Client {
         let session = self.sign_in(name).await;
@@ -72,15 +88,31 @@ impl TestServer {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(16 * 1024).unwrap();
         let stream = socket.connect(self.addr).await.unwrap();
-        let url = format!("ws://{}/ws?token={}", self.addr, session.token);
-        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+        let request = ws_request(self.addr, &session.token);
+        let (ws, _) = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream))
             .await
             .expect("websocket connects");
         welcomed(ws, &session).await
     }
 }
 
-/// Signs in on the server at `addr` (`host:port`), e.g. a child process.
+/// The upgrade request for `/ws` on `addr`, authenticated by the token in
+/// a header (never in the URL).
+pub fn ws_request(
+    addr: impl std::fmt::Display,
+    token: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// Signs in as a guest named `name` on the server at `addr` (`host:port`),
+/// e.g. a child process (which needs `--allow-guests`). Every call is a new
+/// user, as two people with one display name are.
 pub async fn sign_in_at(addr: impl std::fmt::Display, name: &str) -> SessionResponse {
     let response = reqwest::Client::new()
         .post(format!("http://{addr}/api/session"))
@@ -94,8 +126,9 @@ pub async fn sign_in_at(addr: impl std::fmt::Display, name: &str) -> SessionResp
 
 /// Connects to the server at `addr`; returns after `welcome`.
 pub async fn connect_at(addr: impl std::fmt::Display, session: &SessionResponse) -> Client {
-    let url = format!("ws://{addr}/ws?token={}", session.token);
-    let (ws, _) = connect_async(url).await.expect("websocket connects");
+    let (ws, _) = connect_async(ws_request(addr, &session.token))
+        .await
+        .expect("websocket connects");
     welcomed(ws, session).await
 }
 
@@ -118,6 +151,51 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A password good enough for the server's rules.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Creates an account on the server at `addr` and signs in.
+pub async fn sign_up_at(addr: impl std::fmt::Display, username: &str) -> SessionResponse {
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &format!("http://{addr}/api/accounts"),
+        None,
+        Some(serde_json::json!({
+            "username": username,
+            "password": PASSWORD,
+            "display_name": username.to_uppercase(),
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_value(body).unwrap()
+}
+
+/// One API call: the status and the JSON body (`null` if there is none).
+pub async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new().request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    (status, json)
 }
 
 /// `GET url` with `Authorization: Bearer token`, decoded from JSON.

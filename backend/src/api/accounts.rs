@@ -1,0 +1,356 @@
+//! Accounts and sessions: sign-up, sign-in (password, or guest where
+//! allowed), sign-out, password change, WebSocket tickets.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use common::{
+    PasswordChange, ServerInfo, SessionRequest, SessionResponse, SignUpRequest, User, validate,
+};
+use unicode_normalization::UnicodeNormalization;
+
+use super::{Authenticated, body, error, internal, rate_limited};
+use crate::AppState;
+use crate::auth::{new_secret, new_token, now_secs, secret_hash};
+use crate::hub::now_millis;
+use crate::passwords::{HashError, weakness};
+use crate::store::NewUser;
+
+/// How long a WebSocket ticket may wait to be used.
+const TICKET_TTL_SECS: u64 = 30;
+
+/// `GET /api/server`: what the sign-in page needs to know.
+pub async fn server_info(State(app): State<Arc<AppState>>) -> Json<ServerInfo> {
+    Json(ServerInfo {
+        allow_guests: app.config.allow_guests,
+    })
+}
+
+/// A display name as stored: NFC, so one "é" is one spelling, then the
+/// shared rules (no invisible characters, 1–32 characters).
+fn display_name(raw: &str) -> Result<String, Response> {
+    let normalized: String = raw.nfc().collect();
+    validate::display_name(&normalized)
+        .map(str::to_owned)
+        .map_err(|why| error(StatusCode::BAD_REQUEST, "invalid_name", why))
+}
+
+/// One attempt against the sign-in limits.
+fn throttle(
+    app: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    username: Option<&str>,
+) -> Result<(), Response> {
+    let ip = app.throttle.client_ip(peer, headers);
+    app.throttle.check(ip, username).map_err(|wait| {
+        tracing::info!(%ip, username, "sign-in rate limited");
+        rate_limited(wait)
+    })
+}
+
+fn hash_failed(err: HashError) -> Response {
+    match err {
+        HashError::Busy => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many sign-ins at once; try again shortly",
+        ),
+        HashError::Failed(why) => {
+            tracing::error!(why, "password hashing failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "could not check the password",
+            )
+        }
+    }
+}
+
+/// A new session for `user`.
+async fn open_session(app: &AppState, user: User) -> Result<SessionResponse, Response> {
+    let token = new_token();
+    let id = uuid::Uuid::new_v4().to_string();
+    let expires_at = now_secs() + app.config.session_ttl_secs;
+    app.hub
+        .store()
+        .create_session(
+            &id,
+            &secret_hash(&token),
+            &user.id,
+            now_millis(),
+            expires_at,
+        )
+        .await
+        .map_err(internal)?;
+    tracing::info!(user = %user.id, session = %id, "session created");
+    Ok(SessionResponse { token, user })
+}
+
+/// `POST /api/accounts {username, password, display_name}` → `201`.
+pub async fn sign_up(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: Result<Json<SignUpRequest>, JsonRejection>,
+) -> Response {
+    let request = match body(request) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let username = validate::canonical_username(&request.username);
+    if let Err(response) = throttle(&app, peer, &headers, Some(&username)) {
+        return response;
+    }
+    if let Err(why) = validate::username(&username) {
+        return error(StatusCode::BAD_REQUEST, "invalid_username", why);
+    }
+    let name = match display_name(&request.display_name) {
+        Ok(name) => name,
+        Err(response) => return response,
+    };
+    if let Some(why) = weakness(&request.password, &username) {
+        return error(StatusCode::BAD_REQUEST, "weak_password", why);
+    }
+    let store = app.hub.store();
+    let taken = || {
+        error(
+            StatusCode::CONFLICT,
+            "username_taken",
+            "that username is taken; choose another",
+        )
+    };
+    // Checked before hashing too, so a taken name costs no CPU.
+    match store.credentials(&username).await {
+        Ok(Some(_)) => return taken(),
+        Ok(None) => {}
+        Err(err) => return internal(err),
+    }
+    let hash = match app.passwords.hash(&request.password).await {
+        Ok(hash) => hash,
+        Err(err) => return hash_failed(err),
+    };
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        name,
+        username: Some(username),
+    };
+    let created = store
+        .create_user(&NewUser {
+            id: &user.id,
+            username: user.username.as_deref(),
+            display_name: &user.name,
+            password_hash: Some(&hash),
+            created_at_ms: now_millis(),
+        })
+        .await;
+    match created {
+        Ok(true) => {}
+        Ok(false) => return taken(),
+        Err(err) => return internal(err),
+    }
+    match open_session(&app, user).await {
+        Ok(session) => (StatusCode::CREATED, Json(session)).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `POST /api/session {username, password}` (or `{name}` for a guest).
+pub async fn sign_in(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: Result<Json<SessionRequest>, JsonRejection>,
+) -> Response {
+    let request = match body(request) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let user = match request {
+        SessionRequest::Password { username, password } => {
+            let username = validate::canonical_username(&username);
+            if let Err(response) = throttle(&app, peer, &headers, Some(&username)) {
+                return response;
+            }
+            let found = match app.hub.store().credentials(&username).await {
+                Ok(found) => found,
+                Err(err) => return internal(err),
+            };
+            // Whether or not the user exists, one argon2 verification runs
+            // (against a decoy hash if not), and the answer is the same.
+            let hash = found.as_ref().and_then(|c| c.password_hash.as_deref());
+            match app.passwords.verify(&password, hash).await {
+                Ok(true) => found.map(|c| c.user).expect("a verified hash has a user"),
+                Ok(false) => {
+                    return error(
+                        StatusCode::UNAUTHORIZED,
+                        "bad_credentials",
+                        "wrong username or password",
+                    );
+                }
+                Err(err) => return hash_failed(err),
+            }
+        }
+        SessionRequest::Guest { name } => {
+            if !app.config.allow_guests {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "guests_disabled",
+                    "this server needs an account: sign up or sign in",
+                );
+            }
+            if let Err(response) = throttle(&app, peer, &headers, None) {
+                return response;
+            }
+            let name = match display_name(&name) {
+                Ok(name) => name,
+                Err(response) => return response,
+            };
+            let user = User {
+                id: uuid::Uuid::new_v4().to_string(),
+                name,
+                username: None,
+            };
+            let created = app
+                .hub
+                .store()
+                .create_user(&NewUser {
+                    id: &user.id,
+                    username: None,
+                    display_name: &user.name,
+                    password_hash: None,
+                    created_at_ms: now_millis(),
+                })
+                .await;
+            if let Err(err) = created {
+                return internal(err);
+            }
+            user
+        }
+    };
+    match open_session(&app, user).await {
+        Ok(session) => Json(session).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/session`: who this token belongs to (a client checks a stored
+/// token with it).
+pub async fn whoami(Authenticated(identity): Authenticated) -> Json<User> {
+    Json(identity.user)
+}
+
+/// `DELETE /api/session` → `204`: the token stops working at once, and
+/// its sockets close with 4001 on every node.
+pub async fn sign_out(
+    State(app): State<Arc<AppState>>,
+    Authenticated(identity): Authenticated,
+) -> Response {
+    if let Err(err) = app
+        .hub
+        .store()
+        .revoke_session(&identity.session_id, now_millis())
+        .await
+    {
+        return internal(err);
+    }
+    tracing::info!(user = %identity.user.id, session = %identity.session_id, "signed out");
+    app.hub.revoke_sessions(vec![identity.session_id]);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `PUT /api/account/password {old, new}` → `204`, and every other
+/// session of the account is revoked (this one stays).
+pub async fn change_password(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Authenticated(identity): Authenticated,
+    request: Result<Json<PasswordChange>, JsonRejection>,
+) -> Response {
+    let request = match body(request) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let Some(username) = identity.user.username.clone() else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "guest",
+            "guests have no password; sign up for an account",
+        );
+    };
+    if let Err(response) = throttle(&app, peer, &headers, Some(&username)) {
+        return response;
+    }
+    let store = app.hub.store();
+    let current = match store.credentials_by_id(&identity.user.id).await {
+        Ok(found) => found.and_then(|c| c.password_hash),
+        Err(err) => return internal(err),
+    };
+    match app.passwords.verify(&request.old, current.as_deref()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "bad_credentials",
+                "the current password is wrong",
+            );
+        }
+        Err(err) => return hash_failed(err),
+    }
+    if let Some(why) = weakness(&request.new, &username) {
+        return error(StatusCode::BAD_REQUEST, "weak_password", why);
+    }
+    let hash = match app.passwords.hash(&request.new).await {
+        Ok(hash) => hash,
+        Err(err) => return hash_failed(err),
+    };
+    if let Err(err) = store.set_password(&identity.user.id, &hash).await {
+        return internal(err);
+    }
+    let revoked = match store
+        .revoke_sessions_except(&identity.user.id, &identity.session_id, now_millis())
+        .await
+    {
+        Ok(revoked) => revoked,
+        Err(err) => return internal(err),
+    };
+    tracing::info!(user = %identity.user.id, revoked = revoked.len(), "password changed");
+    app.hub
+        .revoke_sessions(revoked.into_iter().map(Arc::from).collect());
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /api/ws-ticket`: a one-time ticket for `/ws?ticket=`, so the
+/// long-lived token never travels in a URL (where proxies, browser history
+/// and logs keep URLs). Stored hashed in the shared store, so any node
+/// redeems it, once; it names the session, so it dies with it.
+pub async fn create_ws_ticket(
+    State(app): State<Arc<AppState>>,
+    Authenticated(identity): Authenticated,
+) -> Response {
+    let ticket = new_secret("");
+    let now = now_millis();
+    let expires_at = now + (TICKET_TTL_SECS * 1000) as i64;
+    match app
+        .hub
+        .store()
+        .save_ticket(&secret_hash(&ticket), &identity.session_id, expires_at, now)
+        .await
+    {
+        Ok(()) => (
+            StatusCode::CREATED,
+            Json(common::WsTicket {
+                ticket,
+                expires_in_secs: TICKET_TTL_SECS,
+            }),
+        )
+            .into_response(),
+        Err(err) => internal(err),
+    }
+}

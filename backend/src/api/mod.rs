@@ -1,0 +1,162 @@
+//! The HTTP API beside the WebSocket: accounts and sessions
+//! (`accounts.rs`), rooms and their members (`rooms.rs`), health.
+//!
+//! Every non-2xx answer has the same JSON body, `{error, message}`, with a
+//! stable code (documented in docs/protocol.md).
+
+// Handlers return early with a finished error response (`Result<_,
+// Response>`); that is the cold path, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
+mod accounts;
+mod rooms;
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::extract::rejection::JsonRejection;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use common::ApiError;
+
+use crate::AppState;
+use crate::auth::{Identity, bearer, now_secs, secret_hash};
+
+pub fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/server", get(accounts::server_info))
+        .route("/accounts", post(accounts::sign_up))
+        .route(
+            "/session",
+            post(accounts::sign_in)
+                .get(accounts::whoami)
+                .delete(accounts::sign_out),
+        )
+        .route("/account/password", put(accounts::change_password))
+        .route("/ws-ticket", post(accounts::create_ws_ticket))
+        .route("/rooms", get(rooms::list).post(rooms::create))
+        .route("/rooms/{room}/messages", get(rooms::history))
+        .route(
+            "/rooms/{room}/members",
+            get(rooms::members).post(rooms::invite),
+        )
+        .route(
+            "/rooms/{room}/members/{user_id}",
+            put(rooms::set_role).delete(rooms::remove),
+        )
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such API endpoint") })
+}
+
+/// A JSON body, or the API's `400 invalid_body`.
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+    body.map(|Json(body)| body).map_err(|rejection| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            &rejection.body_text(),
+        )
+    })
+}
+
+fn internal(err: crate::store::StoreError) -> Response {
+    tracing::error!(%err, "store error in the API");
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the server could not use its store",
+    )
+}
+
+/// `GET /healthz`: `ok`, or `degraded` with the reason: writes to the store
+/// are failing (sends are refused with `internal`), or this node cannot
+/// reach the other nodes. Either way 200: a degraded node still serves
+/// reads and presence, and recovers by itself.
+pub async fn healthz(
+    axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+) -> Json<serde_json::Value> {
+    let node = app.hub.node_id().as_ref();
+    let problems: Vec<String> = [app.hub.store().health().status(), app.hub.broker_health()]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    Json(if problems.is_empty() {
+        serde_json::json!({ "status": "ok", "node": node })
+    } else {
+        serde_json::json!({ "status": "degraded", "reason": problems.join("; "), "node": node })
+    })
+}
+
+/// An extractor for `Authorization: Bearer <token>` naming a live session.
+/// A revoked or expired session is refused at once: the store is asked on
+/// every request.
+pub struct Authenticated(pub Identity);
+
+impl FromRequestParts<Arc<AppState>> for Authenticated {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> Result<Self, Response> {
+        let Some(token) = bearer(&parts.headers) else {
+            return Err(error(
+                StatusCode::UNAUTHORIZED,
+                "missing_token",
+                "send Authorization: Bearer <token>",
+            ));
+        };
+        authenticate(app, token).await.map(Authenticated)
+    }
+}
+
+/// The live session of `token`, or the API's 401 (or 503 if the store
+/// cannot say).
+pub async fn authenticate(app: &AppState, token: &str) -> Result<Identity, Response> {
+    match app
+        .hub
+        .store()
+        .session(&secret_hash(token), now_secs())
+        .await
+    {
+        Ok(Some(session)) => Ok(session.into()),
+        Ok(None) => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the session has ended (signed out, expired or revoked); sign in again",
+        )),
+        Err(err) => {
+            tracing::warn!(%err, "could not check a session");
+            Err(unavailable())
+        }
+    }
+}
+
+pub fn unavailable() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "sessions cannot be checked right now; try again",
+    )
+}
+
+pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = ApiError {
+        error: code.to_owned(),
+        message: message.to_owned(),
+    };
+    (status, Json(body)).into_response()
+}
+
+/// `429 rate_limited` with `Retry-After` (whole seconds, at least 1).
+pub fn rate_limited(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many attempts; wait before trying again",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    response
+}

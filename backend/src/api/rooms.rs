@@ -1,0 +1,355 @@
+//! Rooms and who may see them: the room list, history, creating rooms,
+//! and members (invite, remove, roles). Every check is here, on the
+//! server; the app only reflects it.
+//!
+//! Rules: public rooms are open to everyone signed in (joining one that
+//! does not exist creates it); private rooms to their members only.
+//! Owners and moderators invite and remove; a moderator removes members
+//! only; the owner promotes and demotes, and cannot leave or be removed.
+//! Removing someone from a public room is a kick: they may join again.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use common::{CreateRoom, Invite, Role, RoomMember, RoomSummary, SetRole, Visibility, validate};
+use serde::Deserialize;
+
+use super::{Authenticated, body, error, internal};
+use crate::AppState;
+use crate::auth::Identity;
+use crate::hub::now_millis;
+use crate::store::RoomAccess;
+
+/// The canonical room name from a path or body, or `400 invalid_room`.
+fn room_name(raw: &str) -> Result<String, Response> {
+    let room = validate::canonical_room(raw);
+    validate::room_name(&room)
+        .map(|()| room)
+        .map_err(|why| error(StatusCode::BAD_REQUEST, "invalid_room", why))
+}
+
+fn forbidden(message: &str) -> Response {
+    error(StatusCode::FORBIDDEN, "forbidden", message)
+}
+
+/// The room's access for this user, if they may see it at all: `404
+/// unknown_room` if it does not exist, `403 forbidden` if it is private
+/// and they are not a member.
+async fn enter(app: &AppState, room: &str, who: &Identity) -> Result<RoomAccess, Response> {
+    match app.hub.store().room_access(room, &who.user.id).await {
+        Ok(Some(access)) if access.may_enter() => Ok(access),
+        Ok(Some(_)) => Err(forbidden("this room is private")),
+        Ok(None) => Err(error(StatusCode::NOT_FOUND, "unknown_room", "no such room")),
+        Err(err) => Err(internal(err)),
+    }
+}
+
+/// `GET /api/rooms`: public rooms, and the private rooms the caller
+/// belongs to, with how many people are in each and the caller's role.
+pub async fn list(State(app): State<Arc<AppState>>, Authenticated(who): Authenticated) -> Response {
+    let store = app.hub.store();
+    let (rooms, mine) = match tokio::try_join!(store.rooms(), store.memberships(&who.user.id)) {
+        Ok(found) => found,
+        Err(err) => return internal(err),
+    };
+    let mine: std::collections::HashMap<String, Role> = mine.into_iter().collect();
+    let idle_ms =
+        i64::try_from(app.config.room_list_idle_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let active_since = now_millis().saturating_sub(idle_ms);
+    let mut list = Vec::new();
+    for room in rooms {
+        let role = mine.get(&room.name).copied();
+        if room.visibility == Visibility::Private && role.is_none() {
+            continue;
+        }
+        let members = match app.hub.member_count(&room.name) {
+            Some(count) => count,
+            // Not loaded on this node: ask the registry (other nodes).
+            None => app.hub.remote_member_count(&room.name).await,
+        };
+        // Abandoned rooms are not listed forever (yours always are).
+        if members == 0 && role.is_none() && room.last_active < active_since {
+            continue;
+        }
+        list.push(RoomSummary {
+            name: room.name,
+            members,
+            visibility: room.visibility,
+            role,
+        });
+    }
+    Json(list).into_response()
+}
+
+/// `POST /api/rooms {name, visibility}` → `201`; the caller owns it.
+pub async fn create(
+    State(app): State<Arc<AppState>>,
+    Authenticated(who): Authenticated,
+    request: Result<Json<CreateRoom>, JsonRejection>,
+) -> Response {
+    let request = match body(request) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let room = match room_name(&request.name) {
+        Ok(room) => room,
+        Err(response) => return response,
+    };
+    match app
+        .hub
+        .store()
+        .create_room(&room, request.visibility, &who.user.id, now_millis())
+        .await
+    {
+        Ok(true) => {
+            tracing::info!(room, visibility = request.visibility.as_str(), owner = %who.user.id, "room created");
+            (
+                StatusCode::CREATED,
+                Json(RoomSummary {
+                    name: room,
+                    members: 0,
+                    visibility: request.visibility,
+                    role: Some(Role::Owner),
+                }),
+            )
+                .into_response()
+        }
+        Ok(false) => error(
+            StatusCode::CONFLICT,
+            "room_exists",
+            "a room with that name exists; choose another",
+        ),
+        Err(err) => internal(err),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    before: Option<u64>,
+    limit: Option<u32>,
+}
+
+/// Largest page `GET /api/rooms/{room}/messages` returns.
+const MAX_PAGE: u32 = 200;
+
+/// `GET /api/rooms/{room}/messages?before=<seq>&limit=50`: the newest
+/// `limit` messages before `before` (default: the newest), oldest first.
+pub async fn history(
+    State(app): State<Arc<AppState>>,
+    Authenticated(who): Authenticated,
+    Path(room): Path<String>,
+    query: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "before and limit must be whole numbers",
+        );
+    };
+    let room = match room_name(&room) {
+        Ok(room) => room,
+        Err(response) => return response,
+    };
+    if let Err(response) = enter(&app, &room, &who).await {
+        return response;
+    }
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let before = query.before.unwrap_or(u64::MAX);
+    match app.hub.store().page_before(&room, before, limit).await {
+        Ok(page) => Json(page).into_response(),
+        Err(err) => internal(err),
+    }
+}
+
+/// `GET /api/rooms/{room}/members`: members and their roles, owners first.
+pub async fn members(
+    State(app): State<Arc<AppState>>,
+    Authenticated(who): Authenticated,
+    Path(room): Path<String>,
+) -> Response {
+    let room = match room_name(&room) {
+        Ok(room) => room,
+        Err(response) => return response,
+    };
+    if let Err(response) = enter(&app, &room, &who).await {
+        return response;
+    }
+    match app.hub.store().room_members(&room).await {
+        Ok(members) => Json(
+            members
+                .into_iter()
+                .map(|(user, role)| RoomMember { user, role })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(err) => internal(err),
+    }
+}
+
+/// The caller's role, if it lets them moderate; else `403 forbidden`.
+async fn moderator(app: &AppState, room: &str, who: &Identity) -> Result<Role, Response> {
+    let access = enter(app, room, who).await?;
+    match access.role {
+        Some(role) if role.moderates() => Ok(role),
+        _ => Err(forbidden(
+            "only the room's owner and moderators may do that",
+        )),
+    }
+}
+
+/// `POST /api/rooms/{room}/members {username}` → `201` (or `200` if they
+/// already were a member). Owners and moderators only.
+pub async fn invite(
+    State(app): State<Arc<AppState>>,
+    Authenticated(who): Authenticated,
+    Path(room): Path<String>,
+    request: Result<Json<Invite>, JsonRejection>,
+) -> Response {
+    let request = match body(request) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let room = match room_name(&room) {
+        Ok(room) => room,
+        Err(response) => return response,
+    };
+    if let Err(response) = moderator(&app, &room, &who).await {
+        return response;
+    }
+    let store = app.hub.store();
+    let username = validate::canonical_username(&request.username);
+    let invitee = match store.credentials(&username).await {
+        Ok(Some(found)) => found.user,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "unknown_user",
+                "nobody has that username",
+            );
+        }
+        Err(err) => return internal(err),
+    };
+    match store.room_access(&room, &invitee.id).await {
+        Ok(Some(RoomAccess {
+            role: Some(role), ..
+        })) => {
+            return Json(RoomMember {
+                user: invitee,
+                role,
+            })
+            .into_response();
+        }
+        Ok(_) => {}
+        Err(err) => return internal(err),
+    }
+    if let Err(err) = store
+        .set_role(&room, &invitee.id, Role::Member, now_millis())
+        .await
+    {
+        return internal(err);
+    }
+    tracing::info!(room, by = %who.user.id, user = %invitee.id, "invited");
+    (
+        StatusCode::CREATED,
+        Json(RoomMember {
+            user: invitee,
+            role: Role::Member,
+        }),
+    )
+        .into_response()
+}
+
+/// `DELETE /api/rooms/{room}/members/{user_id}` → `204`. The removed
+/// user's sockets get `left {reason: "removed"}`, on every node. Anyone
+/// may remove themselves (leave a private room for good), except the owner.
+pub async fn remove(
+    State(app): State<Arc<AppState>>,
+    Authenticated(who): Authenticated,
+    Path((room, user_id)): Path<(String, String)>,
+) -> Response {
+    let room = match room_name(&room) {
+        Ok(room) => room,
+        Err(response) => return response,
+    };
+    let store = app.hub.store();
+    let target = match store.room_access(&room, &user_id).await {
+        Ok(Some(access)) => access.role,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "unknown_room", "no such room"),
+        Err(err) => return internal(err),
+    };
+    if target == Some(Role::Owner) {
+        return forbidden("the owner cannot be removed from their room");
+    }
+    if user_id != who.user.id {
+        let role = match moderator(&app, &room, &who).await {
+            Ok(role) => role,
+            Err(response) => return response,
+        };
+        if role == Role::Moderator && target == Some(Role::Moderator) {
+            return forbidden("only the owner may remove a moderator");
+        }
+    }
+    if let Err(err) = store.remove_member(&room, &user_id).await {
+        return internal(err);
+    }
+    tracing::info!(room, by = %who.user.id, user = %user_id, "removed");
+    app.hub.evict(&room, &user_id);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `PUT /api/rooms/{room}/members/{user_id} {role}` → `200`: the owner
+/// makes a member a moderator, or a moderator a member.
+pub async fn set_role(
+    State(app): State<Arc<AppState>>,
+    Authenticated(who): Authenticated,
+    Path((room, user_id)): Path<(String, String)>,
+    request: Result<Json<SetRole>, JsonRejection>,
+) -> Response {
+    let request = match body(request) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let room = match room_name(&room) {
+        Ok(room) => room,
+        Err(response) => return response,
+    };
+    match enter(&app, &room, &who).await {
+        Ok(RoomAccess {
+            role: Some(Role::Owner),
+            ..
+        }) => {}
+        Ok(_) => return forbidden("only the room's owner may change roles"),
+        Err(response) => return response,
+    }
+    if request.role == Role::Owner || user_id == who.user.id {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_role",
+            "a room has one owner; roles are moderator or member",
+        );
+    }
+    let store = app.hub.store();
+    let member = match store.room_members(&room).await {
+        Ok(members) => members.into_iter().find(|(user, _)| user.id == user_id),
+        Err(err) => return internal(err),
+    };
+    let Some((user, _)) = member else {
+        return error(StatusCode::NOT_FOUND, "not_a_member", "invite them first");
+    };
+    if let Err(err) = store
+        .set_role(&room, &user_id, request.role, now_millis())
+        .await
+    {
+        return internal(err);
+    }
+    Json(RoomMember {
+        user,
+        role: request.role,
+    })
+    .into_response()
+}

@@ -1,0 +1,138 @@
+//! The store's second half: accounts, sessions, WebSocket tickets and room
+//! membership. A separate trait from `Store` (which is about messages) so
+//! each stays readable; every store implements both, with the SQL of
+//! `accounts_sql.rs`.
+
+use async_trait::async_trait;
+use common::{Role, User, Visibility};
+
+use super::Result;
+
+/// An account (or a guest) to create.
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    /// Lowercase and unique; `None` for a guest.
+    pub username: Option<&'a str>,
+    pub display_name: &'a str,
+    /// An argon2id PHC string; `None` for a guest.
+    pub password_hash: Option<&'a str>,
+    pub created_at_ms: i64,
+}
+
+/// A user and what they sign in with.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: Option<String>,
+}
+
+/// A live (not revoked, not expired) session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user: User,
+    /// Seconds since the epoch.
+    pub expires_at: u64,
+}
+
+/// What a user may do with a room that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomAccess {
+    pub visibility: Visibility,
+    /// `None`: not a member (which is fine for a public room).
+    pub role: Option<Role>,
+}
+
+impl RoomAccess {
+    /// Public rooms are open to everyone signed in; private ones to members.
+    pub fn may_enter(&self) -> bool {
+        self.visibility == Visibility::Public || self.role.is_some()
+    }
+}
+
+#[async_trait]
+pub trait Accounts: Send + Sync + 'static {
+    /// Creates the user. `false`: the username is taken.
+    async fn create_user(&self, user: &NewUser<'_>) -> Result<bool>;
+
+    /// The account with this (lowercase) username.
+    async fn credentials(&self, username: &str) -> Result<Option<Credentials>>;
+
+    /// The user with this id.
+    async fn credentials_by_id(&self, user_id: &str) -> Result<Option<Credentials>>;
+
+    async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<()>;
+
+    /// Stores a session by the SHA-256 of its token.
+    async fn create_session(
+        &self,
+        id: &str,
+        token_hash: &str,
+        user_id: &str,
+        now_ms: i64,
+        expires_at: u64,
+    ) -> Result<()>;
+
+    /// The live session whose token has this hash.
+    async fn session(&self, token_hash: &str, now_secs: u64) -> Result<Option<SessionRecord>>;
+
+    /// Revokes one session. `false`: it was not live.
+    async fn revoke_session(&self, id: &str, now_ms: i64) -> Result<bool>;
+
+    /// Revokes every live session of `user_id` but `keep`; returns their ids.
+    async fn revoke_sessions_except(
+        &self,
+        user_id: &str,
+        keep: &str,
+        now_ms: i64,
+    ) -> Result<Vec<String>>;
+
+    /// Sessions revoked at or after `since_ms` (for nodes that missed the
+    /// broker's event).
+    async fn revoked_since(&self, since_ms: i64) -> Result<Vec<String>>;
+
+    /// Keeps a WebSocket ticket (by its hash) for a session until
+    /// `expires_at_ms`, and forgets expired ones.
+    async fn save_ticket(
+        &self,
+        hash: &str,
+        session_id: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<()>;
+
+    /// Redeems a ticket once: its session, if the ticket has not expired and
+    /// the session is still live. Gone afterwards either way.
+    async fn take_ticket(
+        &self,
+        hash: &str,
+        now_ms: i64,
+        now_secs: u64,
+    ) -> Result<Option<SessionRecord>>;
+
+    /// Creates a room owned by `owner_id`. `false`: the name is taken.
+    async fn create_room(
+        &self,
+        name: &str,
+        visibility: Visibility,
+        owner_id: &str,
+        now_ms: i64,
+    ) -> Result<bool>;
+
+    /// The room's visibility and the user's role in it; `None` if the room
+    /// does not exist.
+    async fn room_access(&self, room: &str, user_id: &str) -> Result<Option<RoomAccess>>;
+
+    /// Makes `user_id` a member with `role`, or changes their role.
+    async fn set_role(&self, room: &str, user_id: &str, role: Role, now_ms: i64) -> Result<()>;
+
+    /// `false`: they were not a member.
+    async fn remove_member(&self, room: &str, user_id: &str) -> Result<bool>;
+
+    /// The room's members and their roles, owners first.
+    async fn room_members(&self, room: &str) -> Result<Vec<(User, Role)>>;
+
+    /// Every room the user is a member of, with their role.
+    async fn memberships(&self, user_id: &str) -> Result<Vec<(String, Role)>>;
+}
