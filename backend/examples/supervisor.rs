@@ -3,7 +3,10 @@
 //!
 //! A page cannot kill a process, so this small server does it on request:
 //!
-//! - `GET /session?name=…` signs in on the backend and returns its answer;
+//! - `GET /session?name=…` signs in on the backend (as a guest) and returns
+//!   its answer;
+//! - `POST /api/ws-ticket` relays a ticket request (with its Authorization
+//!   header) to the backend, as the app's own origin would serve it;
 //! - `GET /restart` kills the backend with SIGKILL, waits a moment, starts it
 //!   again on the same port (same data dir, so tokens and history survive),
 //!   and answers once it is up;
@@ -48,6 +51,8 @@ impl Backend {
                 &self.data_dir,
             ])
             .args(["--static-dir", &self.data_dir])
+            // The driver test signs in as a guest, many times, from one address.
+            .args(["--allow-guests", "--auth-per-ip-per-minute", "100000"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -89,6 +94,47 @@ async fn session(State(backend): State<Arc<Backend>>, Query(q): Query<SessionQue
         .await
         .expect("a JSON answer");
     cors(Json(answer).into_response())
+}
+
+/// Relays `POST /api/ws-ticket`; the backend restarting meanwhile is a
+/// 503, which the driver treats like any unavailable server.
+async fn ws_ticket(
+    State(backend): State<Arc<Backend>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let mut request =
+        reqwest::Client::new().post(format!("http://127.0.0.1:{}/api/ws-ticket", backend.port));
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        request = request.header(header::AUTHORIZATION, auth.as_bytes());
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(_) => return cors(axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response()),
+    };
+    let status = axum::http::StatusCode::from_u16(response.status().as_u16())
+        .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+    let body = response.bytes().await.unwrap_or_default();
+    let mut answer = (status, body).into_response();
+    answer.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    cors(answer)
+}
+
+/// The CORS preflight of a request with an Authorization header.
+async fn preflight() -> Response {
+    let mut response = cors(axum::http::StatusCode::NO_CONTENT.into_response());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST"),
+    );
+    response
 }
 
 async fn restart(State(backend): State<Arc<Backend>>) -> Response {
@@ -162,6 +208,7 @@ async fn start_hostile() -> Arc<Hostile> {
                         user: common::User {
                             id: "hostile".into(),
                             name: "hostile".into(),
+                            username: None,
                         },
                         heartbeat_ms: 25_000,
                         protocol: common::PROTOCOL_VERSION,
@@ -211,6 +258,10 @@ async fn main() {
     let app = Router::new()
         .route("/session", get(session))
         .route("/restart", get(restart))
+        .route(
+            "/api/ws-ticket",
+            axum::routing::post(ws_ticket).options(preflight),
+        )
         .with_state(backend.clone())
         .merge(
             Router::new()

@@ -81,7 +81,7 @@ fn server_log(data: &Path) -> std::fs::File {
 async fn no_token_in_any_url(page: &Client, data: &Path) {
     let token = page
         .execute(
-            "return JSON.parse(localStorage.getItem('hearth.session'))[0]",
+            "return JSON.parse(localStorage.getItem('hearth.session')).token",
             vec![],
         )
         .await
@@ -172,16 +172,39 @@ async fn wait_text(page: &Client, css: &str, want: &str, timeout: Duration) {
     panic!("`{css}` never contained {want:?}; last text: {last:?}");
 }
 
-async fn sign_in(page: &Client, base: &str, name: &str) {
+/// Every account in these tests has this password.
+const PASSWORD: &str = "correct horse battery staple";
+
+/// Creates an account through the sign-up form, as a person would.
+async fn sign_up(page: &Client, base: &str, username: &str, display_name: &str) {
     page.goto(base).await.unwrap();
-    let input = page
-        .wait()
+    page.wait()
         .at_most(WAIT)
-        .for_element(Locator::Css("#name"))
+        .for_element(Locator::Css("#username"))
         .await
         .unwrap();
-    input.send_keys(name).await.unwrap();
-    page.find(Locator::Css("form.card button"))
+    page.find(Locator::XPath("//button[text()='Create account']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let name = page
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#display-name"))
+        .await
+        .unwrap();
+    name.send_keys(display_name).await.unwrap();
+    for (css, text) in [("#username", username), ("#password", PASSWORD)] {
+        page.find(Locator::Css(css))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    page.find(Locator::Css("form.card button[type=submit]"))
         .await
         .unwrap()
         .click()
@@ -240,9 +263,12 @@ async fn screenshot(page: &Client, name: &str) {
 async fn fill_room(port: u16, room: &str, count: usize) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
+    let username = format!("feeder-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let session: common::SessionResponse = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/api/session"))
-        .json(&serde_json::json!({"name": "Feeder"}))
+        .post(format!("http://127.0.0.1:{port}/api/accounts"))
+        .json(&serde_json::json!({
+            "username": username, "password": PASSWORD, "display_name": "Feeder"
+        }))
         .send()
         .await
         .unwrap()
@@ -331,9 +357,9 @@ async fn two_people_chat_and_survive_a_server_restart() {
 
     let alice = browser(driver_url).await;
     let bob = browser(driver_url).await;
-    sign_in(&alice, base, "Alice").await;
+    sign_up(&alice, base, "alice", "Alice").await;
     first_visit(&alice).await;
-    sign_in(&bob, base, "Bob").await;
+    sign_up(&bob, base, "bob", "Bob").await;
 
     // Both land in #general and see each other.
     wait_text(&alice, "[data-testid=members]", "Bob", WAIT).await;
@@ -482,10 +508,143 @@ async fn two_people_chat_and_survive_a_server_restart() {
     no_token_in_any_url(&alice, data).await;
     no_token_in_any_url(&bob, data).await;
 
+    private_room_invite_removal_and_sign_out(&alice, &bob, port).await;
+
     alice.close().await.unwrap();
     bob.close().await.unwrap();
     server.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(data);
+}
+
+/// Accounts and private rooms, as people use them: a name shows its
+/// @username on hover; Alice creates a private room and invites Bob from
+/// the members panel; Bob finds it, joins, talks; Alice removes him and he
+/// is told; Bob signs out, and his token no longer works anywhere.
+async fn private_room_invite_removal_and_sign_out(alice: &Client, bob: &Client, port: u16) {
+    alice
+        .find(Locator::XPath(
+            "//ul[@data-testid='rooms']//button[contains(., 'general')]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(alice, ".room-header h1", "general", WAIT).await;
+    say(bob, "a word from Bob").await;
+    wait_text(alice, "[data-testid=messages]", "a word from Bob", WAIT).await;
+    let handles = alice
+        .execute(
+            "return [...document.querySelectorAll('.line .author')].map(e => e.title)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        handles.to_string().contains("Bob · @bob"),
+        "names show @username on hover: {handles}"
+    );
+
+    alice
+        .find(Locator::Css(".private-toggle input"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    alice
+        .find(Locator::Css(".new-room input"))
+        .await
+        .unwrap()
+        .send_keys("plans\u{E007}")
+        .await
+        .unwrap();
+    wait_text(alice, ".room-header h1", "plans", WAIT).await;
+    wait_text(alice, "[data-testid=rooms]", "plans", WAIT).await;
+    wait_text(alice, "[data-testid=rooms]", "private room", WAIT).await;
+    let invite = alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#invitee"))
+        .await
+        .unwrap();
+    invite.send_keys("bob\u{E007}").await.unwrap();
+    wait_text(alice, "[data-testid=members]", "Bob", WAIT).await;
+    screenshot(alice, "alice-private-room.png").await;
+
+    // Bob's room list refreshes every 10 s.
+    wait_text(bob, ".directory", "plans", Duration::from_secs(15)).await;
+    bob.find(Locator::XPath(
+        "//ul[contains(@class,'directory')]//button[contains(., 'plans')]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_text(bob, ".room-header h1", "plans", WAIT).await;
+    say(bob, "glad to be in on the plans").await;
+    wait_text(
+        alice,
+        "[data-testid=messages]",
+        "glad to be in on the plans",
+        WAIT,
+    )
+    .await;
+
+    alice
+        .find(Locator::Css("button[aria-label='Remove Bob']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(bob, ".notice-bar", "You were removed from #plans", WAIT).await;
+    screenshot(bob, "bob-removed.png").await;
+    assert!(
+        bob.find(Locator::XPath(
+            "//ul[@data-testid='rooms']//button[contains(., 'plans')]"
+        ))
+        .await
+        .is_err(),
+        "the room left Bob's list"
+    );
+
+    let token = bob
+        .execute(
+            "return JSON.parse(localStorage.getItem('hearth.session')).token",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let token = token.as_str().unwrap().to_owned();
+    bob.find(Locator::XPath("//button[text()='Sign out']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    bob.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#username"))
+        .await
+        .unwrap();
+    let mut revoked = false;
+    for _ in 0..50 {
+        let status = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/api/session"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 401 {
+            revoked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(revoked, "signing out revoked the token on the server");
 }
 
 /// Runs axe-core in the page and returns its violations, one line each.
@@ -524,14 +683,38 @@ async fn no_accessibility_violations_in_light_and_dark() {
         page.goto(base).await.unwrap();
         page.wait()
             .at_most(WAIT)
-            .for_element(Locator::Css("#name"))
+            .for_element(Locator::Css("#username"))
             .await
             .unwrap();
         for found in axe(&page).await {
             problems.push(format!("sign-in, {name}: {found}"));
         }
         screenshot(&page, &format!("signin-{name}.png")).await;
-        sign_in(&page, base, &format!("Reader {name}")).await;
+        // The sign-up form, with the errors of an empty submit showing.
+        page.find(Locator::XPath("//button[text()='Create account']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        page.find(Locator::Css("form.card button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_text(&page, "#username-error", "Username must be", WAIT).await;
+        for found in axe(&page).await {
+            problems.push(format!("sign-up with errors, {name}: {found}"));
+        }
+        screenshot(&page, &format!("signup-errors-{name}.png")).await;
+        sign_up(
+            &page,
+            base,
+            &format!("reader-{name}"),
+            &format!("Reader {name}"),
+        )
+        .await;
         wait_text(&page, "[data-testid=messages]", "history #03", WAIT).await;
         say(&page, "Hello from the accessibility check").await;
         wait_text(&page, "[data-testid=messages]", "accessibility check", WAIT).await;

@@ -1,27 +1,156 @@
 //! Calls to the HTTP API, on the origin the page was served from.
 
-use common::{ApiError, ChatMessage, RoomSummary, SessionRequest, SessionResponse};
-use gloo_net::http::Request;
+use common::{
+    ApiError, ChatMessage, Role, RoomMember, RoomSummary, ServerInfo, SessionRequest,
+    SessionResponse, SignUpRequest, Visibility,
+};
+use gloo_net::http::{Request, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
 
-pub async fn sign_in(name: &str) -> Result<SessionResponse, String> {
-    let request = Request::post("/api/session")
-        .json(&SessionRequest {
-            name: name.to_owned(),
-        })
-        .map_err(|e| e.to_string())?;
-    let response = request
-        .send()
-        .await
-        .map_err(|_| "the server cannot be reached".to_owned())?;
-    if response.ok() {
-        response.json().await.map_err(|e| e.to_string())
-    } else {
-        Err(error_text(response).await)
+/// Why a call failed: the server's error code and message (documented in
+/// docs/protocol.md), or `unreachable` when there was no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+    /// Seconds, from `Retry-After` (rate limits).
+    pub retry_after: Option<u64>,
+}
+
+impl Failure {
+    fn unreachable() -> Failure {
+        Failure {
+            status: 0,
+            code: "unreachable".into(),
+            message: "the server cannot be reached; check your connection".into(),
+            retry_after: None,
+        }
+    }
+
+    /// The message to show, with the wait for a rate limit.
+    pub fn text(&self) -> String {
+        match self.retry_after {
+            Some(secs) => format!("Too many attempts. Try again in {secs} s."),
+            None => self.message.clone(),
+        }
     }
 }
 
+impl From<Failure> for String {
+    fn from(failure: Failure) -> String {
+        failure.text()
+    }
+}
+
+fn authorized(request: RequestBuilder, token: &str) -> RequestBuilder {
+    request.header("Authorization", &format!("Bearer {token}"))
+}
+
+async fn send(
+    request: RequestBuilder,
+    body: Option<serde_json::Value>,
+) -> Result<Response, Failure> {
+    let sent = match body {
+        Some(body) => {
+            request
+                .json(&body)
+                .map_err(|_| Failure::unreachable())?
+                .send()
+                .await
+        }
+        None => request.send().await,
+    };
+    let response = sent.map_err(|_| Failure::unreachable())?;
+    if response.ok() {
+        Ok(response)
+    } else {
+        Err(failure(response).await)
+    }
+}
+
+async fn json<T: DeserializeOwned>(
+    request: RequestBuilder,
+    body: Option<serde_json::Value>,
+) -> Result<T, Failure> {
+    let response = send(request, body).await?;
+    response.json().await.map_err(|e| Failure {
+        status: response.status(),
+        code: "invalid_answer".into(),
+        message: e.to_string(),
+        retry_after: None,
+    })
+}
+
+async fn failure(response: Response) -> Failure {
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.parse().ok());
+    let status = response.status();
+    match response.json::<ApiError>().await {
+        Ok(error) => Failure {
+            status,
+            code: error.error,
+            message: error.message,
+            retry_after,
+        },
+        Err(_) => Failure {
+            status,
+            code: "http".into(),
+            message: format!("the server answered {status}"),
+            retry_after,
+        },
+    }
+}
+
+fn to_json(value: &impl serde::Serialize) -> Option<serde_json::Value> {
+    serde_json::to_value(value).ok()
+}
+
+/// `GET /api/server`; `None` if it cannot be had (the page still works).
+pub async fn server_info() -> Option<ServerInfo> {
+    json(Request::get("/api/server"), None).await.ok()
+}
+
+pub async fn sign_up(
+    username: &str,
+    password: &str,
+    display_name: &str,
+) -> Result<SessionResponse, Failure> {
+    let body = SignUpRequest {
+        username: username.to_owned(),
+        password: password.to_owned(),
+        display_name: display_name.to_owned(),
+    };
+    json(Request::post("/api/accounts"), to_json(&body)).await
+}
+
+pub async fn sign_in(username: &str, password: &str) -> Result<SessionResponse, Failure> {
+    let body = SessionRequest::Password {
+        username: username.to_owned(),
+        password: password.to_owned(),
+    };
+    json(Request::post("/api/session"), to_json(&body)).await
+}
+
+pub async fn sign_in_as_guest(name: &str) -> Result<SessionResponse, Failure> {
+    let body = SessionRequest::Guest {
+        name: name.to_owned(),
+    };
+    json(Request::post("/api/session"), to_json(&body)).await
+}
+
+/// Ends the session on the server. Best effort: the page forgets the
+/// token either way.
+pub async fn sign_out(token: &str) -> Result<(), Failure> {
+    send(authorized(Request::delete("/api/session"), token), None)
+        .await
+        .map(drop)
+}
+
 pub async fn rooms(token: &str) -> Result<Vec<RoomSummary>, String> {
-    get_json("/api/rooms", token).await
+    Ok(json(authorized(Request::get("/api/rooms"), token), None).await?)
 }
 
 /// `limit` messages before seq `before` (the newest if `None`), oldest first.
@@ -35,7 +164,54 @@ pub async fn history(
     if let Some(before) = before {
         url.push_str(&format!("&before={before}"));
     }
-    get_json(&url, token).await
+    Ok(json(authorized(Request::get(&url), token), None).await?)
+}
+
+pub async fn create_room(
+    token: &str,
+    name: &str,
+    visibility: Visibility,
+) -> Result<RoomSummary, Failure> {
+    let body = common::CreateRoom {
+        name: name.to_owned(),
+        visibility,
+    };
+    json(
+        authorized(Request::post("/api/rooms"), token),
+        to_json(&body),
+    )
+    .await
+}
+
+pub async fn members(token: &str, room: &str) -> Result<Vec<RoomMember>, Failure> {
+    let url = format!("/api/rooms/{room}/members");
+    json(authorized(Request::get(&url), token), None).await
+}
+
+pub async fn invite(token: &str, room: &str, username: &str) -> Result<RoomMember, Failure> {
+    let url = format!("/api/rooms/{room}/members");
+    let body = common::Invite {
+        username: username.to_owned(),
+    };
+    json(authorized(Request::post(&url), token), to_json(&body)).await
+}
+
+pub async fn remove(token: &str, room: &str, user_id: &str) -> Result<(), Failure> {
+    let url = format!("/api/rooms/{room}/members/{user_id}");
+    send(authorized(Request::delete(&url), token), None)
+        .await
+        .map(drop)
+}
+
+pub async fn set_role(
+    token: &str,
+    room: &str,
+    user_id: &str,
+    role: Role,
+) -> Result<RoomMember, Failure> {
+    let url = format!("/api/rooms/{room}/members/{user_id}");
+    let body = common::SetRole { role };
+    json(authorized(Request::put(&url), token), to_json(&body)).await
 }
 
 /// Why a ticket could not be had.
@@ -48,9 +224,9 @@ pub enum TicketError {
 }
 
 /// A one-time ticket for `/ws?ticket=`, so the token never goes in a URL.
-pub async fn ws_ticket(token: &str) -> Result<String, TicketError> {
-    let response = Request::post("/api/ws-ticket")
-        .header("Authorization", &format!("Bearer {token}"))
+/// `api_base` is the origin to ask (empty: this page's).
+pub async fn ws_ticket(api_base: &str, token: &str) -> Result<String, TicketError> {
+    let response = authorized(Request::post(&format!("{api_base}/api/ws-ticket")), token)
         .send()
         .await
         .map_err(|_| TicketError::Unavailable)?;
@@ -62,26 +238,5 @@ pub async fn ws_ticket(token: &str) -> Result<String, TicketError> {
             .map_err(|_| TicketError::Unavailable),
         401 => Err(TicketError::SignIn),
         _ => Err(TicketError::Unavailable),
-    }
-}
-
-/// An authenticated GET whose answer is JSON.
-async fn get_json<T: serde::de::DeserializeOwned>(url: &str, token: &str) -> Result<T, String> {
-    let response = Request::get(url)
-        .header("Authorization", &format!("Bearer {token}"))
-        .send()
-        .await
-        .map_err(|_| "the server cannot be reached".to_owned())?;
-    if response.ok() {
-        response.json().await.map_err(|e| e.to_string())
-    } else {
-        Err(error_text(response).await)
-    }
-}
-
-async fn error_text(response: gloo_net::http::Response) -> String {
-    match response.json::<ApiError>().await {
-        Ok(error) => error.message,
-        Err(_) => format!("the server answered {}", response.status()),
     }
 }

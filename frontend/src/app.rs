@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use common::{RoomSummary, ServerMsg, SessionResponse};
+use common::{RoomSummary, ServerMsg, SessionResponse, Visibility};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
@@ -10,7 +10,9 @@ use wasm_bindgen::JsCast;
 use crate::chat::{Chat, TypingThrottle};
 use crate::connection::{Event, Phase, Policy};
 use crate::driver::{Driver, Listener, page_endpoint};
-use crate::view::{Banner, Composer, MemberList, MessageList, Status, TypingLine, focus};
+use crate::members::Members;
+use crate::signin::SignIn;
+use crate::view::{Banner, Composer, MessageList, Status, TypingLine};
 use crate::{api, storage};
 
 const DEFAULT_ROOM: &str = "general";
@@ -28,52 +30,6 @@ pub fn App() -> impl IntoView {
                 session.set(None);
             }) /> }.into_any(),
         }}
-    }
-}
-
-#[component]
-fn SignIn(
-    session: RwSignal<Option<SessionResponse>>,
-    notice: RwSignal<Option<String>>,
-) -> impl IntoView {
-    let name = RwSignal::new(String::new());
-    let busy = RwSignal::new(false);
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        let value = name.get_untracked();
-        if let Err(why) = common::validate::display_name(&value) {
-            notice.set(Some(why.to_owned()));
-            return;
-        }
-        busy.set(true);
-        spawn_local(async move {
-            match api::sign_in(&value).await {
-                Ok(s) => {
-                    storage::save(&s);
-                    notice.set(None);
-                    session.set(Some(s));
-                }
-                Err(why) => notice.set(Some(why)),
-            }
-            busy.set(false);
-        });
-    };
-    request_animation_frame(|| focus("#name"));
-    view! {
-        <main class="signin">
-            <form class="card" on:submit=submit>
-                <h1><span class="logo">"H"</span>" Hearth"</h1>
-                <p class="muted">"Real-time rooms and chat. Pick a display name to start."</p>
-                <label for="name">"Display name"</label>
-                <input id="name" autocomplete="nickname" maxlength="32" placeholder="e.g. Alice"
-                    prop:value=move || name.get()
-                    on:input=move |ev| name.set(event_target_value(&ev)) />
-                <button type="submit" disabled=move || busy.get()>
-                    {move || if busy.get() { "Signing in…" } else { "Sign in" }}
-                </button>
-                <p class="error" role="alert">{move || notice.get().unwrap_or_default()}</p>
-            </form>
-        </main>
     }
 }
 
@@ -116,7 +72,9 @@ impl Listener for UiListener {
         }
         if phase == Phase::SignedOut {
             self.signed_out.run(Some(
-                "Your session has expired. Please sign in again.".to_owned(),
+                "Your session has ended (signed out on another device, password changed, or expired). \
+                 Please sign in again."
+                    .to_owned(),
             ));
         }
     }
@@ -232,9 +190,16 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
             });
         }
     });
+    let sign_out_token = session.token.clone();
     let sign_out = move |_| {
         dispatch(Event::Stop);
         storage::save_rooms(&[]);
+        // Ends the session on the server (every tab and device using this
+        // token is signed out); the page forgets it either way.
+        let token = sign_out_token.clone();
+        spawn_local(async move {
+            let _ = api::sign_out(&token).await;
+        });
         on_signed_out.run(None);
     };
     on_cleanup(move || {
@@ -275,8 +240,23 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         });
     };
     refresh();
+    // A notice (removed from a room, refused a private one) changes what
+    // this user may see: list the rooms again now, not at the next poll.
+    let refresh_on_notice = refresh.clone();
+    Effect::new(move |_| {
+        if chat.with(|c| c.notice.is_some()) {
+            refresh_on_notice();
+        }
+    });
     let poll = gloo_timers::callback::Interval::new(10_000, refresh);
     let _poll = StoredValue::new_local(poll);
+    let current_private = move || {
+        let room = current.get();
+        directory.with(|d| {
+            d.iter()
+                .any(|r| r.name == room && r.visibility == Visibility::Private)
+        })
+    };
 
     // At phone width the rooms are a drawer, and the members a panel, each
     // behind a button in the bar above the room (CSS shows those buttons
@@ -306,10 +286,17 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                     close_panels();
                 }
             }>
-            <RoomSidebar chat directory on_open=open_from_drawer me=session.user.name.clone() on_sign_out=sign_out />
+            <RoomSidebar chat directory on_open=open_from_drawer me=session.user.clone()
+                token=session.token.clone() on_sign_out=sign_out />
             <div class="scrim" aria-hidden="true" on:click=move |_| close_panels()></div>
             <main class="room">
                 <Banner status now_ms on_retry=Callback::new(move |()| dispatch(Event::RetryNow)) />
+                <Show when=move || chat.with(|c| c.notice.is_some())>
+                    <div class="notice-bar" role="status">
+                        <span>{move || chat.with(|c| c.notice.clone().unwrap_or_default())}</span>
+                        <button type="button" class="link" on:click=move |_| chat.update(|c| c.notice = None)>"Dismiss"</button>
+                    </div>
+                </Show>
                 <div class="phone-bar">
                     <button type="button" class="link" aria-controls="sidebar"
                         aria-expanded=move || drawer.get().to_string()
@@ -329,7 +316,7 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                     </div>
                 }>
                 <header class="room-header">
-                    <h1>"# " {move || current.get()}</h1>
+                    <h1>{move || room_sign(current_private())}{move || current.get()}</h1>
                     <button class="link" on:click=move |_| {
                         let room = current.get_untracked();
                         dispatch(Event::Leave { room: room.clone() });
@@ -344,7 +331,7 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                             <Composer room=current on_send on_typing />
                         </div>
                         <div class="side" id="members" class:stale=move || status.get().phase != Phase::Open>
-                            <MemberList chat room=current />
+                            <Members chat room=current token=session.token.clone() me=session.user.clone() />
                         </div>
                     </div>
                 </Show>
@@ -358,11 +345,19 @@ fn RoomSidebar(
     chat: RwSignal<Chat>,
     directory: RwSignal<Vec<RoomSummary>>,
     on_open: Callback<String>,
-    me: String,
+    me: common::User,
+    token: String,
     on_sign_out: impl Fn(leptos::ev::MouseEvent) + 'static,
 ) -> impl IntoView {
     let new_room = RwSignal::new(String::new());
+    let private = RwSignal::new(false);
     let error = RwSignal::new(String::new());
+    let is_private = move |name: &str| {
+        directory.with(|d| {
+            d.iter()
+                .any(|r| r.name == name && r.visibility == Visibility::Private)
+        })
+    };
     let joined = move || {
         chat.with(|c| {
             c.rooms
@@ -390,14 +385,27 @@ fn RoomSidebar(
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let name = common::validate::canonical_room(&new_room.get_untracked());
-        match common::validate::room_name(&name) {
-            Ok(()) => {
-                error.set(String::new());
-                new_room.set(String::new());
-                on_open.run(name);
-            }
-            Err(why) => error.set(why.to_owned()),
+        if let Err(why) = common::validate::room_name(&name) {
+            return error.set(why.to_owned());
         }
+        error.set(String::new());
+        if !private.get_untracked() {
+            // A public room: joining it creates it if it is new.
+            new_room.set(String::new());
+            return on_open.run(name);
+        }
+        let token = token.clone();
+        spawn_local(async move {
+            match api::create_room(&token, &name, Visibility::Private).await {
+                Ok(created) => {
+                    directory.update(|d| d.push(created));
+                    new_room.set(String::new());
+                    private.set(false);
+                    on_open.run(name);
+                }
+                Err(failure) => error.set(failure.text()),
+            }
+        });
     };
     view! {
         <nav class="sidebar" id="sidebar" aria-label="Rooms">
@@ -410,7 +418,7 @@ fn RoomSidebar(
                         <li class:active=active>
                             <button type="button" class="room-link" aria-current=active.then_some("page")
                                 on:click=move |_| on_open.run(open.clone())>
-                                <span class="room-name">"# " {name}</span>
+                                <span class="room-name">{room_sign(is_private(&name))}{name.clone()}</span>
                                 <span class="count" title="people in this room">{members} " here"</span>
                                 <Show when=move || { unread > 0 }>
                                     <span class="badge">
@@ -428,8 +436,13 @@ fn RoomSidebar(
                     aria-describedby="room-rules"
                     prop:value=move || new_room.get()
                     on:input=move |ev| new_room.set(event_target_value(&ev)) />
-                <button type="submit">"Join"</button>
+                <button type="submit">{move || if private.get() { "Create" } else { "Join" }}</button>
             </form>
+            <label class="private-toggle">
+                <input type="checkbox" prop:checked=move || private.get()
+                    on:change=move |ev| private.set(event_target_checked(&ev)) />
+                " Private: only people you invite"
+            </label>
             <p id="room-rules" class="hint">"Letters, digits, - and _, up to 64"</p>
             <p class="error" role="alert">{move || error.get()}</p>
             <Show when=move || !others().is_empty()>
@@ -440,7 +453,7 @@ fn RoomSidebar(
                         view! {
                             <li>
                                 <button type="button" class="room-link" on:click=move |_| on_open.run(open.clone())>
-                                    <span class="room-name">"# " {r.name}</span>
+                                    <span class="room-name">{room_sign(r.visibility == Visibility::Private)}{r.name}</span>
                                     <span class="count" title="people in this room">{r.members} " here"</span>
                                 </button>
                             </li>
@@ -449,10 +462,25 @@ fn RoomSidebar(
                 </ul>
             </Show>
             <div class="me">
-                <span>"Signed in as " <strong>{me}</strong></span>
+                <span title=crate::reading::handle(&me)>"Signed in as " <strong>{me.name.clone()}</strong></span>
                 <button class="link" on:click=on_sign_out>"Sign out"</button>
             </div>
         </nav>
+    }
+}
+
+/// "# " before a public room's name, a lock before a private one's.
+fn room_sign(private: bool) -> impl IntoView {
+    if private {
+        view! {
+            <svg class="lock" viewBox="0 0 16 16" aria-hidden="true">
+                <path fill="currentColor" d="M4 7V5a4 4 0 0 1 8 0v2h1v8H3V7zm2 0h4V5a2 2 0 0 0-4 0z" />
+            </svg>
+            <span class="visually-hidden">"private room "</span>
+        }
+        .into_any()
+    } else {
+        "# ".into_any()
     }
 }
 

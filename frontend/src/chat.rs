@@ -96,6 +96,9 @@ pub struct Chat {
     pub rooms: BTreeMap<String, RoomState>,
     /// The room on screen.
     pub current: Option<String>,
+    /// Something the server did to us that the person should read, such as
+    /// a removal from a room.
+    pub notice: Option<String>,
 }
 
 impl Chat {
@@ -141,11 +144,19 @@ impl Chat {
                 }
             }
             ServerMsg::Read { room, seq } => self.read_elsewhere(room, *seq),
-            ServerMsg::Left { room } => {
-                self.rooms.remove(room);
-                if self.current.as_deref() == Some(room) {
-                    self.current = None;
+            ServerMsg::Left { room, reason } => {
+                self.forget(room);
+                if reason.is_some() {
+                    self.notice = Some(format!("You were removed from #{room}."));
                 }
+            }
+            ServerMsg::Error {
+                reference: Some(room),
+                code: common::ErrorCode::Forbidden,
+                message,
+            } => {
+                self.forget(room);
+                self.notice = Some(format!("#{room}: {message}"));
             }
             ServerMsg::Message(m) => {
                 let state = self.rooms.get_mut(&m.room)?;
@@ -191,6 +202,14 @@ impl Chat {
             _ => {}
         }
         None
+    }
+
+    /// Drops a room we are no longer in; another one goes on screen.
+    fn forget(&mut self, room: &str) {
+        self.rooms.remove(room);
+        if self.current.as_deref() == Some(room) {
+            self.current = self.rooms.keys().next().cloned();
+        }
     }
 
     /// Takes the messages fetched for a gap, then releases the held ones,
@@ -403,6 +422,7 @@ mod tests {
         User {
             id: id.into(),
             name: id.to_uppercase(),
+            username: None,
         }
     }
 
@@ -436,6 +456,53 @@ mod tests {
 
     fn seqs(chat: &Chat) -> Vec<Option<u64>> {
         chat.rooms["r"].lines.iter().map(|l| l.seq).collect()
+    }
+
+    #[test]
+    fn removal_and_refusal_drop_the_room_and_say_why() {
+        let mut chat = Chat::new(user("me"));
+        for room in ["lobby", "team"] {
+            chat.open_room(room);
+        }
+        chat.apply(
+            &ServerMsg::Left {
+                room: "team".into(),
+                reason: Some("removed".into()),
+            },
+            0.0,
+        );
+        assert!(!chat.rooms.contains_key("team"));
+        assert_eq!(
+            chat.current.as_deref(),
+            Some("lobby"),
+            "another room on screen"
+        );
+        assert_eq!(chat.notice.as_deref(), Some("You were removed from #team."));
+        chat.notice = None;
+        chat.open_room("secret");
+        chat.apply(
+            &ServerMsg::Error {
+                code: common::ErrorCode::Forbidden,
+                message: "this room is private".into(),
+                reference: Some("secret".into()),
+            },
+            0.0,
+        );
+        assert!(!chat.rooms.contains_key("secret"));
+        assert_eq!(
+            chat.notice.as_deref(),
+            Some("#secret: this room is private")
+        );
+        // Leaving by choice says nothing.
+        chat.notice = None;
+        chat.apply(
+            &ServerMsg::Left {
+                room: "lobby".into(),
+                reason: None,
+            },
+            0.0,
+        );
+        assert_eq!(chat.notice, None);
     }
 
     #[test]

@@ -402,6 +402,28 @@ impl Connection {
             ServerMsg::Ack { client_id, .. } => {
                 self.outbox.retain(|o| o.client_id != client_id);
             }
+            // Removed from the room by a moderator, or refused entry to a
+            // private one: it is not ours to re-join on reconnect, and what
+            // was queued for it will not be sent.
+            ServerMsg::Left {
+                room,
+                reason: Some(_),
+            }
+            | ServerMsg::Error {
+                reference: Some(room),
+                code: common::ErrorCode::Forbidden,
+                ..
+            } if self.rooms.remove(&room).is_some() => {
+                let (gone, kept) = std::mem::take(&mut self.outbox)
+                    .into_iter()
+                    .partition(|o| o.room == room);
+                self.outbox = kept;
+                for out in gone {
+                    fx.push(Effect::SendFailed {
+                        client_id: out.client_id,
+                    });
+                }
+            }
             // `internal` may succeed later: try again after a while, a
             // bounded number of times.
             ServerMsg::Error {
@@ -576,6 +598,7 @@ mod tests {
             user: User {
                 id: "me".into(),
                 name: "me".into(),
+                username: None,
             },
             heartbeat_ms: 25_000,
             protocol: common::PROTOCOL_VERSION,
@@ -627,11 +650,62 @@ mod tests {
             user: User {
                 id: "u".into(),
                 name: "n".into(),
+                username: None,
             },
             content: "x".into(),
             ts: 0,
             client_id: format!("c{seq}"),
         }))
+    }
+
+    /// Removed by a moderator, or refused a private room: the room is
+    /// forgotten (no re-join on reconnect) and what waited for it fails.
+    #[test]
+    fn a_room_we_were_removed_from_is_not_rejoined() {
+        for refusal in [
+            ServerMsg::Left {
+                room: "team".into(),
+                reason: Some("removed".into()),
+            },
+            ServerMsg::Error {
+                code: common::ErrorCode::Forbidden,
+                message: "private".into(),
+                reference: Some("team".into()),
+            },
+        ] {
+            let mut c = open_machine();
+            c.handle(
+                Event::Join {
+                    room: "team".into(),
+                },
+                &mut mid(),
+            );
+            c.handle(
+                Event::Join {
+                    room: "lobby".into(),
+                },
+                &mut mid(),
+            );
+            c.handle(send("team", "t1"), &mut mid());
+            let fx = c.handle(Event::Received(refusal.clone()), &mut mid());
+            assert!(
+                fx.iter()
+                    .any(|e| matches!(e, Effect::SendFailed { client_id } if client_id == "t1")),
+                "{refusal:?}: {fx:?}"
+            );
+            c.handle(Event::Closed { code: None }, &mut mid());
+            c.handle(Event::RetryTimerFired, &mut mid());
+            c.handle(Event::Opened, &mut mid());
+            let fx = c.handle(welcome(), &mut mid());
+            let rejoined: Vec<String> = frames(&fx)
+                .into_iter()
+                .filter_map(|f| match f {
+                    ClientMsg::Join { room, .. } => Some(room),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(rejoined, ["lobby"], "{refusal:?}");
+        }
     }
 
     #[test]
@@ -687,6 +761,7 @@ mod tests {
                 user: User {
                     id: "me".into(),
                     name: "me".into(),
+                    username: None,
                 },
                 heartbeat_ms: 25_000,
                 protocol: common::PROTOCOL_VERSION,
@@ -871,6 +946,7 @@ mod tests {
                 user: User {
                     id: "u".into(),
                     name: "n".into(),
+                    username: None,
                 },
                 heartbeat_ms: 5_000,
                 protocol: 1,

@@ -33,9 +33,14 @@ pub struct Driver {
 pub enum Endpoint {
     /// This exact URL (tests, and servers of other origins).
     Url(String),
-    /// The page's own `/ws`, with a one-time ticket fetched for every
-    /// attempt from `POST /api/ws-ticket`: the token never goes in a URL.
-    Ticketed { ws_base: String, token: String },
+    /// `ws_base` (the page's own `/ws`), with a one-time ticket fetched
+    /// for every attempt from `POST {api_base}/api/ws-ticket` (`api_base`
+    /// is empty for the page's own origin): the token never goes in a URL.
+    Ticketed {
+        api_base: String,
+        ws_base: String,
+        token: String,
+    },
 }
 
 struct Inner {
@@ -183,10 +188,14 @@ impl Driver {
         };
         match endpoint {
             Endpoint::Url(url) => self.open(generation, &url),
-            Endpoint::Ticketed { ws_base, token } => {
+            Endpoint::Ticketed {
+                api_base,
+                ws_base,
+                token,
+            } => {
                 let me = self.clone();
                 spawn_local(async move {
-                    match crate::api::ws_ticket(&token).await {
+                    match crate::api::ws_ticket(&api_base, &token).await {
                         Ok(ticket) if me.is_current(generation) => {
                             me.open(generation, &format!("{ws_base}?ticket={ticket}"));
                         }
@@ -293,6 +302,7 @@ async fn pump(
 /// This page's `/ws`, authenticated with a fresh ticket for every attempt.
 pub fn page_endpoint(token: &str) -> Endpoint {
     Endpoint::Ticketed {
+        api_base: String::new(),
         ws_base: socket_base(),
         token: token.to_owned(),
     }

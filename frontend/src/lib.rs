@@ -7,6 +7,7 @@
 
 pub mod chat;
 pub mod connection;
+pub mod forms;
 pub mod reading;
 pub mod scrolling;
 
@@ -16,6 +17,10 @@ pub mod api;
 pub mod app;
 #[cfg(target_arch = "wasm32")]
 pub mod driver;
+#[cfg(target_arch = "wasm32")]
+pub mod members;
+#[cfg(target_arch = "wasm32")]
+pub mod signin;
 #[cfg(target_arch = "wasm32")]
 pub mod storage;
 #[cfg(target_arch = "wasm32")]

@@ -146,9 +146,13 @@ pub fn initials(name: &str) -> String {
     }
 }
 
-/// The first 8 characters of a user id, to tell people apart on hover.
-pub fn short_id(user_id: &str) -> &str {
-    user_id.get(..8).unwrap_or(user_id)
+/// What tells people with the same display name apart: `@username`, or
+/// for a guest (no account) "guest" and the start of their id.
+pub fn handle(user: &common::User) -> String {
+    match &user.username {
+        Some(username) => format!("@{username}"),
+        None => format!("guest {}", user.id.get(..8).unwrap_or(&user.id)),
+    }
 }
 
 #[cfg(test)]
@@ -163,6 +167,7 @@ mod tests {
             user: User {
                 id: user.into(),
                 name: user.into(),
+                username: None,
             },
             content: "x".into(),
             ts,
@@ -234,7 +239,13 @@ mod tests {
         assert_eq!(initials("alice"), "A");
         assert_eq!(initials("  émile zola  the third"), "ÉZ");
         assert_eq!(initials("😀"), "😀");
-        assert_eq!(short_id("5f0c1a2b-rest"), "5f0c1a2b");
-        assert_eq!(short_id("abc"), "abc");
+        let mut bob = User {
+            id: "5f0c1a2b-rest".into(),
+            name: "Bob".into(),
+            username: Some("bob".into()),
+        };
+        assert_eq!(handle(&bob), "@bob");
+        bob.username = None;
+        assert_eq!(handle(&bob), "guest 5f0c1a2b");
     }
 }

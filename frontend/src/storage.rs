@@ -8,19 +8,17 @@ fn store() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?
 }
 
+/// The stored session. One saved by an older version (whose tokens the
+/// server no longer accepts) does not parse: that person signs in again.
 pub fn load() -> Option<SessionResponse> {
     let json = store()?.get_item(KEY).ok()??;
-    let (token, id, name): (String, String, String) = serde_json::from_str(&json).ok()?;
-    Some(SessionResponse {
-        token,
-        user: common::User { id, name },
-    })
+    serde_json::from_str(&json).ok()
 }
 
 pub fn save(session: &SessionResponse) {
-    if let Some(store) = store() {
-        let json =
-            serde_json::json!([session.token, session.user.id, session.user.name]).to_string();
+    if let Some(store) = store()
+        && let Ok(json) = serde_json::to_string(session)
+    {
         let _ = store.set_item(KEY, &json);
     }
 }

@@ -225,16 +225,17 @@ pub fn MessageList(
                     let separator = decor.new_day.map(|day| view! {
                         <div class="day" role="separator"><span>{day_label(day)}</span></div>
                     });
-                    let who = format!("{} · id {}", line.user.name, reading::short_id(&line.user.id));
+                    let handle = reading::handle(&line.user);
+                    let who = format!("{} · {handle}", line.user.name);
                     let avatar = (!decor.continued).then(|| view! {
                         <span class=format!("avatar {}", reading::avatar_class(&line.user.id)) aria-hidden="true" title=who.clone()>
                             {reading::initials(&line.user.name)}
                         </span>
                     });
                     // On a phone there is no hover: a tap on the name shows
-                    // the short id in place.
+                    // the @username in place.
                     let shown_id = RwSignal::new(false);
-                    let short = reading::short_id(&line.user.id).to_owned();
+                    let short = handle.clone();
                     let (iso, full) = timestamps(line.ts);
                     // A grouped line shows no time; it is there on hover.
                     let hover = decor.continued.then(|| full.clone());
@@ -379,32 +380,6 @@ pub fn Composer(
                 {move || (bytes() > COUNTER_FROM_BYTES).then(counter)}
             </p>
         </form>
-    }
-}
-
-/// Who is in the room.
-#[component]
-pub fn MemberList(
-    #[prop(into)] chat: Signal<Chat>,
-    #[prop(into)] room: Signal<String>,
-) -> impl IntoView {
-    let members = move || {
-        let room = room.get();
-        chat.with(|c| {
-            c.rooms
-                .get(&room)
-                .map(|r| r.members.values().cloned().collect::<Vec<_>>())
-                .unwrap_or_default()
-        })
-    };
-    let count = move || members().len();
-    view! {
-        <aside class="members" data-testid="members">
-            <h2>"In this room · " {count}</h2>
-            <ul>
-                <For each=members key=|u| u.id.clone() children=|u| view! { <li><span class="dot online"></span>{u.name}</li> } />
-            </ul>
-        </aside>
     }
 }
 

@@ -5,7 +5,8 @@
 use common::{ChatMessage, ServerMsg, User};
 use frontend::chat::Chat;
 use frontend::connection::Phase;
-use frontend::view::{Banner, Composer, MemberList, MessageList, Status, TypingLine};
+use frontend::members::Members;
+use frontend::view::{Banner, Composer, MessageList, Status, TypingLine};
 use leptos::mount::mount_to;
 use leptos::prelude::*;
 use leptos::task::tick;
@@ -18,6 +19,7 @@ fn user(id: &str, name: &str) -> User {
     User {
         id: id.into(),
         name: name.into(),
+        username: Some(id.into()),
     }
 }
 
@@ -221,7 +223,7 @@ async fn messages_are_grouped_dated_and_links_are_safe_links() {
         titles[0], titles[2],
         "namesakes differ on hover: {titles:?}"
     );
-    // Without hover (a phone), a tap on the name shows the short id.
+    // Without hover (a phone), a tap on the name shows the @username.
     let author: web_sys::HtmlElement = root
         .query_selector(".line[data-seq='3'] .author")
         .unwrap()
@@ -229,7 +231,7 @@ async fn messages_are_grouped_dated_and_links_are_safe_links() {
         .unchecked_into();
     author.click();
     tick().await;
-    assert_eq!(author.text_content().unwrap(), "Bob · bob2");
+    assert_eq!(author.text_content().unwrap(), "Bob · @bob2");
     // The link is a real, safe link; the rest stays text.
     let link = root.query_selector(".line a").unwrap().expect("a link");
     assert_eq!(
@@ -545,9 +547,18 @@ async fn the_member_list_follows_presence() {
     let root = container();
     let chat = RwSignal::new(chat_with_room());
     let room = Signal::derive(|| "general".to_owned());
-    let _mounted = mount_to(root.clone(), move || view! { <MemberList chat room /> });
+    // No server here: the roles cannot be fetched, and presence alone
+    // still fills the list.
+    let me = user("me", "Me");
+    let _mounted = mount_to(root.clone(), move || {
+        view! { <Members chat room token="no-server".to_owned() me=me.clone() /> }
+    });
     tick().await;
     assert_eq!(root.query_selector_all("li").unwrap().length(), 2);
+    assert!(
+        root.query_selector("form.invite").unwrap().is_none(),
+        "no invite box for someone without a role"
+    );
     chat.update(|c| {
         c.apply(
             &ServerMsg::UserLeft {

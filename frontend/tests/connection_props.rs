@@ -91,6 +91,7 @@ fn user() -> User {
     User {
         id: "u".into(),
         name: "u".into(),
+        username: None,
     }
 }
 

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use common::{ServerMsg, SessionResponse};
 use frontend::connection::{Event, Phase, Policy};
-use frontend::driver::{Driver, Listener};
+use frontend::driver::{Driver, Endpoint, Listener};
 use gloo_net::http::Request;
 use gloo_timers::future::TimeoutFuture;
 use wasm_bindgen_test::*;
@@ -79,8 +79,14 @@ async fn the_driver_reconnects_and_rejoins_after_the_server_restarts() {
         max_delay_ms: 1_000,
         ..Policy::default()
     };
-    let driver = Driver::new(
-        format!("{BACKEND_WS}?token={}", session.token),
+    // As the app does: a one-time ticket for every attempt, never the
+    // token in the URL (the supervisor relays the ticket request).
+    let driver = Driver::with_endpoint(
+        Endpoint::Ticketed {
+            api_base: SUPERVISOR.to_owned(),
+            ws_base: BACKEND_WS.to_owned(),
+            token: session.token.clone(),
+        },
         policy,
         recorder.clone(),
     );
@@ -221,7 +227,7 @@ async fn hostile_servers_are_backed_off_and_never_shown_as_connected() {
         });
         let (texts, guard) = watch_banner(status);
         let driver = Driver::new(
-            format!("ws://127.0.0.1:{port}/ws?token=x"),
+            format!("ws://127.0.0.1:{port}/ws"),
             Policy::default(),
             watched.clone(),
         );

@@ -1,0 +1,106 @@
+//! The sign-in and sign-up forms as plain data: which field an error
+//! belongs to, and the checks the page can make before asking the server
+//! (the server makes them again; these only answer faster). Pure, so it is
+//! tested natively.
+
+use common::validate;
+
+/// Which form is on screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    SignIn,
+    SignUp,
+    Guest,
+}
+
+/// Where an error is shown: under its field, or for the whole form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Field {
+    Username,
+    DisplayName,
+    Password,
+    Form,
+}
+
+/// The field a server error code is about.
+pub fn field_for(code: &str) -> Field {
+    match code {
+        "invalid_username" | "username_taken" => Field::Username,
+        "invalid_name" => Field::DisplayName,
+        "weak_password" => Field::Password,
+        _ => Field::Form,
+    }
+}
+
+/// What is wrong with the form as typed, before it is sent; empty if it
+/// may be sent.
+pub fn check(
+    mode: Mode,
+    username: &str,
+    display_name: &str,
+    password: &str,
+) -> Vec<(Field, &'static str)> {
+    let mut problems = Vec::new();
+    match mode {
+        Mode::SignIn => {
+            if username.trim().is_empty() {
+                problems.push((Field::Username, "enter your username"));
+            }
+            if password.is_empty() {
+                problems.push((Field::Password, "enter your password"));
+            }
+        }
+        Mode::SignUp => {
+            if let Err(why) = validate::username(&validate::canonical_username(username)) {
+                problems.push((Field::Username, why));
+            }
+            if let Err(why) = validate::display_name(display_name) {
+                problems.push((Field::DisplayName, why));
+            }
+            if let Err(why) = validate::password_length(password) {
+                problems.push((Field::Password, why));
+            }
+        }
+        Mode::Guest => {
+            if let Err(why) = validate::display_name(display_name) {
+                problems.push((Field::DisplayName, why));
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_codes_land_under_their_field() {
+        assert_eq!(field_for("username_taken"), Field::Username);
+        assert_eq!(field_for("invalid_name"), Field::DisplayName);
+        assert_eq!(field_for("weak_password"), Field::Password);
+        assert_eq!(field_for("bad_credentials"), Field::Form);
+        assert_eq!(field_for("rate_limited"), Field::Form);
+    }
+
+    #[test]
+    fn each_mode_checks_its_own_fields() {
+        assert!(check(Mode::SignIn, "alice", "", "x").is_empty());
+        assert_eq!(
+            check(Mode::SignIn, " ", "", ""),
+            [
+                (Field::Username, "enter your username"),
+                (Field::Password, "enter your password")
+            ]
+        );
+        let problems = check(Mode::SignUp, "a b", "al\u{200B}ice", "short");
+        let fields: Vec<Field> = problems.iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            fields,
+            [Field::Username, Field::DisplayName, Field::Password]
+        );
+        assert!(check(Mode::SignUp, "Alice", "Alice L.", "long enough pass").is_empty());
+        assert!(check(Mode::Guest, "", "Drifter", "").is_empty());
+        assert_eq!(check(Mode::Guest, "", "", "")[0].0, Field::DisplayName);
+    }
+}
