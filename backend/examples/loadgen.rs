@@ -8,6 +8,7 @@
 //! cargo build --release -p backend --bin hearth --example loadgen
 //! target/release/examples/loadgen idle 2000       # memory per idle connection
 //! target/release/examples/loadgen fanout 200 2000 64  # 200 members, 2000 messages, 64 in flight
+//! target/release/examples/loadgen signins 20 10 16    # chat latency before and during a sign-in flood
 //! ```
 
 use std::process::Stdio;
@@ -56,6 +57,11 @@ async fn start_server() -> Server {
             "--send-rate",
             "1000000",
             "--send-burst",
+            "1000000",
+            "--allow-guests",
+            "--auth-per-ip-per-minute",
+            "1000000",
+            "--auth-per-username-per-minute",
             "1000000",
         ])
         .arg("--data-dir")
@@ -106,12 +112,15 @@ impl Server {
     /// A connected client that has joined `room` and read up to `joined`.
     async fn member(&self, http: &reqwest::Client, name: &str, room: &str) -> Ws {
         let session = self.session(http, name).await;
-        let (mut ws, _) = connect_async(format!(
-            "ws://127.0.0.1:{}/ws?token={}",
-            self.port, session.token
-        ))
-        .await
-        .unwrap();
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://127.0.0.1:{}/ws", self.port)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", session.token).parse().unwrap(),
+        );
+        let (mut ws, _) = connect_async(request).await.unwrap();
         let join = serde_json::json!({"type":"join","room":room,"since":null}).to_string();
         ws.send(Message::text(join)).await.unwrap();
         while let Some(Ok(frame)) = ws.next().await {
@@ -233,6 +242,119 @@ async fn fanout(members: usize, count: usize, in_flight: usize) {
     println!("server RSS at the end: {} KiB", server.rss_kib());
 }
 
+/// Send -> ack round trips, one message in flight, for `period`.
+async fn chat_round_trips(ws: &mut Ws, period: Duration, tag: &str) -> Vec<Duration> {
+    let mut times = Vec::new();
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed() < period {
+        i += 1;
+        let frame = serde_json::json!({"type":"send","room":"bench","content":"x","client_id":format!("{tag}{i}")});
+        let sent = Instant::now();
+        ws.send(Message::text(frame.to_string())).await.unwrap();
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.contains(r#""type":"ack""#) => break,
+                Some(Ok(_)) => {}
+                _ => panic!("the sender was disconnected"),
+            }
+        }
+        times.push(sent.elapsed());
+        // About 50 messages a second: a busy room, not a benchmark of the store.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    times
+}
+
+fn percentiles(mut times: Vec<Duration>) -> String {
+    times.sort_unstable();
+    let pct = |p: f64| {
+        times[((times.len() as f64 * p) as usize).min(times.len() - 1)].as_secs_f64() * 1000.0
+    };
+    format!(
+        "{} messages, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        times.len(),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    )
+}
+
+/// Chat while people sign in at full speed: `members` in a room, one of
+/// them sending about 50 messages a second (send -> ack measured), for
+/// `seconds` alone, then for `seconds` while `flooders` clients sign in
+/// with a password as fast as the server answers. Password hashing must
+/// not stall delivery (it runs off the async workers, bounded).
+async fn signins(members: usize, seconds: u64, flooders: usize) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let server = start_server().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let account = serde_json::json!({
+        "username": "flood", "password": "correct horse battery staple", "display_name": "Flood"
+    });
+    let created = http
+        .post(format!("{base}/api/accounts"))
+        .json(&account)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let mut readers = Vec::new();
+    for i in 0..members {
+        let mut ws = server.member(&http, &format!("member{i}"), "bench").await;
+        readers.push(tokio::spawn(async move {
+            while let Some(Ok(_)) = ws.next().await {}
+        }));
+    }
+    let mut sender = server.member(&http, "sender", "bench").await;
+    let period = Duration::from_secs(seconds);
+    let before = chat_round_trips(&mut sender, period, "b").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, busy, other) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let mut flood = Vec::new();
+    for _ in 0..flooders {
+        let (stop, ok, busy, other) = (stop.clone(), ok.clone(), busy.clone(), other.clone());
+        let (http, url) = (http.clone(), format!("{base}/api/session"));
+        let body =
+            serde_json::json!({"username": "flood", "password": "correct horse battery staple"});
+        flood.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let status = http.post(&url).json(&body).send().await.unwrap().status();
+                match status.as_u16() {
+                    200 => &ok,
+                    503 => &busy,
+                    _ => &other,
+                }
+                .fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let during = chat_round_trips(&mut sender, period, "d").await;
+    stop.store(true, Ordering::Relaxed);
+    for task in flood {
+        task.await.unwrap();
+    }
+    println!("members: {members}, {seconds} s each, {flooders} clients signing in at full speed");
+    println!("chat send -> ack before the flood: {}", percentiles(before));
+    println!("chat send -> ack during the flood: {}", percentiles(during));
+    println!(
+        "sign-ins during the flood: {:.0}/s answered 200, {} busy (503), {} other",
+        ok.load(Ordering::Relaxed) as f64 / seconds as f64,
+        busy.load(Ordering::Relaxed),
+        other.load(Ordering::Relaxed)
+    );
+    for reader in readers {
+        reader.abort();
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -241,9 +363,11 @@ async fn main() {
     match args.first().map(String::as_str) {
         Some("idle") => idle(number(1, 2000)).await,
         Some("fanout") => fanout(number(1, 200), number(2, 2000), number(3, 64)).await,
+        Some("signins") => signins(number(1, 20), number(2, 10) as u64, number(3, 16)).await,
         _ => {
             eprintln!(
-                "usage: loadgen idle [connections] | loadgen fanout [members] [messages] [in flight]"
+                "usage: loadgen idle [connections] | loadgen fanout [members] [messages] [in flight] \
+                 | loadgen signins [members] [seconds] [flooders]"
             );
             std::process::exit(2);
         }
