@@ -148,6 +148,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
+    // Frames are small and latency is the product: without TCP_NODELAY, a
+    // frame written while an earlier one is unacknowledged waits for the
+    // peer's delayed ACK (up to 40 ms on Linux).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
+    });
     spawn_revocation_poll(&config, hub.clone());
     let throttle = throttle::Throttle::new(
         config.auth_per_ip_per_minute,

@@ -3,11 +3,13 @@
 //!
 //! One hash takes tens of milliseconds of CPU and 19 MiB of memory, by
 //! design. Run on a tokio worker, a few concurrent sign-ins would stall
-//! message delivery on every connection that worker serves; so each hash
-//! runs on the blocking pool, and at most `concurrency` run at once (one
-//! per core by default). Callers beyond that wait, up to `QUEUE_PATIENCE`,
+//! message delivery on every connection that worker serves; so hashes run
+//! on threads of their own, at most `concurrency` at once (one per core by
+//! default), and those threads run at the lowest CPU priority (nice 19):
+//! when a core is wanted both for delivering messages and for hashing, the
+//! messages win. Callers beyond `concurrency` wait, up to `QUEUE_PATIENCE`,
 //! then get "busy" instead of piling up: a sign-in flood costs sign-ins
-//! latency, never chat.
+//! latency, not chat.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +29,12 @@ pub enum HashError {
     Failed(String),
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
 pub struct Passwords {
     slots: Arc<Semaphore>,
+    /// To the hashing threads; they end when this is dropped.
+    jobs: std::sync::mpsc::Sender<Job>,
     /// A hash of a password nobody knows: checked when the user does not
     /// exist, so a wrong username costs the same time as a wrong password.
     decoy: String,
@@ -70,8 +76,33 @@ impl Passwords {
             concurrency
         };
         let decoy = hash_now(&crate::auth::new_secret("")).expect("hashing works");
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for _ in 0..concurrency {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name("hearth-hash".into())
+                .spawn(move || {
+                    if let Err(err) = thread_priority::set_current_thread_priority(
+                        thread_priority::ThreadPriority::Min,
+                    ) {
+                        tracing::debug!(?err, "could not lower the hashing thread's priority");
+                    }
+                    loop {
+                        // The semaphore keeps at most one job per thread
+                        // in flight, so this lock is never contended long.
+                        let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+                .expect("a thread for password hashing");
+        }
         Passwords {
             slots: Arc::new(Semaphore::new(concurrency)),
+            jobs,
             decoy,
             verifications: std::sync::atomic::AtomicU64::new(0),
         }
@@ -109,13 +140,16 @@ impl Passwords {
             .await
             .map_err(|_| HashError::Busy)?
             .map_err(|_| HashError::Busy)?;
-        tokio::task::spawn_blocking(move || {
-            let out = work();
-            drop(permit);
-            out
-        })
-        .await
-        .map_err(|e| HashError::Failed(e.to_string()))
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(work());
+                drop(permit);
+            }))
+            .map_err(|_| HashError::Failed("the hashing threads are gone".into()))?;
+        answer
+            .await
+            .map_err(|_| HashError::Failed("a hashing thread panicked".into()))
     }
 }
 
