@@ -142,6 +142,22 @@ pub struct Config {
     #[arg(long, env = "HEARTH_HASH_CONCURRENCY", default_value_t = 0)]
     pub hash_concurrency: usize,
 
+    /// A room with nobody in it on this node is unloaded from memory after
+    /// this many seconds (its history stays in the store; the next join
+    /// loads it again).
+    #[arg(long, env = "HEARTH_ROOM_UNLOAD_SECS", default_value_t = 60)]
+    pub room_unload_secs: u64,
+
+    /// Most rooms one node holds in memory at once. A join that would load
+    /// one more gets `room_limit`; rooms already loaded stay joinable.
+    #[arg(long, env = "HEARTH_MAX_LOADED_ROOMS", default_value_t = 10_000)]
+    pub max_loaded_rooms: usize,
+
+    /// New rooms one user may create per hour (by joining a room that does
+    /// not exist, or with `POST /api/rooms`); over it: `rate_limited`.
+    #[arg(long, env = "HEARTH_ROOMS_PER_USER_PER_HOUR", default_value_t = 20)]
+    pub rooms_per_user_per_hour: u32,
+
     /// How often a node asks the store for revoked sessions, in case it
     /// missed the broker's event, in milliseconds.
     #[arg(long, env = "HEARTH_REVOCATION_POLL_MS", default_value_t = 5_000)]
@@ -209,6 +225,7 @@ impl Config {
         config.allow_guests = true;
         config.auth_per_ip_per_minute = 1_000_000;
         config.auth_per_username_per_minute = 1_000_000;
+        config.rooms_per_user_per_hour = 1_000_000;
         config
     }
 

@@ -75,6 +75,10 @@ pub struct Hub {
     presence_changed: tokio::sync::Notify,
     /// This node's sockets by session, to close them on revocation.
     live_sessions: LiveSessions,
+    /// Rooms whose last connection left, and when: the candidates for
+    /// unloading (see `unload_idle`). Kept so that unloading costs per
+    /// room that emptied, never a scan of every loaded room.
+    emptied: Mutex<Vec<(Arc<str>, Instant)>>,
 }
 
 struct Room {
@@ -101,6 +105,9 @@ struct RoomState {
     last_typing: HashMap<Arc<str>, Instant>,
     /// When a message last reached this room's buffer (see `check_tails`).
     last_message: Option<Instant>,
+    /// Removed from the hub's map (see `unload_idle`): whoever still holds
+    /// this `Room` must load it again.
+    unloaded: bool,
 }
 
 /// A message waiting in the reorder buffer, with the sender's connection
@@ -142,6 +149,7 @@ impl Hub {
             rooms: Mutex::new(HashMap::new()),
             presence_changed: tokio::sync::Notify::new(),
             live_sessions: LiveSessions::default(),
+            emptied: Mutex::new(Vec::new()),
         })
     }
 
@@ -181,30 +189,24 @@ impl Hub {
         peer: &Arc<Peer>,
         since: Option<u64>,
     ) -> Result<JoinTicket, StoreError> {
-        let room = self.load(name, &peer.user.id).await?;
-        if let Some(seen) = since {
-            // The client may have seen more on another node than this node
-            // has delivered yet (it missed broker traffic, or it is catching
-            // up): the store has it, so catch up first. Only a client still
-            // ahead after that is really ahead (the history was reset).
-            let mut rounds = 0;
-            while lock(&room.state).order.next_seq() <= seen && rounds < 4 {
-                rounds += 1;
-                let before = lock(&room.state).order.next_seq();
-                self.catch_up_rooms(vec![room.clone()]).await;
-                if lock(&room.state).order.next_seq() == before {
-                    break;
-                }
-            }
-        }
-        let (up_to, already_live) = {
+        // A room unloaded between `load` and entering it is loaded again.
+        let mut attempts = 0;
+        let (room, up_to, already_live) = loop {
+            attempts += 1;
+            let room = self.load(name, &peer.user.id).await?;
+            self.catch_up_to(&room, since).await;
             let mut state = lock(&room.state);
+            if state.unloaded && attempts < 5 {
+                continue;
+            }
             let already_live = state.peers.contains_key(&peer.id);
             if !already_live && !state.joining.contains_key(&peer.id) {
                 state.joining.insert(peer.id, (peer.clone(), Vec::new()));
                 self.add_member(&room, &mut state, peer);
             }
-            (state.order.next_seq() - 1, already_live)
+            let up_to = state.order.next_seq() - 1;
+            drop(state);
+            break (room, up_to, already_live);
         };
         let (read_seq, unread) = match self.store.read_state(&peer.user.id, &room.name).await {
             Ok(state) => state,
@@ -250,6 +252,25 @@ impl Hub {
 
     /// The user read `room` up to `seq` (at most its newest message): stored,
     /// and told to the user's other connections in the room on this node.
+    /// The client may have seen more on another node than this node has
+    /// delivered yet (it missed broker traffic, or it is catching up): the
+    /// store has it, so catch up first. Only a client still ahead after
+    /// that is really ahead (the history was reset).
+    async fn catch_up_to(self: &Arc<Self>, room: &Arc<Room>, since: Option<u64>) {
+        let Some(seen) = since else {
+            return;
+        };
+        let mut rounds = 0;
+        while lock(&room.state).order.next_seq() <= seen && rounds < 4 {
+            rounds += 1;
+            let before = lock(&room.state).order.next_seq();
+            self.catch_up_rooms(vec![room.clone()]).await;
+            if lock(&room.state).order.next_seq() == before {
+                break;
+            }
+        }
+    }
+
     pub async fn mark_read(&self, room: &str, peer: &Peer, seq: u64) -> Result<(), StoreError> {
         let Some(loaded) = self.existing(room) else {
             return Err(StoreError::UnknownRoom(room.to_owned()));
@@ -309,6 +330,9 @@ impl Hub {
             state.peers.remove(&peer.id).is_some() | state.joining.remove(&peer.id).is_some();
         if !was_in {
             return false;
+        }
+        if state.peers.is_empty() && state.joining.is_empty() {
+            lock(&self.emptied).push((room.name.clone(), Instant::now()));
         }
         let gone = match state.members.get_mut(&peer.user_id) {
             Some(member) if member.connections > 1 => {
@@ -884,10 +908,61 @@ impl Hub {
                     remote,
                     last_typing: HashMap::new(),
                     last_message: None,
+                    unloaded: false,
                 }),
             })
         });
         Ok(room.clone())
+    }
+
+    /// Unloads rooms that have had no connection on this node for `grace`
+    /// and have nothing pending (a reorder buffer waiting for a seq keeps
+    /// its room). Their history is in the store and their members (on
+    /// other nodes) in the registry: a later join loads them again. Only
+    /// rooms that emptied are looked at. Returns how many were unloaded.
+    pub fn unload_idle(&self, grace: Duration) -> usize {
+        let now = Instant::now();
+        let due: Vec<Arc<str>> = {
+            let mut emptied = lock(&self.emptied);
+            let (due, waiting): (Vec<_>, Vec<_>) = emptied
+                .drain(..)
+                .partition(|(_, since)| now.saturating_duration_since(*since) >= grace);
+            *emptied = waiting;
+            due.into_iter().map(|(name, _)| name).collect()
+        };
+        let mut unloaded = 0;
+        let mut again = Vec::new();
+        let mut rooms = lock(&self.rooms);
+        for name in due {
+            let Some(room) = rooms.get(&name).cloned() else {
+                continue;
+            };
+            let mut state = lock(&room.state);
+            if !state.peers.is_empty() || !state.joining.is_empty() {
+                // In use again; it is a candidate once more when it empties.
+                continue;
+            }
+            if !state.order.is_empty() || state.refill_scheduled {
+                again.push((name, now));
+                continue;
+            }
+            state.unloaded = true;
+            drop(state);
+            rooms.remove(&name);
+            unloaded += 1;
+        }
+        drop(rooms);
+        lock(&self.emptied).extend(again);
+        unloaded
+    }
+
+    /// How many rooms this node holds in memory.
+    pub fn loaded_rooms(&self) -> usize {
+        lock(&self.rooms).len()
+    }
+
+    pub fn is_loaded(&self, room: &str) -> bool {
+        lock(&self.rooms).contains_key(room)
     }
 
     fn existing(&self, name: &str) -> Option<Arc<Room>> {

@@ -133,8 +133,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         history,
         config.typing_interval(),
     );
-    spawn_remote_delivery(hub.clone(), broker.as_ref());
-    spawn_presence(&config, hub.clone());
+    // With one node there is nobody to hear from and nobody to tell:
+    // presence is kept in memory only (see `broker`), and neither the
+    // registry sync nor the delivery of our own echoes runs.
+    if broker.kind() != "memory" {
+        spawn_remote_delivery(hub.clone(), broker.as_ref());
+        spawn_presence(&config, hub.clone());
+    }
+    spawn_room_unloading(&config, hub.clone());
     spawn_retention(&config, hub.store().clone());
     spawn_store_probe(&config, hub.store().clone());
     if broker.kind() != "memory" {
@@ -160,6 +166,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let throttle = throttle::Throttle::new(
         config.auth_per_ip_per_minute,
         config.auth_per_username_per_minute,
+        config.rooms_per_user_per_hour,
         config.trusted_proxies.clone(),
     );
     let state = Arc::new(AppState {
@@ -295,6 +302,23 @@ fn spawn_revocation_poll(config: &Config, hub: Arc<Hub>) {
                     since = started - overlap;
                 }
                 Err(err) => tracing::debug!(%err, "polling revoked sessions failed"),
+            }
+        }
+    });
+}
+
+/// Unloads rooms nobody on this node has been in for a while.
+fn spawn_room_unloading(config: &Config, hub: Arc<Hub>) {
+    let grace = Duration::from_secs(config.room_unload_secs);
+    let every = (grace / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let unloaded = hub.unload_idle(grace);
+            if unloaded > 0 {
+                tracing::debug!(unloaded, loaded = hub.loaded_rooms(), "unloaded idle rooms");
             }
         }
     });

@@ -208,8 +208,17 @@ impl Session {
             return self.tell(ErrorCode::RateLimited, "joining too fast", Some(room));
         }
         // Private rooms are for their members. (A room that does not exist
-        // yet is created, public, by joining it.)
+        // yet is created, public, by joining it, within the user's quota.)
         if !self.rooms.contains(&room) {
+            if !self.app.hub.is_loaded(&room)
+                && self.app.hub.loaded_rooms() >= self.app.config.max_loaded_rooms
+            {
+                return self.tell(
+                    ErrorCode::RoomLimit,
+                    "this server holds as many rooms as it can right now; try again later",
+                    Some(room),
+                );
+            }
             match self
                 .app
                 .hub
@@ -224,7 +233,16 @@ impl Session {
                         Some(room),
                     );
                 }
-                Ok(_) => {}
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    if self.app.throttle.create_room(&self.peer.user.id).is_err() {
+                        return self.tell(
+                            ErrorCode::RateLimited,
+                            "creating rooms too fast; join an existing one or wait",
+                            Some(room),
+                        );
+                    }
+                }
                 Err(err) => {
                     tracing::error!(%err, room, "checking room access failed");
                     return self.tell(

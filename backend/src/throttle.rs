@@ -15,6 +15,8 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 pub struct Throttle {
     by_ip: DefaultKeyedRateLimiter<IpAddr>,
     by_username: DefaultKeyedRateLimiter<String>,
+    /// New rooms, per user id.
+    rooms_created: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
     trusted_proxies: Vec<IpAddr>,
 }
@@ -22,11 +24,17 @@ pub struct Throttle {
 impl Throttle {
     /// Attempts allowed per minute, per address and per username (each is
     /// also the burst).
-    pub fn new(per_ip: u32, per_username: u32, trusted_proxies: Vec<IpAddr>) -> Throttle {
-        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n.max(1)).expect("at least 1"));
+    pub fn new(
+        per_ip: u32,
+        per_username: u32,
+        rooms_per_hour: u32,
+        trusted_proxies: Vec<IpAddr>,
+    ) -> Throttle {
+        let n = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
         Throttle {
-            by_ip: DefaultKeyedRateLimiter::keyed(quota(per_ip)),
-            by_username: DefaultKeyedRateLimiter::keyed(quota(per_username)),
+            by_ip: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n(per_ip))),
+            by_username: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n(per_username))),
+            rooms_created: DefaultKeyedRateLimiter::keyed(Quota::per_hour(n(rooms_per_hour))),
             clock: DefaultClock::default(),
             trusted_proxies,
         }
@@ -47,12 +55,22 @@ impl Throttle {
         Ok(())
     }
 
+    /// One more room created by `user_id`; `Err` says how long to wait.
+    pub fn create_room(&self, user_id: &str) -> Result<(), Duration> {
+        let now = self.clock.now();
+        self.rooms_created
+            .check_key(&user_id.to_owned())
+            .map_err(|not_until| not_until.wait_time_from(now))
+    }
+
     /// Drops buckets that are full again, so idle keys cost no memory.
     pub fn forget_idle(&self) {
         self.by_ip.retain_recent();
         self.by_username.retain_recent();
+        self.rooms_created.retain_recent();
         self.by_ip.shrink_to_fit();
         self.by_username.shrink_to_fit();
+        self.rooms_created.shrink_to_fit();
     }
 
     /// The client's address: the peer's, or, when the peer is a trusted
@@ -109,7 +127,7 @@ mod tests {
 
     #[test]
     fn each_key_has_its_own_budget() {
-        let throttle = Throttle::new(3, 2, Vec::new());
+        let throttle = Throttle::new(3, 2, 1, Vec::new());
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(throttle.check(a, Some("alice")).is_ok());

@@ -198,6 +198,9 @@ pub enum ErrorCode {
     Internal,
     /// The room is private and this user is not a member of it.
     Forbidden,
+    /// This node holds as many rooms as it may; joining an existing,
+    /// active room still works. Try again later.
+    RoomLimit,
     /// A code this client version does not know yet.
     #[serde(other)]
     Unknown,
@@ -216,6 +219,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Internal => "internal",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RoomLimit => "room_limit",
             ErrorCode::Unknown => "unknown",
         }
     }

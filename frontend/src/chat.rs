@@ -158,6 +158,16 @@ impl Chat {
                 self.forget(room);
                 self.notice = Some(format!("#{room}: {message}"));
             }
+            // A join refused for now (a new room over the creation quota, a
+            // full server): the room was never entered.
+            ServerMsg::Error {
+                reference: Some(room),
+                code: common::ErrorCode::RateLimited | common::ErrorCode::RoomLimit,
+                message,
+            } if self.rooms.get(room).is_some_and(|r| !r.live) => {
+                self.forget(room);
+                self.notice = Some(format!("#{room}: {message}"));
+            }
             ServerMsg::Message(m) => {
                 let state = self.rooms.get_mut(&m.room)?;
                 if state.live && m.seq > state.last_seq + 1 {

@@ -402,9 +402,10 @@ impl Connection {
             ServerMsg::Ack { client_id, .. } => {
                 self.outbox.retain(|o| o.client_id != client_id);
             }
-            // Removed from the room by a moderator, or refused entry to a
-            // private one: it is not ours to re-join on reconnect, and what
-            // was queued for it will not be sent.
+            // Removed from the room by a moderator, refused entry to a
+            // private one, or refused a join (a new room over the creation
+            // quota, a full server): it is not ours to re-join on
+            // reconnect, and what was queued for it will not be sent.
             ServerMsg::Left {
                 room,
                 reason: Some(_),
@@ -414,16 +415,21 @@ impl Connection {
                 code: common::ErrorCode::Forbidden,
                 ..
             } if self.rooms.remove(&room).is_some() => {
-                let (gone, kept) = std::mem::take(&mut self.outbox)
-                    .into_iter()
-                    .partition(|o| o.room == room);
-                self.outbox = kept;
-                for out in gone {
-                    fx.push(Effect::SendFailed {
-                        client_id: out.client_id,
-                    });
-                }
+                self.fail_queued_for(&room, fx);
             }
+            ServerMsg::Error {
+                reference: Some(room),
+                code: common::ErrorCode::RateLimited | common::ErrorCode::RoomLimit,
+                ..
+            } if self.rooms.get(&room).is_some_and(|c| !c.joined) => {
+                self.rooms.remove(&room);
+                self.fail_queued_for(&room, fx);
+            }
+            ServerMsg::Error {
+                reference: Some(_),
+                code: common::ErrorCode::RoomLimit,
+                ..
+            } => {}
             // `internal` may succeed later: try again after a while, a
             // bounded number of times.
             ServerMsg::Error {
@@ -474,6 +480,19 @@ impl Connection {
         }
         // Any frame proves the link is alive.
         self.arm_watchdog(fx);
+    }
+
+    /// What was queued for a room we are no longer in fails.
+    fn fail_queued_for(&mut self, room: &str, fx: &mut Vec<Effect>) {
+        let (gone, kept) = std::mem::take(&mut self.outbox)
+            .into_iter()
+            .partition(|o| o.room == room);
+        self.outbox = kept;
+        for out in gone {
+            fx.push(Effect::SendFailed {
+                client_id: out.client_id,
+            });
+        }
     }
 
     /// Sends the queued, unsent messages of joined rooms (of `only` if

@@ -99,6 +99,9 @@ pub async fn create(
         Ok(room) => room,
         Err(response) => return response,
     };
+    if let Err(wait) = app.throttle.create_room(&who.user.id) {
+        return super::rate_limited(wait);
+    }
     match app
         .hub
         .store()

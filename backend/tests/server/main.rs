@@ -15,6 +15,7 @@ mod presence;
 mod read_state;
 mod resume;
 mod rooms;
+mod rooms_lifecycle;
 mod shutdown;
 mod store;
 mod support;
