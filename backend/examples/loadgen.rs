@@ -63,6 +63,11 @@ async fn start_server() -> Server {
             "1000000",
             "--auth-per-username-per-minute",
             "1000000",
+            // Every client of a benchmark comes from one address.
+            "--max-connections-per-ip",
+            "1000000",
+            "--max-http-per-ip",
+            "1000000",
         ])
         .arg("--data-dir")
         .arg(&dir)

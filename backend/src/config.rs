@@ -142,6 +142,32 @@ pub struct Config {
     #[arg(long, env = "HEARTH_HASH_CONCURRENCY", default_value_t = 0)]
     pub hash_concurrency: usize,
 
+    /// Most WebSockets open on this node at once; over it an upgrade gets
+    /// `503 server_full`. 0: the open-file limit minus 1024 kept for HTTP
+    /// requests, the database and logs.
+    #[arg(long, env = "HEARTH_MAX_CONNECTIONS", default_value_t = 0)]
+    pub max_connections: usize,
+
+    /// Most WebSockets open at once from one client address (`429
+    /// too_many_connections`). Generous: many people may share a NAT.
+    #[arg(long, env = "HEARTH_MAX_CONNECTIONS_PER_IP", default_value_t = 500)]
+    pub max_connections_per_ip: usize,
+
+    /// Most WebSockets open at once for one user, every tab and device
+    /// together (`429 too_many_connections`).
+    #[arg(long, env = "HEARTH_MAX_CONNECTIONS_PER_USER", default_value_t = 32)]
+    pub max_connections_per_user: usize,
+
+    /// Most HTTP connections (not yet WebSockets) open at once from one
+    /// client address; more are closed as soon as they are accepted.
+    #[arg(long, env = "HEARTH_MAX_HTTP_PER_IP", default_value_t = 256)]
+    pub max_http_per_ip: usize,
+
+    /// A connection must send a request's complete headers within this
+    /// many milliseconds, or it is closed (slowloris).
+    #[arg(long, env = "HEARTH_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
+    pub header_timeout_ms: u64,
+
     /// A room with nobody in it on this node is unloaded from memory after
     /// this many seconds (its history stays in the store; the next join
     /// loads it again).

@@ -14,12 +14,14 @@ pub mod broker;
 pub mod config;
 pub mod files;
 pub mod hub;
+pub mod listener;
 pub mod outbox;
 pub mod passwords;
 pub mod rate;
 pub mod reorder;
 pub mod revocation;
 pub mod session;
+pub mod slots;
 pub mod store;
 pub mod throttle;
 pub mod web;
@@ -50,6 +52,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub passwords: passwords::Passwords,
     pub throttle: throttle::Throttle,
+    /// Caps on open WebSockets.
+    pub slots: Arc<slots::Slots>,
     /// Cancelled when the server shuts down; every session watches it.
     pub shutdown: CancellationToken,
     /// Every live WebSocket session, so shutdown can wait for them.
@@ -154,14 +158,19 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         .await
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
-    // Frames are small and latency is the product: without TCP_NODELAY, a
-    // frame written while an earlier one is unacknowledged waits for the
-    // peer's delayed ACK (up to 40 ms on Linux).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(%err, "could not set TCP_NODELAY");
-        }
-    });
+    let slot_limits = slots::SlotLimits {
+        total: match config.max_connections {
+            0 => slots::default_total(),
+            n => n,
+        },
+        per_ip: config.max_connections_per_ip.max(1),
+        per_user: config.max_connections_per_user.max(1),
+    };
+    tracing::info!(?slot_limits, "WebSocket limits");
+    let http_limits = listener::HttpLimits {
+        per_ip: config.max_http_per_ip.max(1),
+        header_timeout: Duration::from_millis(config.header_timeout_ms.max(100)),
+    };
     spawn_revocation_poll(&config, hub.clone());
     let throttle = throttle::Throttle::new(
         config.auth_per_ip_per_minute,
@@ -172,6 +181,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let state = Arc::new(AppState {
         passwords: passwords::Passwords::new(config.hash_concurrency),
         throttle,
+        slots: slots::Slots::new(slot_limits),
         config,
         hub,
         shutdown: CancellationToken::new(),
@@ -181,13 +191,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let router = app(state.clone());
     let stop = state.shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-        .context("serving HTTP")
+        listener::serve(listener, router, http_limits, stop).await;
+        Ok(())
     });
     spawn_throttle_cleanup(state.clone());
     tracing::info!(%addr, node = %state.hub.node_id(), "listening");

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Query, State, WebSocketUpgrade};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
@@ -18,6 +20,7 @@ use crate::api::{authenticate, error, unavailable};
 use crate::auth::{bearer, now_secs, secret_hash};
 use crate::hub::now_millis;
 use crate::session;
+use crate::slots::Refusal;
 
 /// Read buffer per connection. Client frames are small, and this is memory
 /// every idle connection holds, so it is far below tungstenite's 128 KiB.
@@ -34,6 +37,7 @@ pub struct Params {
 
 pub async fn upgrade(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     params: Result<Query<Params>, QueryRejection>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -110,6 +114,32 @@ pub async fn upgrade(
             "pass ?ticket=<from POST /api/ws-ticket> or Authorization: Bearer <token>",
         );
     };
+    // A place among the node's, the address's and the user's WebSockets,
+    // held until the session ends.
+    let ip = app.throttle.client_ip(peer, &headers);
+    let slot = match app.slots.acquire(ip, &identity.user.id) {
+        Ok(slot) => slot,
+        Err(Refusal::NodeFull) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_full",
+                "this server has as many connections as it can take; try again later",
+            );
+        }
+        Err(refusal) => {
+            tracing::info!(%ip, user = %identity.user.id, ?refusal, "WebSocket refused");
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                match refusal {
+                    Refusal::TooManyForUser => {
+                        "too many connections for this user; close a tab or device"
+                    }
+                    _ => "too many connections from this address",
+                },
+            );
+        }
+    };
     let ws = match ws {
         Ok(ws) => ws,
         Err(rejection) => {
@@ -130,7 +160,10 @@ pub async fn upgrade(
         .max_frame_size(max)
         .on_upgrade(move |socket| {
             let sessions = app.sessions.clone();
-            sessions.track_future(session::run(socket, app, identity))
+            sessions.track_future(async move {
+                let _slot = slot;
+                session::run(socket, app, identity).await;
+            })
         })
 }
 

@@ -6,6 +6,7 @@ mod api;
 mod chaos;
 mod cluster;
 mod conformance;
+mod connections;
 mod faults;
 mod faults_support;
 mod heartbeat;

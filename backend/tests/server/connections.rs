@@ -1,0 +1,176 @@
+//! Connection limits, attacked from one address while a bystander on
+//! another (127.0.0.2: every 127/8 address is loopback) keeps working:
+//! silent and half-sent requests are cut after the header deadline, one
+//! address cannot hold more than its share of sockets, and WebSockets are
+//! capped per user, per address and per node, with a clear refusal.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::MaybeTlsStream;
+
+use crate::support::{TestServer, ws_request};
+
+async fn connect_from(source: &str, server: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(server).await.unwrap()
+}
+
+/// Waits until the server closes `stream` (or it errors); how long it took.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(
+            limit.saturating_sub(started.elapsed()),
+            stream.read(&mut buf),
+        )
+        .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// What a WebSocket upgrade was answered with: 101, or the refusal.
+async fn upgrade_status(
+    request: tokio_tungstenite::tungstenite::handshake::client::Request,
+) -> (u16, String) {
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, response)) => {
+            drop(ws);
+            (response.status().as_u16(), String::new())
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                    .unwrap_or_default();
+            (
+                response.status().as_u16(),
+                body["error"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+        Err(other) => panic!("upgrade failed: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_half_sent_requests_from_one_address_lock_out_nobody_else() {
+    let server = TestServer::start_with(|c| {
+        c.max_http_per_ip = 20;
+        c.header_timeout_ms = 1_000;
+    })
+    .await;
+    // The attack: 15 sockets that say nothing, 5 that send half a request.
+    let mut attackers = Vec::new();
+    for i in 0..20 {
+        let mut stream = connect_from("127.0.0.1", server.addr).await;
+        if i >= 15 {
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .unwrap();
+        }
+        attackers.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // One more from the same address is closed at once.
+    let mut extra = connect_from("127.0.0.1", server.addr).await;
+    let refused = closed_within(&mut extra, Duration::from_secs(2)).await;
+    assert!(
+        refused.is_some(),
+        "the 21st socket from one address is closed"
+    );
+
+    // A bystander on another address: signs in, connects, chats.
+    let http = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let session: common::SessionResponse = http
+        .post(server.url("/api/session"))
+        .json(&serde_json::json!({"name": "bystander"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stream = connect_from("127.0.0.2", server.addr).await;
+    let (ws, _) = tokio_tungstenite::client_async(
+        ws_request(server.addr, &session.token),
+        MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .expect("the bystander's WebSocket opens");
+    drop(ws);
+
+    // The attackers are cut off by the header deadline (1 s here, 5 s by
+    // default), half-sent requests included.
+    let mut longest = Duration::ZERO;
+    for (i, stream) in attackers.iter_mut().enumerate() {
+        let took = closed_within(stream, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("attacker {i} was never closed"));
+        longest = longest.max(took);
+    }
+    println!(
+        "21st socket closed after {refused:?}; all 20 attackers closed within {longest:?} more"
+    );
+    // Their places are free again.
+    assert_eq!(
+        reqwest::get(server.url("/healthz")).await.unwrap().status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn websockets_are_capped_per_user_per_address_and_per_node() {
+    let server = TestServer::start_with(|c| {
+        c.max_connections_per_user = 3;
+        c.max_connections_per_ip = 5;
+    })
+    .await;
+    let alice = server.sign_in("alice").await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(server.connect(&alice).await);
+    }
+    assert_eq!(
+        upgrade_status(ws_request(server.addr, &alice.token)).await,
+        (429, "too_many_connections".to_owned()),
+        "a 4th for one user"
+    );
+    let bob = server.sign_in("bob").await;
+    open.push(server.connect(&bob).await);
+    open.push(server.connect(&bob).await);
+    assert_eq!(
+        upgrade_status(ws_request(server.addr, &bob.token)).await,
+        (429, "too_many_connections".to_owned()),
+        "a 6th from one address"
+    );
+    // A place comes back when a socket closes.
+    drop(open.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    open.push(server.connect(&bob).await);
+
+    let full = TestServer::start_with(|c| c.max_connections = 2).await;
+    let carol = full.sign_in("carol").await;
+    let _one = full.connect(&carol).await;
+    let _two = full.connect(&carol).await;
+    assert_eq!(
+        upgrade_status(ws_request(full.addr, &carol.token)).await,
+        (503, "server_full".to_owned())
+    );
+    // A full node still answers health checks and sign-ins.
+    assert_eq!(
+        reqwest::get(full.url("/healthz")).await.unwrap().status(),
+        200
+    );
+    full.sign_in("dave").await;
+}
