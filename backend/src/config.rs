@@ -168,6 +168,12 @@ pub struct Config {
     #[arg(long, env = "HEARTH_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
     pub header_timeout_ms: u64,
 
+    /// History a connection may be sent on joins, in bytes per second (the
+    /// burst is twice this). A join whose replay would exceed it waits up
+    /// to 5 s, or is refused with `rate_limited`.
+    #[arg(long, env = "HEARTH_REPLAY_BYTES_PER_SEC", default_value_t = 1024 * 1024)]
+    pub replay_bytes_per_sec: u32,
+
     /// A room with nobody in it on this node is unloaded from memory after
     /// this many seconds (its history stays in the store; the next join
     /// loads it again).

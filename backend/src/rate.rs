@@ -1,7 +1,7 @@
 //! A token bucket, used for the per-connection send rate and error budget.
 //! Pure: the caller passes the current time, so tests need no clock.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
@@ -22,11 +22,34 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one token if there is one.
-    pub fn try_take(&mut self, now: Instant) -> bool {
+    fn refill(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
         self.last = now;
+    }
+
+    /// Takes `amount` tokens, going into debt if there are not enough, and
+    /// returns how long until the debt is paid (zero if there was none):
+    /// the caller waits that long before using what it took. A wait over
+    /// `max_wait` takes nothing and returns `None`.
+    pub fn reserve(&mut self, amount: f64, max_wait: Duration, now: Instant) -> Option<Duration> {
+        self.refill(now);
+        let after = self.tokens - amount;
+        let wait = if after >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-after / self.per_sec.max(f64::MIN_POSITIVE))
+        };
+        if wait > max_wait {
+            return None;
+        }
+        self.tokens = after;
+        Some(wait)
+    }
+
+    /// Takes one token if there is one.
+    pub fn try_take(&mut self, now: Instant) -> bool {
+        self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             true
@@ -39,7 +62,26 @@ impl TokenBucket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+
+    #[test]
+    fn reserving_goes_into_debt_up_to_a_wait() {
+        let t0 = Instant::now();
+        let patience = Duration::from_secs(5);
+        let mut bytes = TokenBucket::new(200, 100.0, t0);
+        assert_eq!(bytes.reserve(150.0, patience, t0), Some(Duration::ZERO));
+        // 50 left: 250 more is a debt of 200, paid in 2 s.
+        assert_eq!(
+            bytes.reserve(250.0, patience, t0),
+            Some(Duration::from_secs(2))
+        );
+        // Another 400 would be 6 s: refused, and nothing is taken.
+        assert_eq!(bytes.reserve(400.0, patience, t0), None);
+        let t2 = t0 + Duration::from_secs(2);
+        assert_eq!(
+            bytes.reserve(100.0, patience, t2),
+            Some(Duration::from_secs(1))
+        );
+    }
 
     #[test]
     fn allows_the_burst_then_the_rate() {

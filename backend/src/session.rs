@@ -28,10 +28,17 @@ use crate::rate::TokenBucket;
 const PING: &str = r#"{"type":"ping"}"#;
 /// Frames written per flush when the queue has a backlog.
 const WRITE_BATCH: usize = 64;
-/// How long the writer tries to deliver a close frame before giving up.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the writer keeps trying to deliver a close frame. A slow
+/// consumer's socket is full when it is kicked; the frame goes out when
+/// the client reads again, and the client must see 4009 (reconnect and
+/// resume) rather than a bare drop. Long enough for a stalled client (a
+/// phone waking up), short enough to bound what a dead one holds: its
+/// queue is already closed, so only the socket's buffers remain.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a joiner may take to make room in its queue during a replay.
 const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
+/// Longest a join waits for its replay budget before it is refused.
+const REPLAY_BUDGET_WAIT: Duration = Duration::from_secs(5);
 
 pub async fn run(socket: WebSocket, app: Arc<AppState>, identity: Identity) {
     let limits = &app.config;
@@ -70,6 +77,11 @@ pub async fn run(socket: WebSocket, app: Arc<AppState>, identity: Identity) {
         // generously: a reconnecting client re-joins all its rooms at once.
         membership_bucket: TokenBucket::new((limits.max_rooms * 2) as u32, limits.send_rate, now),
         error_bucket: TokenBucket::new(limits.error_budget, 1.0, now),
+        replay_bucket: TokenBucket::new(
+            limits.replay_bytes_per_sec.saturating_mul(2),
+            f64::from(limits.replay_bytes_per_sec.max(1)),
+            now,
+        ),
         rooms: HashSet::new(),
         peer: peer.clone(),
         app: app.clone(),
@@ -95,6 +107,9 @@ struct Session {
     send_bucket: TokenBucket,
     membership_bucket: TokenBucket,
     error_bucket: TokenBucket,
+    /// Bytes of history replayed on joins: a join/leave loop cannot turn
+    /// a few bytes in into megabytes out.
+    replay_bucket: TokenBucket,
 }
 
 impl Session {
@@ -264,6 +279,31 @@ impl Session {
                 );
             }
         };
+        let bytes: usize = ticket.history.iter().map(|frame| frame.len()).sum();
+        match self.replay_bucket.reserve(
+            bytes as f64,
+            REPLAY_BUDGET_WAIT,
+            std::time::Instant::now(),
+        ) {
+            Some(wait) if wait.is_zero() => {}
+            Some(wait) => {
+                tracing::debug!(
+                    conn = self.peer.id,
+                    bytes,
+                    ?wait,
+                    "join waits for its replay budget"
+                );
+                tokio::time::sleep(wait).await;
+            }
+            None => {
+                self.app.hub.leave(&room, &self.peer);
+                return self.tell(
+                    ErrorCode::RateLimited,
+                    "joining with history too fast; try again in a few seconds",
+                    Some(room),
+                );
+            }
+        }
         self.rooms.insert(room);
         for frame in &ticket.history {
             if !self

@@ -1,3 +1,4 @@
+use futures_util::StreamExt;
 use std::time::Duration;
 
 use common::{ErrorCode, ServerMsg};
@@ -108,11 +109,14 @@ async fn a_slow_consumer_is_dropped_and_others_keep_up() {
     sender.join("firehose").await;
     fast.recv().await; // sender joined
 
-    // The slow client starts reading again once it has been dropped (the
-    // fast one sees it leave). It should find the backlog, then a 4009 close.
+    // The slow client starts reading again 7 s after it has been dropped
+    // (the fast one sees it leave): longer than the server once waited to
+    // write the close frame. It should find the backlog, then a 4009
+    // close, never a bare drop (1006) it cannot act on.
     let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel::<()>();
     let slow_end = tokio::spawn(async move {
         let _ = dropped_rx.await;
+        tokio::time::sleep(Duration::from_secs(7)).await;
         slow.ended().await
     });
     let reader = tokio::spawn(async move {
@@ -154,4 +158,79 @@ async fn a_slow_consumer_is_dropped_and_others_keep_up() {
         slow_end.await.unwrap(),
         Ended::Closed(common::close::SLOW_CONSUMER)
     );
+}
+
+/// Read amplification: a `join(since=0)` / `leave` loop asks for the whole
+/// history again and again. Each connection may be sent at most its replay
+/// budget (here 100 KB/s, burst 200 KB); past it a join waits, then is
+/// refused with `rate_limited`. A bystander in the room keeps chatting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_leave_loop_gets_no_more_than_its_replay_budget() {
+    const RATE: usize = 100_000;
+    let server = TestServer::start_with(|c| {
+        c.replay_bytes_per_sec = RATE as u32;
+        no_rate_limit(c);
+    })
+    .await;
+    let mut feeder = server.client("feeder").await;
+    feeder.join("big").await;
+    let content = "h".repeat(4000);
+    for i in 0..100 {
+        feeder.say("big", &content, &format!("f{i}")).await;
+        feeder
+            .recv_where(|m| matches!(m, ServerMsg::Ack { .. }))
+            .await;
+    }
+    let mut bystander = server.client("bystander").await;
+    bystander.join("big").await;
+
+    let mut attacker = server.client("attacker").await;
+    let started = std::time::Instant::now();
+    let mut received = 0usize;
+    let mut refused = 0;
+    let mut joins = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        attacker
+            .send_json(serde_json::json!({"type":"join","room":"big","since":0}))
+            .await;
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), attacker.ws.next())
+                .await
+                .expect("an answer to every join")
+                .unwrap()
+                .unwrap();
+            received += frame.len();
+            match serde_json::from_str::<ServerMsg>(frame.to_text().unwrap()).unwrap() {
+                ServerMsg::Joined { .. } => {
+                    joins += 1;
+                    break;
+                }
+                ServerMsg::Error {
+                    code: ErrorCode::RateLimited,
+                    ..
+                } => {
+                    refused += 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        attacker
+            .send_json(serde_json::json!({"type":"leave","room":"big"}))
+            .await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // The burst, the rate for the time it ran, and one replay of slack.
+    let allowed = 2 * RATE + (RATE as f64 * elapsed) as usize + 420_000;
+    println!(
+        "attacker: {joins} joins, {refused} refused, {received} bytes in {elapsed:.1} s \
+         (budget {allowed}; each join replays ~410 KB)"
+    );
+    assert!(received <= allowed, "{received} > {allowed}");
+    assert!(refused > 0 || joins <= 4, "the loop was slowed or refused");
+    // The bystander never noticed.
+    bystander.say("big", "still fine", "b1").await;
+    bystander
+        .recv_where(|m| matches!(m, ServerMsg::Ack { .. }))
+        .await;
 }
