@@ -68,6 +68,8 @@ async fn start_server() -> Server {
             "1000000",
             "--max-http-per-ip",
             "1000000",
+            "--api-per-ip-per-minute",
+            "1000000",
         ])
         .arg("--data-dir")
         .arg(&dir)

@@ -168,6 +168,15 @@ pub struct Config {
     #[arg(long, env = "HEARTH_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
     pub header_timeout_ms: u64,
 
+    /// HTTP API requests per client address per minute (also the burst);
+    /// over it: `429 rate_limited` with `Retry-After`.
+    #[arg(long, env = "HEARTH_API_PER_IP_PER_MINUTE", default_value_t = 1200)]
+    pub api_per_ip_per_minute: u32,
+
+    /// HTTP API requests per session token per minute (also the burst).
+    #[arg(long, env = "HEARTH_API_PER_TOKEN_PER_MINUTE", default_value_t = 300)]
+    pub api_per_token_per_minute: u32,
+
     /// History a connection may be sent on joins, in bytes per second (the
     /// burst is twice this). A join whose replay would exceed it waits up
     /// to 5 s, or is refused with `rate_limited`.
@@ -258,6 +267,8 @@ impl Config {
         config.auth_per_ip_per_minute = 1_000_000;
         config.auth_per_username_per_minute = 1_000_000;
         config.rooms_per_user_per_hour = 1_000_000;
+        config.api_per_ip_per_minute = 1_000_000;
+        config.api_per_token_per_minute = 1_000_000;
         config
     }
 

@@ -73,7 +73,13 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(api::healthz))
-        .nest("/api", api::router())
+        .nest(
+            "/api",
+            api::router().layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                api::rate_limit,
+            )),
+        )
         .merge(frontend)
         .layer(axum::middleware::from_fn(web::security_headers))
         .layer(
@@ -173,9 +179,13 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     };
     spawn_revocation_poll(&config, hub.clone());
     let throttle = throttle::Throttle::new(
-        config.auth_per_ip_per_minute,
-        config.auth_per_username_per_minute,
-        config.rooms_per_user_per_hour,
+        throttle::Limits {
+            per_ip: config.auth_per_ip_per_minute,
+            per_username: config.auth_per_username_per_minute,
+            rooms_per_hour: config.rooms_per_user_per_hour,
+            api_per_ip: config.api_per_ip_per_minute,
+            api_per_token: config.api_per_token_per_minute,
+        },
         config.trusted_proxies.clone(),
     );
     let state = Arc::new(AppState {

@@ -12,11 +12,27 @@ use axum::http::HeaderMap;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
+/// The quotas, per minute unless named otherwise (each is also the burst).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Sign-in attempts per address.
+    pub per_ip: u32,
+    /// Sign-in attempts per username.
+    pub per_username: u32,
+    /// New rooms per user per hour.
+    pub rooms_per_hour: u32,
+    pub api_per_ip: u32,
+    pub api_per_token: u32,
+}
+
 pub struct Throttle {
     by_ip: DefaultKeyedRateLimiter<IpAddr>,
     by_username: DefaultKeyedRateLimiter<String>,
     /// New rooms, per user id.
     rooms_created: DefaultKeyedRateLimiter<String>,
+    /// Every API request, per address and per session token.
+    api_by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    api_by_token: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
     trusted_proxies: Vec<IpAddr>,
 }
@@ -24,14 +40,18 @@ pub struct Throttle {
 impl Throttle {
     /// Attempts allowed per minute, per address and per username (each is
     /// also the burst).
-    pub fn new(
-        per_ip: u32,
-        per_username: u32,
-        rooms_per_hour: u32,
-        trusted_proxies: Vec<IpAddr>,
-    ) -> Throttle {
+    pub fn new(limits: Limits, trusted_proxies: Vec<IpAddr>) -> Throttle {
+        let Limits {
+            per_ip,
+            per_username,
+            rooms_per_hour,
+            api_per_ip,
+            api_per_token,
+        } = limits;
         let n = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
         Throttle {
+            api_by_ip: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n(api_per_ip))),
+            api_by_token: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n(api_per_token))),
             by_ip: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n(per_ip))),
             by_username: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n(per_username))),
             rooms_created: DefaultKeyedRateLimiter::keyed(Quota::per_hour(n(rooms_per_hour))),
@@ -63,8 +83,26 @@ impl Throttle {
             .map_err(|not_until| not_until.wait_time_from(now))
     }
 
+    /// One API request from `ip`, with `token` if it carries one.
+    pub fn api_request(&self, ip: IpAddr, token: Option<&str>) -> Result<(), Duration> {
+        let now = self.clock.now();
+        self.api_by_ip
+            .check_key(&ip)
+            .map_err(|not_until| not_until.wait_time_from(now))?;
+        if let Some(token) = token {
+            self.api_by_token
+                .check_key(&token.to_owned())
+                .map_err(|not_until| not_until.wait_time_from(now))?;
+        }
+        Ok(())
+    }
+
     /// Drops buckets that are full again, so idle keys cost no memory.
     pub fn forget_idle(&self) {
+        self.api_by_ip.retain_recent();
+        self.api_by_token.retain_recent();
+        self.api_by_ip.shrink_to_fit();
+        self.api_by_token.shrink_to_fit();
         self.by_ip.retain_recent();
         self.by_username.retain_recent();
         self.rooms_created.retain_recent();
@@ -127,7 +165,16 @@ mod tests {
 
     #[test]
     fn each_key_has_its_own_budget() {
-        let throttle = Throttle::new(3, 2, 1, Vec::new());
+        let throttle = Throttle::new(
+            Limits {
+                per_ip: 3,
+                per_username: 2,
+                rooms_per_hour: 1,
+                api_per_ip: 100,
+                api_per_token: 100,
+            },
+            Vec::new(),
+        );
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(throttle.check(a, Some("alice")).is_ok());

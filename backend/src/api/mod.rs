@@ -50,6 +50,24 @@ pub fn router() -> Router<Arc<AppState>> {
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such API endpoint") })
 }
 
+/// Every API request counts against its address's and its token's quota
+/// (`429 rate_limited` with `Retry-After` past either). Checked before
+/// anything else, so a flood costs a hash-map lookup per request, not a
+/// store query.
+pub async fn rate_limit(
+    axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let ip = app.throttle.client_ip(peer, request.headers());
+    if let Err(wait) = app.throttle.api_request(ip, bearer(request.headers())) {
+        tracing::debug!(%ip, path = request.uri().path(), "API rate limited");
+        return rate_limited(wait);
+    }
+    next.run(request).await
+}
+
 /// A JSON body, or the API's `400 invalid_body`.
 fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
     body.map(|Json(body)| body).map_err(|rejection| {

@@ -174,3 +174,74 @@ async fn websockets_are_capped_per_user_per_address_and_per_node() {
     );
     full.sign_in("dave").await;
 }
+
+/// The history API as an amplifier: one token asking for pages as fast as
+/// it can is stopped at its quota with `429` and `Retry-After`; other
+/// tokens, and other addresses, are not.
+#[tokio::test]
+async fn the_http_api_is_rate_limited_per_token_and_per_address() {
+    let server = TestServer::start_with(|c| {
+        c.api_per_token_per_minute = 10;
+        c.api_per_ip_per_minute = 25;
+    })
+    .await;
+    let mut feeder = server.client("feeder").await;
+    feeder.join("r").await;
+    let greedy = server.sign_in("greedy").await;
+    let history = server.url("/api/rooms/r/messages?limit=200");
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..12 {
+        let response = reqwest::Client::new()
+            .get(&history)
+            .bearer_auth(&greedy.token)
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            retry_after = response.headers().get("retry-after").cloned();
+        }
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses[..10], [200; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429, 429]);
+    let wait: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    // Another token from the same address: fine, until the address's
+    // quota runs out (25 a minute; 3 sign-ins and 12 pages used 15).
+    let polite = server.sign_in("polite").await;
+    let mut from_one_address = Vec::new();
+    for _ in 0..12 {
+        let response = reqwest::Client::new()
+            .get(&history)
+            .bearer_auth(&polite.token)
+            .send()
+            .await
+            .unwrap();
+        from_one_address.push(response.status().as_u16());
+    }
+    assert_eq!(from_one_address[..10], [200; 10], "{from_one_address:?}");
+    assert_eq!(from_one_address[10..], [429, 429], "the address quota");
+    // Someone at another address is unaffected.
+    let elsewhere = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let bystander: common::SessionResponse = elsewhere
+        .post(server.url("/api/session"))
+        .json(&serde_json::json!({"name": "bystander"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let status = elsewhere
+        .get(&history)
+        .bearer_auth(&bystander.token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}
