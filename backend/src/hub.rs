@@ -683,15 +683,32 @@ impl Hub {
 
     /// Distinct members of a room that is not loaded on this node, from the
     /// shared registry.
-    pub async fn remote_member_count(&self, room: &str) -> u32 {
-        match self.broker.members(room).await {
-            Ok(entries) => {
-                let users: std::collections::HashSet<String> =
-                    entries.into_iter().map(|e| e.user.id).collect();
-                users.len() as u32
-            }
-            Err(_) => 0,
+    /// Distinct people in each room: from memory for rooms loaded here,
+    /// and from the registry, in one call, for the others.
+    pub async fn member_counts(&self, rooms: &[&str]) -> Vec<u32> {
+        let mut counts: Vec<Option<u32>> = rooms.iter().map(|r| self.member_count(r)).collect();
+        let unloaded: Vec<&str> = rooms
+            .iter()
+            .zip(&counts)
+            .filter(|(_, count)| count.is_none())
+            .map(|(room, _)| *room)
+            .collect();
+        let mut remote = match self.broker.members_of_many(&unloaded).await {
+            Ok(entries) => entries
+                .into_iter()
+                .map(|entries| {
+                    let users: std::collections::HashSet<String> =
+                        entries.into_iter().map(|e| e.user.id).collect();
+                    users.len() as u32
+                })
+                .collect::<Vec<_>>()
+                .into_iter(),
+            Err(_) => Vec::new().into_iter(),
+        };
+        for count in counts.iter_mut().filter(|c| c.is_none()) {
+            *count = Some(remote.next().unwrap_or(0));
         }
+        counts.into_iter().map(Option::unwrap_or_default).collect()
     }
 
     pub fn broker_health(&self) -> Result<(), String> {

@@ -15,7 +15,7 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use common::{CreateRoom, Invite, Role, RoomMember, RoomSummary, SetRole, Visibility, validate};
+use common::{CreateRoom, Invite, Role, RoomMember, RoomSummary, SetRole, validate};
 use serde::Deserialize;
 
 use super::{Authenticated, body, error, internal};
@@ -48,41 +48,87 @@ async fn enter(app: &AppState, room: &str, who: &Identity) -> Result<RoomAccess,
     }
 }
 
-/// `GET /api/rooms`: public rooms, and the private rooms the caller
-/// belongs to, with how many people are in each and the caller's role.
-pub async fn list(State(app): State<Arc<AppState>>, Authenticated(who): Authenticated) -> Response {
-    let store = app.hub.store();
-    let (rooms, mine) = match tokio::try_join!(store.rooms(), store.memberships(&who.user.id)) {
-        Ok(found) => found,
+#[derive(Deserialize)]
+pub struct ListQuery {
+    cursor: Option<String>,
+    limit: Option<u32>,
+    q: Option<String>,
+}
+
+/// Largest page of `GET /api/rooms`.
+const MAX_ROOMS_PAGE: u32 = 500;
+
+/// `GET /api/rooms?cursor=&limit=&q=`: public rooms, and the private rooms
+/// the caller belongs to, by name, a page at a time (default 100, at most
+/// 500), with how many people are in each and the caller's role. `q` keeps
+/// names that start with it. When there may be more, a `Link: <…>;
+/// rel="next"` header gives the next page. One store query and (with
+/// Redis) one registry round trip per page, whatever the number of rooms.
+pub async fn list(
+    State(app): State<Arc<AppState>>,
+    Authenticated(who): Authenticated,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Response {
+    let Ok(Query(query)) = query else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "limit must be a whole number",
+        );
+    };
+    let limit = query.limit.unwrap_or(100).clamp(1, MAX_ROOMS_PAGE);
+    let prefix = validate::canonical_room(query.q.as_deref().unwrap_or_default());
+    if !prefix.is_empty()
+        && let Err(why) = validate::room_name(&prefix)
+    {
+        return error(StatusCode::BAD_REQUEST, "invalid_query", why);
+    }
+    let after = query.cursor.unwrap_or_default();
+    let page = match app
+        .hub
+        .store()
+        .rooms_page(&who.user.id, &after, &prefix, limit)
+        .await
+    {
+        Ok(page) => page,
         Err(err) => return internal(err),
     };
-    let mine: std::collections::HashMap<String, Role> = mine.into_iter().collect();
+    let next = (page.len() == limit as usize)
+        .then(|| page.last().map(|(room, _)| room.name.clone()))
+        .flatten();
+    let names: Vec<&str> = page.iter().map(|(room, _)| room.name.as_str()).collect();
+    let counts = app.hub.member_counts(&names).await;
     let idle_ms =
         i64::try_from(app.config.room_list_idle_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let active_since = now_millis().saturating_sub(idle_ms);
-    let mut list = Vec::new();
-    for room in rooms {
-        let role = mine.get(&room.name).copied();
-        if room.visibility == Visibility::Private && role.is_none() {
-            continue;
-        }
-        let members = match app.hub.member_count(&room.name) {
-            Some(count) => count,
-            // Not loaded on this node: ask the registry (other nodes).
-            None => app.hub.remote_member_count(&room.name).await,
-        };
+    let list: Vec<RoomSummary> = page
+        .into_iter()
+        .zip(counts)
         // Abandoned rooms are not listed forever (yours always are).
-        if members == 0 && role.is_none() && room.last_active < active_since {
-            continue;
-        }
-        list.push(RoomSummary {
+        .filter(|((room, role), members)| {
+            *members > 0 || role.is_some() || room.last_active >= active_since
+        })
+        .map(|((room, role), members)| RoomSummary {
             name: room.name,
             members,
             visibility: room.visibility,
             role,
-        });
+        })
+        .collect();
+    let mut response = Json(list).into_response();
+    if let Some(cursor) = next {
+        let mut link = format!("</api/rooms?cursor={cursor}&limit={limit}");
+        if !prefix.is_empty() {
+            link.push_str(&format!("&q={prefix}"));
+        }
+        link.push_str(">; rel=\"next\"");
+        if let Ok(value) = axum::http::HeaderValue::from_str(&link) {
+            response
+                .headers_mut()
+                .insert(axum::http::header::LINK, value);
+        }
     }
-    Json(list).into_response()
+    response
 }
 
 /// `POST /api/rooms {name, visibility}` → `201`; the caller owns it.

@@ -96,6 +96,15 @@ pub trait Broker: Send + Sync + 'static {
     /// Everyone present in `room`, on any node, whose entry has not expired.
     async fn members(&self, room: &str) -> Result<Vec<PresenceEntry>, String>;
 
+    /// `members` of several rooms, in one round trip where the broker can.
+    async fn members_of_many(&self, rooms: &[&str]) -> Result<Vec<Vec<PresenceEntry>>, String> {
+        let mut all = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            all.push(self.members(room).await?);
+        }
+        Ok(all)
+    }
+
     /// `Err(reason)` while the broker cannot reach the other nodes.
     fn health(&self) -> Result<(), String>;
 

@@ -235,30 +235,35 @@ impl Broker for RedisBroker {
     }
 
     async fn members(&self, room: &str) -> Result<Vec<PresenceEntry>, String> {
+        Ok(self
+            .members_of_many(&[room])
+            .await?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// One pipeline for all the rooms: a page of the room list costs one
+    /// round trip, whatever its length.
+    async fn members_of_many(&self, rooms: &[&str]) -> Result<Vec<Vec<PresenceEntry>>, String> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut conn = self.conn.clone();
-        let members: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-            .arg(self.presence_key(room))
-            .arg(now_ms())
-            .arg("+inf")
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        for room in rooms {
+            pipe.cmd("ZRANGEBYSCORE")
+                .arg(self.presence_key(room))
+                .arg(now)
+                .arg("+inf");
+        }
+        let answers: Vec<Vec<String>> = pipe
             .query_async(&mut conn)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(members
+        Ok(answers
             .iter()
-            .filter_map(|member| {
-                let mut parts = member.splitn(4, SEPARATOR);
-                let node = parts.next()?.to_owned();
-                let id = parts.next()?.to_owned();
-                let username = parts.next()?;
-                Some(PresenceEntry {
-                    node,
-                    user: User {
-                        id,
-                        name: parts.next()?.to_owned(),
-                        username: (!username.is_empty()).then(|| username.to_owned()),
-                    },
-                })
-            })
+            .map(|members| members.iter().filter_map(|m| parse_entry(m)).collect())
             .collect())
     }
 
@@ -346,6 +351,22 @@ async fn publish_loop(
             ),
         }
     }
+}
+
+/// A registry member: "node␟user id␟username␟user name".
+fn parse_entry(member: &str) -> Option<PresenceEntry> {
+    let mut parts = member.splitn(4, SEPARATOR);
+    let node = parts.next()?.to_owned();
+    let id = parts.next()?.to_owned();
+    let username = parts.next()?;
+    Some(PresenceEntry {
+        node,
+        user: User {
+            id,
+            name: parts.next()?.to_owned(),
+            username: (!username.is_empty()).then(|| username.to_owned()),
+        },
+    })
 }
 
 fn decode(payload: &[u8]) -> Option<Envelope> {

@@ -109,6 +109,17 @@ pub trait Store: Accounts {
     /// Every room, by name.
     async fn rooms(&self) -> Result<Vec<StoredRoom>>;
 
+    /// One page of the rooms `user_id` may see (public ones, and private
+    /// ones they belong to, with their role), by name: those after `after`
+    /// whose name starts with `prefix`, at most `limit`.
+    async fn rooms_page(
+        &self,
+        user_id: &str,
+        after: &str,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<(StoredRoom, Option<common::Role>)>>;
+
     /// Deletes messages beyond the newest `keep_per_room` of each room, and
     /// messages older than `older_than_ms`. Returns how many were deleted.
     async fn prune(&self, keep_per_room: Option<u64>, older_than_ms: Option<i64>) -> Result<u64>;

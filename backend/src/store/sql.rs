@@ -26,6 +26,29 @@ pub const PAGE_BEFORE: &str = "SELECT room, seq, id, user_id, user_name, content
 pub const ROOMS: &str = "SELECT r.name, r.created_at, r.created_by, r.last_seq, \
      COALESCE((SELECT m.ts FROM messages m WHERE m.room = r.name AND m.seq = r.last_seq), r.created_at), \
      r.visibility FROM rooms r ORDER BY r.name";
+/// A page of the rooms a user may see. `$3` is a LIKE pattern (a prefix
+/// with `_` escaped). Walks the primary key from the cursor.
+pub const ROOMS_PAGE: &str = "SELECT r.name, r.created_at, r.created_by, r.last_seq, \
+     COALESCE((SELECT m.ts FROM messages m WHERE m.room = r.name AND m.seq = r.last_seq), r.created_at), \
+     r.visibility, rm.role FROM rooms r \
+     LEFT JOIN room_members rm ON rm.room = r.name AND rm.user_id = $1 \
+     WHERE r.name > $2 AND r.name LIKE $3 ESCAPE '\\' \
+       AND (r.visibility = 'public' OR rm.role IS NOT NULL) \
+     ORDER BY r.name LIMIT $4";
+
+/// A LIKE pattern for names starting with `prefix`.
+pub fn prefix_pattern(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// Seqs are contiguous, so "beyond the newest N" is `seq <= last_seq - N`.
 pub const PRUNE_COUNT: &str = "DELETE FROM messages WHERE seq <= (SELECT last_seq FROM rooms WHERE rooms.name = messages.room) - $1";
 pub const PRUNE_AGE: &str = "DELETE FROM messages WHERE ts < $1";
@@ -254,6 +277,54 @@ macro_rules! impl_store {
                                         &visibility,
                                     ),
                                 }
+                            },
+                        )
+                        .collect()
+                })
+            }
+
+            async fn rooms_page(
+                &self,
+                user_id: &str,
+                after: &str,
+                prefix: &str,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<($crate::store::StoredRoom, Option<common::Role>)>> {
+                use $crate::store::StoredRoom;
+                use $crate::store::accounts_sql;
+                use $crate::store::health::Access;
+                use $crate::store::sql::{self, guarded};
+                guarded!(self, Access::Read, |conn| {
+                    let rows: Vec<(String, i64, String, i64, i64, String, Option<String>)> =
+                        sqlx::query_as(sql::ROOMS_PAGE)
+                            .bind(user_id)
+                            .bind(after)
+                            .bind(sql::prefix_pattern(prefix))
+                            .bind(i64::from(limit))
+                            .fetch_all(&mut *conn)
+                            .await?;
+                    rows.into_iter()
+                        .map(
+                            |(
+                                name,
+                                created_at,
+                                created_by,
+                                last_seq,
+                                last_active,
+                                visibility,
+                                role,
+                            )| {
+                                (
+                                    StoredRoom {
+                                        name,
+                                        created_at,
+                                        created_by,
+                                        last_seq: last_seq as u64,
+                                        last_active,
+                                        visibility: accounts_sql::visibility(&visibility),
+                                    },
+                                    role.as_deref().map(accounts_sql::role),
+                                )
                             },
                         )
                         .collect()

@@ -349,3 +349,77 @@ async fn a_removed_member_gets_left_and_nothing_more() {
         .await;
     assert_eq!(status, 403);
 }
+
+/// `GET /api/rooms` comes a page at a time, follows `Link: rel="next"`,
+/// searches by prefix (with `_` taken literally), and never shows a private
+/// room to someone outside it.
+#[tokio::test]
+async fn the_room_list_is_paged_and_searchable() {
+    let server = TestServer::start().await;
+    let me = server.sign_up("lister").await;
+    let other = server.sign_up("other").await;
+    for name in ["p-1", "p-2", "p-3", "p-4", "p-5", "a_b", "axb", "zed"] {
+        assert_eq!(create(&server, &me.token, name, "public").await, 201);
+    }
+    assert_eq!(
+        create(&server, &other.token, "p-secret", "private").await,
+        201
+    );
+    let mut member = server.connect(&me).await;
+    member.join("zed").await;
+
+    let mut seen = Vec::new();
+    let mut next = Some("/api/rooms?limit=3".to_owned());
+    let mut pages = 0;
+    while let Some(path) = next.take() {
+        pages += 1;
+        let response = reqwest::Client::new()
+            .get(server.url(&path))
+            .bearer_auth(&me.token)
+            .send()
+            .await
+            .unwrap();
+        next = response
+            .headers()
+            .get("link")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .map(|l| {
+                assert!(l.ends_with(">; rel=\"next\""), "{l}");
+                l[1..l.find('>').unwrap()].to_owned()
+            });
+        let page: Vec<common::RoomSummary> = response.json().await.unwrap();
+        assert!(page.len() <= 3);
+        seen.extend(page);
+    }
+    let names: Vec<&str> = seen.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["a_b", "axb", "p-1", "p-2", "p-3", "p-4", "p-5", "zed"],
+        "every visible room once, in order; not p-secret"
+    );
+    assert!(pages >= 3);
+    assert_eq!(seen.last().unwrap().members, 1, "zed has one person in it");
+
+    let search = |q: &'static str| {
+        let server = &server;
+        let token = me.token.clone();
+        async move {
+            let (_, list) = server
+                .call(
+                    Method::GET,
+                    &format!("/api/rooms?q={q}"),
+                    Some(&token),
+                    None,
+                )
+                .await;
+            listed(&list)
+        }
+    };
+    assert_eq!(search("p-").await, ["p-1", "p-2", "p-3", "p-4", "p-5"]);
+    assert_eq!(search("a_").await, ["a_b"], "_ is not a wildcard");
+    assert_eq!(search("P-5").await, ["p-5"], "case-insensitive");
+    let (_, theirs) = server
+        .call(Method::GET, "/api/rooms?q=p-s", Some(&other.token), None)
+        .await;
+    assert_eq!(listed(&theirs), ["p-secret"], "its member sees it");
+}

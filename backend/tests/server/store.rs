@@ -144,7 +144,36 @@ conformance!(
     rooms_are_persisted,
     mixed_case_rooms_move_to_lowercase_without_merging,
     read_positions_only_move_forward,
+    room_pages_walk_by_name_and_prefix,
 );
+
+/// The LIKE prefix (with `_` escaped) and the cursor behave the same on
+/// both stores.
+async fn room_pages_walk_by_name_and_prefix(t: &Target) {
+    let store = t.open().await;
+    for name in ["a_b", "axb", "b-1", "b-2", "b-3"] {
+        store.ensure_room(name, "u", 1).await.unwrap();
+    }
+    let names = |page: Vec<(backend::store::StoredRoom, Option<common::Role>)>| {
+        page.into_iter().map(|(r, _)| r.name).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(store.rooms_page("u", "", "a_", 10).await.unwrap()),
+        ["a_b"]
+    );
+    assert_eq!(
+        names(store.rooms_page("u", "", "", 2).await.unwrap()),
+        ["a_b", "axb"]
+    );
+    assert_eq!(
+        names(store.rooms_page("u", "axb", "", 2).await.unwrap()),
+        ["b-1", "b-2"]
+    );
+    assert_eq!(
+        names(store.rooms_page("u", "b-1", "b-", 10).await.unwrap()),
+        ["b-2", "b-3"]
+    );
+}
 
 /// Migration 4 on data written before room names were case-insensitive.
 async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
