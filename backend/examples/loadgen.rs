@@ -9,6 +9,7 @@
 //! target/release/examples/loadgen idle 2000       # memory per idle connection
 //! target/release/examples/loadgen fanout 200 2000 64  # 200 members, 2000 messages, 64 in flight
 //! target/release/examples/loadgen signins 20 10 16    # chat latency before and during a sign-in flood
+//! target/release/examples/loadgen rooms 50000 10000 100  # rooms abandoned and held: memory, joins, idle CPU
 //! ```
 
 use std::process::Stdio;
@@ -37,6 +38,10 @@ impl Drop for TempDir {
 }
 
 async fn start_server() -> Server {
+    start_server_with(&[]).await
+}
+
+async fn start_server_with(extra: &[&str]) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -70,7 +75,10 @@ async fn start_server() -> Server {
             "1000000",
             "--api-per-ip-per-minute",
             "1000000",
+            "--rooms-per-user-per-hour",
+            "1000000",
         ])
+        .args(extra)
         .arg("--data-dir")
         .arg(&dir)
         .arg("--static-dir")
@@ -95,6 +103,22 @@ async fn start_server() -> Server {
 
 impl Server {
     /// Resident memory of the server process, in KiB.
+    /// CPU time the server has used (user + system), from /proc.
+    fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id().unwrap())).unwrap();
+        // Fields after the command name (which is in parentheses).
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // USER_HZ is 100 on Linux.
+        Duration::from_millis(ticks * 10)
+    }
+
     fn rss_kib(&self) -> u64 {
         let status =
             std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
@@ -365,6 +389,158 @@ async fn signins(members: usize, seconds: u64, flooders: usize) {
     }
 }
 
+async fn joined(ws: &mut Ws) {
+    while let Some(Ok(frame)) = ws.next().await {
+        if let Message::Text(t) = frame
+            && (t.contains(r#""type":"joined""#) || t.contains(r#""type":"error""#))
+        {
+            assert!(t.contains("joined"), "a join was refused: {t}");
+            return;
+        }
+    }
+    panic!("disconnected while joining");
+}
+
+async fn join(ws: &mut Ws, room: &str) {
+    let frame = serde_json::json!({"type":"join","room":room,"since":null}).to_string();
+    ws.send(Message::text(frame)).await.unwrap();
+    joined(ws).await;
+}
+
+/// Rooms created and abandoned must not stay in memory, and memberships
+/// held must not slow joins or burn CPU. `holders` connections (distinct
+/// users) each hold `held / holders` rooms; then `total - held` more rooms
+/// are created and left at once. Reports RSS fresh, at the peak, and after
+/// everyone left (rooms unload after 2 s here); a new join's latency and
+/// the idle CPU while the memberships are held.
+async fn rooms(total: usize, held: usize, holders: usize) {
+    let server = start_server_with(&[
+        "--room-unload-secs",
+        "2",
+        "--max-loaded-rooms",
+        "1000000",
+        "--max-rooms",
+        "100000",
+    ])
+    .await;
+    let http = reqwest::Client::new();
+    let mut warm = Vec::new();
+    for i in 0..20 {
+        warm.push(server.member(&http, &format!("warm{i}"), "warm").await);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fresh = server.rss_kib();
+    let started = Instant::now();
+
+    let per_holder = held / holders.max(1);
+    let mut tasks = Vec::new();
+    for h in 0..holders {
+        let mut ws = server.member(&http, &format!("holder{h}"), "warm").await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_holder {
+                join(&mut ws, &format!("held-{h}-{i}")).await;
+            }
+            ws
+        }));
+    }
+    let mut holding = Vec::new();
+    for task in tasks {
+        holding.push(task.await.unwrap());
+    }
+    let abandon = total.saturating_sub(per_holder * holders);
+    let creators = 8;
+    let mut tasks = Vec::new();
+    for c in 0..creators {
+        let mut ws = server.member(&http, &format!("creator{c}"), "warm").await;
+        tasks.push(tokio::spawn(async move {
+            for i in (c..abandon).step_by(creators) {
+                let room = format!("gone-{i}");
+                join(&mut ws, &room).await;
+                let leave = serde_json::json!({"type":"leave","room":room}).to_string();
+                ws.send(Message::text(leave)).await.unwrap();
+            }
+            ws
+        }));
+    }
+    let mut creators_ws = Vec::new();
+    for task in tasks {
+        creators_ws.push(task.await.unwrap());
+    }
+    let created_in = started.elapsed();
+    let peak = server.rss_kib();
+
+    // A newcomer's joins, with every membership held.
+    let mut probe = server.member(&http, "probe", "warm").await;
+    let mut times = Vec::new();
+    for i in 0..200 {
+        let room = format!("probe-{i}");
+        let t = Instant::now();
+        join(&mut probe, &room).await;
+        times.push(t.elapsed());
+        let leave = serde_json::json!({"type":"leave","room":room}).to_string();
+        probe.send(Message::text(leave)).await.unwrap();
+    }
+    // Idle CPU with the memberships held.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cpu_before = server.cpu_time();
+    let idle = Duration::from_secs(10);
+    tokio::time::sleep(idle).await;
+    let idle_cpu = (server.cpu_time() - cpu_before).as_secs_f64() / idle.as_secs_f64();
+
+    drop(holding);
+    drop(creators_ws);
+    drop(probe);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after = server.rss_kib();
+    let health: serde_json::Value = http
+        .get(format!("http://127.0.0.1:{}/healthz", server.port))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    println!(
+        "after everyone left: {} rooms loaded, {} connections",
+        health["rooms_loaded"], health["connections"]
+    );
+    // A second wave of as many rooms, created and abandoned: memory the
+    // first wave freed is reused, so the node does not grow.
+    let mut ws = server.member(&http, "second-wave", "warm").await;
+    for i in 0..abandon + per_holder * holders {
+        let room = format!("again-{i}");
+        join(&mut ws, &room).await;
+        let leave = serde_json::json!({"type":"leave","room":room}).to_string();
+        ws.send(Message::text(leave)).await.unwrap();
+    }
+    drop(ws);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let after_second = server.rss_kib();
+    println!(
+        "rooms created: {}, memberships held: {} on {holders} connections, in {:.1} s",
+        abandon + per_holder * holders,
+        per_holder * holders,
+        created_in.as_secs_f64()
+    );
+    println!(
+        "server RSS: fresh {fresh} KiB, peak {peak} KiB, after everyone left {after} KiB \
+         ({:.0}% of fresh)",
+        after as f64 * 100.0 / fresh as f64
+    );
+    println!(
+        "after a second wave of as many rooms, abandoned: {after_second} KiB ({:.0}% of after the first)",
+        after_second as f64 * 100.0 / after as f64
+    );
+    println!(
+        "a new join with the memberships held: {}",
+        percentiles(times)
+    );
+    println!(
+        "idle CPU with the memberships held: {:.1}% of a core",
+        idle_cpu * 100.0
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -374,10 +550,12 @@ async fn main() {
         Some("idle") => idle(number(1, 2000)).await,
         Some("fanout") => fanout(number(1, 200), number(2, 2000), number(3, 64)).await,
         Some("signins") => signins(number(1, 20), number(2, 10) as u64, number(3, 16)).await,
+        Some("rooms") => rooms(number(1, 50_000), number(2, 10_000), number(3, 100)).await,
         _ => {
             eprintln!(
                 "usage: loadgen idle [connections] | loadgen fanout [members] [messages] [in flight] \
-                 | loadgen signins [members] [seconds] [flooders]"
+                 | loadgen signins [members] [seconds] [flooders] \
+                 | loadgen rooms [total] [held] [holders]"
             );
             std::process::exit(2);
         }

@@ -968,6 +968,10 @@ impl Hub {
             rooms.remove(&name);
             unloaded += 1;
         }
+        // A map that held many rooms keeps their slots unless told.
+        if unloaded > 0 && rooms.capacity() > 4 * rooms.len().max(64) {
+            rooms.shrink_to_fit();
+        }
         drop(rooms);
         lock(&self.emptied).extend(again);
         unloaded

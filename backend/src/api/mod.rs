@@ -100,11 +100,15 @@ pub async fn healthz(
         .into_iter()
         .filter_map(Result::err)
         .collect();
-    Json(if problems.is_empty() {
+    let mut health = if problems.is_empty() {
         serde_json::json!({ "status": "ok", "node": node })
     } else {
         serde_json::json!({ "status": "degraded", "reason": problems.join("; "), "node": node })
-    })
+    };
+    // What this node holds right now: rooms in memory, open WebSockets.
+    health["rooms_loaded"] = app.hub.loaded_rooms().into();
+    health["connections"] = app.slots.open().into();
+    Json(health)
 }
 
 /// An extractor for `Authorization: Bearer <token>` naming a live session.
