@@ -660,3 +660,46 @@ async fn sign_out_and_removal_reach_every_node() {
     drop((n1, n2, n3));
     db.drop_now().await;
 }
+
+/// The registry read for many rooms at once (one pipeline) gives each room
+/// its own entries, in order.
+#[tokio::test]
+async fn the_registry_answers_many_rooms_in_one_round_trip() {
+    use backend::broker::Broker;
+    let redis =
+        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let prefix = format!("hearth-test-{}", uuid::Uuid::new_v4().simple());
+    let broker = backend::broker::RedisBroker::connect(&redis, &prefix)
+        .await
+        .unwrap();
+    let user = |id: &str| common::User {
+        id: id.into(),
+        name: id.to_uppercase(),
+        username: Some(id.into()),
+    };
+    let present: Vec<(std::sync::Arc<str>, common::User)> = vec![
+        ("a".into(), user("u1")),
+        ("b".into(), user("u2")),
+        ("b".into(), user("u3")),
+    ];
+    broker
+        .refresh_presence("n1", &present, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let all = broker.members_of_many(&["a", "b", "c"]).await.unwrap();
+    let ids: Vec<Vec<String>> = all
+        .into_iter()
+        .map(|entries| {
+            let mut ids: Vec<String> = entries.into_iter().map(|e| e.user.id).collect();
+            ids.sort();
+            ids
+        })
+        .collect();
+    assert_eq!(ids, [vec!["u1"], vec!["u2", "u3"], vec![]]);
+    let one = broker.members("b").await.unwrap();
+    assert_eq!(one.len(), 2);
+    assert_eq!(
+        one[0].user.username.as_deref().map(|u| u.starts_with('u')),
+        Some(true)
+    );
+}
