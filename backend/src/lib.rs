@@ -303,11 +303,28 @@ fn spawn_revocation_poll(config: &Config, hub: Arc<Hub>) {
         // with a slightly skewed clock is still seen.
         let overlap = (every.as_millis() as i64) * 2 + 5_000;
         let mut since = hub::now_millis() - overlap;
+        let mut last_prune = std::time::Instant::now() - Duration::from_secs(3600);
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             let started = hub::now_millis();
+            // Hourly: sessions that ended a week ago are forgotten (a
+            // revoked one only needs to be seen by every node's poll).
+            if last_prune.elapsed() >= Duration::from_secs(3600) {
+                last_prune = std::time::Instant::now();
+                let week = 7 * 24 * 3600;
+                let now = auth::now_secs();
+                match hub
+                    .store()
+                    .prune_sessions(now.saturating_sub(week), started - week as i64 * 1000)
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::info!(pruned, "forgot old sessions"),
+                    Err(err) => tracing::debug!(%err, "pruning sessions failed"),
+                }
+            }
             match hub.store().revoked_since(since).await {
                 Ok(ids) => {
                     let closed = hub.live_sessions().revoke(&ids);

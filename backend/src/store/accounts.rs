@@ -92,6 +92,10 @@ pub trait Accounts: Send + Sync + 'static {
     /// broker's event).
     async fn revoked_since(&self, since_ms: i64) -> Result<Vec<String>>;
 
+    /// Forgets sessions that expired before `expired_before` (seconds) or
+    /// were revoked before `revoked_before_ms`. Returns how many.
+    async fn prune_sessions(&self, expired_before: u64, revoked_before_ms: i64) -> Result<u64>;
+
     /// Keeps a WebSocket ticket (by its hash) for a session until
     /// `expires_at_ms`, and forgets expired ones.
     async fn save_ticket(

@@ -24,6 +24,7 @@ pub const REVOKE_SESSION: &str =
 pub const REVOKE_OTHERS: &str = "UPDATE sessions SET revoked_at = $3 \
      WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL RETURNING id";
 pub const REVOKED_SINCE: &str = "SELECT id FROM sessions WHERE revoked_at >= $1";
+pub const PRUNE_SESSIONS: &str = "DELETE FROM sessions WHERE expires_at < $1 OR revoked_at < $2";
 pub const SAVE_TICKET: &str =
     "INSERT INTO ws_tickets (hash, session_id, expires_at) VALUES ($1, $2, $3)";
 pub const FORGET_TICKETS: &str = "DELETE FROM ws_tickets WHERE expires_at < $1";
@@ -237,6 +238,25 @@ macro_rules! impl_accounts {
                         .bind(since_ms)
                         .fetch_all(&mut *conn)
                         .await?
+                })
+            }
+
+            async fn prune_sessions(
+                &self,
+                expired_before: u64,
+                revoked_before_ms: i64,
+            ) -> $crate::store::Result<u64> {
+                use $crate::store::accounts_sql as sql;
+                use $crate::store::db_seq;
+                use $crate::store::health::Access;
+                use $crate::store::sql::guarded;
+                guarded!(self, Access::Write, |conn| {
+                    sqlx::query(sql::PRUNE_SESSIONS)
+                        .bind(db_seq(expired_before))
+                        .bind(revoked_before_ms)
+                        .execute(&mut *conn)
+                        .await?
+                        .rows_affected()
                 })
             }
 

@@ -437,3 +437,34 @@ async fn a_sign_up_burst_does_not_stall_chat() {
         round_trips[19]
     );
 }
+
+/// Sessions that ended a long time ago are forgotten; live ones are not.
+#[tokio::test]
+async fn old_sessions_are_pruned_and_live_ones_kept() {
+    let server = TestServer::start().await;
+    let live = server.sign_up("alice").await;
+    let (_, gone) = server
+        .call(
+            Method::POST,
+            "/api/session",
+            None,
+            Some(json!({"username": "alice", "password": PASSWORD})),
+        )
+        .await;
+    let gone = gone["token"].as_str().unwrap().to_owned();
+    server
+        .call(Method::DELETE, "/api/session", Some(&gone), None)
+        .await;
+    let store = server.server.as_ref().unwrap().state().hub.store().clone();
+    let now_ms = backend::hub::now_millis();
+    // Revoked before "a second from now": the signed-out one only.
+    let pruned = store
+        .prune_sessions(backend::auth::now_secs(), now_ms + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    let (status, _) = server
+        .call(Method::GET, "/api/session", Some(&live.token), None)
+        .await;
+    assert_eq!(status, 200, "the live session is kept");
+}
