@@ -47,14 +47,16 @@ fn authorized(request: RequestBuilder, token: &str) -> RequestBuilder {
     request.header("Authorization", &format!("Bearer {token}"))
 }
 
-async fn send(
-    request: RequestBuilder,
-    body: Option<serde_json::Value>,
-) -> Result<Response, Failure> {
+/// A JSON body, already serialized (not through `serde_json::Value`,
+/// whose code would be in the bundle only for this).
+type Body = Option<String>;
+
+async fn send(request: RequestBuilder, body: Body) -> Result<Response, Failure> {
     let sent = match body {
         Some(body) => {
             request
-                .json(&body)
+                .header("Content-Type", "application/json")
+                .body(body)
                 .map_err(|_| Failure::unreachable())?
                 .send()
                 .await
@@ -69,10 +71,7 @@ async fn send(
     }
 }
 
-async fn json<T: DeserializeOwned>(
-    request: RequestBuilder,
-    body: Option<serde_json::Value>,
-) -> Result<T, Failure> {
+async fn json<T: DeserializeOwned>(request: RequestBuilder, body: Body) -> Result<T, Failure> {
     let response = send(request, body).await?;
     response.json().await.map_err(|e| Failure {
         status: response.status(),
@@ -104,8 +103,8 @@ async fn failure(response: Response) -> Failure {
     }
 }
 
-fn to_json(value: &impl serde::Serialize) -> Option<serde_json::Value> {
-    serde_json::to_value(value).ok()
+fn to_json(value: &impl serde::Serialize) -> Body {
+    serde_json::to_string(value).ok()
 }
 
 /// `GET /api/server`; `None` if it cannot be had (the page still works).

@@ -173,10 +173,12 @@ fn input_for(field: Field) -> &'static str {
 }
 
 /// Server and rule messages start lowercase; on their own line, capitalized.
+/// (They are English: ASCII case rules are enough, and keep the bundle
+/// free of Unicode's case tables.)
 fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => String::new(),
+    let mut text = text.to_owned();
+    if let Some(first) = text.get_mut(..1) {
+        first.make_ascii_uppercase();
     }
+    text
 }
