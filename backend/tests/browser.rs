@@ -45,6 +45,10 @@ async fn wait_for_port(port: u16) {
 }
 
 fn start_server(port: u16, data: &Path) -> Child {
+    start_server_with(port, data, &[])
+}
+
+fn start_server_with(port: u16, data: &Path, extra: &[&str]) -> Child {
     let dist = workspace().join("dist");
     assert!(
         dist.join("index.html").exists(),
@@ -53,6 +57,7 @@ fn start_server(port: u16, data: &Path) -> Child {
     );
     Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(extra)
         .arg("--static-dir")
         .arg(&dist)
         .arg("--data-dir")
@@ -323,6 +328,10 @@ struct Stage {
 
 impl Stage {
     async fn start(name: &str) -> Stage {
+        Stage::start_with(name, &[]).await
+    }
+
+    async fn start_with(name: &str, extra: &[&str]) -> Stage {
         let chromedriver =
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let driver_port = free_port();
@@ -336,7 +345,7 @@ impl Stage {
         wait_for_port(driver_port).await;
         let data = std::env::temp_dir().join(format!("hearth-{name}-{}", uuid::Uuid::new_v4()));
         let port = free_port();
-        let server = start_server(port, &data);
+        let server = start_server_with(port, &data, extra);
         wait_for_port(port).await;
         Stage {
             _chromedriver: driver,
@@ -889,4 +898,46 @@ async fn phone_layout(page: &Client, scheme: &str) {
     );
     screenshot(page, &format!("chat-keyboard-{scheme}.png")).await;
     page.set_window_size(390, 844).await.unwrap();
+}
+
+/// Where the operator allows guests, the sign-in page offers a Guest tab: a
+/// display name is enough, and the guest is shown as one to others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_signs_in_with_a_name_and_is_shown_as_a_guest() {
+    let stage = Stage::start_with("guests", &["--allow-guests"]).await;
+    let (driver_url, base) = (&stage.driver_url, &stage.base);
+    let mut server = stage.server;
+    let member = browser(driver_url).await;
+    sign_up(&member, base, "member", "Member").await;
+
+    let guest = browser(driver_url).await;
+    guest.goto(base).await.unwrap();
+    let tab = guest
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath("//button[text()='Guest']"))
+        .await
+        .unwrap();
+    tab.click().await.unwrap();
+    assert!(
+        guest.find(Locator::Css("#password")).await.is_err(),
+        "no password for a guest"
+    );
+    guest
+        .find(Locator::Css("#display-name"))
+        .await
+        .unwrap()
+        .send_keys("Drifter\u{E007}")
+        .await
+        .unwrap();
+    wait_text(&guest, "[data-testid=banner]", "Connected", WAIT).await;
+    wait_text(&member, "[data-testid=members]", "Drifter", WAIT).await;
+    wait_text(&member, "[data-testid=members]", "guest", WAIT).await;
+    screenshot(&member, "member-sees-a-guest.png").await;
+    let found = axe(&guest).await;
+    assert!(found.is_empty(), "guest sign-in and chat: {found:?}");
+    member.close().await.unwrap();
+    guest.close().await.unwrap();
+    server.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(&stage.data);
 }
