@@ -891,11 +891,17 @@ impl Hub {
             .await?;
         // Who is here on other nodes; kept current by events and sync_presence.
         let now = Instant::now();
-        let remote: HashMap<(Arc<str>, Arc<str>), (User, Instant)> = match self
-            .broker
-            .members(name)
-            .await
-        {
+        // A registry read right after the broker reconnected can fail once
+        // on the dead connection: try again before starting without them.
+        let mut read = self.broker.members(name).await;
+        for _ in 0..2 {
+            if read.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            read = self.broker.members(name).await;
+        }
+        let remote: HashMap<(Arc<str>, Arc<str>), (User, Instant)> = match read {
             Ok(entries) => entries
                 .into_iter()
                 .filter(|e| *e.node != *self.node_id)
