@@ -37,6 +37,25 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Durati
     }
 }
 
+/// An HTTP client on another loopback address (127.0.0.2), signed in as a
+/// guest: the bystander every attack here is measured against.
+async fn bystander_elsewhere(server: &TestServer) -> (reqwest::Client, common::SessionResponse) {
+    let http = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let session = http
+        .post(server.url("/api/session"))
+        .json(&serde_json::json!({"name": "bystander"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (http, session)
+}
+
 /// What a WebSocket upgrade was answered with: 101, or the refusal.
 async fn upgrade_status(
     request: tokio_tungstenite::tungstenite::handshake::client::Request,
@@ -88,19 +107,7 @@ async fn silent_and_half_sent_requests_from_one_address_lock_out_nobody_else() {
     );
 
     // A bystander on another address: signs in, connects, chats.
-    let http = reqwest::Client::builder()
-        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
-        .build()
-        .unwrap();
-    let session: common::SessionResponse = http
-        .post(server.url("/api/session"))
-        .json(&serde_json::json!({"name": "bystander"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, session) = bystander_elsewhere(&server).await;
     let stream = connect_from("127.0.0.2", server.addr).await;
     let (ws, _) = tokio_tungstenite::client_async(
         ws_request(server.addr, &session.token),
@@ -223,19 +230,7 @@ async fn the_http_api_is_rate_limited_per_token_and_per_address() {
     assert_eq!(from_one_address[..10], [200; 10], "{from_one_address:?}");
     assert_eq!(from_one_address[10..], [429, 429], "the address quota");
     // Someone at another address is unaffected.
-    let elsewhere = reqwest::Client::builder()
-        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
-        .build()
-        .unwrap();
-    let bystander: common::SessionResponse = elsewhere
-        .post(server.url("/api/session"))
-        .json(&serde_json::json!({"name": "bystander"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (elsewhere, bystander) = bystander_elsewhere(&server).await;
     let status = elsewhere
         .get(&history)
         .bearer_auth(&bystander.token)
