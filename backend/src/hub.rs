@@ -83,6 +83,9 @@ pub struct Hub {
 
 struct Room {
     name: Arc<str>,
+    /// Fixed when the room is created, so known without the store while
+    /// the room is loaded (see `loaded_visibility`).
+    visibility: common::Visibility,
     state: Mutex<RoomState>,
 }
 
@@ -889,6 +892,11 @@ impl Hub {
             .store
             .ensure_room(name, created_by, now_millis())
             .await?;
+        let visibility = self
+            .store
+            .room_access(name, "")
+            .await?
+            .map_or(common::Visibility::Public, |access| access.visibility);
         // Who is here on other nodes; kept current by events and sync_presence.
         let now = Instant::now();
         // A registry read right after the broker reconnected can fail once
@@ -922,6 +930,7 @@ impl Hub {
         let room = rooms.entry(Arc::from(name)).or_insert_with_key(|name| {
             Arc::new(Room {
                 name: name.clone(),
+                visibility,
                 state: Mutex::new(RoomState {
                     order: Reorder::new(last_seq + 1),
                     refill_scheduled: false,
@@ -981,6 +990,11 @@ impl Hub {
         drop(rooms);
         lock(&self.emptied).extend(again);
         unloaded
+    }
+
+    /// A loaded room's visibility; `None` if it is not loaded here.
+    pub fn loaded_visibility(&self, room: &str) -> Option<common::Visibility> {
+        self.existing(room).map(|room| room.visibility)
     }
 
     /// How many rooms this node holds in memory.

@@ -224,7 +224,11 @@ impl Session {
         }
         // Private rooms are for their members. (A room that does not exist
         // yet is created, public, by joining it, within the user's quota.)
-        if !self.rooms.contains(&room) {
+        // A public room loaded here needs no check, and no store query: a
+        // reconnect storm, or a store that is paused, does not stop joins.
+        let loaded_public =
+            self.app.hub.loaded_visibility(&room) == Some(common::Visibility::Public);
+        if !self.rooms.contains(&room) && !loaded_public {
             if !self.app.hub.is_loaded(&room)
                 && self.app.hub.loaded_rooms() >= self.app.config.max_loaded_rooms
             {
