@@ -516,6 +516,10 @@ async fn rooms(total: usize, held: usize, holders: usize) {
     drop(ws);
     tokio::time::sleep(Duration::from_secs(8)).await;
     let after_second = server.rss_kib();
+    // The store's connections that served the burst close after a minute
+    // idle, and the node gives their memory back (see `spawn_room_unloading`).
+    tokio::time::sleep(Duration::from_secs(80)).await;
+    let settled = server.rss_kib();
     println!(
         "rooms created: {}, memberships held: {} on {holders} connections, in {:.1} s",
         abandon + per_holder * holders,
@@ -530,6 +534,10 @@ async fn rooms(total: usize, held: usize, holders: usize) {
     println!(
         "after a second wave of as many rooms, abandoned: {after_second} KiB ({:.0}% of after the first)",
         after_second as f64 * 100.0 / after as f64
+    );
+    println!(
+        "80 s later, idle: {settled} KiB ({:.0}% of fresh)",
+        settled as f64 * 100.0 / fresh as f64
     );
     println!(
         "a new join with the memberships held: {}",

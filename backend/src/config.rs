@@ -97,14 +97,16 @@ pub struct Config {
     #[arg(long, env = "HEARTH_REDIS_PREFIX", default_value = "hearth")]
     pub redis_prefix: String,
 
-    /// How often a node writes its members to the shared presence registry
-    /// and re-reads everyone else's, in milliseconds.
-    #[arg(long, env = "HEARTH_PRESENCE_REFRESH_MS", default_value_t = 10_000)]
+    /// How often a node renews its liveness in Redis and learns which other
+    /// nodes are alive, in milliseconds. Presence changes are written as
+    /// they happen, not on this beat.
+    #[arg(long, env = "HEARTH_PRESENCE_REFRESH_MS", default_value_t = 2_000)]
     pub presence_refresh_ms: u64,
 
-    /// How long a registry entry lives without a refresh. A node that dies
-    /// stops refreshing, so its users are gone everywhere within this.
-    #[arg(long, env = "HEARTH_PRESENCE_TTL_MS", default_value_t = 30_000)]
+    /// How long a node counts as alive after its last beat. A node that
+    /// dies stops beating, so its users are gone from every other node
+    /// within this plus one refresh.
+    #[arg(long, env = "HEARTH_PRESENCE_TTL_MS", default_value_t = 6_000)]
     pub presence_ttl_ms: u64,
 
     /// How long a session lasts after sign-in, in seconds (unless signed

@@ -15,6 +15,7 @@ pub mod config;
 pub mod files;
 pub mod hub;
 pub mod listener;
+pub mod memory;
 pub mod outbox;
 pub mod passwords;
 pub mod rate;
@@ -147,7 +148,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     // presence is kept in memory only (see `broker`), and neither the
     // registry sync nor the delivery of our own echoes runs.
     if broker.kind() != "memory" {
+        // An earlier run under this node id may have left registry entries.
+        if let Err(err) = broker.forget_node(hub.node_id(), true).await {
+            tracing::warn!(%err, "could not clear this node's old presence entries");
+        }
         spawn_remote_delivery(hub.clone(), broker.as_ref());
+        hub.share_presence();
         spawn_presence(&config, hub.clone());
     }
     spawn_room_unloading(&config, hub.clone());
@@ -339,6 +345,12 @@ fn spawn_revocation_poll(config: &Config, hub: Arc<Hub>) {
     });
 }
 
+/// After unloading this many rooms at once, hand freed memory back.
+const RELEASE_AFTER_UNLOADING: usize = 100;
+/// And once more this long after the last such release, when the store's
+/// connections that served the burst have closed (see `SQLITE_IDLE`).
+const RELEASE_AGAIN_AFTER: Duration = Duration::from_secs(75);
+
 /// Unloads rooms nobody on this node has been in for a while.
 fn spawn_room_unloading(config: &Config, hub: Arc<Hub>) {
     let grace = Duration::from_secs(config.room_unload_secs);
@@ -346,11 +358,18 @@ fn spawn_room_unloading(config: &Config, hub: Arc<Hub>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut released_at: Option<tokio::time::Instant> = None;
         loop {
             tick.tick().await;
             let unloaded = hub.unload_idle(grace);
             if unloaded > 0 {
                 tracing::debug!(unloaded, loaded = hub.loaded_rooms(), "unloaded idle rooms");
+            }
+            let again = released_at.is_some_and(|at| at.elapsed() >= RELEASE_AGAIN_AFTER);
+            if unloaded >= RELEASE_AFTER_UNLOADING || again {
+                // Off the runtime: trimming walks every arena.
+                let _ = tokio::task::spawn_blocking(memory::release_to_os).await;
+                released_at = (!again).then(tokio::time::Instant::now);
             }
         }
     });
@@ -402,8 +421,8 @@ fn spawn_remote_delivery(hub: Arc<Hub>, broker: &dyn Broker) {
     });
 }
 
-/// Keeps this node's entries in the shared presence registry fresh, and
-/// reconciles everyone else's: periodically, and soon after a local change.
+/// Writes this node's presence changes to the shared registry soon after
+/// they happen, and beats its liveness periodically (see `hub::presence`).
 fn spawn_presence(config: &Config, hub: Arc<Hub>) {
     let every = Duration::from_millis(config.presence_refresh_ms.max(50));
     let ttl = Duration::from_millis(config.presence_ttl_ms.max(config.presence_refresh_ms * 2));

@@ -1,23 +1,25 @@
 //! The single-process broker: nodes that share one instance see each other's
 //! events. It is the default for a single node, where it has nobody to talk
-//! to but costs almost nothing.
+//! to but costs almost nothing. Nodes in one process never die alone, so
+//! every node it has heard of stays alive.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use common::User;
 use tokio::sync::broadcast;
 
-use super::{Broker, Delivery, Envelope, PresenceEntry};
+use super::{Broker, Delivery, Envelope, Liveness, PresenceEntry};
 
-type Registry = HashMap<String, Vec<(Arc<str>, User, Instant)>>;
+/// room → (node, user id) → user.
+type Registry = HashMap<Arc<str>, BTreeMap<(String, String), User>>;
 
 pub struct MemoryBroker {
     tx: broadcast::Sender<Delivery>,
-    /// node -> what it last reported, with the expiry.
     presence: Mutex<Registry>,
+    nodes: Mutex<BTreeMap<String, u64>>,
 }
 
 impl MemoryBroker {
@@ -26,6 +28,7 @@ impl MemoryBroker {
         MemoryBroker {
             tx,
             presence: Mutex::new(HashMap::new()),
+            nodes: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -39,7 +42,6 @@ impl Default for MemoryBroker {
 #[async_trait]
 impl Broker for MemoryBroker {
     fn publish(&self, envelope: Envelope) {
-        // Err only means nobody is subscribed, which is fine.
         let _ = self.tx.send(Delivery::Envelope(envelope));
     }
 
@@ -47,37 +49,60 @@ impl Broker for MemoryBroker {
         self.tx.subscribe()
     }
 
-    async fn refresh_presence(
+    async fn watch_room(&self, _room: &str) {}
+
+    fn unwatch_room(&self, _room: &str) {}
+
+    async fn write_presence(
         &self,
         node: &str,
-        present: &[(Arc<str>, User)],
-        ttl: Duration,
+        rooms: &[(Arc<str>, Vec<User>)],
     ) -> Result<(), String> {
-        let until = Instant::now() + ttl;
-        let entries = present
-            .iter()
-            .map(|(room, user)| (room.clone(), user.clone(), until))
-            .collect();
-        self.presence
+        let mut registry = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+        for (room, users) in rooms {
+            let entries = registry.entry(room.clone()).or_default();
+            entries.retain(|(n, _), _| n != node);
+            for user in users {
+                entries.insert((node.to_owned(), user.id.clone()), user.clone());
+            }
+            if entries.is_empty() {
+                registry.remove(room);
+            }
+        }
+        Ok(())
+    }
+
+    async fn heartbeat(&self, node: &str, _ttl: Duration) -> Result<Liveness, String> {
+        let mut nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
+        nodes.entry(node.to_owned()).or_insert(0);
+        Ok(Liveness {
+            rejoined: false,
+            nodes: nodes.iter().map(|(n, e)| (n.clone(), *e)).collect(),
+        })
+    }
+
+    async fn forget_node(&self, node: &str, _force: bool) -> Result<(), String> {
+        self.nodes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(node.to_owned(), entries);
+            .remove(node);
+        let mut registry = self.presence.lock().unwrap_or_else(|p| p.into_inner());
+        for entries in registry.values_mut() {
+            entries.retain(|(n, _), _| n != node);
+        }
+        registry.retain(|_, entries| !entries.is_empty());
         Ok(())
     }
 
     async fn members(&self, room: &str) -> Result<Vec<PresenceEntry>, String> {
-        let now = Instant::now();
         let registry = self.presence.lock().unwrap_or_else(|p| p.into_inner());
         Ok(registry
-            .iter()
-            .flat_map(|(node, entries)| {
-                entries
-                    .iter()
-                    .filter(move |(r, _, until)| r.as_ref() == room && *until > now)
-                    .map(move |(_, user, _)| PresenceEntry {
-                        node: node.clone(),
-                        user: user.clone(),
-                    })
+            .get(room)
+            .into_iter()
+            .flatten()
+            .map(|((node, _), user)| PresenceEntry {
+                node: node.clone(),
+                user: user.clone(),
             })
             .collect())
     }

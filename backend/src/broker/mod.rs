@@ -3,19 +3,26 @@
 //! A node delivers events to its own connections directly, then publishes
 //! them through the broker so other nodes can deliver them to theirs. Every
 //! envelope names the node it came from, and a node ignores its own echoes.
+//! A node hears only the rooms it has loaded (`watch_room`), plus the
+//! node-wide events (revocations).
 //!
 //! Delivery through a broker is at-most-once. Anything that must not be lost
 //! (chat messages) is also in the store, and a node refills seq gaps from
 //! there. Presence is kept twice for the same reason: changes are published
-//! for immediacy, and every node also keeps its members in a registry with a
-//! TTL, which the others re-read periodically. A node that dies stops
-//! refreshing, so its users expire everywhere: no ghosts.
+//! for immediacy, and written to a shared registry, which a node reads when
+//! it loads a room or when it may have missed events. Both cost per change,
+//! never per room: nothing is rewritten or re-read periodically. What is
+//! periodic is one liveness beat per node: a node that stops beating (it
+//! crashed) is declared dead by the others, which drop its users and remove
+//! its registry entries. No ghosts, and no per-room cost for it.
 //!
 //! Two implementations: `MemoryBroker` (one process; the default) and
-//! `RedisBroker` (pub/sub plus a sorted set per room).
+//! `RedisBroker` (pub/sub with a channel per room, and the registry in sets).
 
 mod memory;
 mod redis;
+mod redis_registry;
+mod redis_subscriptions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +75,18 @@ pub enum Delivery {
     Resubscribed,
 }
 
+/// What a liveness beat learned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Liveness {
+    /// This node had been declared dead and its entries removed: they must
+    /// all be written again.
+    pub rejoined: bool,
+    /// The nodes alive now, with their presence epoch. A node changes its
+    /// epoch when others may have missed its presence events (it could not
+    /// publish one), so they re-read the registry for their rooms.
+    pub nodes: Vec<(String, u64)>,
+}
+
 /// A user present in a room on some node, as the registry has it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresenceEntry {
@@ -81,17 +100,38 @@ pub trait Broker: Send + Sync + 'static {
     /// cannot keep up drops envelopes rather than slowing fan-out.
     fn publish(&self, envelope: Envelope);
 
-    /// Envelopes from every node (this node's own echoes included).
+    /// Envelopes from every node (this node's own echoes included), for the
+    /// rooms watched here and the node-wide ones.
     fn subscribe(&self) -> broadcast::Receiver<Delivery>;
 
-    /// Records that these (room, user) pairs are present on `node` for the
-    /// next `ttl`, replacing what `node` recorded before.
-    async fn refresh_presence(
+    /// Starts receiving `room`'s envelopes. Resolves once they flow, or
+    /// after a short wait if the broker is unreachable (what is missed
+    /// meanwhile is caught up from the store after it reconnects). Counted:
+    /// each call needs its own `unwatch_room`.
+    async fn watch_room(&self, room: &str);
+
+    /// Undoes one `watch_room`; the last one stops the room's envelopes.
+    fn unwatch_room(&self, room: &str);
+
+    /// Replaces `node`'s registry entries for each of these rooms with the
+    /// users listed (none: the node has nobody there any more).
+    async fn write_presence(
         &self,
         node: &str,
-        present: &[(Arc<str>, User)],
-        ttl: Duration,
+        rooms: &[(Arc<str>, Vec<User>)],
     ) -> Result<(), String>;
+
+    /// Renews `node`'s liveness for `ttl` and says who else is alive.
+    async fn heartbeat(&self, node: &str, ttl: Duration) -> Result<Liveness, String>;
+
+    /// Others may have missed this node's presence events and should
+    /// re-read the registry (see `Liveness::nodes`).
+    fn missed_presence(&self) {}
+
+    /// Removes a dead node: its liveness and its registry entries. Does
+    /// nothing if the node beat again meanwhile, unless `force` (a node
+    /// clearing what an earlier run under its id left behind).
+    async fn forget_node(&self, node: &str, force: bool) -> Result<(), String>;
 
     /// Everyone present in `room`, on any node, whose entry has not expired.
     async fn members(&self, room: &str) -> Result<Vec<PresenceEntry>, String>;

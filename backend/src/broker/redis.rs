@@ -1,63 +1,61 @@
-//! Fan-out between nodes over Redis pub/sub, and a presence registry in
-//! Redis sorted sets.
+//! Fan-out between nodes over Redis pub/sub.
 //!
-//! Channels: one per room, `<prefix>:room:<name>`, and every node
-//! subscribes to the pattern `<prefix>:room:*`. Publishing to a room's own
-//! channel keeps the door open for per-room subscriptions later; the pattern
-//! keeps subscriptions static (nothing to (un)subscribe as rooms come and
-//! go, nothing to get wrong on reconnect). The cost is that every node sees
-//! every room's traffic, which is fine for tens of nodes. See docs/deploy.md.
+//! Channels: one per room, `<prefix>:room:<name>`, which a node subscribes
+//! to while the room is loaded there (`redis_subscriptions.rs`), and one
+//! node-wide, `<prefix>:everyone`, for session revocations. So a node
+//! receives only the traffic of the rooms it hosts.
 //!
 //! Wire format of a published payload: one JSON header line, then for frame
 //! events the frame's bytes exactly as clients receive them, so nothing is
 //! serialized twice.
 //!
-//! Node-wide events (session revocations) go to `<prefix>:room:` (an empty
-//! room name), which the same pattern covers.
-//!
-//! Presence: `<prefix>:presence:<room>` is a sorted set whose members are
-//! "node␟user id␟username␟user name" (U+001F, which no name may contain;
-//! an empty username for a guest) and whose scores are expiry times (ms). Each node
-//! rewrites its own entries every refresh; readers ignore expired ones.
+//! The presence registry is in `redis_registry.rs`.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::extract::ws::Utf8Bytes;
 use common::User;
-use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::{Broker, Delivery, Envelope, Event, PresenceEntry};
+use super::redis_registry::Registry;
+use super::redis_subscriptions::{Command, Subscriptions};
+use super::{Broker, Delivery, Envelope, Event, Liveness, PresenceEntry};
 
 /// Envelopes waiting to be published. Past this, new ones are dropped (and
 /// chat messages are refilled from the store by whoever misses them).
 const PUBLISH_QUEUE: usize = 10_000;
-const SEPARATOR: char = '\u{1f}';
+/// How long a room load waits for its subscription before going on (and
+/// relying on the catch-up after Redis is back).
+const WATCH_PATIENCE: Duration = Duration::from_secs(2);
+
+/// A payload on its way out: channel, bytes, and whether it is a presence
+/// event (whose loss others must learn of, see `Registry::missed_an_event`).
+type Outgoing = (String, Vec<u8>, bool);
 
 pub struct RedisBroker {
     prefix: String,
     tx: broadcast::Sender<Delivery>,
-    outgoing: mpsc::Sender<(String, Vec<u8>)>,
-    conn: ConnectionManager,
+    outgoing: mpsc::Sender<Outgoing>,
+    /// To the subscription task. Unbounded: one command per room load or
+    /// unload, each of which already waits on the store.
+    watch: mpsc::UnboundedSender<Command>,
+    registry: Arc<Registry>,
     status: Arc<Status>,
-    /// Presence members this node wrote last time, to remove the ones gone.
-    reported: Mutex<HashSet<(String, String)>>,
 }
 
 #[derive(Default)]
-struct Status {
-    subscription: Mutex<Option<String>>,
+pub(super) struct Status {
+    pub(super) subscription: Mutex<Option<String>>,
     publishing: Mutex<Option<String>>,
 }
 
 impl Status {
-    fn set(slot: &Mutex<Option<String>>, value: Option<String>) {
+    pub(super) fn set(slot: &Mutex<Option<String>>, value: Option<String>) {
         let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
         if *slot != value {
             match &value {
@@ -103,29 +101,41 @@ impl RedisBroker {
         let conn = client.get_connection_manager().await?;
         let (tx, _) = broadcast::channel(4096);
         let (outgoing, queue) = mpsc::channel(PUBLISH_QUEUE);
-        let broker = Arc::new(RedisBroker {
+        let (watch, commands) = mpsc::unbounded_channel();
+        let status = Arc::new(Status::default());
+        let registry = Arc::new(Registry::new(prefix, conn.clone()));
+        tokio::spawn(
+            Subscriptions {
+                client,
+                everyone: format!("{prefix}:everyone"),
+                room_prefix: format!("{prefix}:room:"),
+                commands,
+                tx: tx.clone(),
+                status: status.clone(),
+            }
+            .run(),
+        );
+        tokio::spawn(publish_loop(conn, queue, status.clone(), registry.clone()));
+        Ok(Arc::new(RedisBroker {
             prefix: prefix.to_owned(),
-            tx: tx.clone(),
+            tx,
             outgoing,
-            conn: conn.clone(),
-            status: Arc::new(Status::default()),
-            reported: Mutex::new(HashSet::new()),
-        });
-        let pattern = format!("{prefix}:room:*");
-        tokio::spawn(subscribe_loop(client, pattern, tx, broker.status.clone()));
-        tokio::spawn(publish_loop(conn, queue, broker.status.clone()));
-        Ok(broker)
-    }
-
-    fn presence_key(&self, room: &str) -> String {
-        format!("{}:presence:{room}", self.prefix)
+            watch,
+            registry,
+            status,
+        }))
     }
 }
 
 #[async_trait]
 impl Broker for RedisBroker {
     fn publish(&self, envelope: Envelope) {
-        let channel = format!("{}:room:{}", self.prefix, envelope.room);
+        let channel = if envelope.room.is_empty() {
+            format!("{}:everyone", self.prefix)
+        } else {
+            format!("{}:room:{}", self.prefix, envelope.room)
+        };
+        let presence = matches!(envelope.event, Event::Presence { .. });
         let mut header = Header {
             origin: Cow::Borrowed(&envelope.origin),
             room: Cow::Borrowed(&envelope.room),
@@ -168,8 +178,15 @@ impl Broker for RedisBroker {
         let mut payload = serde_json::to_vec(&header).expect("headers serialize");
         payload.push(b'\n');
         payload.extend_from_slice(body);
-        if self.outgoing.try_send((channel, payload)).is_err() {
+        if self
+            .outgoing
+            .try_send((channel, payload, presence))
+            .is_err()
+        {
             tracing::warn!(room = %envelope.room, "publish queue full; dropping an event");
+            if presence {
+                self.registry.missed_an_event();
+            }
         }
     }
 
@@ -177,94 +194,52 @@ impl Broker for RedisBroker {
         self.tx.subscribe()
     }
 
-    async fn refresh_presence(
+    async fn watch_room(&self, room: &str) {
+        let (done, subscribed) = oneshot::channel();
+        if self
+            .watch
+            .send(Command::Watch(room.to_owned(), Some(done)))
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(WATCH_PATIENCE, subscribed).await;
+        }
+    }
+
+    fn unwatch_room(&self, room: &str) {
+        let _ = self.watch.send(Command::Unwatch(room.to_owned()));
+    }
+
+    async fn write_presence(
         &self,
         node: &str,
-        present: &[(Arc<str>, User)],
-        ttl: Duration,
+        rooms: &[(Arc<str>, Vec<User>)],
     ) -> Result<(), String> {
-        let until = now_ms() + ttl.as_millis() as i64;
-        let now: HashSet<(String, String)> = present
-            .iter()
-            .map(|(room, user)| {
-                (
-                    room.to_string(),
-                    format!(
-                        "{node}{SEPARATOR}{}{SEPARATOR}{}{SEPARATOR}{}",
-                        user.id,
-                        user.username.as_deref().unwrap_or_default(),
-                        user.name
-                    ),
-                )
-            })
-            .collect();
-        let gone: Vec<(String, String)> = {
-            let mut reported = self.reported.lock().unwrap_or_else(|p| p.into_inner());
-            let gone = reported.difference(&now).cloned().collect();
-            *reported = now.clone();
-            gone
-        };
-        let mut pipe = redis::pipe();
-        for (room, member) in &now {
-            let key = self.presence_key(room);
-            pipe.cmd("ZADD").arg(&key).arg(until).arg(member).ignore();
-            // Expired entries of crashed nodes are cleaned up by whoever writes.
-            pipe.cmd("ZREMRANGEBYSCORE")
-                .arg(&key)
-                .arg("-inf")
-                .arg(now_ms())
-                .ignore();
-            pipe.cmd("PEXPIRE")
-                .arg(&key)
-                .arg(ttl.as_millis() as i64 * 4)
-                .ignore();
-        }
-        for (room, member) in &gone {
-            pipe.cmd("ZREM")
-                .arg(self.presence_key(room))
-                .arg(member)
-                .ignore();
-        }
-        if now.is_empty() && gone.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| e.to_string())
+        self.registry.write(node, rooms).await
+    }
+
+    async fn heartbeat(&self, node: &str, ttl: Duration) -> Result<Liveness, String> {
+        self.registry.heartbeat(node, ttl).await
+    }
+
+    fn missed_presence(&self) {
+        self.registry.missed_an_event();
+    }
+
+    async fn forget_node(&self, node: &str, force: bool) -> Result<(), String> {
+        self.registry.forget(node, force).await
     }
 
     async fn members(&self, room: &str) -> Result<Vec<PresenceEntry>, String> {
         Ok(self
+            .registry
             .members_of_many(&[room])
             .await?
             .pop()
             .unwrap_or_default())
     }
 
-    /// One pipeline for all the rooms: a page of the room list costs one
-    /// round trip, whatever its length.
     async fn members_of_many(&self, rooms: &[&str]) -> Result<Vec<Vec<PresenceEntry>>, String> {
-        if rooms.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.conn.clone();
-        let now = now_ms();
-        let mut pipe = redis::pipe();
-        for room in rooms {
-            pipe.cmd("ZRANGEBYSCORE")
-                .arg(self.presence_key(room))
-                .arg(now)
-                .arg("+inf");
-        }
-        let answers: Vec<Vec<String>> = pipe
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(answers
-            .iter()
-            .map(|members| members.iter().filter_map(|m| parse_entry(m)).collect())
-            .collect())
+        self.registry.members_of_many(rooms).await
     }
 
     fn health(&self) -> Result<(), String> {
@@ -281,62 +256,13 @@ impl Broker for RedisBroker {
     }
 }
 
-/// Keeps a pattern subscription open, reconnecting with capped exponential
-/// backoff. After a reconnect it announces `Resubscribed`, since whatever
-/// was published meanwhile is gone.
-async fn subscribe_loop(
-    client: redis::Client,
-    pattern: String,
-    tx: broadcast::Sender<Delivery>,
-    status: Arc<Status>,
-) {
-    let mut backoff = Duration::from_millis(100);
-    let mut connected_before = false;
-    loop {
-        let subscribed = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.psubscribe(&pattern).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        }
-        .await;
-        match subscribed {
-            Ok(pubsub) => {
-                Status::set(&status.subscription, None);
-                backoff = Duration::from_millis(100);
-                if connected_before {
-                    let _ = tx.send(Delivery::Resubscribed);
-                }
-                connected_before = true;
-                let mut messages = pubsub.into_on_message();
-                while let Some(msg) = messages.next().await {
-                    if let Some(envelope) = decode(msg.get_payload_bytes()) {
-                        let _ = tx.send(Delivery::Envelope(envelope));
-                    }
-                }
-                Status::set(
-                    &status.subscription,
-                    Some("lost the Redis subscription; reconnecting".into()),
-                );
-            }
-            Err(err) => {
-                Status::set(
-                    &status.subscription,
-                    Some(format!("cannot subscribe to Redis: {err}")),
-                );
-            }
-        }
-        let jitter = rand::random::<f64>() * 0.5 + 0.75;
-        tokio::time::sleep(backoff.mul_f64(jitter)).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
 async fn publish_loop(
     mut conn: ConnectionManager,
-    mut queue: mpsc::Receiver<(String, Vec<u8>)>,
+    mut queue: mpsc::Receiver<Outgoing>,
     status: Arc<Status>,
+    registry: Arc<Registry>,
 ) {
-    while let Some((channel, payload)) = queue.recv().await {
+    while let Some((channel, payload, presence)) = queue.recv().await {
         let published: redis::RedisResult<()> = redis::cmd("PUBLISH")
             .arg(&channel)
             .arg(payload)
@@ -344,32 +270,23 @@ async fn publish_loop(
             .await;
         match published {
             Ok(()) => Status::set(&status.publishing, None),
-            // At-most-once: the event is dropped; the store covers messages.
-            Err(err) => Status::set(
-                &status.publishing,
-                Some(format!("cannot publish to Redis: {err}")),
-            ),
+            // At-most-once: the event is dropped; the store covers
+            // messages, and the registry presence (others re-read it when
+            // this node's epoch moves).
+            Err(err) => {
+                if presence {
+                    registry.missed_an_event();
+                }
+                Status::set(
+                    &status.publishing,
+                    Some(format!("cannot publish to Redis: {err}")),
+                )
+            }
         }
     }
 }
 
-/// A registry member: "node␟user id␟username␟user name".
-fn parse_entry(member: &str) -> Option<PresenceEntry> {
-    let mut parts = member.splitn(4, SEPARATOR);
-    let node = parts.next()?.to_owned();
-    let id = parts.next()?.to_owned();
-    let username = parts.next()?;
-    Some(PresenceEntry {
-        node,
-        user: User {
-            id,
-            name: parts.next()?.to_owned(),
-            username: (!username.is_empty()).then(|| username.to_owned()),
-        },
-    })
-}
-
-fn decode(payload: &[u8]) -> Option<Envelope> {
+pub(super) fn decode(payload: &[u8]) -> Option<Envelope> {
     let split = payload.iter().position(|&b| b == b'\n')?;
     let header: Header = serde_json::from_slice(&payload[..split]).ok()?;
     let body = &payload[split + 1..];
@@ -401,13 +318,6 @@ fn decode(payload: &[u8]) -> Option<Envelope> {
         room: Arc::from(header.room.as_ref()),
         event,
     })
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

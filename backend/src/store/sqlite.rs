@@ -9,6 +9,9 @@ use sqlx::sqlite::{
 use super::migrate::SQLITE as MIGRATIONS;
 use super::{Result, StoreHealth, StoreOptions, sql};
 
+/// How long a pooled connection may sit idle before it is closed.
+pub const SQLITE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct SqliteStore {
     pool: SqlitePool,
     health: StoreHealth,
@@ -30,6 +33,9 @@ impl SqliteStore {
         let max = if url.contains(":memory:") { 1 } else { 4 };
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
+            // Each connection keeps a page cache of up to 2 MiB: one that
+            // was needed only for a burst gives it back after a minute.
+            .idle_timeout(SQLITE_IDLE)
             .acquire_timeout(store.timeout)
             .connect_with(options)
             .await?;

@@ -84,7 +84,11 @@ impl Cluster {
             ])
             .args(["--redis-prefix", &self.prefix])
             .args(["--allow-guests", "--auth-per-ip-per-minute", "1000000"])
-            .args(["--presence-refresh-ms", "250", "--presence-ttl-ms", "1500"])
+            .args(if extra.contains(&"--presence-refresh-ms") {
+                &[][..]
+            } else {
+                &["--presence-refresh-ms", "250", "--presence-ttl-ms", "1500"][..]
+            })
             .args(["--send-rate", "100000", "--send-burst", "100000"])
             .arg("--data-dir")
             .arg(self.dir.join(name))
@@ -661,15 +665,19 @@ async fn sign_out_and_removal_reach_every_node() {
     db.drop_now().await;
 }
 
-/// The registry read for many rooms at once (one pipeline) gives each room
-/// its own entries, in order.
+/// The registry against a real Redis: writes replace a node's entries per
+/// room, a read of many rooms (one pipeline) gives each room its own, and a
+/// node that stops beating is removed with its entries, once.
 #[tokio::test]
-async fn the_registry_answers_many_rooms_in_one_round_trip() {
+async fn the_registry_keeps_each_nodes_entries_and_forgets_dead_nodes() {
     use backend::broker::Broker;
     let redis =
         std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let prefix = format!("hearth-test-{}", uuid::Uuid::new_v4().simple());
-    let broker = backend::broker::RedisBroker::connect(&redis, &prefix)
+    let b1 = backend::broker::RedisBroker::connect(&redis, &prefix)
+        .await
+        .unwrap();
+    let b2 = backend::broker::RedisBroker::connect(&redis, &prefix)
         .await
         .unwrap();
     let user = |id: &str| common::User {
@@ -677,29 +685,263 @@ async fn the_registry_answers_many_rooms_in_one_round_trip() {
         name: id.to_uppercase(),
         username: Some(id.into()),
     };
-    let present: Vec<(std::sync::Arc<str>, common::User)> = vec![
-        ("a".into(), user("u1")),
-        ("b".into(), user("u2")),
-        ("b".into(), user("u3")),
-    ];
-    broker
-        .refresh_presence("n1", &present, Duration::from_secs(30))
+    let ids = |all: Vec<Vec<backend::broker::PresenceEntry>>| -> Vec<Vec<String>> {
+        all.into_iter()
+            .map(|entries| {
+                let mut ids: Vec<String> = entries
+                    .into_iter()
+                    .map(|e| format!("{}/{}", e.node, e.user.id))
+                    .collect();
+                ids.sort();
+                ids
+            })
+            .collect()
+    };
+    b1.write_presence(
+        "n1",
+        &[
+            ("a".into(), vec![user("u1")]),
+            ("b".into(), vec![user("u2"), user("u3")]),
+        ],
+    )
+    .await
+    .unwrap();
+    b2.write_presence("n2", &[("a".into(), vec![user("u9")])])
         .await
         .unwrap();
-    let all = broker.members_of_many(&["a", "b", "c"]).await.unwrap();
-    let ids: Vec<Vec<String>> = all
-        .into_iter()
-        .map(|entries| {
-            let mut ids: Vec<String> = entries.into_iter().map(|e| e.user.id).collect();
-            ids.sort();
-            ids
-        })
-        .collect();
-    assert_eq!(ids, [vec!["u1"], vec!["u2", "u3"], vec![]]);
-    let one = broker.members("b").await.unwrap();
-    assert_eq!(one.len(), 2);
     assert_eq!(
-        one[0].user.username.as_deref().map(|u| u.starts_with('u')),
-        Some(true)
+        ids(b1.members_of_many(&["a", "b", "c"]).await.unwrap()),
+        [vec!["n1/u1", "n2/u9"], vec!["n1/u2", "n1/u3"], vec![]]
     );
+    // A write replaces that node's entries in the rooms it names, only.
+    b1.write_presence("n1", &[("b".into(), vec![user("u3")])])
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(b1.members_of_many(&["a", "b"]).await.unwrap()),
+        [vec!["n1/u1", "n2/u9"], vec!["n1/u3"]]
+    );
+    let one = b1.members("b").await.unwrap();
+    assert_eq!(one[0].user, user("u3"));
+
+    // Beats: the first one is a (re)join; both nodes alive.
+    let beat = b1.heartbeat("n1", Duration::from_secs(30)).await.unwrap();
+    assert!(beat.rejoined);
+    let beat = b1.heartbeat("n1", Duration::from_secs(30)).await.unwrap();
+    assert!(!beat.rejoined);
+    assert!(
+        b2.heartbeat("n2", Duration::from_millis(300))
+            .await
+            .unwrap()
+            .rejoined
+    );
+    let alive = |beat: backend::broker::Liveness| -> Vec<String> {
+        let mut nodes: Vec<String> = beat.nodes.into_iter().map(|(n, _)| n).collect();
+        nodes.sort();
+        nodes
+    };
+    assert_eq!(
+        alive(b1.heartbeat("n1", Duration::from_secs(30)).await.unwrap()),
+        ["n1", "n2"]
+    );
+    // A live node is not forgotten (without force).
+    b1.forget_node("n2", false).await.unwrap();
+    assert_eq!(
+        ids(b1.members_of_many(&["a"]).await.unwrap()),
+        [vec!["n1/u1", "n2/u9"]]
+    );
+
+    // n2 stops beating: it is no longer alive, and forgetting it removes
+    // its entries and nobody else's.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        alive(b1.heartbeat("n1", Duration::from_secs(30)).await.unwrap()),
+        ["n1"]
+    );
+    b1.forget_node("n2", false).await.unwrap();
+    assert_eq!(
+        ids(b1.members_of_many(&["a"]).await.unwrap()),
+        [vec!["n1/u1"]]
+    );
+    // Back, it learns that it was forgotten and must write everything again.
+    let back = b2.heartbeat("n2", Duration::from_secs(30)).await.unwrap();
+    assert!(back.rejoined);
+    b2.write_presence("n2", &[("a".into(), vec![user("u9")])])
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(b1.members_of_many(&["a"]).await.unwrap()),
+        [vec!["n1/u1", "n2/u9"]]
+    );
+    // A node restarting under its id clears what it left (force).
+    b1.forget_node("n1", true).await.unwrap();
+    assert_eq!(
+        ids(b1.members_of_many(&["a", "b"]).await.unwrap()),
+        [vec!["n2/u9"], vec![]]
+    );
+}
+
+/// Counts of Redis commands since the last `CONFIG RESETSTAT`, by name.
+async fn command_calls(redis: &mut redis::aio::MultiplexedConnection) -> HashMap<String, u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(redis)
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Subscribers of each channel, as Redis counts them.
+async fn subscribers(redis: &mut redis::aio::MultiplexedConnection, channel: &str) -> u64 {
+    let answer: Vec<redis::Value> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(channel)
+        .query_async(redis)
+        .await
+        .unwrap();
+    redis::from_redis_value(answer[1].clone()).unwrap()
+}
+
+/// Idle, a node costs Redis one liveness beat per refresh, whatever the
+/// number of rooms and members it holds; a change costs a few commands; and
+/// a node subscribes to a room's channel only while it hosts the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_costs_per_change_and_nodes_hear_only_their_rooms() {
+    let db = Database::create().await;
+    let own = OwnRedis::start(free_port());
+    let url = format!("redis://127.0.0.1:{}", own.port);
+    let cluster = Cluster::new(db.url(), url.clone());
+    let flags = [
+        "--room-unload-secs",
+        "1",
+        "--rooms-per-user-per-hour",
+        "1000",
+    ];
+    let n1 = cluster.start_node_with("n1", &flags).await;
+    let n2 = cluster.start_node_with("n2", &flags).await;
+    let mut redis = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let channel = |room: &str| format!("{}:room:{room}", cluster.prefix);
+
+    const ROOMS: usize = 50;
+    let mut alice = Seen::new(n1.connect(&n1.sign_in("alice").await).await);
+    for i in 0..ROOMS {
+        alice.join(&format!("r{i}"), None).await;
+    }
+    let mut bob = Seen::new(n2.connect(&n2.sign_in("bob").await).await);
+    bob.join("r0", None).await;
+    assert!(bob.members.contains("alice"), "from the registry");
+    alice.until("bob", |s| s.members.contains("bob")).await;
+
+    // Subscriptions: both nodes on r0, only node 1 on the others, and no
+    // pattern subscription that would bring every room to every node.
+    assert_eq!(subscribers(&mut redis, &channel("r0")).await, 2);
+    assert_eq!(subscribers(&mut redis, &channel("r1")).await, 1);
+    let patterns: u64 = redis::cmd("PUBSUB")
+        .arg("NUMPAT")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(patterns, 0);
+
+    // Idle: beats only (refresh 250 ms here, two nodes).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = command_calls(&mut redis).await;
+    println!("Redis commands in 2 s idle with {ROOMS} rooms held: {idle:?}");
+    // (Commands run by the beat's script are counted too: zadd, hset...)
+    for cmd in ["sadd", "srem", "smembers", "publish", "subscribe"] {
+        assert_eq!(idle.get(cmd), None, "{cmd} while idle: {idle:?}");
+    }
+    let beats = idle.get("evalsha").copied().unwrap_or(0) + idle.get("eval").copied().unwrap_or(0);
+    assert!(
+        (8..=24).contains(&beats),
+        "about one beat per node per 250 ms, not {beats}"
+    );
+
+    // One change: one room's entry, written once (the set and the node's
+    // index of its entries), whatever the number of rooms held.
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    alice
+        .client
+        .send_json(serde_json::json!({"type":"leave","room":"r7"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let change = command_calls(&mut redis).await;
+    println!("Redis commands for one leave: {change:?}");
+    assert_eq!(change.get("srem"), Some(&2), "{change:?}");
+    assert_eq!(change.get("sadd"), None, "{change:?}");
+    assert_eq!(change.get("smembers"), None, "{change:?}");
+
+    // Bob leaves r0: node 2 unloads it and stops listening to it.
+    bob.client
+        .send_json(serde_json::json!({"type":"leave","room":"r0"}))
+        .await;
+    let mut unsubscribed = false;
+    for _ in 0..100 {
+        if subscribers(&mut redis, &channel("r0")).await == 1 {
+            unsubscribed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        unsubscribed,
+        "node 2 still subscribed to a room it unloaded"
+    );
+    alice
+        .until("bob gone", |s| !s.members.contains("bob"))
+        .await;
+
+    drop((n1, n2));
+    db.drop_now().await;
+}
+
+/// With the default presence timings, a node killed with SIGKILL is gone
+/// from the other nodes' member lists within 15 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_nodes_users_leave_everywhere_within_fifteen_seconds() {
+    let db = Database::create().await;
+    let redis =
+        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let cluster = Cluster::new(db.url(), redis);
+    let defaults = ["--presence-refresh-ms", "2000", "--presence-ttl-ms", "6000"];
+    let n1 = cluster.start_node_with("n1", &defaults).await;
+    let mut n2 = cluster.start_node_with("n2", &defaults).await;
+    let mut alice = Seen::new(n1.connect(&n1.sign_in("alice").await).await);
+    let mut carol = Seen::new(n2.connect(&n2.sign_in("carol").await).await);
+    alice.join("lobby", None).await;
+    carol.join("lobby", None).await;
+    alice.until("carol", |s| s.members.contains("carol")).await;
+
+    n2.child.start_kill().unwrap();
+    let _ = n2.child.wait().await;
+    let killed = std::time::Instant::now();
+    alice
+        .until("carol gone", |s| !s.members.contains("carol"))
+        .await;
+    let took = killed.elapsed();
+    println!("a killed node's user left the other node after {took:?}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    drop(carol);
+    drop(n1);
+    db.drop_now().await;
 }

@@ -12,6 +12,8 @@
 //! calls happen outside them. Queueing to a connection never blocks (see
 //! `Outbox`), so delivering under the room lock is cheap.
 
+mod presence;
+
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -73,6 +75,8 @@ pub struct Hub {
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
     /// Wakes the presence task when local membership changed.
     presence_changed: tokio::sync::Notify,
+    /// What the presence task must write, and what it knows of other nodes.
+    presence: presence::Tracker,
     /// This node's sockets by session, to close them on revocation.
     live_sessions: LiveSessions,
     /// Rooms whose last connection left, and when: the candidates for
@@ -151,6 +155,7 @@ impl Hub {
             typing_interval,
             rooms: Mutex::new(HashMap::new()),
             presence_changed: tokio::sync::Notify::new(),
+            presence: presence::Tracker::default(),
             live_sessions: LiveSessions::default(),
             emptied: Mutex::new(Vec::new()),
         })
@@ -526,6 +531,7 @@ impl Hub {
             // Handled above, and by `revocation` (node-wide).
             Event::Evict { .. } | Event::Revoke { .. } => {}
             Event::Presence { user, present } => {
+                self.presence.heard_of(&envelope.origin);
                 let key = (envelope.origin.clone(), Arc::from(user.id.as_str()));
                 let before = state.visible(&key.1);
                 if *present {
@@ -542,10 +548,11 @@ impl Hub {
 
     /// After the broker lost its connection: fetch from the store whatever
     /// messages were published meanwhile, for every room loaded here.
+    /// Presence events may have been missed too: re-read the registry.
     pub async fn catch_up(self: &Arc<Self>) {
         let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
-        self.catch_up_rooms(rooms).await;
-        self.presence_changed.notify_one();
+        self.catch_up_rooms(rooms.clone()).await;
+        self.reconcile(rooms).await;
     }
 
     /// Delivers whatever the store has beyond what these rooms delivered.
@@ -571,85 +578,6 @@ impl Hub {
                     tracing::warn!(room = %room.name, %err, "catch-up from the store failed")
                 }
             }
-        }
-    }
-
-    /// Writes this node's members to the broker's registry, then reconciles
-    /// each room's remote members with it: users of a node that stopped
-    /// refreshing (it crashed) expire and are announced as gone.
-    ///
-    /// A node that died may have committed (and acked) a room's newest
-    /// message without publishing it; nothing later would reveal the gap.
-    /// So a room whose remote members expired is caught up from the store.
-    pub async fn sync_presence(self: &Arc<Self>, ttl: Duration, grace: Duration) {
-        let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
-        let mine: Vec<(Arc<str>, User)> = rooms
-            .iter()
-            .flat_map(|room| {
-                let state = lock(&room.state);
-                state
-                    .members
-                    .values()
-                    .map(|m| (room.name.clone(), m.user.clone()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        if let Err(err) = self
-            .broker
-            .refresh_presence(&self.node_id, &mine, ttl)
-            .await
-        {
-            tracing::warn!(%err, "could not refresh presence");
-            return;
-        }
-        let mut expired_somewhere = Vec::new();
-        for room in rooms {
-            let entries = match self.broker.members(&room.name).await {
-                Ok(entries) => entries,
-                Err(err) => {
-                    tracing::warn!(%err, "could not read presence");
-                    return;
-                }
-            };
-            let listed: HashMap<(Arc<str>, Arc<str>), User> = entries
-                .into_iter()
-                .filter(|e| *e.node != *self.node_id)
-                .map(|e| {
-                    (
-                        (Arc::from(e.node.as_str()), Arc::from(e.user.id.as_str())),
-                        e.user,
-                    )
-                })
-                .collect();
-            let mut state = lock(&room.state);
-            let now = Instant::now();
-            // Gone from the registry: drop, unless we heard of it so recently
-            // that its node may not have written the registry yet.
-            let expired: Vec<(Arc<str>, Arc<str>)> = state
-                .remote
-                .iter()
-                .filter(|(key, (_, learned))| {
-                    !listed.contains_key(*key) && now.duration_since(*learned) > grace
-                })
-                .map(|(key, _)| key.clone())
-                .collect();
-            if !expired.is_empty() {
-                expired_somewhere.push(room.clone());
-            }
-            for key in expired {
-                let before = state.visible(&key.1);
-                if let Some((user, _)) = state.remote.remove(&key) {
-                    announce_change(&room, &mut state, &user, before);
-                }
-            }
-            for (key, user) in listed {
-                let before = state.visible(&key.1);
-                state.remote.insert(key, (user.clone(), now));
-                announce_change(&room, &mut state, &user, before);
-            }
-        }
-        if !expired_somewhere.is_empty() {
-            self.catch_up_rooms(expired_somewhere).await;
         }
     }
 
@@ -849,17 +777,12 @@ impl Hub {
         }
     }
 
-    /// Tells the other nodes (now, and through the registry soon).
+    /// Tells the other nodes, through the presence task: registry first,
+    /// then the event (see `hub::presence`). Nothing to do on a single node.
     fn publish_presence(&self, room: &Arc<str>, user: &User, present: bool) {
-        self.broker.publish(Envelope {
-            origin: self.node_id.clone(),
-            room: room.clone(),
-            event: Event::Presence {
-                user: user.clone(),
-                present,
-            },
-        });
-        self.presence_changed.notify_one();
+        if self.presence.changed(room, user, present) {
+            self.presence_changed.notify_one();
+        }
     }
 
     /// Queues `frame` for the room's connections and publishes it.
@@ -888,6 +811,24 @@ impl Hub {
         if let Some(room) = self.existing(name) {
             return Ok(room);
         }
+        // Listen before reading the store, so that a message stored after
+        // the read is heard (see also `last_message` below).
+        self.broker.watch_room(name).await;
+        let loaded = self.load_watched(name, created_by).await;
+        if !matches!(loaded, Ok((_, true))) {
+            // Failed, or another join loaded it first and holds the watch.
+            self.broker.unwatch_room(name);
+        }
+        loaded.map(|(room, _)| room)
+    }
+
+    /// `load` once the room's events are heard; true if this call put the
+    /// room in the map.
+    async fn load_watched(
+        &self,
+        name: &str,
+        created_by: &str,
+    ) -> Result<(Arc<Room>, bool), StoreError> {
         let last_seq = self
             .store
             .ensure_room(name, created_by, now_millis())
@@ -897,7 +838,8 @@ impl Hub {
             .room_access(name, "")
             .await?
             .map_or(common::Visibility::Public, |access| access.visibility);
-        // Who is here on other nodes; kept current by events and sync_presence.
+        // Who is here on other nodes; kept current by events, and re-read
+        // from the registry when events may have been missed.
         let now = Instant::now();
         // A registry read right after the broker reconnected can fail once
         // on the dead connection: try again before starting without them.
@@ -910,15 +852,10 @@ impl Hub {
             read = self.broker.members(name).await;
         }
         let remote: HashMap<(Arc<str>, Arc<str>), (User, Instant)> = match read {
-            Ok(entries) => entries
-                .into_iter()
-                .filter(|e| *e.node != *self.node_id)
-                .map(|e| {
-                    (
-                        (Arc::from(e.node.as_str()), Arc::from(e.user.id.as_str())),
-                        (e.user, now),
-                    )
-                })
+            Ok(entries) => self
+                .presence
+                .of_others(&self.node_id, entries)
+                .map(|(key, user)| (key, (user, now)))
                 .collect(),
             Err(err) => {
                 tracing::warn!(%err, "could not read presence; starting without remote members");
@@ -927,7 +864,9 @@ impl Hub {
         };
         let mut rooms = lock(&self.rooms);
         // Another join may have loaded it meanwhile; keep the first.
+        let mut inserted = false;
         let room = rooms.entry(Arc::from(name)).or_insert_with_key(|name| {
+            inserted = true;
             Arc::new(Room {
                 name: name.clone(),
                 visibility,
@@ -939,12 +878,16 @@ impl Hub {
                     members: HashMap::new(),
                     remote,
                     last_typing: HashMap::new(),
-                    last_message: None,
+                    // A message published after the store was read and
+                    // before this insert was dropped (no room to take it):
+                    // the tail check looks at recently active rooms, so
+                    // count the load as activity.
+                    last_message: Some(now),
                     unloaded: false,
                 }),
             })
         });
-        Ok(room.clone())
+        Ok((room.clone(), inserted))
     }
 
     /// Unloads rooms that have had no connection on this node for `grace`
@@ -981,6 +924,7 @@ impl Hub {
             state.unloaded = true;
             drop(state);
             rooms.remove(&name);
+            self.broker.unwatch_room(&name);
             unloaded += 1;
         }
         // A map that held many rooms keeps their slots unless told.
@@ -988,7 +932,14 @@ impl Hub {
             rooms.shrink_to_fit();
         }
         drop(rooms);
-        lock(&self.emptied).extend(again);
+        let mut emptied = lock(&self.emptied);
+        emptied.extend(again);
+        // After a wave of abandoned rooms the list is short again; so is
+        // what it holds on to.
+        if emptied.capacity() > 4 * emptied.len().max(64) {
+            emptied.shrink_to_fit();
+        }
+        drop(emptied);
         unloaded
     }
 
