@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use common::{ClientMsg, ErrorCode, PROTOCOL_VERSION, SendLimit, ServerMsg, validate};
-use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
@@ -83,6 +83,7 @@ pub async fn run(socket: WebSocket, app: Arc<AppState>, identity: Identity) {
             now,
         ),
         rooms: HashSet::new(),
+        sends: FuturesUnordered::new(),
         peer: peer.clone(),
         app: app.clone(),
     };
@@ -110,7 +111,17 @@ struct Session {
     /// Bytes of history replayed on joins: a join/leave loop cannot turn
     /// a few bytes in into megabytes out.
     replay_bucket: TokenBucket,
+    /// Sends on their way into the store, in the order they were read; a
+    /// client may pipeline up to `SENDS_IN_FLIGHT` of them (they then share
+    /// the store's transactions), beyond which the connection stops reading.
+    sends: FuturesUnordered<tokio::task::JoinHandle<SendOutcome>>,
 }
+
+/// How many of one connection's sends may wait for the store at once.
+const SENDS_IN_FLIGHT: usize = 64;
+
+/// A send that the store answered: its room, its client id, and the result.
+type SendOutcome = (String, String, Result<(), crate::store::StoreError>);
 
 impl Session {
     async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>, expires_at: u64) {
@@ -141,7 +152,12 @@ impl Session {
                 _ = &mut token_expiry => {
                     return kick.kick(CloseReason::TOKEN_EXPIRED);
                 }
-                frame = stream.next() => {
+                Some(done) = self.sends.next(), if !self.sends.is_empty() => {
+                    if let Ok(outcome) = done {
+                        self.sent(outcome);
+                    }
+                }
+                frame = stream.next(), if self.sends.len() < SENDS_IN_FLIGHT => {
                     pong_deadline = None;
                     match frame {
                         Some(Ok(Message::Text(text))) => self.handle_text(text.as_str()).await,
@@ -368,25 +384,39 @@ impl Session {
                 Some(client_id),
             );
         }
-        // The hub queues the message and then our ack once it is stored.
-        if let Err(err) = self
+        // Queued for the store now, in the order read; delivered (with our
+        // ack) once stored. The delivery runs as its own task so that it
+        // happens even if this connection ends first: others must get the
+        // message.
+        match self
             .app
             .hub
-            .post(&room, &self.peer, &content, &client_id)
+            .submit(&room, &self.peer, &content, &client_id)
             .await
         {
-            if let crate::store::StoreError::UnknownRoom(_) = err {
-                // Removed from the room while this was on its way.
-                self.rooms.remove(&room);
-                return self.tell(ErrorCode::NotJoined, "not in that room", Some(client_id));
-            }
-            tracing::error!(%err, room, "storing a message failed");
-            self.tell(
-                ErrorCode::Internal,
-                "the message could not be stored; send it again",
-                Some(client_id),
-            );
+            Ok(submitted) => self.sends.push(tokio::spawn(async move {
+                (room, client_id, submitted.finish().await)
+            })),
+            Err(err) => self.sent((room, client_id, Err(err))),
         }
+    }
+
+    /// Tells the client about a send the store refused.
+    fn sent(&mut self, (room, client_id, result): SendOutcome) {
+        let Err(err) = result else {
+            return;
+        };
+        if let crate::store::StoreError::UnknownRoom(_) = err {
+            // Removed from the room while this was on its way.
+            self.rooms.remove(&room);
+            return self.tell(ErrorCode::NotJoined, "not in that room", Some(client_id));
+        }
+        tracing::error!(%err, room, "storing a message failed");
+        self.tell(
+            ErrorCode::Internal,
+            "the message could not be stored; send it again",
+            Some(client_id),
+        );
     }
 
     /// Reports an error the client caused. Too many of them close the

@@ -26,6 +26,7 @@ use crate::broker::{Broker, Envelope, Event};
 use crate::outbox::Outbox;
 use crate::reorder::Reorder;
 use crate::revocation::LiveSessions;
+use crate::store::group_commit::GroupCommit;
 use crate::store::{NewMessage, Store, StoreError};
 
 pub type ConnId = u64;
@@ -70,6 +71,8 @@ pub struct Hub {
     node_id: Arc<str>,
     broker: Arc<dyn Broker>,
     store: Arc<dyn Store>,
+    /// Appends go through here: concurrent ones share a transaction.
+    appends: GroupCommit,
     history: HistoryPolicy,
     typing_interval: Duration,
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
@@ -126,6 +129,49 @@ struct Member {
     connections: usize,
 }
 
+/// A message on its way into the store (see `Hub::submit`).
+pub struct Submitted {
+    hub: Arc<Hub>,
+    room: Arc<Room>,
+    peer: Arc<Peer>,
+    answer: tokio::sync::oneshot::Receiver<crate::store::Result<crate::store::Appended>>,
+}
+
+impl Submitted {
+    /// Waits for the store, then delivers the message to the room and the
+    /// ack to its sender, in seq order.
+    pub async fn finish(self) -> Result<(), StoreError> {
+        let appended = self
+            .answer
+            .await
+            .map_err(|_| StoreError::Config("the committer has stopped".into()))??;
+        let message = appended.message;
+        let ack = encode(&ServerMsg::Ack {
+            room: self.room.name.to_string(),
+            client_id: message.client_id.clone(),
+            seq: message.seq,
+        });
+        // A duplicate goes through the reorder buffer too: usually it was
+        // delivered long ago and only the ack goes out, but if the first
+        // attempt was committed and then reported as failed (a connection
+        // lost during COMMIT, a timeout), this is its first delivery.
+        let seq = message.seq;
+        // Serialized once; every recipient shares these bytes.
+        let frame = encode(&ServerMsg::Message(message));
+        let mut state = lock(&self.room.state);
+        self.hub.accept(
+            &self.room,
+            &mut state,
+            seq,
+            Pending {
+                frame,
+                ack: Some((self.peer, ack)),
+            },
+        );
+        Ok(())
+    }
+}
+
 /// What a join must replay before `joined`.
 pub struct JoinTicket {
     room: Arc<Room>,
@@ -150,6 +196,7 @@ impl Hub {
         Arc::new(Hub {
             node_id,
             broker,
+            appends: GroupCommit::start(store.clone()),
             store,
             history,
             typing_interval,
@@ -163,6 +210,11 @@ impl Hub {
 
     pub fn node_id(&self) -> &Arc<str> {
         &self.node_id
+    }
+
+    /// How appends were grouped into transactions.
+    pub fn commit_stats(&self) -> &crate::store::group_commit::Stats {
+        self.appends.stats()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -411,6 +463,44 @@ impl Hub {
         state.peers.contains_key(&peer.id) || state.joining.contains_key(&peer.id)
     }
 
+    /// Queues a message for storing (see `GroupCommit::submit`): messages
+    /// submitted one after another are stored in that order. The returned
+    /// `Submitted` delivers it once stored; it must be finished even if the
+    /// sender goes away, so that everyone else still gets the message.
+    pub async fn submit(
+        self: &Arc<Self>,
+        room: &str,
+        peer: &Arc<Peer>,
+        content: &str,
+        client_id: &str,
+    ) -> Result<Submitted, StoreError> {
+        let Some(room) = self.existing(room) else {
+            return Err(StoreError::UnknownRoom(room.to_owned()));
+        };
+        // Removed meanwhile: nothing is stored for someone no longer in it.
+        if !Self::is_in(&lock(&room.state), peer) {
+            return Err(StoreError::UnknownRoom(room.name.to_string()));
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let answer = self
+            .appends
+            .submit(NewMessage {
+                room: &room.name,
+                id: &id,
+                user: &peer.user,
+                content,
+                ts: now_millis(),
+                client_id,
+            })
+            .await?;
+        Ok(Submitted {
+            hub: self.clone(),
+            room,
+            peer: peer.clone(),
+            answer,
+        })
+    }
+
     /// Stores the message, then delivers it in seq order to everyone in the
     /// room (sender included), followed by the sender's `ack`. A repeated
     /// `client_id` is acked with the original seq and never delivered twice.
@@ -421,49 +511,10 @@ impl Hub {
         content: &str,
         client_id: &str,
     ) -> Result<(), StoreError> {
-        let Some(room) = self.existing(room) else {
-            return Err(StoreError::UnknownRoom(room.to_owned()));
-        };
-        // Removed meanwhile: nothing is stored for someone no longer in it.
-        if !Self::is_in(&lock(&room.state), peer) {
-            return Err(StoreError::UnknownRoom(room.name.to_string()));
-        }
-        let id = uuid::Uuid::now_v7().to_string();
-        let appended = self
-            .store
-            .append(NewMessage {
-                room: &room.name,
-                id: &id,
-                user: &peer.user,
-                content,
-                ts: now_millis(),
-                client_id,
-            })
-            .await?;
-        let message = appended.message;
-        let ack = encode(&ServerMsg::Ack {
-            room: room.name.to_string(),
-            client_id: message.client_id.clone(),
-            seq: message.seq,
-        });
-        // A duplicate goes through the reorder buffer too: usually it was
-        // delivered long ago and only the ack goes out, but if the first
-        // attempt was committed and then reported as failed (a connection
-        // lost during COMMIT, a timeout), this is its first delivery.
-        let seq = message.seq;
-        // Serialized once; every recipient shares these bytes.
-        let frame = encode(&ServerMsg::Message(message));
-        let mut state = lock(&room.state);
-        self.accept(
-            &room,
-            &mut state,
-            seq,
-            Pending {
-                frame,
-                ack: Some((peer.clone(), ack)),
-            },
-        );
-        Ok(())
+        self.submit(room, peer, content, client_id)
+            .await?
+            .finish()
+            .await
     }
 
     /// Forwards "typing" to the room's other users, at most once per

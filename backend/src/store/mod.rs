@@ -10,6 +10,7 @@
 
 mod accounts;
 pub(crate) mod accounts_sql;
+pub mod group_commit;
 mod health;
 mod migrate;
 mod postgres;
@@ -42,6 +43,18 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The same error for each of several callers (a failed batch).
+    pub fn shared(&self) -> StoreError {
+        match self {
+            StoreError::UnknownRoom(room) => StoreError::UnknownRoom(room.clone()),
+            StoreError::Database(err) => {
+                StoreError::Database(sqlx::Error::Protocol(err.to_string()))
+            }
+            StoreError::Timeout(after) => StoreError::Timeout(*after),
+            StoreError::Config(why) => StoreError::Config(why.clone()),
+        }
+    }
+
     /// A fault of the store itself (as opposed to a refusal of this one
     /// request): it makes the store unhealthy until a write succeeds.
     pub fn is_fault(&self) -> bool {
@@ -89,7 +102,18 @@ pub trait Store: Accounts {
 
     /// Allocates the next seq and stores the message, unless this user
     /// already sent this `client_id` to this room.
-    async fn append(&self, message: NewMessage<'_>) -> Result<Appended>;
+    async fn append(&self, message: NewMessage<'_>) -> Result<Appended> {
+        self.append_batch(std::slice::from_ref(&message))
+            .await?
+            .pop()
+            .expect("one answer per message")
+    }
+
+    /// `append` for each message, in order, in one transaction: one commit
+    /// (one fsync) for all. A message for an unknown room is refused on its
+    /// own; any other failure refuses the whole batch, so nothing is
+    /// acknowledged that was not committed. See `group_commit`.
+    async fn append_batch(&self, batch: &[NewMessage<'_>]) -> Result<Vec<Result<Appended>>>;
 
     /// Messages with `after < seq <= up_to`, oldest first, at most `limit`.
     async fn range(

@@ -14,6 +14,8 @@ pub const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE name = $1";
 /// serialized and a deferred SQLite transaction never has to upgrade a lock.
 pub const NEXT_SEQ: &str =
     "UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1 RETURNING last_seq";
+/// Undoes `NEXT_SEQ` in the same transaction (a duplicate `client_id`).
+pub const RETURN_SEQ: &str = "UPDATE rooms SET last_seq = last_seq - 1 WHERE name = $1";
 pub const FIND_CLIENT_ID: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username FROM messages \
      WHERE room = $1 AND user_id = $2 AND client_id = $3";
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, client_id, username) \
@@ -141,38 +143,47 @@ macro_rules! impl_store {
                 })
             }
 
-            async fn append(
+            async fn append_batch(
                 &self,
-                m: $crate::store::NewMessage<'_>,
-            ) -> $crate::store::Result<$crate::store::Appended> {
+                batch: &[$crate::store::NewMessage<'_>],
+            ) -> $crate::store::Result<Vec<$crate::store::Result<$crate::store::Appended>>> {
                 use sqlx::Connection;
                 use $crate::store::health::Access;
                 use $crate::store::sql::{self, guarded};
                 use $crate::store::{Appended, StoreError};
                 guarded!(self, Access::Write, |conn| {
                     let mut tx = conn.begin().await?;
-                    let seq: Option<i64> = sqlx::query_scalar(sql::NEXT_SEQ)
-                        .bind(m.room)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    let Some(seq) = seq else {
-                        tx.rollback().await?;
-                        return Err(StoreError::UnknownRoom(m.room.to_owned()));
-                    };
-                    let earlier: Option<sql::MessageRow> = sqlx::query_as(sql::FIND_CLIENT_ID)
-                        .bind(m.room)
-                        .bind(&m.user.id)
-                        .bind(m.client_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(row) = earlier {
-                        // Rolling back also returns the seq we just took.
-                        tx.rollback().await?;
-                        Appended {
-                            message: sql::message(row),
-                            duplicate: true,
+                    let mut results = Vec::with_capacity(batch.len());
+                    for m in batch {
+                        let seq: Option<i64> = sqlx::query_scalar(sql::NEXT_SEQ)
+                            .bind(m.room)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        let Some(seq) = seq else {
+                            // Nothing was changed for it; the others go on.
+                            results.push(Err(StoreError::UnknownRoom(m.room.to_owned())));
+                            continue;
+                        };
+                        let earlier: Option<sql::MessageRow> = sqlx::query_as(sql::FIND_CLIENT_ID)
+                            .bind(m.room)
+                            .bind(&m.user.id)
+                            .bind(m.client_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        if let Some(row) = earlier {
+                            // Give the seq back. This transaction has held
+                            // the room's row since it took the seq, so the
+                            // seq is still the room's newest.
+                            sqlx::query(sql::RETURN_SEQ)
+                                .bind(m.room)
+                                .execute(&mut *tx)
+                                .await?;
+                            results.push(Ok(Appended {
+                                message: sql::message(row),
+                                duplicate: true,
+                            }));
+                            continue;
                         }
-                    } else {
                         sqlx::query(sql::INSERT_MESSAGE)
                             .bind(m.room)
                             .bind(seq)
@@ -185,9 +196,7 @@ macro_rules! impl_store {
                             .bind(&m.user.username)
                             .execute(&mut *tx)
                             .await?;
-                        // Only a commit that reports success makes an ack.
-                        tx.commit().await?;
-                        Appended {
+                        results.push(Ok(Appended {
                             message: common::ChatMessage {
                                 room: m.room.to_owned(),
                                 seq: seq as u64,
@@ -198,8 +207,12 @@ macro_rules! impl_store {
                                 client_id: m.client_id.to_owned(),
                             },
                             duplicate: false,
-                        }
+                        }));
                     }
+                    // Only a commit that reports success makes an ack, for
+                    // every message of the batch alike.
+                    tx.commit().await?;
+                    results
                 })
             }
 

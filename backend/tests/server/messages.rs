@@ -200,3 +200,57 @@ async fn messages_only_reach_the_room_they_were_sent_to() {
     assert!(matches!(alice.recv().await, ServerMsg::Message(m) if m.room == "one" && m.seq == 1));
     bob.expect_silence(Duration::from_millis(200)).await;
 }
+
+/// A client that pipelines its sends (no waiting for acks) gets them stored
+/// in the order sent, sharing the store's transactions, and every member
+/// sees them in that order; a bad one among them is refused on its own.
+#[tokio::test]
+async fn pipelined_sends_keep_their_order_and_share_commits() {
+    use std::sync::atomic::Ordering;
+    let server = TestServer::start_with(no_rate_limit).await;
+    let mut alice = server.client("alice").await;
+    let mut bob = server.client("bob").await;
+    alice.join("pipe").await;
+    bob.join("pipe").await;
+    const SENDS: u64 = 100;
+    for i in 0..SENDS {
+        alice
+            .send_json(serde_json::json!({"type":"send","room":"pipe","content":format!("m{i}"),"client_id":format!("c{i}")}))
+            .await;
+        if i == 50 {
+            // Not joined: refused alone, the rest go on.
+            alice
+                .send_json(serde_json::json!({"type":"send","room":"elsewhere","content":"x","client_id":"bad"}))
+                .await;
+        }
+    }
+    let mut acked = Vec::new();
+    let mut refused = Vec::new();
+    while acked.len() < SENDS as usize {
+        match alice.recv().await {
+            ServerMsg::Ack { client_id, seq, .. } => acked.push((client_id, seq)),
+            ServerMsg::Error { reference, .. } => refused.push(reference),
+            _ => {}
+        }
+    }
+    let expected: Vec<(String, u64)> = (0..SENDS).map(|i| (format!("c{i}"), i + 1)).collect();
+    assert_eq!(
+        acked, expected,
+        "acked in the order sent, seqs in that order"
+    );
+    assert_eq!(refused, [Some("bad".to_string())]);
+    let mut seen = Vec::new();
+    while seen.len() < SENDS as usize {
+        if let ServerMsg::Message(m) = bob.recv().await {
+            seen.push((m.client_id, m.seq));
+        }
+    }
+    assert_eq!(seen, expected);
+    let stats = server.server.as_ref().unwrap().state().hub.commit_stats();
+    let (messages, commits) = (
+        stats.messages.load(Ordering::Relaxed),
+        stats.commits.load(Ordering::Relaxed),
+    );
+    println!("{messages} pipelined sends stored in {commits} transactions");
+    assert!(commits < messages, "pipelined sends shared no transaction");
+}

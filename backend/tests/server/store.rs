@@ -145,6 +145,8 @@ conformance!(
     mixed_case_rooms_move_to_lowercase_without_merging,
     read_positions_only_move_forward,
     room_pages_walk_by_name_and_prefix,
+    a_batch_is_one_transaction_with_an_answer_per_message,
+    concurrent_appends_share_commits_and_stay_gap_free,
 );
 
 /// The LIKE prefix (with `_` escaped) and the cursor behave the same on
@@ -475,4 +477,116 @@ async fn rooms_are_persisted(t: &Target) {
         })
         .collect();
     assert_eq!(summary, [("alpha", "alice", 10, 0), ("beta", "bob", 20, 1)]);
+}
+
+/// `append_batch`: one transaction, answers in order; an unknown room is
+/// refused on its own; a duplicate `client_id` (even within the batch) gets
+/// the first message and takes no seq.
+async fn a_batch_is_one_transaction_with_an_answer_per_message(t: &Target) {
+    let store = t.open().await;
+    store.ensure_room("a", "u1", 1).await.unwrap();
+    store.ensure_room("b", "u1", 1).await.unwrap();
+    let (ann, bo) = (user("ann"), user("bo"));
+    let message = |room: &'static str, who: &'static User, client_id: &'static str| NewMessage {
+        room,
+        id: Box::leak(uuid::Uuid::now_v7().to_string().into_boxed_str()),
+        user: who,
+        content: "hello",
+        ts: 1,
+        client_id,
+    };
+    let ann: &'static User = Box::leak(Box::new(ann));
+    let bo: &'static User = Box::leak(Box::new(bo));
+    let batch = [
+        message("a", ann, "c1"),
+        message("b", ann, "c1"),
+        message("a", bo, "c1"),
+        message("ghost", ann, "c9"),
+        message("a", ann, "c1"),
+        message("a", ann, "c2"),
+    ];
+    let results = store.append_batch(&batch).await.unwrap();
+    let outcome: Vec<String> = results
+        .iter()
+        .map(|r| match r {
+            Ok(a) => format!(
+                "{}:{}{}",
+                a.message.room,
+                a.message.seq,
+                if a.duplicate { " dup" } else { "" }
+            ),
+            Err(StoreError::UnknownRoom(room)) => format!("unknown {room}"),
+            Err(other) => format!("{other}"),
+        })
+        .collect();
+    assert_eq!(
+        outcome,
+        ["a:1", "b:1", "a:2", "unknown ghost", "a:1 dup", "a:3"]
+    );
+    let stored = store.range("a", 0, 100, 100).await.unwrap();
+    assert_eq!(seqs(&stored), [1, 2, 3]);
+    assert_eq!(store.last_seq("a").await.unwrap(), Some(3));
+    // The seq the duplicate took was given back: the next one follows on.
+    assert_eq!(
+        append(store.as_ref(), "a", bo, "c2", 2).await.message.seq,
+        4
+    );
+}
+
+/// Through `GroupCommit`, many concurrent appends to several rooms share
+/// transactions, and every room's seqs are still exactly 1..=n.
+async fn concurrent_appends_share_commits_and_stay_gap_free(t: &Target) {
+    use backend::store::group_commit::GroupCommit;
+    use std::sync::atomic::Ordering;
+    let store = t.open().await;
+    for room in ["r0", "r1", "r2", "r3"] {
+        store.ensure_room(room, "u1", 1).await.unwrap();
+    }
+    let commits = Arc::new(GroupCommit::start(store.clone()));
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let commits = commits.clone();
+            tokio::spawn(async move {
+                let room = format!("r{}", i % 4);
+                let who = user(&format!("w{i}"));
+                let id = uuid::Uuid::now_v7().to_string();
+                let appended = commits
+                    .append(NewMessage {
+                        room: &room,
+                        id: &id,
+                        user: &who,
+                        content: "x",
+                        ts: 1,
+                        client_id: "c",
+                    })
+                    .await
+                    .unwrap();
+                (room, appended.message.seq)
+            })
+        })
+        .collect();
+    let mut by_room: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for task in tasks {
+        let (room, seq) = task.await.unwrap();
+        by_room.entry(room).or_default().push(seq);
+    }
+    for (room, mut got) in by_room {
+        got.sort_unstable();
+        assert_eq!(got, (1..=50).collect::<Vec<u64>>(), "{room}");
+        assert_eq!(
+            seqs(&store.range(&room, 0, 100, 100).await.unwrap()).len(),
+            50
+        );
+    }
+    let stats = commits.stats();
+    let (messages, transactions) = (
+        stats.messages.load(Ordering::Relaxed),
+        stats.commits.load(Ordering::Relaxed),
+    );
+    println!("{messages} appends in {transactions} transactions");
+    assert_eq!(messages, 200);
+    assert!(
+        transactions < messages,
+        "no two appends shared a transaction"
+    );
 }
