@@ -1,0 +1,406 @@
+//! Fan-out against references: Hearth, the "floor" (`floor.rs`: framing
+//! once and one write per subscriber, nothing else) and Socket.IO 4 on
+//! Node (`bench/socketio/`), back to back, same load, same machine. Prints
+//! the server's CPU per delivery and the latency from sending to each
+//! subscriber reading it, and the ratios to the floor and to Socket.IO.
+//!
+//! Load: one room of `subscribers`, one sender at a fixed rate; each rate is
+//! warmed up for 2 s, then measured for 10 s. Every message is the same
+//! ~250-byte JSON for all three servers (Hearth's own frame adds its
+//! fields around the content). Hearth stores each message in SQLite with
+//! fsync before fanning it out; the references store nothing.
+//!
+//! ```text
+//! cargo build --release -p backend --bin hearth --example floor --example compare
+//! target/release/examples/compare 1000 60 120
+//! ```
+//!
+//! Socket.IO's dependencies are installed from npm into
+//! bench/socketio/node_modules (ignored by git) on first use.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const WARM_UP: Duration = Duration::from_secs(2);
+const MEASURE: Duration = Duration::from_secs(10);
+const ROOM: &str = "bench";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Floor,
+    SocketIo,
+    Hearth,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Floor => "floor",
+            Kind::SocketIo => "Socket.IO 4",
+            Kind::Hearth => "Hearth",
+        }
+    }
+}
+
+struct Server {
+    kind: Kind,
+    child: tokio::process::Child,
+    port: u16,
+    _dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn release_dir() -> std::path::PathBuf {
+    // target/release/examples/compare → target/release
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+fn workspace_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+async fn start(kind: Kind) -> Server {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("hearth-compare-{port}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut command = match kind {
+        Kind::Floor => {
+            let mut c = tokio::process::Command::new(release_dir().join("examples/floor"));
+            c.arg(port.to_string());
+            c
+        }
+        Kind::SocketIo => {
+            let bench = workspace_dir().join("bench/socketio");
+            if !bench.join("node_modules").exists() {
+                let status = std::process::Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund"])
+                    .current_dir(&bench)
+                    .status()
+                    .expect("npm is installed");
+                assert!(status.success(), "npm ci in bench/socketio failed");
+            }
+            let mut c = tokio::process::Command::new("node");
+            c.arg(bench.join("server.js")).arg(port.to_string());
+            c
+        }
+        Kind::Hearth => {
+            let mut c = tokio::process::Command::new(release_dir().join("hearth"));
+            c.args(["--listen", &format!("127.0.0.1:{port}")])
+                .args(["--send-rate", "1000000", "--send-burst", "1000000"])
+                .args(["--allow-guests", "--auth-per-ip-per-minute", "1000000"])
+                .args(["--auth-per-username-per-minute", "1000000"])
+                .args(["--max-connections-per-ip", "1000000"])
+                .args(["--max-http-per-ip", "1000000"])
+                .args(["--api-per-ip-per-minute", "1000000"])
+                .arg("--data-dir")
+                .arg(&dir)
+                .arg("--static-dir")
+                .arg(&dir);
+            c
+        }
+    };
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {kind:?}: {e} (build the examples with --release)"));
+    for _ in 0..400 {
+        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Server {
+                kind,
+                child,
+                port,
+                _dir: dir,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{kind:?} did not start");
+}
+
+impl Server {
+    /// CPU time the server has used (user + system), from /proc.
+    fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id().unwrap())).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_millis(ticks * 10)
+    }
+
+    /// A connection that is in the room.
+    async fn connect(&self, http: &reqwest::Client, i: usize) -> Ws {
+        match self.kind {
+            Kind::Floor => ws(format!("ws://127.0.0.1:{}/", self.port), None).await,
+            Kind::SocketIo => {
+                let mut ws = ws(
+                    format!(
+                        "ws://127.0.0.1:{}/socket.io/?EIO=4&transport=websocket",
+                        self.port
+                    ),
+                    None,
+                )
+                .await;
+                next_text(&mut ws, |t| t.starts_with('0')).await;
+                ws.send(Message::text("40")).await.unwrap();
+                next_text(&mut ws, |t| t.starts_with("40")).await;
+                ws.send(Message::text(format!(r#"42["join","{ROOM}"]"#)))
+                    .await
+                    .unwrap();
+                ws
+            }
+            Kind::Hearth => {
+                let session: common::SessionResponse = http
+                    .post(format!("http://127.0.0.1:{}/api/session", self.port))
+                    .json(&serde_json::json!({ "name": format!("user{i}") }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let mut ws = ws(
+                    format!("ws://127.0.0.1:{}/ws", self.port),
+                    Some(&session.token),
+                )
+                .await;
+                let join = serde_json::json!({"type":"join","room":ROOM,"since":null});
+                ws.send(Message::text(join.to_string())).await.unwrap();
+                next_text(&mut ws, |t| t.contains(r#""type":"joined""#)).await;
+                ws
+            }
+        }
+    }
+
+    /// The frame that sends `content`.
+    fn send_frame(&self, content: &str, n: u64) -> String {
+        // The same ~250 bytes everywhere: a chat message as Hearth sends it.
+        let message = serde_json::json!({
+            "type": "message", "room": ROOM, "seq": n,
+            "id": "0192f0c4-7d1e-7cc4-b3b1-5e1b6a3c9f00",
+            "user": {"id": "9b2f6c1e-4a7d-4e53-8f0a-1c2d3e4f5a6b", "name": "sender"},
+            "content": content, "ts": 1_764_000_000_000u64, "client_id": format!("c{n}"),
+        });
+        match self.kind {
+            Kind::Floor => message.to_string(),
+            Kind::SocketIo => format!(r#"42["send","{ROOM}",{message}]"#),
+            Kind::Hearth => serde_json::json!({
+                "type": "send", "room": ROOM, "content": content, "client_id": format!("c{n}")
+            })
+            .to_string(),
+        }
+    }
+}
+
+async fn ws(url: String, token: Option<&str>) -> Ws {
+    let mut request = url.into_client_request().unwrap();
+    if let Some(token) = token {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    tokio_tungstenite::connect_async_with_config(request, None, true)
+        .await
+        .unwrap()
+        .0
+}
+
+async fn next_text(ws: &mut Ws, want: impl Fn(&str) -> bool) {
+    while let Some(Ok(frame)) = ws.next().await {
+        if let Message::Text(t) = frame
+            && want(t.as_str())
+        {
+            return;
+        }
+    }
+    panic!("connection ended during setup");
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// The send time in a delivered frame's content ("t<micros>-…").
+fn sent_at(text: &str) -> Option<u64> {
+    let start = text.find("\"content\":\"t")? + "\"content\":\"t".len();
+    let digits = &text[start..];
+    let end = digits.find(|c: char| !c.is_ascii_digit())?;
+    digits[..end].parse().ok()
+}
+
+struct Outcome {
+    deliveries_per_sec: f64,
+    cpu_per_delivery_us: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+async fn run(kind: Kind, subscribers: usize, rate: u32) -> Outcome {
+    let server = start(kind).await;
+    let http = reqwest::Client::new();
+    let measuring = Arc::new(AtomicBool::new(false));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let latencies: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let mut readers = Vec::with_capacity(subscribers);
+    for i in 0..subscribers {
+        let mut ws = server.connect(&http, i).await;
+        let (measuring, delivered, latencies) =
+            (measuring.clone(), delivered.clone(), latencies.clone());
+        readers.push(tokio::spawn(async move {
+            let mut mine: Vec<u32> = Vec::new();
+            while let Some(Ok(frame)) = ws.next().await {
+                let Message::Text(text) = frame else { continue };
+                let text = text.as_str();
+                if kind == Kind::SocketIo && text == "2" {
+                    let _ = ws.send(Message::text("3")).await;
+                    continue;
+                }
+                if kind == Kind::Hearth && text.contains(r#""type":"ping""#) {
+                    let _ = ws.send(Message::text(r#"{"type":"pong"}"#)).await;
+                    continue;
+                }
+                let Some(at) = sent_at(text) else { continue };
+                if measuring.load(Ordering::Relaxed) {
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                    mine.push(now_micros().saturating_sub(at) as u32);
+                }
+                if mine.len() >= 4096 {
+                    latencies.lock().await.append(&mut mine);
+                }
+            }
+            latencies.lock().await.append(&mut mine);
+        }));
+    }
+    let sender = server.connect(&http, subscribers).await;
+    // The sender's own copies and acks are read and dropped.
+    let (mut sink, mut stream) = sender.split();
+    let drain = tokio::spawn(async move { while stream.next().await.is_some() {} });
+    let padding = "x".repeat(60);
+    let every = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut n = 0u64;
+    let mut send_for = async |period: Duration, n: &mut u64| {
+        let until = Instant::now() + period;
+        while Instant::now() < until {
+            tick.tick().await;
+            *n += 1;
+            let content = format!("t{}-{padding}", now_micros());
+            sink.send(Message::text(server.send_frame(&content, *n)))
+                .await
+                .unwrap();
+        }
+    };
+    send_for(WARM_UP, &mut n).await;
+    let cpu_before = server.cpu_time();
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    send_for(MEASURE, &mut n).await;
+    // Let the last messages arrive before the window closes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let cpu = server.cpu_time() - cpu_before;
+    let count = delivered.load(Ordering::Relaxed);
+    drop(sink);
+    drain.abort();
+    drop(server);
+    for reader in readers {
+        reader.abort();
+        let _ = reader.await;
+    }
+    let mut all = std::mem::take(&mut *latencies.lock().await);
+    all.sort_unstable();
+    let pick = |q: f64| {
+        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
+            .map_or(f64::NAN, |&us| f64::from(us) / 1000.0)
+    };
+    Outcome {
+        deliveries_per_sec: count as f64 / elapsed.as_secs_f64(),
+        cpu_per_delivery_us: cpu.as_secs_f64() * 1e6 / count.max(1) as f64,
+        p50_ms: pick(0.50),
+        p99_ms: pick(0.99),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<u32> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("numbers: subscribers, then rates"))
+        .collect();
+    let subscribers = args.first().copied().unwrap_or(1000) as usize;
+    let rates: Vec<u32> = if args.len() > 1 {
+        args[1..].to_vec()
+    } else {
+        vec![60, 120]
+    };
+    println!("one room, {subscribers} subscribers, one sender; 2 s warm-up, 10 s measured per run");
+    println!();
+    println!(
+        "| rate | server | deliveries/s | server CPU per delivery | × floor | × Socket.IO | p50 | p99 |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for rate in rates {
+        let mut results = Vec::new();
+        for kind in [Kind::Floor, Kind::SocketIo, Kind::Hearth] {
+            results.push((kind, run(kind, subscribers, rate).await));
+        }
+        let floor = results[0].1.cpu_per_delivery_us;
+        let socketio = results[1].1.cpu_per_delivery_us;
+        for (kind, r) in &results {
+            println!(
+                "| {rate}/s | {} | {:.0} | {:.2} µs | {:.2} | {:.2} | {:.2} ms | {:.2} ms |",
+                kind.name(),
+                r.deliveries_per_sec,
+                r.cpu_per_delivery_us,
+                r.cpu_per_delivery_us / floor,
+                r.cpu_per_delivery_us / socketio,
+                r.p50_ms,
+                r.p99_ms
+            );
+        }
+    }
+}
