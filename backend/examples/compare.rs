@@ -15,6 +15,9 @@
 //! target/release/examples/compare 1000 60 120
 //! ```
 //!
+//! `COMPARE_ONLY=hearth` (or `floor`, `socketio`) runs one server alone, to
+//! profile it (`perf record -p <pid>`); ratios then mean nothing.
+//!
 //! Socket.IO's dependencies are installed from npm into
 //! bench/socketio/node_modules (ignored by git) on first use.
 
@@ -384,12 +387,25 @@ async fn main() {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for rate in rates {
+        let only = std::env::var("COMPARE_ONLY").ok();
         let mut results = Vec::new();
         for kind in [Kind::Floor, Kind::SocketIo, Kind::Hearth] {
-            results.push((kind, run(kind, subscribers, rate).await));
+            let key = match kind {
+                Kind::Floor => "floor",
+                Kind::SocketIo => "socketio",
+                Kind::Hearth => "hearth",
+            };
+            if only.as_deref().is_none_or(|o| o == key) {
+                results.push((kind, run(kind, subscribers, rate).await));
+            }
         }
-        let floor = results[0].1.cpu_per_delivery_us;
-        let socketio = results[1].1.cpu_per_delivery_us;
+        let reference = |kind: Kind| {
+            results
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map_or(f64::NAN, |(_, r)| r.cpu_per_delivery_us)
+        };
+        let (floor, socketio) = (reference(Kind::Floor), reference(Kind::SocketIo));
         for (kind, r) in &results {
             println!(
                 "| {rate}/s | {} | {:.0} | {:.2} µs | {:.2} | {:.2} | {:.2} ms | {:.2} ms |",

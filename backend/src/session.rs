@@ -136,9 +136,11 @@ impl Session {
         let kick = self.peer.outbox.kick().clone();
         let shutdown = self.app.shutdown.clone();
 
+        let kicked = kick.kicked();
+        tokio::pin!(kicked);
         loop {
             tokio::select! {
-                _ = kick.kicked() => return,
+                _ = &mut kicked => return,
                 _ = shutdown.cancelled() => {
                     return kick.kick(CloseReason::GOING_AWAY);
                 }
@@ -486,10 +488,15 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Utf8Bytes>,
     kick: Arc<Kick>,
 ) {
+    // One waiter for the whole connection, not one per frame: registering
+    // with the `Notify` takes its lock, and this loop runs per batch of
+    // frames on every connection of a busy room.
+    let kicked = kick.kicked();
+    tokio::pin!(kicked);
     let reason = loop {
         let first = tokio::select! {
             biased;
-            reason = kick.kicked() => break reason,
+            reason = &mut kicked => break reason,
             frame = rx.recv() => match frame {
                 Some(frame) => frame,
                 None => return,
@@ -510,7 +517,7 @@ async fn write_loop(
         // get through, so race them.
         tokio::select! {
             biased;
-            reason = kick.kicked() => break reason,
+            reason = &mut kicked => break reason,
             written = write => if written.is_err() { return },
         }
     };
