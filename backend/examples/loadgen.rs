@@ -79,6 +79,13 @@ async fn start_server_with(extra: &[&str]) -> Server {
             "1000000",
         ])
         .args(extra)
+        // LOADGEN_DATABASE_URL=postgres://… measures PostgreSQL instead of
+        // the default SQLite file (give it an empty database).
+        .args(
+            std::env::var("LOADGEN_DATABASE_URL")
+                .map(|url| vec!["--database-url".to_owned(), url])
+                .unwrap_or_default(),
+        )
         .arg("--data-dir")
         .arg(&dir)
         .arg("--static-dir")
