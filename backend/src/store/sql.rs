@@ -18,8 +18,11 @@ pub const NEXT_SEQ: &str =
 pub const RETURN_SEQ: &str = "UPDATE rooms SET last_seq = last_seq - 1 WHERE name = $1";
 pub const FIND_CLIENT_ID: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username FROM messages \
      WHERE room = $1 AND user_id = $2 AND client_id = $3";
+/// Nothing (no row returned) if the user already sent this `client_id` to
+/// the room: `messages_client_id` is unique.
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, client_id, username) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (room, user_id, client_id) DO NOTHING RETURNING seq";
 pub const RANGE: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username FROM messages \
      WHERE room = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4";
 pub const PAGE_BEFORE: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username FROM messages \
@@ -164,27 +167,10 @@ macro_rules! impl_store {
                             results.push(Err(StoreError::UnknownRoom(m.room.to_owned())));
                             continue;
                         };
-                        let earlier: Option<sql::MessageRow> = sqlx::query_as(sql::FIND_CLIENT_ID)
-                            .bind(m.room)
-                            .bind(&m.user.id)
-                            .bind(m.client_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        if let Some(row) = earlier {
-                            // Give the seq back. This transaction has held
-                            // the room's row since it took the seq, so the
-                            // seq is still the room's newest.
-                            sqlx::query(sql::RETURN_SEQ)
-                                .bind(m.room)
-                                .execute(&mut *tx)
-                                .await?;
-                            results.push(Ok(Appended {
-                                message: sql::message(row),
-                                duplicate: true,
-                            }));
-                            continue;
-                        }
-                        sqlx::query(sql::INSERT_MESSAGE)
+                        // Inserted unless this user already sent this
+                        // client_id here (the unique index says so): one
+                        // round trip for the usual case.
+                        let inserted: Option<i64> = sqlx::query_scalar(sql::INSERT_MESSAGE)
                             .bind(m.room)
                             .bind(seq)
                             .bind(m.id)
@@ -194,8 +180,28 @@ macro_rules! impl_store {
                             .bind(m.ts)
                             .bind(m.client_id)
                             .bind(&m.user.username)
-                            .execute(&mut *tx)
+                            .fetch_optional(&mut *tx)
                             .await?;
+                        if inserted.is_none() {
+                            let earlier: sql::MessageRow = sqlx::query_as(sql::FIND_CLIENT_ID)
+                                .bind(m.room)
+                                .bind(&m.user.id)
+                                .bind(m.client_id)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                            // Give the seq back. This transaction has held
+                            // the room's row since it took the seq, so the
+                            // seq is still the room's newest.
+                            sqlx::query(sql::RETURN_SEQ)
+                                .bind(m.room)
+                                .execute(&mut *tx)
+                                .await?;
+                            results.push(Ok(Appended {
+                                message: sql::message(earlier),
+                                duplicate: true,
+                            }));
+                            continue;
+                        }
                         results.push(Ok(Appended {
                             message: common::ChatMessage {
                                 room: m.room.to_owned(),
