@@ -18,6 +18,9 @@
 //! postgres://postgres@127.0.0.1:5432/test; a database is created and
 //! dropped) and Redis at HEARTH_TEST_REDIS_URL (default 127.0.0.1:6379).
 
+#[path = "support/nodes.rs"]
+mod nodes;
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,6 +31,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use nodes::{Nodes, raised, rss_kib};
 
 /// Connections of one user: a person with many tabs, which keeps sign-ins
 /// (store writes) from dominating the setup.
@@ -50,128 +55,15 @@ async fn main() {
     orchestrate(nodes, per_node).await;
 }
 
-fn release_dir() -> std::path::PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-/// A command run with the soft open-file limit raised to the hard one.
-fn raised(program: &std::path::Path, args: &[String]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new("sh");
-    command
-        .arg("-c")
-        .arg(r#"ulimit -n "$(ulimit -Hn)"; exec "$0" "$@""#)
-        .arg(program)
-        .args(args);
-    command
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-/// `sh` execs into each program, so a child's pid is the program's.
 async fn orchestrate(nodes: usize, per_node: usize) {
-    let admin_url = std::env::var("HEARTH_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let redis_url =
-        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let database = format!("hearth_crowd_{}", std::process::id());
-    let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {database}"))
-        .execute(&admin)
-        .await
-        .unwrap();
-    let database_url = format!("{}/{database}", admin_url.rsplit_once('/').unwrap().0);
-    let dir = std::env::temp_dir().join(format!("hearth-crowd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-
-    let mut servers = Vec::new();
-    for n in 0..nodes {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let args: Vec<String> = [
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--node-id",
-            &format!("crowd{n}"),
-            "--database-url",
-            &database_url,
-            "--redis-url",
-            &redis_url,
-            "--redis-prefix",
-            &database,
-            "--allow-guests",
-            "--auth-per-ip-per-minute",
-            "100000000",
-            "--auth-per-username-per-minute",
-            "100000000",
-            "--max-connections-per-ip",
-            "100000000",
-            "--max-connections-per-user",
-            "100000",
-            "--max-http-per-ip",
-            "100000000",
-            "--api-per-ip-per-minute",
-            "100000000",
-            "--rooms-per-user-per-hour",
-            "100000000",
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--static-dir",
-            dir.to_str().unwrap(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let child = raised(&release_dir().join("hearth"), &args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        servers.push((port, child));
-    }
-    for (port, _) in &servers {
-        let mut up = false;
-        for _ in 0..400 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", *port))
-                .await
-                .is_ok()
-            {
-                up = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        assert!(up, "a node did not start");
-    }
+    let cluster = Nodes::start(nodes, "crowd").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let before: Vec<u64> = servers
-        .iter()
-        .map(|(_, c)| rss_kib(c.id().unwrap()))
-        .collect();
+    let before: Vec<u64> = cluster.pids().into_iter().map(rss_kib).collect();
 
     println!("{nodes} nodes × {per_node} connections, each node's clients from its own 127.0.0.x");
     let started = Instant::now();
     let mut holders = Vec::new();
-    for (n, (port, _)) in servers.iter().enumerate() {
+    for (n, (port, _)) in cluster.servers.iter().enumerate() {
         let args = vec![
             "hold".to_string(),
             port.to_string(),
@@ -198,13 +90,10 @@ async fn orchestrate(nodes: usize, per_node: usize) {
     }
     let took = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after: Vec<u64> = servers
-        .iter()
-        .map(|(_, c)| rss_kib(c.id().unwrap()))
-        .collect();
+    let after: Vec<u64> = cluster.pids().into_iter().map(rss_kib).collect();
     let http = reqwest::Client::new();
     let mut open = 0;
-    for (port, _) in &servers {
+    for (port, _) in &cluster.servers {
         let health: serde_json::Value = http
             .get(format!("http://127.0.0.1:{port}/healthz"))
             .send()
@@ -231,12 +120,7 @@ async fn orchestrate(nodes: usize, per_node: usize) {
         println!("  node {i}: {b} → {a} KiB");
     }
     drop(holders);
-    drop(servers);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let _ = sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
-        .execute(&admin)
-        .await;
-    let _ = std::fs::remove_dir_all(&dir);
+    cluster.stop().await;
 }
 
 /// Connects `count` clients to the node at `port` from `source`, says

@@ -1,0 +1,164 @@
+//! Several Hearth nodes behind one fresh PostgreSQL database and a Redis
+//! prefix of their own, as child processes, for the multi-node benchmarks
+//! (`crowd.rs`, `spread.rs`). Everything is removed when dropped.
+
+// Each benchmark uses part of this.
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+pub struct Nodes {
+    pub prefix: String,
+    pub servers: Vec<(u16, tokio::process::Child)>,
+    admin: sqlx::PgPool,
+    dir: std::path::PathBuf,
+}
+
+pub fn release_dir() -> std::path::PathBuf {
+    // target/release/examples/<name> → target/release
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// A command run with the soft open-file limit raised to the hard one.
+pub fn raised(program: &std::path::Path, args: &[String]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(r#"ulimit -n "$(ulimit -Hn)"; exec "$0" "$@""#)
+        .arg(program)
+        .args(args);
+    command
+}
+
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+pub fn redis_url() -> String {
+    std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+impl Nodes {
+    /// Starts `count` nodes (`sh` execs into each, so a child's pid is the
+    /// node's) with every per-client limit lifted, and waits until they
+    /// listen.
+    pub async fn start(count: usize, name: &str) -> Nodes {
+        let admin_url = std::env::var("HEARTH_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let database = format!("hearth_{name}_{}", std::process::id());
+        let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {database}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let database_url = format!("{}/{database}", admin_url.rsplit_once('/').unwrap().0);
+        let dir = std::env::temp_dir().join(format!("hearth-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut servers = Vec::new();
+        for n in 0..count {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let args: Vec<String> = [
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--node-id",
+                &format!("{name}{n}"),
+                "--database-url",
+                &database_url,
+                "--redis-url",
+                &redis_url(),
+                "--redis-prefix",
+                &database,
+                "--allow-guests",
+                "--auth-per-ip-per-minute",
+                "100000000",
+                "--auth-per-username-per-minute",
+                "100000000",
+                "--max-connections-per-ip",
+                "100000000",
+                "--max-connections-per-user",
+                "100000",
+                "--max-http-per-ip",
+                "100000000",
+                "--api-per-ip-per-minute",
+                "100000000",
+                "--rooms-per-user-per-hour",
+                "100000000",
+                "--send-rate",
+                "100000",
+                "--send-burst",
+                "100000",
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--static-dir",
+                dir.to_str().unwrap(),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            let child = raised(&release_dir().join("hearth"), &args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap();
+            servers.push((port, child));
+        }
+        for (port, _) in &servers {
+            let mut up = false;
+            for _ in 0..400 {
+                if tokio::net::TcpStream::connect(("127.0.0.1", *port))
+                    .await
+                    .is_ok()
+                {
+                    up = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            assert!(up, "a node did not start");
+        }
+        Nodes {
+            prefix: database,
+            servers,
+            admin,
+            dir,
+        }
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.servers
+            .iter()
+            .map(|(_, child)| child.id().unwrap())
+            .collect()
+    }
+
+    /// Stops the nodes and drops their database.
+    pub async fn stop(mut self) {
+        for (_, child) in &mut self.servers {
+            let _ = child.kill().await;
+        }
+        let _ = sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.prefix))
+            .execute(&self.admin)
+            .await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
