@@ -251,9 +251,27 @@ pub struct Config {
     #[arg(long, env = "HEARTH_SHUTDOWN_GRACE_MS", default_value_t = 8_000)]
     pub shutdown_grace_ms: u64,
 
+    /// On SIGTERM, how long `/readyz` says "draining" (503) while
+    /// everything else still works, before connections are closed with
+    /// 1001: time for a load balancer to stop sending new clients here.
+    /// In milliseconds; 0 closes at once.
+    #[arg(long, env = "HEARTH_DRAIN_MS", default_value_t = 5_000)]
+    pub drain_ms: u64,
+
+    /// Log lines as human-readable text, or as JSON objects (one per line,
+    /// with their span fields: request ids, connection ids) for log shippers.
+    #[arg(long, env = "HEARTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// This node's id in a multi-node deployment. Random if unset.
     #[arg(long, env = "HEARTH_NODE_ID")]
     pub node_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Config {

@@ -39,6 +39,7 @@ use axum::routing::get;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use config::Config;
@@ -60,13 +61,27 @@ pub struct AppState {
     /// Every live WebSocket session, so shutdown can wait for them.
     pub sessions: TaskTracker,
     next_conn_id: AtomicU64,
+    /// Shutting down soon: `/readyz` says so (see `--drain-ms`).
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
+    /// From now on `/readyz` answers 503 "draining".
+    pub fn begin_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
     pub fn next_conn_id(&self) -> u64 {
         self.next_conn_id.fetch_add(1, Ordering::Relaxed)
     }
 }
+
+/// The header that carries a request's id (`--log-format json` logs it).
+pub const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
 
 /// The router: API, WebSocket, health, and the frontend with SPA fallback.
 pub fn app(state: Arc<AppState>) -> Router {
@@ -74,6 +89,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
         .nest(
             "/api",
             api::router().layer(axum::middleware::from_fn_with_state(
@@ -85,12 +101,26 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn(web::security_headers))
         .layer(
             TraceLayer::new_for_http()
-                // Log the path only: the query string of /ws holds a token.
+                // Log the path only: a query string may hold a ticket.
                 .make_span_with(|req: &axum::http::Request<_>| {
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!(
+                        "http",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %id
+                    )
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
         )
+        // Outermost: every request has an id (the client's, or a new UUID)
+        // before it is logged, and the response carries it back.
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
 }
 
@@ -203,6 +233,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         shutdown: CancellationToken::new(),
         sessions: TaskTracker::new(),
         next_conn_id: AtomicU64::new(1),
+        draining: std::sync::atomic::AtomicBool::new(false),
     });
     let router = app(state.clone());
     let stop = state.shutdown.clone();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use std::net::SocketAddr;
+use tracing::Instrument;
 
 use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -154,6 +155,11 @@ pub async fn upgrade(
             );
         }
     };
+    let request_id = headers
+        .get(crate::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let max = app.config.max_frame_bytes;
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(WRITE_BUFFER_BYTES)
@@ -164,10 +170,16 @@ pub async fn upgrade(
         .max_frame_size(max)
         .on_upgrade(move |socket| {
             let sessions = app.sessions.clone();
-            sessions.track_future(async move {
-                let _slot = slot;
-                session::run(socket, app, identity).await;
-            })
+            // The session's logs carry the upgrade request's id and the user.
+            let span =
+                tracing::info_span!("ws", request_id = %request_id, user = %identity.user.id);
+            sessions.track_future(
+                async move {
+                    let _slot = slot;
+                    session::run(socket, app, identity).await;
+                }
+                .instrument(span),
+            )
         })
 }
 

@@ -1,6 +1,6 @@
 //! Several Hearth nodes behind one fresh PostgreSQL database and a Redis
 //! prefix of their own, as child processes, for the multi-node benchmarks
-//! (`crowd.rs`, `spread.rs`). Everything is removed when dropped.
+//! (`crowd.rs`, `spread.rs`). `stop` removes everything.
 
 // Each benchmark uses part of this.
 #![allow(dead_code)]

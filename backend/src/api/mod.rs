@@ -111,6 +111,37 @@ pub async fn healthz(
     Json(health)
 }
 
+/// `GET /readyz`: whether a load balancer should send new clients here.
+/// 200 `ready`, or 503 with why not: the node is draining before it shuts
+/// down (SIGTERM, see `--drain-ms`), or it cannot write to its store or
+/// reach the other nodes. `/healthz` is the liveness check: a degraded node
+/// is alive (and recovers by itself) but not ready.
+pub async fn readyz(axum::extract::State(app): axum::extract::State<Arc<AppState>>) -> Response {
+    let node = app.hub.node_id().as_ref();
+    let mut problems: Vec<String> = Vec::new();
+    if app.is_draining() {
+        problems.push("draining: shutting down soon".into());
+    }
+    problems.extend(
+        [app.hub.store().health().status(), app.hub.broker_health()]
+            .into_iter()
+            .filter_map(Result::err),
+    );
+    if problems.is_empty() {
+        return Json(serde_json::json!({ "status": "ready", "node": node })).into_response();
+    }
+    let status = if app.is_draining() {
+        "draining"
+    } else {
+        "not_ready"
+    };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(serde_json::json!({ "status": status, "reason": problems.join("; "), "node": node })),
+    )
+        .into_response()
+}
+
 /// An extractor for `Authorization: Bearer <token>` naming a live session.
 /// A revoked or expired session is refused at once: the store is asked on
 /// every request.

@@ -1,6 +1,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::ServerMsg;
 use tokio::io::AsyncReadExt;
 
 use crate::support::{Ended, TestServer, connect_at, free_port, sign_in_at, temp_dir};
@@ -25,15 +26,19 @@ async fn shutdown_closes_every_websocket_with_1001() {
     assert!(reqwest::get(server.url("/healthz")).await.is_err());
 }
 
-/// The real binary: SIGTERM closes connections with 1001 and exits, and no
-/// token is ever written to the log, even at the most verbose level.
+/// The real binary: on SIGTERM `/readyz` turns 503 "draining" while the
+/// node still serves (`--drain-ms`), then it closes connections with 1001
+/// and exits. Its JSON logs are one object per line, with a request id on
+/// each request, and no token is ever written to the log, even at the most
+/// verbose level.
 #[tokio::test]
-async fn the_binary_exits_cleanly_on_sigterm_and_never_logs_tokens() {
+async fn the_binary_drains_then_exits_on_sigterm_and_never_logs_tokens() {
     let dir = temp_dir();
     let port = free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--allow-guests", "--auth-per-ip-per-minute", "1000000"])
+        .args(["--drain-ms", "1500", "--log-format", "json"])
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--static-dir")
@@ -44,6 +49,19 @@ async fn the_binary_exits_cleanly_on_sigterm_and_never_logs_tokens() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // Read the logs as they come: a full pipe would stall the server.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let logs_out = tokio::spawn(async move {
+        let mut logs = String::new();
+        let _ = stdout.read_to_string(&mut logs).await;
+        logs
+    });
+    let logs_err = tokio::spawn(async move {
+        let mut logs = String::new();
+        let _ = stderr.read_to_string(&mut logs).await;
+        logs
+    });
     let base = format!("http://127.0.0.1:{port}");
     let mut up = false;
     for _ in 0..100 {
@@ -65,9 +83,43 @@ async fn the_binary_exits_cleanly_on_sigterm_and_never_logs_tokens() {
     ))
     .await;
 
+    let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(
+        ready.headers().contains_key("x-request-id"),
+        "every response carries its request id"
+    );
+
     let pid = child.id().unwrap() as i32;
     let started = Instant::now();
     assert_eq!(unsafe_free_kill(pid, "TERM"), 0);
+    // Draining: not ready, still alive, still serving this client.
+    let mut draining = false;
+    for _ in 0..40 {
+        let ready = reqwest::get(format!("{base}/readyz")).await.unwrap();
+        if ready.status() == 503 {
+            let body: serde_json::Value = ready.json().await.unwrap();
+            assert_eq!(body["status"], "draining");
+            draining = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(draining, "/readyz never said draining");
+    assert_eq!(
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    client.say("general", "still here", "c-drain").await;
+    assert!(matches!(
+        client
+            .recv_where(|m| matches!(m, ServerMsg::Ack { .. }))
+            .await,
+        ServerMsg::Ack { .. }
+    ));
     assert_eq!(
         client.ended().await,
         Ended::Closed(common::close::GOING_AWAY)
@@ -79,24 +131,23 @@ async fn the_binary_exits_cleanly_on_sigterm_and_never_logs_tokens() {
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
 
-    let mut logs = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
+    let logs = logs_out.await.unwrap() + &logs_err.await.unwrap();
     assert!(
         logs.contains("/ws"),
         "the log is verbose enough to matter:\n{logs}"
+    );
+    // One JSON object per line; the upgrade request's lines name its id.
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["span"]["path"] == "/ws"
+            && l["span"]["request_id"]
+                .as_str()
+                .is_some_and(|id| id.len() >= 32)),
+        "no /ws line with a request id:\n{logs}"
     );
     assert!(
         !logs.contains(&session.token),
