@@ -17,6 +17,7 @@
 //!
 //! `COMPARE_ONLY=hearth` (or `floor`, `socketio`) runs one server alone, to
 //! profile it (`perf record -p <pid>`); ratios then mean nothing.
+//! `COMPARE_HEARTH_ARGS` adds flags to Hearth's (`--metrics-token x`).
 //!
 //! Socket.IO's dependencies are installed from npm into
 //! bench/socketio/node_modules (ignored by git) on first use.
@@ -131,7 +132,13 @@ async fn start(kind: Kind) -> Server {
                 .arg("--data-dir")
                 .arg(&dir)
                 .arg("--static-dir")
-                .arg(&dir);
+                .arg(&dir)
+                // COMPARE_HEARTH_ARGS="--metrics-token x": more flags.
+                .args(
+                    std::env::var("COMPARE_HEARTH_ARGS")
+                        .unwrap_or_default()
+                        .split_whitespace(),
+                );
             c
         }
     };

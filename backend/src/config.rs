@@ -258,6 +258,17 @@ pub struct Config {
     #[arg(long, env = "HEARTH_DRAIN_MS", default_value_t = 5_000)]
     pub drain_ms: u64,
 
+    /// Serves Prometheus metrics at `GET /metrics` on the main listener, to
+    /// requests with `Authorization: Bearer <this token>`. Off unless set
+    /// (or `--metrics-listen`).
+    #[arg(long, env = "HEARTH_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
+    /// Serves `GET /metrics` without a token on this separate address
+    /// (keep it private: a loopback or internal interface).
+    #[arg(long, env = "HEARTH_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Log lines as human-readable text, or as JSON objects (one per line,
     /// with their span fields: request ids, connection ids) for log shippers.
     #[arg(long, env = "HEARTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

@@ -18,6 +18,7 @@ pub mod listener;
 pub mod memory;
 pub mod outbox;
 pub mod passwords;
+pub mod prometheus;
 pub mod rate;
 pub mod reorder;
 pub mod revocation;
@@ -61,6 +62,8 @@ pub struct AppState {
     /// Every live WebSocket session, so shutdown can wait for them.
     pub sessions: TaskTracker,
     next_conn_id: AtomicU64,
+    /// The metrics recorder's handle, when metrics are on.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Shutting down soon: `/readyz` says so (see `--drain-ms`).
     draining: std::sync::atomic::AtomicBool,
 }
@@ -90,6 +93,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/ws", get(ws::upgrade))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
+        .route("/metrics", get(prometheus::scrape))
         .nest(
             "/api",
             api::router().layer(axum::middleware::from_fn_with_state(
@@ -224,6 +228,16 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         },
         config.trusted_proxies.clone(),
     );
+    let metrics = if config.metrics_token.is_some() || config.metrics_listen.is_some() {
+        prometheus::install()
+    } else {
+        None
+    };
+    if let (Some(addr), Some(handle)) = (config.metrics_listen, &metrics) {
+        prometheus::serve_separately(addr, handle.clone())
+            .await
+            .context("binding --metrics-listen")?;
+    }
     let state = Arc::new(AppState {
         passwords: passwords::Passwords::new(config.hash_concurrency),
         throttle,
@@ -234,6 +248,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         sessions: TaskTracker::new(),
         next_conn_id: AtomicU64::new(1),
         draining: std::sync::atomic::AtomicBool::new(false),
+        metrics,
     });
     let router = app(state.clone());
     let stop = state.shutdown.clone();
@@ -438,10 +453,12 @@ fn spawn_remote_delivery(hub: Arc<Hub>, broker: &dyn Broker) {
             match deliveries.recv().await {
                 Ok(Delivery::Envelope(envelope)) => hub.deliver_remote(&envelope),
                 Ok(Delivery::Resubscribed) => {
+                    metrics::counter!(prometheus::BROKER_RECONNECTS).increment(1);
                     tracing::info!("broker reconnected; catching up from the store");
                     hub.catch_up().await;
                 }
                 Err(RecvError::Lagged(missed)) => {
+                    metrics::counter!(prometheus::BROKER_LAGGED).increment(missed);
                     // Same remedy as a reconnect: the store has everything.
                     tracing::warn!(missed, "broker delivery lagged; catching up from the store");
                     hub.catch_up().await;
@@ -467,7 +484,10 @@ fn spawn_presence(config: &Config, hub: Arc<Hub>) {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
+            let started = std::time::Instant::now();
             hub.sync_presence(ttl, every).await;
+            metrics::histogram!(prometheus::PRESENCE_SYNC_SECONDS)
+                .record(started.elapsed().as_secs_f64());
         }
     });
 }

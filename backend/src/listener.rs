@@ -102,6 +102,7 @@ pub async fn serve(
         };
         let Some(admitted) = open.admit(peer.ip(), limits.per_ip) else {
             tracing::debug!(ip = %peer.ip(), "too many connections from one address; closed");
+            crate::prometheus::rate_limited("http_connections_per_ip");
             drop(stream);
             continue;
         };

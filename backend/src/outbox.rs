@@ -112,7 +112,7 @@ impl Outbox {
     /// Queues a frame without waiting. A full queue kicks the connection.
     pub fn push(&self, frame: Utf8Bytes) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
-            self.kick.kick(CloseReason::SLOW_CONSUMER);
+            self.slow_consumer();
         }
     }
 
@@ -127,11 +127,18 @@ impl Outbox {
                 Ok(Ok(())) => true,
                 Ok(Err(_)) => false,
                 Err(_) => {
-                    self.kick.kick(CloseReason::SLOW_CONSUMER);
+                    self.slow_consumer();
                     false
                 }
             },
         }
+    }
+
+    fn slow_consumer(&self) {
+        if self.kick.reason().is_none() {
+            metrics::counter!(crate::prometheus::SLOW_CONSUMER_KICKS).increment(1);
+        }
+        self.kick.kick(CloseReason::SLOW_CONSUMER);
     }
 
     /// The queue's size in frames.

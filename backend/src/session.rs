@@ -22,6 +22,7 @@ use crate::AppState;
 use crate::auth::{Identity, now_secs};
 use crate::hub::{Peer, encode};
 use crate::outbox::{CloseReason, Kick, Outbox};
+use crate::prometheus;
 use crate::rate::TokenBucket;
 
 /// The `ping` frame, pre-serialized.
@@ -57,6 +58,8 @@ pub async fn run(socket: WebSocket, app: Arc<AppState>, identity: Identity) {
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(sink, rx, peer.outbox.kick().clone()));
     tracing::debug!(conn = peer.id, user = %peer.user.id, "connected");
+    metrics::counter!(prometheus::CONNECTIONS_OPENED).increment(1);
+    metrics::gauge!(prometheus::CONNECTIONS_OPEN).increment(1.0);
 
     peer.outbox.push(encode(&ServerMsg::Welcome {
         user: peer.user.clone(),
@@ -97,7 +100,11 @@ pub async fn run(socket: WebSocket, app: Arc<AppState>, identity: Identity) {
     // The writer stops on a kick; a normal end (the client closed) needs one too.
     peer.outbox.kick().kick(CloseReason::NORMAL);
     let _ = writer.await;
-    tracing::debug!(conn = peer.id, reason = ?peer.outbox.kick().reason(), "disconnected");
+    let reason = peer.outbox.kick().reason();
+    tracing::debug!(conn = peer.id, ?reason, "disconnected");
+    metrics::gauge!(prometheus::CONNECTIONS_OPEN).decrement(1.0);
+    let code = reason.map_or(CloseReason::NORMAL.code, |r| r.code);
+    metrics::counter!(prometheus::CONNECTIONS_CLOSED, "code" => code.to_string()).increment(1);
 }
 
 struct Session {
@@ -238,6 +245,7 @@ impl Session {
             );
         }
         if !self.membership_bucket.try_take(std::time::Instant::now()) {
+            prometheus::rate_limited("join");
             return self.tell(ErrorCode::RateLimited, "joining too fast", Some(room));
         }
         // Private rooms are for their members. (A room that does not exist
@@ -273,6 +281,7 @@ impl Session {
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     if self.app.throttle.create_room(&self.peer.user.id).is_err() {
+                        prometheus::rate_limited("rooms_created");
                         return self.tell(
                             ErrorCode::RateLimited,
                             "creating rooms too fast; join an existing one or wait",
@@ -319,6 +328,7 @@ impl Session {
             }
             None => {
                 self.app.hub.leave(&room, &self.peer);
+                prometheus::rate_limited("replay");
                 return self.tell(
                     ErrorCode::RateLimited,
                     "joining with history too fast; try again in a few seconds",
@@ -338,6 +348,7 @@ impl Session {
             }
         }
         self.app.hub.finish_join(ticket, &self.peer);
+        metrics::counter!(prometheus::JOINS).increment(1);
     }
 
     async fn read(&mut self, room: String, seq: u64) {
@@ -347,6 +358,7 @@ impl Session {
         // Each one is a write: limited like joins (a client sends about one
         // a second per room it is looking at).
         if !self.membership_bucket.try_take(std::time::Instant::now()) {
+            prometheus::rate_limited("read");
             return self.tell(ErrorCode::RateLimited, "marking read too fast", Some(room));
         }
         if let Err(err) = self.app.hub.mark_read(&room, &self.peer, seq).await {
@@ -380,6 +392,7 @@ impl Session {
             return self.reject(ErrorCode::InvalidContent, why, Some(client_id));
         }
         if !self.send_bucket.try_take(std::time::Instant::now()) {
+            prometheus::rate_limited("send");
             return self.tell(
                 ErrorCode::RateLimited,
                 "sending too fast; the message was not sent",
@@ -432,6 +445,7 @@ impl Session {
 
     /// Reports an error that does not count against the error budget.
     fn tell(&mut self, code: ErrorCode, message: &str, reference: Option<String>) {
+        metrics::counter!(prometheus::ERRORS, "code" => code.as_str()).increment(1);
         self.peer.outbox.push(encode(&ServerMsg::Error {
             code,
             message: message.to_owned(),
@@ -502,6 +516,7 @@ async fn write_loop(
                 None => return,
             },
         };
+        metrics::histogram!(prometheus::OUTBOUND_QUEUE_DEPTH).record((rx.len() + 1) as f64);
         let write = async {
             sink.feed(Message::Text(first)).await?;
             // Drain a backlog before flushing: one write syscall, not many.

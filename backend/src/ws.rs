@@ -125,6 +125,7 @@ pub async fn upgrade(
     let slot = match app.slots.acquire(ip, &identity.user.id) {
         Ok(slot) => slot,
         Err(Refusal::NodeFull) => {
+            crate::prometheus::rate_limited("connections_per_node");
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "server_full",
@@ -133,6 +134,10 @@ pub async fn upgrade(
         }
         Err(refusal) => {
             tracing::info!(%ip, user = %identity.user.id, ?refusal, "WebSocket refused");
+            crate::prometheus::rate_limited(match refusal {
+                Refusal::TooManyForUser => "connections_per_user",
+                _ => "connections_per_ip",
+            });
             return error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_connections",

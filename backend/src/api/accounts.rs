@@ -50,6 +50,7 @@ fn throttle(
     let ip = app.throttle.client_ip(peer, headers);
     app.throttle.check(ip, username).map_err(|wait| {
         tracing::info!(%ip, username, "sign-in rate limited");
+        crate::prometheus::rate_limited("sign_in");
         rate_limited(wait)
     })
 }
@@ -162,6 +163,25 @@ pub async fn sign_up(
 
 /// `POST /api/session {username, password}` (or `{name}` for a guest).
 pub async fn sign_in(
+    state: State<Arc<AppState>>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    request: Result<Json<SessionRequest>, JsonRejection>,
+) -> Response {
+    let response = sign_in_answer(state, peer, headers, request).await;
+    let result = match response.status() {
+        StatusCode::OK => "ok",
+        StatusCode::UNAUTHORIZED => "bad_credentials",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "busy",
+        status if status.is_client_error() => "refused",
+        _ => "error",
+    };
+    metrics::counter!(crate::prometheus::SIGN_INS, "result" => result).increment(1);
+    response
+}
+
+async fn sign_in_answer(
     State(app): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,

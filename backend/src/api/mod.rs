@@ -63,6 +63,7 @@ pub async fn rate_limit(
     let ip = app.throttle.client_ip(peer, request.headers());
     if let Err(wait) = app.throttle.api_request(ip, bearer(request.headers())) {
         tracing::debug!(%ip, path = request.uri().path(), "API rate limited");
+        crate::prometheus::rate_limited("api");
         return rate_limited(wait);
     }
     next.run(request).await

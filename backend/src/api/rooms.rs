@@ -146,6 +146,7 @@ pub async fn create(
         Err(response) => return response,
     };
     if let Err(wait) = app.throttle.create_room(&who.user.id) {
+        crate::prometheus::rate_limited("rooms_created");
         return super::rate_limited(wait);
     }
     match app

@@ -269,7 +269,10 @@ async fn publish_loop(
             .query_async(&mut conn)
             .await;
         match published {
-            Ok(()) => Status::set(&status.publishing, None),
+            Ok(()) => {
+                metrics::counter!(crate::prometheus::BROKER_PUBLISHED).increment(1);
+                Status::set(&status.publishing, None)
+            }
             // At-most-once: the event is dropped; the store covers
             // messages, and the registry presence (others re-read it when
             // this node's epoch moves).

@@ -65,6 +65,7 @@ impl Subscriptions {
                         tokio::select! {
                             msg = stream.next() => match msg {
                                 Some(msg) => {
+                                    metrics::counter!(crate::prometheus::BROKER_RECEIVED).increment(1);
                                     if let Some(envelope) = decode(msg.get_payload_bytes()) {
                                         let _ = self.tx.send(Delivery::Envelope(envelope));
                                     }

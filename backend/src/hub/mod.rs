@@ -938,7 +938,9 @@ impl Hub {
                 }),
             })
         });
-        Ok((room.clone(), inserted))
+        let room = room.clone();
+        metrics::gauge!(crate::prometheus::ROOMS_LOADED).set(rooms.len() as f64);
+        Ok((room, inserted))
     }
 
     /// Unloads rooms that have had no connection on this node for `grace`
@@ -978,6 +980,7 @@ impl Hub {
             self.broker.unwatch_room(&name);
             unloaded += 1;
         }
+        metrics::gauge!(crate::prometheus::ROOMS_LOADED).set(rooms.len() as f64);
         // A map that held many rooms keeps their slots unless told.
         if unloaded > 0 && rooms.capacity() > 4 * rooms.len().max(64) {
             rooms.shrink_to_fit();
@@ -1083,6 +1086,8 @@ fn deliver_to_user(
 }
 
 fn deliver(state: &mut RoomState, frame: &Utf8Bytes, skip_user: Option<&Arc<str>>) {
+    metrics::counter!(crate::prometheus::DELIVERIES)
+        .increment((state.peers.len() + state.joining.len()) as u64);
     let skip = |peer: &Peer| skip_user.is_some_and(|skip| *skip == peer.user_id);
     for peer in state.peers.values() {
         if !skip(peer) {

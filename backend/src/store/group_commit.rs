@@ -121,7 +121,11 @@ async fn commit_loop(store: Arc<dyn Store>, mut jobs: mpsc::Receiver<Job>, stats
             }
         }
         let messages: Vec<NewMessage<'_>> = batch.iter().map(|job| job.message.borrow()).collect();
+        let started = std::time::Instant::now();
         let outcome = store.append_batch(&messages).await;
+        metrics::histogram!(crate::prometheus::STORE_APPEND_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::prometheus::STORE_APPEND_BATCH).record(messages.len() as f64);
         drop(messages);
         stats.commits.fetch_add(1, Ordering::Relaxed);
         stats
@@ -129,11 +133,17 @@ async fn commit_loop(store: Arc<dyn Store>, mut jobs: mpsc::Receiver<Job>, stats
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         match outcome {
             Ok(results) => {
+                let stored = results
+                    .iter()
+                    .filter(|r| r.as_ref().is_ok_and(|a| !a.duplicate))
+                    .count();
+                metrics::counter!(crate::prometheus::MESSAGES_STORED).increment(stored as u64);
                 for (job, result) in batch.drain(..).zip(results) {
                     let _ = job.reply.send(result);
                 }
             }
             Err(err) => {
+                metrics::counter!(crate::prometheus::STORE_ERRORS).increment(1);
                 for job in batch.drain(..) {
                     let _ = job.reply.send(Err(err.shared()));
                 }

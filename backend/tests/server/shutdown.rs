@@ -169,3 +169,112 @@ fn unsafe_free_kill(pid: i32, signal: &str) -> i32 {
         .code()
         .unwrap()
 }
+
+/// `/metrics` on the real binary (a process of its own: the recorder is
+/// process-wide): after a scripted exchange the counters are exact, and
+/// the endpoint wants its token.
+#[tokio::test]
+async fn metrics_count_a_scripted_exchange_exactly() {
+    let dir = temp_dir();
+    let port = free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--allow-guests", "--metrics-token", "scrape-me"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--static-dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let http = reqwest::Client::new();
+    let scrape = |token: &'static str| {
+        let request = http.get(format!("{base}/metrics")).bearer_auth(token);
+        async move { request.send().await.unwrap() }
+    };
+    assert_eq!(scrape("wrong").await.status(), 401);
+    assert_eq!(
+        http.get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    let addr = format!("127.0.0.1:{port}");
+    let mut alice = connect_at(&addr, &sign_in_at(&addr, "alice").await).await;
+    let mut bob = connect_at(&addr, &sign_in_at(&addr, "bob").await).await;
+    alice.join("lobby").await;
+    bob.join("lobby").await;
+    for i in 0..3 {
+        alice.say("lobby", &format!("m{i}"), &format!("c{i}")).await;
+        alice
+            .recv_where(|m| matches!(m, ServerMsg::Ack { .. }))
+            .await;
+    }
+    // The same client_id again: acked, not stored twice.
+    alice.say("lobby", "m0", "c0").await;
+    alice
+        .recv_where(|m| matches!(m, ServerMsg::Ack { .. }))
+        .await;
+    alice.send_raw("not json").await;
+    alice
+        .recv_where(|m| matches!(m, ServerMsg::Error { .. }))
+        .await;
+    for _ in 0..3 {
+        bob.recv_where(|m| matches!(m, ServerMsg::Message(_))).await;
+    }
+    drop(alice);
+
+    let value = |text: &str, series: &str| -> f64 {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = scrape("scrape-me").await.text().await.unwrap();
+        if text.contains(r#"hearth_connections_closed_total{code="1000"} 1"#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(value(&text, r#"hearth_sign_ins_total{result="ok"}"#), 2.0);
+    assert_eq!(value(&text, "hearth_connections_opened_total"), 2.0);
+    assert_eq!(
+        value(&text, r#"hearth_connections_closed_total{code="1000"}"#),
+        1.0
+    );
+    assert_eq!(value(&text, "hearth_connections_open"), 1.0);
+    assert_eq!(value(&text, "hearth_joins_total"), 2.0);
+    assert_eq!(value(&text, "hearth_rooms_loaded"), 1.0);
+    assert_eq!(value(&text, "hearth_messages_stored_total"), 3.0);
+    assert_eq!(
+        value(&text, r#"hearth_errors_total{code="bad_frame"}"#),
+        1.0
+    );
+    assert!(
+        value(&text, "hearth_deliveries_total") >= 6.0,
+        "3 messages to 2 members"
+    );
+    assert!(value(&text, "hearth_store_append_seconds_count") >= 1.0);
+    assert!(
+        !text.contains("hearth_rate_limited_total"),
+        "nothing was limited"
+    );
+    let _ = child.kill().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
