@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod broker;
 pub mod config;
 pub mod files;

@@ -1,10 +1,37 @@
+use std::path::PathBuf;
+
 use backend::config::LogFormat;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
+
+/// Hearth: real-time rooms and chat over WebSockets. With no command, serves.
+#[derive(Parser)]
+#[command(name = "hearth", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    config: backend::Config,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Writes a consistent copy of the SQLite store to FILE, while the
+    /// server runs (same --data-dir / HEARTH_DATA_DIR as the server's).
+    Backup {
+        /// Where to write the copy; must not exist.
+        file: PathBuf,
+    },
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = backend::Config::parse();
+    let Cli { command, config } = Cli::parse();
+    if let Some(Command::Backup { file }) = command {
+        let bytes = backend::backup::sqlite(&config, &file).await?;
+        println!("backed up to {} ({bytes} bytes)", file.display());
+        return Ok(());
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     match config.log_format {
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),

@@ -62,6 +62,7 @@ impl Tracker {
     pub(super) fn heard_of(&self, node: &Arc<str>) {
         let mut nodes = lock(&self.nodes);
         if !nodes.heard.contains(node) {
+            // Cloned only the first time: this runs per presence event.
             nodes.heard.insert(node.clone());
         }
     }
