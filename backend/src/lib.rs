@@ -8,6 +8,7 @@
 //! `main.rs` only parses flags and waits for a signal; tests call `start`
 //! with port 0 and talk to the real server over real sockets.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod backup;

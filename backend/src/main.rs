@@ -22,15 +22,26 @@ enum Command {
         /// Where to write the copy; must not exist.
         file: PathBuf,
     },
+    /// Operators' commands against the same store (output: JSON Lines).
+    Admin {
+        #[command(subcommand)]
+        command: backend::admin::AdminCommand,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Cli { command, config } = Cli::parse();
-    if let Some(Command::Backup { file }) = command {
-        let bytes = backend::backup::sqlite(&config, &file).await?;
-        println!("backed up to {} ({bytes} bytes)", file.display());
-        return Ok(());
+    match command {
+        Some(Command::Backup { file }) => {
+            let bytes = backend::backup::sqlite(&config, &file).await?;
+            println!("backed up to {} ({bytes} bytes)", file.display());
+            return Ok(());
+        }
+        Some(Command::Admin { command }) => {
+            return backend::admin::run(&config, command, &mut std::io::stdout().lock()).await;
+        }
+        None => {}
     }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     match config.log_format {

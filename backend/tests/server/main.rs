@@ -2,6 +2,7 @@
 //! One test binary with modules, so it links once.
 
 mod accounts;
+mod admin;
 mod api;
 mod backup;
 mod chaos;
