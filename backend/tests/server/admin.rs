@@ -1,12 +1,9 @@
 //! `hearth admin …` against a real SQLite file and a real PostgreSQL
 //! database, while a server uses the same store.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use common::ServerMsg;
 
-use crate::support::{Ended, connect_at, free_port, sign_up_at, temp_dir};
+use crate::support::{Ended, connect_at, sign_up_at, spawn_hearth, temp_dir};
 
 /// Runs `hearth <store args> admin <args>`: its JSON lines, or its error.
 async fn admin(store: &[String], args: &[&str]) -> Result<Vec<serde_json::Value>, String> {
@@ -28,25 +25,10 @@ async fn admin(store: &[String], args: &[&str]) -> Result<Vec<serde_json::Value>
 
 async fn exercise(store: Vec<String>) {
     let dir = temp_dir();
-    let port = free_port();
-    let mut server = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(&store)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--revocation-poll-ms", "200"])
-        .arg("--static-dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..200 {
-        if reqwest::get(format!("http://{addr}/healthz")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let mut args = store.clone();
+    args.extend(["--revocation-poll-ms".into(), "200".into()]);
+    args.extend(["--static-dir".into(), dir.display().to_string()]);
+    let (mut server, addr) = spawn_hearth(&args).await;
     let session = sign_up_at(&addr, "dana").await;
     let mut dana = connect_at(&addr, &session).await;
     dana.join("ops").await;

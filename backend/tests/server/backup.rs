@@ -3,44 +3,29 @@
 //! that includes every message acked before the backup began.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
+use std::ffi::OsStr;
+use std::path::Path;
 use std::time::Duration;
 
 use common::ServerMsg;
 
-use crate::support::{connect_at, free_port, get_json, sign_in_at, temp_dir};
+use crate::support::{connect_at, get_json, sign_in_at, spawn_hearth, temp_dir};
 
-async fn start(
-    data_dir: &std::path::Path,
-    static_dir: &std::path::Path,
-) -> (tokio::process::Child, String) {
-    let port = free_port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args([
-            "--allow-guests",
-            "--send-rate",
-            "100000",
-            "--send-burst",
-            "100000",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .arg("--static-dir")
-        .arg(static_dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..200 {
-        if reqwest::get(format!("http://{addr}/healthz")).await.is_ok() {
-            return (child, addr);
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("server did not start");
+async fn start(data_dir: &Path, static_dir: &Path) -> (tokio::process::Child, String) {
+    let dirs = [
+        OsStr::new("--data-dir"),
+        data_dir.as_os_str(),
+        OsStr::new("--static-dir"),
+        static_dir.as_os_str(),
+    ];
+    let limits = [
+        "--allow-guests",
+        "--send-rate",
+        "100000",
+        "--send-burst",
+        "100000",
+    ];
+    spawn_hearth(limits.iter().map(OsStr::new).chain(dirs)).await
 }
 
 #[tokio::test]
@@ -87,26 +72,19 @@ async fn a_backup_taken_while_messages_flow_restores_a_consistent_prefix() {
     let restored_dir = dir.join("restored");
     std::fs::create_dir_all(&restored_dir).unwrap();
     let copy = restored_dir.join("hearth.db");
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("backup")
-        .arg(&copy)
-        .output()
-        .await
-        .unwrap();
+    let backup = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("backup")
+            .arg(&copy)
+            .output()
+    };
+    let output = backup().await.unwrap();
     assert!(output.status.success(), "{output:?}");
     println!("{}", String::from_utf8_lossy(&output.stdout).trim());
     // Refuses to overwrite.
-    let again = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("backup")
-        .arg(&copy)
-        .output()
-        .await
-        .unwrap();
-    assert!(!again.status.success());
+    assert!(!backup().await.unwrap().status.success());
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;

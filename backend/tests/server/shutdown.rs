@@ -1,10 +1,13 @@
+use std::ffi::OsStr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::ServerMsg;
 use tokio::io::AsyncReadExt;
 
-use crate::support::{Ended, TestServer, connect_at, free_port, sign_in_at, temp_dir};
+use crate::support::{
+    Ended, TestServer, connect_at, free_port, sign_in_at, spawn_hearth, temp_dir,
+};
 
 #[tokio::test]
 async fn shutdown_closes_every_websocket_with_1001() {
@@ -176,26 +179,17 @@ fn unsafe_free_kill(pid: i32, signal: &str) -> i32 {
 #[tokio::test]
 async fn metrics_count_a_scripted_exchange_exactly() {
     let dir = temp_dir();
-    let port = free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--allow-guests", "--metrics-token", "scrape-me"])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--static-dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..100 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (mut child, addr) = spawn_hearth([
+        OsStr::new("--allow-guests"),
+        OsStr::new("--metrics-token"),
+        OsStr::new("scrape-me"),
+        OsStr::new("--data-dir"),
+        dir.join("data").as_os_str(),
+        OsStr::new("--static-dir"),
+        dir.as_os_str(),
+    ])
+    .await;
+    let base = format!("http://{addr}");
     let http = reqwest::Client::new();
     let scrape = |token: &'static str| {
         let request = http.get(format!("{base}/metrics")).bearer_auth(token);
@@ -211,7 +205,6 @@ async fn metrics_count_a_scripted_exchange_exactly() {
         401
     );
 
-    let addr = format!("127.0.0.1:{port}");
     let mut alice = connect_at(&addr, &sign_in_at(&addr, "alice").await).await;
     let mut bob = connect_at(&addr, &sign_in_at(&addr, "bob").await).await;
     alice.join("lobby").await;

@@ -226,6 +226,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The real `hearth` binary as a child process (killed when dropped) on a
+/// free port with `args` (store, limits...), once it answers `/healthz`;
+/// with its address. Output is discarded.
+pub async fn spawn_hearth<I, A>(args: I) -> (tokio::process::Child, String)
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<std::ffi::OsStr>,
+{
+    let port = free_port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("http://{addr}/healthz")).await.is_ok() {
+            return (child, addr);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("hearth did not come up");
+}
+
 pub fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("hearth-test-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
