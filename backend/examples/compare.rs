@@ -22,6 +22,11 @@
 //! Socket.IO's dependencies are installed from npm into
 //! bench/socketio/node_modules (ignored by git) on first use.
 
+#[path = "support/guest.rs"]
+mod guest;
+#[path = "support/process.rs"]
+mod process;
+
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -165,16 +170,7 @@ async fn start(kind: Kind) -> Server {
 impl Server {
     /// CPU time the server has used (user + system), from /proc.
     fn cpu_time(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id().unwrap())).unwrap();
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        Duration::from_millis(ticks * 10)
+        process::cpu_time(self.child.id().unwrap())
     }
 
     /// A connection that is in the room.
@@ -199,23 +195,9 @@ impl Server {
                 ws
             }
             Kind::Hearth => {
-                let session: common::SessionResponse = http
-                    .post(format!("http://127.0.0.1:{}/api/session", self.port))
-                    .json(&serde_json::json!({ "name": format!("user{i}") }))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let mut ws = ws(
-                    format!("ws://127.0.0.1:{}/ws", self.port),
-                    Some(&session.token),
-                )
-                .await;
-                let join = serde_json::json!({"type":"join","room":ROOM,"since":null});
-                ws.send(Message::text(join.to_string())).await.unwrap();
-                next_text(&mut ws, |t| t.contains(r#""type":"joined""#)).await;
+                let token = guest::sign_in(http, self.port, &format!("user{i}")).await;
+                let mut ws = ws(format!("ws://127.0.0.1:{}/ws", self.port), Some(&token)).await;
+                guest::join(&mut ws, ROOM).await;
                 ws
             }
         }
@@ -357,10 +339,13 @@ async fn run(kind: Kind, subscribers: usize, rate: u32) -> Outcome {
     drop(sink);
     drain.abort();
     drop(server);
-    for reader in readers {
-        reader.abort();
-        let _ = reader.await;
-    }
+    // The server's sockets close with it; each reader then hands over its
+    // latencies (aborting them would lose those).
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        futures_util::future::join_all(readers),
+    )
+    .await;
     let mut all = std::mem::take(&mut *latencies.lock().await);
     all.sort_unstable();
     let pick = |q: f64| {

@@ -18,8 +18,12 @@
 //! postgres://postgres@127.0.0.1:5432/test; a database is created and
 //! dropped) and Redis at HEARTH_TEST_REDIS_URL (default 127.0.0.1:6379).
 
+#[path = "support/guest.rs"]
+mod guest;
 #[path = "support/nodes.rs"]
 mod nodes;
+#[path = "support/process.rs"]
+mod process;
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -32,7 +36,8 @@ use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use nodes::{Nodes, raised, rss_kib};
+use nodes::{Nodes, raised};
+use process::rss_kib;
 
 /// Connections of one user: a person with many tabs, which keeps sign-ins
 /// (store writes) from dominating the setup.
@@ -134,16 +139,7 @@ async fn hold(port: u16, count: usize, source: std::net::Ipv4Addr) {
     let users = count.div_ceil(CONNECTIONS_PER_USER);
     let mut tokens = Vec::with_capacity(users);
     for u in 0..users {
-        let session: common::SessionResponse = http
-            .post(format!("http://127.0.0.1:{port}/api/session"))
-            .json(&serde_json::json!({ "name": format!("{source}-{u}") }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        tokens.push(session.token);
+        tokens.push(guest::sign_in(&http, port, &format!("{source}-{u}")).await);
     }
     let tokens = Arc::new(tokens);
     let next = Arc::new(AtomicUsize::new(0));
@@ -177,15 +173,7 @@ async fn hold(port: u16, count: usize, source: std::net::Ipv4Addr) {
                 let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
                     .await
                     .unwrap();
-                let join = serde_json::json!({"type":"join","room":room,"since":null});
-                ws.send(Message::text(join.to_string())).await.unwrap();
-                while let Some(Ok(frame)) = ws.next().await {
-                    if let Message::Text(t) = frame
-                        && t.contains(r#""type":"joined""#)
-                    {
-                        break;
-                    }
-                }
+                guest::join(&mut ws, &room).await;
                 if joined.fetch_add(1, Ordering::Relaxed) + 1 == count {
                     let _ = done_tx.send(()).await;
                 }

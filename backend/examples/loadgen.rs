@@ -12,6 +12,9 @@
 //! target/release/examples/loadgen rooms 50000 10000 100  # rooms abandoned and held: memory, joins, idle CPU
 //! ```
 
+#[path = "support/process.rs"]
+mod process;
+
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -109,31 +112,14 @@ async fn start_server_with(extra: &[&str]) -> Server {
 }
 
 impl Server {
-    /// Resident memory of the server process, in KiB.
     /// CPU time the server has used (user + system), from /proc.
     fn cpu_time(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id().unwrap())).unwrap();
-        // Fields after the command name (which is in parentheses).
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // USER_HZ is 100 on Linux.
-        Duration::from_millis(ticks * 10)
+        process::cpu_time(self.child.id().unwrap())
     }
 
+    /// Resident memory of the server process, in KiB.
     fn rss_kib(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
+        process::rss_kib(self.child.id().unwrap())
     }
 
     async fn session(&self, http: &reqwest::Client, name: &str) -> SessionResponse {

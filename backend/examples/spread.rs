@@ -12,6 +12,8 @@
 //! target/release/examples/spread 3 3000 5      # nodes, rooms, messages per room
 //! ```
 
+#[path = "support/guest.rs"]
+mod guest;
 #[path = "support/nodes.rs"]
 mod nodes;
 
@@ -76,16 +78,7 @@ async fn main() {
     let http = reqwest::Client::new();
     let mut tokens = Vec::new();
     for (port, _) in &cluster.servers {
-        let session: common::SessionResponse = http
-            .post(format!("http://127.0.0.1:{port}/api/session"))
-            .json(&serde_json::json!({ "name": format!("member-{port}") }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        tokens.push(session.token);
+        tokens.push(guest::sign_in(&http, *port, &format!("member-{port}")).await);
     }
     let mut clients = Vec::with_capacity(rooms);
     for i in 0..rooms {
@@ -99,15 +92,7 @@ async fn main() {
             format!("Bearer {}", tokens[n]).parse().unwrap(),
         );
         let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        let join = serde_json::json!({"type":"join","room":format!("r{i}"),"since":null});
-        ws.send(Message::text(join.to_string())).await.unwrap();
-        while let Some(Ok(frame)) = ws.next().await {
-            if let Message::Text(t) = frame
-                && t.contains(r#""type":"joined""#)
-            {
-                break;
-            }
-        }
+        guest::join(&mut ws, &format!("r{i}")).await;
         clients.push(ws);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
