@@ -83,17 +83,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn release_dir() -> std::path::PathBuf {
-    // target/release/examples/compare → target/release
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
 fn workspace_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -107,7 +96,7 @@ async fn start(kind: Kind) -> Server {
     std::fs::create_dir_all(&dir).unwrap();
     let mut command = match kind {
         Kind::Floor => {
-            let mut c = tokio::process::Command::new(release_dir().join("examples/floor"));
+            let mut c = tokio::process::Command::new(process::release_dir().join("examples/floor"));
             c.arg(port.to_string());
             c
         }
@@ -126,7 +115,7 @@ async fn start(kind: Kind) -> Server {
             c
         }
         Kind::Hearth => {
-            let mut c = tokio::process::Command::new(release_dir().join("hearth"));
+            let mut c = tokio::process::Command::new(process::release_dir().join("hearth"));
             c.args(["--listen", &format!("127.0.0.1:{port}")])
                 .args(["--send-rate", "1000000", "--send-burst", "1000000"])
                 .args(["--allow-guests", "--auth-per-ip-per-minute", "1000000"])

@@ -16,6 +16,8 @@
 mod guest;
 #[path = "support/nodes.rs"]
 mod nodes;
+#[path = "support/process.rs"]
+mod process;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -507,6 +507,8 @@ async fn write_loop(
     // frames on every connection of a busy room.
     let kicked = kick.kicked();
     tokio::pin!(kicked);
+    // Looked up once: a registry lookup per wake-up would be per recipient.
+    let queue_depth = metrics::histogram!(prometheus::OUTBOUND_QUEUE_DEPTH);
     let reason = loop {
         let first = tokio::select! {
             biased;
@@ -516,7 +518,7 @@ async fn write_loop(
                 None => return,
             },
         };
-        metrics::histogram!(prometheus::OUTBOUND_QUEUE_DEPTH).record((rx.len() + 1) as f64);
+        queue_depth.record((rx.len() + 1) as f64);
         let write = async {
             sink.feed(Message::Text(first)).await?;
             // Drain a backlog before flushing: one write syscall, not many.

@@ -1,6 +1,7 @@
 //! Several Hearth nodes behind one fresh PostgreSQL database and a Redis
 //! prefix of their own, as child processes, for the multi-node benchmarks
-//! (`crowd.rs`, `spread.rs`). `stop` removes everything.
+//! (`crowd.rs`, `spread.rs`, which also include `process.rs`). `stop`
+//! removes everything.
 
 // Each benchmark uses part of this.
 #![allow(dead_code)]
@@ -13,17 +14,6 @@ pub struct Nodes {
     pub servers: Vec<(u16, tokio::process::Child)>,
     admin: sqlx::PgPool,
     dir: std::path::PathBuf,
-}
-
-pub fn release_dir() -> std::path::PathBuf {
-    // target/release/examples/<name> → target/release
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_owned()
 }
 
 /// A command run with the soft open-file limit raised to the hard one.
@@ -102,7 +92,7 @@ impl Nodes {
             .iter()
             .map(|s| s.to_string())
             .collect();
-            let child = raised(&release_dir().join("hearth"), &args)
+            let child = raised(&super::process::release_dir().join("hearth"), &args)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .kill_on_drop(true)

@@ -5,6 +5,18 @@
 
 use std::time::Duration;
 
+/// Where the release build put the binaries: the benchmark tools run from
+/// target/release/examples/, next to target/release/hearth.
+pub fn release_dir() -> std::path::PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
 /// CPU time the process has used (user + system).
 pub fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();

@@ -97,10 +97,7 @@ pub async fn healthz(
     axum::extract::State(app): axum::extract::State<Arc<AppState>>,
 ) -> Json<serde_json::Value> {
     let node = app.hub.node_id().as_ref();
-    let problems: Vec<String> = [app.hub.store().health().status(), app.hub.broker_health()]
-        .into_iter()
-        .filter_map(Result::err)
-        .collect();
+    let problems = faults(&app);
     let mut health = if problems.is_empty() {
         serde_json::json!({ "status": "ok", "node": node })
     } else {
@@ -112,6 +109,14 @@ pub async fn healthz(
     Json(health)
 }
 
+/// What is failing under this node: its store, its link to the other nodes.
+fn faults(app: &AppState) -> Vec<String> {
+    [app.hub.store().health().status(), app.hub.broker_health()]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect()
+}
+
 /// `GET /readyz`: whether a load balancer should send new clients here.
 /// 200 `ready`, or 503 with why not: the node is draining before it shuts
 /// down (SIGTERM, see `--drain-ms`), or it cannot write to its store or
@@ -119,15 +124,10 @@ pub async fn healthz(
 /// is alive (and recovers by itself) but not ready.
 pub async fn readyz(axum::extract::State(app): axum::extract::State<Arc<AppState>>) -> Response {
     let node = app.hub.node_id().as_ref();
-    let mut problems: Vec<String> = Vec::new();
+    let mut problems = faults(&app);
     if app.is_draining() {
-        problems.push("draining: shutting down soon".into());
+        problems.insert(0, "draining: shutting down soon".into());
     }
-    problems.extend(
-        [app.hub.store().health().status(), app.hub.broker_health()]
-            .into_iter()
-            .filter_map(Result::err),
-    );
     if problems.is_empty() {
         return Json(serde_json::json!({ "status": "ready", "node": node })).into_response();
     }
