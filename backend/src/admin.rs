@@ -4,7 +4,9 @@
 //! Output is JSON Lines, one object per line, so it can be piped into `jq`
 //! or a script. A running server notices what these commands change the way
 //! it notices its own nodes' changes: revoked sessions through its
-//! revocation poll (`--revocation-poll-ms`).
+//! revocation poll (`--revocation-poll-ms`); API keys on their next use.
+//! A deleted room is gone for everyone who looks it up; people connected
+//! to it at that moment see it as left when they next send (`not_joined`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -14,22 +16,61 @@ use clap::Subcommand;
 use serde_json::json;
 
 use crate::Config;
-use crate::store::{self, Store, StoreOptions};
+use crate::store::{self, ApiKey, RoomScope, Store, StoreOptions};
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
     /// Every room: name, visibility, newest seq, creator, last activity.
     Rooms,
+    /// Accounts and guests, oldest first: all of them, or those whose
+    /// username or display name starts with PREFIX.
+    Users {
+        prefix: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
     /// One account: its id, names and room memberships.
     User {
         /// The username (case does not matter).
         username: String,
     },
+    /// Deletes a room: its messages, members and read positions. Its name
+    /// may be used again later; seqs then continue where they stopped.
+    DeleteRoom { room: String },
+    /// Deletes what a user sent: everywhere, or in one room.
+    DeleteMessages {
+        /// The username, or the user id (a guest has no username).
+        user: String,
+        #[arg(long)]
+        room: Option<String>,
+    },
+    /// API keys for `POST /api/rooms/{room}/messages`.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
     /// Signs the user out everywhere: every session is revoked, and the
     /// servers close its sockets (4001) within their revocation poll.
     RevokeSessions { username: String },
     /// A room's whole history, oldest first, one message per line.
     Export { room: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiKeyCommand {
+    /// Makes a key and prints it, once: only its hash is kept.
+    Create {
+        /// The name its messages are sent under (a bot's display name).
+        name: String,
+        /// The rooms it may post to: names separated by commas, or `*` for
+        /// every room.
+        #[arg(long)]
+        rooms: String,
+    },
+    /// Revokes a key by its id: it is refused (401) from its next use.
+    Revoke { id: String },
+    /// Every key (never the key itself): id, name, rooms, when created and
+    /// revoked.
+    List,
 }
 
 /// Messages read from the store per query while exporting.
@@ -74,6 +115,46 @@ pub async fn run(
                 )?;
             }
         }
+        AdminCommand::Users { prefix, limit } => {
+            let prefix = prefix.unwrap_or_default();
+            for found in store.find_users(prefix.trim(), limit).await? {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({ "user": found.user, "created_at": found.created_at })
+                )?;
+            }
+        }
+        AdminCommand::DeleteRoom { room } => {
+            let room = common::validate::canonical_room(&room);
+            let Some(messages) = store.delete_room(&room).await? else {
+                bail!("no room named {room:?}");
+            };
+            writeln!(
+                out,
+                "{}",
+                json!({ "deleted_room": room, "deleted_messages": messages })
+            )?;
+        }
+        AdminCommand::DeleteMessages { user, room } => {
+            let user = match find(store.as_ref(), &user).await {
+                Ok(found) => found,
+                Err(by_name) => match store.credentials_by_id(user.trim()).await? {
+                    Some(found) => found.user,
+                    None => return Err(by_name.context("no user with that id either")),
+                },
+            };
+            let room = room.map(|room| common::validate::canonical_room(&room));
+            let deleted = store
+                .delete_user_messages(&user.id, room.as_deref())
+                .await?;
+            writeln!(
+                out,
+                "{}",
+                json!({ "user": user.id, "room": room, "deleted_messages": deleted })
+            )?;
+        }
+        AdminCommand::ApiKey(command) => api_key(store.as_ref(), command, out).await?,
         AdminCommand::User { username } => {
             let user = find(store.as_ref(), &username).await?;
             let rooms: Vec<_> = store
@@ -114,6 +195,65 @@ pub async fn run(
     }
     out.flush()?;
     Ok(())
+}
+
+async fn api_key(
+    store: &dyn Store,
+    command: ApiKeyCommand,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    match command {
+        ApiKeyCommand::Create { name, rooms } => {
+            let name = common::validate::display_name(&name)
+                .map_err(|why| anyhow::anyhow!("the name: {why}"))?;
+            let Some(rooms) = RoomScope::parse(&rooms) else {
+                bail!("--rooms: room names separated by commas, or * for every room");
+            };
+            let key = ApiKey {
+                id: uuid::Uuid::new_v4().to_string(),
+                name: name.to_owned(),
+                rooms,
+                created_at: crate::hub::now_millis(),
+                revoked_at: None,
+            };
+            let secret = crate::auth::new_secret(crate::api::publish::API_KEY_PREFIX);
+            store
+                .create_api_key(&key, &crate::auth::secret_hash(&secret))
+                .await?;
+            writeln!(
+                out,
+                "{}",
+                json!({ "key": secret, "api_key": summary(&key) })
+            )?;
+            eprintln!("Keep the key now: it is not stored and cannot be shown again.");
+        }
+        ApiKeyCommand::Revoke { id } => {
+            ensure!(
+                store
+                    .revoke_api_key(id.trim(), crate::hub::now_millis())
+                    .await?,
+                "no live API key with id {id:?}"
+            );
+            writeln!(out, "{}", json!({ "revoked": id.trim() }))?;
+        }
+        ApiKeyCommand::List => {
+            for key in store.api_keys().await? {
+                writeln!(out, "{}", summary(&key))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn summary(key: &ApiKey) -> serde_json::Value {
+    json!({
+        "id": key.id,
+        "name": key.name,
+        "rooms": key.rooms.to_text(),
+        "bot": key.bot().id,
+        "created_at": key.created_at,
+        "revoked_at": key.revoked_at,
+    })
 }
 
 async fn find(store: &dyn Store, username: &str) -> anyhow::Result<common::User> {

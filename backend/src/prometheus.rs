@@ -50,6 +50,9 @@ pub const PRESENCE_SYNC_SECONDS: &str = "hearth_presence_sync_seconds";
 pub const SIGN_INS: &str = "hearth_sign_ins_total";
 /// Labelled with the `kind` of limit.
 pub const RATE_LIMITED: &str = "hearth_rate_limited_total";
+/// Messages posted with an API key, labelled with the `result`: stored,
+/// or duplicate (a retry of a stored `client_id`).
+pub const API_PUBLISHED: &str = "hearth_api_published_total";
 
 /// Installs the process-wide recorder. `None` if one is installed already
 /// (several servers in one test process): that server goes without.
@@ -118,11 +121,18 @@ fn describe() {
         RATE_LIMITED,
         "Requests refused by a rate or connection limit, by kind"
     );
+    describe_counter!(API_PUBLISHED, "Messages posted with an API key, by result");
 }
 
 /// Counts a refusal by a limit.
 pub fn rate_limited(kind: &'static str) {
     metrics::counter!(RATE_LIMITED, "kind" => kind).increment(1);
+}
+
+/// Counts a message posted with an API key.
+pub fn published(duplicate: bool) {
+    let result = if duplicate { "duplicate" } else { "stored" };
+    metrics::counter!(API_PUBLISHED, "result" => result).increment(1);
 }
 
 /// `GET /metrics` on the main listener: needs `Authorization: Bearer

@@ -163,3 +163,19 @@ pub struct ApiError {
     /// A human-readable explanation.
     pub message: String,
 }
+
+/// `POST /api/rooms/{room}/messages` request (with an API key): a message
+/// from another system, sent under the key's bot name. `client_id` makes
+/// it idempotent, as for a WebSocket `send`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PublishRequest {
+    pub content: String,
+    pub client_id: String,
+}
+
+/// `POST /api/rooms/{room}/messages` response: where the message is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Published {
+    pub seq: u64,
+    pub id: String,
+}

@@ -14,10 +14,11 @@ mod messages;
 pub mod validate;
 
 pub use api::{
-    ApiError, CreateRoom, Invite, PasswordChange, Role, RoomMember, RoomSummary, ServerInfo,
-    SessionRequest, SessionResponse, SetRole, SignUpRequest, Visibility, WsTicket,
+    ApiError, CreateRoom, Invite, PasswordChange, PublishRequest, Published, Role, RoomMember,
+    RoomSummary, ServerInfo, SessionRequest, SessionResponse, SetRole, SignUpRequest, Visibility,
+    WsTicket,
 };
-pub use messages::{ChatMessage, ClientMsg, ErrorCode, SendLimit, ServerMsg, User};
+pub use messages::{BOT_ID_PREFIX, ChatMessage, ClientMsg, ErrorCode, SendLimit, ServerMsg, User};
 
 /// Bumped on any incompatible change to the messages below. The server sends
 /// it in `welcome` so a stale client can tell it must reload.

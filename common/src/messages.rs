@@ -32,10 +32,19 @@ pub struct User {
     pub username: Option<String>,
 }
 
+/// The ids of bots (messages published with an API key) start with this,
+/// followed by the key's name; no person's id can (theirs are UUIDs).
+pub const BOT_ID_PREFIX: &str = "bot:";
+
 impl User {
     /// A guest signed in with a display name only (`--allow-guests`).
     pub fn is_guest(&self) -> bool {
-        self.username.is_none()
+        self.username.is_none() && !self.is_bot()
+    }
+
+    /// Another system posting through the publish API.
+    pub fn is_bot(&self) -> bool {
+        self.id.starts_with(BOT_ID_PREFIX)
     }
 }
 

@@ -151,6 +151,7 @@ pub fn initials(name: &str) -> String {
 pub fn handle(user: &common::User) -> String {
     match &user.username {
         Some(username) => format!("@{username}"),
+        None if user.is_bot() => "bot".to_owned(),
         None => format!("guest {}", user.id.get(..8).unwrap_or(&user.id)),
     }
 }

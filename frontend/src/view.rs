@@ -270,6 +270,7 @@ pub fn MessageList(
                                         <span class="short-id">" · " {short.clone()}</span>
                                     </Show>
                                 </button>
+                                {line.user.is_bot().then(|| view! { <span class="tag">"bot"</span> })}
                                 <time datetime=iso title=full>{clock(line.ts)}</time>
                                 <span class="state">{status_text}</span>
                                 {retry}

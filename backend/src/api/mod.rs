@@ -1,5 +1,6 @@
 //! The HTTP API beside the WebSocket: accounts and sessions
-//! (`accounts.rs`), rooms and their members (`rooms.rs`), health.
+//! (`accounts.rs`), rooms and their members (`rooms.rs`), posting with an
+//! API key (`publish.rs`), health.
 //!
 //! Every non-2xx answer has the same JSON body, `{error, message}`, with a
 //! stable code (documented in docs/protocol.md).
@@ -9,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod accounts;
+pub mod publish;
 mod rooms;
 
 use std::sync::Arc;
@@ -38,7 +40,10 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/account/password", put(accounts::change_password))
         .route("/ws-ticket", post(accounts::create_ws_ticket))
         .route("/rooms", get(rooms::list).post(rooms::create))
-        .route("/rooms/{room}/messages", get(rooms::history))
+        .route(
+            "/rooms/{room}/messages",
+            get(rooms::history).post(publish::publish),
+        )
         .route(
             "/rooms/{room}/members",
             get(rooms::members).post(rooms::invite),

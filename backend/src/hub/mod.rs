@@ -141,33 +141,15 @@ impl Submitted {
     /// Waits for the store, then delivers the message to the room and the
     /// ack to its sender, in seq order.
     pub async fn finish(self) -> Result<(), StoreError> {
-        let appended = self
-            .answer
-            .await
-            .map_err(|_| StoreError::Config("the committer has stopped".into()))??;
+        let appended = self.hub.stored(&self.room, self.answer).await?;
         let message = appended.message;
         let ack = encode(&ServerMsg::Ack {
             room: self.room.name.to_string(),
             client_id: message.client_id.clone(),
             seq: message.seq,
         });
-        // A duplicate goes through the reorder buffer too: usually it was
-        // delivered long ago and only the ack goes out, but if the first
-        // attempt was committed and then reported as failed (a connection
-        // lost during COMMIT, a timeout), this is its first delivery.
-        let seq = message.seq;
-        // Serialized once; every recipient shares these bytes.
-        let frame = encode(&ServerMsg::Message(message));
-        let mut state = lock(&self.room.state);
-        self.hub.accept(
-            &self.room,
-            &mut state,
-            seq,
-            Pending {
-                frame,
-                ack: Some((self.peer, ack)),
-            },
-        );
+        self.hub
+            .deliver_stored(&self.room, message, Some((self.peer, ack)));
         Ok(())
     }
 }
@@ -437,13 +419,36 @@ impl Hub {
         let Some(loaded) = self.existing(room) else {
             return;
         };
+        self.remove_where(&loaded, |peer| &*peer.user_id == user_id);
+    }
+
+    /// The store no longer has this loaded room: an operator deleted it
+    /// (`hearth admin delete-room`). Everyone in it here is told they were
+    /// removed, and it is unloaded at once, so that joining it again makes
+    /// a new room instead of reusing this one.
+    fn forget_deleted(&self, room: &Arc<Room>) {
+        tracing::info!(room = %room.name, "the room was deleted; unloading it");
+        self.remove_where(room, |_| true);
+        let mut rooms = lock(&self.rooms);
+        if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
+            lock(&room.state).unloaded = true;
+            rooms.remove(&room.name);
+            self.broker.unwatch_room(&room.name);
+            metrics::gauge!(crate::prometheus::ROOMS_LOADED).set(rooms.len() as f64);
+        }
+    }
+
+    /// Takes the room's connections that match out of it, each told with
+    /// `left {reason: "removed"}`.
+    fn remove_where(&self, loaded: &Room, matches: impl Fn(&Peer) -> bool) {
+        let room = &*loaded.name;
         let peers: Vec<Arc<Peer>> = {
             let state = lock(&loaded.state);
             state
                 .peers
                 .values()
                 .chain(state.joining.values().map(|(peer, _)| peer))
-                .filter(|peer| &*peer.user_id == user_id)
+                .filter(|peer| matches(peer))
                 .cloned()
                 .collect()
         };
@@ -515,6 +520,83 @@ impl Hub {
             .await?
             .finish()
             .await
+    }
+
+    /// Stores a message that comes from no connection (the publish API,
+    /// `api/publish.rs`) and delivers it like a member's. The room must
+    /// exist. If nobody is in it on this node, it is loaded for the
+    /// delivery and unloaded again after the grace period, as if someone
+    /// had just left it.
+    pub async fn publish(
+        self: &Arc<Self>,
+        room: &str,
+        user: &User,
+        content: &str,
+        client_id: &str,
+    ) -> Result<crate::store::Appended, StoreError> {
+        let room = match self.existing(room) {
+            Some(room) => room,
+            None => {
+                let room = self.load(room, &user.id).await?;
+                let state = lock(&room.state);
+                if state.peers.is_empty() && state.joining.is_empty() {
+                    lock(&self.emptied).push((room.name.clone(), Instant::now()));
+                }
+                drop(state);
+                room
+            }
+        };
+        let id = uuid::Uuid::now_v7().to_string();
+        let answer = self
+            .appends
+            .submit(NewMessage {
+                room: &room.name,
+                id: &id,
+                user,
+                content,
+                ts: now_millis(),
+                client_id,
+            })
+            .await?;
+        let appended = self.stored(&room, answer).await?;
+        let answer = appended.clone();
+        self.deliver_stored(&room, appended.message, None);
+        Ok(answer)
+    }
+
+    /// The committer's answer for a message to `room`. A loaded room the
+    /// store does not know was deleted meanwhile.
+    async fn stored(
+        &self,
+        room: &Arc<Room>,
+        answer: tokio::sync::oneshot::Receiver<crate::store::Result<crate::store::Appended>>,
+    ) -> Result<crate::store::Appended, StoreError> {
+        let result = answer
+            .await
+            .map_err(|_| StoreError::Config("the committer has stopped".into()))?;
+        if let Err(StoreError::UnknownRoom(_)) = &result {
+            self.forget_deleted(room);
+        }
+        result
+    }
+
+    /// Delivers a stored message to the room in seq order, and then the
+    /// sender's ack, if any.
+    fn deliver_stored(
+        self: &Arc<Self>,
+        room: &Arc<Room>,
+        message: ChatMessage,
+        ack: Option<(Arc<Peer>, Utf8Bytes)>,
+    ) {
+        // A duplicate goes through the reorder buffer too: usually it was
+        // delivered long ago and only the ack goes out, but if the first
+        // attempt was committed and then reported as failed (a connection
+        // lost during COMMIT, a timeout), this is its first delivery.
+        let seq = message.seq;
+        // Serialized once; every recipient shares these bytes.
+        let frame = encode(&ServerMsg::Message(message));
+        let mut state = lock(&room.state);
+        self.accept(room, &mut state, seq, Pending { frame, ack });
     }
 
     /// Forwards "typing" to the room's other users, at most once per

@@ -31,10 +31,14 @@ pub const FORGET_TICKETS: &str = "DELETE FROM ws_tickets WHERE expires_at < $1";
 /// Deleting is redeeming: two sockets racing for one ticket cannot both win.
 pub const TAKE_TICKET: &str =
     "DELETE FROM ws_tickets WHERE hash = $1 RETURNING session_id, expires_at";
+/// A deleted room's name may be taken again (its seqs continue).
 pub const CREATE_ROOM: &str = "INSERT INTO rooms (name, created_at, created_by, last_seq, visibility) \
-     VALUES ($1, $2, $3, 0, $4) ON CONFLICT DO NOTHING";
+     VALUES ($1, $2, $3, 0, $4) ON CONFLICT (name) DO UPDATE SET visibility = excluded.visibility, \
+     created_at = excluded.created_at, created_by = excluded.created_by \
+     WHERE rooms.visibility = 'deleted'";
 pub const ROOM_ACCESS: &str = "SELECT r.visibility, m.role FROM rooms r \
-     LEFT JOIN room_members m ON m.room = r.name AND m.user_id = $2 WHERE r.name = $1";
+     LEFT JOIN room_members m ON m.room = r.name AND m.user_id = $2 \
+     WHERE r.name = $1 AND r.visibility <> 'deleted'";
 pub const SET_ROLE: &str = "INSERT INTO room_members (room, user_id, role, added_at) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (room, user_id) DO UPDATE SET role = excluded.role";
 pub const REMOVE_MEMBER: &str = "DELETE FROM room_members WHERE room = $1 AND user_id = $2";

@@ -30,6 +30,7 @@ CREATE INDEX messages_ts ON messages (ts);
     LOWERCASE_ROOMS,
     WS_TICKETS,
     ACCOUNTS,
+    API_KEYS,
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -59,6 +60,7 @@ CREATE INDEX messages_ts ON messages (ts);
     LOWERCASE_ROOMS,
     WS_TICKETS,
     ACCOUNTS,
+    API_KEYS,
 ];
 
 /// 2: one row that the health probe rewrites, to learn whether the store
@@ -142,5 +144,20 @@ CREATE TABLE ws_tickets (
     hash TEXT PRIMARY KEY,
     session_id TEXT NOT NULL,
     expires_at BIGINT NOT NULL
+);
+";
+
+/// 7: API keys for the publish API, kept as the SHA-256 of the key (like
+/// sessions), with the name their messages are sent under and the rooms
+/// they may post to (`*` or names separated by spaces). A revoked key keeps
+/// its row, so `hearth admin api-keys` still shows it. Portable SQL.
+const API_KEYS: &str = "
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    rooms TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
 );
 ";

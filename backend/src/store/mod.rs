@@ -13,6 +13,7 @@ pub(crate) mod accounts_sql;
 pub mod group_commit;
 mod health;
 mod migrate;
+pub(crate) mod operations;
 mod postgres;
 mod sql;
 mod sqlite;
@@ -25,6 +26,7 @@ use common::{ChatMessage, User};
 
 pub use accounts::{Accounts, Credentials, NewUser, RoomAccess, SessionRecord};
 pub use health::StoreHealth;
+pub use operations::{ApiKey, Operations, RoomScope, UserSummary};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -93,10 +95,11 @@ pub struct StoredRoom {
     pub visibility: common::Visibility,
 }
 
-/// Messages and rooms; accounts, sessions and membership are the
-/// supertrait's (`accounts.rs`).
+/// Messages and rooms; accounts, sessions and membership are a
+/// supertrait's (`accounts.rs`), and so are operators' commands and API
+/// keys (`operations.rs`).
 #[async_trait]
-pub trait Store: Accounts {
+pub trait Store: Accounts + Operations {
     /// Creates the room if it is new. Returns its `last_seq`.
     async fn ensure_room(&self, name: &str, created_by: &str, now_ms: i64) -> Result<u64>;
 

@@ -67,3 +67,4 @@ async fn migrate(pool: &PgPool) -> Result<()> {
 
 sql::impl_store!(PostgresStore, "postgres");
 super::accounts_sql::impl_accounts!(PostgresStore);
+super::operations::impl_operations!(PostgresStore);

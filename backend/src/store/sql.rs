@@ -6,14 +6,16 @@
 //! Every call goes through `guarded!`: a deadline, health bookkeeping, and a
 //! connection that is discarded unless the call succeeded (see `health.rs`).
 
+/// A deleted room (see `operations.rs`) comes back as a new public room
+/// whose seqs continue the old ones.
 pub const ENSURE_ROOM: &str = "INSERT INTO rooms (name, created_at, created_by, last_seq) VALUES ($1, $2, $3, 0) \
-     ON CONFLICT (name) DO NOTHING";
+     ON CONFLICT (name) DO UPDATE SET visibility = 'public', created_at = excluded.created_at, \
+     created_by = excluded.created_by WHERE rooms.visibility = 'deleted'";
 pub const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE name = $1";
 /// First statement of an append: takes the room's row lock (PostgreSQL) or
 /// the write lock (SQLite) before anything is read, so appends to a room are
 /// serialized and a deferred SQLite transaction never has to upgrade a lock.
-pub const NEXT_SEQ: &str =
-    "UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1 RETURNING last_seq";
+pub const NEXT_SEQ: &str = "UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1 AND visibility <> 'deleted' RETURNING last_seq";
 /// Undoes `NEXT_SEQ` in the same transaction (a duplicate `client_id`).
 pub const RETURN_SEQ: &str = "UPDATE rooms SET last_seq = last_seq - 1 WHERE name = $1";
 pub const FIND_CLIENT_ID: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username FROM messages \
@@ -30,7 +32,7 @@ pub const PAGE_BEFORE: &str = "SELECT room, seq, id, user_id, user_name, content
 /// The newest message is found by its primary key `(room, last_seq)`.
 pub const ROOMS: &str = "SELECT r.name, r.created_at, r.created_by, r.last_seq, \
      COALESCE((SELECT m.ts FROM messages m WHERE m.room = r.name AND m.seq = r.last_seq), r.created_at), \
-     r.visibility FROM rooms r ORDER BY r.name";
+     r.visibility FROM rooms r WHERE r.visibility <> 'deleted' ORDER BY r.name";
 /// A page of the rooms a user may see. `$3` is a LIKE pattern (a prefix
 /// with `_` escaped). Walks the primary key from the cursor.
 pub const ROOMS_PAGE: &str = "SELECT r.name, r.created_at, r.created_by, r.last_seq, \
@@ -38,7 +40,7 @@ pub const ROOMS_PAGE: &str = "SELECT r.name, r.created_at, r.created_by, r.last_
      r.visibility, rm.role FROM rooms r \
      LEFT JOIN room_members rm ON rm.room = r.name AND rm.user_id = $1 \
      WHERE r.name > $2 AND r.name LIKE $3 ESCAPE '\\' \
-       AND (r.visibility = 'public' OR rm.role IS NOT NULL) \
+       AND (r.visibility = 'public' OR (rm.role IS NOT NULL AND r.visibility <> 'deleted')) \
      ORDER BY r.name LIMIT $4";
 
 /// A LIKE pattern for names starting with `prefix`.

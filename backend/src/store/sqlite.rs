@@ -68,3 +68,4 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
 
 sql::impl_store!(SqliteStore, "sqlite");
 super::accounts_sql::impl_accounts!(SqliteStore);
+super::operations::impl_operations!(SqliteStore);

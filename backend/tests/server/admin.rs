@@ -3,7 +3,13 @@
 
 use common::ServerMsg;
 
-use crate::support::{Ended, connect_at, sign_up_at, spawn_hearth, temp_dir};
+use std::time::Duration;
+
+use common::SessionResponse;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{Client, Ended, call, connect_at, sign_up_at, spawn_hearth, temp_dir};
 
 /// Runs `hearth <store args> admin <args>`: its JSON lines, or its error.
 async fn admin(store: &[String], args: &[&str]) -> Result<Vec<serde_json::Value>, String> {
@@ -82,6 +88,15 @@ async fn exercise(store: Vec<String>) {
             .contains("no room")
     );
 
+    let users = admin(&store, &["users"]).await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["user"]["username"], "dana");
+    assert_eq!(admin(&store, &["users", "Da"]).await.unwrap().len(), 1);
+    assert!(admin(&store, &["users", "zz"]).await.unwrap().is_empty());
+
+    publish_with_api_keys(&store, &addr, &session, &mut dana).await;
+    delete_messages_and_rooms(&store, &addr, &session, &mut dana).await;
+
     // Signed out everywhere: the running server closes the socket.
     let revoked = admin(&store, &["revoke-sessions", "dana"]).await.unwrap();
     assert_eq!(revoked[0]["revoked_sessions"], 1);
@@ -91,6 +106,179 @@ async fn exercise(store: Vec<String>) {
     );
     let _ = server.kill().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `POST /api/rooms/{room}/messages` with keys made by `hearth admin
+/// api-key create`: members get the message from the bot, a retry is not
+/// a second message, and a key is refused outside its scope (403) and
+/// once revoked (401). Dana is in `ops`, which has 3 messages.
+async fn publish_with_api_keys(
+    store: &[String],
+    addr: &str,
+    session: &SessionResponse,
+    dana: &mut Client,
+) {
+    let made = admin(
+        store,
+        &["api-key", "create", "Deploy Bot", "--rooms", "OPS, alerts"],
+    )
+    .await
+    .unwrap();
+    let key = made[0]["key"].as_str().unwrap().to_owned();
+    let key_id = made[0]["api_key"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(made[0]["api_key"]["rooms"], "alerts ops");
+    let everywhere = admin(store, &["api-key", "create", "Pager", "--rooms", "*"])
+        .await
+        .unwrap();
+    let everywhere = everywhere[0]["key"].as_str().unwrap().to_owned();
+    assert!(
+        admin(store, &["api-key", "create", "x", "--rooms", "not/a/room"])
+            .await
+            .is_err()
+    );
+
+    let url = |room: &str| format!("http://{addr}/api/rooms/{room}/messages");
+    let post = |room: &str, token: Option<&str>, body: serde_json::Value| {
+        let url = url(room);
+        let token = token.map(str::to_owned);
+        async move { call(Method::POST, &url, token.as_deref(), Some(body)).await }
+    };
+    let deploy = json!({"content": "deployed v2", "client_id": "deploy-42"});
+    let (status, body) = post("Ops", Some(&key), deploy.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["seq"], 4);
+    let heard = dana
+        .recv_where(|m| matches!(m, ServerMsg::Message(_)))
+        .await;
+    let ServerMsg::Message(message) = heard else {
+        unreachable!()
+    };
+    assert_eq!(message.seq, 4);
+    assert_eq!(message.content, "deployed v2");
+    assert_eq!(message.user.id, "bot:Deploy Bot");
+    assert_eq!(message.user.name, "Deploy Bot");
+    assert!(message.user.is_bot() && !message.user.is_guest());
+    assert_eq!(body["id"], message.id);
+
+    // The same client_id again: the original, not a second message.
+    let (status, again) = post("ops", Some(&key), deploy).await;
+    assert_eq!(
+        (status, &again["seq"], &again["id"]),
+        (200, &body["seq"], &body["id"])
+    );
+    dana.expect_silence(Duration::from_millis(300)).await;
+
+    // Refusals, each with its code.
+    let note = json!({"content": "hi", "client_id": "n1"});
+    let refused = |(status, body): (u16, serde_json::Value)| (status, body["error"].clone());
+    assert_eq!(
+        refused(post("general", Some(&key), note.clone()).await),
+        (403, json!("forbidden"))
+    );
+    assert_eq!(
+        refused(post("ops", Some(&session.token), note.clone()).await),
+        (401, json!("invalid_api_key"))
+    );
+    assert_eq!(
+        refused(post("ops", None, note.clone()).await),
+        (401, json!("missing_token"))
+    );
+    assert_eq!(
+        refused(post("ops", Some("hk_guessed"), note.clone()).await),
+        (401, json!("invalid_api_key"))
+    );
+    assert_eq!(
+        refused(post("nowhere", Some(&everywhere), note.clone()).await),
+        (404, json!("unknown_room"))
+    );
+    assert_eq!(
+        refused(
+            post(
+                "ops",
+                Some(&key),
+                json!({"content": " ", "client_id": "n2"})
+            )
+            .await
+        ),
+        (400, json!("invalid_content"))
+    );
+    assert_eq!(
+        refused(post("ops", Some(&key), json!({"content": "x"})).await),
+        (400, json!("invalid_body"))
+    );
+
+    // Listed without the key itself; revoked, it is refused from then on.
+    let keys = admin(store, &["api-key", "list"]).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.iter().all(|k| k.get("key").is_none()));
+    admin(store, &["api-key", "revoke", &key_id]).await.unwrap();
+    assert_eq!(
+        refused(post("ops", Some(&key), note.clone()).await),
+        (401, json!("invalid_api_key"))
+    );
+    assert!(admin(store, &["api-key", "revoke", &key_id]).await.is_err());
+    let keys = admin(store, &["api-key", "list"]).await.unwrap();
+    assert!(
+        keys.iter()
+            .any(|k| k["id"] == key_id && k["revoked_at"].is_number())
+    );
+    dana.expect_silence(Duration::from_millis(200)).await;
+}
+
+/// Dana's 3 messages in `ops` are deleted, then the room (while she is in
+/// it): her node takes her out of it, and joining again makes a new room
+/// whose seqs continue.
+async fn delete_messages_and_rooms(
+    store: &[String],
+    addr: &str,
+    session: &SessionResponse,
+    dana: &mut Client,
+) {
+    let deleted = admin(store, &["delete-messages", "dana", "--room", "ops"])
+        .await
+        .unwrap();
+    assert_eq!(deleted[0]["deleted_messages"], 3);
+    let left: Vec<u64> = admin(store, &["export", "ops"])
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(left, [4], "only the bot's message is left");
+    let history = format!("http://{addr}/api/rooms/ops/messages");
+    let (_, page) = call(Method::GET, &history, Some(&session.token), None).await;
+    assert_eq!(page.as_array().unwrap().len(), 1);
+
+    let gone = admin(store, &["delete-room", "ops"]).await.unwrap();
+    assert_eq!(gone[0]["deleted_messages"], 1);
+    assert!(admin(store, &["delete-room", "ops"]).await.is_err());
+    assert!(admin(store, &["export", "ops"]).await.is_err());
+    let rooms = admin(store, &["rooms"]).await.unwrap();
+    assert!(rooms.iter().all(|r| r["name"] != "ops"));
+    let (status, _) = call(Method::GET, &history, Some(&session.token), None).await;
+    assert_eq!(status, 404);
+
+    // Her next send finds the room gone: she is taken out of it.
+    dana.say("ops", "anyone?", "after-delete").await;
+    let left = dana
+        .recv_where(|m| matches!(m, ServerMsg::Left { .. }))
+        .await;
+    assert!(
+        matches!(&left, ServerMsg::Left { room, reason: Some(r) } if room == "ops" && r == "removed"),
+        "{left:?}"
+    );
+    let ServerMsg::Joined { last_seq, .. } = dana.join("ops").await else {
+        panic!("joined again")
+    };
+    assert_eq!(
+        last_seq, 4,
+        "a new room under the old name continues its seqs"
+    );
+    dana.say("ops", "fresh start", "after-delete-2").await;
+    let ack = dana
+        .recv_where(|m| matches!(m, ServerMsg::Ack { .. }))
+        .await;
+    assert!(matches!(ack, ServerMsg::Ack { seq: 5, .. }), "{ack:?}");
 }
 
 #[tokio::test]

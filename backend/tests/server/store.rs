@@ -197,6 +197,7 @@ async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
         "DROP TABLE users",
         "ALTER TABLE rooms DROP COLUMN visibility",
         "ALTER TABLE messages DROP COLUMN username",
+        "DROP TABLE api_keys", // 7
     ] {
         t.exec(undo).await;
     }
