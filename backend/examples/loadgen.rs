@@ -122,6 +122,10 @@ impl Server {
         process::rss_kib(self.child.id().unwrap())
     }
 
+    fn rss_anon_kib(&self) -> u64 {
+        process::rss_anon_kib(self.child.id().unwrap())
+    }
+
     async fn session(&self, http: &reqwest::Client, name: &str) -> SessionResponse {
         http.post(format!("http://127.0.0.1:{}/api/session", self.port))
             .json(&serde_json::json!({ "name": name }))
@@ -423,6 +427,7 @@ async fn rooms(total: usize, held: usize, holders: usize) {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let fresh = server.rss_kib();
+    let fresh_anon = server.rss_anon_kib();
     let started = Instant::now();
 
     let per_holder = held / holders.max(1);
@@ -485,6 +490,7 @@ async fn rooms(total: usize, held: usize, holders: usize) {
     drop(probe);
     tokio::time::sleep(Duration::from_secs(8)).await;
     let after = server.rss_kib();
+    let after_anon = server.rss_anon_kib();
     let health: serde_json::Value = http
         .get(format!("http://127.0.0.1:{}/healthz", server.port))
         .send()
@@ -513,6 +519,7 @@ async fn rooms(total: usize, held: usize, holders: usize) {
     // idle, and the node gives their memory back (see `spawn_room_unloading`).
     tokio::time::sleep(Duration::from_secs(80)).await;
     let settled = server.rss_kib();
+    let settled_anon = server.rss_anon_kib();
     println!(
         "rooms created: {}, memberships held: {} on {holders} connections, in {:.1} s",
         abandon + per_holder * holders,
@@ -531,6 +538,11 @@ async fn rooms(total: usize, held: usize, holders: usize) {
     println!(
         "80 s later, idle: {settled} KiB ({:.0}% of fresh)",
         settled as f64 * 100.0 / fresh as f64
+    );
+    println!(
+        "of which anonymous (heap, stacks; RSS less the binary's mapped pages): fresh {fresh_anon} KiB, \
+         after everyone left {after_anon} KiB, 80 s later {settled_anon} KiB (+{} KiB)",
+        settled_anon.saturating_sub(fresh_anon)
     );
     println!(
         "a new join with the memberships held: {}",

@@ -20,8 +20,9 @@ use crate::store::{self, ApiKey, RoomScope, Store, StoreOptions};
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
-    /// Every room: name, visibility, newest seq, creator, last activity.
-    Rooms,
+    /// Every room, or those whose name starts with PREFIX: name,
+    /// visibility, newest seq, creator, last activity.
+    Rooms { prefix: Option<String> },
     /// Accounts and guests, oldest first: all of them, or those whose
     /// username or display name starts with PREFIX.
     Users {
@@ -99,8 +100,12 @@ pub async fn run(
     .await
     .context("opening the store")?;
     match command {
-        AdminCommand::Rooms => {
+        AdminCommand::Rooms { prefix } => {
+            let prefix = common::validate::canonical_room(prefix.as_deref().unwrap_or_default());
             for room in store.rooms().await? {
+                if !room.name.starts_with(&prefix) {
+                    continue;
+                }
                 writeln!(
                     out,
                     "{}",

@@ -52,6 +52,10 @@ async fn exercise(store: Vec<String>) {
         .expect("ops is listed");
     assert_eq!(ops["last_seq"], 3);
     assert_eq!(ops["visibility"], "public");
+    let found = admin(&store, &["rooms", "O"]).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["name"], "ops");
+    assert!(admin(&store, &["rooms", "x"]).await.unwrap().is_empty());
 
     let user = admin(&store, &["user", "DANA"]).await.unwrap();
     assert_eq!(user[0]["user"]["username"], "dana");
