@@ -532,6 +532,29 @@ async fn a_batch_is_one_transaction_with_an_answer_per_message(t: &Target) {
         append(store.as_ref(), "a", bo, "c2", 2).await.message.seq,
         4
     );
+    // A batch larger than one INSERT statement holds, with a retry of an
+    // earlier message in the middle: still one seq per new message.
+    let big: Vec<NewMessage> = (0..250)
+        .map(|i| {
+            let client_id = if i == 120 {
+                "c1"
+            } else {
+                Box::leak(format!("m{i}").into_boxed_str())
+            };
+            message("b", ann, client_id)
+        })
+        .collect();
+    let results = store.append_batch(&big).await.unwrap();
+    let fresh: Vec<u64> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap())
+        .filter(|a| !a.duplicate)
+        .map(|a| a.message.seq)
+        .collect();
+    assert_eq!(fresh, (2..=250).collect::<Vec<u64>>());
+    assert!(results[120].as_ref().unwrap().duplicate);
+    let stored = store.range("b", 0, 1000, 1000).await.unwrap();
+    assert_eq!(seqs(&stored), (1..=250).collect::<Vec<u64>>());
 }
 
 /// Through `GroupCommit`, many concurrent appends to several rooms share
