@@ -10,6 +10,7 @@
 
 mod accounts;
 pub(crate) mod accounts_sql;
+pub(crate) mod append_sql;
 pub mod group_commit;
 mod health;
 mod migrate;

@@ -65,6 +65,7 @@ async fn migrate(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
+super::append_sql::impl_append!(PostgresStore);
 sql::impl_store!(PostgresStore, "postgres");
 super::accounts_sql::impl_accounts!(PostgresStore);
 super::operations::impl_operations!(PostgresStore);

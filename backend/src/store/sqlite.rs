@@ -66,6 +66,7 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
     Ok(())
 }
 
+super::append_sql::impl_append!(SqliteStore);
 sql::impl_store!(SqliteStore, "sqlite");
 super::accounts_sql::impl_accounts!(SqliteStore);
 super::operations::impl_operations!(SqliteStore);

@@ -1,0 +1,275 @@
+//! Appending messages, the store's hot path, shared by SQLite and
+//! PostgreSQL like `sql.rs`. A batch (see `group_commit.rs`) is one
+//! transaction. Per room in it: one or two messages take two statements
+//! each (the next seq, then an insert that says by itself whether the
+//! `client_id` was new); more share four statements whatever their number
+//! (lock the room and read its seq, find the `client_id`s it already has,
+//! insert the new ones, set its seq), so a busy room costs a few round
+//! trips per commit instead of two per message.
+
+pub use super::sql::{MessageRow, message};
+
+/// First statement of an append: takes the room's row lock (PostgreSQL) or
+/// the write lock (SQLite) before anything is read, so appends to a room are
+/// serialized and a deferred SQLite transaction never has to upgrade a lock.
+/// A deleted room (see `operations.rs`) takes no messages.
+pub const LOCK_ROOM: &str = "UPDATE rooms SET last_seq = last_seq WHERE name = $1 \
+     AND visibility <> 'deleted' RETURNING last_seq";
+/// A room's next seq, for one message at a time (see `append_alone`).
+pub const NEXT_SEQ: &str = "UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1 \
+     AND visibility <> 'deleted' RETURNING last_seq";
+/// Undoes `NEXT_SEQ` in the same transaction (a duplicate `client_id`).
+pub const RETURN_SEQ: &str = "UPDATE rooms SET last_seq = last_seq - 1 WHERE name = $1";
+pub const FIND_CLIENT_ID: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username FROM messages \
+     WHERE room = $1 AND user_id = $2 AND client_id = $3";
+/// Nothing (no row returned) if the user already sent this `client_id` to
+/// the room: `messages_client_id` is unique.
+pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, client_id, username) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (room, user_id, client_id) DO NOTHING RETURNING seq";
+/// A room with at most this many messages in a batch takes them one at a
+/// time (two statements each); more share four statements and a
+/// multi-row insert.
+pub const ONE_BY_ONE: usize = 2;
+/// Followed by the room, then ` AND client_id IN (…)`.
+pub const FIND_CLIENT_IDS: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username \
+     FROM messages WHERE room = ";
+/// Followed by `VALUES (…), (…)`: the room's new messages, which the
+/// duplicate check under the room's lock has shown to be new.
+pub const INSERT_MESSAGES: &str =
+    "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, client_id, username) ";
+/// Rows per INSERT: 9 parameters each, well under SQLite's and
+/// PostgreSQL's limits on parameters per statement.
+pub const INSERT_ROWS: usize = 100;
+pub const SET_LAST_SEQ: &str = "UPDATE rooms SET last_seq = $2 WHERE name = $1";
+
+/// The positions of a batch's messages, by room, each room's in batch
+/// order; rooms in the order they first appear.
+pub fn room_groups<'a>(batch: &'a [super::NewMessage<'_>]) -> Vec<(&'a str, Vec<usize>)> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, m) in batch.iter().enumerate() {
+        match groups.iter_mut().find(|(room, _)| *room == m.room) {
+            Some((_, positions)) => positions.push(i),
+            None => groups.push((m.room, vec![i])),
+        }
+    }
+    groups
+}
+
+/// The sqlx database of a store type, for code shared through the macros.
+pub trait HasDatabase {
+    type Database: sqlx::Database;
+}
+
+impl HasDatabase for super::SqliteStore {
+    type Database = sqlx::Sqlite;
+}
+
+impl HasDatabase for super::PostgresStore {
+    type Database = sqlx::Postgres;
+}
+
+/// Implements `append_many` (and its one-message path) for `$store`.
+macro_rules! impl_append {
+    ($store:ty) => {
+        impl $store {
+            /// One message, in two round trips: the room's next seq (which
+            /// also locks the room), then the insert, which says by itself
+            /// whether the `client_id` was new. Fewer statements than a
+            /// batch's for one or two messages, the usual case at light load.
+            async fn append_alone<'c>(
+                tx: &mut sqlx::Transaction<
+                    'c,
+                    <Self as $crate::store::append_sql::HasDatabase>::Database,
+                >,
+                m: &$crate::store::NewMessage<'_>,
+            ) -> std::result::Result<$crate::store::Result<$crate::store::Appended>, sqlx::Error>
+            {
+                use $crate::store::append_sql as sql;
+                use $crate::store::{Appended, StoreError};
+                let seq: Option<i64> = sqlx::query_scalar(sql::NEXT_SEQ)
+                    .bind(m.room)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                let Some(seq) = seq else {
+                    return Ok(Err(StoreError::UnknownRoom(m.room.to_owned())));
+                };
+                let inserted: Option<i64> = sqlx::query_scalar(sql::INSERT_MESSAGE)
+                    .bind(m.room)
+                    .bind(seq)
+                    .bind(m.id)
+                    .bind(&m.user.id)
+                    .bind(&m.user.name)
+                    .bind(m.content)
+                    .bind(m.ts)
+                    .bind(m.client_id)
+                    .bind(&m.user.username)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                if inserted.is_none() {
+                    let earlier: sql::MessageRow = sqlx::query_as(sql::FIND_CLIENT_ID)
+                        .bind(m.room)
+                        .bind(&m.user.id)
+                        .bind(m.client_id)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                    // Give the seq back. This transaction has held the
+                    // room's row since it took the seq, so the seq is still
+                    // the room's newest.
+                    sqlx::query(sql::RETURN_SEQ)
+                        .bind(m.room)
+                        .execute(&mut **tx)
+                        .await?;
+                    return Ok(Ok(Appended {
+                        message: sql::message(earlier),
+                        duplicate: true,
+                    }));
+                }
+                Ok(Ok(Appended {
+                    message: common::ChatMessage {
+                        room: m.room.to_owned(),
+                        seq: seq as u64,
+                        id: m.id.to_owned(),
+                        user: m.user.clone(),
+                        content: m.content.to_owned(),
+                        ts: m.ts,
+                        client_id: m.client_id.to_owned(),
+                    },
+                    duplicate: false,
+                }))
+            }
+
+            /// `Store::append_batch`.
+            async fn append_many(
+                &self,
+                batch: &[$crate::store::NewMessage<'_>],
+            ) -> $crate::store::Result<Vec<$crate::store::Result<$crate::store::Appended>>> {
+                use sqlx::Connection;
+                use $crate::store::append_sql as sql;
+                use $crate::store::health::Access;
+                use $crate::store::sql::guarded;
+                use $crate::store::{Appended, StoreError};
+                guarded!(self, Access::Write, |conn| {
+                    let mut tx = conn.begin().await?;
+                    let mut results: Vec<Option<$crate::store::Result<Appended>>> =
+                        (0..batch.len()).map(|_| None).collect();
+                    // A few round trips per room, whatever the number of
+                    // its messages (see `sql::room_groups`).
+                    for (room, positions) in sql::room_groups(batch) {
+                        if positions.len() <= sql::ONE_BY_ONE {
+                            for &i in &positions {
+                                let m = &batch[i];
+                                results[i] = Some(Self::append_alone(&mut tx, m).await?);
+                            }
+                            continue;
+                        }
+                        // Locks the room's row (PostgreSQL) or takes the
+                        // write lock (SQLite) before anything is read, so
+                        // appends to a room are serialized across nodes.
+                        let last: Option<i64> = sqlx::query_scalar(sql::LOCK_ROOM)
+                            .bind(room)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                        let Some(mut last) = last else {
+                            // Nothing was changed for them; the others go on.
+                            for &i in &positions {
+                                results[i] = Some(Err(StoreError::UnknownRoom(room.to_owned())));
+                            }
+                            continue;
+                        };
+                        // Which of them this room has already stored.
+                        let mut query = sqlx::QueryBuilder::new(sql::FIND_CLIENT_IDS);
+                        query.push_bind(room).push(" AND client_id IN (");
+                        let mut ids = query.separated(", ");
+                        for &i in &positions {
+                            ids.push_bind(batch[i].client_id);
+                        }
+                        query.push(")");
+                        // Usually none: these are retries.
+                        let stored: Vec<common::ChatMessage> = query
+                            .build_query_as::<sql::MessageRow>()
+                            .fetch_all(&mut *tx)
+                            .await?
+                            .into_iter()
+                            .map(sql::message)
+                            .collect();
+                        let mut first_of: std::collections::HashMap<(&str, &str), usize> =
+                            std::collections::HashMap::with_capacity(positions.len());
+                        let mut fresh = Vec::with_capacity(positions.len());
+                        for &i in &positions {
+                            let m = &batch[i];
+                            let key = (m.user.id.as_str(), m.client_id);
+                            let original = match first_of.get(&key) {
+                                // The same client_id twice in one batch: the
+                                // second is a retry of the first.
+                                Some(&first) => match &results[first] {
+                                    Some(Ok(first)) => Some(first.message.clone()),
+                                    _ => None,
+                                },
+                                None => stored
+                                    .iter()
+                                    .find(|s| s.user.id == m.user.id && s.client_id == m.client_id)
+                                    .cloned(),
+                            };
+                            if let Some(message) = original {
+                                results[i] = Some(Ok(Appended {
+                                    message,
+                                    duplicate: true,
+                                }));
+                                continue;
+                            }
+                            last += 1;
+                            first_of.insert(key, i);
+                            fresh.push((i, last));
+                            results[i] = Some(Ok(Appended {
+                                message: common::ChatMessage {
+                                    room: m.room.to_owned(),
+                                    seq: last as u64,
+                                    id: m.id.to_owned(),
+                                    user: m.user.clone(),
+                                    content: m.content.to_owned(),
+                                    ts: m.ts,
+                                    client_id: m.client_id.to_owned(),
+                                },
+                                duplicate: false,
+                            }));
+                        }
+                        if fresh.is_empty() {
+                            continue;
+                        }
+                        for rows in fresh.chunks(sql::INSERT_ROWS) {
+                            let mut insert = sqlx::QueryBuilder::new(sql::INSERT_MESSAGES);
+                            insert.push_values(rows, |mut row, &(i, seq)| {
+                                let m = &batch[i];
+                                row.push_bind(m.room)
+                                    .push_bind(seq)
+                                    .push_bind(m.id)
+                                    .push_bind(&m.user.id)
+                                    .push_bind(&m.user.name)
+                                    .push_bind(m.content)
+                                    .push_bind(m.ts)
+                                    .push_bind(m.client_id)
+                                    .push_bind(&m.user.username);
+                            });
+                            insert.build().execute(&mut *tx).await?;
+                        }
+                        sqlx::query(sql::SET_LAST_SEQ)
+                            .bind(room)
+                            .bind(last)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    // Only a commit that reports success makes an ack, for
+                    // every message of the batch alike.
+                    tx.commit().await?;
+                    results
+                        .into_iter()
+                        .map(|answer| answer.expect("every message has an answer"))
+                        .collect()
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use impl_append;
