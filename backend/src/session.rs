@@ -15,7 +15,6 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use common::{ClientMsg, ErrorCode, PROTOCOL_VERSION, SendLimit, ServerMsg, validate};
 use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::AppState;
@@ -499,7 +498,7 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Utf8Bytes>,
+    mut frames: crate::outbox::Frames,
     kick: Arc<Kick>,
 ) {
     // One waiter for the whole connection, not one per frame: registering
@@ -510,22 +509,19 @@ async fn write_loop(
     // Looked up once: a registry lookup per wake-up would be per recipient.
     let queue_depth = metrics::histogram!(prometheus::OUTBOUND_QUEUE_DEPTH);
     let reason = loop {
-        let first = tokio::select! {
+        let (first, queued) = tokio::select! {
             biased;
             reason = &mut kicked => break reason,
-            frame = rx.recv() => match frame {
-                Some(frame) => frame,
-                None => return,
-            },
+            next = frames.next() => next,
         };
-        queue_depth.record((rx.len() + 1) as f64);
+        queue_depth.record(queued as f64);
         let write = async {
             sink.feed(Message::Text(first)).await?;
             // Drain a backlog before flushing: one write syscall, not many.
             for _ in 0..WRITE_BATCH {
-                match rx.try_recv() {
-                    Ok(frame) => sink.feed(Message::Text(frame)).await?,
-                    Err(_) => break,
+                match frames.try_next() {
+                    Some((frame, _)) => sink.feed(Message::Text(frame)).await?,
+                    None => break,
                 }
             }
             sink.flush().await
