@@ -40,7 +40,18 @@ const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
 /// Longest a join waits for its replay budget before it is refused.
 const REPLAY_BUDGET_WAIT: Duration = Duration::from_secs(5);
 
-pub async fn run(socket: WebSocket, app: Arc<AppState>, identity: Identity) {
+/// Sets the connection up and returns what runs it until it closes, to be
+/// spawned as it is: every idle connection's task is this future, so it is
+/// kept small. Not an `async fn`, which would keep its arguments (the
+/// `WebSocket`, 368 bytes, split into halves here at once) for its whole
+/// life; and not wrapped in another `async` block by the caller, which
+/// would hold it twice (once captured, once awaited).
+pub fn run(
+    socket: WebSocket,
+    app: Arc<AppState>,
+    identity: Identity,
+    slot: crate::slots::Slot,
+) -> impl std::future::Future<Output = ()> + Send {
     let limits = &app.config;
     let (outbox, rx) = Outbox::new(limits.outbound_queue);
     let peer = Arc::new(Peer {
@@ -89,21 +100,34 @@ pub async fn run(socket: WebSocket, app: Arc<AppState>, identity: Identity) {
         peer: peer.clone(),
         app: app.clone(),
     };
-    session.read_loop(stream, identity.expires_at).await;
-    for room in std::mem::take(&mut session.rooms) {
-        app.hub.leave(&room, &peer);
+    let (session_id, expires_at) = (identity.session_id, identity.expires_at);
+    async move {
+        // Held until the connection is gone: it counts against the caps.
+        let _slot = slot;
+        session.read_loop(stream, expires_at).await;
+        session.close(&session_id, writer).await;
     }
-    app.hub
-        .live_sessions()
-        .unregister(&identity.session_id, peer.id);
-    // The writer stops on a kick; a normal end (the client closed) needs one too.
-    peer.outbox.kick().kick(CloseReason::NORMAL);
-    let _ = writer.await;
-    let reason = peer.outbox.kick().reason();
-    tracing::debug!(conn = peer.id, ?reason, "disconnected");
-    metrics::gauge!(prometheus::CONNECTIONS_OPEN).decrement(1.0);
-    let code = reason.map_or(CloseReason::NORMAL.code, |r| r.code);
-    metrics::counter!(prometheus::CONNECTIONS_CLOSED, "code" => code.to_string()).increment(1);
+}
+
+impl Session {
+    /// Leaves every room, stops the writer, and counts the close.
+    async fn close(self, session_id: &str, writer: tokio::task::JoinHandle<()>) {
+        let Session {
+            app, peer, rooms, ..
+        } = self;
+        for room in rooms {
+            app.hub.leave(&room, &peer);
+        }
+        app.hub.live_sessions().unregister(session_id, peer.id);
+        // The writer stops on a kick; a normal end (the client closed) needs one too.
+        peer.outbox.kick().kick(CloseReason::NORMAL);
+        let _ = writer.await;
+        let reason = peer.outbox.kick().reason();
+        tracing::debug!(conn = peer.id, ?reason, "disconnected");
+        metrics::gauge!(prometheus::CONNECTIONS_OPEN).decrement(1.0);
+        let code = reason.map_or(CloseReason::NORMAL.code, |r| r.code);
+        metrics::counter!(prometheus::CONNECTIONS_CLOSED, "code" => code.to_string()).increment(1);
+    }
 }
 
 struct Session {

@@ -27,9 +27,10 @@ use crate::slots::Refusal;
 /// Client frames are small (a chat message is at most 4 KiB of content) and
 /// rare next to what the server sends, and this is memory every idle
 /// connection holds: 1 KiB instead of 4 KiB took 13.9 KiB per idle
-/// connection down to 11.0 KiB at 10 000 connections (docs/benchmarks.md).
-/// A larger frame is read in several reads.
-const READ_BUFFER_BYTES: usize = 1024;
+/// connection down to 11.0 KiB at 10 000 connections, and 512 bytes
+/// instead of 1 KiB saves half a KiB more (docs/benchmarks.md). A larger
+/// frame is read in several reads (the buffer grows to hold its payload).
+const READ_BUFFER_BYTES: usize = 512;
 /// Bytes gathered before a write reaches the socket. The writer flushes after
 /// each batch anyway, so this only bounds how much one batch coalesces.
 const WRITE_BUFFER_BYTES: usize = 16 * 1024;
@@ -178,13 +179,8 @@ pub async fn upgrade(
             // The session's logs carry the upgrade request's id and the user.
             let span =
                 tracing::info_span!("ws", request_id = %request_id, user = %identity.user.id);
-            sessions.track_future(
-                async move {
-                    let _slot = slot;
-                    session::run(socket, app, identity).await;
-                }
-                .instrument(span),
-            )
+            let session = span.in_scope(|| session::run(socket, app, identity, slot));
+            sessions.track_future(session.instrument(span))
         })
 }
 
