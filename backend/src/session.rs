@@ -6,14 +6,14 @@
 //! stream of frames per connection and a single place (the writer) that can
 //! block on a slow client.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::future::pending;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use common::{ClientMsg, ErrorCode, PROTOCOL_VERSION, SendLimit, ServerMsg, validate};
-use futures_util::stream::{FuturesUnordered, SplitSink, SplitStream};
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, sleep, sleep_until};
 
@@ -96,7 +96,7 @@ pub fn run(
             now,
         ),
         rooms: HashSet::new(),
-        sends: FuturesUnordered::new(),
+        sends: VecDeque::new(),
         peer: peer.clone(),
         app: app.clone(),
     };
@@ -144,7 +144,9 @@ struct Session {
     /// Sends on their way into the store, in the order they were read; a
     /// client may pipeline up to `SENDS_IN_FLIGHT` of them (they then share
     /// the store's transactions), beyond which the connection stops reading.
-    sends: FuturesUnordered<tokio::task::JoinHandle<SendOutcome>>,
+    /// Taken in that order too: the store commits them in order anyway, and
+    /// an idle connection's empty deque holds no memory.
+    sends: VecDeque<tokio::task::JoinHandle<SendOutcome>>,
 }
 
 /// How many of one connection's sends may wait for the store at once.
@@ -184,7 +186,7 @@ impl Session {
                 _ = &mut token_expiry => {
                     return kick.kick(CloseReason::TOKEN_EXPIRED);
                 }
-                Some(done) = self.sends.next(), if !self.sends.is_empty() => {
+                done = next_send(&mut self.sends), if !self.sends.is_empty() => {
                     if let Ok(outcome) = done {
                         self.sent(outcome);
                     }
@@ -432,7 +434,7 @@ impl Session {
             .submit(&room, &self.peer, &content, &client_id)
             .await
         {
-            Ok(submitted) => self.sends.push(tokio::spawn(async move {
+            Ok(submitted) => self.sends.push_back(tokio::spawn(async move {
                 (room, client_id, submitted.finish().await)
             })),
             Err(err) => self.sent((room, client_id, Err(err))),
@@ -518,6 +520,22 @@ async fn sleep_until_some(deadline: Option<Instant>) {
         Some(deadline) => sleep_until(deadline).await,
         None => pending().await,
     }
+}
+
+/// The oldest pipelined send's outcome, once it has one.
+async fn next_send(
+    sends: &mut VecDeque<tokio::task::JoinHandle<SendOutcome>>,
+) -> Result<SendOutcome, tokio::task::JoinError> {
+    let done = match sends.front_mut() {
+        Some(oldest) => oldest.await,
+        None => pending().await,
+    };
+    sends.pop_front();
+    if sends.is_empty() && sends.capacity() > 8 {
+        // A burst's slots go back; an idle connection holds none.
+        sends.shrink_to_fit();
+    }
+    done
 }
 
 async fn write_loop(
