@@ -121,13 +121,33 @@ pub fn app(state: Arc<AppState>) -> Router {
                         request_id = %id
                     )
                 })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+                .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG))
+                .on_failure(log_failure),
         )
         // Outermost: every request has an id (the client's, or a new UUID)
         // before it is logged, and the response carries it back.
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// A 500 is a bug or a fault worth an error line. A 503 is an answer the
+/// server chose (draining, or its store unreachable, which is logged where
+/// it is found): a load balancer polling `/readyz` while a node drains
+/// must not fill the log with errors.
+fn log_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass::StatusCode as Status;
+    let ms = latency.as_millis();
+    match class {
+        Status(status) if status == axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+            tracing::debug!(%status, latency_ms = ms, "unavailable");
+        }
+        class => tracing::error!(%class, latency_ms = ms, "request failed"),
+    }
 }
 
 /// A running server.
