@@ -264,6 +264,27 @@ async fn screenshot(page: &Client, name: &str) {
     std::fs::write(dir.join(name), png).unwrap();
 }
 
+/// Makes an API key with `hearth admin` on the server's data dir, and posts
+/// `content` to `room` with it, as "Deploy Bot".
+async fn post_as_bot(data: &Path, port: u16, room: &str, content: &str) {
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["admin", "api-key", "create", "Deploy Bot", "--rooms", room])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let made: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/api/rooms/{room}/messages"))
+        .bearer_auth(made["key"].as_str().unwrap())
+        .json(&serde_json::json!({"content": content, "client_id": "deploy-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
 /// Posts `count` messages to `room` through the protocol, as "Feeder".
 async fn fill_room(port: u16, room: &str, count: usize) {
     use futures_util::{SinkExt, StreamExt};
@@ -449,6 +470,31 @@ async fn two_people_chat_and_survive_a_server_restart() {
         WAIT,
     )
     .await;
+
+    // Another system posts with an API key: both see it, from the bot.
+    post_as_bot(data, port, "general", "Deploy of v2.3 finished").await;
+    wait_text(
+        &alice,
+        "[data-testid=messages]",
+        "Deploy of v2.3 finished",
+        WAIT,
+    )
+    .await;
+    wait_text(
+        &bob,
+        "[data-testid=messages]",
+        "Deploy of v2.3 finished",
+        WAIT,
+    )
+    .await;
+    let tags = bob
+        .find_all(Locator::XPath(
+            "//div[contains(@class,'line')][.//div[@class='content' and text()='Deploy of v2.3 finished']]//span[@class='tag']",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(tags.len(), 1, "the bot's message is marked");
+    assert_eq!(tags[0].text().await.unwrap(), "bot");
 
     screenshot(&alice, "alice.png").await;
     screenshot(&bob, "bob.png").await;
