@@ -387,6 +387,76 @@ async fn three_nodes_behave_like_one_server() {
     db.drop_now().await;
 }
 
+/// A message posted with an API key on a node where nobody is in the room
+/// reaches its members on another node, in seq order after theirs, and a
+/// retry on a third node is the same message, not a second one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_posted_with_an_api_key_reaches_every_node() {
+    let db = Database::create().await;
+    let redis =
+        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let cluster = Cluster::new(db.url(), redis);
+    let n1 = cluster.start_node("n1").await;
+    let n2 = cluster.start_node("n2").await;
+    let alice_session = n1.sign_in("alice").await;
+    let mut alice = n1.connect(&alice_session).await;
+    alice.join("alerts").await;
+    alice.say("alerts", "watching", "a-1").await;
+    alice
+        .recv_where(|m| matches!(m, ServerMsg::Ack { seq: 1, .. }))
+        .await;
+
+    let made = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["--database-url", &cluster.database_url])
+        .args(["admin", "api-key", "create", "Pager", "--rooms", "alerts"])
+        .output()
+        .await
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let made: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    let key = made["key"].as_str().unwrap().to_owned();
+    let post = |port: u16| {
+        let key = key.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/api/rooms/alerts/messages"))
+                .bearer_auth(key)
+                .json(&serde_json::json!({"content": "disk 91% full", "client_id": "page-7"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = post(n2.port).await;
+    assert_eq!(first.status(), 201);
+    let first: common::Published = first.json().await.unwrap();
+    assert_eq!(first.seq, 2);
+    let heard = alice
+        .recv_where(|m| matches!(m, ServerMsg::Message(_)))
+        .await;
+    let ServerMsg::Message(message) = heard else {
+        unreachable!()
+    };
+    assert_eq!(
+        (
+            message.seq,
+            message.user.id.as_str(),
+            message.content.as_str()
+        ),
+        (2, "bot:Pager", "disk 91% full")
+    );
+    // The retry goes to the other node: the original comes back.
+    let again = post(n1.port).await;
+    assert_eq!(again.status(), 200);
+    let again: common::Published = again.json().await.unwrap();
+    assert_eq!(again, first);
+    alice.expect_silence(Duration::from_millis(500)).await;
+
+    drop(n1);
+    drop(n2);
+    db.drop_now().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_sent_during_a_redis_outage_arrive_after_it() {
     let db = Database::create().await;
