@@ -27,7 +27,7 @@ use crate::outbox::Outbox;
 use crate::reorder::Reorder;
 use crate::revocation::LiveSessions;
 use crate::store::group_commit::GroupCommit;
-use crate::store::{NewMessage, Store, StoreError};
+use crate::store::{Appended, NewMessage, Store, StoreError};
 
 pub type ConnId = u64;
 
@@ -134,7 +134,7 @@ pub struct Submitted {
     hub: Arc<Hub>,
     room: Arc<Room>,
     peer: Arc<Peer>,
-    answer: tokio::sync::oneshot::Receiver<crate::store::Result<crate::store::Appended>>,
+    answer: tokio::sync::oneshot::Receiver<crate::store::Result<Appended>>,
 }
 
 impl Submitted {
@@ -486,17 +486,8 @@ impl Hub {
         if !Self::is_in(&lock(&room.state), peer) {
             return Err(StoreError::UnknownRoom(room.name.to_string()));
         }
-        let id = uuid::Uuid::now_v7().to_string();
         let answer = self
-            .appends
-            .submit(NewMessage {
-                room: &room.name,
-                id: &id,
-                user: &peer.user,
-                content,
-                ts: now_millis(),
-                client_id,
-            })
+            .queue_append(&room, &peer.user, content, client_id)
             .await?;
         Ok(Submitted {
             hub: self.clone(),
@@ -533,7 +524,7 @@ impl Hub {
         user: &User,
         content: &str,
         client_id: &str,
-    ) -> Result<crate::store::Appended, StoreError> {
+    ) -> Result<Appended, StoreError> {
         let room = match self.existing(room) {
             Some(room) => room,
             None => {
@@ -546,9 +537,23 @@ impl Hub {
                 room
             }
         };
+        let answer = self.queue_append(&room, user, content, client_id).await?;
+        let appended = self.stored(&room, answer).await?;
+        let answer = appended.clone();
+        self.deliver_stored(&room, appended.message, None);
+        Ok(answer)
+    }
+
+    /// Queues a new message (with a new id, stamped now) for the committer.
+    async fn queue_append(
+        &self,
+        room: &Room,
+        user: &User,
+        content: &str,
+        client_id: &str,
+    ) -> Result<tokio::sync::oneshot::Receiver<crate::store::Result<Appended>>, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
-        let answer = self
-            .appends
+        self.appends
             .submit(NewMessage {
                 room: &room.name,
                 id: &id,
@@ -557,11 +562,7 @@ impl Hub {
                 ts: now_millis(),
                 client_id,
             })
-            .await?;
-        let appended = self.stored(&room, answer).await?;
-        let answer = appended.clone();
-        self.deliver_stored(&room, appended.message, None);
-        Ok(answer)
+            .await
     }
 
     /// The committer's answer for a message to `room`. A loaded room the
@@ -569,8 +570,8 @@ impl Hub {
     async fn stored(
         &self,
         room: &Arc<Room>,
-        answer: tokio::sync::oneshot::Receiver<crate::store::Result<crate::store::Appended>>,
-    ) -> Result<crate::store::Appended, StoreError> {
+        answer: tokio::sync::oneshot::Receiver<crate::store::Result<Appended>>,
+    ) -> Result<Appended, StoreError> {
         let result = answer
             .await
             .map_err(|_| StoreError::Config("the committer has stopped".into()))?;

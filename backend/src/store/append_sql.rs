@@ -43,6 +43,19 @@ pub const INSERT_MESSAGES: &str =
 pub const INSERT_ROWS: usize = 100;
 pub const SET_LAST_SEQ: &str = "UPDATE rooms SET last_seq = $2 WHERE name = $1";
 
+/// A new message as stored, with its seq.
+pub fn stored(m: &super::NewMessage<'_>, seq: i64) -> common::ChatMessage {
+    common::ChatMessage {
+        room: m.room.to_owned(),
+        seq: seq as u64,
+        id: m.id.to_owned(),
+        user: m.user.clone(),
+        content: m.content.to_owned(),
+        ts: m.ts,
+        client_id: m.client_id.to_owned(),
+    }
+}
+
 /// The positions of a batch's messages, by room, each room's in batch
 /// order; rooms in the order they first appear.
 pub fn room_groups<'a>(batch: &'a [super::NewMessage<'_>]) -> Vec<(&'a str, Vec<usize>)> {
@@ -126,15 +139,7 @@ macro_rules! impl_append {
                     }));
                 }
                 Ok(Ok(Appended {
-                    message: common::ChatMessage {
-                        room: m.room.to_owned(),
-                        seq: seq as u64,
-                        id: m.id.to_owned(),
-                        user: m.user.clone(),
-                        content: m.content.to_owned(),
-                        ts: m.ts,
-                        client_id: m.client_id.to_owned(),
-                    },
+                    message: sql::stored(m, seq),
                     duplicate: false,
                 }))
             }
@@ -222,15 +227,7 @@ macro_rules! impl_append {
                             first_of.insert(key, i);
                             fresh.push((i, last));
                             results[i] = Some(Ok(Appended {
-                                message: common::ChatMessage {
-                                    room: m.room.to_owned(),
-                                    seq: last as u64,
-                                    id: m.id.to_owned(),
-                                    user: m.user.clone(),
-                                    content: m.content.to_owned(),
-                                    ts: m.ts,
-                                    client_id: m.client_id.to_owned(),
-                                },
+                                message: sql::stored(m, last),
                                 duplicate: false,
                             }));
                         }
