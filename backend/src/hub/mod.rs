@@ -11,8 +11,18 @@
 //! guard in-memory work only and are never held across an `.await`; store
 //! calls happen outside them. Queueing to a connection never blocks (see
 //! `Outbox`), so delivering under the room lock is cheap.
+//!
+//! Besides joins, leaves and presence (here): messages in (`sending.rs`),
+//! seq order out (`ordering.rs`), rooms loaded and unloaded (`rooms.rs`),
+//! presence between nodes (`presence.rs`).
 
+mod ordering;
 mod presence;
+mod rooms;
+mod sending;
+
+use ordering::take_stored;
+pub use sending::Submitted;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -27,7 +37,7 @@ use crate::outbox::Outbox;
 use crate::reorder::Reorder;
 use crate::revocation::LiveSessions;
 use crate::store::group_commit::GroupCommit;
-use crate::store::{Appended, NewMessage, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub type ConnId = u64;
 
@@ -127,31 +137,6 @@ type Pending = crate::reorder::Pending<Utf8Bytes, (Arc<Peer>, Utf8Bytes)>;
 struct Member {
     user: User,
     connections: usize,
-}
-
-/// A message on its way into the store (see `Hub::submit`).
-pub struct Submitted {
-    hub: Arc<Hub>,
-    room: Arc<Room>,
-    peer: Arc<Peer>,
-    answer: tokio::sync::oneshot::Receiver<crate::store::Result<Appended>>,
-}
-
-impl Submitted {
-    /// Waits for the store, then delivers the message to the room and the
-    /// ack to its sender, in seq order.
-    pub async fn finish(self) -> Result<(), StoreError> {
-        let appended = self.hub.stored(&self.room, self.answer).await?;
-        let message = appended.message;
-        let ack = encode(&ServerMsg::Ack {
-            room: self.room.name.to_string(),
-            client_id: message.client_id.clone(),
-            seq: message.seq,
-        });
-        self.hub
-            .deliver_stored(&self.room, message, Some((self.peer, ack)));
-        Ok(())
-    }
 }
 
 /// What a join must replay before `joined`.
@@ -422,22 +407,6 @@ impl Hub {
         self.remove_where(&loaded, |peer| &*peer.user_id == user_id);
     }
 
-    /// The store no longer has this loaded room: an operator deleted it
-    /// (`hearth admin delete-room`). Everyone in it here is told they were
-    /// removed, and it is unloaded at once, so that joining it again makes
-    /// a new room instead of reusing this one.
-    fn forget_deleted(&self, room: &Arc<Room>) {
-        tracing::info!(room = %room.name, "the room was deleted; unloading it");
-        self.remove_where(room, |_| true);
-        let mut rooms = lock(&self.rooms);
-        if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
-            lock(&room.state).unloaded = true;
-            rooms.remove(&room.name);
-            self.broker.unwatch_room(&room.name);
-            metrics::gauge!(crate::prometheus::ROOMS_LOADED).set(rooms.len() as f64);
-        }
-    }
-
     /// Takes the room's connections that match out of it, each told with
     /// `left {reason: "removed"}`.
     fn remove_where(&self, loaded: &Room, matches: impl Fn(&Peer) -> bool) {
@@ -466,138 +435,6 @@ impl Hub {
     /// Whether the connection is in the room (live or joining).
     fn is_in(state: &RoomState, peer: &Peer) -> bool {
         state.peers.contains_key(&peer.id) || state.joining.contains_key(&peer.id)
-    }
-
-    /// Queues a message for storing (see `GroupCommit::submit`): messages
-    /// submitted one after another are stored in that order. The returned
-    /// `Submitted` delivers it once stored; it must be finished even if the
-    /// sender goes away, so that everyone else still gets the message.
-    pub async fn submit(
-        self: &Arc<Self>,
-        room: &str,
-        peer: &Arc<Peer>,
-        content: &str,
-        client_id: &str,
-    ) -> Result<Submitted, StoreError> {
-        let Some(room) = self.existing(room) else {
-            return Err(StoreError::UnknownRoom(room.to_owned()));
-        };
-        // Removed meanwhile: nothing is stored for someone no longer in it.
-        if !Self::is_in(&lock(&room.state), peer) {
-            return Err(StoreError::UnknownRoom(room.name.to_string()));
-        }
-        let answer = self
-            .queue_append(&room, &peer.user, content, client_id)
-            .await?;
-        Ok(Submitted {
-            hub: self.clone(),
-            room,
-            peer: peer.clone(),
-            answer,
-        })
-    }
-
-    /// Stores the message, then delivers it in seq order to everyone in the
-    /// room (sender included), followed by the sender's `ack`. A repeated
-    /// `client_id` is acked with the original seq and never delivered twice.
-    pub async fn post(
-        self: &Arc<Self>,
-        room: &str,
-        peer: &Arc<Peer>,
-        content: &str,
-        client_id: &str,
-    ) -> Result<(), StoreError> {
-        self.submit(room, peer, content, client_id)
-            .await?
-            .finish()
-            .await
-    }
-
-    /// Stores a message that comes from no connection (the publish API,
-    /// `api/publish.rs`) and delivers it like a member's. The room must
-    /// exist. If nobody is in it on this node, it is loaded for the
-    /// delivery and unloaded again after the grace period, as if someone
-    /// had just left it.
-    pub async fn publish(
-        self: &Arc<Self>,
-        room: &str,
-        user: &User,
-        content: &str,
-        client_id: &str,
-    ) -> Result<Appended, StoreError> {
-        let room = match self.existing(room) {
-            Some(room) => room,
-            None => {
-                let room = self.load(room, &user.id).await?;
-                let state = lock(&room.state);
-                if state.peers.is_empty() && state.joining.is_empty() {
-                    lock(&self.emptied).push((room.name.clone(), Instant::now()));
-                }
-                drop(state);
-                room
-            }
-        };
-        let answer = self.queue_append(&room, user, content, client_id).await?;
-        let appended = self.stored(&room, answer).await?;
-        let answer = appended.clone();
-        self.deliver_stored(&room, appended.message, None);
-        Ok(answer)
-    }
-
-    /// Queues a new message (with a new id, stamped now) for the committer.
-    async fn queue_append(
-        &self,
-        room: &Room,
-        user: &User,
-        content: &str,
-        client_id: &str,
-    ) -> Result<tokio::sync::oneshot::Receiver<crate::store::Result<Appended>>, StoreError> {
-        let id = uuid::Uuid::now_v7().to_string();
-        self.appends
-            .submit(NewMessage {
-                room: &room.name,
-                id: &id,
-                user,
-                content,
-                ts: now_millis(),
-                client_id,
-            })
-            .await
-    }
-
-    /// The committer's answer for a message to `room`. A loaded room the
-    /// store does not know was deleted meanwhile.
-    async fn stored(
-        &self,
-        room: &Arc<Room>,
-        answer: tokio::sync::oneshot::Receiver<crate::store::Result<Appended>>,
-    ) -> Result<Appended, StoreError> {
-        let result = answer
-            .await
-            .map_err(|_| StoreError::Config("the committer has stopped".into()))?;
-        if let Err(StoreError::UnknownRoom(_)) = &result {
-            self.forget_deleted(room);
-        }
-        result
-    }
-
-    /// Delivers a stored message to the room in seq order, and then the
-    /// sender's ack, if any.
-    fn deliver_stored(
-        self: &Arc<Self>,
-        room: &Arc<Room>,
-        message: ChatMessage,
-        ack: Option<(Arc<Peer>, Utf8Bytes)>,
-    ) {
-        // A duplicate goes through the reorder buffer too: usually it was
-        // delivered long ago and only the ack goes out, but if the first
-        // attempt was committed and then reported as failed (a connection
-        // lost during COMMIT, a timeout), this is its first delivery.
-        let seq = message.seq;
-        // Serialized once; every recipient shares these bytes.
-        let frame = encode(&ServerMsg::Message(message));
-        let mut state = lock(&room.state);
-        self.accept(room, &mut state, seq, Pending { frame, ack });
     }
 
     /// Forwards "typing" to the room's other users, at most once per
@@ -791,75 +628,6 @@ impl Hub {
         Some(lock(&room.state).visible_members().len() as u32)
     }
 
-    /// Takes an appended message into the reorder buffer and delivers every
-    /// message that is now in sequence.
-    fn accept(
-        self: &Arc<Self>,
-        room: &Arc<Room>,
-        state: &mut RoomState,
-        seq: u64,
-        pending: Pending,
-    ) {
-        state.last_message = Some(Instant::now());
-        // Already delivered: a refill from the store raced with this
-        // append. The message is out; its ack must still go.
-        if let Some((peer, ack)) = state.order.insert(seq, pending) {
-            peer.outbox.push(ack);
-        }
-        self.drain(room, state);
-    }
-
-    fn drain(self: &Arc<Self>, room: &Arc<Room>, state: &mut RoomState) {
-        while let Some((seq, next)) = state.order.pop_ready() {
-            self.fan_out(&room.name, state, &next.frame, None, Some(seq));
-            if let Some((peer, ack)) = next.ack {
-                peer.outbox.push(ack);
-            }
-        }
-        if !state.order.is_empty() && !state.refill_scheduled {
-            state.refill_scheduled = true;
-            let hub = self.clone();
-            let room = room.clone();
-            tokio::spawn(async move { hub.refill(room).await });
-        }
-    }
-
-    /// Fills seq gaps from the store until none is left. Runs as one task
-    /// per room at most (`refill_scheduled`).
-    async fn refill(self: Arc<Self>, room: Arc<Room>) {
-        loop {
-            tokio::time::sleep(GAP_REFILL_AFTER).await;
-            let (from, to) = {
-                let mut state = lock(&room.state);
-                match state.order.gap() {
-                    Some(gap) => gap,
-                    None => {
-                        state.refill_scheduled = false;
-                        return;
-                    }
-                }
-            };
-            tracing::debug!(room = %room.name, from, to, "refilling a seq gap from the store");
-            let count = u32::try_from(to - from).unwrap_or(u32::MAX);
-            let missing = match self.store.range(&room.name, from - 1, to - 1, count).await {
-                Ok(found) => found,
-                Err(err) => {
-                    tracing::warn!(room = %room.name, %err, "gap refill failed; retrying");
-                    continue;
-                }
-            };
-            let mut state = lock(&room.state);
-            take_stored(&mut state, missing);
-            // Appends to a room are serialized by the store, so once `to` is
-            // committed every earlier seq is final: one the store does not
-            // have was deleted by retention and will never arrive.
-            for seq in state.order.skip_missing_below(to) {
-                tracing::warn!(room = %room.name, seq, "seq missing from the store; skipping it");
-            }
-            self.drain(&room, &mut state);
-        }
-    }
-
     async fn history_for(
         &self,
         room: &str,
@@ -939,164 +707,6 @@ impl Hub {
             },
         });
     }
-
-    /// The room, loaded from (or created in) the store on first use.
-    async fn load(&self, name: &str, created_by: &str) -> Result<Arc<Room>, StoreError> {
-        if let Some(room) = self.existing(name) {
-            return Ok(room);
-        }
-        // Listen before reading the store, so that a message stored after
-        // the read is heard (see also `last_message` below).
-        self.broker.watch_room(name).await;
-        let loaded = self.load_watched(name, created_by).await;
-        if !matches!(loaded, Ok((_, true))) {
-            // Failed, or another join loaded it first and holds the watch.
-            self.broker.unwatch_room(name);
-        }
-        loaded.map(|(room, _)| room)
-    }
-
-    /// `load` once the room's events are heard; true if this call put the
-    /// room in the map.
-    async fn load_watched(
-        &self,
-        name: &str,
-        created_by: &str,
-    ) -> Result<(Arc<Room>, bool), StoreError> {
-        let last_seq = self
-            .store
-            .ensure_room(name, created_by, now_millis())
-            .await?;
-        let visibility = self
-            .store
-            .room_access(name, "")
-            .await?
-            .map_or(common::Visibility::Public, |access| access.visibility);
-        // Who is here on other nodes; kept current by events, and re-read
-        // from the registry when events may have been missed.
-        let now = Instant::now();
-        // A registry read right after the broker reconnected can fail once
-        // on the dead connection: try again before starting without them.
-        let mut read = self.broker.members(name).await;
-        for _ in 0..2 {
-            if read.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            read = self.broker.members(name).await;
-        }
-        let remote: HashMap<(Arc<str>, Arc<str>), (User, Instant)> = match read {
-            Ok(entries) => self
-                .presence
-                .of_others(&self.node_id, entries)
-                .map(|(key, user)| (key, (user, now)))
-                .collect(),
-            Err(err) => {
-                tracing::warn!(%err, "could not read presence; starting without remote members");
-                HashMap::new()
-            }
-        };
-        let mut rooms = lock(&self.rooms);
-        // Another join may have loaded it meanwhile; keep the first.
-        let mut inserted = false;
-        let room = rooms.entry(Arc::from(name)).or_insert_with_key(|name| {
-            inserted = true;
-            Arc::new(Room {
-                name: name.clone(),
-                visibility,
-                state: Mutex::new(RoomState {
-                    order: Reorder::new(last_seq + 1),
-                    refill_scheduled: false,
-                    peers: HashMap::new(),
-                    joining: HashMap::new(),
-                    members: HashMap::new(),
-                    remote,
-                    last_typing: HashMap::new(),
-                    // A message published after the store was read and
-                    // before this insert was dropped (no room to take it):
-                    // the tail check looks at recently active rooms, so
-                    // count the load as activity.
-                    last_message: Some(now),
-                    unloaded: false,
-                }),
-            })
-        });
-        let room = room.clone();
-        metrics::gauge!(crate::prometheus::ROOMS_LOADED).set(rooms.len() as f64);
-        Ok((room, inserted))
-    }
-
-    /// Unloads rooms that have had no connection on this node for `grace`
-    /// and have nothing pending (a reorder buffer waiting for a seq keeps
-    /// its room). Their history is in the store and their members (on
-    /// other nodes) in the registry: a later join loads them again. Only
-    /// rooms that emptied are looked at. Returns how many were unloaded.
-    pub fn unload_idle(&self, grace: Duration) -> usize {
-        let now = Instant::now();
-        let due: Vec<Arc<str>> = {
-            let mut emptied = lock(&self.emptied);
-            let (due, waiting): (Vec<_>, Vec<_>) = emptied
-                .drain(..)
-                .partition(|(_, since)| now.saturating_duration_since(*since) >= grace);
-            *emptied = waiting;
-            due.into_iter().map(|(name, _)| name).collect()
-        };
-        let mut unloaded = 0;
-        let mut again = Vec::new();
-        let mut rooms = lock(&self.rooms);
-        for name in due {
-            let Some(room) = rooms.get(&name).cloned() else {
-                continue;
-            };
-            let mut state = lock(&room.state);
-            if !state.peers.is_empty() || !state.joining.is_empty() {
-                // In use again; it is a candidate once more when it empties.
-                continue;
-            }
-            if !state.order.is_empty() || state.refill_scheduled {
-                again.push((name, now));
-                continue;
-            }
-            state.unloaded = true;
-            drop(state);
-            rooms.remove(&name);
-            self.broker.unwatch_room(&name);
-            unloaded += 1;
-        }
-        metrics::gauge!(crate::prometheus::ROOMS_LOADED).set(rooms.len() as f64);
-        // A map that held many rooms keeps their slots unless told.
-        if unloaded > 0 && rooms.capacity() > 4 * rooms.len().max(64) {
-            rooms.shrink_to_fit();
-        }
-        drop(rooms);
-        let mut emptied = lock(&self.emptied);
-        emptied.extend(again);
-        // After a wave of abandoned rooms the list is short again; so is
-        // what it holds on to.
-        if emptied.capacity() > 4 * emptied.len().max(64) {
-            emptied.shrink_to_fit();
-        }
-        drop(emptied);
-        unloaded
-    }
-
-    /// A loaded room's visibility; `None` if it is not loaded here.
-    pub fn loaded_visibility(&self, room: &str) -> Option<common::Visibility> {
-        self.existing(room).map(|room| room.visibility)
-    }
-
-    /// How many rooms this node holds in memory.
-    pub fn loaded_rooms(&self) -> usize {
-        lock(&self.rooms).len()
-    }
-
-    pub fn is_loaded(&self, room: &str) -> bool {
-        lock(&self.rooms).contains_key(room)
-    }
-
-    fn existing(&self, name: &str) -> Option<Arc<Room>> {
-        lock(&self.rooms).get(name).cloned()
-    }
 }
 
 impl RoomState {
@@ -1138,20 +748,6 @@ fn announce_change(room: &Room, state: &mut RoomState, user: &User, was_visible:
         _ => return,
     };
     deliver(state, &encode(&msg), None);
-}
-
-/// Takes messages read back from the store (a refill, a catch-up) into the
-/// reorder buffer. They are copies without an ack, so nothing comes back to
-/// queue; ones already delivered are skipped before they are encoded.
-fn take_stored(state: &mut RoomState, messages: Vec<ChatMessage>) {
-    for message in messages {
-        let seq = message.seq;
-        if seq < state.order.next_seq() {
-            continue;
-        }
-        let frame = encode(&ServerMsg::Message(message));
-        let _no_ack = state.order.insert(seq, Pending { frame, ack: None });
-    }
 }
 
 /// Queues `frame` for one user's connections in the room, but `except`.

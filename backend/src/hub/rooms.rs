@@ -1,0 +1,189 @@
+//! Rooms in memory: loaded from the store on first use, unloaded once
+//! nobody on this node has been in them for the grace period, and dropped
+//! at once when an operator deleted them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::User;
+
+use super::{Hub, Room, RoomState, lock, now_millis};
+use crate::reorder::Reorder;
+use crate::store::StoreError;
+
+impl Hub {
+    /// The store no longer has this loaded room: an operator deleted it
+    /// (`hearth admin delete-room`). Everyone in it here is told they were
+    /// removed, and it is unloaded at once, so that joining it again makes
+    /// a new room instead of reusing this one.
+    pub(super) fn forget_deleted(&self, room: &Arc<Room>) {
+        tracing::info!(room = %room.name, "the room was deleted; unloading it");
+        self.remove_where(room, |_| true);
+        let mut rooms = lock(&self.rooms);
+        if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
+            lock(&room.state).unloaded = true;
+            rooms.remove(&room.name);
+            self.broker.unwatch_room(&room.name);
+            metrics::gauge!(crate::prometheus::ROOMS_LOADED).set(rooms.len() as f64);
+        }
+    }
+
+    /// The room, loaded from (or created in) the store on first use.
+    pub(super) async fn load(&self, name: &str, created_by: &str) -> Result<Arc<Room>, StoreError> {
+        if let Some(room) = self.existing(name) {
+            return Ok(room);
+        }
+        // Listen before reading the store, so that a message stored after
+        // the read is heard (see also `last_message` below).
+        self.broker.watch_room(name).await;
+        let loaded = self.load_watched(name, created_by).await;
+        if !matches!(loaded, Ok((_, true))) {
+            // Failed, or another join loaded it first and holds the watch.
+            self.broker.unwatch_room(name);
+        }
+        loaded.map(|(room, _)| room)
+    }
+
+    /// `load` once the room's events are heard; true if this call put the
+    /// room in the map.
+    pub(super) async fn load_watched(
+        &self,
+        name: &str,
+        created_by: &str,
+    ) -> Result<(Arc<Room>, bool), StoreError> {
+        let last_seq = self
+            .store
+            .ensure_room(name, created_by, now_millis())
+            .await?;
+        let visibility = self
+            .store
+            .room_access(name, "")
+            .await?
+            .map_or(common::Visibility::Public, |access| access.visibility);
+        // Who is here on other nodes; kept current by events, and re-read
+        // from the registry when events may have been missed.
+        let now = Instant::now();
+        // A registry read right after the broker reconnected can fail once
+        // on the dead connection: try again before starting without them.
+        let mut read = self.broker.members(name).await;
+        for _ in 0..2 {
+            if read.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            read = self.broker.members(name).await;
+        }
+        let remote: HashMap<(Arc<str>, Arc<str>), (User, Instant)> = match read {
+            Ok(entries) => self
+                .presence
+                .of_others(&self.node_id, entries)
+                .map(|(key, user)| (key, (user, now)))
+                .collect(),
+            Err(err) => {
+                tracing::warn!(%err, "could not read presence; starting without remote members");
+                HashMap::new()
+            }
+        };
+        let mut rooms = lock(&self.rooms);
+        // Another join may have loaded it meanwhile; keep the first.
+        let mut inserted = false;
+        let room = rooms.entry(Arc::from(name)).or_insert_with_key(|name| {
+            inserted = true;
+            Arc::new(Room {
+                name: name.clone(),
+                visibility,
+                state: Mutex::new(RoomState {
+                    order: Reorder::new(last_seq + 1),
+                    refill_scheduled: false,
+                    peers: HashMap::new(),
+                    joining: HashMap::new(),
+                    members: HashMap::new(),
+                    remote,
+                    last_typing: HashMap::new(),
+                    // A message published after the store was read and
+                    // before this insert was dropped (no room to take it):
+                    // the tail check looks at recently active rooms, so
+                    // count the load as activity.
+                    last_message: Some(now),
+                    unloaded: false,
+                }),
+            })
+        });
+        let room = room.clone();
+        metrics::gauge!(crate::prometheus::ROOMS_LOADED).set(rooms.len() as f64);
+        Ok((room, inserted))
+    }
+
+    /// Unloads rooms that have had no connection on this node for `grace`
+    /// and have nothing pending (a reorder buffer waiting for a seq keeps
+    /// its room). Their history is in the store and their members (on
+    /// other nodes) in the registry: a later join loads them again. Only
+    /// rooms that emptied are looked at. Returns how many were unloaded.
+    pub fn unload_idle(&self, grace: Duration) -> usize {
+        let now = Instant::now();
+        let due: Vec<Arc<str>> = {
+            let mut emptied = lock(&self.emptied);
+            let (due, waiting): (Vec<_>, Vec<_>) = emptied
+                .drain(..)
+                .partition(|(_, since)| now.saturating_duration_since(*since) >= grace);
+            *emptied = waiting;
+            due.into_iter().map(|(name, _)| name).collect()
+        };
+        let mut unloaded = 0;
+        let mut again = Vec::new();
+        let mut rooms = lock(&self.rooms);
+        for name in due {
+            let Some(room) = rooms.get(&name).cloned() else {
+                continue;
+            };
+            let mut state = lock(&room.state);
+            if !state.peers.is_empty() || !state.joining.is_empty() {
+                // In use again; it is a candidate once more when it empties.
+                continue;
+            }
+            if !state.order.is_empty() || state.refill_scheduled {
+                again.push((name, now));
+                continue;
+            }
+            state.unloaded = true;
+            drop(state);
+            rooms.remove(&name);
+            self.broker.unwatch_room(&name);
+            unloaded += 1;
+        }
+        metrics::gauge!(crate::prometheus::ROOMS_LOADED).set(rooms.len() as f64);
+        // A map that held many rooms keeps their slots unless told.
+        if unloaded > 0 && rooms.capacity() > 4 * rooms.len().max(64) {
+            rooms.shrink_to_fit();
+        }
+        drop(rooms);
+        let mut emptied = lock(&self.emptied);
+        emptied.extend(again);
+        // After a wave of abandoned rooms the list is short again; so is
+        // what it holds on to.
+        if emptied.capacity() > 4 * emptied.len().max(64) {
+            emptied.shrink_to_fit();
+        }
+        drop(emptied);
+        unloaded
+    }
+
+    /// A loaded room's visibility; `None` if it is not loaded here.
+    pub fn loaded_visibility(&self, room: &str) -> Option<common::Visibility> {
+        self.existing(room).map(|room| room.visibility)
+    }
+
+    /// How many rooms this node holds in memory.
+    pub fn loaded_rooms(&self) -> usize {
+        lock(&self.rooms).len()
+    }
+
+    pub fn is_loaded(&self, room: &str) -> bool {
+        lock(&self.rooms).contains_key(room)
+    }
+
+    pub(super) fn existing(&self, name: &str) -> Option<Arc<Room>> {
+        lock(&self.rooms).get(name).cloned()
+    }
+}

@@ -1,0 +1,171 @@
+//! Messages in: from a connection (`submit`, pipelined) or from another
+//! system through the publish API (`publish`). Each is queued for the
+//! group commit, and delivered in seq order once stored.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use common::{ChatMessage, ServerMsg, User};
+
+use super::{Hub, Peer, Pending, Room, encode, lock, now_millis};
+use crate::store::{Appended, NewMessage, StoreError};
+
+/// A message on its way into the store (see `Hub::submit`).
+pub struct Submitted {
+    hub: Arc<Hub>,
+    room: Arc<Room>,
+    peer: Arc<Peer>,
+    answer: tokio::sync::oneshot::Receiver<crate::store::Result<Appended>>,
+}
+
+impl Submitted {
+    /// Waits for the store, then delivers the message to the room and the
+    /// ack to its sender, in seq order.
+    pub async fn finish(self) -> Result<(), StoreError> {
+        let appended = self.hub.stored(&self.room, self.answer).await?;
+        let message = appended.message;
+        let ack = encode(&ServerMsg::Ack {
+            room: self.room.name.to_string(),
+            client_id: message.client_id.clone(),
+            seq: message.seq,
+        });
+        self.hub
+            .deliver_stored(&self.room, message, Some((self.peer, ack)));
+        Ok(())
+    }
+}
+
+impl Hub {
+    /// Queues a message for storing (see `GroupCommit::submit`): messages
+    /// submitted one after another are stored in that order. The returned
+    /// `Submitted` delivers it once stored; it must be finished even if the
+    /// sender goes away, so that everyone else still gets the message.
+    pub async fn submit(
+        self: &Arc<Self>,
+        room: &str,
+        peer: &Arc<Peer>,
+        content: &str,
+        client_id: &str,
+    ) -> Result<Submitted, StoreError> {
+        let Some(room) = self.existing(room) else {
+            return Err(StoreError::UnknownRoom(room.to_owned()));
+        };
+        // Removed meanwhile: nothing is stored for someone no longer in it.
+        if !Self::is_in(&lock(&room.state), peer) {
+            return Err(StoreError::UnknownRoom(room.name.to_string()));
+        }
+        let answer = self
+            .queue_append(&room, &peer.user, content, client_id)
+            .await?;
+        Ok(Submitted {
+            hub: self.clone(),
+            room,
+            peer: peer.clone(),
+            answer,
+        })
+    }
+
+    /// Stores the message, then delivers it in seq order to everyone in the
+    /// room (sender included), followed by the sender's `ack`. A repeated
+    /// `client_id` is acked with the original seq and never delivered twice.
+    pub async fn post(
+        self: &Arc<Self>,
+        room: &str,
+        peer: &Arc<Peer>,
+        content: &str,
+        client_id: &str,
+    ) -> Result<(), StoreError> {
+        self.submit(room, peer, content, client_id)
+            .await?
+            .finish()
+            .await
+    }
+
+    /// Stores a message that comes from no connection (the publish API,
+    /// `api/publish.rs`) and delivers it like a member's. The room must
+    /// exist. If nobody is in it on this node, it is loaded for the
+    /// delivery and unloaded again after the grace period, as if someone
+    /// had just left it.
+    pub async fn publish(
+        self: &Arc<Self>,
+        room: &str,
+        user: &User,
+        content: &str,
+        client_id: &str,
+    ) -> Result<Appended, StoreError> {
+        let room = match self.existing(room) {
+            Some(room) => room,
+            None => {
+                let room = self.load(room, &user.id).await?;
+                let state = lock(&room.state);
+                if state.peers.is_empty() && state.joining.is_empty() {
+                    lock(&self.emptied).push((room.name.clone(), Instant::now()));
+                }
+                drop(state);
+                room
+            }
+        };
+        let answer = self.queue_append(&room, user, content, client_id).await?;
+        let appended = self.stored(&room, answer).await?;
+        let answer = appended.clone();
+        self.deliver_stored(&room, appended.message, None);
+        Ok(answer)
+    }
+
+    /// Queues a new message (with a new id, stamped now) for the committer.
+    pub(super) async fn queue_append(
+        &self,
+        room: &Room,
+        user: &User,
+        content: &str,
+        client_id: &str,
+    ) -> Result<tokio::sync::oneshot::Receiver<crate::store::Result<Appended>>, StoreError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        self.appends
+            .submit(NewMessage {
+                room: &room.name,
+                id: &id,
+                user,
+                content,
+                ts: now_millis(),
+                client_id,
+            })
+            .await
+    }
+
+    /// The committer's answer for a message to `room`. A loaded room the
+    /// store does not know was deleted meanwhile.
+    pub(super) async fn stored(
+        &self,
+        room: &Arc<Room>,
+        answer: tokio::sync::oneshot::Receiver<crate::store::Result<Appended>>,
+    ) -> Result<Appended, StoreError> {
+        let result = answer
+            .await
+            .map_err(|_| StoreError::Config("the committer has stopped".into()))?;
+        if let Err(StoreError::UnknownRoom(_)) = &result {
+            self.forget_deleted(room);
+        }
+        result
+    }
+
+    /// Delivers a stored message to the room in seq order, and then the
+    /// sender's ack, if any.
+    pub(super) fn deliver_stored(
+        self: &Arc<Self>,
+        room: &Arc<Room>,
+        message: ChatMessage,
+        ack: Option<(Arc<Peer>, Utf8Bytes)>,
+    ) {
+        // A duplicate goes through the reorder buffer too: usually it was
+        // delivered long ago and only the ack goes out, but if the first
+        // attempt was committed and then reported as failed (a connection
+        // lost during COMMIT, a timeout), this is its first delivery.
+        let seq = message.seq;
+        // Serialized once; every recipient shares these bytes.
+        let frame = encode(&ServerMsg::Message(message));
+        let mut state = lock(&room.state);
+        self.accept(room, &mut state, seq, Pending { frame, ack });
+    }
+}
