@@ -45,6 +45,12 @@ impl Database {
     }
 }
 
+/// The machine's Redis (`HEARTH_TEST_REDIS_URL`); each cluster uses its
+/// own key prefix on it.
+fn shared_redis() -> String {
+    std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
 struct Node {
     port: u16,
     child: Child,
@@ -225,9 +231,7 @@ fn names(list: &[&str]) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_behave_like_one_server() {
     let db = Database::create().await;
-    let redis =
-        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let cluster = Cluster::new(db.url(), redis);
+    let cluster = Cluster::new(db.url(), shared_redis());
     let n1 = cluster.start_node("n1").await;
     let n2 = cluster.start_node("n2").await;
     let mut n3 = cluster.start_node("n3").await;
@@ -393,9 +397,7 @@ async fn three_nodes_behave_like_one_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_posted_with_an_api_key_reaches_every_node() {
     let db = Database::create().await;
-    let redis =
-        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let cluster = Cluster::new(db.url(), redis);
+    let cluster = Cluster::new(db.url(), shared_redis());
     let n1 = cluster.start_node("n1").await;
     let n2 = cluster.start_node("n2").await;
     let alice_session = n1.sign_in("alice").await;
@@ -563,8 +565,7 @@ async fn messages_sent_during_a_redis_outage_arrive_after_it() {
 #[tokio::test]
 async fn redis_with_a_per_node_sqlite_store_is_refused() {
     let dir = temp_dir();
-    let redis =
-        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis = shared_redis();
     let output = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["--listen", "127.0.0.1:0", "--redis-url", &redis])
         .arg("--data-dir")
@@ -590,8 +591,7 @@ async fn redis_with_a_per_node_sqlite_store_is_refused() {
 async fn a_stored_but_unpublished_message_still_reaches_everyone() {
     let pg = crate::faults_support::OwnPostgres::start();
     let url = pg.url();
-    let redis =
-        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis = shared_redis();
     let prefix = format!("hearth-test-{}", uuid::Uuid::new_v4().simple());
     let server = crate::support::TestServer::start_with(|c| {
         c.database_url = Some(url.clone());
@@ -642,8 +642,7 @@ async fn a_stored_but_unpublished_message_still_reaches_everyone() {
 async fn sign_out_and_removal_reach_every_node() {
     use reqwest::Method;
     let db = Database::create().await;
-    let redis =
-        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis = shared_redis();
     let cluster = Cluster::new(db.url(), redis.clone());
     let slow_poll = ["--revocation-poll-ms", "600000"];
     let n1 = cluster.start_node_with("n1", &slow_poll).await;
@@ -741,8 +740,7 @@ async fn sign_out_and_removal_reach_every_node() {
 #[tokio::test]
 async fn the_registry_keeps_each_nodes_entries_and_forgets_dead_nodes() {
     use backend::broker::Broker;
-    let redis =
-        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let redis = shared_redis();
     let prefix = format!("hearth-test-{}", uuid::Uuid::new_v4().simple());
     let b1 = backend::broker::RedisBroker::connect(&redis, &prefix)
         .await
@@ -990,9 +988,7 @@ async fn presence_costs_per_change_and_nodes_hear_only_their_rooms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_nodes_users_leave_everywhere_within_fifteen_seconds() {
     let db = Database::create().await;
-    let redis =
-        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let cluster = Cluster::new(db.url(), redis);
+    let cluster = Cluster::new(db.url(), shared_redis());
     let defaults = ["--presence-refresh-ms", "2000", "--presence-ttl-ms", "6000"];
     let n1 = cluster.start_node_with("n1", &defaults).await;
     let mut n2 = cluster.start_node_with("n2", &defaults).await;
