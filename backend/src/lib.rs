@@ -29,6 +29,7 @@ pub mod slots;
 pub mod store;
 pub mod throttle;
 pub mod web;
+pub mod writer;
 pub mod ws;
 
 use std::net::SocketAddr;

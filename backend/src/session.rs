@@ -1,5 +1,5 @@
 //! One WebSocket connection: a reader that handles client frames, and a
-//! writer that drains the connection's bounded outbound queue.
+//! writer (`writer.rs`) that drains the connection's bounded outbound queue.
 //!
 //! The reader never writes to the socket itself; everything it wants to send
 //! goes through the same queue as room fan-out. That keeps a single ordered
@@ -11,30 +11,21 @@ use std::future::pending;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use common::{ClientMsg, ErrorCode, PROTOCOL_VERSION, SendLimit, ServerMsg, validate};
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
+use futures_util::stream::SplitStream;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::AppState;
 use crate::auth::{Identity, now_secs};
 use crate::hub::{Peer, encode};
-use crate::outbox::{CloseReason, Kick, Outbox};
+use crate::outbox::{CloseReason, Outbox};
 use crate::prometheus;
 use crate::rate::TokenBucket;
 
 /// The `ping` frame, pre-serialized.
 const PING: &str = r#"{"type":"ping"}"#;
-/// Frames written per flush when the queue has a backlog.
-const WRITE_BATCH: usize = 64;
-/// How long the writer keeps trying to deliver a close frame. A slow
-/// consumer's socket is full when it is kicked; the frame goes out when
-/// the client reads again, and the client must see 4009 (reconnect and
-/// resume) rather than a bare drop. Long enough for a stalled client (a
-/// phone waking up), short enough to bound what a dead one holds: its
-/// queue is already closed, so only the socket's buffers remain.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a joiner may take to make room in its queue during a replay.
 const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
 /// Longest a join waits for its replay budget before it is refused.
@@ -53,7 +44,7 @@ pub fn run(
     slot: crate::slots::Slot,
 ) -> impl std::future::Future<Output = ()> + Send {
     let limits = &app.config;
-    let (outbox, rx) = Outbox::new(limits.outbound_queue);
+    let (outbox, frames) = Outbox::new(limits.outbound_queue);
     let peer = Arc::new(Peer {
         id: app.next_conn_id(),
         user_id: Arc::from(identity.user.id.as_str()),
@@ -66,7 +57,11 @@ pub fn run(
         .live_sessions()
         .register(&identity.session_id, peer.id, peer.outbox.kick().clone());
     let (sink, stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, rx, peer.outbox.kick().clone()));
+    let writer = tokio::spawn(crate::writer::write_loop(
+        sink,
+        frames,
+        peer.outbox.kick().clone(),
+    ));
     tracing::debug!(conn = peer.id, user = %peer.user.id, "connected");
     metrics::counter!(prometheus::CONNECTIONS_OPENED).increment(1);
     metrics::gauge!(prometheus::CONNECTIONS_OPEN).increment(1.0);
@@ -536,51 +531,6 @@ async fn next_send(
         sends.shrink_to_fit();
     }
     done
-}
-
-async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut frames: crate::outbox::Frames,
-    kick: Arc<Kick>,
-) {
-    // One waiter for the whole connection, not one per frame: registering
-    // with the `Notify` takes its lock, and this loop runs per batch of
-    // frames on every connection of a busy room.
-    let kicked = kick.kicked();
-    tokio::pin!(kicked);
-    // Looked up once: a registry lookup per wake-up would be per recipient.
-    let queue_depth = metrics::histogram!(prometheus::OUTBOUND_QUEUE_DEPTH);
-    let reason = loop {
-        let (first, queued) = tokio::select! {
-            biased;
-            reason = &mut kicked => break reason,
-            next = frames.next() => next,
-        };
-        queue_depth.record(queued as f64);
-        let write = async {
-            sink.feed(Message::Text(first)).await?;
-            // Drain a backlog before flushing: one write syscall, not many.
-            for _ in 0..WRITE_BATCH {
-                match frames.try_next() {
-                    Some((frame, _)) => sink.feed(Message::Text(frame)).await?,
-                    None => break,
-                }
-            }
-            sink.flush().await
-        };
-        // A client that stopped reading blocks the write; a kick must still
-        // get through, so race them.
-        tokio::select! {
-            biased;
-            reason = &mut kicked => break reason,
-            written = write => if written.is_err() { return },
-        }
-    };
-    let frame = CloseFrame {
-        code: reason.code,
-        reason: Utf8Bytes::from_static(reason.reason),
-    };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
 }
 
 #[cfg(test)]
