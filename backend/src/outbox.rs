@@ -9,7 +9,10 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use std::task::Poll;
+
 use axum::extract::ws::Utf8Bytes;
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
 /// Why a connection is being closed: a WebSocket close code and a reason.
@@ -104,9 +107,10 @@ impl Kick {
 struct Queue {
     frames: Mutex<VecDeque<Utf8Bytes>>,
     capacity: usize,
-    /// Wakes the writer: a frame was queued. `notify_one` keeps a permit
-    /// when the writer is not waiting yet, so no wake-up is lost.
-    ready: Notify,
+    /// Wakes the writer: a frame was queued. The writer registers before it
+    /// looks at the queue a second time, so no wake-up is lost; lock-free,
+    /// unlike a `Notify`, as this is per frame and per recipient.
+    ready: AtomicWaker,
     /// Wakes `push_patiently` callers when the writer made room.
     room: Notify,
     /// How many `push_patiently` calls are waiting for room; the writer
@@ -138,7 +142,7 @@ impl Outbox {
         let queue = Arc::new(Queue {
             frames: Mutex::new(VecDeque::new()),
             capacity: capacity.max(1),
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
             room: Notify::new(),
             patient: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -170,7 +174,7 @@ impl Outbox {
         }
         frames.push_back(frame);
         drop(frames);
-        self.queue.ready.notify_one();
+        self.queue.ready.wake();
         Ok(())
     }
 
@@ -229,12 +233,18 @@ impl Frames {
     /// The next frame, waiting for one if need be, and how many were
     /// queued with it (for the queue-depth histogram).
     pub async fn next(&mut self) -> (Utf8Bytes, usize) {
-        loop {
+        std::future::poll_fn(|cx| {
             if let Some(next) = self.try_next() {
-                return next;
+                return Poll::Ready(next);
             }
-            self.queue.ready.notified().await;
-        }
+            self.queue.ready.register(cx.waker());
+            // A frame pushed before the registration woke nobody.
+            match self.try_next() {
+                Some(next) => Poll::Ready(next),
+                None => Poll::Pending,
+            }
+        })
+        .await
     }
 
     /// The next frame if one is queued, and how many were queued.
