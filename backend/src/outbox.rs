@@ -68,6 +68,10 @@ impl CloseReason {
 pub struct Kick {
     reason: OnceLock<CloseReason>,
     notify: Notify,
+    /// The writer's own wake-up (see `for_writer`): it looks for a kick
+    /// before every batch of frames, and a `Notify` would take a lock each
+    /// time.
+    writer: AtomicWaker,
 }
 
 impl Kick {
@@ -76,7 +80,19 @@ impl Kick {
             // notify_waiters wakes every current waiter; the OnceLock covers
             // a waiter that registers later.
             self.notify.notify_waiters();
+            self.writer.wake();
         }
+    }
+
+    /// Resolves once the connection has been kicked; for the writer alone
+    /// (one waker), lock-free.
+    pub fn for_writer(&self, cx: &mut std::task::Context<'_>) -> Poll<CloseReason> {
+        if let Some(reason) = self.reason() {
+            return Poll::Ready(reason);
+        }
+        self.writer.register(cx.waker());
+        // A kick between the look and the registration woke nobody.
+        self.reason().map_or(Poll::Pending, Poll::Ready)
     }
 
     pub fn reason(&self) -> Option<CloseReason> {
@@ -310,6 +326,18 @@ mod tests {
         outbox.push(frame("late"));
         let got = tokio::time::timeout(Duration::from_secs(5), writer).await;
         assert_eq!(got.unwrap().unwrap(), (frame("late"), 1));
+    }
+
+    #[tokio::test]
+    async fn a_kick_wakes_the_waiting_writer() {
+        let (outbox, _frames) = Outbox::new(4);
+        let kick = outbox.kick().clone();
+        let writer =
+            tokio::spawn(async move { std::future::poll_fn(|cx| kick.for_writer(cx)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        outbox.kick().kick(CloseReason::GOING_AWAY);
+        let woke = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        assert_eq!(woke.unwrap().unwrap(), CloseReason::GOING_AWAY);
     }
 
     #[tokio::test]

@@ -27,11 +27,9 @@ pub async fn write_loop(
     mut frames: Frames,
     kick: Arc<Kick>,
 ) {
-    // One waiter for the whole connection, not one per frame: registering
-    // with the `Notify` takes its lock, and this loop runs per batch of
-    // frames on every connection of a busy room.
-    let kicked = kick.kicked();
-    tokio::pin!(kicked);
+    // Looked at before every batch of frames on every connection of a busy
+    // room, so lock-free (see `Kick::for_writer`).
+    let mut kicked = std::future::poll_fn(|cx| kick.for_writer(cx));
     // Looked up once: a registry lookup per wake-up would be per recipient.
     let queue_depth = metrics::histogram!(prometheus::OUTBOUND_QUEUE_DEPTH);
     let reason = loop {
