@@ -9,7 +9,9 @@ use common::SessionResponse;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{Client, Ended, call, connect_at, sign_up_at, spawn_hearth, temp_dir};
+use crate::support::{
+    Client, Ended, call, connect_at, sign_in_at, sign_up_at, spawn_hearth, temp_dir,
+};
 
 /// Runs `hearth <store args> admin <args>`: its JSON lines, or its error.
 async fn admin(store: &[String], args: &[&str]) -> Result<Vec<serde_json::Value>, String> {
@@ -34,6 +36,7 @@ async fn exercise(store: Vec<String>) {
     let mut args = store.clone();
     args.extend(["--revocation-poll-ms".into(), "200".into()]);
     args.extend(["--static-dir".into(), dir.display().to_string()]);
+    args.push("--allow-guests".into());
     let (mut server, addr) = spawn_hearth(&args).await;
     let session = sign_up_at(&addr, "dana").await;
     let mut dana = connect_at(&addr, &session).await;
@@ -92,11 +95,38 @@ async fn exercise(store: Vec<String>) {
             .contains("no room")
     );
 
+    // A guest, who has no username: found by display name, and their
+    // messages deleted by user id.
+    let guest = sign_in_at(&addr, "Gus").await;
+    let mut gus = connect_at(&addr, &guest).await;
+    gus.join("lobby").await;
+    gus.say("lobby", "hi from a guest", "g-1").await;
+    gus.recv_where(|m| matches!(m, ServerMsg::Ack { .. })).await;
+
     let users = admin(&store, &["users"]).await.unwrap();
-    assert_eq!(users.len(), 1);
-    assert_eq!(users[0]["user"]["username"], "dana");
+    assert_eq!(users.len(), 2);
+    assert_eq!(users[0]["user"]["username"], "dana", "oldest first");
     assert_eq!(admin(&store, &["users", "Da"]).await.unwrap().len(), 1);
+    let found = admin(&store, &["users", "gu"]).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["user"]["id"], guest.user.id);
     assert!(admin(&store, &["users", "zz"]).await.unwrap().is_empty());
+    let deleted = admin(&store, &["delete-messages", &guest.user.id])
+        .await
+        .unwrap();
+    assert_eq!(deleted[0]["deleted_messages"], 1);
+    assert!(
+        admin(&store, &["export", "lobby"])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        admin(&store, &["delete-messages", "nobody-at-all"])
+            .await
+            .is_err()
+    );
+    drop(gus);
 
     publish_with_api_keys(&store, &addr, &session, &mut dana).await;
     delete_messages_and_rooms(&store, &addr, &session, &mut dana).await;
