@@ -361,3 +361,68 @@ async fn admin_commands_work_on_postgres() {
         .await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// An API key that floods the publish API is refused past its quota (`429`
+/// with `Retry-After`), nothing refused is stored, and a member chatting in
+/// the same room meanwhile is served as usual.
+#[tokio::test]
+async fn a_flood_through_the_publish_api_is_limited_and_members_are_unaffected() {
+    let dir = temp_dir();
+    let store = vec![
+        "--data-dir".to_owned(),
+        dir.join("data").display().to_string(),
+    ];
+    let mut args = store.clone();
+    args.extend(["--static-dir".into(), dir.display().to_string()]);
+    args.extend(["--api-per-token-per-minute".into(), "20".into()]);
+    let (mut server, addr) = spawn_hearth(&args).await;
+    let session = sign_up_at(&addr, "dana").await;
+    let mut dana = connect_at(&addr, &session).await;
+    dana.join("ops").await;
+    let made = admin(&store, &["api-key", "create", "Flood", "--rooms", "ops"])
+        .await
+        .unwrap();
+    let key = made[0]["key"].as_str().unwrap().to_owned();
+
+    let http = reqwest::Client::new();
+    let (mut stored, mut refused) = (0, 0);
+    for i in 0..60 {
+        let response = http
+            .post(format!("http://{addr}/api/rooms/ops/messages"))
+            .bearer_auth(&key)
+            .json(&json!({"content": "spam", "client_id": format!("f-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            201 => stored += 1,
+            429 => {
+                assert!(response.headers().contains_key("retry-after"));
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        stored <= 20 && refused >= 40,
+        "{stored} stored, {refused} refused"
+    );
+
+    // The bystander: her message is stored and acked, after the bot's.
+    dana.say("ops", "still fine here", "d-1").await;
+    let ack = dana
+        .recv_where(|m| matches!(m, ServerMsg::Ack { .. }))
+        .await;
+    assert!(
+        matches!(ack, ServerMsg::Ack { seq, .. } if seq == stored + 1),
+        "{ack:?}"
+    );
+    let history = admin(&store, &["export", "ops"]).await.unwrap();
+    assert_eq!(
+        history.len() as u64,
+        stored + 1,
+        "nothing refused was stored"
+    );
+    let _ = server.kill().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
