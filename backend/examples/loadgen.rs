@@ -12,13 +12,15 @@
 //! target/release/examples/loadgen rooms 50000 10000 100  # rooms abandoned and held: memory, joins, idle CPU
 //! ```
 
+#[path = "support/guest.rs"]
+mod guest;
 #[path = "support/process.rs"]
 mod process;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{ServerMsg, SessionResponse};
+use common::ServerMsg;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -126,28 +128,16 @@ impl Server {
         process::rss_anon_kib(self.child.id().unwrap())
     }
 
-    async fn session(&self, http: &reqwest::Client, name: &str) -> SessionResponse {
-        http.post(format!("http://127.0.0.1:{}/api/session", self.port))
-            .json(&serde_json::json!({ "name": name }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     /// A connected client that has joined `room` and read up to `joined`.
     async fn member(&self, http: &reqwest::Client, name: &str, room: &str) -> Ws {
-        let session = self.session(http, name).await;
+        let token = guest::sign_in(http, self.port, name).await;
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = format!("ws://127.0.0.1:{}/ws", self.port)
             .into_client_request()
             .unwrap();
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {}", session.token).parse().unwrap(),
-        );
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
         // As browsers do: no Nagle delay on the client's side either.
         let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
             .await

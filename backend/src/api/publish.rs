@@ -15,7 +15,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use common::{PublishRequest, Published, validate};
+use common::{PublishRequest, validate};
 
 use super::{body, error};
 use crate::AppState;
@@ -67,19 +67,15 @@ async fn post(
     }
     let bot = key.bot();
     match app.hub.publish(&room, &bot, &content, &client_id).await {
-        Ok(appended) => {
+        Ok((published, duplicate)) => {
             // A retry of a stored message gets the original back, not a
             // second copy: 200 instead of 201.
-            let status = if appended.duplicate {
+            let status = if duplicate {
                 StatusCode::OK
             } else {
                 StatusCode::CREATED
             };
-            crate::prometheus::published(appended.duplicate);
-            let published = Published {
-                seq: appended.message.seq,
-                id: appended.message.id,
-            };
+            crate::prometheus::published(duplicate);
             Ok((status, Json(published)).into_response())
         }
         Err(StoreError::UnknownRoom(_)) => Err(unknown()),

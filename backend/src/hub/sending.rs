@@ -86,14 +86,15 @@ impl Hub {
     /// `api/publish.rs`) and delivers it like a member's. The room must
     /// exist. If nobody is in it on this node, it is loaded for the
     /// delivery and unloaded again after the grace period, as if someone
-    /// had just left it.
+    /// had just left it. Returns where it is stored, and whether it was a
+    /// retry of a message stored before.
     pub async fn publish(
         self: &Arc<Self>,
         room: &str,
         user: &User,
         content: &str,
         client_id: &str,
-    ) -> Result<Appended, StoreError> {
+    ) -> Result<(common::Published, bool), StoreError> {
         let room = match self.existing(room) {
             Some(room) => room,
             None => {
@@ -108,9 +109,12 @@ impl Hub {
         };
         let answer = self.queue_append(&room, user, content, client_id).await?;
         let appended = self.stored(&room, answer).await?;
-        let answer = appended.clone();
+        let published = common::Published {
+            seq: appended.message.seq,
+            id: appended.message.id.clone(),
+        };
         self.deliver_stored(&room, appended.message, None);
-        Ok(answer)
+        Ok((published, appended.duplicate))
     }
 
     /// Queues a new message (with a new id, stamped now) for the committer.
