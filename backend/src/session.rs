@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use common::{ClientMsg, ErrorCode, PROTOCOL_VERSION, SendLimit, ServerMsg, validate};
+use common::{ClientMsg, EntryKind, ErrorCode, PROTOCOL_VERSION, SendLimit, ServerMsg, validate};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::AppState;
 use crate::auth::{Identity, now_secs};
-use crate::hub::{Peer, encode};
+use crate::hub::{Peer, Post, encode};
 use crate::outbox::{CloseReason, Outbox};
 use crate::prometheus;
 use crate::rate::TokenBucket;
@@ -227,6 +227,9 @@ impl Session {
             ClientMsg::Join { room, .. }
             | ClientMsg::Leave { room }
             | ClientMsg::Send { room, .. }
+            | ClientMsg::Edit { room, .. }
+            | ClientMsg::Delete { room, .. }
+            | ClientMsg::SetTopic { room, .. }
             | ClientMsg::Typing { room }
             | ClientMsg::Read { room, .. } => room.make_ascii_lowercase(),
             ClientMsg::Pong => {}
@@ -238,7 +241,30 @@ impl Session {
                 room,
                 content,
                 client_id,
-            } => self.send(room, content, client_id).await,
+                reply_to,
+            } => {
+                let entry = Entry::Message { content, reply_to };
+                self.send(room, client_id, entry).await
+            }
+            ClientMsg::Edit {
+                room,
+                target,
+                content,
+                client_id,
+            } => {
+                let entry = Entry::Edit { target, content };
+                self.send(room, client_id, entry).await
+            }
+            ClientMsg::Delete {
+                room,
+                target,
+                client_id,
+            } => self.send(room, client_id, Entry::Delete { target }).await,
+            ClientMsg::SetTopic {
+                room,
+                topic,
+                client_id,
+            } => self.send(room, client_id, Entry::Topic { topic }).await,
             ClientMsg::Typing { room } => {
                 if self.rooms.contains(&room) {
                     self.app
@@ -401,14 +427,23 @@ impl Session {
             .push(encode(&ServerMsg::Left { room, reason: None }));
     }
 
-    async fn send(&mut self, room: String, content: String, client_id: String) {
+    /// Adds an entry to the room's log: a message, or a change. All of them
+    /// are paced by the same send limit, stored in order, and acked.
+    async fn send(&mut self, room: String, client_id: String, entry: Entry) {
         if let Err(why) = validate::client_id(&client_id) {
             return self.reject(ErrorCode::InvalidClientId, why, Some(client_id));
         }
         if !self.rooms.contains(&room) {
             return self.reject(ErrorCode::NotJoined, "join the room first", Some(client_id));
         }
-        if let Err(why) = validate::content(&content) {
+        let checked = match &entry {
+            Entry::Message { content, .. } | Entry::Edit { content, .. } => {
+                validate::content(content)
+            }
+            Entry::Topic { topic } => validate::topic(topic),
+            Entry::Delete { .. } => Ok(()),
+        };
+        if let Err(why) = checked {
             return self.reject(ErrorCode::InvalidContent, why, Some(client_id));
         }
         if !self.send_bucket.try_take(std::time::Instant::now()) {
@@ -419,16 +454,44 @@ impl Session {
                 Some(client_id),
             );
         }
+        // Whether this user may change other people's things: asked of the
+        // store each time, so a role taken away counts at once. Only for
+        // deletes and topics, which are rare.
+        let moderator = match &entry {
+            Entry::Delete { .. } | Entry::Topic { .. } => {
+                match self
+                    .app
+                    .hub
+                    .store()
+                    .room_access(&room, &self.peer.user.id)
+                    .await
+                {
+                    Ok(access) => access.is_some_and(|a| a.moderates()),
+                    Err(err) => {
+                        tracing::error!(%err, room, "checking a role failed");
+                        return self.tell(
+                            ErrorCode::Internal,
+                            "the change could not be stored; try again",
+                            Some(client_id),
+                        );
+                    }
+                }
+            }
+            _ => false,
+        };
+        if matches!(entry, Entry::Topic { .. }) && !moderator {
+            return self.reject(
+                ErrorCode::Forbidden,
+                "only the room's owners and moderators set its topic",
+                Some(client_id),
+            );
+        }
+        let post = entry.post(&client_id, moderator);
         // Queued for the store now, in the order read; delivered (with our
         // ack) once stored. The delivery runs as its own task so that it
         // happens even if this connection ends first: others must get the
         // message.
-        match self
-            .app
-            .hub
-            .submit(&room, &self.peer, &content, &client_id)
-            .await
-        {
+        match self.app.hub.submit(&room, &self.peer, post).await {
             Ok(submitted) => self.sends.push_back(tokio::spawn(async move {
                 (room, client_id, submitted.finish().await)
             })),
@@ -445,6 +508,13 @@ impl Session {
             // Removed from the room while this was on its way.
             self.rooms.remove(&room);
             return self.tell(ErrorCode::NotJoined, "not in that room", Some(client_id));
+        }
+        if let crate::store::StoreError::NoSuchMessage = err {
+            return self.tell(
+                ErrorCode::NoSuchMessage,
+                "that message does not exist, was deleted, or is not yours to change",
+                Some(client_id),
+            );
         }
         tracing::error!(%err, room, "storing a message failed");
         self.tell(
@@ -474,6 +544,47 @@ impl Session {
     }
 }
 
+/// What a `send`, `edit`, `delete` or `set_topic` adds to the room's log.
+enum Entry {
+    Message {
+        content: String,
+        reply_to: Option<u64>,
+    },
+    Edit {
+        target: u64,
+        content: String,
+    },
+    Delete {
+        target: u64,
+    },
+    Topic {
+        topic: String,
+    },
+}
+
+impl Entry {
+    fn post<'a>(&'a self, client_id: &'a str, moderator: bool) -> Post<'a> {
+        let (kind, content, target, reply_to) = match self {
+            Entry::Message { content, reply_to } => {
+                (EntryKind::Message, content.as_str(), None, *reply_to)
+            }
+            Entry::Edit { target, content } => {
+                (EntryKind::Edit, content.as_str(), Some(*target), None)
+            }
+            Entry::Delete { target } => (EntryKind::Delete, "", Some(*target), None),
+            Entry::Topic { topic } => (EntryKind::Topic, topic.as_str(), None, None),
+        };
+        Post {
+            kind,
+            content,
+            client_id,
+            target,
+            reply_to,
+            moderator,
+        }
+    }
+}
+
 /// Only called for frames that failed to parse, so the second parse costs
 /// nothing on the normal path.
 fn classify_bad_frame(text: &str) -> (ErrorCode, &'static str) {
@@ -486,7 +597,15 @@ fn classify_bad_frame(text: &str) -> (ErrorCode, &'static str) {
         Ok(tagged)
             if !matches!(
                 tagged.kind.as_ref(),
-                "join" | "leave" | "send" | "typing" | "pong" | "read"
+                "join"
+                    | "leave"
+                    | "send"
+                    | "edit"
+                    | "delete"
+                    | "set_topic"
+                    | "typing"
+                    | "pong"
+                    | "read"
             ) =>
         {
             (ErrorCode::UnknownType, "unknown message type")

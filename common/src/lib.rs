@@ -18,7 +18,9 @@ pub use api::{
     RoomSummary, ServerInfo, SessionRequest, SessionResponse, SetRole, SignUpRequest, Visibility,
     WsTicket,
 };
-pub use messages::{BOT_ID_PREFIX, ChatMessage, ClientMsg, ErrorCode, SendLimit, ServerMsg, User};
+pub use messages::{
+    BOT_ID_PREFIX, ChatMessage, ClientMsg, EntryKind, ErrorCode, SendLimit, ServerMsg, User,
+};
 
 /// Bumped on any incompatible change to the messages below. The server sends
 /// it in `welcome` so a stale client can tell it must reload.

@@ -22,7 +22,7 @@ impl Default for SendLimit {
 
 /// A signed-in person. `id` is stable for the account (for a guest, for
 /// its session); two tabs signed in as the same account are the same user.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct User {
     pub id: String,
     /// The display name: what people see. Not unique.
@@ -48,8 +48,14 @@ impl User {
     }
 }
 
-/// A chat message as stored and delivered.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// An entry of a room's log, as stored and delivered: a message, or a
+/// change to an earlier message or to the room (`kind`). Every entry has a
+/// seq of its own, so resuming, gap detection, ordering across nodes and
+/// durability cover changes exactly as they cover messages.
+///
+/// A message is delivered as `message`; a change as `event`, so a client
+/// that predates a kind of change ignores it instead of showing it as text.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ChatMessage {
     pub room: String,
     /// Position in the room, starting at 1 and increasing by exactly 1.
@@ -57,11 +63,84 @@ pub struct ChatMessage {
     /// Server-assigned unique id.
     pub id: String,
     pub user: User,
+    /// A message's text; an edit's new text; a topic change's new topic;
+    /// empty for a delete (and for a deleted message).
     pub content: String,
     /// Server time, milliseconds since the Unix epoch.
     pub ts: i64,
-    /// The sender's own id for this message, echoed back for deduplication.
+    /// The sender's own id for this entry, echoed back for deduplication.
     pub client_id: String,
+    /// What this entry is; `message` when left out.
+    #[serde(default, skip_serializing_if = "EntryKind::is_message")]
+    pub kind: EntryKind,
+    /// For an edit or a delete: the seq of the message it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<u64>,
+    /// For a message: the seq of the message it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    /// A message's current state: when it was last edited (ms since the
+    /// epoch), if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited: Option<i64>,
+    /// A message's current state: it was deleted, and its text with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+impl ChatMessage {
+    /// The frame this entry is delivered in: `message` or `event`.
+    pub fn into_server_msg(self) -> ServerMsg {
+        if self.kind.is_message() {
+            ServerMsg::Message(self)
+        } else {
+            ServerMsg::Event(self)
+        }
+    }
+}
+
+/// The kinds of entries in a room's log.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// Something someone said.
+    #[default]
+    Message,
+    /// The author changed the text of message `target` to `content`.
+    Edit,
+    /// Message `target` was deleted, by its author or a moderator.
+    Delete,
+    /// An owner or moderator set the room's topic to `content`.
+    Topic,
+    /// A kind this client version does not know yet.
+    #[serde(other)]
+    Unknown,
+}
+
+impl EntryKind {
+    pub fn is_message(&self) -> bool {
+        *self == EntryKind::Message
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Message => "message",
+            EntryKind::Edit => "edit",
+            EntryKind::Delete => "delete",
+            EntryKind::Topic => "topic",
+            EntryKind::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(text: &str) -> EntryKind {
+        match text {
+            "message" => EntryKind::Message,
+            "edit" => EntryKind::Edit,
+            "delete" => EntryKind::Delete,
+            "topic" => EntryKind::Topic,
+            _ => EntryKind::Unknown,
+        }
+    }
 }
 
 /// Client → server.
@@ -83,6 +162,30 @@ pub enum ClientMsg {
     Send {
         room: String,
         content: String,
+        client_id: String,
+        /// The seq of the message this one answers, if it is a reply.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+    },
+    /// Change the text of your own message `target`. Acked like a send:
+    /// the edit is an entry of the room's log with a seq of its own.
+    Edit {
+        room: String,
+        target: u64,
+        content: String,
+        client_id: String,
+    },
+    /// Delete message `target`: your own, or anyone's if you own or
+    /// moderate the room. Its text is removed from the server.
+    Delete {
+        room: String,
+        target: u64,
+        client_id: String,
+    },
+    /// Set the room's topic (owners and moderators; empty clears it).
+    SetTopic {
+        room: String,
+        topic: String,
         client_id: String,
     },
     /// "I am typing in this room." Send at most one every 2 s.
@@ -134,6 +237,9 @@ pub enum ServerMsg {
         /// Messages from other people after `read_seq`, counted up to 100.
         #[serde(default)]
         unread: u32,
+        /// The room's topic (empty: none).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        topic: String,
     },
     /// The connection is no longer in `room`: it asked to leave (no
     /// `reason`), or it was removed (`reason` says why, e.g. `removed`).
@@ -143,6 +249,9 @@ pub enum ServerMsg {
         reason: Option<String>,
     },
     Message(ChatMessage),
+    /// A change to an earlier message or to the room: an edit, a delete or
+    /// a topic (`kind`), with a seq of its own in the room's log.
+    Event(ChatMessage),
     /// The message with this `client_id` is durably stored as `seq`.
     Ack {
         room: String,
@@ -176,6 +285,9 @@ pub enum ServerMsg {
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
+    /// A type this client version does not know yet: ignored.
+    #[serde(other)]
+    Unknown,
 }
 
 fn yes() -> bool {
@@ -210,6 +322,9 @@ pub enum ErrorCode {
     /// This node holds as many rooms as it may; joining an existing,
     /// active room still works. Try again later.
     RoomLimit,
+    /// The message to edit or delete does not exist, was deleted, or is
+    /// not yours to change.
+    NoSuchMessage,
     /// A code this client version does not know yet.
     #[serde(other)]
     Unknown,
@@ -229,6 +344,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RoomLimit => "room_limit",
+            ErrorCode::NoSuchMessage => "no_such_message",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -244,6 +360,21 @@ mod tests {
             id: "u1".into(),
             name: "alice".into(),
             username: Some("alice".into()),
+        }
+    }
+
+    fn entry(seq: u64, kind: EntryKind, target: Option<u64>, content: &str) -> ChatMessage {
+        ChatMessage {
+            room: "r".into(),
+            seq,
+            id: format!("m{seq}"),
+            user: user(),
+            content: content.into(),
+            ts: 2,
+            client_id: format!("c-{seq}"),
+            kind,
+            target,
+            ..ChatMessage::default()
         }
     }
 
@@ -276,6 +407,41 @@ mod tests {
                     room: "general".into(),
                     content: "hi".into(),
                     client_id: "c-1".into(),
+                    reply_to: None,
+                },
+            ),
+            (
+                json!({"type":"send","room":"general","content":"yes","client_id":"c-2","reply_to":3}),
+                ClientMsg::Send {
+                    room: "general".into(),
+                    content: "yes".into(),
+                    client_id: "c-2".into(),
+                    reply_to: Some(3),
+                },
+            ),
+            (
+                json!({"type":"edit","room":"general","target":3,"content":"hi!","client_id":"c-3"}),
+                ClientMsg::Edit {
+                    room: "general".into(),
+                    target: 3,
+                    content: "hi!".into(),
+                    client_id: "c-3".into(),
+                },
+            ),
+            (
+                json!({"type":"delete","room":"general","target":3,"client_id":"c-4"}),
+                ClientMsg::Delete {
+                    room: "general".into(),
+                    target: 3,
+                    client_id: "c-4".into(),
+                },
+            ),
+            (
+                json!({"type":"set_topic","room":"general","topic":"Plans","client_id":"c-5"}),
+                ClientMsg::SetTopic {
+                    room: "general".into(),
+                    topic: "Plans".into(),
+                    client_id: "c-5".into(),
                 },
             ),
             (
@@ -313,12 +479,58 @@ mod tests {
             content: "hi".into(),
             ts: 1,
             client_id: "c-1".into(),
+            ..ChatMessage::default()
         });
         assert_eq!(
             serde_json::to_value(&msg).unwrap(),
             json!({"type":"message","room":"general","seq":3,"id":"m",
                    "user":{"id":"u1","name":"alice","username":"alice"},"content":"hi","ts":1,"client_id":"c-1"})
         );
+        // Every kind of log entry, in its frame, both ways.
+        let entries = [
+            (
+                json!({"type":"message","room":"r","seq":5,"id":"m5","user":{"id":"u1","name":"alice","username":"alice"},
+                       "content":"", "ts":2,"client_id":"c-5","reply_to":3,"edited":9,"deleted":true}),
+                ChatMessage {
+                    reply_to: Some(3),
+                    edited: Some(9),
+                    deleted: true,
+                    ..entry(5, EntryKind::Message, None, "")
+                },
+            ),
+            (
+                json!({"type":"event","room":"r","seq":6,"id":"m6","user":{"id":"u1","name":"alice","username":"alice"},
+                       "content":"hello","ts":2,"client_id":"c-6","kind":"edit","target":5}),
+                entry(6, EntryKind::Edit, Some(5), "hello"),
+            ),
+            (
+                json!({"type":"event","room":"r","seq":7,"id":"m7","user":{"id":"u1","name":"alice","username":"alice"},
+                       "content":"","ts":2,"client_id":"c-7","kind":"delete","target":5}),
+                entry(7, EntryKind::Delete, Some(5), ""),
+            ),
+            (
+                json!({"type":"event","room":"r","seq":8,"id":"m8","user":{"id":"u1","name":"alice","username":"alice"},
+                       "content":"Plans","ts":2,"client_id":"c-8","kind":"topic"}),
+                entry(8, EntryKind::Topic, None, "Plans"),
+            ),
+        ];
+        for (wire, entry) in entries {
+            let msg = entry.into_server_msg();
+            assert_eq!(serde_json::to_value(&msg).unwrap(), wire);
+            assert_eq!(serde_json::from_value::<ServerMsg>(wire).unwrap(), msg);
+        }
+        // A newer server's frames and kinds do not break an older client.
+        assert_eq!(
+            serde_json::from_value::<ServerMsg>(json!({"type":"brand_new","x":1})).unwrap(),
+            ServerMsg::Unknown
+        );
+        let ServerMsg::Event(future) = serde_json::from_value::<ServerMsg>(json!(
+            {"type":"event","room":"r","seq":9,"id":"m9","user":{"id":"u1","name":"a"},
+             "content":"","ts":2,"client_id":"c-9","kind":"pin","target":5}))
+        .unwrap() else {
+            panic!("an event of an unknown kind is still an event");
+        };
+        assert_eq!(future.kind, EntryKind::Unknown);
         let err = ServerMsg::Error {
             code: ErrorCode::RateLimited,
             message: "slow down".into(),
@@ -339,8 +551,10 @@ mod tests {
             recovered: true,
             read_seq: 0,
             unread: 0,
+            topic: "Plans".into(),
         };
         let v = serde_json::to_value(&joined).unwrap();
+        assert_eq!(v["topic"], "Plans");
         assert_eq!(v["type"], "joined");
         assert_eq!(serde_json::from_value::<ServerMsg>(v).unwrap(), joined);
     }
@@ -357,6 +571,9 @@ mod tests {
             ErrorCode::TooManyRooms,
             ErrorCode::RateLimited,
             ErrorCode::Internal,
+            ErrorCode::Forbidden,
+            ErrorCode::RoomLimit,
+            ErrorCode::NoSuchMessage,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }

@@ -145,9 +145,35 @@ pub fn content(text: &str) -> Result<(), &'static str> {
     }
 }
 
+/// The longest room topic, in characters.
+pub const MAX_TOPIC_CHARS: usize = 200;
+
+/// A room topic: one line of at most 200 characters; empty clears it.
+pub fn topic(text: &str) -> Result<(), &'static str> {
+    if text.chars().count() > MAX_TOPIC_CHARS {
+        Err("topic must be at most 200 characters")
+    } else if text.chars().any(|c| {
+        // Line breaks, and bidi overrides that would reorder the header.
+        c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    }) {
+        Err("topic must be one line of text")
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topics_are_one_bounded_line() {
+        assert!(topic("").is_ok());
+        assert!(topic("Release planning, Thursdays").is_ok());
+        assert!(topic(&"é".repeat(200)).is_ok());
+        assert!(topic(&"é".repeat(201)).is_err());
+        assert!(topic("two\nlines").is_err());
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

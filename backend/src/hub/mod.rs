@@ -22,7 +22,7 @@ mod rooms;
 mod sending;
 
 use ordering::take_stored;
-pub use sending::Submitted;
+pub use sending::{Post, Submitted};
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -150,6 +150,7 @@ pub struct JoinTicket {
     /// other people follow it.
     pub read_seq: u64,
     pub unread: u32,
+    pub topic: String,
 }
 
 impl Hub {
@@ -235,12 +236,17 @@ impl Hub {
             drop(state);
             break (room, up_to, already_live);
         };
-        let (read_seq, unread) = match self.store.read_state(&peer.user.id, &room.name).await {
+        let crate::store::JoinState {
+            read_seq,
+            unread,
+            topic,
+        } = match self.store.join_state(&peer.user.id, &room.name).await {
             Ok(state) => state,
             // Unread counts are a convenience: a join does not fail for them.
+            // (The topic arrives with the next topic change, or join.)
             Err(err) => {
                 tracing::warn!(%err, room = %room.name, "could not read the read position");
-                (0, 0)
+                crate::store::JoinState::default()
             }
         };
         if already_live {
@@ -253,6 +259,7 @@ impl Hub {
                 recovered: true,
                 read_seq,
                 unread,
+                topic,
             });
         }
         let fetched = self.history_for(&room.name, since, up_to).await;
@@ -265,7 +272,7 @@ impl Hub {
         };
         let history = messages
             .into_iter()
-            .map(|m| encode(&ServerMsg::Message(m)))
+            .map(|m| encode(&m.into_server_msg()))
             .collect();
         Ok(JoinTicket {
             room,
@@ -274,6 +281,7 @@ impl Hub {
             recovered,
             read_seq,
             unread,
+            topic,
         })
     }
 
@@ -340,6 +348,7 @@ impl Hub {
             recovered: ticket.recovered,
             read_seq: ticket.read_seq,
             unread: ticket.unread,
+            topic: ticket.topic,
         }));
         for frame in buffered {
             peer.outbox.push(frame);

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{ChatMessage, ServerMsg};
+use common::ChatMessage;
 
 use super::{GAP_REFILL_AFTER, Hub, Pending, Room, RoomState, encode, lock};
 
@@ -89,7 +89,7 @@ pub(super) fn take_stored(state: &mut RoomState, messages: Vec<ChatMessage>) {
         if seq < state.order.next_seq() {
             continue;
         }
-        let frame = encode(&ServerMsg::Message(message));
+        let frame = encode(&message.into_server_msg());
         let _no_ack = state.order.insert(seq, Pending { frame, ack: None });
     }
 }

@@ -6,10 +6,38 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
-use common::{ChatMessage, ServerMsg, User};
+use common::{ChatMessage, EntryKind, ServerMsg, User};
 
 use super::{Hub, Peer, Pending, Room, encode, lock, now_millis};
 use crate::store::{Appended, NewMessage, StoreError};
+
+/// What a connection adds to a room's log: a message, or a change (see
+/// `common::EntryKind`).
+#[derive(Debug, Clone, Copy)]
+pub struct Post<'a> {
+    pub kind: EntryKind,
+    pub content: &'a str,
+    pub client_id: &'a str,
+    /// An edit's or a delete's message.
+    pub target: Option<u64>,
+    /// The message a message answers.
+    pub reply_to: Option<u64>,
+    /// The sender owns or moderates the room: may delete anyone's message.
+    pub moderator: bool,
+}
+
+impl<'a> Post<'a> {
+    pub fn message(content: &'a str, client_id: &'a str) -> Self {
+        Post {
+            kind: EntryKind::Message,
+            content,
+            client_id,
+            target: None,
+            reply_to: None,
+            moderator: false,
+        }
+    }
+}
 
 /// A message on its way into the store (see `Hub::submit`).
 pub struct Submitted {
@@ -45,8 +73,7 @@ impl Hub {
         self: &Arc<Self>,
         room: &str,
         peer: &Arc<Peer>,
-        content: &str,
-        client_id: &str,
+        post: Post<'_>,
     ) -> Result<Submitted, StoreError> {
         let Some(room) = self.existing(room) else {
             return Err(StoreError::UnknownRoom(room.to_owned()));
@@ -55,9 +82,7 @@ impl Hub {
         if !Self::is_in(&lock(&room.state), peer) {
             return Err(StoreError::UnknownRoom(room.name.to_string()));
         }
-        let answer = self
-            .queue_append(&room, &peer.user, content, client_id)
-            .await?;
+        let answer = self.queue_append(&room, &peer.user, post).await?;
         Ok(Submitted {
             hub: self.clone(),
             room,
@@ -73,13 +98,9 @@ impl Hub {
         self: &Arc<Self>,
         room: &str,
         peer: &Arc<Peer>,
-        content: &str,
-        client_id: &str,
+        post: Post<'_>,
     ) -> Result<(), StoreError> {
-        self.submit(room, peer, content, client_id)
-            .await?
-            .finish()
-            .await
+        self.submit(room, peer, post).await?.finish().await
     }
 
     /// Stores a message that comes from no connection (the publish API,
@@ -107,7 +128,9 @@ impl Hub {
                 room
             }
         };
-        let answer = self.queue_append(&room, user, content, client_id).await?;
+        let answer = self
+            .queue_append(&room, user, Post::message(content, client_id))
+            .await?;
         let appended = self.stored(&room, answer).await?;
         let published = common::Published {
             seq: appended.message.seq,
@@ -117,13 +140,12 @@ impl Hub {
         Ok((published, appended.duplicate))
     }
 
-    /// Queues a new message (with a new id, stamped now) for the committer.
+    /// Queues a new entry (with a new id, stamped now) for the committer.
     pub(super) async fn queue_append(
         &self,
         room: &Room,
         user: &User,
-        content: &str,
-        client_id: &str,
+        post: Post<'_>,
     ) -> Result<tokio::sync::oneshot::Receiver<crate::store::Result<Appended>>, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         self.appends
@@ -131,9 +153,13 @@ impl Hub {
                 room: &room.name,
                 id: &id,
                 user,
-                content,
+                content: post.content,
                 ts: now_millis(),
-                client_id,
+                client_id: post.client_id,
+                kind: post.kind,
+                target: post.target,
+                reply_to: post.reply_to,
+                moderator: post.moderator,
             })
             .await
     }
@@ -168,7 +194,7 @@ impl Hub {
         // lost during COMMIT, a timeout), this is its first delivery.
         let seq = message.seq;
         // Serialized once; every recipient shares these bytes.
-        let frame = encode(&ServerMsg::Message(message));
+        let frame = encode(&message.into_server_msg());
         let mut state = lock(&room.state);
         self.accept(room, &mut state, seq, Pending { frame, ack });
     }

@@ -42,12 +42,21 @@ pub struct RoomAccess {
     pub visibility: Visibility,
     /// `None`: not a member (which is fine for a public room).
     pub role: Option<Role>,
+    /// The user created the room. A room created by joining it has no
+    /// owner among its members; its creator moderates it.
+    pub creator: bool,
 }
 
 impl RoomAccess {
     /// Public rooms are open to everyone signed in; private ones to members.
     pub fn may_enter(&self) -> bool {
         self.visibility == Visibility::Public || self.role.is_some()
+    }
+
+    /// Owners, moderators and the creator set the topic and delete
+    /// anyone's messages.
+    pub fn moderates(&self) -> bool {
+        self.creator || self.role.is_some_and(Role::moderates)
     }
 }
 

@@ -36,7 +36,7 @@ pub const CREATE_ROOM: &str = "INSERT INTO rooms (name, created_at, created_by, 
      VALUES ($1, $2, $3, 0, $4) ON CONFLICT (name) DO UPDATE SET visibility = excluded.visibility, \
      created_at = excluded.created_at, created_by = excluded.created_by \
      WHERE rooms.visibility = 'deleted'";
-pub const ROOM_ACCESS: &str = "SELECT r.visibility, m.role FROM rooms r \
+pub const ROOM_ACCESS: &str = "SELECT r.visibility, m.role, r.created_by FROM rooms r \
      LEFT JOIN room_members m ON m.room = r.name AND m.user_id = $2 \
      WHERE r.name = $1 AND r.visibility <> 'deleted'";
 pub const SET_ROLE: &str = "INSERT INTO room_members (room, user_id, role, added_at) VALUES ($1, $2, $3, $4) \
@@ -365,14 +365,16 @@ macro_rules! impl_accounts {
                 use $crate::store::health::Access;
                 use $crate::store::sql::guarded;
                 guarded!(self, Access::Read, |conn| {
-                    let row: Option<(String, Option<String>)> = sqlx::query_as(sql::ROOM_ACCESS)
-                        .bind(room)
-                        .bind(user_id)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    row.map(|(visibility, role)| $crate::store::RoomAccess {
+                    let row: Option<(String, Option<String>, String)> =
+                        sqlx::query_as(sql::ROOM_ACCESS)
+                            .bind(room)
+                            .bind(user_id)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                    row.map(|(visibility, role, created_by)| $crate::store::RoomAccess {
                         visibility: sql::visibility(&visibility),
                         role: role.as_deref().map(sql::role),
+                        creator: created_by == user_id,
                     })
                 })
             }

@@ -1,13 +1,17 @@
-//! Appending messages, the store's hot path, shared by SQLite and
-//! PostgreSQL like `sql.rs`. A batch (see `group_commit.rs`) is one
-//! transaction. Per room in it: one or two messages take two statements
+//! Appending entries to a room's log, the store's hot path, shared by
+//! SQLite and PostgreSQL like `sql.rs`. A batch (see `group_commit.rs`) is
+//! one transaction. Per room in it: one or two messages take two statements
 //! each (the next seq, then an insert that says by itself whether the
 //! `client_id` was new); more share four statements whatever their number
 //! (lock the room and read its seq, find the `client_id`s it already has,
 //! insert the new ones, set its seq), so a busy room costs a few round
-//! trips per commit instead of two per message.
+//! trips per commit instead of two per message. Changes (edits, deletes,
+//! topics) are rare and change another row: a room with one in the batch
+//! takes its entries one at a time.
 
+use super::sql::entry_columns;
 pub use super::sql::{MessageRow, message};
+use common::EntryKind;
 
 /// First statement of an append: takes the room's row lock (PostgreSQL) or
 /// the write lock (SQLite) before anything is read, so appends to a room are
@@ -20,30 +24,52 @@ pub const NEXT_SEQ: &str = "UPDATE rooms SET last_seq = last_seq + 1 WHERE name 
      AND visibility <> 'deleted' RETURNING last_seq";
 /// Undoes `NEXT_SEQ` in the same transaction (a duplicate `client_id`).
 pub const RETURN_SEQ: &str = "UPDATE rooms SET last_seq = last_seq - 1 WHERE name = $1";
-pub const FIND_CLIENT_ID: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username FROM messages \
-     WHERE room = $1 AND user_id = $2 AND client_id = $3";
+pub const FIND_CLIENT_ID: &str = concat!(
+    "SELECT ",
+    entry_columns!(),
+    " FROM messages WHERE room = $1 AND user_id = $2 AND client_id = $3"
+);
 /// Nothing (no row returned) if the user already sent this `client_id` to
 /// the room: `messages_client_id` is unique.
-pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, client_id, username) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, \
+     client_id, username, kind, target, reply_to) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
      ON CONFLICT (room, user_id, client_id) DO NOTHING RETURNING seq";
+/// Undoes `INSERT_MESSAGE` in the same transaction (a refused change).
+pub const UNDO_INSERT: &str = "DELETE FROM messages WHERE room = $1 AND seq = $2";
 /// A room with at most this many messages in a batch takes them one at a
 /// time (two statements each); more share four statements and a
 /// multi-row insert.
 pub const ONE_BY_ONE: usize = 2;
 /// Followed by the room, then ` AND client_id IN (…)`.
-pub const FIND_CLIENT_IDS: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username \
-     FROM messages WHERE room = ";
+pub const FIND_CLIENT_IDS: &str =
+    concat!("SELECT ", entry_columns!(), " FROM messages WHERE room = ");
 /// Followed by `VALUES (…), (…)`: the room's new messages, which the
 /// duplicate check under the room's lock has shown to be new.
-pub const INSERT_MESSAGES: &str =
-    "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, client_id, username) ";
-/// Rows per INSERT: 9 parameters each, well under SQLite's and
+pub const INSERT_MESSAGES: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, \
+     client_id, username, kind, target, reply_to) ";
+/// Rows per INSERT: 12 parameters each, well under SQLite's and
 /// PostgreSQL's limits on parameters per statement.
 pub const INSERT_ROWS: usize = 100;
 pub const SET_LAST_SEQ: &str = "UPDATE rooms SET last_seq = $2 WHERE name = $1";
 
-/// A new message as stored, with its seq.
+/// An edit: the author's own message, not deleted, gets the new text.
+pub const EDIT: &str = "UPDATE messages SET content = $4, edited_at = $5 \
+     WHERE room = $1 AND seq = $2 AND user_id = $3 AND kind = 'message' \
+     AND deleted_at IS NULL RETURNING seq";
+/// A delete by the author: the text goes, the row stays (its seq is taken).
+pub const DELETE_OWN: &str = "UPDATE messages SET content = '', deleted_at = $4 \
+     WHERE room = $1 AND seq = $2 AND user_id = $3 AND kind = 'message' \
+     AND deleted_at IS NULL RETURNING seq";
+/// A delete by an owner or moderator: anyone's message.
+pub const DELETE_ANY: &str = "UPDATE messages SET content = '', deleted_at = $3 \
+     WHERE room = $1 AND seq = $2 AND kind = 'message' AND deleted_at IS NULL RETURNING seq";
+/// A deleted message's earlier texts, kept by its edits, go too.
+pub const ERASE_EDITS: &str =
+    "UPDATE messages SET content = '' WHERE room = $1 AND target = $2 AND kind = 'edit'";
+pub const SET_TOPIC: &str = "UPDATE rooms SET topic = $2 WHERE name = $1";
+
+/// A new entry as stored, with its seq.
 pub fn stored(m: &super::NewMessage<'_>, seq: i64) -> common::ChatMessage {
     common::ChatMessage {
         room: m.room.to_owned(),
@@ -53,7 +79,25 @@ pub fn stored(m: &super::NewMessage<'_>, seq: i64) -> common::ChatMessage {
         content: m.content.to_owned(),
         ts: m.ts,
         client_id: m.client_id.to_owned(),
+        kind: m.kind,
+        target: m.target,
+        reply_to: m.reply_to,
+        edited: None,
+        deleted: false,
     }
+}
+
+/// Seqs are u64 on the wire and BIGINT in the database.
+pub fn db_seq(seq: Option<u64>) -> Option<i64> {
+    seq.map(|seq| i64::try_from(seq).unwrap_or(i64::MAX))
+}
+
+/// Whether any of these entries changes another row (so the room's entries
+/// go one at a time).
+pub fn has_change(batch: &[super::NewMessage<'_>], positions: &[usize]) -> bool {
+    positions
+        .iter()
+        .any(|&i| batch[i].kind != EntryKind::Message)
 }
 
 /// The positions of a batch's messages, by room, each room's in batch
@@ -117,6 +161,9 @@ macro_rules! impl_append {
                     .bind(m.ts)
                     .bind(m.client_id)
                     .bind(&m.user.username)
+                    .bind(m.kind.as_str())
+                    .bind(sql::db_seq(m.target))
+                    .bind(sql::db_seq(m.reply_to))
                     .fetch_optional(&mut **tx)
                     .await?;
                 if inserted.is_none() {
@@ -138,10 +185,84 @@ macro_rules! impl_append {
                         duplicate: true,
                     }));
                 }
+                if !Self::apply_change(tx, m).await? {
+                    // Nothing to change: the entry and its seq go again.
+                    sqlx::query(sql::UNDO_INSERT)
+                        .bind(m.room)
+                        .bind(seq)
+                        .execute(&mut **tx)
+                        .await?;
+                    sqlx::query(sql::RETURN_SEQ)
+                        .bind(m.room)
+                        .execute(&mut **tx)
+                        .await?;
+                    return Ok(Err(StoreError::NoSuchMessage));
+                }
                 Ok(Ok(Appended {
                     message: sql::stored(m, seq),
                     duplicate: false,
                 }))
+            }
+
+            /// What a change entry changes, in the transaction that stores
+            /// it. False if there was nothing (of the user's) to change.
+            async fn apply_change<'c>(
+                tx: &mut sqlx::Transaction<
+                    'c,
+                    <Self as $crate::store::append_sql::HasDatabase>::Database,
+                >,
+                m: &$crate::store::NewMessage<'_>,
+            ) -> std::result::Result<bool, sqlx::Error> {
+                use common::EntryKind;
+                use $crate::store::append_sql as sql;
+                let target = sql::db_seq(m.target).unwrap_or(0);
+                let changed: Option<i64> = match m.kind {
+                    EntryKind::Message => return Ok(true),
+                    EntryKind::Topic => {
+                        sqlx::query(sql::SET_TOPIC)
+                            .bind(m.room)
+                            .bind(m.content)
+                            .execute(&mut **tx)
+                            .await?;
+                        return Ok(true);
+                    }
+                    EntryKind::Edit => {
+                        sqlx::query_scalar(sql::EDIT)
+                            .bind(m.room)
+                            .bind(target)
+                            .bind(&m.user.id)
+                            .bind(m.content)
+                            .bind(m.ts)
+                            .fetch_optional(&mut **tx)
+                            .await?
+                    }
+                    EntryKind::Delete if m.moderator => {
+                        sqlx::query_scalar(sql::DELETE_ANY)
+                            .bind(m.room)
+                            .bind(target)
+                            .bind(m.ts)
+                            .fetch_optional(&mut **tx)
+                            .await?
+                    }
+                    EntryKind::Delete => {
+                        sqlx::query_scalar(sql::DELETE_OWN)
+                            .bind(m.room)
+                            .bind(target)
+                            .bind(&m.user.id)
+                            .bind(m.ts)
+                            .fetch_optional(&mut **tx)
+                            .await?
+                    }
+                    EntryKind::Unknown => None,
+                };
+                if changed.is_some() && m.kind == EntryKind::Delete {
+                    sqlx::query(sql::ERASE_EDITS)
+                        .bind(m.room)
+                        .bind(target)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(changed.is_some())
             }
 
             /// `Store::append_batch`.
@@ -161,7 +282,8 @@ macro_rules! impl_append {
                     // A few round trips per room, whatever the number of
                     // its messages (see `sql::room_groups`).
                     for (room, positions) in sql::room_groups(batch) {
-                        if positions.len() <= sql::ONE_BY_ONE {
+                        if positions.len() <= sql::ONE_BY_ONE || sql::has_change(batch, &positions)
+                        {
                             for &i in &positions {
                                 let m = &batch[i];
                                 results[i] = Some(Self::append_alone(&mut tx, m).await?);
@@ -246,7 +368,10 @@ macro_rules! impl_append {
                                     .push_bind(m.content)
                                     .push_bind(m.ts)
                                     .push_bind(m.client_id)
-                                    .push_bind(&m.user.username);
+                                    .push_bind(&m.user.username)
+                                    .push_bind(m.kind.as_str())
+                                    .push_bind(sql::db_seq(m.target))
+                                    .push_bind(sql::db_seq(m.reply_to));
                             });
                             insert.build().execute(&mut *tx).await?;
                         }

@@ -50,6 +50,10 @@ struct Owned {
     content: String,
     ts: i64,
     client_id: String,
+    kind: common::EntryKind,
+    target: Option<u64>,
+    reply_to: Option<u64>,
+    moderator: bool,
 }
 
 impl Owned {
@@ -61,6 +65,10 @@ impl Owned {
             content: &self.content,
             ts: self.ts,
             client_id: &self.client_id,
+            kind: self.kind,
+            target: self.target,
+            reply_to: self.reply_to,
+            moderator: self.moderator,
         }
     }
 }
@@ -95,6 +103,10 @@ impl GroupCommit {
                 content: m.content.to_owned(),
                 ts: m.ts,
                 client_id: m.client_id.to_owned(),
+                kind: m.kind,
+                target: m.target,
+                reply_to: m.reply_to,
+                moderator: m.moderator,
             },
             reply,
         });

@@ -31,6 +31,7 @@ CREATE INDEX messages_ts ON messages (ts);
     WS_TICKETS,
     ACCOUNTS,
     API_KEYS,
+    EVENT_LOG,
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -61,6 +62,7 @@ CREATE INDEX messages_ts ON messages (ts);
     WS_TICKETS,
     ACCOUNTS,
     API_KEYS,
+    EVENT_LOG,
 ];
 
 /// 2: one row that the health probe rewrites, to learn whether the store
@@ -145,6 +147,21 @@ CREATE TABLE ws_tickets (
     session_id TEXT NOT NULL,
     expires_at BIGINT NOT NULL
 );
+";
+
+/// 8: changes are entries of the room's log (`common::EntryKind`): `kind`
+/// says which, `target` is the message an edit or delete changes, and
+/// `reply_to` the message a message answers. A message row holds its
+/// current state: its latest text, when it was last edited, and whether
+/// (when) it was deleted. Rooms get a topic. Portable SQL.
+const EVENT_LOG: &str = "
+ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
+ALTER TABLE messages ADD COLUMN target BIGINT;
+ALTER TABLE messages ADD COLUMN reply_to BIGINT;
+ALTER TABLE messages ADD COLUMN edited_at BIGINT;
+ALTER TABLE messages ADD COLUMN deleted_at BIGINT;
+CREATE INDEX messages_target ON messages (room, target) WHERE target IS NOT NULL;
+ALTER TABLE rooms ADD COLUMN topic TEXT NOT NULL DEFAULT '';
 ";
 
 /// 7: API keys for the publish API, kept as the SHA-256 of the key (like

@@ -23,7 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use common::{ChatMessage, User};
+use common::{ChatMessage, EntryKind, User};
 
 pub use accounts::{Accounts, Credentials, NewUser, RoomAccess, SessionRecord};
 pub use health::StoreHealth;
@@ -43,6 +43,10 @@ pub enum StoreError {
     Timeout(std::time::Duration),
     #[error("{0}")]
     Config(String),
+    /// An edit or delete whose message does not exist, was deleted, is not
+    /// a message, or is not this user's to change. Nothing was stored.
+    #[error("no such message to change")]
+    NoSuchMessage,
 }
 
 impl StoreError {
@@ -55,6 +59,7 @@ impl StoreError {
             }
             StoreError::Timeout(after) => StoreError::Timeout(*after),
             StoreError::Config(why) => StoreError::Config(why.clone()),
+            StoreError::NoSuchMessage => StoreError::NoSuchMessage,
         }
     }
 
@@ -65,7 +70,8 @@ impl StoreError {
     }
 }
 
-/// A message to append; the store assigns `seq`.
+/// An entry to append to a room's log (a message, or a change: see
+/// `common::EntryKind`); the store assigns `seq`.
 #[derive(Debug, Clone)]
 pub struct NewMessage<'a> {
     pub room: &'a str,
@@ -74,6 +80,50 @@ pub struct NewMessage<'a> {
     pub content: &'a str,
     pub ts: i64,
     pub client_id: &'a str,
+    pub kind: EntryKind,
+    /// An edit's or a delete's message.
+    pub target: Option<u64>,
+    /// The message a message answers.
+    pub reply_to: Option<u64>,
+    /// A delete may remove anyone's message (the user owns or moderates
+    /// the room), not only the user's own.
+    pub moderator: bool,
+}
+
+impl<'a> NewMessage<'a> {
+    /// A plain message.
+    pub fn message(
+        room: &'a str,
+        id: &'a str,
+        user: &'a User,
+        content: &'a str,
+        ts: i64,
+        client_id: &'a str,
+    ) -> Self {
+        NewMessage {
+            room,
+            id,
+            user,
+            content,
+            ts,
+            client_id,
+            kind: EntryKind::Message,
+            target: None,
+            reply_to: None,
+            moderator: false,
+        }
+    }
+}
+
+/// What a joiner learns from the store besides history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JoinState {
+    /// How far the user has read the room.
+    pub read_seq: u64,
+    /// Messages of other people after `read_seq`, counted up to 100.
+    pub unread: u32,
+    /// The room's topic (empty: none).
+    pub topic: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,8 +154,11 @@ pub trait Store: Accounts + Operations {
     /// Creates the room if it is new. Returns its `last_seq`.
     async fn ensure_room(&self, name: &str, created_by: &str, now_ms: i64) -> Result<u64>;
 
-    /// Allocates the next seq and stores the message, unless this user
-    /// already sent this `client_id` to this room.
+    /// Allocates the next seq and stores the entry, unless this user
+    /// already sent this `client_id` to this room. An edit or a delete
+    /// changes its message in the same transaction (a deleted message's
+    /// text, and that of its edits, is erased), and a topic the room's; one
+    /// whose message is not there to change is refused (`NoSuchMessage`).
     async fn append(&self, message: NewMessage<'_>) -> Result<Appended> {
         self.append_batch(std::slice::from_ref(&message))
             .await?
@@ -119,7 +172,8 @@ pub trait Store: Accounts + Operations {
     /// acknowledged that was not committed. See `group_commit`.
     async fn append_batch(&self, batch: &[NewMessage<'_>]) -> Result<Vec<Result<Appended>>>;
 
-    /// Messages with `after < seq <= up_to`, oldest first, at most `limit`.
+    /// Log entries with `after < seq <= up_to`, oldest first, at most
+    /// `limit`; messages in their current state (edited, deleted).
     async fn range(
         &self,
         room: &str,
@@ -128,7 +182,8 @@ pub trait Store: Accounts + Operations {
         limit: u32,
     ) -> Result<Vec<ChatMessage>>;
 
-    /// The newest `limit` messages with `seq < before`, oldest first.
+    /// The newest `limit` log entries with `seq < before`, oldest first;
+    /// messages in their current state.
     async fn page_before(&self, room: &str, before: u64, limit: u32) -> Result<Vec<ChatMessage>>;
 
     /// The room's newest seq, if the room exists.
@@ -156,9 +211,9 @@ pub trait Store: Accounts + Operations {
     /// ignored (another tab may report late).
     async fn mark_read(&self, user_id: &str, room: &str, seq: u64) -> Result<()>;
 
-    /// How far `user_id` has read `room`, and how many messages of other
-    /// people follow (counted up to 100).
-    async fn read_state(&self, user_id: &str, room: &str) -> Result<(u64, u32)>;
+    /// How far `user_id` has read `room`, how many messages of other people
+    /// follow (counted up to 100), and the room's topic.
+    async fn join_state(&self, user_id: &str, room: &str) -> Result<JoinState>;
 
     /// A tiny write, to learn whether the store takes writes again.
     async fn probe(&self, now_ms: i64) -> Result<()>;

@@ -13,10 +13,26 @@ pub const ENSURE_ROOM: &str = "INSERT INTO rooms (name, created_at, created_by, 
      ON CONFLICT (name) DO UPDATE SET visibility = 'public', created_at = excluded.created_at, \
      created_by = excluded.created_by WHERE rooms.visibility = 'deleted'";
 pub const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE name = $1";
-pub const RANGE: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username FROM messages \
-     WHERE room = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4";
-pub const PAGE_BEFORE: &str = "SELECT room, seq, id, user_id, user_name, content, ts, client_id, username FROM messages \
-     WHERE room = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3";
+
+/// The columns of a log entry, in `MessageRow` order.
+macro_rules! entry_columns {
+    () => {
+        "room, seq, id, user_id, user_name, content, ts, client_id, username, \
+         kind, target, reply_to, edited_at, deleted_at"
+    };
+}
+pub(crate) use entry_columns;
+
+pub const RANGE: &str = concat!(
+    "SELECT ",
+    entry_columns!(),
+    " FROM messages WHERE room = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+);
+pub const PAGE_BEFORE: &str = concat!(
+    "SELECT ",
+    entry_columns!(),
+    " FROM messages WHERE room = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+);
 /// The newest message is found by its primary key `(room, last_seq)`.
 pub const ROOMS: &str = "SELECT r.name, r.created_at, r.created_by, r.last_seq, \
      COALESCE((SELECT m.ts FROM messages m WHERE m.room = r.name AND m.seq = r.last_seq), r.created_at), \
@@ -50,13 +66,19 @@ pub const PRUNE_AGE: &str = "DELETE FROM messages WHERE ts < $1";
 pub const MARK_READ: &str = "INSERT INTO read_marks (user_id, room, seq) VALUES ($1, $2, $3) \
      ON CONFLICT (user_id, room) DO UPDATE SET seq = CASE WHEN excluded.seq > read_marks.seq \
      THEN excluded.seq ELSE read_marks.seq END";
-pub const READ_SEQ: &str = "SELECT seq FROM read_marks WHERE user_id = $1 AND room = $2";
-/// Bounded: a badge says "99+" beyond that, and the count stays an index scan.
+/// The room's topic and how far the user has read it.
+pub const JOIN_STATE: &str = "SELECT r.topic, m.seq FROM rooms r \
+     LEFT JOIN read_marks m ON m.room = r.name AND m.user_id = $1 WHERE r.name = $2";
+/// Bounded: a badge says "99+" beyond that, and the count stays an index
+/// scan. Edits, deletes and topic changes are not news; deleted messages
+/// are gone.
 pub const UNREAD: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM messages \
-     WHERE room = $1 AND seq > $2 AND user_id <> $3 LIMIT 100) AS unread";
+     WHERE room = $1 AND seq > $2 AND user_id <> $3 AND kind = 'message' \
+     AND deleted_at IS NULL LIMIT 100) AS unread";
 pub const PROBE: &str = "INSERT INTO hearth_probe (id, at) VALUES (1, $1) \
      ON CONFLICT (id) DO UPDATE SET at = excluded.at";
 
+/// A log entry's row: `entry_columns!()`.
 pub type MessageRow = (
     String,
     i64,
@@ -67,10 +89,30 @@ pub type MessageRow = (
     i64,
     String,
     Option<String>,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
 );
 
 pub fn message(row: MessageRow) -> common::ChatMessage {
-    let (room, seq, id, user_id, user_name, content, ts, client_id, username) = row;
+    let (
+        room,
+        seq,
+        id,
+        user_id,
+        user_name,
+        content,
+        ts,
+        client_id,
+        username,
+        kind,
+        target,
+        reply_to,
+        edited_at,
+        deleted_at,
+    ) = row;
     common::ChatMessage {
         room,
         seq: seq as u64,
@@ -83,6 +125,11 @@ pub fn message(row: MessageRow) -> common::ChatMessage {
         content,
         ts,
         client_id,
+        kind: common::EntryKind::parse(&kind),
+        target: target.map(|seq| seq as u64),
+        reply_to: reply_to.map(|seq| seq as u64),
+        edited: edited_at,
+        deleted: deleted_at.is_some(),
     }
 }
 
@@ -318,19 +365,20 @@ macro_rules! impl_store {
                 })
             }
 
-            async fn read_state(
+            async fn join_state(
                 &self,
                 user_id: &str,
                 room: &str,
-            ) -> $crate::store::Result<(u64, u32)> {
+            ) -> $crate::store::Result<$crate::store::JoinState> {
                 use $crate::store::health::Access;
                 use $crate::store::sql::{self, guarded};
                 guarded!(self, Access::Read, |conn| {
-                    let seq: Option<i64> = sqlx::query_scalar(sql::READ_SEQ)
+                    let row: Option<(String, Option<i64>)> = sqlx::query_as(sql::JOIN_STATE)
                         .bind(user_id)
                         .bind(room)
                         .fetch_optional(&mut *conn)
                         .await?;
+                    let (topic, seq) = row.unwrap_or_default();
                     let seq = seq.unwrap_or(0);
                     let unread: i64 = sqlx::query_scalar(sql::UNREAD)
                         .bind(room)
@@ -338,7 +386,11 @@ macro_rules! impl_store {
                         .bind(user_id)
                         .fetch_one(&mut *conn)
                         .await?;
-                    (seq as u64, unread as u32)
+                    $crate::store::JoinState {
+                        read_seq: seq as u64,
+                        unread: unread as u32,
+                        topic,
+                    }
                 })
             }
 

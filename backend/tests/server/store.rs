@@ -78,6 +78,29 @@ impl Target {
         }
     }
 
+    /// A count read with raw SQL, past the store: what is really on disk.
+    async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Target::Sqlite(path) => {
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+                    .await
+                    .unwrap();
+                let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                n
+            }
+            Target::Postgres { url, schema } => {
+                let options = PgConnectOptions::from_str(url)
+                    .unwrap()
+                    .options([("search_path", schema.as_str())]);
+                let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+                let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+                pool.close().await;
+                n
+            }
+        }
+    }
+
     async fn cleanup(self) {
         match self {
             Target::Sqlite(path) => {
@@ -110,16 +133,21 @@ async fn append(
     ts: i64,
 ) -> backend::store::Appended {
     store
-        .append(NewMessage {
+        .append(NewMessage::message(
             room,
-            id: &uuid::Uuid::now_v7().to_string(),
-            user: who,
-            content: &format!("content of {client_id}"),
+            &uuid::Uuid::now_v7().to_string(),
+            who,
+            &format!("content of {client_id}"),
             ts,
             client_id,
-        })
+        ))
         .await
         .unwrap()
+}
+
+async fn read_state(store: &dyn Store, user_id: &str, room: &str) -> (u64, u32) {
+    let state = store.join_state(user_id, room).await.unwrap();
+    (state.read_seq, state.unread)
 }
 
 fn seqs(messages: &[common::ChatMessage]) -> Vec<u64> {
@@ -147,7 +175,138 @@ conformance!(
     room_pages_walk_by_name_and_prefix,
     a_batch_is_one_transaction_with_an_answer_per_message,
     concurrent_appends_share_commits_and_stay_gap_free,
+    changes_are_entries_of_the_log_and_history_shows_the_current_state,
+    a_delete_removes_the_text_for_good,
 );
+
+fn change<'a>(
+    room: &'a str,
+    who: &'a User,
+    kind: common::EntryKind,
+    target: Option<u64>,
+    content: &'a str,
+    client_id: &'a str,
+) -> NewMessage<'a> {
+    let id: &'static str = Box::leak(uuid::Uuid::now_v7().to_string().into_boxed_str());
+    NewMessage {
+        kind,
+        target,
+        ..NewMessage::message(room, id, who, content, 20, client_id)
+    }
+}
+
+/// Edits and topics take seqs of their own; history pages and ranges show
+/// messages as they are now; a change that has nothing to change is
+/// refused and takes no seq; a retried change is applied once.
+async fn changes_are_entries_of_the_log_and_history_shows_the_current_state(t: &Target) {
+    use common::EntryKind::{Edit, Message, Topic};
+    let store = t.open().await;
+    store.ensure_room("r", "ann", 1).await.unwrap();
+    let (ann, bo) = (user("ann"), user("bo"));
+    append(&*store, "r", &ann, "m1", 10).await;
+    let reply = store
+        .append(NewMessage {
+            reply_to: Some(1),
+            ..NewMessage::message("r", "id-2", &bo, "answer", 11, "m2")
+        })
+        .await
+        .unwrap();
+    assert_eq!(reply.message.reply_to, Some(1));
+    let edit = store
+        .append(change("r", &ann, Edit, Some(1), "new text", "e1"))
+        .await
+        .unwrap();
+    assert_eq!((edit.message.seq, edit.message.kind), (3, Edit));
+    // The same edit again (a retry): the original, applied once.
+    let again = store
+        .append(change("r", &ann, Edit, Some(1), "new text", "e1"))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.message.seq, 3);
+    // Bo may not edit Ann's message; nobody edits an edit or a missing one.
+    for (who, target) in [(&bo, 1), (&ann, 3), (&ann, 99)] {
+        let refused = store
+            .append(change("r", who, Edit, Some(target), "x", "e-bad"))
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::NoSuchMessage)),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        store.last_seq("r").await.unwrap(),
+        Some(3),
+        "refusals take no seq"
+    );
+    store
+        .append(change("r", &ann, Topic, None, "Plans for May", "t1"))
+        .await
+        .unwrap();
+    let all = store.range("r", 0, 10, 10).await.unwrap();
+    assert_eq!(seqs(&all), [1, 2, 3, 4], "gap-free across kinds");
+    assert_eq!(all[0].content, "new text");
+    assert_eq!(all[0].edited, Some(20));
+    assert_eq!(all[0].kind, Message);
+    assert_eq!(all[1].reply_to, Some(1));
+    assert_eq!((all[2].kind, all[2].target), (Edit, Some(1)));
+    assert_eq!(
+        (all[3].kind, all[3].content.as_str()),
+        (Topic, "Plans for May")
+    );
+    assert_eq!(store.page_before("r", 5, 10).await.unwrap(), all);
+    let joining = store.join_state("bo", "r").await.unwrap();
+    assert_eq!(joining.topic, "Plans for May");
+    // Ann's message is unread for Bo; her edit and topic are not news.
+    assert_eq!(joining.unread, 1);
+}
+
+/// A delete erases the text (and the earlier texts its edits kept); only
+/// the author, or a moderator, deletes; a deleted message is not edited.
+async fn a_delete_removes_the_text_for_good(t: &Target) {
+    use common::EntryKind::{Delete, Edit};
+    let store = t.open().await;
+    store.ensure_room("r", "ann", 1).await.unwrap();
+    let (ann, bo, mod_) = (user("ann"), user("bo"), user("mod"));
+    append(&*store, "r", &ann, "m1", 10).await; // 1
+    append(&*store, "r", &bo, "m2", 10).await; // 2
+    store
+        .append(change("r", &ann, Edit, Some(1), "secret v2", "e1"))
+        .await
+        .unwrap(); // 3
+    let refused = store
+        .append(change("r", &bo, Delete, Some(1), "", "d-bad"))
+        .await;
+    assert!(matches!(refused, Err(StoreError::NoSuchMessage)));
+    let deleted = store
+        .append(change("r", &ann, Delete, Some(1), "", "d1"))
+        .await
+        .unwrap();
+    assert_eq!(deleted.message.seq, 4);
+    // A moderator deletes Bo's.
+    store
+        .append(NewMessage {
+            moderator: true,
+            ..change("r", &mod_, Delete, Some(2), "", "d2")
+        })
+        .await
+        .unwrap();
+    let refused = store
+        .append(change("r", &ann, Edit, Some(1), "back", "e2"))
+        .await;
+    assert!(matches!(refused, Err(StoreError::NoSuchMessage)));
+    let all = store.range("r", 0, 10, 10).await.unwrap();
+    assert_eq!(seqs(&all), [1, 2, 3, 4, 5]);
+    assert!(all[0].deleted && all[0].content.is_empty());
+    assert!(all[1].deleted && all[1].content.is_empty());
+    assert_eq!(all[2].content, "", "the edit's text went with the message");
+    // Not hidden: gone from the database itself.
+    let left = t
+        .count("SELECT COUNT(*) FROM messages WHERE content LIKE '%secret%' OR content LIKE '%content of m%'")
+        .await;
+    assert_eq!(left, 0);
+    assert_eq!(store.join_state("ann", "r").await.unwrap().unread, 0);
+}
 
 /// The LIKE prefix (with `_` escaped) and the cursor behave the same on
 /// both stores.
@@ -192,6 +351,13 @@ async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
     t.exec("DELETE FROM hearth_schema WHERE version >= 4").await;
     t.exec("DROP TABLE ws_tickets").await; // 5
     for undo in [
+        "DROP INDEX messages_target", // 8
+        "ALTER TABLE messages DROP COLUMN kind",
+        "ALTER TABLE messages DROP COLUMN target",
+        "ALTER TABLE messages DROP COLUMN reply_to",
+        "ALTER TABLE messages DROP COLUMN edited_at",
+        "ALTER TABLE messages DROP COLUMN deleted_at",
+        "ALTER TABLE rooms DROP COLUMN topic",
         "DROP TABLE room_members", // 6
         "DROP TABLE sessions",
         "DROP TABLE users",
@@ -229,7 +395,7 @@ async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
         "not merged, not lost"
     );
     assert_eq!(content("team").await, "content of Team-1");
-    assert_eq!(store.read_state("a", "team").await.unwrap(), (1, 0));
+    assert_eq!(read_state(&*store, "a", "team").await, (1, 0));
     // The seq continues where it was.
     assert_eq!(
         append(&*store, "team", &user("b"), "t2", 11)
@@ -253,12 +419,12 @@ async fn read_positions_only_move_forward(t: &Target) {
         )
         .await;
     }
-    assert_eq!(store.read_state("a", "r").await.unwrap(), (0, 2), "b's two");
+    assert_eq!(read_state(&*store, "a", "r").await, (0, 2), "b's two");
     store.mark_read("a", "r", 3).await.unwrap();
     store.mark_read("a", "r", 1).await.unwrap();
-    assert_eq!(store.read_state("a", "r").await.unwrap(), (3, 0));
+    assert_eq!(read_state(&*store, "a", "r").await, (3, 0));
     assert_eq!(
-        store.read_state("b", "r").await.unwrap(),
+        read_state(&*store, "b", "r").await,
         (0, 2),
         "a's two; per user"
     );
@@ -295,14 +461,14 @@ async fn seq_starts_at_one_and_grows_by_one(t: &Target) {
         1
     );
     let err = store
-        .append(NewMessage {
-            room: "nowhere",
-            id: "i",
-            user: &user("u1"),
-            content: "c",
-            ts: 1,
-            client_id: "c",
-        })
+        .append(NewMessage::message(
+            "nowhere",
+            "i",
+            &user("u1"),
+            "c",
+            1,
+            "c",
+        ))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::UnknownRoom(_)), "{err:?}");
@@ -488,13 +654,15 @@ async fn a_batch_is_one_transaction_with_an_answer_per_message(t: &Target) {
     store.ensure_room("a", "u1", 1).await.unwrap();
     store.ensure_room("b", "u1", 1).await.unwrap();
     let (ann, bo) = (user("ann"), user("bo"));
-    let message = |room: &'static str, who: &'static User, client_id: &'static str| NewMessage {
-        room,
-        id: Box::leak(uuid::Uuid::now_v7().to_string().into_boxed_str()),
-        user: who,
-        content: "hello",
-        ts: 1,
-        client_id,
+    let message = |room: &'static str, who: &'static User, client_id: &'static str| {
+        NewMessage::message(
+            room,
+            Box::leak(uuid::Uuid::now_v7().to_string().into_boxed_str()),
+            who,
+            "hello",
+            1,
+            client_id,
+        )
     };
     let ann: &'static User = Box::leak(Box::new(ann));
     let bo: &'static User = Box::leak(Box::new(bo));
@@ -575,14 +743,7 @@ async fn concurrent_appends_share_commits_and_stay_gap_free(t: &Target) {
                 let who = user(&format!("w{i}"));
                 let id = uuid::Uuid::now_v7().to_string();
                 let appended = commits
-                    .append(NewMessage {
-                        room: &room,
-                        id: &id,
-                        user: &who,
-                        content: "x",
-                        ts: 1,
-                        client_id: "c",
-                    })
+                    .append(NewMessage::message(&room, &id, &who, "x", 1, "c"))
                     .await
                     .unwrap();
                 (room, appended.message.seq)
