@@ -5,6 +5,7 @@ mod accounts;
 mod admin;
 mod api;
 mod backup;
+mod changes;
 mod chaos;
 mod cluster;
 mod conformance;

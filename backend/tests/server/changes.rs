@@ -1,0 +1,180 @@
+//! Edits, deletes, replies and topics over the real socket: each change is
+//! an entry of the room's log (`event`) with a seq of its own, acked like a
+//! message, delivered in seq order, replayed on resume; only the author
+//! edits, the author or a moderator deletes, and owners and moderators set
+//! the topic.
+
+use common::{ChatMessage, EntryKind, ErrorCode, ServerMsg};
+use serde_json::json;
+
+use crate::support::{Client, TestServer};
+
+async fn acked(client: &mut Client, client_id: &str) -> u64 {
+    match client
+        .recv_where(|m| {
+            matches!(m, ServerMsg::Ack { client_id: c, .. } if c == client_id)
+                || matches!(m, ServerMsg::Error { reference: Some(c), .. } if c == client_id)
+        })
+        .await
+    {
+        ServerMsg::Ack { seq, .. } => seq,
+        other => panic!("{client_id}: {other:?}"),
+    }
+}
+
+async fn refused(client: &mut Client, client_id: &str) -> ErrorCode {
+    match client
+        .recv_where(|m| {
+            matches!(m, ServerMsg::Error { reference: Some(c), .. } if c == client_id)
+                || matches!(m, ServerMsg::Ack { client_id: c, .. } if c == client_id)
+        })
+        .await
+    {
+        ServerMsg::Error { code, .. } => code,
+        other => panic!("{client_id}: expected a refusal, got {other:?}"),
+    }
+}
+
+async fn event(client: &mut Client) -> ChatMessage {
+    match client
+        .recv_where(|m| matches!(m, ServerMsg::Event(_)))
+        .await
+    {
+        ServerMsg::Event(e) => e,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn edits_deletes_replies_and_topics_are_entries_of_the_log() {
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let bob_session = server.sign_in("bob").await;
+    let mut bob = server.connect(&bob_session).await;
+    alice.join("plans").await; // created by joining: alice moderates it
+    bob.join("plans").await;
+
+    alice.say("plans", "Meet at 5?", "a1").await;
+    assert_eq!(acked(&mut alice, "a1").await, 1);
+    bob.send_json(
+        json!({"type":"send","room":"plans","content":"Make it 6","client_id":"b1","reply_to":1}),
+    )
+    .await;
+    assert_eq!(acked(&mut bob, "b1").await, 2);
+    let ServerMsg::Message(reply) = alice
+        .recv_where(|m| matches!(m, ServerMsg::Message(m) if m.seq == 2))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(reply.reply_to, Some(1));
+
+    // Bob fixes his own message: everyone gets the edit, with its own seq.
+    bob.send_json(
+        json!({"type":"edit","room":"plans","target":2,"content":"Make it 6:30","client_id":"b2"}),
+    )
+    .await;
+    assert_eq!(acked(&mut bob, "b2").await, 3);
+    let edit = event(&mut alice).await;
+    assert_eq!(
+        (edit.seq, edit.kind, edit.target, edit.content.as_str()),
+        (3, EntryKind::Edit, Some(2), "Make it 6:30")
+    );
+    assert_eq!(edit.user.name, "bob");
+
+    // Not his to change: refused with a code, nothing stored, still connected.
+    bob.send_json(
+        json!({"type":"edit","room":"plans","target":1,"content":"hacked","client_id":"b3"}),
+    )
+    .await;
+    assert_eq!(refused(&mut bob, "b3").await, ErrorCode::NoSuchMessage);
+    bob.send_json(json!({"type":"delete","room":"plans","target":1,"client_id":"b4"}))
+        .await;
+    assert_eq!(refused(&mut bob, "b4").await, ErrorCode::NoSuchMessage);
+    bob.send_json(json!({"type":"set_topic","room":"plans","topic":"mine","client_id":"b5"}))
+        .await;
+    assert_eq!(refused(&mut bob, "b5").await, ErrorCode::Forbidden);
+    bob.send_json(json!({"type":"edit","room":"plans","target":2,"content":"","client_id":"b6"}))
+        .await;
+    assert_eq!(refused(&mut bob, "b6").await, ErrorCode::InvalidContent);
+
+    // Alice created the room: she deletes Bob's message and sets the topic.
+    alice
+        .send_json(json!({"type":"delete","room":"plans","target":2,"client_id":"a2"}))
+        .await;
+    assert_eq!(acked(&mut alice, "a2").await, 4);
+    let delete = event(&mut bob).await;
+    assert_eq!(
+        (delete.seq, delete.kind, delete.target),
+        (4, EntryKind::Delete, Some(2))
+    );
+    alice
+        .send_json(
+            json!({"type":"set_topic","room":"plans","topic":"Friday dinner","client_id":"a3"}),
+        )
+        .await;
+    assert_eq!(acked(&mut alice, "a3").await, 5);
+    let topic = event(&mut bob).await;
+    assert_eq!(
+        (topic.kind, topic.content.as_str()),
+        (EntryKind::Topic, "Friday dinner")
+    );
+
+    // A newcomer gets the topic, and the history as it is now: the deleted
+    // message without its text, the edit's text gone with it.
+    let mut carol = server.client("carol").await;
+    let ServerMsg::Joined {
+        topic, last_seq, ..
+    } = carol.join("plans").await
+    else {
+        unreachable!()
+    };
+    assert_eq!((topic.as_str(), last_seq), ("Friday dinner", 5));
+    let page: Vec<ChatMessage> = reqwest::Client::new()
+        .get(server.url("/api/rooms/plans/messages?limit=50"))
+        .bearer_auth(&bob_session.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert!(page[1].deleted && page[1].content.is_empty());
+    assert_eq!(page[1].reply_to, Some(1), "still a reply, without text");
+    assert_eq!(page[2].content, "", "the edit's text is erased too");
+
+    // Bob goes away; Alice edits her message; Bob resumes and gets the
+    // edit as part of what he missed, before `joined`.
+    drop(bob);
+    alice
+        .send_json(
+            json!({"type":"edit","room":"plans","target":1,"content":"Meet at 7","client_id":"a4"}),
+        )
+        .await;
+    assert_eq!(acked(&mut alice, "a4").await, 6);
+    let mut bob = server.connect(&bob_session).await;
+    bob.send_json(json!({"type":"join","room":"plans","since":5}))
+        .await;
+    let missed = event(&mut bob).await;
+    assert_eq!(
+        (
+            missed.seq,
+            missed.kind,
+            missed.target,
+            missed.content.as_str()
+        ),
+        (6, EntryKind::Edit, Some(1), "Meet at 7")
+    );
+    assert!(matches!(
+        bob.recv().await,
+        ServerMsg::Joined {
+            last_seq: 6,
+            recovered: true,
+            ..
+        }
+    ));
+}
