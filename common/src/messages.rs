@@ -240,6 +240,10 @@ pub enum ServerMsg {
         /// The room's topic (empty: none).
         #[serde(default, skip_serializing_if = "String::is_empty")]
         topic: String,
+        /// You own or moderate the room (or created it): you may set its
+        /// topic and delete anyone's messages.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        moderator: bool,
     },
     /// The connection is no longer in `room`: it asked to leave (no
     /// `reason`), or it was removed (`reason` says why, e.g. `removed`).
@@ -552,6 +556,7 @@ mod tests {
             read_seq: 0,
             unread: 0,
             topic: "Plans".into(),
+            moderator: true,
         };
         let v = serde_json::to_value(&joined).unwrap();
         assert_eq!(v["topic"], "Plans");

@@ -151,6 +151,7 @@ pub struct JoinTicket {
     pub read_seq: u64,
     pub unread: u32,
     pub topic: String,
+    pub moderator: bool,
 }
 
 impl Hub {
@@ -240,6 +241,7 @@ impl Hub {
             read_seq,
             unread,
             topic,
+            moderator,
         } = match self.store.join_state(&peer.user.id, &room.name).await {
             Ok(state) => state,
             // Unread counts are a convenience: a join does not fail for them.
@@ -260,6 +262,7 @@ impl Hub {
                 read_seq,
                 unread,
                 topic,
+                moderator,
             });
         }
         let fetched = self.history_for(&room.name, since, up_to).await;
@@ -282,6 +285,7 @@ impl Hub {
             read_seq,
             unread,
             topic,
+            moderator,
         })
     }
 
@@ -349,6 +353,7 @@ impl Hub {
             read_seq: ticket.read_seq,
             unread: ticket.unread,
             topic: ticket.topic,
+            moderator: ticket.moderator,
         }));
         for frame in buffered {
             peer.outbox.push(frame);

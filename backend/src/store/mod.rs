@@ -124,6 +124,9 @@ pub struct JoinState {
     pub unread: u32,
     /// The room's topic (empty: none).
     pub topic: String,
+    /// The user owns or moderates the room, or created it: they set its
+    /// topic and delete anyone's messages (see `RoomAccess::moderates`).
+    pub moderator: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -66,9 +66,11 @@ pub const PRUNE_AGE: &str = "DELETE FROM messages WHERE ts < $1";
 pub const MARK_READ: &str = "INSERT INTO read_marks (user_id, room, seq) VALUES ($1, $2, $3) \
      ON CONFLICT (user_id, room) DO UPDATE SET seq = CASE WHEN excluded.seq > read_marks.seq \
      THEN excluded.seq ELSE read_marks.seq END";
-/// The room's topic and how far the user has read it.
-pub const JOIN_STATE: &str = "SELECT r.topic, m.seq FROM rooms r \
-     LEFT JOIN read_marks m ON m.room = r.name AND m.user_id = $1 WHERE r.name = $2";
+/// The room's topic, how far the user has read it, who created it, and the
+/// user's role in it.
+pub const JOIN_STATE: &str = "SELECT r.topic, m.seq, r.created_by, rm.role FROM rooms r \
+     LEFT JOIN read_marks m ON m.room = r.name AND m.user_id = $1 \
+     LEFT JOIN room_members rm ON rm.room = r.name AND rm.user_id = $1 WHERE r.name = $2";
 /// Bounded: a badge says "99+" beyond that, and the count stays an index
 /// scan. Edits, deletes and topic changes are not news; deleted messages
 /// are gone.
@@ -373,12 +375,18 @@ macro_rules! impl_store {
                 use $crate::store::health::Access;
                 use $crate::store::sql::{self, guarded};
                 guarded!(self, Access::Read, |conn| {
-                    let row: Option<(String, Option<i64>)> = sqlx::query_as(sql::JOIN_STATE)
+                    type Row = (String, Option<i64>, String, Option<String>);
+                    let row: Option<Row> = sqlx::query_as(sql::JOIN_STATE)
                         .bind(user_id)
                         .bind(room)
                         .fetch_optional(&mut *conn)
                         .await?;
-                    let (topic, seq) = row.unwrap_or_default();
+                    let (topic, seq, created_by, role) = row.unwrap_or_default();
+                    let access = $crate::store::RoomAccess {
+                        visibility: common::Visibility::Public,
+                        role: role.as_deref().map($crate::store::accounts_sql::role),
+                        creator: created_by == user_id,
+                    };
                     let seq = seq.unwrap_or(0);
                     let unread: i64 = sqlx::query_scalar(sql::UNREAD)
                         .bind(room)
@@ -390,6 +398,7 @@ macro_rules! impl_store {
                         read_seq: seq as u64,
                         unread: unread as u32,
                         topic,
+                        moderator: access.moderates(),
                     }
                 })
             }

@@ -51,8 +51,15 @@ async fn edits_deletes_replies_and_topics_are_entries_of_the_log() {
     let mut alice = server.client("alice").await;
     let bob_session = server.sign_in("bob").await;
     let mut bob = server.connect(&bob_session).await;
-    alice.join("plans").await; // created by joining: alice moderates it
-    bob.join("plans").await;
+    // Created by joining: Alice moderates it, and `joined` says so.
+    assert!(matches!(
+        alice.join("plans").await,
+        ServerMsg::Joined { moderator: true, .. }
+    ));
+    assert!(matches!(
+        bob.join("plans").await,
+        ServerMsg::Joined { moderator: false, .. }
+    ));
 
     alice.say("plans", "Meet at 5?", "a1").await;
     assert_eq!(acked(&mut alice, "a1").await, 1);
