@@ -12,6 +12,9 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use tokio::process::{Child, Command};
 
+#[path = "browser/changes.rs"]
+mod changes;
+
 const WAIT: Duration = Duration::from_secs(20);
 /// Long enough for a few backoff rounds after a restart.
 const RECONNECT_WAIT: Duration = Duration::from_secs(40);
@@ -427,6 +430,16 @@ async fn two_people_chat_and_survive_a_server_restart() {
     say(&alice, "typed while offline").await;
     wait_text(&alice, ".line.pending", "typed while offline", WAIT).await;
     wait_text(&alice, ".line.pending .state", "sending…", WAIT).await;
+    // She corrects her first message too: shown at once, saved later.
+    changes::line_action(&alice, "Hello Bob", "Edit").await;
+    changes::type_edit(&alice, "Hello Bob, corrected offline").await;
+    wait_text(
+        &alice,
+        ".line.pending",
+        "Hello Bob, corrected offline",
+        WAIT,
+    )
+    .await;
 
     // It comes back on the same address; the pages reconnect and re-join.
     let mut server = start_server(port, data);
@@ -453,6 +466,14 @@ async fn two_people_chat_and_survive_a_server_restart() {
         .await
         .unwrap();
     assert_eq!(copies.len(), 1, "delivered once");
+    // And so was her edit: Bob, who was offline too, sees it in place.
+    wait_text(
+        &bob,
+        "[data-testid=messages]",
+        "Hello Bob, corrected offline (edited)",
+        WAIT,
+    )
+    .await;
 
     say(&bob, "Are you still there?").await;
     wait_text(
@@ -562,6 +583,8 @@ async fn two_people_chat_and_survive_a_server_restart() {
 
     no_token_in_any_url(&alice, data).await;
     no_token_in_any_url(&bob, data).await;
+
+    changes::replies_edits_deletes_and_topic(&alice, &bob).await;
 
     private_room_invite_removal_and_sign_out(&alice, &bob, port).await;
 
@@ -856,7 +879,7 @@ async fn keyboard_and_empty_state(page: &Client) {
     assert!(current.text().await.unwrap().starts_with("# general"));
 
     for _ in 0..2 {
-        page.find(Locator::Css(".room-header button.link"))
+        page.find(Locator::Css(".room-header button.leave"))
             .await
             .unwrap()
             .click()

@@ -8,10 +8,12 @@ use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 
 use crate::chat::{Chat, TypingThrottle};
-use crate::connection::{Event, Phase, Policy};
+use crate::connection::{Event, Phase, Policy, Post};
 use crate::driver::{Driver, Listener, page_endpoint};
 use crate::members::Members;
+use crate::message_line::{LineActions, snippet};
 use crate::signin::SignIn;
+use crate::topic::RoomTopic;
 use crate::view::{Banner, Composer, MessageList, Status, TypingLine};
 use crate::{api, storage};
 
@@ -170,25 +172,69 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
             });
         }
     });
+    // The message the next one answers, in the room on screen.
+    let replying = RwSignal::new(None::<u64>);
+    Effect::new(move |_| {
+        current.track();
+        replying.set(None);
+    });
+    let reply_label = Signal::derive(move || {
+        let seq = replying.get()?;
+        let room = current.get();
+        Some(chat.with(|c| match c.quoted(&room, seq) {
+            Some(line) => format!("Replying to {}: {}", line.user.name, snippet(&line.content)),
+            None => "Replying to an earlier message".to_owned(),
+        }))
+    });
     let on_send = Callback::new(move |content: String| {
         let room = current.get_untracked();
         let client_id = new_client_id();
-        chat.update(|c| c.queue_local(&room, &content, &client_id, js_sys::Date::now()));
+        let reply_to = replying.get_untracked();
+        replying.set(None);
+        chat.update(|c| c.queue_local(&room, &content, reply_to, &client_id, js_sys::Date::now()));
         typing.update_value(TypingThrottle::sent);
         dispatch(Event::Send {
             room,
-            content,
             client_id,
+            post: Post::Message { content, reply_to },
         });
     });
     let on_retry = Callback::new(move |client_id: String| {
-        if let Some((room, content)) = chat.try_update(|c| c.retry(&client_id)).flatten() {
+        if let Some((room, content, reply_to)) = chat.try_update(|c| c.retry(&client_id)).flatten()
+        {
             dispatch(Event::Send {
                 room,
-                content,
                 client_id,
+                post: Post::Message { content, reply_to },
             });
         }
+    });
+    let on_edit = Callback::new(move |(target, content): (u64, String)| {
+        let room = current.get_untracked();
+        let client_id = new_client_id();
+        chat.update(|c| c.edit_local(&room, target, &content, &client_id));
+        dispatch(Event::Send {
+            room,
+            client_id,
+            post: Post::Edit { target, content },
+        });
+    });
+    let on_delete = Callback::new(move |target: u64| {
+        let room = current.get_untracked();
+        let client_id = new_client_id();
+        chat.update(|c| c.delete_local(&room, target, &client_id));
+        dispatch(Event::Send {
+            room,
+            client_id,
+            post: Post::Delete { target },
+        });
+    });
+    let on_topic = Callback::new(move |topic: String| {
+        dispatch(Event::Send {
+            room: current.get_untracked(),
+            client_id: new_client_id(),
+            post: Post::Topic { topic },
+        });
     });
     let sign_out_token = session.token.clone();
     let sign_out = move |_| {
@@ -210,24 +256,36 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     let loading_older = StoredValue::new(false);
     let load_older = Callback::new(move |()| {
         let room = current.get_untracked();
-        let (Some(before), true) = (
-            chat.with_untracked(|c| c.oldest_seq(&room)),
-            chat.with_untracked(|c| c.rooms.get(&room).is_some_and(|r| r.older_available)),
-        ) else {
-            return;
-        };
         if loading_older.get_value() {
             return;
         }
         loading_older.set_value(true);
         let token = history_token.clone();
         spawn_local(async move {
-            if let Ok(older) = api::history(&token, &room, Some(before), 50).await {
-                chat.update(|c| c.prepend(&room, &older));
-            }
+            older_page(chat, &token, &room, 50).await;
             loading_older.set_value(false);
         });
     });
+    // A click on a reply's quote shows the message it answers, paging in
+    // older history until it is there (or there is no more).
+    let quote_token = session.token.clone();
+    let on_quote = Callback::new(move |seq: u64| {
+        let room = current.get_untracked();
+        let token = quote_token.clone();
+        spawn_local(async move {
+            while !chat.with_untracked(|c| c.has_line(&room, seq))
+                && older_page(chat, &token, &room, 100).await
+            {}
+            show_message(seq);
+        });
+    });
+    let actions = LineActions {
+        retry: Some(on_retry),
+        reply: Some(Callback::new(move |seq| replying.set(Some(seq)))),
+        edit: Some(on_edit),
+        delete: Some(on_delete),
+        quote: Some(on_quote),
+    };
 
     let token = session.token.clone();
     let directory = RwSignal::new(Vec::<RoomSummary>::new());
@@ -316,8 +374,11 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                     </div>
                 }>
                 <header class="room-header">
-                    <h1>{move || room_sign(current_private())}{move || current.get()}</h1>
-                    <button class="link" on:click=move |_| {
+                    <div class="room-title">
+                        <h1>{move || room_sign(current_private())}{move || current.get()}</h1>
+                        <RoomTopic chat room=current on_set=on_topic />
+                    </div>
+                    <button type="button" class="link leave" on:click=move |_| {
                         let room = current.get_untracked();
                         dispatch(Event::Leave { room: room.clone() });
                         chat.update(|c| { c.rooms.remove(&room); c.current = c.rooms.keys().next().cloned(); });
@@ -326,9 +387,10 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                 </header>
                     <div class="room-body">
                         <div class="conversation">
-                            <MessageList chat room=current on_top=load_older on_retry />
+                            <MessageList chat room=current on_top=load_older actions />
                             <TypingLine chat room=current />
-                            <Composer room=current on_send on_typing />
+                            <Composer room=current on_send on_typing replying=reply_label
+                                on_cancel_reply=Callback::new(move |()| replying.set(None)) />
                         </div>
                         <div class="side" id="members" class:stale=move || status.get().phase != Phase::Open>
                             <Members chat room=current token=session.token.clone() me=session.user.clone() />
@@ -338,6 +400,42 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
             </main>
         </div>
     }
+}
+
+/// Loads the page of `room` before the oldest entry seen. False if there
+/// was nothing older, or it could not be loaded.
+async fn older_page(chat: RwSignal<Chat>, token: &str, room: &str, limit: u32) -> bool {
+    let (Some(before), true) = chat.with_untracked(|c| {
+        (
+            c.oldest_seq(room),
+            c.rooms.get(room).is_some_and(|r| r.older_available),
+        )
+    }) else {
+        return false;
+    };
+    match api::history(token, room, Some(before), limit).await {
+        Ok(older) if !older.is_empty() => {
+            chat.update(|c| c.prepend(room, &older));
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Scrolls message `seq` into view and highlights it for a moment.
+fn show_message(seq: u64) {
+    let selector = format!(".messages [data-seq=\"{seq}\"]");
+    request_animation_frame(move || {
+        let Some(el) = document().query_selector(&selector).ok().flatten() else {
+            return;
+        };
+        el.scroll_into_view();
+        let _ = el.class_list().add_1("flash");
+        gloo_timers::callback::Timeout::new(1_600, move || {
+            let _ = el.class_list().remove_1("flash");
+        })
+        .forget();
+    });
 }
 
 #[component]

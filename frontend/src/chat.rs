@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use common::{ChatMessage, ServerMsg, User};
+use common::{ChatMessage, EntryKind, ServerMsg, User};
 
 /// Most messages kept per room in memory.
 pub const MAX_LINES: usize = 500;
@@ -39,9 +39,10 @@ impl TypingThrottle {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub enum LineStatus {
     /// Stored by the server.
+    #[default]
     Sent,
     /// Typed here, not acknowledged yet ("sending…").
     Pending,
@@ -50,7 +51,7 @@ pub enum LineStatus {
 }
 
 /// One message line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Line {
     /// The sender's `client_id`: stable from "sending…" to stored.
     pub key: String,
@@ -60,6 +61,26 @@ pub struct Line {
     /// Milliseconds since the epoch (server time once stored).
     pub ts: i64,
     pub status: LineStatus,
+    /// The seq of the message this one answers.
+    pub reply_to: Option<u64>,
+    pub edited: bool,
+    /// Deleted: `content` is empty, the line says so.
+    pub deleted: bool,
+    /// An edit or delete of ours is on its way: (its client_id, the text
+    /// to put back if it is refused).
+    pub changing: Option<(String, String)>,
+}
+
+impl Line {
+    /// Bumped by every change, so the view redraws the line.
+    pub fn version(&self) -> (bool, bool, bool, usize) {
+        (
+            self.edited,
+            self.deleted,
+            self.changing.is_some(),
+            self.content.len(),
+        )
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -79,6 +100,12 @@ pub struct RoomState {
     pub live: bool,
     /// Messages that arrived after a gap, waiting for it to be filled.
     pub held: BTreeMap<u64, ChatMessage>,
+    pub topic: String,
+    /// This user sets the topic and deletes anyone's messages here.
+    pub moderator: bool,
+    /// The lowest seq seen of any entry, message or change (0: none yet):
+    /// older history is paged from here.
+    pub floor: u64,
 }
 
 /// A gap in a room's live stream: fetch the messages with
@@ -121,6 +148,8 @@ impl Chat {
                 recovered,
                 read_seq,
                 unread,
+                topic,
+                moderator,
             } => {
                 let is_current = self.current.as_deref() == Some(room.as_str());
                 let state = self.rooms.entry(room.clone()).or_default();
@@ -131,15 +160,9 @@ impl Chat {
                 state.members = members.iter().map(|u| (u.id.clone(), u.clone())).collect();
                 state.last_seq = state.last_seq.max(*last_seq);
                 state.live = true;
-                if !recovered {
-                    state.older_available = true;
-                }
-                if state
-                    .lines
-                    .first()
-                    .and_then(|l| l.seq)
-                    .is_some_and(|first| first > 1)
-                {
+                state.topic = topic.clone();
+                state.moderator = *moderator;
+                if !recovered || state.floor > 1 {
                     state.older_available = true;
                 }
             }
@@ -168,7 +191,7 @@ impl Chat {
                 self.forget(room);
                 self.notice = Some(format!("#{room}: {message}"));
             }
-            ServerMsg::Message(m) => {
+            ServerMsg::Message(m) | ServerMsg::Event(m) => {
                 let state = self.rooms.get_mut(&m.room)?;
                 if state.live && m.seq > state.last_seq + 1 {
                     let first_held = state.held.keys().next().copied();
@@ -180,7 +203,7 @@ impl Chat {
                         before: m.seq,
                     });
                 }
-                self.show(m);
+                self.show(m, true);
             }
             ServerMsg::UserJoined { room, user } => {
                 if let Some(state) = self.rooms.get_mut(room) {
@@ -207,7 +230,7 @@ impl Chat {
                 message,
                 code,
             } if *code != common::ErrorCode::Internal => {
-                self.mark(reference, LineStatus::Failed(message.clone()));
+                self.refused(reference, message);
             }
             _ => {}
         }
@@ -226,7 +249,7 @@ impl Chat {
     /// in seq order. Seqs the server no longer has are skipped.
     pub fn fill(&mut self, room: &str, fetched: &[ChatMessage]) {
         for m in fetched {
-            self.show(m);
+            self.show(m, true);
         }
         let held = self
             .rooms
@@ -234,27 +257,93 @@ impl Chat {
             .map(|state| std::mem::take(&mut state.held))
             .unwrap_or_default();
         for m in held.values() {
-            self.show(m);
+            self.show(m, true);
         }
     }
 
-    /// Adds a page of older history at the top.
+    /// Adds a page of older history at the top. Its messages come as they
+    /// are now, so its (older) changes are not applied again: an old edit
+    /// must not put back a text that a newer one replaced.
     pub fn prepend(&mut self, room: &str, older: &[ChatMessage]) {
         for m in older {
-            self.show(m);
+            self.show(m, false);
         }
         if let Some(state) = self.rooms.get_mut(room) {
-            state.older_available = state
-                .lines
-                .first()
-                .and_then(|l| l.seq)
-                .is_some_and(|first| first > 1);
+            state.older_available = state.floor > 1;
         }
     }
 
-    /// The oldest seq shown in `room`, to page backwards from.
+    /// The oldest seq seen in `room`, to page backwards from.
     pub fn oldest_seq(&self, room: &str) -> Option<u64> {
-        self.rooms.get(room)?.lines.iter().find_map(|l| l.seq)
+        let floor = self.rooms.get(room)?.floor;
+        (floor > 0).then_some(floor)
+    }
+
+    /// Whether message `seq` of `room` is loaded.
+    pub fn has_line(&self, room: &str, seq: u64) -> bool {
+        self.rooms
+            .get(room)
+            .is_some_and(|r| r.lines.iter().any(|l| l.seq == Some(seq)))
+    }
+
+    /// The message a reply quotes, if it is loaded.
+    pub fn quoted(&self, room: &str, seq: u64) -> Option<&Line> {
+        self.rooms
+            .get(room)?
+            .lines
+            .iter()
+            .find(|l| l.seq == Some(seq))
+    }
+
+    /// Shows our edit at once, marked as on its way; `client_id` is the
+    /// edit's, to put the old text back if it is refused.
+    pub fn edit_local(&mut self, room: &str, seq: u64, content: &str, client_id: &str) {
+        if let Some(line) = self.line_mut(room, seq) {
+            let before = std::mem::replace(&mut line.content, content.to_owned());
+            line.changing = Some((client_id.to_owned(), before));
+            line.edited = true;
+        }
+    }
+
+    /// Marks a message as being deleted by us.
+    pub fn delete_local(&mut self, room: &str, seq: u64, client_id: &str) {
+        if let Some(line) = self.line_mut(room, seq) {
+            line.changing = Some((client_id.to_owned(), line.content.clone()));
+        }
+    }
+
+    fn line_mut(&mut self, room: &str, seq: u64) -> Option<&mut Line> {
+        self.rooms
+            .get_mut(room)?
+            .lines
+            .iter_mut()
+            .find(|l| l.seq == Some(seq))
+    }
+
+    /// The server refused what we sent as `client_id`: a message fails in
+    /// place, a change is undone.
+    fn refused(&mut self, client_id: &str, why: &str) {
+        if !self.change_refused(client_id, why) {
+            self.mark(client_id, LineStatus::Failed(why.to_owned()));
+        }
+    }
+
+    /// An edit or delete of ours was refused: its text comes back, and the
+    /// person is told why. False if `client_id` was no change of ours.
+    fn change_refused(&mut self, client_id: &str, why: &str) -> bool {
+        for state in self.rooms.values_mut() {
+            for line in &mut state.lines {
+                if let Some((key, before)) = &line.changing
+                    && key == client_id
+                {
+                    line.content = before.clone();
+                    line.changing = None;
+                    self.notice = Some(format!("Your change was not saved: {why}"));
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// The connection dropped: rooms are no longer live until re-joined
@@ -267,13 +356,26 @@ impl Chat {
     }
 
     /// Inserts a stored message in seq order, replacing its "sending…" line
-    /// and ignoring duplicates.
-    fn show(&mut self, m: &ChatMessage) {
+    /// and ignoring duplicates; applies a change to its message (unless
+    /// `apply` is false: see `prepend`).
+    fn show(&mut self, m: &ChatMessage, apply: bool) {
         let is_current = self.current.as_deref() == Some(m.room.as_str());
         let mine = self.me.as_ref().is_some_and(|me| me.id == m.user.id);
         let Some(state) = self.rooms.get_mut(&m.room) else {
             return;
         };
+        state.floor = if state.floor == 0 {
+            m.seq
+        } else {
+            state.floor.min(m.seq)
+        };
+        if !m.kind.is_message() {
+            if apply {
+                apply_change(state, m);
+            }
+            state.last_seq = state.last_seq.max(m.seq);
+            return;
+        }
         if state.lines.iter().any(|l| l.seq == Some(m.seq)) {
             return; // a duplicate delivery
         }
@@ -289,6 +391,10 @@ impl Chat {
             content: m.content.clone(),
             ts: m.ts,
             status: LineStatus::Sent,
+            reply_to: m.reply_to,
+            edited: m.edited.is_some(),
+            deleted: m.deleted,
+            changing: None,
         };
         // Stored lines in seq order, pending ones after them.
         let at = state
@@ -306,14 +412,21 @@ impl Chat {
         state.last_seq = state.last_seq.max(m.seq);
         if newest {
             state.typing.remove(&m.user.id);
-            if !is_current && !mine && m.seq > state.read_seq {
+            if !is_current && !mine && !m.deleted && m.seq > state.read_seq {
                 state.unread += 1;
             }
         }
     }
 
     /// Shows a message the user just typed, as "sending…".
-    pub fn queue_local(&mut self, room: &str, content: &str, client_id: &str, now_ms: f64) {
+    pub fn queue_local(
+        &mut self,
+        room: &str,
+        content: &str,
+        reply_to: Option<u64>,
+        client_id: &str,
+        now_ms: f64,
+    ) {
         let (Some(me), Some(state)) = (self.me.clone(), self.rooms.get_mut(room)) else {
             return;
         };
@@ -324,6 +437,10 @@ impl Chat {
             content: content.to_owned(),
             ts: now_ms as i64,
             status: LineStatus::Pending,
+            reply_to,
+            edited: false,
+            deleted: false,
+            changing: None,
         });
     }
 
@@ -336,14 +453,15 @@ impl Chat {
     }
 
     /// The person pressed Retry on a failed line: it is "sending…" again.
-    /// Returns its room and content, to send again with the same client_id.
-    pub fn retry(&mut self, client_id: &str) -> Option<(String, String)> {
+    /// Returns its room, content and the message it answers, to send again
+    /// with the same client_id.
+    pub fn retry(&mut self, client_id: &str) -> Option<(String, String, Option<u64>)> {
         for (room, state) in &mut self.rooms {
             if let Some(line) = state.lines.iter_mut().find(|l| {
                 l.seq.is_none() && l.key == client_id && matches!(l.status, LineStatus::Failed(_))
             }) {
                 line.status = LineStatus::Pending;
-                return Some((room.clone(), line.content.clone()));
+                return Some((room.clone(), line.content.clone(), line.reply_to));
             }
         }
         None
@@ -369,7 +487,9 @@ impl Chat {
             state.unread = state
                 .lines
                 .iter()
-                .filter(|l| l.seq.is_some_and(|s| s > read) && Some(&l.user.id) != me.as_ref())
+                .filter(|l| {
+                    l.seq.is_some_and(|s| s > read) && !l.deleted && Some(&l.user.id) != me.as_ref()
+                })
                 .count() as u32;
         }
     }
@@ -423,6 +543,33 @@ impl Chat {
     }
 }
 
+/// An edit, delete or topic change, heard in seq order, applied to what
+/// it changes. Applying one twice changes nothing more.
+fn apply_change(state: &mut RoomState, change: &ChatMessage) {
+    match change.kind {
+        EntryKind::Topic => state.topic = change.content.clone(),
+        EntryKind::Edit | EntryKind::Delete => {
+            let Some(line) = state
+                .lines
+                .iter_mut()
+                .find(|l| l.seq.is_some() && l.seq == change.target)
+            else {
+                return; // not loaded: it will come as it is now
+            };
+            // Ours, on its way: this is it (or another tab's, which wins too).
+            line.changing = None;
+            if change.kind == EntryKind::Delete {
+                line.deleted = true;
+                line.content.clear();
+            } else if !line.deleted {
+                line.content = change.content.clone();
+                line.edited = true;
+            }
+        }
+        EntryKind::Message | EntryKind::Unknown => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,6 +592,7 @@ mod tests {
             content: format!("m{seq}"),
             ts: 1,
             client_id: client_id.into(),
+            ..ChatMessage::default()
         })
     }
 
@@ -458,6 +606,8 @@ mod tests {
                 recovered: true,
                 read_seq: 0,
                 unread: 0,
+                topic: String::new(),
+                moderator: false,
             },
             0.0,
         );
@@ -533,7 +683,7 @@ mod tests {
     #[test]
     fn a_pending_line_becomes_the_stored_message() {
         let mut chat = chat_in_room();
-        chat.queue_local("r", "hello", "c1", 5.0);
+        chat.queue_local("r", "hello", None, "c1", 5.0);
         assert_eq!(chat.rooms["r"].lines[0].status, LineStatus::Pending);
         chat.apply(&msg(1, "bob", "b1"), 0.0);
         // Stored lines go before the pending one.
@@ -546,7 +696,7 @@ mod tests {
     #[test]
     fn internal_keeps_sending_until_the_connection_gives_up_then_retry_resends() {
         let mut chat = chat_in_room();
-        chat.queue_local("r", "hello", "c1", 0.0);
+        chat.queue_local("r", "hello", None, "c1", 0.0);
         chat.apply(
             &ServerMsg::Error {
                 code: common::ErrorCode::Internal,
@@ -561,7 +711,7 @@ mod tests {
             chat.rooms["r"].lines[0].status,
             LineStatus::Failed(_)
         ));
-        assert_eq!(chat.retry("c1"), Some(("r".into(), "hello".into())));
+        assert_eq!(chat.retry("c1"), Some(("r".into(), "hello".into(), None)));
         assert_eq!(chat.rooms["r"].lines[0].status, LineStatus::Pending);
         // Only a failed line can be retried.
         assert_eq!(chat.retry("c1"), None);
@@ -570,7 +720,7 @@ mod tests {
     #[test]
     fn a_refused_message_is_marked_failed() {
         let mut chat = chat_in_room();
-        chat.queue_local("r", "spam", "c9", 0.0);
+        chat.queue_local("r", "spam", None, "c9", 0.0);
         chat.apply(
             &ServerMsg::Error {
                 code: common::ErrorCode::RateLimited,
@@ -596,6 +746,8 @@ mod tests {
                 recovered: true,
                 read_seq: 5,
                 unread: 4,
+                topic: String::new(),
+                moderator: false,
             },
             0.0,
         );
@@ -666,6 +818,8 @@ mod tests {
                 recovered: true,
                 read_seq: 0,
                 unread: 0,
+                topic: String::new(),
+                moderator: false,
             },
             0.0,
         );
@@ -762,5 +916,136 @@ mod tests {
             .map(|u| u.name.as_str())
             .collect();
         assert_eq!(names, ["CAROL", "ME"]);
+    }
+
+    fn change(
+        seq: u64,
+        from: &str,
+        kind: EntryKind,
+        target: Option<u64>,
+        text: &str,
+    ) -> ChatMessage {
+        ChatMessage {
+            kind,
+            target,
+            content: text.into(),
+            ..chat_message_from(seq, from)
+        }
+    }
+
+    fn chat_message_from(seq: u64, from: &str) -> ChatMessage {
+        match msg(seq, from, &format!("{from}{seq}")) {
+            ServerMsg::Message(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    fn line(chat: &Chat, seq: u64) -> Line {
+        chat.quoted("r", seq).cloned().expect("the line is loaded")
+    }
+
+    #[test]
+    fn live_changes_apply_to_their_message_and_are_not_lines() {
+        let mut chat = chat_in_room();
+        chat.open_room("elsewhere");
+        chat.apply(&msg(1, "bob", "b1"), 0.0);
+        chat.apply(
+            &ServerMsg::Event(change(2, "bob", EntryKind::Edit, Some(1), "fixed")),
+            0.0,
+        );
+        chat.apply(
+            &ServerMsg::Event(change(3, "bob", EntryKind::Topic, None, "Plans")),
+            0.0,
+        );
+        let state = &chat.rooms["r"];
+        assert_eq!(state.lines.len(), 1, "changes are not lines");
+        assert_eq!((state.last_seq, state.topic.as_str()), (3, "Plans"));
+        assert_eq!(state.unread, 1, "an edit or a topic is not news");
+        let edited = line(&chat, 1);
+        assert!(edited.edited);
+        assert_eq!(edited.content, "fixed");
+        chat.apply(
+            &ServerMsg::Event(change(4, "bob", EntryKind::Delete, Some(1), "")),
+            0.0,
+        );
+        let gone = line(&chat, 1);
+        assert!(gone.deleted && gone.content.is_empty());
+        // An edit that raced with the delete cannot bring the text back.
+        chat.apply(
+            &ServerMsg::Event(change(5, "bob", EntryKind::Edit, Some(1), "back")),
+            0.0,
+        );
+        assert!(line(&chat, 1).content.is_empty());
+    }
+
+    /// A page of older history holds messages as they are now: its old
+    /// edits must not put back a text that a newer edit replaced.
+    #[test]
+    fn older_pages_do_not_replay_their_changes() {
+        let mut chat = chat_live_at(10);
+        chat.apply(
+            &ServerMsg::Event(change(11, "bob", EntryKind::Edit, Some(3), "third")),
+            0.0,
+        );
+        let mut three = chat_message_from(3, "bob");
+        three.content = "third".into();
+        three.edited = Some(5);
+        let older = [
+            three,
+            change(4, "bob", EntryKind::Edit, Some(3), "first"),
+            change(5, "bob", EntryKind::Topic, None, "old topic"),
+        ];
+        chat.prepend("r", &older);
+        assert_eq!(line(&chat, 3).content, "third");
+        assert_eq!(chat.rooms["r"].topic, "", "an old topic is not the topic");
+        assert_eq!(chat.oldest_seq("r"), Some(3));
+        assert!(chat.rooms["r"].older_available);
+        // A room whose first entry was a change still pages down to 1.
+        chat.prepend(
+            "r",
+            &[
+                change(1, "bob", EntryKind::Topic, None, "first topic"),
+                chat_message_from(2, "bob"),
+            ],
+        );
+        assert_eq!(chat.oldest_seq("r"), Some(1));
+        assert!(!chat.rooms["r"].older_available);
+    }
+
+    #[test]
+    fn our_edit_shows_at_once_and_a_refusal_puts_the_text_back() {
+        let mut chat = chat_in_room();
+        chat.apply(&msg(1, "me", "m1"), 0.0);
+        chat.edit_local("r", 1, "better", "e1");
+        let pending = line(&chat, 1);
+        assert_eq!(pending.content, "better");
+        assert!(pending.changing.is_some());
+        chat.apply(
+            &ServerMsg::Error {
+                code: common::ErrorCode::NoSuchMessage,
+                message: "no".into(),
+                reference: Some("e1".into()),
+            },
+            0.0,
+        );
+        let back = line(&chat, 1);
+        assert_eq!(back.content, "m1");
+        assert!(back.changing.is_none());
+        assert!(
+            chat.notice
+                .as_deref()
+                .is_some_and(|n| n.contains("not saved"))
+        );
+        // Accepted: the event confirms it.
+        chat.edit_local("r", 1, "best", "e2");
+        chat.apply(
+            &ServerMsg::Event(change(2, "me", EntryKind::Edit, Some(1), "best")),
+            0.0,
+        );
+        let saved = line(&chat, 1);
+        assert_eq!(
+            (saved.content.as_str(), saved.changing.is_none()),
+            ("best", true)
+        );
     }
 }

@@ -113,11 +113,11 @@ pub enum Event {
     Leave {
         room: String,
     },
-    /// The user sent a message.
+    /// The user sent a message, or changed something (`Post`).
     Send {
         room: String,
-        content: String,
         client_id: String,
+        post: Post,
     },
     Typing {
         room: String,
@@ -174,11 +174,41 @@ struct RoomCursor {
     joined: bool,
 }
 
+/// What the user adds to a room's log: each waits in the outbox, is sent
+/// in order and re-sent with its `client_id` until acked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Post {
+    Message {
+        content: String,
+        reply_to: Option<u64>,
+    },
+    Edit {
+        target: u64,
+        content: String,
+    },
+    Delete {
+        target: u64,
+    },
+    Topic {
+        topic: String,
+    },
+}
+
+impl Post {
+    /// A plain message.
+    pub fn text(content: impl Into<String>) -> Post {
+        Post::Message {
+            content: content.into(),
+            reply_to: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
     pub room: String,
-    pub content: String,
     pub client_id: String,
+    pub post: Post,
     /// Sent on the current socket (reset on reconnect).
     sent: bool,
     /// How many times the server answered `internal` for it.
@@ -322,16 +352,16 @@ impl Connection {
             }
             Event::Send {
                 room,
-                content,
                 client_id,
+                post,
             } => {
                 // The same client_id again (the person pressed Retry) replaces
                 // any queued copy: one message, one place in the outbox.
                 self.outbox.retain(|o| o.client_id != client_id);
                 self.outbox.push(Outgoing {
                     room,
-                    content,
                     client_id,
+                    post,
                     sent: false,
                     store_failures: 0,
                 });
@@ -394,7 +424,7 @@ impl Connection {
                     self.flush_unsent(Some(&room), fx);
                 }
             }
-            ServerMsg::Message(m) => {
+            ServerMsg::Message(m) | ServerMsg::Event(m) => {
                 if let Some(cursor) = self.rooms.get_mut(&m.room) {
                     cursor.last_seq = Some(cursor.last_seq.unwrap_or(0).max(m.seq));
                 }
@@ -587,10 +617,31 @@ impl Pace {
 }
 
 fn send_frame(out: &Outgoing) -> ClientMsg {
-    ClientMsg::Send {
-        room: out.room.clone(),
-        content: out.content.clone(),
-        client_id: out.client_id.clone(),
+    let room = out.room.clone();
+    let client_id = out.client_id.clone();
+    match &out.post {
+        Post::Message { content, reply_to } => ClientMsg::Send {
+            room,
+            content: content.clone(),
+            client_id,
+            reply_to: *reply_to,
+        },
+        Post::Edit { target, content } => ClientMsg::Edit {
+            room,
+            target: *target,
+            content: content.clone(),
+            client_id,
+        },
+        Post::Delete { target } => ClientMsg::Delete {
+            room,
+            target: *target,
+            client_id,
+        },
+        Post::Topic { topic } => ClientMsg::SetTopic {
+            room,
+            topic: topic.clone(),
+            client_id,
+        },
     }
 }
 
@@ -658,6 +709,8 @@ mod tests {
             recovered: true,
             read_seq: 0,
             unread: 0,
+            topic: String::new(),
+            moderator: false,
         })
     }
 
@@ -674,6 +727,7 @@ mod tests {
             content: "x".into(),
             ts: 0,
             client_id: format!("c{seq}"),
+            ..ChatMessage::default()
         }))
     }
 
@@ -755,8 +809,8 @@ mod tests {
     fn send(room: &str, id: &str) -> Event {
         Event::Send {
             room: room.into(),
-            content: "x".into(),
             client_id: id.into(),
+            post: Post::text("x"),
         }
     }
 
@@ -1039,8 +1093,8 @@ mod tests {
         c.handle(joined("a", 0), &mut mid());
         let send = |id: &str| Event::Send {
             room: "a".into(),
-            content: format!("text {id}"),
             client_id: id.into(),
+            post: Post::text(format!("text {id}")),
         };
         let fx = c.handle(send("c1"), &mut mid());
         assert_eq!(frames(&fx).len(), 1, "sent at once while connected");
@@ -1080,5 +1134,84 @@ mod tests {
         assert_eq!(c.outbox()[0].client_id, "c2");
         // Joining again on the same socket does not send c2 twice.
         assert!(frames(&c.handle(joined("a", 1), &mut mid())).is_empty());
+    }
+
+    /// An edit, a delete or a topic typed while offline waits in the
+    /// outbox with the messages, in order, and goes out as its own frame
+    /// once the room is joined again; an event counts for the resume point.
+    #[test]
+    fn changes_wait_in_the_outbox_like_messages() {
+        let mut c = open_machine();
+        c.handle(Event::Join { room: "a".into() }, &mut mid());
+        c.handle(joined("a", 4), &mut mid());
+        c.handle(Event::Closed { code: None }, &mut mid());
+        let posts = [
+            Post::Message {
+                content: "yes".into(),
+                reply_to: Some(2),
+            },
+            Post::Edit {
+                target: 3,
+                content: "fixed".into(),
+            },
+            Post::Delete { target: 4 },
+            Post::Topic {
+                topic: "Plans".into(),
+            },
+        ];
+        for (i, post) in posts.into_iter().enumerate() {
+            let fx = c.handle(
+                Event::Send {
+                    room: "a".into(),
+                    client_id: format!("p{i}"),
+                    post,
+                },
+                &mut mid(),
+            );
+            assert!(frames(&fx).is_empty(), "offline: queued");
+        }
+        c.handle(Event::RetryTimerFired, &mut mid());
+        c.handle(Event::Opened, &mut mid());
+        c.handle(welcome(), &mut mid());
+        let fx = c.handle(joined("a", 4), &mut mid());
+        assert_eq!(
+            frames(&fx),
+            [
+                ClientMsg::Send {
+                    room: "a".into(),
+                    content: "yes".into(),
+                    client_id: "p0".into(),
+                    reply_to: Some(2)
+                },
+                ClientMsg::Edit {
+                    room: "a".into(),
+                    target: 3,
+                    content: "fixed".into(),
+                    client_id: "p1".into()
+                },
+                ClientMsg::Delete {
+                    room: "a".into(),
+                    target: 4,
+                    client_id: "p2".into()
+                },
+                ClientMsg::SetTopic {
+                    room: "a".into(),
+                    topic: "Plans".into(),
+                    client_id: "p3".into()
+                },
+            ]
+        );
+        // A change heard live moves the resume point like a message.
+        c.handle(
+            Event::Received(ServerMsg::Event(ChatMessage {
+                room: "a".into(),
+                seq: 5,
+                kind: common::EntryKind::Edit,
+                target: Some(3),
+                ..ChatMessage::default()
+            })),
+            &mut mid(),
+        );
+        assert_eq!(c.last_seq("a"), Some(5));
     }
 }

@@ -20,8 +20,12 @@ pub mod driver;
 #[cfg(target_arch = "wasm32")]
 pub mod members;
 #[cfg(target_arch = "wasm32")]
+pub mod message_line;
+#[cfg(target_arch = "wasm32")]
 pub mod signin;
 #[cfg(target_arch = "wasm32")]
 pub mod storage;
+#[cfg(target_arch = "wasm32")]
+pub mod topic;
 #[cfg(target_arch = "wasm32")]
 pub mod view;

@@ -173,6 +173,7 @@ mod tests {
             content: "x".into(),
             ts,
             status: LineStatus::Sent,
+            ..Line::default()
         }
     }
 

@@ -5,9 +5,10 @@
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::chat::{Chat, LineStatus};
+use crate::chat::Chat;
 use crate::connection::Phase;
-use crate::reading::{self, Piece};
+use crate::message_line::{LineActions, MessageLine};
+use crate::reading;
 use crate::scrolling::{self, Change, Place, Scroll};
 use std::collections::HashMap;
 
@@ -81,11 +82,12 @@ pub fn MessageList(
     #[prop(into)] chat: Signal<Chat>,
     #[prop(into)] room: Signal<String>,
     #[prop(optional)] on_top: Option<Callback<()>>,
-    /// Retry a failed message, by client_id.
+    /// What the reader can do to a line (retry, reply, edit, delete).
     #[prop(optional)]
-    on_retry: Option<Callback<String>>,
+    actions: LineActions,
 ) -> impl IntoView {
-    let me = move || chat.with(|c| c.me.as_ref().map(|u| u.id.clone()));
+    // The line being edited, if any.
+    let editing = RwSignal::new(None::<u64>);
     let lines = move || {
         let room = room.get();
         chat.with(|c| {
@@ -219,64 +221,16 @@ pub fn MessageList(
             </Show>
             <For
                 each=decorated
-                key=|(line, decor)| (line.key.clone(), line.seq, line.status.clone(), *decor)
+                key=|(line, decor)| {
+                    (line.key.clone(), line.seq, line.status.clone(), *decor, line.version())
+                }
                 children=move |(line, decor)| {
-                    let own = me().as_deref() == Some(line.user.id.as_str());
                     let separator = decor.new_day.map(|day| view! {
                         <div class="day" role="separator"><span>{day_label(day)}</span></div>
                     });
-                    let handle = reading::handle(&line.user);
-                    let who = format!("{} · {handle}", line.user.name);
-                    let avatar = (!decor.continued).then(|| view! {
-                        <span class=format!("avatar {}", reading::avatar_class(&line.user.id)) aria-hidden="true" title=who.clone()>
-                            {reading::initials(&line.user.name)}
-                        </span>
-                    });
-                    // On a phone there is no hover: a tap on the name shows
-                    // the @username in place.
-                    let shown_id = RwSignal::new(false);
-                    let short = handle.clone();
-                    let (iso, full) = timestamps(line.ts);
-                    // A grouped line shows no time; it is there on hover.
-                    let hover = decor.continued.then(|| full.clone());
-                    let (status_text, status_class) = match &line.status {
-                        LineStatus::Sent => (String::new(), ""),
-                        LineStatus::Pending => ("sending…".to_owned(), "pending"),
-                        LineStatus::Failed(why) => (format!("not sent: {why}"), "failed"),
-                    };
-                    let failed = matches!(line.status, LineStatus::Failed(_));
-                    let key = line.key.clone();
-                    let retry = (failed && on_retry.is_some()).then(|| {
-                        view! {
-                            <button class="retry" type="button" on:click=move |_| {
-                                if let Some(on_retry) = on_retry {
-                                    on_retry.run(key.clone());
-                                }
-                            }>"Retry"</button>
-                        }
-                    });
-                    let grouped = if decor.continued { "cont" } else { "" };
                     view! {
                         {separator}
-                        <div class=format!("line {} {grouped} {status_class}", if own { "own" } else { "other" })
-                            data-seq=line.seq.map(|s| s.to_string()) title=hover>
-                            <div class="meta">
-                                {avatar}
-                                <button type="button" class="author" title=who.clone()
-                                    aria-label=who.clone()
-                                    on:click=move |_| shown_id.update(|s| *s = !*s)>
-                                    {line.user.name.clone()}
-                                    <Show when=move || shown_id.get()>
-                                        <span class="short-id">" · " {short.clone()}</span>
-                                    </Show>
-                                </button>
-                                {line.user.is_bot().then(|| view! { <span class="tag">"bot"</span> })}
-                                <time datetime=iso title=full>{clock(line.ts)}</time>
-                                <span class="state">{status_text}</span>
-                                {retry}
-                            </div>
-                            <div class="content">{content(&line.content)}</div>
-                        </div>
+                        <MessageLine line decor chat room=room.get_untracked() editing actions />
                     }
                 }
             />
@@ -309,6 +263,10 @@ pub fn Composer(
     #[prop(into)] room: Signal<String>,
     on_send: Callback<String>,
     on_typing: Callback<()>,
+    /// "Replying to Alice: …" while the next message answers one.
+    #[prop(optional, into)]
+    replying: Option<Signal<Option<String>>>,
+    #[prop(optional)] on_cancel_reply: Option<Callback<()>>,
 ) -> impl IntoView {
     use common::validate::MAX_CONTENT_BYTES;
     let text = RwSignal::new(String::new());
@@ -342,6 +300,30 @@ pub fn Composer(
             text.set(String::new());
         }
     };
+    // Choosing a message to answer puts the cursor in the box.
+    Effect::new(move |_| {
+        if replying.is_some_and(|r| r.get().is_some())
+            && let Some(el) = area.get_untracked()
+        {
+            let _ = el.focus();
+        }
+    });
+    let cancel_reply = move || {
+        if let Some(cancel) = on_cancel_reply {
+            cancel.run(());
+        }
+    };
+    let reply_bar = move || {
+        replying.and_then(|r| r.get()).map(|label| {
+            view! {
+                <div class="replying" role="status">
+                    <span>{label}</span>
+                    <button type="button" class="link" aria-label="Cancel the reply"
+                        on:click=move |_| cancel_reply()>"Cancel"</button>
+                </div>
+            }
+        })
+    };
     let bytes = move || text.with(String::len);
     let too_long = move || bytes() > MAX_CONTENT_BYTES;
     let counter = move || {
@@ -357,6 +339,7 @@ pub fn Composer(
     };
     view! {
         <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
+            {reply_bar}
             <textarea
                 node_ref=area
                 rows="1"
@@ -373,6 +356,8 @@ pub fn Composer(
                     if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
                         ev.prevent_default();
                         send();
+                    } else if ev.key() == "Escape" && replying.is_some_and(|r| r.get_untracked().is_some()) {
+                        cancel_reply();
                     }
                 }
             ></textarea>
@@ -390,34 +375,9 @@ pub fn clock(ts_ms: i64) -> String {
     format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }
 
-/// Message text, with http(s) links as links and nothing else as markup.
-fn content(text: &str) -> impl IntoView + use<> {
-    reading::pieces(text)
-        .into_iter()
-        .map(|piece| match piece {
-            Piece::Text(t) => t.to_owned().into_any(),
-            Piece::Link(url) => view! {
-                <a href=url.to_owned() target="_blank" rel="noopener noreferrer">{url.to_owned()}</a>
-            }
-            .into_any(),
-        })
-        .collect_view()
-}
-
 /// Minutes east of UTC in this browser's time zone, now.
 fn local_offset_min() -> i32 {
     -(js_sys::Date::new_0().get_timezone_offset() as i32)
-}
-
-/// `datetime` (ISO 8601) and a full local date and time, for `<time>`.
-fn timestamps(ts_ms: i64) -> (String, String) {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ts_ms as f64));
-    let iso = date.to_iso_string().as_string().unwrap_or_default();
-    let full = date
-        .to_locale_string("en-GB", &wasm_bindgen::JsValue::UNDEFINED)
-        .as_string()
-        .unwrap_or_default();
-    (iso, full)
 }
 
 /// "Today", "Yesterday", or "Sunday, 29 November 2026".

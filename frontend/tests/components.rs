@@ -2,10 +2,11 @@
 //! Each mounts one component with plain signals and checks the DOM.
 #![cfg(target_arch = "wasm32")]
 
-use common::{ChatMessage, ServerMsg, User};
+use common::{ChatMessage, EntryKind, ServerMsg, User};
 use frontend::chat::Chat;
 use frontend::connection::Phase;
 use frontend::members::Members;
+use frontend::message_line::LineActions;
 use frontend::view::{Banner, Composer, MessageList, Status, TypingLine};
 use leptos::mount::mount_to;
 use leptos::prelude::*;
@@ -49,6 +50,8 @@ fn chat_with_room() -> Chat {
             recovered: true,
             read_seq: 0,
             unread: 0,
+            topic: String::new(),
+            moderator: false,
         },
         0.0,
     );
@@ -65,6 +68,7 @@ fn message(seq: u64, from: User, content: &str) -> ServerMsg {
         content: content.into(),
         ts: 1_700_000_000_000,
         client_id: format!("c{seq}"),
+        ..ChatMessage::default()
     })
 }
 
@@ -129,7 +133,7 @@ async fn messages_render_as_text_with_own_and_pending_styling() {
     chat.update(|c| {
         c.apply(&message(1, user("bob", "Bob"), xss), 0.0);
         c.apply(&message(2, user("me", "Me"), "mine"), 0.0);
-        c.queue_local("general", "on its way", "c-pending", 0.0);
+        c.queue_local("general", "on its way", None, "c-pending", 0.0);
     });
     let room = Signal::derive(|| "general".to_owned());
     let _mounted = mount_to(root.clone(), move || view! { <MessageList chat room /> });
@@ -286,6 +290,8 @@ async fn reading_older_messages_is_not_disturbed_and_rooms_keep_their_place() {
                 recovered: true,
                 read_seq: 0,
                 unread: 0,
+                topic: String::new(),
+                moderator: false,
             },
             0.0,
         );
@@ -329,7 +335,7 @@ async fn reading_older_messages_is_not_disturbed_and_rooms_keep_their_place() {
     assert_eq!(list.scroll_top(), 100, "back where the reader was");
 
     // Your own message is always brought into view.
-    chat.update(|c| c.queue_local("general", "mine", "c-mine", 0.0));
+    chat.update(|c| c.queue_local("general", "mine", None, "c-mine", 0.0));
     settle().await;
     assert!(at_bottom(&list), "scrolled to your own message");
     assert!(root.query_selector(".new-below").unwrap().is_none());
@@ -339,7 +345,7 @@ async fn reading_older_messages_is_not_disturbed_and_rooms_keep_their_place() {
 async fn a_message_the_client_gave_up_on_shows_failed_with_a_retry_button() {
     let root = container();
     let chat = RwSignal::new(chat_with_room());
-    chat.update(|c| c.queue_local("general", "important", "c-1", 0.0));
+    chat.update(|c| c.queue_local("general", "important", None, "c-1", 0.0));
     let retried = RwSignal::new(Vec::<String>::new());
     let on_retry = Callback::new(move |client_id: String| {
         retried.update(|r| r.push(client_id.clone()));
@@ -348,10 +354,13 @@ async fn a_message_the_client_gave_up_on_shows_failed_with_a_retry_button() {
         });
     });
     let room = Signal::derive(|| "general".to_owned());
-    let _mounted = mount_to(
-        root.clone(),
-        move || view! { <MessageList chat room on_retry /> },
-    );
+    let _mounted = mount_to(root.clone(), move || {
+        let actions = LineActions {
+            retry: Some(on_retry),
+            ..LineActions::default()
+        };
+        view! { <MessageList chat room actions /> }
+    });
     tick().await;
     assert!(
         root.query_selector("button.retry").unwrap().is_none(),
@@ -375,6 +384,110 @@ async fn a_message_the_client_gave_up_on_shows_failed_with_a_retry_button() {
     assert_eq!(retried.get_untracked(), ["c-1"]);
     assert_eq!(text_of(&root, ".line.pending .state"), "sending…");
     assert!(root.query_selector("button.retry").unwrap().is_none());
+}
+
+/// A reply shows what it answers; an edited message says so; a deleted one
+/// says it was deleted, with nothing to act on; one's own message is edited
+/// in place (Enter saves); a click on a quote asks for the quoted message.
+#[wasm_bindgen_test]
+async fn replies_edits_and_deletes_show_in_place() {
+    let root = container();
+    let chat = RwSignal::new(chat_with_room());
+    let me = chat.with_untracked(|c| c.me.clone().unwrap());
+    chat.update(|c| {
+        c.apply(&message(1, user("bob", "Bob"), "Lunch at noon?"), 0.0);
+        let mut reply = match message(2, me.clone(), "Yes!") {
+            ServerMsg::Message(m) => m,
+            _ => unreachable!(),
+        };
+        reply.reply_to = Some(1);
+        c.apply(&ServerMsg::Message(reply), 0.0);
+        c.apply(&message(3, user("bob", "Bob"), "oops"), 0.0);
+        for (seq, kind, target, text) in [
+            (4, EntryKind::Edit, 1, "Lunch at one?"),
+            (5, EntryKind::Delete, 3, ""),
+        ] {
+            let change = match message(seq, user("bob", "Bob"), text) {
+                ServerMsg::Message(m) => ChatMessage {
+                    kind,
+                    target: Some(target),
+                    ..m
+                },
+                _ => unreachable!(),
+            };
+            c.apply(&ServerMsg::Event(change), 0.0);
+        }
+    });
+    let edits = RwSignal::new(Vec::<(u64, String)>::new());
+    let quotes = RwSignal::new(Vec::<u64>::new());
+    let room = Signal::derive(|| "general".to_owned());
+    let _mounted = mount_to(root.clone(), move || {
+        let actions = LineActions {
+            edit: Some(Callback::new(move |e| edits.update(|v| v.push(e)))),
+            quote: Some(Callback::new(move |seq| quotes.update(|v| v.push(seq)))),
+            reply: Some(Callback::new(|_| {})),
+            delete: Some(Callback::new(|_| {})),
+            ..LineActions::default()
+        };
+        view! { <MessageList chat room actions /> }
+    });
+    tick().await;
+    assert_eq!(
+        text_of(&root, "[data-seq='1'] .content"),
+        "Lunch at one? (edited)"
+    );
+    assert_eq!(
+        text_of(&root, "[data-seq='2'] .quote"),
+        "↪ BobLunch at one?"
+    );
+    assert_eq!(
+        text_of(&root, "[data-seq='3'] .content"),
+        "This message was deleted."
+    );
+    assert!(
+        root.query_selector("[data-seq='3'] .actions")
+            .unwrap()
+            .is_none(),
+        "nothing to do with a deleted message"
+    );
+    assert!(
+        root.query_selector("[data-seq='1'] .actions")
+            .unwrap()
+            .unwrap()
+            .text_content()
+            .is_some_and(|t| !t.contains("Edit")),
+        "only your own messages are edited"
+    );
+    root.query_selector("[data-seq='2'] .quote")
+        .unwrap()
+        .unwrap()
+        .unchecked_into::<web_sys::HtmlElement>()
+        .click();
+    assert_eq!(quotes.get_untracked(), [1]);
+
+    let edit_button = root
+        .query_selector_all("[data-seq='2'] .actions button")
+        .unwrap();
+    let edit_button: web_sys::HtmlElement = (0..edit_button.length())
+        .filter_map(|i| edit_button.item(i))
+        .map(|n| n.unchecked_into::<web_sys::HtmlElement>())
+        .find(|b| b.text_content().as_deref() == Some("Edit"))
+        .expect("an Edit button on your own message");
+    edit_button.click();
+    tick().await;
+    let area: web_sys::HtmlTextAreaElement = root
+        .query_selector("[data-seq='2'] form.edit textarea")
+        .unwrap()
+        .expect("the message is edited in place")
+        .unchecked_into();
+    tick().await;
+    assert_eq!(area.value(), "Yes!", "{}", root.inner_html());
+    type_into(&area, "Yes, at one");
+    area.dispatch_event(&key("keydown", "Enter", false))
+        .unwrap();
+    tick().await;
+    assert_eq!(edits.get_untracked(), [(2, "Yes, at one".to_owned())]);
+    assert!(root.query_selector("form.edit").unwrap().is_none());
 }
 
 fn key(kind: &str, key: &str, shift: bool) -> web_sys::KeyboardEvent {

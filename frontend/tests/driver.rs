@@ -116,8 +116,8 @@ async fn the_driver_reconnects_and_rejoins_after_the_server_restarts() {
     // And it works: a message goes out and is acknowledged.
     driver.dispatch(Event::Send {
         room: "driver-test".into(),
-        content: "after the restart".into(),
         client_id: "driver-1".into(),
+        post: frontend::connection::Post::text("after the restart"),
     });
     eventually("the ack", 10, || {
         recorder.count(|m| matches!(m, ServerMsg::Ack { client_id, .. } if client_id == "driver-1"))

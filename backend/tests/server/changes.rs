@@ -54,11 +54,17 @@ async fn edits_deletes_replies_and_topics_are_entries_of_the_log() {
     // Created by joining: Alice moderates it, and `joined` says so.
     assert!(matches!(
         alice.join("plans").await,
-        ServerMsg::Joined { moderator: true, .. }
+        ServerMsg::Joined {
+            moderator: true,
+            ..
+        }
     ));
     assert!(matches!(
         bob.join("plans").await,
-        ServerMsg::Joined { moderator: false, .. }
+        ServerMsg::Joined {
+            moderator: false,
+            ..
+        }
     ));
 
     alice.say("plans", "Meet at 5?", "a1").await;

@@ -1,0 +1,202 @@
+//! Replies, edits, deletes and the topic, across two browsers: each change
+//! shows for both people in place, and is kept for whoever resumes.
+
+use fantoccini::{Client, Locator};
+use std::time::Duration;
+
+use super::{WAIT, say, screenshot, wait_text};
+
+/// Clicks the `label` button of the message whose text contains `text`.
+/// The buttons appear on hover; a script click stands in for the pointer.
+/// A delete's "are you sure?" is answered yes.
+pub async fn line_action(page: &Client, text: &str, label: &str) {
+    let outcome = page
+        .execute(
+            "const [text, label] = arguments;
+             window.confirm = () => true;
+             const line = [...document.querySelectorAll('.messages .line')]
+               .find(l => (l.querySelector('.content')?.textContent ?? '').includes(text));
+             if (!line) return 'no line with ' + text;
+             const button = [...line.querySelectorAll('.actions button')]
+               .find(b => b.textContent === label);
+             if (!button) return 'no ' + label + ' button';
+             button.click();
+             return 'ok';",
+            vec![text.into(), label.into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, "ok", "{label} on {text:?}");
+}
+
+/// Changes the text of the message being edited: select all, type, Enter.
+pub async fn type_edit(page: &Client, new_text: &str) {
+    let area = page
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".line form.edit textarea"))
+        .await
+        .unwrap();
+    // \u{E009} holds Control, \u{E000} releases it, \u{E007} is Enter.
+    area.send_keys(&format!("\u{E009}a\u{E000}{new_text}\u{E007}"))
+        .await
+        .unwrap();
+}
+
+/// The text content of every line of the room on screen.
+async fn lines(page: &Client) -> Vec<String> {
+    let texts = page
+        .execute(
+            "return [...document.querySelectorAll('.messages .line')].map(l => l.textContent)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(texts).unwrap()
+}
+
+/// In a room Alice creates (so she moderates it): she sets the topic; Bob
+/// asks, Alice answers as a reply, Bob clicks the quote; Bob corrects his
+/// question and both see it edited, the quote too; Bob deletes a message
+/// of his; Alice, as the room's moderator, deletes another of his. A new
+/// visit (a reload) shows the same: history holds messages as they are now.
+pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
+    for page in [alice, bob] {
+        let input = page.find(Locator::Css(".new-room input")).await.unwrap();
+        input.send_keys("dinner\u{E007}").await.unwrap();
+        wait_text(page, ".room-header h1", "dinner", WAIT).await;
+    }
+    wait_text(alice, "[data-testid=members]", "Bob", WAIT).await;
+
+    // The topic: only Alice is offered to set it.
+    wait_text(alice, "[data-testid=topic]", "Set a topic", WAIT).await;
+    assert!(
+        bob.find(Locator::Css("[data-testid=topic] button"))
+            .await
+            .is_err(),
+        "Bob does not moderate the room"
+    );
+    alice
+        .find(Locator::Css("[data-testid=topic] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let topic = alice.find(Locator::Css(".topic-edit input")).await.unwrap();
+    topic.send_keys("Friday dinner\u{E007}").await.unwrap();
+    wait_text(bob, "[data-testid=topic]", "Friday dinner", WAIT).await;
+    wait_text(alice, "[data-testid=topic]", "Friday dinner", WAIT).await;
+
+    // A reply quotes what it answers.
+    say(bob, "Meet at 6?").await;
+    say(bob, "wrong room, sorry").await;
+    say(bob, "spam spam spam").await;
+    wait_text(alice, "[data-testid=messages]", "spam spam spam", WAIT).await;
+    line_action(alice, "Meet at 6?", "Reply").await;
+    wait_text(
+        alice,
+        ".composer .replying",
+        "Replying to Bob: Meet at 6?",
+        WAIT,
+    )
+    .await;
+    say(alice, "Make it 7").await;
+    wait_text(bob, "[data-testid=messages]", "Make it 7", WAIT).await;
+    wait_text(bob, ".line .quote", "Meet at 6?", WAIT).await;
+    bob.find(Locator::Css(".line .quote"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(bob, ".line.flash", "Meet at 6?", WAIT).await;
+
+    // Bob corrects his question: both see it edited, and the quote follows.
+    line_action(bob, "Meet at 6?", "Edit").await;
+    type_edit(bob, "Meet at 6:30?").await;
+    wait_text(
+        alice,
+        "[data-testid=messages]",
+        "Meet at 6:30? (edited)",
+        WAIT,
+    )
+    .await;
+    wait_text(alice, ".line .quote", "Meet at 6:30?", WAIT).await;
+    wait_text(
+        bob,
+        "[data-testid=messages]",
+        "Meet at 6:30? (edited)",
+        WAIT,
+    )
+    .await;
+
+    // Bob deletes his own message; Alice, who moderates, deletes his spam.
+    line_action(bob, "wrong room, sorry", "Delete").await;
+    line_action(alice, "spam spam spam", "Delete").await;
+    for page in [alice, bob] {
+        for _ in 0..50 {
+            let texts = lines(page).await;
+            if !texts
+                .iter()
+                .any(|t| t.contains("wrong room") || t.contains("spam"))
+                && texts
+                    .iter()
+                    .filter(|t| t.contains("This message was deleted."))
+                    .count()
+                    == 2
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let texts = lines(page).await;
+        assert!(
+            !texts
+                .iter()
+                .any(|t| t.contains("wrong room") || t.contains("spam")),
+            "deleted text is gone: {texts:?}"
+        );
+        assert_eq!(
+            texts
+                .iter()
+                .filter(|t| t.contains("This message was deleted."))
+                .count(),
+            2,
+            "{texts:?}"
+        );
+    }
+    screenshot(alice, "alice-changes.png").await;
+
+    // A reload: history shows the room as it is now.
+    bob.refresh().await.unwrap();
+    wait_text(bob, "[data-testid=banner]", "Connected", WAIT).await;
+    wait_text(bob, ".room-header h1", "dinner", WAIT).await;
+    wait_text(bob, "[data-testid=topic]", "Friday dinner", WAIT).await;
+    wait_text(
+        bob,
+        "[data-testid=messages]",
+        "Meet at 6:30? (edited)",
+        WAIT,
+    )
+    .await;
+    wait_text(bob, ".line .quote", "Meet at 6:30?", WAIT).await;
+    let texts = lines(bob).await;
+    assert!(
+        !texts.iter().any(|t| t.contains("spam")),
+        "after a reload too: {texts:?}"
+    );
+
+    // Back to #general, where the next part of the test talks.
+    for page in [alice, bob] {
+        page.find(Locator::XPath(
+            "//ul[@data-testid='rooms']//button[contains(., 'general')]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+        wait_text(page, ".room-header h1", "general", WAIT).await;
+    }
+}

@@ -1,0 +1,265 @@
+//! One message in the list: who and when, the quote it answers, its text
+//! (as text nodes only: links are the one markup), its state (sending,
+//! failed, edited, deleted), and what the reader can do with it (reply,
+//! edit, delete, retry). Editing happens in place.
+
+use leptos::prelude::*;
+
+use crate::chat::{Chat, Line, LineStatus};
+use crate::reading::{self, Decor, Piece};
+use crate::view::clock;
+
+/// What the reader can do to a line; each is offered only if given.
+#[derive(Clone, Copy, Default)]
+pub struct LineActions {
+    /// Send a failed message again, by client_id.
+    pub retry: Option<Callback<String>>,
+    /// Answer message `seq`.
+    pub reply: Option<Callback<u64>>,
+    /// Change the text of own message `seq`.
+    pub edit: Option<Callback<(u64, String)>>,
+    /// Delete message `seq` (own, or anyone's for a moderator).
+    pub delete: Option<Callback<u64>>,
+    /// Show the message a reply quotes.
+    pub quote: Option<Callback<u64>>,
+}
+
+/// The longest quote shown above a reply, in characters.
+const QUOTE_CHARS: usize = 80;
+
+#[component]
+pub fn MessageLine(
+    line: Line,
+    decor: Decor,
+    #[prop(into)] chat: Signal<Chat>,
+    room: String,
+    /// The seq of the line being edited, if any (one at a time).
+    editing: RwSignal<Option<u64>>,
+    actions: LineActions,
+) -> impl IntoView {
+    let own = chat.with_untracked(|c| c.me.as_ref().is_some_and(|me| me.id == line.user.id));
+    let handle = reading::handle(&line.user);
+    let who = format!("{} · {handle}", line.user.name);
+    let avatar = (!decor.continued).then(|| {
+        view! {
+            <span class=format!("avatar {}", reading::avatar_class(&line.user.id)) aria-hidden="true" title=who.clone()>
+                {reading::initials(&line.user.name)}
+            </span>
+        }
+    });
+    // On a phone there is no hover: a tap on the name shows the @username
+    // in place.
+    let shown_id = RwSignal::new(false);
+    let short = handle.clone();
+    let (iso, full) = timestamps(line.ts);
+    // A grouped line shows no time; it is there on hover.
+    let hover = decor.continued.then(|| full.clone());
+    let (status_text, status_class) = match (&line.status, &line.changing) {
+        (LineStatus::Pending, _) => ("sending…".to_owned(), "pending"),
+        (LineStatus::Failed(why), _) => (format!("not sent: {why}"), "failed"),
+        (LineStatus::Sent, Some(_)) => ("saving…".to_owned(), "pending"),
+        (LineStatus::Sent, None) => (String::new(), ""),
+    };
+    let failed = matches!(line.status, LineStatus::Failed(_));
+    let key = line.key.clone();
+    let retry = actions.retry.filter(|_| failed).map(|on_retry| {
+        view! {
+            <button class="retry" type="button" on:click=move |_| on_retry.run(key.clone())>"Retry"</button>
+        }
+    });
+    let grouped = if decor.continued { "cont" } else { "" };
+    let quote = line
+        .reply_to
+        .map(|target| quote_view(chat, room.clone(), target, actions.quote));
+    let stored = line
+        .seq
+        .filter(|_| line.status == LineStatus::Sent && !line.deleted);
+    let menu = stored.map(|seq| {
+        let moderator = {
+            let room = room.clone();
+            move || chat.with(|c| c.rooms.get(&room).is_some_and(|r| r.moderator))
+        };
+        let reply = actions.reply.map(|on_reply| {
+            view! { <button type="button" on:click=move |_| on_reply.run(seq)>"Reply"</button> }
+        });
+        let edit = actions.edit.filter(|_| own).map(|_| {
+            view! { <button type="button" on:click=move |_| editing.set(Some(seq))>"Edit"</button> }
+        });
+        let delete = actions.delete.map(|on_delete| {
+            view! {
+                <Show when=move || own || moderator()>
+                    <button type="button" on:click=move |_| {
+                        let sure = window()
+                            .confirm_with_message("Delete this message? Everyone will see that a message was deleted.")
+                            .unwrap_or(false);
+                        if sure {
+                            on_delete.run(seq);
+                        }
+                    }>"Delete"</button>
+                </Show>
+            }
+        });
+        view! {
+            <div class="actions" role="group" aria-label=format!("Message from {}", line.user.name)>
+                {reply}{edit}{delete}
+            </div>
+        }
+    });
+    let body = {
+        let text = line.content.clone();
+        let (deleted, edited) = (line.deleted, line.edited);
+        let on_edit = actions.edit;
+        move || match (line.seq, on_edit) {
+            (Some(seq), Some(on_edit)) if editing.get() == Some(seq) => {
+                edit_form(seq, text.clone(), editing, on_edit).into_any()
+            }
+            _ if deleted => view! {
+                <div class="content deleted"><em>"This message was deleted."</em></div>
+            }
+            .into_any(),
+            _ => view! {
+                <div class="content">
+                    {content(&text)}
+                    {edited.then(|| view! { <span class="edited">" (edited)"</span> })}
+                </div>
+            }
+            .into_any(),
+        }
+    };
+    view! {
+        <div class=format!("line {} {grouped} {status_class}", if own { "own" } else { "other" })
+            data-seq=line.seq.map(|s| s.to_string()) title=hover>
+            <div class="meta">
+                {avatar}
+                <button type="button" class="author" title=who.clone()
+                    aria-label=who.clone()
+                    on:click=move |_| shown_id.update(|s| *s = !*s)>
+                    {line.user.name.clone()}
+                    <Show when=move || shown_id.get()>
+                        <span class="short-id">" · " {short.clone()}</span>
+                    </Show>
+                </button>
+                {line.user.is_bot().then(|| view! { <span class="tag">"bot"</span> })}
+                <time datetime=iso title=full>{clock(line.ts)}</time>
+                <span class="state">{status_text}</span>
+                {retry}
+            </div>
+            {quote}
+            {body}
+            {menu}
+        </div>
+    }
+}
+
+/// "↪ Alice: the first words…" above a reply; a button that shows the
+/// quoted message (loading older history if it is not on screen).
+fn quote_view(
+    chat: Signal<Chat>,
+    room: String,
+    target: u64,
+    on_quote: Option<Callback<u64>>,
+) -> impl IntoView {
+    let described = Memo::new(move |_| {
+        chat.with(|c| match c.quoted(&room, target) {
+            Some(l) if l.deleted => (l.user.name.clone(), "a deleted message".to_owned()),
+            Some(l) => (l.user.name.clone(), snippet(&l.content)),
+            None => (String::new(), "an earlier message".to_owned()),
+        })
+    });
+    let label = move || {
+        let (who, text) = described.get();
+        format!("In reply to {who}: {text}. Show it.")
+    };
+    view! {
+        <button type="button" class="quote" aria-label=label
+            on:click=move |_| {
+                if let Some(on_quote) = on_quote {
+                    on_quote.run(target);
+                }
+            }>
+            <span class="quote-who" aria-hidden="true">"↪ " {move || described.get().0}</span>
+            <span class="quote-text" aria-hidden="true">{move || described.get().1}</span>
+        </button>
+    }
+}
+
+/// The first line of `text`, shortened to `QUOTE_CHARS`.
+pub fn snippet(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    if first.chars().count() > QUOTE_CHARS || text.lines().nth(1).is_some() {
+        let short: String = first.chars().take(QUOTE_CHARS).collect();
+        format!("{}…", short.trim_end())
+    } else {
+        first.to_owned()
+    }
+}
+
+/// Editing a message in place: Enter saves, Shift+Enter starts a new line,
+/// Escape cancels.
+fn edit_form(
+    seq: u64,
+    original: String,
+    editing: RwSignal<Option<u64>>,
+    on_edit: Callback<(u64, String)>,
+) -> impl IntoView {
+    let text = RwSignal::new(original.clone());
+    let area = NodeRef::<leptos::html::Textarea>::new();
+    Effect::new(move |_| {
+        if let Some(el) = area.get() {
+            let _ = el.focus();
+        }
+    });
+    let save = move || {
+        let value = text.get_untracked();
+        editing.set(None);
+        if value != original && common::validate::content(&value).is_ok() {
+            on_edit.run((seq, value));
+        }
+    };
+    let save_on_submit = save.clone();
+    view! {
+        <form class="edit" on:submit=move |ev| { ev.prevent_default(); save_on_submit(); }>
+            <textarea node_ref=area aria-label="Edit message" rows="2"
+                prop:value=move || text.get()
+                on:input=move |ev| text.set(event_target_value(&ev))
+                on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                    if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                        ev.prevent_default();
+                        save();
+                    } else if ev.key() == "Escape" {
+                        ev.stop_propagation();
+                        editing.set(None);
+                    }
+                }></textarea>
+            <div class="edit-buttons">
+                <button type="submit">"Save"</button>
+                <button type="button" class="link" on:click=move |_| editing.set(None)>"Cancel"</button>
+            </div>
+        </form>
+    }
+}
+
+/// Message text, with http(s) links as links and nothing else as markup.
+fn content(text: &str) -> impl IntoView + use<> {
+    reading::pieces(text)
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(t) => t.to_owned().into_any(),
+            Piece::Link(url) => view! {
+                <a href=url.to_owned() target="_blank" rel="noopener noreferrer">{url.to_owned()}</a>
+            }
+            .into_any(),
+        })
+        .collect_view()
+}
+
+/// `datetime` (ISO 8601) and a full local date and time, for `<time>`.
+fn timestamps(ts_ms: i64) -> (String, String) {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ts_ms as f64));
+    let iso = date.to_iso_string().as_string().unwrap_or_default();
+    let full = date
+        .to_locale_string("en-GB", &wasm_bindgen::JsValue::UNDEFINED)
+        .as_string()
+        .unwrap_or_default();
+    (iso, full)
+}
