@@ -230,6 +230,7 @@ impl Session {
             | ClientMsg::Edit { room, .. }
             | ClientMsg::Delete { room, .. }
             | ClientMsg::SetTopic { room, .. }
+            | ClientMsg::React { room, .. }
             | ClientMsg::Typing { room }
             | ClientMsg::Read { room, .. } => room.make_ascii_lowercase(),
             ClientMsg::Pong => {}
@@ -265,6 +266,16 @@ impl Session {
                 topic,
                 client_id,
             } => self.send(room, client_id, Entry::Topic { topic }).await,
+            ClientMsg::React {
+                room,
+                target,
+                emoji,
+                on,
+                client_id,
+            } => {
+                let entry = Entry::React { target, emoji, on };
+                self.send(room, client_id, entry).await
+            }
             ClientMsg::Typing { room } => {
                 if self.rooms.contains(&room) {
                     self.app
@@ -441,6 +452,7 @@ impl Session {
                 validate::content(content)
             }
             Entry::Topic { topic } => validate::topic(topic),
+            Entry::React { emoji, .. } => validate::reaction(emoji),
             Entry::Delete { .. } => Ok(()),
         };
         if let Err(why) = checked {
@@ -544,7 +556,8 @@ impl Session {
     }
 }
 
-/// What a `send`, `edit`, `delete` or `set_topic` adds to the room's log.
+/// What a `send`, `edit`, `delete`, `react` or `set_topic` adds to the
+/// room's log.
 enum Entry {
     Message {
         content: String,
@@ -560,6 +573,11 @@ enum Entry {
     Topic {
         topic: String,
     },
+    React {
+        target: u64,
+        emoji: String,
+        on: bool,
+    },
 }
 
 impl Entry {
@@ -573,6 +591,14 @@ impl Entry {
             }
             Entry::Delete { target } => (EntryKind::Delete, "", Some(*target), None),
             Entry::Topic { topic } => (EntryKind::Topic, topic.as_str(), None, None),
+            Entry::React { target, emoji, on } => {
+                let kind = if *on {
+                    EntryKind::React
+                } else {
+                    EntryKind::Unreact
+                };
+                (kind, emoji.as_str(), Some(*target), None)
+            }
         };
         Post {
             kind,
@@ -603,6 +629,7 @@ fn classify_bad_frame(text: &str) -> (ErrorCode, &'static str) {
                     | "edit"
                     | "delete"
                     | "set_topic"
+                    | "react"
                     | "typing"
                     | "pong"
                     | "read"

@@ -19,7 +19,8 @@ pub use api::{
     WsTicket,
 };
 pub use messages::{
-    BOT_ID_PREFIX, ChatMessage, ClientMsg, EntryKind, ErrorCode, SendLimit, ServerMsg, User,
+    BOT_ID_PREFIX, ChatMessage, ClientMsg, EntryKind, ErrorCode, Reaction, SendLimit, ServerMsg,
+    User,
 };
 
 /// Bumped on any incompatible change to the messages below. The server sends

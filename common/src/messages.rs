@@ -86,6 +86,17 @@ pub struct ChatMessage {
     /// A message's current state: it was deleted, and its text with it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// A message's current state: its reactions, each emoji with who
+    /// reacted with it, in the order they first did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
+}
+
+/// One emoji on a message, and who reacted with it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Reaction {
+    pub emoji: String,
+    pub users: Vec<User>,
 }
 
 impl ChatMessage {
@@ -112,6 +123,10 @@ pub enum EntryKind {
     Delete,
     /// An owner or moderator set the room's topic to `content`.
     Topic,
+    /// The sender reacted to message `target` with the emoji `content`.
+    React,
+    /// The sender took back their reaction `content` to message `target`.
+    Unreact,
     /// A kind this client version does not know yet.
     #[serde(other)]
     Unknown,
@@ -128,6 +143,8 @@ impl EntryKind {
             EntryKind::Edit => "edit",
             EntryKind::Delete => "delete",
             EntryKind::Topic => "topic",
+            EntryKind::React => "react",
+            EntryKind::Unreact => "unreact",
             EntryKind::Unknown => "unknown",
         }
     }
@@ -138,6 +155,8 @@ impl EntryKind {
             "edit" => EntryKind::Edit,
             "delete" => EntryKind::Delete,
             "topic" => EntryKind::Topic,
+            "react" => EntryKind::React,
+            "unreact" => EntryKind::Unreact,
             _ => EntryKind::Unknown,
         }
     }
@@ -180,6 +199,15 @@ pub enum ClientMsg {
     Delete {
         room: String,
         target: u64,
+        client_id: String,
+    },
+    /// React to message `target` with one of `validate::REACTIONS`
+    /// (`on`), or take the reaction back. Reacting twice is reacting once.
+    React {
+        room: String,
+        target: u64,
+        emoji: String,
+        on: bool,
         client_id: String,
     },
     /// Set the room's topic (owners and moderators; empty clears it).
@@ -441,6 +469,16 @@ mod tests {
                 },
             ),
             (
+                json!({"type":"react","room":"general","target":3,"emoji":"👍","on":true,"client_id":"c-6"}),
+                ClientMsg::React {
+                    room: "general".into(),
+                    target: 3,
+                    emoji: "👍".into(),
+                    on: true,
+                    client_id: "c-6".into(),
+                },
+            ),
+            (
                 json!({"type":"set_topic","room":"general","topic":"Plans","client_id":"c-5"}),
                 ClientMsg::SetTopic {
                     room: "general".into(),
@@ -494,13 +532,28 @@ mod tests {
         let entries = [
             (
                 json!({"type":"message","room":"r","seq":5,"id":"m5","user":{"id":"u1","name":"alice","username":"alice"},
-                       "content":"", "ts":2,"client_id":"c-5","reply_to":3,"edited":9,"deleted":true}),
+                       "content":"", "ts":2,"client_id":"c-5","reply_to":3,"edited":9,"deleted":true,
+                       "reactions":[{"emoji":"🎉","users":[{"id":"u1","name":"alice","username":"alice"}]}]}),
                 ChatMessage {
                     reply_to: Some(3),
                     edited: Some(9),
                     deleted: true,
+                    reactions: vec![Reaction {
+                        emoji: "🎉".into(),
+                        users: vec![user()],
+                    }],
                     ..entry(5, EntryKind::Message, None, "")
                 },
+            ),
+            (
+                json!({"type":"event","room":"r","seq":9,"id":"m9","user":{"id":"u1","name":"alice","username":"alice"},
+                       "content":"👍","ts":2,"client_id":"c-9","kind":"react","target":5}),
+                entry(9, EntryKind::React, Some(5), "👍"),
+            ),
+            (
+                json!({"type":"event","room":"r","seq":10,"id":"m10","user":{"id":"u1","name":"alice","username":"alice"},
+                       "content":"👍","ts":2,"client_id":"c-10","kind":"unreact","target":5}),
+                entry(10, EntryKind::Unreact, Some(5), "👍"),
             ),
             (
                 json!({"type":"event","room":"r","seq":6,"id":"m6","user":{"id":"u1","name":"alice","username":"alice"},

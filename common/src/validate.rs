@@ -145,6 +145,18 @@ pub fn content(text: &str) -> Result<(), &'static str> {
     }
 }
 
+/// The emoji people react with: a small set, so that reactions stay a
+/// glance, and no text is smuggled in as a "reaction".
+pub const REACTIONS: [&str; 8] = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "👀"];
+
+pub fn reaction(emoji: &str) -> Result<(), &'static str> {
+    if REACTIONS.contains(&emoji) {
+        Ok(())
+    } else {
+        Err("react with one of the offered emoji")
+    }
+}
+
 /// The longest room topic, in characters.
 pub const MAX_TOPIC_CHARS: usize = 200;
 

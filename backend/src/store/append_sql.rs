@@ -68,6 +68,16 @@ pub const DELETE_ANY: &str = "UPDATE messages SET content = '', deleted_at = $3 
 pub const ERASE_EDITS: &str =
     "UPDATE messages SET content = '' WHERE room = $1 AND target = $2 AND kind = 'edit'";
 pub const SET_TOPIC: &str = "UPDATE rooms SET topic = $2 WHERE name = $1";
+/// A reaction needs a message that is there (not deleted).
+pub const REACTABLE: &str = "SELECT seq FROM messages WHERE room = $1 AND seq = $2 \
+     AND kind = 'message' AND deleted_at IS NULL";
+/// Reacting twice is reacting once.
+pub const REACT: &str = "INSERT INTO reactions (room, target, emoji, user_id, user_name, added_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (room, target, emoji, user_id) DO NOTHING";
+pub const UNREACT: &str =
+    "DELETE FROM reactions WHERE room = $1 AND target = $2 AND emoji = $3 AND user_id = $4";
+/// A deleted message's reactions go with it.
+pub const ERASE_REACTIONS: &str = "DELETE FROM reactions WHERE room = $1 AND target = $2";
 
 /// A new entry as stored, with its seq.
 pub fn stored(m: &super::NewMessage<'_>, seq: i64) -> common::ChatMessage {
@@ -84,6 +94,7 @@ pub fn stored(m: &super::NewMessage<'_>, seq: i64) -> common::ChatMessage {
         reply_to: m.reply_to,
         edited: None,
         deleted: false,
+        reactions: Vec::new(),
     }
 }
 
@@ -253,14 +264,46 @@ macro_rules! impl_append {
                             .fetch_optional(&mut **tx)
                             .await?
                     }
+                    EntryKind::React | EntryKind::Unreact => {
+                        let there: Option<i64> = sqlx::query_scalar(sql::REACTABLE)
+                            .bind(m.room)
+                            .bind(target)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                        if there.is_none() {
+                            return Ok(false);
+                        }
+                        if m.kind == EntryKind::React {
+                            sqlx::query(sql::REACT)
+                                .bind(m.room)
+                                .bind(target)
+                                .bind(m.content)
+                                .bind(&m.user.id)
+                                .bind(&m.user.name)
+                                .bind(m.ts)
+                                .execute(&mut **tx)
+                                .await?;
+                        } else {
+                            sqlx::query(sql::UNREACT)
+                                .bind(m.room)
+                                .bind(target)
+                                .bind(m.content)
+                                .bind(&m.user.id)
+                                .execute(&mut **tx)
+                                .await?;
+                        }
+                        there
+                    }
                     EntryKind::Unknown => None,
                 };
                 if changed.is_some() && m.kind == EntryKind::Delete {
-                    sqlx::query(sql::ERASE_EDITS)
-                        .bind(m.room)
-                        .bind(target)
-                        .execute(&mut **tx)
-                        .await?;
+                    for erase in [sql::ERASE_EDITS, sql::ERASE_REACTIONS] {
+                        sqlx::query(erase)
+                            .bind(m.room)
+                            .bind(target)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
                 }
                 Ok(changed.is_some())
             }

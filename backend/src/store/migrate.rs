@@ -153,7 +153,8 @@ CREATE TABLE ws_tickets (
 /// says which, `target` is the message an edit or delete changes, and
 /// `reply_to` the message a message answers. A message row holds its
 /// current state: its latest text, when it was last edited, and whether
-/// (when) it was deleted. Rooms get a topic. Portable SQL.
+/// (when) it was deleted; its reactions are rows of `reactions`. Rooms get
+/// a topic. Portable SQL.
 const EVENT_LOG: &str = "
 ALTER TABLE messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'message';
 ALTER TABLE messages ADD COLUMN target BIGINT;
@@ -162,6 +163,15 @@ ALTER TABLE messages ADD COLUMN edited_at BIGINT;
 ALTER TABLE messages ADD COLUMN deleted_at BIGINT;
 CREATE INDEX messages_target ON messages (room, target) WHERE target IS NOT NULL;
 ALTER TABLE rooms ADD COLUMN topic TEXT NOT NULL DEFAULT '';
+CREATE TABLE reactions (
+    room TEXT NOT NULL,
+    target BIGINT NOT NULL,
+    emoji TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    added_at BIGINT NOT NULL,
+    PRIMARY KEY (room, target, emoji, user_id)
+);
 ";
 
 /// 7: API keys for the publish API, kept as the SHA-256 of the key (like

@@ -134,6 +134,7 @@ pub const MARK_ROOM_DELETED: &str =
 pub const DELETE_ROOM_MESSAGES: &str = "DELETE FROM messages WHERE room = $1";
 pub const DELETE_ROOM_MEMBERS: &str = "DELETE FROM room_members WHERE room = $1";
 pub const DELETE_ROOM_READ_MARKS: &str = "DELETE FROM read_marks WHERE room = $1";
+pub const DELETE_ROOM_REACTIONS: &str = "DELETE FROM reactions WHERE room = $1";
 pub const DELETE_USER_MESSAGES: &str = "DELETE FROM messages WHERE user_id = $1";
 pub const DELETE_USER_MESSAGES_IN: &str = "DELETE FROM messages WHERE user_id = $1 AND room = $2";
 
@@ -269,7 +270,11 @@ macro_rules! impl_operations {
                             .execute(&mut *tx)
                             .await?
                             .rows_affected();
-                        for statement in [sql::DELETE_ROOM_MEMBERS, sql::DELETE_ROOM_READ_MARKS] {
+                        for statement in [
+                            sql::DELETE_ROOM_MEMBERS,
+                            sql::DELETE_ROOM_READ_MARKS,
+                            sql::DELETE_ROOM_REACTIONS,
+                        ] {
                             sqlx::query(statement).bind(room).execute(&mut *tx).await?;
                         }
                         tx.commit().await?;

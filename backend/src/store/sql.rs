@@ -132,8 +132,57 @@ pub fn message(row: MessageRow) -> common::ChatMessage {
         reply_to: reply_to.map(|seq| seq as u64),
         edited: edited_at,
         deleted: deleted_at.is_some(),
+        reactions: Vec::new(),
     }
 }
+
+/// The reactions to the messages with seqs in `$2..=$3`, in the order
+/// they were added.
+pub const REACTIONS: &str = "SELECT target, emoji, user_id, user_name FROM reactions \
+     WHERE room = $1 AND target >= $2 AND target <= $3 ORDER BY target, added_at, emoji, user_id";
+
+pub type ReactionRow = (i64, String, String, String);
+
+/// Puts each reaction on its message (`messages` in seq order).
+pub fn attach_reactions(messages: &mut [common::ChatMessage], rows: Vec<ReactionRow>) {
+    for (target, emoji, user_id, user_name) in rows {
+        let Ok(at) = messages.binary_search_by_key(&(target as u64), |m| m.seq) else {
+            continue;
+        };
+        let reactions = &mut messages[at].reactions;
+        let user = common::User {
+            id: user_id,
+            name: user_name,
+            username: None,
+        };
+        match reactions.iter_mut().find(|r| r.emoji == emoji) {
+            Some(reaction) => reaction.users.push(user),
+            None => reactions.push(common::Reaction {
+                emoji,
+                users: vec![user],
+            }),
+        }
+    }
+}
+
+/// Reads the reactions of `$messages` (a page, in seq order) on `$conn`
+/// and attaches them: one query per page, none if no message has any.
+macro_rules! with_reactions {
+    ($conn:ident, $room:expr, $messages:ident) => {
+        if let (Some(first), Some(last)) = ($messages.first(), $messages.last()) {
+            let rows: Vec<$crate::store::sql::ReactionRow> =
+                sqlx::query_as($crate::store::sql::REACTIONS)
+                    .bind($room)
+                    .bind(first.seq as i64)
+                    .bind(last.seq as i64)
+                    .fetch_all(&mut *$conn)
+                    .await?;
+            $crate::store::sql::attach_reactions(&mut $messages, rows);
+        }
+    };
+}
+
+pub(crate) use with_reactions;
 
 /// Runs `$body` with `$conn` bound to a connection checked out of
 /// `$self.pool`, under the store's deadline. The connection goes back to the
@@ -210,7 +259,10 @@ macro_rules! impl_store {
                         .bind(i64::from(limit))
                         .fetch_all(&mut *conn)
                         .await?;
-                    rows.into_iter().map(sql::message).collect()
+                    let mut messages: Vec<common::ChatMessage> =
+                        rows.into_iter().map(sql::message).collect();
+                    sql::with_reactions!(conn, room, messages);
+                    messages
                 })
             }
 
@@ -230,7 +282,10 @@ macro_rules! impl_store {
                         .bind(i64::from(limit))
                         .fetch_all(&mut *conn)
                         .await?;
-                    rows.into_iter().rev().map(sql::message).collect()
+                    let mut messages: Vec<common::ChatMessage> =
+                        rows.into_iter().rev().map(sql::message).collect();
+                    sql::with_reactions!(conn, room, messages);
+                    messages
                 })
             }
 

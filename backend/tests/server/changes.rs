@@ -111,22 +111,50 @@ async fn edits_deletes_replies_and_topics_are_entries_of_the_log() {
         .await;
     assert_eq!(refused(&mut bob, "b6").await, ErrorCode::InvalidContent);
 
+    // Reactions: a small set of emoji, toggled; anything else is refused.
+    bob.send_json(
+        json!({"type":"react","room":"plans","target":1,"emoji":"👍","on":true,"client_id":"b7"}),
+    )
+    .await;
+    assert_eq!(acked(&mut bob, "b7").await, 4);
+    let react = event(&mut alice).await;
+    assert_eq!(
+        (react.kind, react.target, react.content.as_str()),
+        (EntryKind::React, Some(1), "👍")
+    );
+    bob.send_json(
+        json!({"type":"react","room":"plans","target":1,"emoji":"<b>","on":true,"client_id":"b8"}),
+    )
+    .await;
+    assert_eq!(refused(&mut bob, "b8").await, ErrorCode::InvalidContent);
+    bob.send_json(
+        json!({"type":"react","room":"plans","target":1,"emoji":"👍","on":false,"client_id":"b9"}),
+    )
+    .await;
+    assert_eq!(acked(&mut bob, "b9").await, 5);
+    assert_eq!(event(&mut alice).await.kind, EntryKind::Unreact);
+    bob.send_json(
+        json!({"type":"react","room":"plans","target":1,"emoji":"🎉","on":true,"client_id":"b10"}),
+    )
+    .await;
+    assert_eq!(acked(&mut bob, "b10").await, 6);
+
     // Alice created the room: she deletes Bob's message and sets the topic.
     alice
         .send_json(json!({"type":"delete","room":"plans","target":2,"client_id":"a2"}))
         .await;
-    assert_eq!(acked(&mut alice, "a2").await, 4);
+    assert_eq!(acked(&mut alice, "a2").await, 7);
     let delete = event(&mut bob).await;
     assert_eq!(
         (delete.seq, delete.kind, delete.target),
-        (4, EntryKind::Delete, Some(2))
+        (7, EntryKind::Delete, Some(2))
     );
     alice
         .send_json(
             json!({"type":"set_topic","room":"plans","topic":"Friday dinner","client_id":"a3"}),
         )
         .await;
-    assert_eq!(acked(&mut alice, "a3").await, 5);
+    assert_eq!(acked(&mut alice, "a3").await, 8);
     let topic = event(&mut bob).await;
     assert_eq!(
         (topic.kind, topic.content.as_str()),
@@ -142,7 +170,7 @@ async fn edits_deletes_replies_and_topics_are_entries_of_the_log() {
     else {
         unreachable!()
     };
-    assert_eq!((topic.as_str(), last_seq), ("Friday dinner", 5));
+    assert_eq!((topic.as_str(), last_seq), ("Friday dinner", 8));
     let page: Vec<ChatMessage> = reqwest::Client::new()
         .get(server.url("/api/rooms/plans/messages?limit=50"))
         .bearer_auth(&bob_session.token)
@@ -154,8 +182,11 @@ async fn edits_deletes_replies_and_topics_are_entries_of_the_log() {
         .unwrap();
     assert_eq!(
         page.iter().map(|m| m.seq).collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5]
+        [1, 2, 3, 4, 5, 6, 7, 8]
     );
+    assert_eq!(page[0].reactions.len(), 1, "🎉 stays, 👍 was taken back");
+    assert_eq!(page[0].reactions[0].emoji, "🎉");
+    assert_eq!(page[0].reactions[0].users[0].name, "bob");
     assert!(page[1].deleted && page[1].content.is_empty());
     assert_eq!(page[1].reply_to, Some(1), "still a reply, without text");
     assert_eq!(page[2].content, "", "the edit's text is erased too");
@@ -168,9 +199,9 @@ async fn edits_deletes_replies_and_topics_are_entries_of_the_log() {
             json!({"type":"edit","room":"plans","target":1,"content":"Meet at 7","client_id":"a4"}),
         )
         .await;
-    assert_eq!(acked(&mut alice, "a4").await, 6);
+    assert_eq!(acked(&mut alice, "a4").await, 9);
     let mut bob = server.connect(&bob_session).await;
-    bob.send_json(json!({"type":"join","room":"plans","since":5}))
+    bob.send_json(json!({"type":"join","room":"plans","since":8}))
         .await;
     let missed = event(&mut bob).await;
     assert_eq!(
@@ -180,12 +211,12 @@ async fn edits_deletes_replies_and_topics_are_entries_of_the_log() {
             missed.target,
             missed.content.as_str()
         ),
-        (6, EntryKind::Edit, Some(1), "Meet at 7")
+        (9, EntryKind::Edit, Some(1), "Meet at 7")
     );
     assert!(matches!(
         bob.recv().await,
         ServerMsg::Joined {
-            last_seq: 6,
+            last_seq: 9,
             recovered: true,
             ..
         }

@@ -177,7 +177,70 @@ conformance!(
     concurrent_appends_share_commits_and_stay_gap_free,
     changes_are_entries_of_the_log_and_history_shows_the_current_state,
     a_delete_removes_the_text_for_good,
+    reactions_are_one_per_person_and_emoji_and_show_in_history,
 );
+
+/// Reacting twice is reacting once; taking a reaction back removes only
+/// yours; pages and ranges carry each message's reactions with who made
+/// them; a deleted message loses them, and nobody reacts to it.
+async fn reactions_are_one_per_person_and_emoji_and_show_in_history(t: &Target) {
+    use common::EntryKind::{Delete, React, Unreact};
+    let store = t.open().await;
+    store.ensure_room("r", "ann", 1).await.unwrap();
+    let (ann, bo) = (user("ann"), user("bo"));
+    append(&*store, "r", &ann, "m1", 10).await; // 1
+    append(&*store, "r", &ann, "m2", 10).await; // 2
+    for (who, kind, emoji, id) in [
+        (&bo, React, "👍", "r1"),
+        (&bo, React, "👍", "r2"), // again: still one
+        (&ann, React, "👍", "r3"),
+        (&ann, React, "🎉", "r4"),
+        (&ann, Unreact, "🎉", "r5"),
+        (&bo, React, "❤️", "r6"),
+    ] {
+        store
+            .append(change("r", who, kind, Some(1), emoji, id))
+            .await
+            .unwrap();
+    }
+    let page = store.page_before("r", 100, 2).await.unwrap();
+    assert_eq!(seqs(&page), [7, 8], "a page of changes has no messages");
+    let all = store.range("r", 0, 100, 100).await.unwrap();
+    let first = &all[0];
+    // (All at the same time here; in order of time otherwise.)
+    let mut summary: Vec<(String, Vec<String>)> = first
+        .reactions
+        .iter()
+        .map(|r| {
+            let mut who: Vec<String> = r.users.iter().map(|u| u.name.clone()).collect();
+            who.sort();
+            (r.emoji.clone(), who)
+        })
+        .collect();
+    summary.sort();
+    assert_eq!(
+        summary,
+        [
+            ("❤️".to_owned(), vec!["BO".to_owned()]),
+            ("👍".to_owned(), vec!["ANN".to_owned(), "BO".to_owned()]),
+        ]
+    );
+    assert!(all[1].reactions.is_empty());
+    store
+        .append(change("r", &ann, Delete, Some(1), "", "d1"))
+        .await
+        .unwrap();
+    let refused = store
+        .append(change("r", &bo, React, Some(1), "👍", "r7"))
+        .await;
+    assert!(matches!(refused, Err(StoreError::NoSuchMessage)));
+    assert!(
+        store.range("r", 0, 1, 1).await.unwrap()[0]
+            .reactions
+            .is_empty()
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM reactions").await, 0);
+}
 
 fn change<'a>(
     room: &'a str,
@@ -351,7 +414,8 @@ async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
     t.exec("DELETE FROM hearth_schema WHERE version >= 4").await;
     t.exec("DROP TABLE ws_tickets").await; // 5
     for undo in [
-        "DROP INDEX messages_target", // 8
+        "DROP TABLE reactions", // 8
+        "DROP INDEX messages_target",
         "ALTER TABLE messages DROP COLUMN kind",
         "ALTER TABLE messages DROP COLUMN target",
         "ALTER TABLE messages DROP COLUMN reply_to",
