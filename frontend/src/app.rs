@@ -229,6 +229,13 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
             post: Post::Delete { target },
         });
     });
+    let on_react = Callback::new(move |(target, emoji, on): (u64, String, bool)| {
+        dispatch(Event::Send {
+            room: current.get_untracked(),
+            client_id: new_client_id(),
+            post: Post::React { target, emoji, on },
+        });
+    });
     let on_topic = Callback::new(move |topic: String| {
         dispatch(Event::Send {
             room: current.get_untracked(),
@@ -285,6 +292,7 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         edit: Some(on_edit),
         delete: Some(on_delete),
         quote: Some(on_quote),
+        react: Some(on_react),
     };
 
     let token = session.token.clone();

@@ -69,17 +69,18 @@ pub struct Line {
     /// An edit or delete of ours is on its way: (its client_id, the text
     /// to put back if it is refused).
     pub changing: Option<(String, String)>,
+    /// Each emoji with who reacted with it, in the order they first did.
+    pub reactions: Vec<common::Reaction>,
+    /// Bumped by every change, so the view redraws the line.
+    pub revision: u32,
 }
 
 impl Line {
-    /// Bumped by every change, so the view redraws the line.
-    pub fn version(&self) -> (bool, bool, bool, usize) {
-        (
-            self.edited,
-            self.deleted,
-            self.changing.is_some(),
-            self.content.len(),
-        )
+    /// Whether `user_id` reacted with `emoji`.
+    pub fn reacted(&self, emoji: &str, user_id: &str) -> bool {
+        self.reactions
+            .iter()
+            .any(|r| r.emoji == emoji && r.users.iter().any(|u| u.id == user_id))
     }
 }
 
@@ -302,6 +303,7 @@ impl Chat {
             let before = std::mem::replace(&mut line.content, content.to_owned());
             line.changing = Some((client_id.to_owned(), before));
             line.edited = true;
+            line.revision += 1;
         }
     }
 
@@ -309,6 +311,7 @@ impl Chat {
     pub fn delete_local(&mut self, room: &str, seq: u64, client_id: &str) {
         if let Some(line) = self.line_mut(room, seq) {
             line.changing = Some((client_id.to_owned(), line.content.clone()));
+            line.revision += 1;
         }
     }
 
@@ -338,6 +341,7 @@ impl Chat {
                 {
                     line.content = before.clone();
                     line.changing = None;
+                    line.revision += 1;
                     self.notice = Some(format!("Your change was not saved: {why}"));
                     return true;
                 }
@@ -395,6 +399,8 @@ impl Chat {
             edited: m.edited.is_some(),
             deleted: m.deleted,
             changing: None,
+            reactions: m.reactions.clone(),
+            revision: 0,
         };
         // Stored lines in seq order, pending ones after them.
         let at = state
@@ -438,9 +444,7 @@ impl Chat {
             ts: now_ms as i64,
             status: LineStatus::Pending,
             reply_to,
-            edited: false,
-            deleted: false,
-            changing: None,
+            ..Line::default()
         });
     }
 
@@ -548,7 +552,7 @@ impl Chat {
 fn apply_change(state: &mut RoomState, change: &ChatMessage) {
     match change.kind {
         EntryKind::Topic => state.topic = change.content.clone(),
-        EntryKind::Edit | EntryKind::Delete => {
+        EntryKind::Edit | EntryKind::Delete | EntryKind::React | EntryKind::Unreact => {
             let Some(line) = state
                 .lines
                 .iter_mut()
@@ -556,17 +560,53 @@ fn apply_change(state: &mut RoomState, change: &ChatMessage) {
             else {
                 return; // not loaded: it will come as it is now
             };
-            // Ours, on its way: this is it (or another tab's, which wins too).
-            line.changing = None;
-            if change.kind == EntryKind::Delete {
-                line.deleted = true;
-                line.content.clear();
-            } else if !line.deleted {
-                line.content = change.content.clone();
-                line.edited = true;
+            line.revision += 1;
+            match change.kind {
+                EntryKind::Delete => {
+                    line.changing = None;
+                    line.deleted = true;
+                    line.content.clear();
+                    line.reactions.clear();
+                }
+                EntryKind::Edit if !line.deleted => {
+                    // Ours, on its way: this is it (or another tab's, which
+                    // wins too).
+                    line.changing = None;
+                    line.content = change.content.clone();
+                    line.edited = true;
+                }
+                EntryKind::React if !line.deleted => react(line, change, true),
+                EntryKind::Unreact => react(line, change, false),
+                _ => {}
             }
         }
         EntryKind::Message | EntryKind::Unknown => {}
+    }
+}
+
+/// Adds (or takes back) `change.user`'s reaction `change.content`; a
+/// repeat changes nothing.
+fn react(line: &mut Line, change: &ChatMessage, on: bool) {
+    let emoji = &change.content;
+    let at = line.reactions.iter().position(|r| &r.emoji == emoji);
+    match (at, on) {
+        (Some(at), true) => {
+            let users = &mut line.reactions[at].users;
+            if !users.iter().any(|u| u.id == change.user.id) {
+                users.push(change.user.clone());
+            }
+        }
+        (None, true) => line.reactions.push(common::Reaction {
+            emoji: emoji.clone(),
+            users: vec![change.user.clone()],
+        }),
+        (Some(at), false) => {
+            line.reactions[at].users.retain(|u| u.id != change.user.id);
+            if line.reactions[at].users.is_empty() {
+                line.reactions.remove(at);
+            }
+        }
+        (None, false) => {}
     }
 }
 
@@ -1047,5 +1087,35 @@ mod tests {
             (saved.content.as_str(), saved.changing.is_none()),
             ("best", true)
         );
+    }
+
+    #[test]
+    fn reactions_are_a_set_per_person_and_emoji() {
+        let mut chat = chat_in_room();
+        chat.apply(&msg(1, "bob", "b1"), 0.0);
+        let mut seq = 1;
+        let mut react = |chat: &mut Chat, who: &str, kind: EntryKind, emoji: &str| {
+            seq += 1;
+            chat.apply(
+                &ServerMsg::Event(change(seq, who, kind, Some(1), emoji)),
+                0.0,
+            );
+        };
+        react(&mut chat, "bob", EntryKind::React, "👍");
+        react(&mut chat, "bob", EntryKind::React, "👍");
+        react(&mut chat, "me", EntryKind::React, "👍");
+        react(&mut chat, "me", EntryKind::React, "🎉");
+        react(&mut chat, "me", EntryKind::Unreact, "🎉");
+        react(&mut chat, "me", EntryKind::Unreact, "🎉");
+        let line = line(&chat, 1);
+        assert_eq!(line.reactions.len(), 1, "🎉 went with its last reactor");
+        let who: Vec<&str> = line.reactions[0]
+            .users
+            .iter()
+            .map(|u| u.id.as_str())
+            .collect();
+        assert_eq!(who, ["bob", "me"]);
+        assert!(line.reacted("👍", "me") && !line.reacted("🎉", "me"));
+        assert_eq!(chat.rooms["r"].last_seq, 7);
     }
 }

@@ -192,6 +192,11 @@ pub enum Post {
     Topic {
         topic: String,
     },
+    React {
+        target: u64,
+        emoji: String,
+        on: bool,
+    },
 }
 
 impl Post {
@@ -640,6 +645,13 @@ fn send_frame(out: &Outgoing) -> ClientMsg {
         Post::Topic { topic } => ClientMsg::SetTopic {
             room,
             topic: topic.clone(),
+            client_id,
+        },
+        Post::React { target, emoji, on } => ClientMsg::React {
+            room,
+            target: *target,
+            emoji: emoji.clone(),
+            on: *on,
             client_id,
         },
     }

@@ -22,6 +22,8 @@ pub struct LineActions {
     pub delete: Option<Callback<u64>>,
     /// Show the message a reply quotes.
     pub quote: Option<Callback<u64>>,
+    /// React to message `seq` with an emoji (true), or take it back.
+    pub react: Option<Callback<(u64, String, bool)>>,
 }
 
 /// The longest quote shown above a reply, in characters.
@@ -71,6 +73,13 @@ pub fn MessageLine(
     let quote = line
         .reply_to
         .map(|target| quote_view(chat, room.clone(), target, actions.quote));
+    // The emoji picker of this line is open.
+    let picking = RwSignal::new(false);
+    let me = chat.with_untracked(|c| c.me.as_ref().map(|u| u.id.clone()).unwrap_or_default());
+    let reactions = line
+        .seq
+        .filter(|_| !line.deleted)
+        .map(|seq| reactions_view(&line, seq, &me, picking, actions.react));
     let stored = line
         .seq
         .filter(|_| line.status == LineStatus::Sent && !line.deleted);
@@ -79,6 +88,12 @@ pub fn MessageLine(
             let room = room.clone();
             move || chat.with(|c| c.rooms.get(&room).is_some_and(|r| r.moderator))
         };
+        let react = actions.react.map(|_| {
+            view! {
+                <button type="button" aria-expanded=move || picking.get().to_string()
+                    on:click=move |_| picking.update(|p| *p = !*p)>"React"</button>
+            }
+        });
         let reply = actions.reply.map(|on_reply| {
             view! { <button type="button" on:click=move |_| on_reply.run(seq)>"Reply"</button> }
         });
@@ -101,7 +116,7 @@ pub fn MessageLine(
         });
         view! {
             <div class="actions" role="group" aria-label=format!("Message from {}", line.user.name)>
-                {reply}{edit}{delete}
+                {react}{reply}{edit}{delete}
             </div>
         }
     });
@@ -146,7 +161,66 @@ pub fn MessageLine(
             </div>
             {quote}
             {body}
+            {reactions}
             {menu}
+        </div>
+    }
+}
+
+/// The reactions under a message, each a toggle ("👍 2", pressed if one is
+/// yours, naming who on hover and to screen readers), and the picker.
+fn reactions_view(
+    line: &Line,
+    seq: u64,
+    me: &str,
+    picking: RwSignal<bool>,
+    on_react: Option<Callback<(u64, String, bool)>>,
+) -> impl IntoView + use<> {
+    let toggle = move |emoji: String, on: bool| {
+        picking.set(false);
+        if let Some(on_react) = on_react {
+            on_react.run((seq, emoji, on));
+        }
+    };
+    let chips = line
+        .reactions
+        .iter()
+        .map(|r| {
+            let mine = r.users.iter().any(|u| u.id == me);
+            let names: Vec<&str> = r.users.iter().map(|u| u.name.as_str()).collect();
+            let names = names.join(", ");
+            let label = format!("{} {}, by {names}", r.emoji, r.users.len());
+            let emoji = r.emoji.clone();
+            view! {
+                <button type="button" class="chip" aria-pressed=mine.to_string() title=names
+                    aria-label=label on:click=move |_| toggle(emoji.clone(), !mine)>
+                    {r.emoji.clone()} " " <span class="n">{r.users.len()}</span>
+                </button>
+            }
+        })
+        .collect_view();
+    let mine: Vec<String> = common::validate::REACTIONS
+        .iter()
+        .filter(|e| line.reacted(e, me))
+        .map(|e| (*e).to_owned())
+        .collect();
+    view! {
+        <div class="reactions">
+            {chips}
+            <Show when=move || picking.get()>
+                <div class="picker" role="group" aria-label="React with">
+                    {common::validate::REACTIONS
+                        .iter()
+                        .map(|emoji| {
+                            let on = !mine.iter().any(|m| m == emoji);
+                            view! {
+                                <button type="button" aria-label=format!("React with {emoji}")
+                                    on:click=move |_| toggle((*emoji).to_owned(), on)>{*emoji}</button>
+                            }
+                        })
+                        .collect_view()}
+                </div>
+            </Show>
         </div>
     }
 }

@@ -222,7 +222,7 @@ pub fn MessageList(
             <For
                 each=decorated
                 key=|(line, decor)| {
-                    (line.key.clone(), line.seq, line.status.clone(), *decor, line.version())
+                    (line.key.clone(), line.seq, line.status.clone(), *decor, line.revision)
                 }
                 children=move |(line, decor)| {
                     let separator = decor.new_day.map(|day| view! {

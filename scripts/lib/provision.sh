@@ -128,6 +128,8 @@ provision_browser() {
     log "installing Chromium and ChromeDriver"
     apt_install chromium chromium-driver
   fi
+  # Reactions are emoji: without a font for them, screenshots show boxes.
+  [ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || apt_install fonts-noto-color-emoji
   export CHROMEDRIVER=/usr/bin/chromedriver
   export HEARTH_CHROMIUM=/usr/bin/chromium
   # axe-core, injected into the app by the e2e test to check accessibility.

@@ -112,6 +112,36 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
         .unwrap();
     wait_text(bob, ".line.flash", "Meet at 6?", WAIT).await;
 
+    // Reactions: Bob picks 👍 on Alice's answer; Alice adds hers by
+    // pressing the chip, then takes it back.
+    line_action(bob, "Make it 7", "React").await;
+    bob.find(Locator::Css(
+        ".line .picker button[aria-label='React with 👍']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_text(alice, ".line .chip", "👍 1", WAIT).await;
+    let chip = alice.find(Locator::Css(".line .chip")).await.unwrap();
+    assert_eq!(
+        chip.attr("aria-pressed").await.unwrap().as_deref(),
+        Some("false")
+    );
+    assert_eq!(chip.attr("title").await.unwrap().as_deref(), Some("Bob"));
+    chip.click().await.unwrap();
+    wait_text(bob, ".line .chip", "👍 2", WAIT).await;
+    wait_text(alice, ".line .chip", "👍 2", WAIT).await;
+    alice
+        .find(Locator::Css(".line .chip[aria-pressed='true']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(bob, ".line .chip", "👍 1", WAIT).await;
+
     // Bob corrects his question: both see it edited, and the quote follows.
     line_action(bob, "Meet at 6?", "Edit").await;
     type_edit(bob, "Meet at 6:30?").await;
