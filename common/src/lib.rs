@@ -10,6 +10,7 @@
 
 mod api;
 pub mod close;
+pub mod mentions;
 mod messages;
 pub mod validate;
 

@@ -265,6 +265,9 @@ pub enum ServerMsg {
         /// Messages from other people after `read_seq`, counted up to 100.
         #[serde(default)]
         unread: u32,
+        /// Of those, the ones that mention your `@username`.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        mentions: u32,
         /// The room's topic (empty: none).
         #[serde(default, skip_serializing_if = "String::is_empty")]
         topic: String,
@@ -324,6 +327,10 @@ pub enum ServerMsg {
 
 fn yes() -> bool {
     true
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Machine-readable error codes sent in `error` messages. The connection
@@ -608,6 +615,7 @@ mod tests {
             recovered: true,
             read_seq: 0,
             unread: 0,
+            mentions: 0,
             topic: "Plans".into(),
             moderator: true,
         };

@@ -12,6 +12,7 @@ use crate::connection::{Event, Phase, Policy, Post};
 use crate::driver::{Driver, Listener, page_endpoint};
 use crate::members::Members;
 use crate::message_line::{LineActions, snippet};
+use crate::notify;
 use crate::signin::SignIn;
 use crate::topic::RoomTopic;
 use crate::view::{Banner, Composer, MessageList, Status, TypingLine};
@@ -46,6 +47,9 @@ struct UiListener {
 impl Listener for UiListener {
     fn on_message(&self, msg: &ServerMsg) {
         let now = js_sys::Date::now();
+        if let ServerMsg::Message(m) = msg {
+            notify::mention(self.chat, m);
+        }
         let Some(Some(gap)) = self.chat.try_update(|c| c.apply(msg, now)) else {
             return;
         };
@@ -138,6 +142,9 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     }
 
     let current = Signal::derive(move || chat.with(|c| c.current.clone().unwrap_or_default()));
+    // The tab says how much is unread: "(3) Hearth".
+    Effect::new(move |_| notify::title(chat.with(Chat::total_unread)));
+    on_cleanup(|| notify::title(0));
 
     // The room on screen is read up to its newest message: tell the server
     // (stored per user, so every tab and a reload agree), at most once a
@@ -185,6 +192,23 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
             Some(line) => format!("Replying to {}: {}", line.user.name, snippet(&line.content)),
             None => "Replying to an earlier message".to_owned(),
         }))
+    });
+    // Who can be @mentioned here: the room's members with a username.
+    let my_id = session.user.id.clone();
+    let mentionable = Signal::derive(move || {
+        let room = current.get();
+        chat.with(|c| {
+            c.rooms
+                .get(&room)
+                .map(|r| {
+                    r.members
+                        .values()
+                        .filter(|u| u.id != my_id && u.username.is_some())
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
     });
     let on_send = Callback::new(move |content: String| {
         let room = current.get_untracked();
@@ -398,7 +422,8 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                             <MessageList chat room=current on_top=load_older actions />
                             <TypingLine chat room=current />
                             <Composer room=current on_send on_typing replying=reply_label
-                                on_cancel_reply=Callback::new(move |()| replying.set(None)) />
+                                on_cancel_reply=Callback::new(move |()| replying.set(None))
+                                members=mentionable />
                         </div>
                         <div class="side" id="members" class:stale=move || status.get().phase != Phase::Open>
                             <Members chat room=current token=session.token.clone() me=session.user.clone() />
@@ -472,7 +497,7 @@ fn RoomSidebar(
                     (
                         name.clone(),
                         r.members.len(),
-                        r.unread,
+                        (r.unread, r.mentions),
                         c.current.as_deref() == Some(name),
                     )
                 })
@@ -488,6 +513,10 @@ fn RoomSidebar(
                 .collect::<Vec<_>>()
         })
     };
+    // Desktop notifications for mentions: offered until the person decides
+    // (guests have no @username to be mentioned by).
+    let can_notify = RwSignal::new(notify::can_ask());
+    let me_has_username = me.username.is_some();
     let create = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let name = common::validate::canonical_room(&new_room.get_untracked());
@@ -518,7 +547,7 @@ fn RoomSidebar(
             <div class="brand"><span class="logo" aria-hidden="true">"H"</span>" Hearth"</div>
             <h2>"Your rooms"</h2>
             <ul class="rooms" data-testid="rooms" on:keydown=arrow_keys>
-                <For each=joined key=|r| r.clone() children=move |(name, members, unread, active)| {
+                <For each=joined key=|r| r.clone() children=move |(name, members, (unread, mentions), active)| {
                     let open = name.clone();
                     view! {
                         <li class:active=active>
@@ -527,9 +556,12 @@ fn RoomSidebar(
                                 <span class="room-name">{room_sign(is_private(&name))}{name.clone()}</span>
                                 <span class="count" title="people in this room">{members} " here"</span>
                                 <Show when=move || { unread > 0 }>
-                                    <span class="badge">
+                                    <span class="badge" class:mention={mentions > 0}>
+                                        {(mentions > 0).then_some("@ ")}
                                         {if unread >= 100 { "99+".to_owned() } else { unread.to_string() }}
-                                        <span class="visually-hidden">" unread"</span>
+                                        <span class="visually-hidden">
+                                            {if mentions > 0 { format!(" unread, {mentions} mentioning you") } else { " unread".to_owned() }}
+                                        </span>
                                     </span>
                                 </Show>
                             </button>
@@ -566,6 +598,11 @@ fn RoomSidebar(
                         }
                     } />
                 </ul>
+            </Show>
+            <Show when=move || can_notify.get() && me_has_username>
+                <button type="button" class="link notify" on:click=move |_| {
+                    notify::ask(move |_| can_notify.set(false));
+                }>"Notify me when I am mentioned"</button>
             </Show>
             <div class="me">
                 <span title=crate::reading::handle(&me)>"Signed in as " <strong>{me.name.clone()}</strong></span>

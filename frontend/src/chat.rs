@@ -91,6 +91,8 @@ pub struct RoomState {
     /// user id -> (user, when the indicator expires)
     pub typing: BTreeMap<String, (User, f64)>,
     pub unread: u32,
+    /// Of the unread messages, those that mention this user.
+    pub mentions: u32,
     /// How far this user has read the room, as the server knows it.
     pub read_seq: u64,
     pub last_seq: u64,
@@ -149,6 +151,7 @@ impl Chat {
                 recovered,
                 read_seq,
                 unread,
+                mentions,
                 topic,
                 moderator,
             } => {
@@ -158,6 +161,7 @@ impl Chat {
                 // The server counted from the stored read position; that
                 // covers whatever was replayed before this.
                 state.unread = if is_current { 0 } else { *unread };
+                state.mentions = if is_current { 0 } else { *mentions };
                 state.members = members.iter().map(|u| (u.id.clone(), u.clone())).collect();
                 state.last_seq = state.last_seq.max(*last_seq);
                 state.live = true;
@@ -365,6 +369,7 @@ impl Chat {
     fn show(&mut self, m: &ChatMessage, apply: bool) {
         let is_current = self.current.as_deref() == Some(m.room.as_str());
         let mine = self.me.as_ref().is_some_and(|me| me.id == m.user.id);
+        let mentions_me = !mine && self.mentions_me(&m.content);
         let Some(state) = self.rooms.get_mut(&m.room) else {
             return;
         };
@@ -420,6 +425,9 @@ impl Chat {
             state.typing.remove(&m.user.id);
             if !is_current && !mine && !m.deleted && m.seq > state.read_seq {
                 state.unread += 1;
+                if mentions_me {
+                    state.mentions += 1;
+                }
             }
         }
     }
@@ -482,20 +490,45 @@ impl Chat {
         }
     }
 
+    /// Whether `text` mentions this user's `@username`.
+    pub fn mentions_me(&self, text: &str) -> bool {
+        self.me
+            .as_ref()
+            .and_then(|me| me.username.as_deref())
+            .is_some_and(|name| common::mentions::mentions(text, name))
+    }
+
     /// Read in another tab or device: catch up with it.
     fn read_elsewhere(&mut self, room: &str, seq: u64) {
         let me = self.me.as_ref().map(|u| u.id.clone());
-        if let Some(state) = self.rooms.get_mut(room) {
-            state.read_seq = state.read_seq.max(seq);
-            let read = state.read_seq;
-            state.unread = state
-                .lines
+        let Some(state) = self.rooms.get(room) else {
+            return;
+        };
+        let read = state.read_seq.max(seq);
+        let unread: Vec<&Line> = state
+            .lines
+            .iter()
+            .filter(|l| {
+                l.seq.is_some_and(|s| s > read) && !l.deleted && Some(&l.user.id) != me.as_ref()
+            })
+            .collect();
+        let (count, mentions) = (
+            unread.len() as u32,
+            unread
                 .iter()
-                .filter(|l| {
-                    l.seq.is_some_and(|s| s > read) && !l.deleted && Some(&l.user.id) != me.as_ref()
-                })
-                .count() as u32;
+                .filter(|l| self.mentions_me(&l.content))
+                .count() as u32,
+        );
+        if let Some(state) = self.rooms.get_mut(room) {
+            state.read_seq = read;
+            state.unread = count;
+            state.mentions = mentions;
         }
+    }
+
+    /// Unread messages in every room, for the tab's title.
+    pub fn total_unread(&self) -> u32 {
+        self.rooms.values().map(|r| r.unread).sum()
     }
 
     /// The room on screen has messages beyond the read position: moves it
@@ -514,6 +547,7 @@ impl Chat {
     pub fn open_room(&mut self, room: &str) {
         let state = self.rooms.entry(room.to_owned()).or_default();
         state.unread = 0;
+        state.mentions = 0;
         self.current = Some(room.to_owned());
     }
 
@@ -646,6 +680,7 @@ mod tests {
                 recovered: true,
                 read_seq: 0,
                 unread: 0,
+                mentions: 0,
                 topic: String::new(),
                 moderator: false,
             },
@@ -786,6 +821,7 @@ mod tests {
                 recovered: true,
                 read_seq: 5,
                 unread: 4,
+                mentions: 0,
                 topic: String::new(),
                 moderator: false,
             },
@@ -858,6 +894,7 @@ mod tests {
                 recovered: true,
                 read_seq: 0,
                 unread: 0,
+                mentions: 0,
                 topic: String::new(),
                 moderator: false,
             },
@@ -1117,5 +1154,37 @@ mod tests {
         assert_eq!(who, ["bob", "me"]);
         assert!(line.reacted("👍", "me") && !line.reacted("🎉", "me"));
         assert_eq!(chat.rooms["r"].last_seq, 7);
+    }
+
+    #[test]
+    fn a_mention_of_me_counts_as_a_mention_elsewhere() {
+        let mut chat = Chat::new(User {
+            id: "me".into(),
+            name: "Me".into(),
+            username: Some("me_too".into()),
+        });
+        chat.apply(
+            &ServerMsg::Joined {
+                room: "r".into(),
+                members: vec![],
+                last_seq: 0,
+                recovered: true,
+                read_seq: 0,
+                unread: 3,
+                mentions: 1,
+                topic: String::new(),
+                moderator: false,
+            },
+            0.0,
+        );
+        assert_eq!((chat.rooms["r"].unread, chat.rooms["r"].mentions), (3, 1));
+        let mut mention = chat_message(1);
+        mention.content = "@Me_too can you look?".into();
+        chat.apply(&ServerMsg::Message(mention), 0.0);
+        chat.apply(&msg(2, "bob", "b2"), 0.0);
+        assert_eq!((chat.rooms["r"].unread, chat.rooms["r"].mentions), (5, 2));
+        assert_eq!(chat.total_unread(), 5);
+        chat.open_room("r");
+        assert_eq!((chat.rooms["r"].unread, chat.rooms["r"].mentions), (0, 0));
     }
 }

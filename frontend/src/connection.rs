@@ -721,6 +721,7 @@ mod tests {
             recovered: true,
             read_seq: 0,
             unread: 0,
+            mentions: 0,
             topic: String::new(),
             moderator: false,
         })

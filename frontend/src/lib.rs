@@ -16,11 +16,15 @@ pub mod api;
 #[cfg(target_arch = "wasm32")]
 pub mod app;
 #[cfg(target_arch = "wasm32")]
+pub mod composer;
+#[cfg(target_arch = "wasm32")]
 pub mod driver;
 #[cfg(target_arch = "wasm32")]
 pub mod members;
 #[cfg(target_arch = "wasm32")]
 pub mod message_line;
+#[cfg(target_arch = "wasm32")]
+pub mod notify;
 #[cfg(target_arch = "wasm32")]
 pub mod signin;
 #[cfg(target_arch = "wasm32")]

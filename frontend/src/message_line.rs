@@ -120,6 +120,7 @@ pub fn MessageLine(
             </div>
         }
     });
+    let my_username = chat.with_untracked(|c| c.me.as_ref().and_then(|me| me.username.clone()));
     let body = {
         let text = line.content.clone();
         let (deleted, edited) = (line.deleted, line.edited);
@@ -134,7 +135,7 @@ pub fn MessageLine(
             .into_any(),
             _ => view! {
                 <div class="content">
-                    {content(&text)}
+                    {content(&text, my_username.as_deref())}
                     {edited.then(|| view! { <span class="edited">" (edited)"</span> })}
                 </div>
             }
@@ -313,12 +314,17 @@ fn edit_form(
     }
 }
 
-/// Message text, with http(s) links as links and nothing else as markup.
-fn content(text: &str) -> impl IntoView + use<> {
+/// Message text, with http(s) links as links and `@username` mentions
+/// highlighted (yours more so), and nothing else as markup.
+fn content(text: &str, my_username: Option<&str>) -> impl IntoView + use<> {
     reading::pieces(text)
         .into_iter()
         .map(|piece| match piece {
             Piece::Text(t) => t.to_owned().into_any(),
+            Piece::Mention(name) => {
+                let me = my_username.is_some_and(|me| name[1..].eq_ignore_ascii_case(me));
+                view! { <span class="mention" class:you=me>{name.to_owned()}</span> }.into_any()
+            }
             Piece::Link(url) => view! {
                 <a href=url.to_owned() target="_blank" rel="noopener noreferrer">{url.to_owned()}</a>
             }

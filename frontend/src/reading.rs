@@ -55,6 +55,8 @@ pub fn decorate(lines: &[Line], offset_min: i32) -> Vec<Decor> {
 pub enum Piece<'a> {
     Text(&'a str),
     Link(&'a str),
+    /// `@username`, as written (see `common::mentions`).
+    Mention(&'a str),
 }
 
 /// Splits `text` into plain text and http(s) links. A link runs to the next
@@ -94,6 +96,56 @@ pub fn pieces(text: &str) -> Vec<Piece<'_>> {
     }
     if !rest.is_empty() {
         out.push(Piece::Text(rest));
+    }
+    out.into_iter().flat_map(split_mentions).collect()
+}
+
+/// The `@name` being typed just before `cursor` (a byte offset in `text`):
+/// where its `@` is, and what was typed after it so far.
+pub fn mention_at(text: &str, cursor: usize) -> Option<(usize, &str)> {
+    let before = text.get(..cursor)?;
+    let at = before.rfind('@')?;
+    let typed = &before[at + 1..];
+    let starts_word = before[..at]
+        .chars()
+        .next_back()
+        .is_none_or(|c| !(c.is_alphanumeric() || matches!(c, '_' | '.' | '-')));
+    let name_so_far = typed.len() <= 32
+        && typed
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    (starts_word && name_so_far).then_some((at, typed))
+}
+
+/// `text` with the `@…` typed from `at` to `cursor` replaced by
+/// `@username `, and where the cursor goes after it.
+pub fn complete_mention(text: &str, at: usize, cursor: usize, username: &str) -> (String, usize) {
+    let mut out = String::with_capacity(text.len() + username.len() + 2);
+    out.push_str(&text[..at]);
+    out.push('@');
+    out.push_str(username);
+    out.push(' ');
+    let after = out.len();
+    out.push_str(&text[cursor..]);
+    (out, after)
+}
+
+/// A text piece, with its mentions split out.
+fn split_mentions(piece: Piece<'_>) -> Vec<Piece<'_>> {
+    let Piece::Text(text) = piece else {
+        return vec![piece];
+    };
+    let mut out = Vec::new();
+    let mut at = 0;
+    for (range, _) in common::mentions::find(text) {
+        if range.start > at {
+            out.push(Piece::Text(&text[at..range.start]));
+        }
+        out.push(Piece::Mention(&text[range.clone()]));
+        at = range.end;
+    }
+    if at < text.len() {
+        out.push(Piece::Text(&text[at..]));
     }
     out
 }
@@ -159,6 +211,33 @@ pub fn handle(user: &common::User) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mention_being_typed_is_found_and_completed() {
+        assert_eq!(mention_at("hi @bo", 6), Some((3, "bo")));
+        assert_eq!(mention_at("@", 1), Some((0, "")));
+        assert_eq!(mention_at("ann@bo", 6), None, "an address, not a mention");
+        assert_eq!(mention_at("hi @bo x", 8), None, "the word ended");
+        assert_eq!(mention_at("no at", 5), None);
+        assert_eq!(
+            complete_mention("hi @bo, ok", 3, 6, "bob"),
+            ("hi @bob , ok".to_owned(), 8)
+        );
+    }
+
+    #[test]
+    fn mentions_are_pieces_of_their_own_but_not_inside_links() {
+        assert_eq!(
+            pieces("hey @bob see https://x.org/@bob ok"),
+            [
+                Piece::Text("hey "),
+                Piece::Mention("@bob"),
+                Piece::Text(" see "),
+                Piece::Link("https://x.org/@bob"),
+                Piece::Text(" ok"),
+            ]
+        );
+    }
     use common::User;
 
     fn line(user: &str, ts: i64) -> Line {

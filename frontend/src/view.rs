@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
 use crate::chat::Chat;
+pub use crate::composer::Composer;
 use crate::connection::Phase;
 use crate::message_line::{LineActions, MessageLine};
 use crate::reading;
@@ -250,123 +251,6 @@ pub fn TypingLine(
             .unwrap_or_default()
     };
     view! { <div class="typing" data-testid="typing" aria-live="polite">{text}</div> }
-}
-
-/// Show the byte counter once a message is this close to the limit.
-const COUNTER_FROM_BYTES: usize = common::validate::MAX_CONTENT_BYTES - 512;
-
-/// The message box of the current room. Each room keeps its own draft, and
-/// switching rooms puts the cursor back in the box. Near the 4096-byte
-/// limit a counter appears; over it, a message says by how much.
-#[component]
-pub fn Composer(
-    #[prop(into)] room: Signal<String>,
-    on_send: Callback<String>,
-    on_typing: Callback<()>,
-    /// "Replying to Alice: …" while the next message answers one.
-    #[prop(optional, into)]
-    replying: Option<Signal<Option<String>>>,
-    #[prop(optional)] on_cancel_reply: Option<Callback<()>>,
-) -> impl IntoView {
-    use common::validate::MAX_CONTENT_BYTES;
-    let text = RwSignal::new(String::new());
-    let drafts = StoredValue::new(std::collections::HashMap::<String, String>::new());
-    let shown = StoredValue::new(room.get_untracked());
-    let area = NodeRef::<leptos::html::Textarea>::new();
-    Effect::new(move |_| {
-        let now = room.get();
-        let before = shown.get_value();
-        if now == before {
-            return;
-        }
-        let draft = text.get_untracked();
-        drafts.update_value(|d| {
-            if draft.is_empty() {
-                d.remove(&before);
-            } else {
-                d.insert(before, draft);
-            }
-        });
-        text.set(drafts.with_value(|d| d.get(&now).cloned().unwrap_or_default()));
-        shown.set_value(now);
-        if let Some(el) = area.get_untracked() {
-            let _ = el.focus();
-        }
-    });
-    let send = move || {
-        let value = text.get_untracked();
-        if common::validate::content(&value).is_ok() {
-            on_send.run(value);
-            text.set(String::new());
-        }
-    };
-    // Choosing a message to answer puts the cursor in the box.
-    Effect::new(move |_| {
-        if replying.is_some_and(|r| r.get().is_some())
-            && let Some(el) = area.get_untracked()
-        {
-            let _ = el.focus();
-        }
-    });
-    let cancel_reply = move || {
-        if let Some(cancel) = on_cancel_reply {
-            cancel.run(());
-        }
-    };
-    let reply_bar = move || {
-        replying.and_then(|r| r.get()).map(|label| {
-            view! {
-                <div class="replying" role="status">
-                    <span>{label}</span>
-                    <button type="button" class="link" aria-label="Cancel the reply"
-                        on:click=move |_| cancel_reply()>"Cancel"</button>
-                </div>
-            }
-        })
-    };
-    let bytes = move || text.with(String::len);
-    let too_long = move || bytes() > MAX_CONTENT_BYTES;
-    let counter = move || {
-        let n = bytes();
-        if n > MAX_CONTENT_BYTES {
-            format!(
-                "{} bytes too long: a message holds at most {MAX_CONTENT_BYTES} bytes",
-                n - MAX_CONTENT_BYTES
-            )
-        } else {
-            format!("{n} / {MAX_CONTENT_BYTES} bytes")
-        }
-    };
-    view! {
-        <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
-            {reply_bar}
-            <textarea
-                node_ref=area
-                rows="1"
-                placeholder="Write a message…"
-                title="Enter sends, Shift+Enter starts a new line"
-                aria-label="Message"
-                aria-describedby="composer-counter"
-                prop:value=move || text.get()
-                on:input=move |ev| {
-                    text.set(event_target_value(&ev));
-                    on_typing.run(());
-                }
-                on:keydown=move |ev: leptos::ev::KeyboardEvent| {
-                    if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
-                        ev.prevent_default();
-                        send();
-                    } else if ev.key() == "Escape" && replying.is_some_and(|r| r.get_untracked().is_some()) {
-                        cancel_reply();
-                    }
-                }
-            ></textarea>
-            <button type="submit" disabled=too_long>"Send"</button>
-            <p id="composer-counter" class="counter" class:over=too_long aria-live="polite">
-                {move || (bytes() > COUNTER_FROM_BYTES).then(counter)}
-            </p>
-        </form>
-    }
 }
 
 /// "14:05" in local time.

@@ -138,6 +138,9 @@ proptest! {
                     recovered: true,
                     read_seq: 0,
                     unread: 0,
+                    mentions: 0,
+                    topic: String::new(),
+                    moderator: false,
                 }),
                 Action::Ack(n) | Action::Internal(n) | Action::Refuse(n)
                     if world.socket && phase == Phase::Open && !world.in_flight.is_empty() =>
@@ -260,6 +263,9 @@ fn a_message_the_store_keeps_refusing_is_given_up_after_the_limit() {
             recovered: true,
             read_seq: 0,
             unread: 0,
+            mentions: 0,
+            topic: String::new(),
+            moderator: false,
         }),
         &mut mid,
     );

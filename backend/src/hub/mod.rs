@@ -150,6 +150,7 @@ pub struct JoinTicket {
     /// other people follow it.
     pub read_seq: u64,
     pub unread: u32,
+    pub mentions: u32,
     pub topic: String,
     pub moderator: bool,
 }
@@ -240,9 +241,14 @@ impl Hub {
         let crate::store::JoinState {
             read_seq,
             unread,
+            mentions,
             topic,
             moderator,
-        } = match self.store.join_state(&peer.user.id, &room.name).await {
+        } = match self
+            .store
+            .join_state(&peer.user.id, peer.user.username.as_deref(), &room.name)
+            .await
+        {
             Ok(state) => state,
             // Unread counts are a convenience: a join does not fail for them.
             // (The topic arrives with the next topic change, or join.)
@@ -261,6 +267,7 @@ impl Hub {
                 recovered: true,
                 read_seq,
                 unread,
+                mentions,
                 topic,
                 moderator,
             });
@@ -284,6 +291,7 @@ impl Hub {
             recovered,
             read_seq,
             unread,
+            mentions,
             topic,
             moderator,
         })
@@ -352,6 +360,7 @@ impl Hub {
             recovered: ticket.recovered,
             read_seq: ticket.read_seq,
             unread: ticket.unread,
+            mentions: ticket.mentions,
             topic: ticket.topic,
             moderator: ticket.moderator,
         }));

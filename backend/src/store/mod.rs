@@ -122,6 +122,8 @@ pub struct JoinState {
     pub read_seq: u64,
     /// Messages of other people after `read_seq`, counted up to 100.
     pub unread: u32,
+    /// Of those, the ones that mention the user's `@username`.
+    pub mentions: u32,
     /// The room's topic (empty: none).
     pub topic: String,
     /// The user owns or moderates the room, or created it: they set its
@@ -215,8 +217,14 @@ pub trait Store: Accounts + Operations {
     async fn mark_read(&self, user_id: &str, room: &str, seq: u64) -> Result<()>;
 
     /// How far `user_id` has read `room`, how many messages of other people
-    /// follow (counted up to 100), and the room's topic.
-    async fn join_state(&self, user_id: &str, room: &str) -> Result<JoinState>;
+    /// follow (counted up to 100) and how many of those mention `username`,
+    /// the room's topic, and whether the user moderates it.
+    async fn join_state(
+        &self,
+        user_id: &str,
+        username: Option<&str>,
+        room: &str,
+    ) -> Result<JoinState>;
 
     /// A tiny write, to learn whether the store takes writes again.
     async fn probe(&self, now_ms: i64) -> Result<()>;

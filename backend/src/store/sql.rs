@@ -77,6 +77,25 @@ pub const JOIN_STATE: &str = "SELECT r.topic, m.seq, r.created_by, rm.role FROM 
 pub const UNREAD: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM messages \
      WHERE room = $1 AND seq > $2 AND user_id <> $3 AND kind = 'message' \
      AND deleted_at IS NULL LIMIT 100) AS unread";
+/// Unread messages that may mention the user (`$4`: a LIKE pattern for
+/// `@username`); `common::mentions` decides. Usually none, so cheap.
+pub const MENTION_CANDIDATES: &str = "SELECT content FROM messages \
+     WHERE room = $1 AND seq > $2 AND user_id <> $3 AND kind = 'message' \
+     AND deleted_at IS NULL AND LOWER(content) LIKE $4 ESCAPE '\\' LIMIT 100";
+
+/// A LIKE pattern for text containing `@username`.
+pub fn mention_pattern(username: &str) -> String {
+    let mut pattern = String::from("%@");
+    for c in username.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 pub const PROBE: &str = "INSERT INTO hearth_probe (id, at) VALUES (1, $1) \
      ON CONFLICT (id) DO UPDATE SET at = excluded.at";
 
@@ -425,6 +444,7 @@ macro_rules! impl_store {
             async fn join_state(
                 &self,
                 user_id: &str,
+                username: Option<&str>,
                 room: &str,
             ) -> $crate::store::Result<$crate::store::JoinState> {
                 use $crate::store::health::Access;
@@ -449,9 +469,26 @@ macro_rules! impl_store {
                         .bind(user_id)
                         .fetch_one(&mut *conn)
                         .await?;
+                    let mut mentions = 0;
+                    if let Some(username) = username
+                        && unread > 0
+                    {
+                        let candidates: Vec<String> = sqlx::query_scalar(sql::MENTION_CANDIDATES)
+                            .bind(room)
+                            .bind(seq)
+                            .bind(user_id)
+                            .bind(sql::mention_pattern(username))
+                            .fetch_all(&mut *conn)
+                            .await?;
+                        mentions = candidates
+                            .iter()
+                            .filter(|text| common::mentions::mentions(text, username))
+                            .count() as u32;
+                    }
                     $crate::store::JoinState {
                         read_seq: seq as u64,
                         unread: unread as u32,
+                        mentions,
                         topic,
                         moderator: access.moderates(),
                     }

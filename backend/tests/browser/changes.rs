@@ -217,16 +217,52 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
         "after a reload too: {texts:?}"
     );
 
-    // Back to #general, where the next part of the test talks.
-    for page in [alice, bob] {
-        page.find(Locator::XPath(
-            "//ul[@data-testid='rooms']//button[contains(., 'general')]",
-        ))
-        .await
-        .unwrap()
-        .click()
+    // A mention: Bob looks at another room; Alice types "@bo", picks Bob
+    // from the suggestions with Enter, and sends. Bob's room list marks
+    // the room as mentioning him, and the tab's title counts it.
+    open_room(bob, "general").await;
+    let area = alice
+        .find(Locator::Css(".composer textarea"))
         .await
         .unwrap();
-        wait_text(page, ".room-header h1", "general", WAIT).await;
+    area.send_keys("@bo").await.unwrap();
+    wait_text(alice, ".mentions-list", "Bob", WAIT).await;
+    area.send_keys("\u{E007}").await.unwrap();
+    assert_eq!(area.prop("value").await.unwrap().as_deref(), Some("@bob "));
+    area.send_keys("see you there\u{E007}").await.unwrap();
+    wait_text(bob, ".rooms .badge.mention", "1", WAIT).await;
+    let title = bob.execute("return document.title", vec![]).await.unwrap();
+    assert_eq!(title, "(1) Hearth");
+    open_room(bob, "dinner").await;
+    wait_text(bob, ".line .mention.you", "@bob", WAIT).await;
+    for _ in 0..50 {
+        if bob.execute("return document.title", vec![]).await.unwrap() == "Hearth" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(
+        bob.execute("return document.title", vec![]).await.unwrap(),
+        "Hearth",
+        "read: nothing unread"
+    );
+    screenshot(bob, "bob-mention.png").await;
+
+    // Back to #general, where the next part of the test talks.
+    for page in [alice, bob] {
+        open_room(page, "general").await;
+    }
+}
+
+/// Opens one of the rooms the person is in from the sidebar.
+async fn open_room(page: &Client, room: &str) {
+    page.find(Locator::XPath(&format!(
+        "//ul[@data-testid='rooms']//button[contains(., '{room}')]"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_text(page, ".room-header h1", room, WAIT).await;
 }

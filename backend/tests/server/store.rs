@@ -146,7 +146,7 @@ async fn append(
 }
 
 async fn read_state(store: &dyn Store, user_id: &str, room: &str) -> (u64, u32) {
-    let state = store.join_state(user_id, room).await.unwrap();
+    let state = store.join_state(user_id, None, room).await.unwrap();
     (state.read_seq, state.unread)
 }
 
@@ -318,7 +318,7 @@ async fn changes_are_entries_of_the_log_and_history_shows_the_current_state(t: &
         (Topic, "Plans for May")
     );
     assert_eq!(store.page_before("r", 5, 10).await.unwrap(), all);
-    let joining = store.join_state("bo", "r").await.unwrap();
+    let joining = store.join_state("bo", None, "r").await.unwrap();
     assert_eq!(joining.topic, "Plans for May");
     // Ann's message is unread for Bo; her edit and topic are not news.
     assert_eq!(joining.unread, 1);
@@ -368,7 +368,7 @@ async fn a_delete_removes_the_text_for_good(t: &Target) {
         .count("SELECT COUNT(*) FROM messages WHERE content LIKE '%secret%' OR content LIKE '%content of m%'")
         .await;
     assert_eq!(left, 0);
-    assert_eq!(store.join_state("ann", "r").await.unwrap().unread, 0);
+    assert_eq!(store.join_state("ann", None, "r").await.unwrap().unread, 0);
 }
 
 /// The LIKE prefix (with `_` escaped) and the cursor behave the same on

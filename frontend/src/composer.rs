@@ -1,0 +1,258 @@
+//! The message box of the room on screen: a draft per room, Enter to send,
+//! a byte counter near the limit, the message being answered, and
+//! `@username` completion from the room's members.
+
+use common::User;
+use leptos::prelude::*;
+
+use crate::reading;
+
+/// Show the byte counter once a message is this close to the limit.
+const COUNTER_FROM_BYTES: usize = common::validate::MAX_CONTENT_BYTES - 512;
+
+/// The message box of the current room. Each room keeps its own draft, and
+/// switching rooms puts the cursor back in the box. Near the 4096-byte
+/// limit a counter appears; over it, a message says by how much.
+#[component]
+pub fn Composer(
+    #[prop(into)] room: Signal<String>,
+    on_send: Callback<String>,
+    on_typing: Callback<()>,
+    /// "Replying to Alice: …" while the next message answers one.
+    #[prop(optional, into)]
+    replying: Option<Signal<Option<String>>>,
+    #[prop(optional)] on_cancel_reply: Option<Callback<()>>,
+    /// The room's members, to complete `@username` from.
+    #[prop(optional, into)]
+    members: Option<Signal<Vec<User>>>,
+) -> impl IntoView {
+    use common::validate::MAX_CONTENT_BYTES;
+    let text = RwSignal::new(String::new());
+    let drafts = StoredValue::new(std::collections::HashMap::<String, String>::new());
+    let shown = StoredValue::new(room.get_untracked());
+    let area = NodeRef::<leptos::html::Textarea>::new();
+    Effect::new(move |_| {
+        let now = room.get();
+        let before = shown.get_value();
+        if now == before {
+            return;
+        }
+        let draft = text.get_untracked();
+        drafts.update_value(|d| {
+            if draft.is_empty() {
+                d.remove(&before);
+            } else {
+                d.insert(before, draft);
+            }
+        });
+        text.set(drafts.with_value(|d| d.get(&now).cloned().unwrap_or_default()));
+        shown.set_value(now);
+        if let Some(el) = area.get_untracked() {
+            let _ = el.focus();
+        }
+    });
+    let send = move || {
+        let value = text.get_untracked();
+        if common::validate::content(&value).is_ok() {
+            on_send.run(value);
+            text.set(String::new());
+        }
+    };
+    // Choosing a message to answer puts the cursor in the box.
+    Effect::new(move |_| {
+        if replying.is_some_and(|r| r.get().is_some())
+            && let Some(el) = area.get_untracked()
+        {
+            let _ = el.focus();
+        }
+    });
+    let cancel_reply = move || {
+        if let Some(cancel) = on_cancel_reply {
+            cancel.run(());
+        }
+    };
+    let reply_bar = move || {
+        replying.and_then(|r| r.get()).map(|label| {
+            view! {
+                <div class="replying" role="status">
+                    <span>{label}</span>
+                    <button type="button" class="link" aria-label="Cancel the reply"
+                        on:click=move |_| cancel_reply()>"Cancel"</button>
+                </div>
+            }
+        })
+    };
+    // `@` completion: who matches what is typed after the `@` at the cursor.
+    let suggestions = RwSignal::new(Vec::<User>::new());
+    let chosen = RwSignal::new(0usize);
+    let typing_at = StoredValue::new(None::<(usize, usize)>);
+    let suggest = move || {
+        let Some(el) = area.get_untracked() else {
+            return;
+        };
+        let value = text.get_untracked();
+        let cursor = byte_offset(&value, el.selection_start().ok().flatten().unwrap_or(0));
+        let found = reading::mention_at(&value, cursor).and_then(|(at, typed)| {
+            let typed = typed.to_ascii_lowercase();
+            let list: Vec<User> = members?.with_untracked(|all| {
+                all.iter()
+                    .filter(|u| {
+                        u.username.as_deref().is_some_and(|n| n.starts_with(&typed))
+                            || u.name.to_lowercase().starts_with(&typed)
+                    })
+                    .filter(|u| u.username.is_some())
+                    .take(6)
+                    .cloned()
+                    .collect()
+            });
+            (!list.is_empty()).then_some((at, cursor, list))
+        });
+        match found {
+            Some((at, cursor, list)) => {
+                typing_at.set_value(Some((at, cursor)));
+                if chosen.get_untracked() >= list.len() {
+                    chosen.set(0);
+                }
+                suggestions.set(list);
+            }
+            None => {
+                typing_at.set_value(None);
+                suggestions.set(Vec::new());
+            }
+        }
+    };
+    let complete = move |user: &User| {
+        let (Some((at, cursor)), Some(username)) =
+            (typing_at.get_value(), user.username.as_deref())
+        else {
+            return;
+        };
+        let (value, after) = reading::complete_mention(&text.get_untracked(), at, cursor, username);
+        let caret = value[..after].encode_utf16().count() as u32;
+        text.set(value);
+        suggestions.set(Vec::new());
+        typing_at.set_value(None);
+        if let Some(el) = area.get_untracked() {
+            request_animation_frame(move || {
+                let _ = el.focus();
+                let _ = el.set_selection_range(caret, caret);
+            });
+        }
+    };
+    let suggestion_list = move || {
+        let list = suggestions.get();
+        (!list.is_empty()).then(|| {
+            view! {
+                <ul class="mentions-list" id="mention-list" role="listbox" aria-label="People to mention">
+                    {list
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, user)| {
+                            let handle = reading::handle(&user);
+                            let picked = user.clone();
+                            view! {
+                                <li role="option" id=format!("mention-{i}")
+                                    aria-selected=move || (chosen.get() == i).to_string()
+                                    on:mousedown=move |ev| { ev.prevent_default(); complete(&picked); }>
+                                    <strong>{user.name.clone()}</strong> " " <span class="muted">{handle}</span>
+                                </li>
+                            }
+                        })
+                        .collect_view()}
+                </ul>
+            }
+        })
+    };
+    let bytes = move || text.with(String::len);
+    let too_long = move || bytes() > MAX_CONTENT_BYTES;
+    let counter = move || {
+        let n = bytes();
+        if n > MAX_CONTENT_BYTES {
+            format!(
+                "{} bytes too long: a message holds at most {MAX_CONTENT_BYTES} bytes",
+                n - MAX_CONTENT_BYTES
+            )
+        } else {
+            format!("{n} / {MAX_CONTENT_BYTES} bytes")
+        }
+    };
+    view! {
+        <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
+            {reply_bar}
+            {suggestion_list}
+            <textarea
+                node_ref=area
+                rows="1"
+                placeholder="Write a message…"
+                title="Enter sends, Shift+Enter starts a new line"
+                aria-label="Message"
+                aria-describedby="composer-counter"
+                prop:value=move || text.get()
+                aria-autocomplete="list"
+                aria-controls="mention-list"
+                aria-expanded=move || (!suggestions.with(Vec::is_empty)).to_string()
+                aria-activedescendant=move || {
+                    (!suggestions.with(Vec::is_empty)).then(|| format!("mention-{}", chosen.get()))
+                }
+                on:input=move |ev| {
+                    text.set(event_target_value(&ev));
+                    on_typing.run(());
+                    suggest();
+                }
+                on:click=move |_| suggest()
+                on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                    let open = suggestions.with_untracked(|s| s.len());
+                    if open > 0 && !ev.is_composing() {
+                        match ev.key().as_str() {
+                            "ArrowDown" => {
+                                ev.prevent_default();
+                                chosen.update(|c| *c = (*c + 1) % open);
+                                return;
+                            }
+                            "ArrowUp" => {
+                                ev.prevent_default();
+                                chosen.update(|c| *c = (*c + open - 1) % open);
+                                return;
+                            }
+                            "Enter" | "Tab" => {
+                                ev.prevent_default();
+                                let user = suggestions.with_untracked(|s| s[chosen.get_untracked().min(open - 1)].clone());
+                                complete(&user);
+                                return;
+                            }
+                            "Escape" => {
+                                ev.stop_propagation();
+                                suggestions.set(Vec::new());
+                                return;
+                            }
+                            _ => {}
+                        }
+                    }
+                    if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                        ev.prevent_default();
+                        send();
+                    } else if ev.key() == "Escape" && replying.is_some_and(|r| r.get_untracked().is_some()) {
+                        cancel_reply();
+                    }
+                }
+            ></textarea>
+            <button type="submit" disabled=too_long>"Send"</button>
+            <p id="composer-counter" class="counter" class:over=too_long aria-live="polite">
+                {move || (bytes() > COUNTER_FROM_BYTES).then(counter)}
+            </p>
+        </form>
+    }
+}
+
+/// The byte offset in `text` of a position counted in UTF-16 units (what
+/// the DOM's selection reports).
+fn byte_offset(text: &str, utf16: u32) -> usize {
+    let mut units = 0u32;
+    for (at, c) in text.char_indices() {
+        if units >= utf16 {
+            return at;
+        }
+        units += c.len_utf16() as u32;
+    }
+    text.len()
+}

@@ -1,0 +1,72 @@
+//! Telling people about messages while they look elsewhere: the unread
+//! count in the tab's title, and a desktop notification for a mention of
+//! them while the tab is hidden, if they allowed notifications.
+
+use common::ChatMessage;
+use leptos::prelude::*;
+use web_sys::{Notification, NotificationOptions, NotificationPermission};
+
+use crate::chat::Chat;
+
+/// "(3) Hearth", or "Hearth" with nothing unread.
+pub fn title(unread: u32) {
+    let text = match unread {
+        0 => "Hearth".to_owned(),
+        n if n > 99 => "(99+) Hearth".to_owned(),
+        n => format!("({n}) Hearth"),
+    };
+    document().set_title(&text);
+}
+
+/// Whether to offer turning notifications on: the browser has them, and
+/// the person has not decided yet.
+pub fn can_ask() -> bool {
+    supported() && Notification::permission() == NotificationPermission::Default
+}
+
+/// Asks the browser for permission; `then` runs with the answer.
+pub fn ask(then: impl Fn(bool) + 'static) {
+    let Ok(promise) = Notification::request_permission() else {
+        return;
+    };
+    leptos::task::spawn_local(async move {
+        let granted = wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .ok()
+            .and_then(|answer| answer.as_string())
+            .is_some_and(|answer| answer == "granted");
+        then(granted);
+    });
+}
+
+/// A desktop notification for `m` if it mentions this user, the tab is
+/// hidden, and notifications are allowed. A click brings the tab back.
+pub fn mention(chat: RwSignal<Chat>, m: &ChatMessage) {
+    if !supported()
+        || !document().hidden()
+        || Notification::permission() != NotificationPermission::Granted
+    {
+        return;
+    }
+    let mine = chat.with_untracked(|c| c.me.as_ref().is_some_and(|me| me.id == m.user.id));
+    if mine || !chat.with_untracked(|c| c.mentions_me(&m.content)) {
+        return;
+    }
+    let options = NotificationOptions::new();
+    options.set_body(&m.content);
+    // One notification per room: a newer mention replaces the older one.
+    options.set_tag(&format!("hearth-{}", m.room));
+    let heading = format!("{} in #{}", m.user.name, m.room);
+    if let Ok(notification) = Notification::new_with_options(&heading, &options) {
+        let focus = wasm_bindgen::closure::Closure::<dyn Fn()>::new(|| {
+            let _ = window().focus();
+        });
+        notification.set_onclick(Some(wasm_bindgen::JsCast::unchecked_ref(focus.as_ref())));
+        focus.forget();
+    }
+}
+
+/// `Notification` exists in this browser (not in every webview).
+fn supported() -> bool {
+    js_sys::Reflect::has(&window(), &"Notification".into()).unwrap_or(false)
+}
