@@ -155,6 +155,15 @@ pub struct RoomSummary {
     pub role: Option<Role>,
 }
 
+/// `GET /api/search` response: matching messages, newest first, and the
+/// cursor of the next page (`before=`), if there may be one.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SearchResults {
+    pub messages: Vec<crate::ChatMessage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
 /// Every non-2xx API response has this body.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ApiError {

@@ -16,8 +16,8 @@ pub mod validate;
 
 pub use api::{
     ApiError, CreateRoom, Invite, PasswordChange, PublishRequest, Published, Role, RoomMember,
-    RoomSummary, ServerInfo, SessionRequest, SessionResponse, SetRole, SignUpRequest, Visibility,
-    WsTicket,
+    RoomSummary, SearchResults, ServerInfo, SessionRequest, SessionResponse, SetRole,
+    SignUpRequest, Visibility, WsTicket,
 };
 pub use messages::{
     BOT_ID_PREFIX, ChatMessage, ClientMsg, EntryKind, ErrorCode, Reaction, SendLimit, ServerMsg,

@@ -12,6 +12,7 @@
 mod accounts;
 pub mod publish;
 mod rooms;
+mod search;
 
 use std::sync::Arc;
 
@@ -52,6 +53,7 @@ pub fn router() -> Router<Arc<AppState>> {
             "/rooms/{room}/members/{user_id}",
             put(rooms::set_role).delete(rooms::remove),
         )
+        .route("/search", get(search::search))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such API endpoint") })
 }
 

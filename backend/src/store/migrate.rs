@@ -32,6 +32,7 @@ CREATE INDEX messages_ts ON messages (ts);
     ACCOUNTS,
     API_KEYS,
     EVENT_LOG,
+    SQLITE_SEARCH,
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -63,6 +64,7 @@ CREATE INDEX messages_ts ON messages (ts);
     ACCOUNTS,
     API_KEYS,
     EVENT_LOG,
+    POSTGRES_SEARCH,
 ];
 
 /// 2: one row that the health probe rewrites, to learn whether the store
@@ -147,6 +149,35 @@ CREATE TABLE ws_tickets (
     session_id TEXT NOT NULL,
     expires_at BIGINT NOT NULL
 );
+";
+
+/// 9: full-text search (`store/search.rs`). SQLite: an FTS5 index of
+/// messages' words (no stemming: see `search.rs`), kept by triggers as messages are
+/// added, edited, deleted (their text erased) and pruned; `secure-delete`
+/// so an erased text leaves nothing in the index. PostgreSQL: a generated
+/// `tsvector` column with a GIN index.
+const SQLITE_SEARCH: &str = "
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    content, content = 'messages', content_rowid = 'rowid', tokenize = 'unicode61'
+);
+INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1);
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.kind = 'message' BEGIN
+    INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, new.content);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN old.kind = 'message' BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages WHEN old.kind = 'message' BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.rowid, old.content);
+    INSERT INTO messages_fts (rowid, content) VALUES (new.rowid, new.content);
+END;
+INSERT INTO messages_fts (rowid, content) SELECT rowid, content FROM messages WHERE kind = 'message';
+";
+
+const POSTGRES_SEARCH: &str = "
+ALTER TABLE messages ADD COLUMN search tsvector
+    GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED;
+CREATE INDEX messages_search ON messages USING GIN (search);
 ";
 
 /// 8: changes are entries of the room's log (`common::EntryKind`): `kind`

@@ -16,6 +16,7 @@ mod health;
 mod migrate;
 pub(crate) mod operations;
 mod postgres;
+pub(crate) mod search;
 mod sql;
 mod sqlite;
 
@@ -29,6 +30,7 @@ pub use accounts::{Accounts, Credentials, NewUser, RoomAccess, SessionRecord};
 pub use health::StoreHealth;
 pub use operations::{ApiKey, Operations, RoomScope, UserSummary};
 pub use postgres::PostgresStore;
+pub use search::{Search, words as search_words};
 pub use sqlite::SqliteStore;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -153,9 +155,9 @@ pub struct StoredRoom {
 
 /// Messages and rooms; accounts, sessions and membership are a
 /// supertrait's (`accounts.rs`), and so are operators' commands and API
-/// keys (`operations.rs`).
+/// keys (`operations.rs`), and full-text search (`search.rs`).
 #[async_trait]
-pub trait Store: Accounts + Operations {
+pub trait Store: Accounts + Operations + Search {
     /// Creates the room if it is new. Returns its `last_seq`.
     async fn ensure_room(&self, name: &str, created_by: &str, now_ms: i64) -> Result<u64>;
 

@@ -69,3 +69,4 @@ super::append_sql::impl_append!(PostgresStore);
 sql::impl_store!(PostgresStore, "postgres");
 super::accounts_sql::impl_accounts!(PostgresStore);
 super::operations::impl_operations!(PostgresStore);
+super::search::impl_search!(PostgresStore);

@@ -70,3 +70,4 @@ super::append_sql::impl_append!(SqliteStore);
 sql::impl_store!(SqliteStore, "sqlite");
 super::accounts_sql::impl_accounts!(SqliteStore);
 super::operations::impl_operations!(SqliteStore);
+super::search::impl_search!(SqliteStore);

@@ -222,3 +222,84 @@ async fn edits_deletes_replies_and_topics_are_entries_of_the_log() {
         }
     ));
 }
+
+/// `GET /api/search`: every word as a prefix, newest first, in the rooms
+/// the caller may read; paged with `next`; a query with no words is a
+/// `400 invalid_query`, and query syntax is just words.
+#[tokio::test]
+async fn search_finds_messages_in_rooms_you_may_read() {
+    let server = TestServer::start().await;
+    let ann = server.sign_up("ann").await;
+    let bob = server.sign_up("bob").await;
+    let (status, _) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/rooms",
+            Some(&bob.token),
+            Some(json!({"name": "secret", "visibility": "private"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let mut a = server.connect(&ann).await;
+    let mut b = server.connect(&bob).await;
+    a.join("ops").await;
+    b.join("ops").await;
+    b.join("secret").await;
+    for (by_ann, room, text, id) in [
+        (true, "ops", "The deployment failed at noon", "s1"),
+        (false, "ops", "deploys are failing again", "s2"),
+        (false, "ops", "lunch?", "s3"),
+        (false, "secret", "deployment secrets", "s4"),
+    ] {
+        let client = if by_ann { &mut a } else { &mut b };
+        client.say(room, text, id).await;
+        acked(client, id).await;
+    }
+    let search = |token: &str, query: &str| {
+        let (token, query) = (token.to_owned(), query.to_owned());
+        let url = server.url(&format!("/api/search?{query}"));
+        async move {
+            let response = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let texts = |body: &serde_json::Value| -> Vec<String> {
+        body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["content"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, found) = search(&ann.token, "q=deploy%20fail").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        texts(&found),
+        ["deploys are failing again", "The deployment failed at noon"],
+        "newest first; not Bob's private room"
+    );
+    let (_, found) = search(&bob.token, "q=deploy").await;
+    assert_eq!(texts(&found).len(), 3, "Bob reads his private room");
+    let (_, first) = search(&bob.token, "q=deploy&limit=2").await;
+    assert_eq!(
+        texts(&first),
+        ["deployment secrets", "deploys are failing again"]
+    );
+    let next = first["next"].as_str().expect("a next page").to_owned();
+    let (_, second) = search(&bob.token, &format!("q=deploy&limit=2&before={next}")).await;
+    assert_eq!(texts(&second), ["The deployment failed at noon"]);
+    assert!(second.get("next").is_none());
+    let (_, in_room) = search(&bob.token, "q=deploy&room=Secret").await;
+    assert_eq!(texts(&in_room), ["deployment secrets"]);
+    let (_, syntax) = search(&ann.token, "q=%22*)%20OR%20NEAR(lunch").await;
+    assert_eq!(texts(&syntax), Vec::<String>::new(), "words, never syntax");
+    let (status, refused) = search(&ann.token, "q=%20%3F%20").await;
+    assert_eq!(status, 400);
+    assert_eq!(refused["error"], "invalid_query");
+}

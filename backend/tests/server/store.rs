@@ -178,7 +178,114 @@ conformance!(
     changes_are_entries_of_the_log_and_history_shows_the_current_state,
     a_delete_removes_the_text_for_good,
     reactions_are_one_per_person_and_emoji_and_show_in_history,
+    search_finds_words_in_readable_rooms_only_and_forgets_deleted_text,
 );
+
+/// Words, stems and a prefix; newest first, paged by id; only rooms the
+/// user may read; an edit is found by its new text only; a deleted
+/// message is not found, and its words are gone from the index.
+async fn search_finds_words_in_readable_rooms_only_and_forgets_deleted_text(t: &Target) {
+    use common::EntryKind::{Delete, Edit};
+    let store = t.open().await;
+    let (ann, bo) = (user("ann"), user("bo"));
+    store.ensure_room("ops", "ann", 1).await.unwrap();
+    store
+        .create_user(&backend::store::NewUser {
+            id: "bo",
+            username: Some("bo"),
+            display_name: "BO",
+            password_hash: None,
+            created_at_ms: 1,
+        })
+        .await
+        .unwrap();
+    store
+        .create_room("secret", common::Visibility::Private, "bo", 1)
+        .await
+        .unwrap();
+    let say = |room: &'static str, who: &'static str, text: &'static str, id: &'static str| {
+        let store = store.clone();
+        async move {
+            let who = user(who);
+            store
+                .append(NewMessage::message(room, id, &who, text, 10, id))
+                .await
+                .unwrap()
+        }
+    };
+    say("ops", "ann", "The deployment failed at noon", "00000001").await; // 1
+    say("ops", "bo", "deploys are failing again", "00000002").await; // 2
+    say("ops", "bo", "lunch?", "00000003").await; // 3
+    say("secret", "bo", "the deployment is secret", "00000004").await;
+    let find = |who: &'static str,
+                q: &'static str,
+                room: Option<&'static str>,
+                before: Option<&'static str>| {
+        let store = store.clone();
+        async move {
+            store
+                .search(who, &backend::store::search_words(q), room, before, 10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    // "deploy fail" matches both forms, newest first; not Bo's secret for Ann.
+    assert_eq!(
+        find("ann", "Deploy FAIL", None, None).await,
+        ["00000002", "00000001"]
+    );
+    assert_eq!(
+        find("bo", "deploy", None, None).await,
+        ["00000004", "00000002", "00000001"],
+        "Bo is a member of his private room"
+    );
+    assert_eq!(
+        find("ann", "deploy", None, Some("00000002")).await,
+        ["00000001"]
+    );
+    assert_eq!(
+        find("bo", "deploy", Some("ops"), None).await,
+        ["00000002", "00000001"]
+    );
+    assert_eq!(
+        find("ann", "lun", None, None).await,
+        ["00000003"],
+        "a prefix"
+    );
+    assert!(
+        find("ann", "\"*) OR NEAR(", None, None).await.is_empty(),
+        "never a syntax error"
+    );
+    // Edited: found by the new text only. Deleted: not found at all.
+    store
+        .append(change(
+            "ops",
+            &ann,
+            Edit,
+            Some(1),
+            "The rollout worked",
+            "e1",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(find("ann", "noon", None, None).await, Vec::<String>::new());
+    assert_eq!(find("ann", "rollout", None, None).await, ["00000001"]);
+    store
+        .append(change("ops", &bo, Delete, Some(2), "", "d1"))
+        .await
+        .unwrap();
+    assert!(find("ann", "failing", None, None).await.is_empty());
+    if let Target::Sqlite(_) = t {
+        // The index itself no longer holds the erased words.
+        let left = t
+            .count("SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH 'failing'")
+            .await;
+        assert_eq!(left, 0);
+    }
+}
 
 /// Reacting twice is reacting once; taking a reaction back removes only
 /// yours; pages and ranges carry each message's reactions with who made
@@ -412,6 +519,20 @@ async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
     // the highest version, so 4 and every later one are undone and run
     // again on open. (A new migration adds its undo here.)
     t.exec("DELETE FROM hearth_schema WHERE version >= 4").await;
+    // 9
+    match t {
+        Target::Sqlite(_) => {
+            for undo in [
+                "DROP TRIGGER messages_fts_insert",
+                "DROP TRIGGER messages_fts_delete",
+                "DROP TRIGGER messages_fts_update",
+                "DROP TABLE messages_fts",
+            ] {
+                t.exec(undo).await;
+            }
+        }
+        Target::Postgres { .. } => t.exec("ALTER TABLE messages DROP COLUMN search").await,
+    }
     t.exec("DROP TABLE ws_tickets").await; // 5
     for undo in [
         "DROP TABLE reactions", // 8

@@ -1,0 +1,179 @@
+//! Full-text search over the messages a user may read: SQLite's FTS5 (an
+//! index kept by triggers beside `messages`) or PostgreSQL's `tsvector`
+//! (a generated column with a GIN index), behind one part of the store
+//! trait. Both match every word as a prefix, in any language and without
+//! stemming (which differs between the two engines and surprises people:
+//! Porter's "deploy" is not a prefix of its "deployment"), so "deploy
+//! fail" finds "the deployment failed" and "deploys are failing" alike.
+//!
+//! What a person types is never passed to the engine as query syntax: it is
+//! cut into words of letters and digits, and each dialect builds its own
+//! query from those, so no input is a syntax error.
+
+use async_trait::async_trait;
+use common::ChatMessage;
+
+use super::Result;
+
+/// Most words of a query that count.
+const MAX_WORDS: usize = 8;
+/// Longest word that counts, in characters.
+const MAX_WORD_CHARS: usize = 64;
+
+#[async_trait]
+pub trait Search: Send + Sync + 'static {
+    /// Messages (not deleted) that match `words`, newest first, in the
+    /// rooms `user_id` may read (public ones, and private ones they are a
+    /// member of), or only in `room`; older than the message `before` (an
+    /// id from an earlier page); at most `limit`.
+    async fn search(
+        &self,
+        user_id: &str,
+        words: &[String],
+        room: Option<&str>,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ChatMessage>>;
+}
+
+/// The words of a query: runs of letters and digits, lowercased, at most
+/// `MAX_WORDS` of at most `MAX_WORD_CHARS` characters.
+pub fn words(query: &str) -> Vec<String> {
+    query
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(MAX_WORDS)
+        .map(|w| {
+            w.chars()
+                .take(MAX_WORD_CHARS)
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .collect()
+}
+
+/// How each engine spells "all of these words, each as a prefix".
+pub trait Dialect {
+    const SEARCH: &'static str;
+    fn query(words: &[String]) -> String;
+}
+
+/// `entry_columns!()` of `messages m`.
+macro_rules! columns_of_m {
+    () => {
+        "m.room, m.seq, m.id, m.user_id, m.user_name, m.content, m.ts, m.client_id, m.username, \
+         m.kind, m.target, m.reply_to, m.edited_at, m.deleted_at"
+    };
+}
+
+/// Who may read what, the room filter and the cursor, for both engines.
+/// `$2` is the user, `$3` the room ('' for all), `$4` the cursor (ids are
+/// UUIDv7: they sort by time), `$5` the limit.
+macro_rules! readable {
+    () => {
+        " AND m.kind = 'message' AND m.deleted_at IS NULL \
+          AND r.visibility <> 'deleted' AND (r.visibility = 'public' OR rm.role IS NOT NULL) \
+          AND ($3 = '' OR m.room = $3) AND m.id < $4 \
+          ORDER BY m.id DESC LIMIT $5"
+    };
+}
+
+impl Dialect for super::SqliteStore {
+    const SEARCH: &'static str = concat!(
+        "SELECT ",
+        columns_of_m!(),
+        " FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid \
+         JOIN rooms r ON r.name = m.room \
+         LEFT JOIN room_members rm ON rm.room = m.room AND rm.user_id = $2 \
+         WHERE messages_fts MATCH $1",
+        readable!()
+    );
+
+    /// `"deploy"* "fail"*`: each word quoted (a phrase of one) as a
+    /// prefix, all of them.
+    fn query(words: &[String]) -> String {
+        let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"*")).collect();
+        quoted.join(" ")
+    }
+}
+
+impl Dialect for super::PostgresStore {
+    const SEARCH: &'static str = concat!(
+        "SELECT ",
+        columns_of_m!(),
+        " FROM messages m JOIN rooms r ON r.name = m.room \
+         LEFT JOIN room_members rm ON rm.room = m.room AND rm.user_id = $2 \
+         WHERE m.search @@ to_tsquery('simple', $1)",
+        readable!()
+    );
+
+    /// `deploy:* & fail:*`.
+    fn query(words: &[String]) -> String {
+        let prefixes: Vec<String> = words.iter().map(|w| format!("{w}:*")).collect();
+        prefixes.join(" & ")
+    }
+}
+
+/// Cursor for the first page: after every id.
+pub const NO_CURSOR: &str = "~";
+
+/// Implements `Search` for `$store`.
+macro_rules! impl_search {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Search for $store {
+            async fn search(
+                &self,
+                user_id: &str,
+                words: &[String],
+                room: Option<&str>,
+                before: Option<&str>,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<common::ChatMessage>> {
+                use $crate::store::health::Access;
+                use $crate::store::search::{Dialect, NO_CURSOR};
+                use $crate::store::sql::{self, guarded};
+                if words.is_empty() {
+                    return Ok(Vec::new());
+                }
+                guarded!(self, Access::Read, |conn| {
+                    let rows: Vec<sql::MessageRow> = sqlx::query_as(<$store as Dialect>::SEARCH)
+                        .bind(<$store as Dialect>::query(words))
+                        .bind(user_id)
+                        .bind(room.unwrap_or(""))
+                        .bind(before.unwrap_or(NO_CURSOR))
+                        .bind(i64::from(limit))
+                        .fetch_all(&mut *conn)
+                        .await?;
+                    rows.into_iter().map(sql::message).collect()
+                })
+            }
+        }
+    };
+}
+
+pub(crate) use impl_search;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_words_never_syntax() {
+        assert_eq!(
+            words("Deploy \"fail* OR x) NEAR(a"),
+            ["deploy", "fail", "or", "x", "near", "a"]
+        );
+        assert_eq!(words("  ,;  "), Vec::<String>::new());
+        assert_eq!(words("café über"), ["café", "über"]);
+        let w = words("deploy fail");
+        assert_eq!(
+            <super::super::SqliteStore as Dialect>::query(&w),
+            "\"deploy\"* \"fail\"*"
+        );
+        assert_eq!(
+            <super::super::PostgresStore as Dialect>::query(&w),
+            "deploy:* & fail:*"
+        );
+    }
+}
