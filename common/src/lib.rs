@@ -12,6 +12,7 @@ mod api;
 pub mod close;
 pub mod mentions;
 mod messages;
+pub mod search;
 pub mod validate;
 
 pub use api::{

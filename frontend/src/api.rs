@@ -166,6 +166,21 @@ pub async fn history(
     Ok(json(authorized(Request::get(&url), token), None).await?)
 }
 
+/// Messages matching every word of `query` in the rooms this user may
+/// read, newest first; `before` is the `next` of the page before.
+pub async fn search(
+    token: &str,
+    query: &str,
+    before: Option<&str>,
+) -> Result<common::SearchResults, String> {
+    let encode = |s: &str| String::from(js_sys::encode_uri_component(s));
+    let mut url = format!("/api/search?q={}", encode(query));
+    if let Some(before) = before {
+        url.push_str(&format!("&before={}", encode(before)));
+    }
+    Ok(json(authorized(Request::get(&url), token), None).await?)
+}
+
 pub async fn create_room(
     token: &str,
     name: &str,

@@ -13,10 +13,11 @@ use crate::driver::{Driver, Listener, page_endpoint};
 use crate::members::Members;
 use crate::message_line::{LineActions, snippet};
 use crate::notify;
+use crate::search::{Found, SearchBox, SearchResultsPanel};
 use crate::signin::SignIn;
 use crate::topic::RoomTopic;
 use crate::view::{Banner, Composer, MessageList, Status, TypingLine};
-use crate::{api, storage};
+use crate::{api, search, storage};
 
 const DEFAULT_ROOM: &str = "general";
 
@@ -302,13 +303,26 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     let quote_token = session.token.clone();
     let on_quote = Callback::new(move |seq: u64| {
         let room = current.get_untracked();
-        let token = quote_token.clone();
-        spawn_local(async move {
-            while !chat.with_untracked(|c| c.has_line(&room, seq))
-                && older_page(chat, &token, &room, 100).await
-            {}
-            show_message(seq);
-        });
+        spawn_local(reveal(chat, quote_token.clone(), room, seq));
+    });
+    // A search, shown over the conversation until closed.
+    let found = RwSignal::new(None::<Found>);
+    let search_token = session.token.clone();
+    let on_search = Callback::new(move |query: String| {
+        search::run(found, search_token.clone(), query, false);
+    });
+    let more_token = session.token.clone();
+    let on_more = Callback::new(move |()| {
+        let query = found.with_untracked(|f| f.as_ref().map(|f| f.query.clone()));
+        if let Some(query) = query {
+            search::run(found, more_token.clone(), query, true);
+        }
+    });
+    let reveal_token = session.token.clone();
+    let on_result = Callback::new(move |(room, seq): (String, u64)| {
+        found.set(None);
+        open_room(room.clone());
+        spawn_local(reveal(chat, reveal_token.clone(), room, seq));
     });
     let actions = LineActions {
         retry: Some(on_retry),
@@ -377,9 +391,13 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                 }
             }>
             <RoomSidebar chat directory on_open=open_from_drawer me=session.user.clone()
-                token=session.token.clone() on_sign_out=sign_out />
+                token=session.token.clone() on_sign_out=sign_out
+                on_search=Callback::new(move |query| { close_panels(); on_search.run(query); }) />
             <div class="scrim" aria-hidden="true" on:click=move |_| close_panels()></div>
             <main class="room">
+                <Show when=move || found.with(Option::is_some)>
+                    <SearchResultsPanel found on_open=on_result on_more />
+                </Show>
                 <Banner status now_ms on_retry=Callback::new(move |()| dispatch(Event::RetryNow)) />
                 <Show when=move || chat.with(|c| c.notice.is_some())>
                     <div class="notice-bar" role="status">
@@ -455,6 +473,22 @@ async fn older_page(chat: RwSignal<Chat>, token: &str, room: &str, limit: u32) -
     }
 }
 
+/// Shows message `seq` of `room` (opened already): once the room is
+/// joined, pages in older history until the message is there (or there is
+/// no more), then scrolls to it.
+async fn reveal(chat: RwSignal<Chat>, token: String, room: String, seq: u64) {
+    for _ in 0..100 {
+        if chat.with_untracked(|c| c.rooms.get(&room).is_some_and(|r| r.live)) {
+            break;
+        }
+        gloo_timers::future::TimeoutFuture::new(100).await;
+    }
+    while !chat.with_untracked(|c| c.has_line(&room, seq))
+        && older_page(chat, &token, &room, 100).await
+    {}
+    show_message(seq);
+}
+
 /// Scrolls message `seq` into view and highlights it for a moment.
 fn show_message(seq: u64) {
     let selector = format!(".messages [data-seq=\"{seq}\"]");
@@ -479,6 +513,7 @@ fn RoomSidebar(
     me: common::User,
     token: String,
     on_sign_out: impl Fn(leptos::ev::MouseEvent) + 'static,
+    on_search: Callback<String>,
 ) -> impl IntoView {
     let new_room = RwSignal::new(String::new());
     let private = RwSignal::new(false);
@@ -545,6 +580,7 @@ fn RoomSidebar(
     view! {
         <nav class="sidebar" id="sidebar" aria-label="Rooms">
             <div class="brand"><span class="logo" aria-hidden="true">"H"</span>" Hearth"</div>
+            <SearchBox on_search />
             <h2>"Your rooms"</h2>
             <ul class="rooms" data-testid="rooms" on:keydown=arrow_keys>
                 <For each=joined key=|r| r.clone() children=move |(name, members, (unread, mentions), active)| {

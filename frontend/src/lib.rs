@@ -26,6 +26,8 @@ pub mod message_line;
 #[cfg(target_arch = "wasm32")]
 pub mod notify;
 #[cfg(target_arch = "wasm32")]
+pub mod search;
+#[cfg(target_arch = "wasm32")]
 pub mod signin;
 #[cfg(target_arch = "wasm32")]
 pub mod storage;

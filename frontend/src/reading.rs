@@ -130,6 +130,39 @@ pub fn complete_mention(text: &str, at: usize, cursor: usize, username: &str) ->
     (out, after)
 }
 
+/// `text` cut into runs, each marked if it is a word that starts with one
+/// of `words` (lowercase): what a search result highlights.
+pub fn highlight<'a>(text: &'a str, words: &[String]) -> Vec<(&'a str, bool)> {
+    let mut out: Vec<(&str, bool)> = Vec::new();
+    let mut start = 0;
+    let mut in_word = false;
+    let mut push = |run: &'a str, word: bool| {
+        if run.is_empty() {
+            return;
+        }
+        let lower = run.to_lowercase();
+        let hit = word && words.iter().any(|w| lower.starts_with(w.as_str()));
+        match out.last_mut() {
+            Some((last, false)) if !hit => {
+                // Join plain runs: fewer text nodes.
+                let begin = last.as_ptr() as usize - text.as_ptr() as usize;
+                *last = &text[begin..begin + last.len() + run.len()];
+            }
+            _ => out.push((run, hit)),
+        }
+    };
+    for (at, c) in text.char_indices() {
+        let is_word = c.is_alphanumeric();
+        if is_word != in_word {
+            push(&text[start..at], in_word);
+            start = at;
+            in_word = is_word;
+        }
+    }
+    push(&text[start..], in_word);
+    out
+}
+
 /// A text piece, with its mentions split out.
 fn split_mentions(piece: Piece<'_>) -> Vec<Piece<'_>> {
     let Piece::Text(text) = piece else {
@@ -211,6 +244,22 @@ pub fn handle(user: &common::User) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_words_are_marked_where_a_word_starts_with_them() {
+        let words = vec!["deploy".to_owned(), "fail".to_owned()];
+        assert_eq!(
+            highlight("The Deployment failed, redeploy!", &words),
+            [
+                ("The ", false),
+                ("Deployment", true),
+                (" ", false),
+                ("failed", true),
+                (", redeploy!", false),
+            ]
+        );
+        assert_eq!(highlight("", &words), []);
+    }
 
     #[test]
     fn a_mention_being_typed_is_found_and_completed() {

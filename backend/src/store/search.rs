@@ -15,11 +15,6 @@ use common::ChatMessage;
 
 use super::Result;
 
-/// Most words of a query that count.
-const MAX_WORDS: usize = 8;
-/// Longest word that counts, in characters.
-const MAX_WORD_CHARS: usize = 64;
-
 #[async_trait]
 pub trait Search: Send + Sync + 'static {
     /// Messages (not deleted) that match `words`, newest first, in the
@@ -36,21 +31,7 @@ pub trait Search: Send + Sync + 'static {
     ) -> Result<Vec<ChatMessage>>;
 }
 
-/// The words of a query: runs of letters and digits, lowercased, at most
-/// `MAX_WORDS` of at most `MAX_WORD_CHARS` characters.
-pub fn words(query: &str) -> Vec<String> {
-    query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .take(MAX_WORDS)
-        .map(|w| {
-            w.chars()
-                .take(MAX_WORD_CHARS)
-                .collect::<String>()
-                .to_lowercase()
-        })
-        .collect()
-}
+pub use common::search::words;
 
 /// How each engine spells "all of these words, each as a prefix".
 pub trait Dialect {
@@ -159,13 +140,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn queries_are_words_never_syntax() {
-        assert_eq!(
-            words("Deploy \"fail* OR x) NEAR(a"),
-            ["deploy", "fail", "or", "x", "near", "a"]
-        );
-        assert_eq!(words("  ,;  "), Vec::<String>::new());
-        assert_eq!(words("café über"), ["café", "über"]);
+    fn each_dialect_asks_for_every_word_as_a_prefix() {
         let w = words("deploy fail");
         assert_eq!(
             <super::super::SqliteStore as Dialect>::query(&w),

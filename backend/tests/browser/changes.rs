@@ -248,6 +248,23 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
     );
     screenshot(bob, "bob-mention.png").await;
 
+    // Search: Bob finds an old message of a room he never opened; the
+    // result opens that room at the message, paging in older history (it
+    // is older than the newest 50 a join shows).
+    let search = bob.find(Locator::Css(".search input")).await.unwrap();
+    search.send_keys("History 01\u{E007}").await.unwrap();
+    wait_text(bob, "[data-testid=search-results]", "#history", WAIT).await;
+    wait_text(bob, "[data-testid=search-results]", "1 found", WAIT).await;
+    screenshot(bob, "bob-search.png").await;
+    bob.find(Locator::Css(".search-results .result"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(bob, ".room-header h1", "history", WAIT).await;
+    wait_text(bob, ".line.flash", "history #01", WAIT).await;
+
     // Back to #general, where the next part of the test talks.
     for page in [alice, bob] {
         open_room(page, "general").await;
