@@ -336,6 +336,13 @@ impl Session {
                     );
                 }
                 Ok(Some(_)) => {}
+                Ok(None) if validate::reserved_room(&room) => {
+                    return self.tell(
+                        ErrorCode::Forbidden,
+                        "no such conversation; start one from a member's name",
+                        Some(room),
+                    );
+                }
                 Ok(None) => {
                     if self.app.throttle.create_room(&self.peer.user.id).is_err() {
                         prometheus::rate_limited("rooms_created");

@@ -52,6 +52,9 @@ pub enum Visibility {
     Public,
     /// Listed to, joined and read by its members only.
     Private,
+    /// A conversation between two people (`POST /api/dms`): private, with
+    /// no owner or moderator, and nobody else can be invited.
+    Direct,
 }
 
 /// A member's role in a room.
@@ -94,6 +97,7 @@ impl Visibility {
         match self {
             Visibility::Public => "public",
             Visibility::Private => "private",
+            Visibility::Direct => "direct",
         }
     }
 
@@ -101,6 +105,7 @@ impl Visibility {
         match text {
             "public" => Some(Visibility::Public),
             "private" => Some(Visibility::Private),
+            "direct" => Some(Visibility::Direct),
             _ => None,
         }
     }
@@ -153,6 +158,37 @@ pub struct RoomSummary {
     /// invitation have members without a role).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
+    /// For a direct conversation: the other person, whose name it goes by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with: Option<crate::User>,
+}
+
+/// `POST /api/dms` request: talk to `username` in private.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StartDirect {
+    pub username: String,
+}
+
+/// The name of the direct conversation between two users: the same
+/// whoever starts it, and not one a person could choose (see
+/// `validate::reserved_room`).
+pub fn direct_room(a: &str, b: &str) -> String {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    // FNV-1a, 64 bits, twice (two seeds): enough to tell conversations
+    // apart, and stable across versions (unlike std's hasher).
+    let fnv = |seed: u64| {
+        let mut hash = seed;
+        for byte in first.bytes().chain([0]).chain(second.bytes()) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        hash
+    };
+    format!(
+        "dm-{:016x}{:016x}",
+        fnv(0xcbf2_9ce4_8422_2325),
+        fnv(0x84222325_cbf29ce4)
+    )
 }
 
 /// `GET /api/search` response: matching messages, newest first, and the

@@ -18,7 +18,7 @@ pub mod validate;
 pub use api::{
     ApiError, CreateRoom, Invite, PasswordChange, PublishRequest, Published, Role, RoomMember,
     RoomSummary, SearchResults, ServerInfo, SessionRequest, SessionResponse, SetRole,
-    SignUpRequest, Visibility, WsTicket,
+    SignUpRequest, StartDirect, Visibility, WsTicket, direct_room,
 };
 pub use messages::{
     BOT_ID_PREFIX, ChatMessage, ClientMsg, EntryKind, ErrorCode, Reaction, SendLimit, ServerMsg,

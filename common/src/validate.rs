@@ -145,6 +145,12 @@ pub fn content(text: &str) -> Result<(), &'static str> {
     }
 }
 
+/// Room names that only the server gives out: `dm-…` is a direct
+/// conversation's (`direct_room`). Nobody creates a room by such a name.
+pub fn reserved_room(name: &str) -> bool {
+    name.starts_with("dm-")
+}
+
 /// The emoji people react with: a small set, so that reactions stay a
 /// glance, and no text is smuggled in as a "reaction".
 pub const REACTIONS: [&str; 8] = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "👀"];

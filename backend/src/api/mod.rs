@@ -54,6 +54,7 @@ pub fn router() -> Router<Arc<AppState>> {
             put(rooms::set_role).delete(rooms::remove),
         )
         .route("/search", get(search::search))
+        .route("/dms", post(rooms::start_direct))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such API endpoint") })
 }
 

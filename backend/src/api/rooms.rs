@@ -15,7 +15,9 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use common::{CreateRoom, Invite, Role, RoomMember, RoomSummary, SetRole, validate};
+use common::{
+    CreateRoom, Invite, Role, RoomMember, RoomSummary, SetRole, StartDirect, Visibility, validate,
+};
 use serde::Deserialize;
 
 use super::{Authenticated, body, error, internal};
@@ -101,20 +103,40 @@ pub async fn list(
     let idle_ms =
         i64::try_from(app.config.room_list_idle_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let active_since = now_millis().saturating_sub(idle_ms);
-    let list: Vec<RoomSummary> = page
+    let mut list: Vec<RoomSummary> = page
         .into_iter()
         .zip(counts)
-        // Abandoned rooms are not listed forever (yours always are).
-        .filter(|((room, role), members)| {
-            *members > 0 || role.is_some() || room.last_active >= active_since
+        // Abandoned rooms are not listed forever (yours always are). A
+        // direct conversation shows for the other person once it has a
+        // message.
+        .filter(|((room, role), members)| match room.visibility {
+            Visibility::Direct => room.last_seq > 0 || room.created_by == who.user.id,
+            _ => *members > 0 || role.is_some() || room.last_active >= active_since,
         })
         .map(|((room, role), members)| RoomSummary {
             name: room.name,
             members,
             visibility: room.visibility,
             role,
+            with: None,
         })
         .collect();
+    // Direct conversations go by the other person's name: one query each,
+    // for the caller's own conversations on this page only.
+    for summary in list
+        .iter_mut()
+        .filter(|r| r.visibility == Visibility::Direct)
+    {
+        match app.hub.store().room_members(&summary.name).await {
+            Ok(members) => {
+                summary.with = members
+                    .into_iter()
+                    .map(|(user, _)| user)
+                    .find(|user| user.id != who.user.id);
+            }
+            Err(err) => return internal(err),
+        }
+    }
     let mut response = Json(list).into_response();
     if let Some(cursor) = next {
         let mut link = format!("</api/rooms?cursor={cursor}&limit={limit}");
@@ -145,6 +167,13 @@ pub async fn create(
         Ok(room) => room,
         Err(response) => return response,
     };
+    if validate::reserved_room(&room) || request.visibility == Visibility::Direct {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_room",
+            "direct conversations are started with POST /api/dms",
+        );
+    }
     if let Err(wait) = app.throttle.create_room(&who.user.id) {
         crate::prometheus::rate_limited("rooms_created");
         return super::rate_limited(wait);
@@ -164,6 +193,7 @@ pub async fn create(
                     members: 0,
                     visibility: request.visibility,
                     role: Some(Role::Owner),
+                    with: None,
                 }),
             )
                 .into_response()
@@ -400,6 +430,97 @@ pub async fn set_role(
     Json(RoomMember {
         user,
         role: request.role,
+    })
+    .into_response()
+}
+
+/// `POST /api/dms {username}` → `200` with the direct conversation between
+/// the caller and `username` (created if new: a room named by
+/// `common::direct_room`, private, the two of them as plain members). It
+/// shows in the other person's room list once it has a message. Accounts
+/// only: a guest has no username to be found by, and finds nobody.
+pub async fn start_direct(
+    State(app): State<Arc<AppState>>,
+    Authenticated(who): Authenticated,
+    request: Result<Json<StartDirect>, JsonRejection>,
+) -> Response {
+    let request = match body(request) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    if who.user.is_guest() {
+        return forbidden("sign up to send direct messages");
+    }
+    let store = app.hub.store();
+    let username = validate::canonical_username(&request.username);
+    let other = match store.credentials(&username).await {
+        Ok(Some(found)) => found.user,
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "unknown_user",
+                "nobody has that username",
+            );
+        }
+        Err(err) => return internal(err),
+    };
+    if other.id == who.user.id {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_user",
+            "a direct conversation is with someone else",
+        );
+    }
+    let room = common::direct_room(&who.user.id, &other.id);
+    let now = now_millis();
+    let created = match store
+        .create_room(&room, Visibility::Direct, &who.user.id, now)
+        .await
+    {
+        Ok(created) => created,
+        Err(err) => return internal(err),
+    };
+    // Made or found, it must be theirs: a direct room, with both of them
+    // as plain members (the creator is not its owner).
+    match store.room_access(&room, &who.user.id).await {
+        Ok(Some(access)) if access.visibility == Visibility::Direct => {}
+        Ok(_) => return forbidden("that conversation is not available"),
+        Err(err) => return internal(err),
+    }
+    if created {
+        for id in [&who.user.id, &other.id] {
+            if let Err(err) = store.set_role(&room, id, Role::Member, now).await {
+                return internal(err);
+            }
+        }
+        tracing::info!(room, "direct conversation started");
+    } else {
+        match store.room_access(&room, &other.id).await {
+            Ok(Some(RoomAccess { role: Some(_), .. })) => {}
+            Ok(_) => {
+                // They left it: they come back in when it is started again.
+                if let Err(err) = store.set_role(&room, &other.id, Role::Member, now).await {
+                    return internal(err);
+                }
+            }
+            Err(err) => return internal(err),
+        }
+        match store.room_access(&room, &who.user.id).await {
+            Ok(Some(RoomAccess { role: Some(_), .. })) => {}
+            Ok(_) => {
+                if let Err(err) = store.set_role(&room, &who.user.id, Role::Member, now).await {
+                    return internal(err);
+                }
+            }
+            Err(err) => return internal(err),
+        }
+    }
+    Json(RoomSummary {
+        name: room,
+        members: 0,
+        visibility: Visibility::Direct,
+        role: Some(Role::Member),
+        with: Some(other),
     })
     .into_response()
 }

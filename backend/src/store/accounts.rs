@@ -54,9 +54,10 @@ impl RoomAccess {
     }
 
     /// Owners, moderators and the creator set the topic and delete
-    /// anyone's messages.
+    /// anyone's messages; nobody does in a direct conversation.
     pub fn moderates(&self) -> bool {
-        self.creator || self.role.is_some_and(Role::moderates)
+        self.visibility != Visibility::Direct
+            && (self.creator || self.role.is_some_and(Role::moderates))
     }
 }
 

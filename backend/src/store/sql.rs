@@ -68,7 +68,7 @@ pub const MARK_READ: &str = "INSERT INTO read_marks (user_id, room, seq) VALUES 
      THEN excluded.seq ELSE read_marks.seq END";
 /// The room's topic, how far the user has read it, who created it, and the
 /// user's role in it.
-pub const JOIN_STATE: &str = "SELECT r.topic, m.seq, r.created_by, rm.role FROM rooms r \
+pub const JOIN_STATE: &str = "SELECT r.topic, m.seq, r.created_by, rm.role, r.visibility FROM rooms r \
      LEFT JOIN read_marks m ON m.room = r.name AND m.user_id = $1 \
      LEFT JOIN room_members rm ON rm.room = r.name AND rm.user_id = $1 WHERE r.name = $2";
 /// Bounded: a badge says "99+" beyond that, and the count stays an index
@@ -450,15 +450,15 @@ macro_rules! impl_store {
                 use $crate::store::health::Access;
                 use $crate::store::sql::{self, guarded};
                 guarded!(self, Access::Read, |conn| {
-                    type Row = (String, Option<i64>, String, Option<String>);
+                    type Row = (String, Option<i64>, String, Option<String>, String);
                     let row: Option<Row> = sqlx::query_as(sql::JOIN_STATE)
                         .bind(user_id)
                         .bind(room)
                         .fetch_optional(&mut *conn)
                         .await?;
-                    let (topic, seq, created_by, role) = row.unwrap_or_default();
+                    let (topic, seq, created_by, role, visibility) = row.unwrap_or_default();
                     let access = $crate::store::RoomAccess {
-                        visibility: common::Visibility::Public,
+                        visibility: $crate::store::accounts_sql::visibility(&visibility),
                         role: role.as_deref().map($crate::store::accounts_sql::role),
                         creator: created_by == user_id,
                     };

@@ -303,3 +303,104 @@ async fn search_finds_messages_in_rooms_you_may_read() {
     assert_eq!(status, 400);
     assert_eq!(refused["error"], "invalid_query");
 }
+
+/// Direct conversations: one per pair whoever starts it; private to the
+/// two, with nobody to moderate or invite; listed for the other person
+/// once it has a message, under the starter's name; their names reserved.
+#[tokio::test]
+async fn a_direct_conversation_is_for_two() {
+    let server = TestServer::start_with(|config| config.allow_guests = true).await;
+    let ann = server.sign_up("ann").await;
+    let bob = server.sign_up("bob").await;
+    let carol = server.sign_up("carol").await;
+    let start = |token: String, username: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .call(
+                    reqwest::Method::POST,
+                    "/api/dms",
+                    Some(&token),
+                    Some(json!({ "username": username })),
+                )
+                .await
+        }
+    };
+    let (status, dm) = start(ann.token.clone(), "Bob").await;
+    assert_eq!(status, 200, "{dm}");
+    let room = dm["name"].as_str().unwrap().to_owned();
+    assert!(room.starts_with("dm-"));
+    assert_eq!(dm["visibility"], "direct");
+    assert_eq!(dm["with"]["username"], "bob");
+    let (_, again) = start(bob.token.clone(), "ann").await;
+    assert_eq!(again["name"], room.as_str(), "one conversation per pair");
+    assert_eq!(again["with"]["username"], "ann");
+    assert_eq!(start(ann.token.clone(), "ann").await.0, 400);
+    assert_eq!(start(ann.token.clone(), "nobody").await.0, 404);
+
+    let listed = |token: String| {
+        let server = &server;
+        let room = room.clone();
+        async move {
+            let (_, list) = server
+                .call(reqwest::Method::GET, "/api/rooms", Some(&token), None)
+                .await;
+            list.as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["name"] == room.as_str())
+                .cloned()
+        }
+    };
+    let carol_list = listed(carol.token.clone()).await;
+    assert!(carol_list.is_none(), "not listed to others");
+
+    let mut a = server.connect(&ann).await;
+    assert!(matches!(
+        a.join(&room).await,
+        ServerMsg::Joined {
+            moderator: false,
+            ..
+        }
+    ));
+    a.say(&room, "psst", "p1").await;
+    acked(&mut a, "p1").await;
+    let for_bob = listed(bob.token.clone())
+        .await
+        .expect("listed once it has a message");
+    assert_eq!(for_bob["with"]["username"], "ann");
+
+    // Nobody else gets in, or is let in; nobody moderates.
+    let mut c = server.connect(&carol).await;
+    c.send_json(json!({"type":"join","room":room,"since":null}))
+        .await;
+    assert_eq!(refused(&mut c, &room).await, ErrorCode::Forbidden);
+    let (status, _) = server
+        .call(
+            reqwest::Method::POST,
+            &format!("/api/rooms/{room}/members"),
+            Some(&ann.token),
+            Some(json!({"username": "carol"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    a.send_json(json!({"type":"set_topic","room":room,"topic":"x","client_id":"t1"}))
+        .await;
+    assert_eq!(refused(&mut a, "t1").await, ErrorCode::Forbidden);
+
+    // Conversation names are the server's to give.
+    let (status, _) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/rooms",
+            Some(&carol.token),
+            Some(json!({"name": "dm-0123", "visibility": "public"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    c.send_json(json!({"type":"join","room":"dm-0123","since":null}))
+        .await;
+    assert_eq!(refused(&mut c, "dm-0123").await, ErrorCode::Forbidden);
+    let guest = server.sign_in("visitor").await;
+    assert_eq!(start(guest.token.clone(), "ann").await.0, 403);
+}

@@ -293,6 +293,7 @@ async fn three_nodes_behave_like_one_server() {
                 members: 3,
                 visibility: common::Visibility::Public,
                 role: None,
+                with: None,
             }]
         );
     }
