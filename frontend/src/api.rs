@@ -166,6 +166,14 @@ pub async fn history(
     Ok(json(authorized(Request::get(&url), token), None).await?)
 }
 
+/// The direct conversation with `username` (made if new).
+pub async fn start_direct(token: &str, username: &str) -> Result<RoomSummary, String> {
+    let body = common::StartDirect {
+        username: username.to_owned(),
+    };
+    Ok(json(authorized(Request::post("/api/dms"), token), to_json(&body)).await?)
+}
+
 /// Messages matching every word of `query` in the rooms this user may
 /// read, newest first; `before` is the `next` of the page before.
 pub async fn search(

@@ -18,6 +18,8 @@ pub mod app;
 #[cfg(target_arch = "wasm32")]
 pub mod composer;
 #[cfg(target_arch = "wasm32")]
+pub mod directs;
+#[cfg(target_arch = "wasm32")]
 pub mod driver;
 #[cfg(target_arch = "wasm32")]
 pub mod members;
@@ -27,6 +29,8 @@ pub mod message_line;
 pub mod notify;
 #[cfg(target_arch = "wasm32")]
 pub mod search;
+#[cfg(target_arch = "wasm32")]
+pub mod sidebar;
 #[cfg(target_arch = "wasm32")]
 pub mod signin;
 #[cfg(target_arch = "wasm32")]

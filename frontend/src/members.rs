@@ -19,6 +19,9 @@ pub fn Members(
     #[prop(into)] room: Signal<String>,
     token: String,
     me: User,
+    /// Start a direct conversation with this username.
+    #[prop(optional)]
+    on_direct: Option<Callback<String>>,
 ) -> impl IntoView {
     let roles = RwSignal::new(Vec::<RoomMember>::new());
     let revision = RwSignal::new(0u32);
@@ -100,6 +103,7 @@ pub fn Members(
         }));
     };
     let me_id = me.id.clone();
+    let me_is_guest = me.is_guest();
     view! {
         <aside class="members" data-testid="members">
             <h2>"In this room · " {here}</h2>
@@ -128,6 +132,14 @@ pub fn Members(
                             </span>
                             {role.filter(|r| *r != Role::Member).map(|r| view! { <span class="tag role">{r.as_str()}</span> })}
                             <span class="actions">
+                            {on_direct
+                                .filter(|_| !is_me && !me_is_guest && !common::validate::reserved_room(&room.get_untracked()))
+                                .zip(user.username.clone())
+                                .map(|(on_direct, username)| view! {
+                                    <button type="button" class="link small"
+                                        aria-label=format!("Message {}", user.name)
+                                        on:click=move |_| on_direct.run(username.clone())>"Message"</button>
+                                })}
                             <Show when=can_promote>
                                 {
                                     let id = promote_id.clone();

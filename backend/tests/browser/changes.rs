@@ -248,6 +248,43 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
     );
     screenshot(bob, "bob-mention.png").await;
 
+    // A direct message: Alice starts one from Bob's name in the members
+    // list; it goes by his name. Bob's list shows it (under hers) once it
+    // has a message; he answers there.
+    alice
+        .find(Locator::Css(
+            "[data-testid=members] button[aria-label='Message Bob']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(alice, ".room-header h1", "Bob · @bob", WAIT).await;
+    say(alice, "just between us").await;
+    wait_text(alice, "[data-testid=messages]", "just between us", WAIT).await;
+    // (The room list refreshes every 10 s.)
+    wait_text(
+        bob,
+        "[data-testid=directs]",
+        "Alice",
+        Duration::from_secs(15),
+    )
+    .await;
+    bob.find(Locator::XPath(
+        "//ul[@data-testid='directs']//button[contains(., 'Alice')]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_text(bob, ".room-header h1", "Alice · @alice", WAIT).await;
+    wait_text(bob, "[data-testid=messages]", "just between us", WAIT).await;
+    say(bob, "sure").await;
+    wait_text(alice, "[data-testid=messages]", "sure", WAIT).await;
+    screenshot(bob, "bob-direct.png").await;
+
     // Search: Bob finds an old message of a room he never opened; the
     // result opens that room at the message, paging in older history (it
     // is older than the newest 50 a join shows).
