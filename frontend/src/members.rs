@@ -133,12 +133,18 @@ pub fn Members(
                             {role.filter(|r| *r != Role::Member).map(|r| view! { <span class="tag role">{r.as_str()}</span> })}
                             <span class="actions">
                             {on_direct
-                                .filter(|_| !is_me && !me_is_guest && !common::validate::reserved_room(&room.get_untracked()))
+                                .filter(|_| !is_me && !me_is_guest)
                                 .zip(user.username.clone())
                                 .map(|(on_direct, username)| view! {
-                                    <button type="button" class="link small"
-                                        aria-label=format!("Message {}", user.name)
-                                        on:click=move |_| on_direct.run(username.clone())>"Message"</button>
+                                    // Not in the conversation with them already.
+                                    <Show when=move || !common::validate::reserved_room(&room.get())>
+                                        <button type="button" class="link small"
+                                            aria-label=format!("Message {}", user.name)
+                                            on:click={
+                                                let username = username.clone();
+                                                move |_| on_direct.run(username.clone())
+                                            }>"Message"</button>
+                                    </Show>
                                 })}
                             <Show when=can_promote>
                                 {

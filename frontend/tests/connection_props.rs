@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::{ClientMsg, ErrorCode, ServerMsg, User};
-use frontend::connection::{Connection, Effect, Event, MAX_STORE_ATTEMPTS, Phase, Policy};
+use frontend::connection::{Connection, Effect, Event, MAX_STORE_ATTEMPTS, Phase, Policy, Post};
 use proptest::prelude::*;
 
 const ROOMS: [&str; 3] = ["a", "b", "c"];
@@ -185,7 +185,7 @@ proptest! {
                     world.next_id += 1;
                     let id = format!("c{}", world.next_id);
                     world.written.insert(id.clone(), ROOMS[room].into());
-                    Event::Send { room: ROOMS[room].into(), content: "hi".into(), client_id: id }
+                    Event::Send { room: ROOMS[room].into(), client_id: id, post: Post::text("hi") }
                 }
                 Action::Stop => Event::Stop,
                 _ => continue,
@@ -272,7 +272,7 @@ fn a_message_the_store_keeps_refusing_is_given_up_after_the_limit() {
     let fx = machine.handle(
         Event::Send {
             room: "r".into(),
-            content: "hi".into(),
+            post: Post::text("hi"),
             client_id: "c1".into(),
         },
         &mut mid,
@@ -317,7 +317,7 @@ fn a_message_the_store_keeps_refusing_is_given_up_after_the_limit() {
     let fx = machine.handle(
         Event::Send {
             room: "r".into(),
-            content: "hi".into(),
+            post: Post::text("hi"),
             client_id: "c1".into(),
         },
         &mut mid,
