@@ -923,7 +923,8 @@ async fn phone_layout(page: &Client, scheme: &str) {
     buttons[0].click().await.unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(visible(".sidebar").await, "the drawer opened");
-    assert!(axe(page).await.is_empty(), "the open drawer passes axe");
+    let found = axe(page).await;
+    assert!(found.is_empty(), "the open drawer passes axe: {found:?}");
     screenshot(page, &format!("drawer-phone-{scheme}.png")).await;
     page.find(Locator::Css(".rooms li.active button"))
         .await

@@ -189,8 +189,7 @@ pub fn Composer(
                 aria-describedby="composer-counter"
                 prop:value=move || text.get()
                 aria-autocomplete="list"
-                aria-controls="mention-list"
-                aria-expanded=move || (!suggestions.with(Vec::is_empty)).to_string()
+                aria-controls=move || (!suggestions.with(Vec::is_empty)).then_some("mention-list")
                 aria-activedescendant=move || {
                     (!suggestions.with(Vec::is_empty)).then(|| format!("mention-{}", chosen.get()))
                 }

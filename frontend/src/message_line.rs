@@ -241,19 +241,16 @@ fn quote_view(
             None => (String::new(), "an earlier message".to_owned()),
         })
     });
-    let label = move || {
-        let (who, text) = described.get();
-        format!("In reply to {who}: {text}. Show it.")
-    };
     view! {
-        <button type="button" class="quote" aria-label=label
+        <button type="button" class="quote" title="Show the message this answers"
             on:click=move |_| {
                 if let Some(on_quote) = on_quote {
                     on_quote.run(target);
                 }
             }>
-            <span class="quote-who" aria-hidden="true">"↪ " {move || described.get().0}</span>
-            <span class="quote-text" aria-hidden="true">{move || described.get().1}</span>
+            <span class="quote-who"><span class="visually-hidden">"In reply to "</span>
+                <span aria-hidden="true">"↪ "</span>{move || described.get().0}</span>
+            <span class="quote-text">{move || described.get().1}</span>
         </button>
     }
 }

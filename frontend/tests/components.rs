@@ -440,7 +440,7 @@ async fn replies_edits_and_deletes_show_in_place() {
     );
     assert_eq!(
         text_of(&root, "[data-seq='2'] .quote"),
-        "↪ BobLunch at one?"
+        "In reply to ↪ BobLunch at one?"
     );
     assert_eq!(
         text_of(&root, "[data-seq='3'] .content"),

@@ -4,7 +4,13 @@
 use fantoccini::{Client, Locator};
 use std::time::Duration;
 
-use super::{WAIT, say, screenshot, wait_text};
+use super::{WAIT, axe, say, screenshot, wait_text};
+
+/// axe-core finds nothing on `page` as it is now.
+async fn accessible(page: &Client, what: &str) {
+    let found = axe(page).await;
+    assert!(found.is_empty(), "{what}: {found:?}");
+}
 
 /// Clicks the `label` button of the message whose text contains `text`.
 /// The buttons appear on hover; a script click stands in for the pointer.
@@ -197,6 +203,17 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
         );
     }
     screenshot(alice, "alice-changes.png").await;
+    // Replies, reactions, an edited and deleted messages, the topic, with
+    // the emoji picker open.
+    line_action(alice, "Make it 7", "React").await;
+    alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".line .picker"))
+        .await
+        .unwrap();
+    accessible(alice, "a room with replies, reactions and the picker").await;
+    line_action(alice, "Make it 7", "React").await;
 
     // A reload: history shows the room as it is now.
     bob.refresh().await.unwrap();
@@ -227,6 +244,7 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
         .unwrap();
     area.send_keys("@bo").await.unwrap();
     wait_text(alice, ".mentions-list", "Bob", WAIT).await;
+    accessible(alice, "the composer completing a mention").await;
     area.send_keys("\u{E007}").await.unwrap();
     assert_eq!(area.prop("value").await.unwrap().as_deref(), Some("@bob "));
     area.send_keys("see you there\u{E007}").await.unwrap();
@@ -284,6 +302,7 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
     say(bob, "sure").await;
     wait_text(alice, "[data-testid=messages]", "sure", WAIT).await;
     screenshot(bob, "bob-direct.png").await;
+    accessible(bob, "a direct conversation").await;
 
     // Search: Bob finds an old message of a room he never opened; the
     // result opens that room at the message, paging in older history (it
@@ -293,6 +312,7 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
     wait_text(bob, "[data-testid=search-results]", "#history", WAIT).await;
     wait_text(bob, "[data-testid=search-results]", "1 found", WAIT).await;
     screenshot(bob, "bob-search.png").await;
+    accessible(bob, "search results").await;
     bob.find(Locator::Css(".search-results .result"))
         .await
         .unwrap()
