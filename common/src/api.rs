@@ -224,3 +224,66 @@ pub struct Published {
     pub seq: u64,
     pub id: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn direct_conversations_and_search_match_the_documented_shapes() {
+        let bob = crate::User {
+            id: "u2".into(),
+            name: "Bob".into(),
+            username: Some("bob".into()),
+        };
+        let summary = RoomSummary {
+            name: direct_room("u1", "u2"),
+            members: 0,
+            visibility: Visibility::Direct,
+            role: Some(Role::Member),
+            with: Some(bob),
+        };
+        let wire = serde_json::to_value(&summary).unwrap();
+        assert_eq!(wire["visibility"], "direct");
+        assert_eq!(wire["with"]["username"], "bob");
+        assert_eq!(
+            serde_json::from_value::<RoomSummary>(wire).unwrap(),
+            summary
+        );
+        // Without `with` (an older server), still a summary.
+        let plain: RoomSummary =
+            serde_json::from_value(json!({"name": "general", "members": 1})).unwrap();
+        assert_eq!((plain.with, plain.visibility), (None, Visibility::Public));
+        assert_eq!(
+            serde_json::from_value::<StartDirect>(json!({"username": "bob"})).unwrap(),
+            StartDirect {
+                username: "bob".into()
+            }
+        );
+        let found = SearchResults {
+            messages: vec![],
+            next: Some("0190".into()),
+        };
+        let wire = serde_json::to_value(&found).unwrap();
+        assert_eq!(wire, json!({"messages": [], "next": "0190"}));
+        assert_eq!(
+            serde_json::from_value::<SearchResults>(wire).unwrap(),
+            found
+        );
+    }
+
+    #[test]
+    fn a_direct_room_is_the_same_whoever_starts_it_and_a_reserved_name() {
+        let name = direct_room("alice-id", "bob-id");
+        assert_eq!(name, direct_room("bob-id", "alice-id"));
+        assert_ne!(name, direct_room("alice-id", "carol-id"));
+        assert_ne!(
+            direct_room("ab", "c"),
+            direct_room("a", "bc"),
+            "ids are delimited"
+        );
+        assert!(crate::validate::room_name(&name).is_ok());
+        assert!(crate::validate::reserved_room(&name));
+    }
+}

@@ -615,12 +615,13 @@ mod tests {
             recovered: true,
             read_seq: 0,
             unread: 0,
-            mentions: 0,
+            mentions: 2,
             topic: "Plans".into(),
             moderator: true,
         };
         let v = serde_json::to_value(&joined).unwrap();
         assert_eq!(v["topic"], "Plans");
+        assert_eq!(v["mentions"], 2);
         assert_eq!(v["type"], "joined");
         assert_eq!(serde_json::from_value::<ServerMsg>(v).unwrap(), joined);
     }

@@ -121,20 +121,20 @@ pub async fn list(
             with: None,
         })
         .collect();
-    // Direct conversations go by the other person's name: one query each,
-    // for the caller's own conversations on this page only.
-    for summary in list
-        .iter_mut()
+    // Direct conversations go by the other person's name: one query for
+    // all of the page's.
+    let directs: Vec<&str> = list
+        .iter()
         .filter(|r| r.visibility == Visibility::Direct)
-    {
-        match app.hub.store().room_members(&summary.name).await {
-            Ok(members) => {
-                summary.with = members
-                    .into_iter()
-                    .map(|(user, _)| user)
-                    .find(|user| user.id != who.user.id);
-            }
-            Err(err) => return internal(err),
+        .map(|r| r.name.as_str())
+        .collect();
+    let others = match app.hub.store().other_members(&directs, &who.user.id).await {
+        Ok(others) => others,
+        Err(err) => return internal(err),
+    };
+    for (room, user) in others {
+        if let Some(summary) = list.iter_mut().find(|r| r.name == room) {
+            summary.with = Some(user);
         }
     }
     let mut response = Json(list).into_response();

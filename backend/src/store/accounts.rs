@@ -147,6 +147,10 @@ pub trait Accounts: Send + Sync + 'static {
     /// The room's members and their roles, owners first.
     async fn room_members(&self, room: &str) -> Result<Vec<(User, Role)>>;
 
+    /// For each of `rooms`, its members other than `user_id`, in one query:
+    /// who a page of direct conversations is with.
+    async fn other_members(&self, rooms: &[&str], user_id: &str) -> Result<Vec<(String, User)>>;
+
     /// Every room the user is a member of, with their role.
     async fn memberships(&self, user_id: &str) -> Result<Vec<(String, Role)>>;
 }

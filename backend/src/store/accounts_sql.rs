@@ -44,6 +44,9 @@ pub const SET_ROLE: &str = "INSERT INTO room_members (room, user_id, role, added
 pub const REMOVE_MEMBER: &str = "DELETE FROM room_members WHERE room = $1 AND user_id = $2";
 pub const ROOM_MEMBERS: &str = "SELECT u.id, u.display_name, u.username, m.role FROM room_members m \
      JOIN users u ON u.id = m.user_id WHERE m.room = $1 ORDER BY m.added_at, u.id";
+/// Followed by `IN (…)`: the rooms' members but one.
+pub const OTHER_MEMBERS: &str = "SELECT m.room, u.id, u.display_name, u.username FROM room_members m \
+     JOIN users u ON u.id = m.user_id WHERE m.user_id <> ";
 pub const MEMBERSHIPS: &str = "SELECT room, role FROM room_members WHERE user_id = $1";
 
 pub type SessionRow = (String, i64, String, String, Option<String>);
@@ -441,6 +444,35 @@ macro_rules! impl_accounts {
                     // Stable: by role, then in the order they were added.
                     members.sort_by(|a, b| b.1.cmp(&a.1));
                     members
+                })
+            }
+
+            async fn other_members(
+                &self,
+                rooms: &[&str],
+                user_id: &str,
+            ) -> $crate::store::Result<Vec<(String, common::User)>> {
+                use $crate::store::accounts_sql as sql;
+                use $crate::store::health::Access;
+                use $crate::store::sql::guarded;
+                if rooms.is_empty() {
+                    return Ok(Vec::new());
+                }
+                guarded!(self, Access::Read, |conn| {
+                    let mut query = sqlx::QueryBuilder::new(sql::OTHER_MEMBERS);
+                    query.push_bind(user_id).push(" AND m.room IN (");
+                    let mut names = query.separated(", ");
+                    for room in rooms {
+                        names.push_bind(*room);
+                    }
+                    query.push(")");
+                    let rows: Vec<(String, String, String, Option<String>)> =
+                        query.build_query_as().fetch_all(&mut *conn).await?;
+                    rows.into_iter()
+                        .map(|(room, id, name, username)| {
+                            (room, common::User { id, name, username })
+                        })
+                        .collect()
                 })
             }
 

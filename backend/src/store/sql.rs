@@ -63,6 +63,9 @@ pub fn prefix_pattern(prefix: &str) -> String {
 /// Seqs are contiguous, so "beyond the newest N" is `seq <= last_seq - N`.
 pub const PRUNE_COUNT: &str = "DELETE FROM messages WHERE seq <= (SELECT last_seq FROM rooms WHERE rooms.name = messages.room) - $1";
 pub const PRUNE_AGE: &str = "DELETE FROM messages WHERE ts < $1";
+/// Reactions whose message retention deleted go too.
+pub const PRUNE_REACTIONS: &str = "DELETE FROM reactions WHERE NOT EXISTS \
+     (SELECT 1 FROM messages m WHERE m.room = reactions.room AND m.seq = reactions.target)";
 pub const MARK_READ: &str = "INSERT INTO read_marks (user_id, room, seq) VALUES ($1, $2, $3) \
      ON CONFLICT (user_id, room) DO UPDATE SET seq = CASE WHEN excluded.seq > read_marks.seq \
      THEN excluded.seq ELSE read_marks.seq END";
@@ -417,6 +420,11 @@ macro_rules! impl_store {
                             .execute(&mut *conn)
                             .await?
                             .rows_affected();
+                    }
+                    if deleted > 0 {
+                        sqlx::query(sql::PRUNE_REACTIONS)
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     deleted
                 })
