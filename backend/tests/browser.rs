@@ -152,7 +152,13 @@ async fn browser_in(driver_url: &str, scheme: Scheme) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
-        serde_json::json!({ "binary": chromium, "args": args }),
+        serde_json::json!({
+            "binary": chromium,
+            "args": args,
+            // As if the person had allowed notifications (the browser's
+            // own permission, not a fake): the mention test expects one.
+            "prefs": {"profile.default_content_setting_values.notifications": 1},
+        }),
     );
     // Each session gets its own fresh profile: two independent users.
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())

@@ -238,6 +238,21 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
     // from the suggestions with Enter, and sends. Bob's room list marks
     // the room as mentioning him, and the tab's title counts it.
     open_room(bob, "general").await;
+    // Bob's tab is in the background: the one thing headless Chromium
+    // cannot do by itself, so `document.hidden` is made to say so. The
+    // browser's real Notification is wrapped to record what is shown.
+    bob.execute(
+        "window.__hidden = true;
+         Object.defineProperty(document, 'hidden', { configurable: true, get: () => window.__hidden });
+         window.__shown = [];
+         const Real = window.Notification;
+         window.Notification = class extends Real {
+           constructor(title, options) { super(title, options); window.__shown.push([title, options.body]); }
+         };",
+        vec![],
+    )
+    .await
+    .unwrap();
     let area = alice
         .find(Locator::Css(".composer textarea"))
         .await
@@ -251,6 +266,15 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
     wait_text(bob, ".rooms .badge.mention", "1", WAIT).await;
     let title = bob.execute("return document.title", vec![]).await.unwrap();
     assert_eq!(title, "(1) Hearth");
+    let shown = bob.execute("return window.__shown", vec![]).await.unwrap();
+    assert_eq!(
+        shown,
+        serde_json::json!([["Alice in #dinner", "@bob see you there"]]),
+        "a desktop notification for the mention, none for anything else"
+    );
+    bob.execute("window.__hidden = false", vec![])
+        .await
+        .unwrap();
     open_room(bob, "dinner").await;
     wait_text(bob, ".line .mention.you", "@bob", WAIT).await;
     for _ in 0..50 {
