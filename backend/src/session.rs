@@ -454,7 +454,13 @@ impl Session {
         if !self.rooms.contains(&room) {
             return self.reject(ErrorCode::NotJoined, "join the room first", Some(client_id));
         }
+        // A reply answers a message the sender could have seen.
+        let newest = self.app.hub.delivered_seq(&room).unwrap_or(0);
         let checked = match &entry {
+            Entry::Message {
+                reply_to: Some(seq),
+                ..
+            } if *seq == 0 || *seq > newest => Err("reply_to is not a message of this room"),
             Entry::Message { content, .. } | Entry::Edit { content, .. } => {
                 validate::content(content)
             }

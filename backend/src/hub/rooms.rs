@@ -179,6 +179,12 @@ impl Hub {
         lock(&self.rooms).len()
     }
 
+    /// The newest seq this node has delivered in `room`, if it holds it.
+    pub fn delivered_seq(&self, room: &str) -> Option<u64> {
+        self.existing(room)
+            .map(|room| lock(&room.state).order.next_seq() - 1)
+    }
+
     pub fn is_loaded(&self, room: &str) -> bool {
         lock(&self.rooms).contains_key(room)
     }

@@ -82,6 +82,13 @@ async fn edits_deletes_replies_and_topics_are_entries_of_the_log() {
     };
     assert_eq!(reply.reply_to, Some(1));
 
+    // A reply to a message that is not there yet is refused.
+    bob.send_json(
+        json!({"type":"send","room":"plans","content":"?","client_id":"b0","reply_to":99}),
+    )
+    .await;
+    assert_eq!(refused(&mut bob, "b0").await, ErrorCode::InvalidContent);
+
     // Bob fixes his own message: everyone gets the edit, with its own seq.
     bob.send_json(
         json!({"type":"edit","room":"plans","target":2,"content":"Make it 6:30","client_id":"b2"}),
