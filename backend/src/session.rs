@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use common::{ClientMsg, EntryKind, ErrorCode, PROTOCOL_VERSION, SendLimit, ServerMsg, validate};
+use common::{ClientMsg, ErrorCode, PROTOCOL_VERSION, Post, SendLimit, ServerMsg, validate};
 use futures_util::StreamExt;
 use futures_util::stream::SplitStream;
 use tokio::time::{Instant, sleep, sleep_until};
 
 use crate::AppState;
 use crate::auth::{Identity, now_secs};
-use crate::hub::{Peer, Post, encode};
+use crate::hub::{NewEntry, Peer, encode};
 use crate::outbox::{CloseReason, Outbox};
 use crate::prometheus;
 use crate::rate::TokenBucket;
@@ -235,47 +235,13 @@ impl Session {
             | ClientMsg::Read { room, .. } => room.make_ascii_lowercase(),
             ClientMsg::Pong => {}
         }
+        let msg = match msg.into_post() {
+            Ok((room, client_id, post)) => return self.send(room, client_id, post).await,
+            Err(msg) => msg,
+        };
         match msg {
             ClientMsg::Join { room, since } => self.join(room, since).await,
             ClientMsg::Leave { room } => self.leave(room),
-            ClientMsg::Send {
-                room,
-                content,
-                client_id,
-                reply_to,
-            } => {
-                let entry = Entry::Message { content, reply_to };
-                self.send(room, client_id, entry).await
-            }
-            ClientMsg::Edit {
-                room,
-                target,
-                content,
-                client_id,
-            } => {
-                let entry = Entry::Edit { target, content };
-                self.send(room, client_id, entry).await
-            }
-            ClientMsg::Delete {
-                room,
-                target,
-                client_id,
-            } => self.send(room, client_id, Entry::Delete { target }).await,
-            ClientMsg::SetTopic {
-                room,
-                topic,
-                client_id,
-            } => self.send(room, client_id, Entry::Topic { topic }).await,
-            ClientMsg::React {
-                room,
-                target,
-                emoji,
-                on,
-                client_id,
-            } => {
-                let entry = Entry::React { target, emoji, on };
-                self.send(room, client_id, entry).await
-            }
             ClientMsg::Typing { room } => {
                 if self.rooms.contains(&room) {
                     self.app
@@ -287,6 +253,12 @@ impl Session {
             }
             ClientMsg::Pong => {}
             ClientMsg::Read { room, seq } => self.read(room, seq).await,
+            // Posts were handled above.
+            ClientMsg::Send { .. }
+            | ClientMsg::Edit { .. }
+            | ClientMsg::Delete { .. }
+            | ClientMsg::React { .. }
+            | ClientMsg::SetTopic { .. } => {}
         }
     }
 
@@ -447,7 +419,7 @@ impl Session {
 
     /// Adds an entry to the room's log: a message, or a change. All of them
     /// are paced by the same send limit, stored in order, and acked.
-    async fn send(&mut self, room: String, client_id: String, entry: Entry) {
+    async fn send(&mut self, room: String, client_id: String, entry: Post) {
         if let Err(why) = validate::client_id(&client_id) {
             return self.reject(ErrorCode::InvalidClientId, why, Some(client_id));
         }
@@ -457,16 +429,16 @@ impl Session {
         // A reply answers a message the sender could have seen.
         let newest = self.app.hub.delivered_seq(&room).unwrap_or(0);
         let checked = match &entry {
-            Entry::Message {
+            Post::Message {
                 reply_to: Some(seq),
                 ..
             } if *seq == 0 || *seq > newest => Err("reply_to is not a message of this room"),
-            Entry::Message { content, .. } | Entry::Edit { content, .. } => {
+            Post::Message { content, .. } | Post::Edit { content, .. } => {
                 validate::content(content)
             }
-            Entry::Topic { topic } => validate::topic(topic),
-            Entry::React { emoji, .. } => validate::reaction(emoji),
-            Entry::Delete { .. } => Ok(()),
+            Post::Topic { topic } => validate::topic(topic),
+            Post::React { emoji, .. } => validate::reaction(emoji),
+            Post::Delete { .. } => Ok(()),
         };
         if let Err(why) = checked {
             return self.reject(ErrorCode::InvalidContent, why, Some(client_id));
@@ -483,7 +455,7 @@ impl Session {
         // store each time, so a role taken away counts at once. Only for
         // deletes and topics, which are rare.
         let moderator = match &entry {
-            Entry::Delete { .. } | Entry::Topic { .. } => {
+            Post::Delete { .. } | Post::Topic { .. } => {
                 match self
                     .app
                     .hub
@@ -504,14 +476,14 @@ impl Session {
             }
             _ => false,
         };
-        if matches!(entry, Entry::Topic { .. }) && !moderator {
+        if matches!(entry, Post::Topic { .. }) && !moderator {
             return self.reject(
                 ErrorCode::Forbidden,
                 "only the room's owners and moderators set its topic",
                 Some(client_id),
             );
         }
-        let post = entry.post(&client_id, moderator);
+        let post = NewEntry::of(&entry, &client_id, moderator);
         // Queued for the store now, in the order read; delivered (with our
         // ack) once stored. The delivery runs as its own task so that it
         // happens even if this connection ends first: others must get the
@@ -566,61 +538,6 @@ impl Session {
             message: message.to_owned(),
             reference,
         }));
-    }
-}
-
-/// What a `send`, `edit`, `delete`, `react` or `set_topic` adds to the
-/// room's log.
-enum Entry {
-    Message {
-        content: String,
-        reply_to: Option<u64>,
-    },
-    Edit {
-        target: u64,
-        content: String,
-    },
-    Delete {
-        target: u64,
-    },
-    Topic {
-        topic: String,
-    },
-    React {
-        target: u64,
-        emoji: String,
-        on: bool,
-    },
-}
-
-impl Entry {
-    fn post<'a>(&'a self, client_id: &'a str, moderator: bool) -> Post<'a> {
-        let (kind, content, target, reply_to) = match self {
-            Entry::Message { content, reply_to } => {
-                (EntryKind::Message, content.as_str(), None, *reply_to)
-            }
-            Entry::Edit { target, content } => {
-                (EntryKind::Edit, content.as_str(), Some(*target), None)
-            }
-            Entry::Delete { target } => (EntryKind::Delete, "", Some(*target), None),
-            Entry::Topic { topic } => (EntryKind::Topic, topic.as_str(), None, None),
-            Entry::React { target, emoji, on } => {
-                let kind = if *on {
-                    EntryKind::React
-                } else {
-                    EntryKind::Unreact
-                };
-                (kind, emoji.as_str(), Some(*target), None)
-            }
-        };
-        Post {
-            kind,
-            content,
-            client_id,
-            target,
-            reply_to,
-            moderator,
-        }
     }
 }
 

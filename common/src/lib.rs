@@ -21,8 +21,8 @@ pub use api::{
     SignUpRequest, StartDirect, Visibility, WsTicket, direct_room,
 };
 pub use messages::{
-    BOT_ID_PREFIX, ChatMessage, ClientMsg, EntryKind, ErrorCode, Reaction, SendLimit, ServerMsg,
-    User,
+    BOT_ID_PREFIX, ChatMessage, ClientMsg, EntryKind, ErrorCode, Post, Reaction, SendLimit,
+    ServerMsg, User,
 };
 
 /// Bumped on any incompatible change to the messages below. The server sends

@@ -231,6 +231,116 @@ pub enum ClientMsg {
     },
 }
 
+/// What a person adds to a room's log: a `send`, `edit`, `delete`,
+/// `react` or `set_topic`, without its room and `client_id`. The browser's
+/// outbox holds these; the server reads them out of `ClientMsg`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Post {
+    Message {
+        content: String,
+        reply_to: Option<u64>,
+    },
+    Edit {
+        target: u64,
+        content: String,
+    },
+    Delete {
+        target: u64,
+    },
+    React {
+        target: u64,
+        emoji: String,
+        on: bool,
+    },
+    Topic {
+        topic: String,
+    },
+}
+
+impl Post {
+    /// A plain message.
+    pub fn text(content: impl Into<String>) -> Post {
+        Post::Message {
+            content: content.into(),
+            reply_to: None,
+        }
+    }
+
+    /// The frame that posts it.
+    pub fn into_msg(self, room: String, client_id: String) -> ClientMsg {
+        match self {
+            Post::Message { content, reply_to } => ClientMsg::Send {
+                room,
+                content,
+                client_id,
+                reply_to,
+            },
+            Post::Edit { target, content } => ClientMsg::Edit {
+                room,
+                target,
+                content,
+                client_id,
+            },
+            Post::Delete { target } => ClientMsg::Delete {
+                room,
+                target,
+                client_id,
+            },
+            Post::React { target, emoji, on } => ClientMsg::React {
+                room,
+                target,
+                emoji,
+                on,
+                client_id,
+            },
+            Post::Topic { topic } => ClientMsg::SetTopic {
+                room,
+                topic,
+                client_id,
+            },
+        }
+    }
+}
+
+impl ClientMsg {
+    /// `(room, client_id, post)` for a frame that posts something; the
+    /// frame itself for any other.
+    pub fn into_post(self) -> Result<(String, String, Post), ClientMsg> {
+        Ok(match self {
+            ClientMsg::Send {
+                room,
+                content,
+                client_id,
+                reply_to,
+            } => (room, client_id, Post::Message { content, reply_to }),
+            ClientMsg::Edit {
+                room,
+                target,
+                content,
+                client_id,
+            } => (room, client_id, Post::Edit { target, content }),
+            ClientMsg::Delete {
+                room,
+                target,
+                client_id,
+            } => (room, client_id, Post::Delete { target }),
+            ClientMsg::React {
+                room,
+                target,
+                emoji,
+                on,
+                client_id,
+            } => (room, client_id, Post::React { target, emoji, on }),
+            ClientMsg::SetTopic {
+                room,
+                topic,
+                client_id,
+            } => (room, client_id, Post::Topic { topic }),
+            other => return Err(other),
+        })
+    }
+}
+
 /// Server → client.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -507,7 +617,16 @@ mod tests {
                 msg
             );
             assert_eq!(serde_json::to_value(&msg).unwrap(), wire);
+            // A post's frame and the post are one and the same.
+            if let Ok((room, client_id, post)) = msg.clone().into_post() {
+                assert_eq!(post.into_msg(room, client_id), msg);
+            }
         }
+        assert_eq!(
+            ClientMsg::Pong.into_post(),
+            Err(ClientMsg::Pong),
+            "not a post"
+        );
         // `since` may be left out entirely.
         assert_eq!(
             serde_json::from_value::<ClientMsg>(json!({"type":"join","room":"r"})).unwrap(),

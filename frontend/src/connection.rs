@@ -174,40 +174,9 @@ struct RoomCursor {
     joined: bool,
 }
 
-/// What the user adds to a room's log: each waits in the outbox, is sent
-/// in order and re-sent with its `client_id` until acked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Post {
-    Message {
-        content: String,
-        reply_to: Option<u64>,
-    },
-    Edit {
-        target: u64,
-        content: String,
-    },
-    Delete {
-        target: u64,
-    },
-    Topic {
-        topic: String,
-    },
-    React {
-        target: u64,
-        emoji: String,
-        on: bool,
-    },
-}
-
-impl Post {
-    /// A plain message.
-    pub fn text(content: impl Into<String>) -> Post {
-        Post::Message {
-            content: content.into(),
-            reply_to: None,
-        }
-    }
-}
+/// What the user adds to a room's log (`common::Post`): each waits in the
+/// outbox, is sent in order and re-sent with its `client_id` until acked.
+pub use common::Post;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
@@ -622,39 +591,9 @@ impl Pace {
 }
 
 fn send_frame(out: &Outgoing) -> ClientMsg {
-    let room = out.room.clone();
-    let client_id = out.client_id.clone();
-    match &out.post {
-        Post::Message { content, reply_to } => ClientMsg::Send {
-            room,
-            content: content.clone(),
-            client_id,
-            reply_to: *reply_to,
-        },
-        Post::Edit { target, content } => ClientMsg::Edit {
-            room,
-            target: *target,
-            content: content.clone(),
-            client_id,
-        },
-        Post::Delete { target } => ClientMsg::Delete {
-            room,
-            target: *target,
-            client_id,
-        },
-        Post::Topic { topic } => ClientMsg::SetTopic {
-            room,
-            topic: topic.clone(),
-            client_id,
-        },
-        Post::React { target, emoji, on } => ClientMsg::React {
-            room,
-            target: *target,
-            emoji: emoji.clone(),
-            on: *on,
-            client_id,
-        },
-    }
+    out.post
+        .clone()
+        .into_msg(out.room.clone(), out.client_id.clone())
 }
 
 /// The delay before retry number `failures` (1 for the first): base·2^(n-1),

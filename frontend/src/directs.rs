@@ -6,6 +6,7 @@ use common::{RoomSummary, User, Visibility};
 use leptos::prelude::*;
 
 use crate::chat::Chat;
+use crate::sidebar::unread_badge;
 
 /// Whether `room` is a direct conversation.
 pub fn is_direct(room: &str) -> bool {
@@ -28,7 +29,7 @@ pub fn DirectList(
 ) -> impl IntoView {
     // Open ones first (with unread counts), then the rest the server lists.
     let entries = move || {
-        let mut list: Vec<(String, String, u32, bool)> = chat.with(|c| {
+        let mut list: Vec<(String, String, (u32, u32), bool)> = chat.with(|c| {
             c.rooms
                 .iter()
                 .filter(|(name, _)| is_direct(name))
@@ -39,7 +40,7 @@ pub fn DirectList(
                     (
                         name.clone(),
                         who,
-                        r.unread,
+                        (r.unread, r.mentions),
                         c.current.as_deref() == Some(name),
                     )
                 })
@@ -52,7 +53,7 @@ pub fn DirectList(
                         .with
                         .as_ref()
                         .map_or_else(|| "Conversation".to_owned(), |u| u.name.clone());
-                    list.push((r.name.clone(), who, 0, false));
+                    list.push((r.name.clone(), who, (0, 0), false));
                 }
             }
         });
@@ -62,19 +63,14 @@ pub fn DirectList(
         <Show when=move || !entries().is_empty()>
             <h2>"Direct messages"</h2>
             <ul class="rooms directs" data-testid="directs">
-                <For each=entries key=|e| e.clone() children=move |(name, who, unread, active)| {
+                <For each=entries key=|e| e.clone() children=move |(name, who, (unread, mentions), active)| {
                     let open = name.clone();
                     view! {
                         <li class:active=active>
                             <button type="button" class="room-link" aria-current=active.then_some("page")
                                 on:click=move |_| on_open.run(open.clone())>
                                 <span class="room-name"><span aria-hidden="true">"@ "</span>{who}</span>
-                                <Show when=move || { unread > 0 }>
-                                    <span class="badge">
-                                        {if unread >= 100 { "99+".to_owned() } else { unread.to_string() }}
-                                        <span class="visually-hidden">" unread"</span>
-                                    </span>
-                                </Show>
+                                {unread_badge(unread, mentions)}
                             </button>
                         </li>
                     }

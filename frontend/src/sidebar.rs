@@ -100,15 +100,7 @@ pub fn RoomSidebar(
                                 on:click=move |_| on_open.run(open.clone())>
                                 <span class="room-name">{room_sign(is_private(&name))}{name.clone()}</span>
                                 <span class="count" title="people in this room">{members} " here"</span>
-                                <Show when=move || { unread > 0 }>
-                                    <span class="badge" class:mention={mentions > 0}>
-                                        {(mentions > 0).then_some("@ ")}
-                                        {if unread >= 100 { "99+".to_owned() } else { unread.to_string() }}
-                                        <span class="visually-hidden">
-                                            {if mentions > 0 { format!(" unread, {mentions} mentioning you") } else { " unread".to_owned() }}
-                                        </span>
-                                    </span>
-                                </Show>
+                                {unread_badge(unread, mentions)}
                             </button>
                         </li>
                     }
@@ -156,6 +148,30 @@ pub fn RoomSidebar(
             </div>
         </nav>
     }
+}
+
+/// "3", "@ 2" (some mention you) or "99+", named for screen readers;
+/// nothing when all is read.
+pub fn unread_badge(unread: u32, mentions: u32) -> impl IntoView {
+    (unread > 0).then(|| {
+        let count = if unread >= 100 {
+            "99+".to_owned()
+        } else {
+            unread.to_string()
+        };
+        let spoken = if mentions > 0 {
+            format!(" unread, {mentions} mentioning you")
+        } else {
+            " unread".to_owned()
+        };
+        view! {
+            <span class="badge" class:mention={mentions > 0}>
+                {(mentions > 0).then_some("@ ")}
+                {count}
+                <span class="visually-hidden">{spoken}</span>
+            </span>
+        }
+    })
 }
 
 /// "# " before a public room's name, a lock before a private one's.

@@ -487,33 +487,19 @@ pub async fn start_direct(
         Ok(_) => return forbidden("that conversation is not available"),
         Err(err) => return internal(err),
     }
+    // Both of them plain members: on creation (the creator was made its
+    // owner), and whoever left it comes back in when it is started again.
+    for id in [&who.user.id, &other.id] {
+        let member = match store.room_access(&room, id).await {
+            Ok(access) => access.is_some_and(|a| a.role == Some(Role::Member)),
+            Err(err) => return internal(err),
+        };
+        if !member && let Err(err) = store.set_role(&room, id, Role::Member, now).await {
+            return internal(err);
+        }
+    }
     if created {
-        for id in [&who.user.id, &other.id] {
-            if let Err(err) = store.set_role(&room, id, Role::Member, now).await {
-                return internal(err);
-            }
-        }
         tracing::info!(room, "direct conversation started");
-    } else {
-        match store.room_access(&room, &other.id).await {
-            Ok(Some(RoomAccess { role: Some(_), .. })) => {}
-            Ok(_) => {
-                // They left it: they come back in when it is started again.
-                if let Err(err) = store.set_role(&room, &other.id, Role::Member, now).await {
-                    return internal(err);
-                }
-            }
-            Err(err) => return internal(err),
-        }
-        match store.room_access(&room, &who.user.id).await {
-            Ok(Some(RoomAccess { role: Some(_), .. })) => {}
-            Ok(_) => {
-                if let Err(err) = store.set_role(&room, &who.user.id, Role::Member, now).await {
-                    return internal(err);
-                }
-            }
-            Err(err) => return internal(err),
-        }
     }
     Json(RoomSummary {
         name: room,

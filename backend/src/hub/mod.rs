@@ -22,7 +22,7 @@ mod rooms;
 mod sending;
 
 use ordering::take_stored;
-pub use sending::{Post, Submitted};
+pub use sending::{NewEntry, Submitted};
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
-use common::{ChatMessage, EntryKind, ServerMsg, User};
+use common::{ChatMessage, EntryKind, Post, ServerMsg, User};
 
 use super::{Hub, Peer, Pending, Room, encode, lock, now_millis};
 use crate::store::{Appended, NewMessage, StoreError};
 
-/// What a connection adds to a room's log: a message, or a change (see
-/// `common::EntryKind`).
+/// What a connection adds to a room's log, as the store takes it: a
+/// message, or a change (see `common::EntryKind`).
 #[derive(Debug, Clone, Copy)]
-pub struct Post<'a> {
+pub struct NewEntry<'a> {
     pub kind: EntryKind,
     pub content: &'a str,
     pub client_id: &'a str,
@@ -26,15 +26,46 @@ pub struct Post<'a> {
     pub moderator: bool,
 }
 
-impl<'a> Post<'a> {
+impl<'a> NewEntry<'a> {
     pub fn message(content: &'a str, client_id: &'a str) -> Self {
-        Post {
+        NewEntry {
             kind: EntryKind::Message,
             content,
             client_id,
             target: None,
             reply_to: None,
             moderator: false,
+        }
+    }
+
+    /// What `post` stores. `moderator`: the sender may delete anyone's
+    /// message.
+    pub fn of(post: &'a Post, client_id: &'a str, moderator: bool) -> Self {
+        let (kind, content, target, reply_to) = match post {
+            Post::Message { content, reply_to } => {
+                (EntryKind::Message, content.as_str(), None, *reply_to)
+            }
+            Post::Edit { target, content } => {
+                (EntryKind::Edit, content.as_str(), Some(*target), None)
+            }
+            Post::Delete { target } => (EntryKind::Delete, "", Some(*target), None),
+            Post::Topic { topic } => (EntryKind::Topic, topic.as_str(), None, None),
+            Post::React { target, emoji, on } => {
+                let kind = if *on {
+                    EntryKind::React
+                } else {
+                    EntryKind::Unreact
+                };
+                (kind, emoji.as_str(), Some(*target), None)
+            }
+        };
+        NewEntry {
+            kind,
+            content,
+            client_id,
+            target,
+            reply_to,
+            moderator,
         }
     }
 }
@@ -73,7 +104,7 @@ impl Hub {
         self: &Arc<Self>,
         room: &str,
         peer: &Arc<Peer>,
-        post: Post<'_>,
+        post: NewEntry<'_>,
     ) -> Result<Submitted, StoreError> {
         let Some(room) = self.existing(room) else {
             return Err(StoreError::UnknownRoom(room.to_owned()));
@@ -98,7 +129,7 @@ impl Hub {
         self: &Arc<Self>,
         room: &str,
         peer: &Arc<Peer>,
-        post: Post<'_>,
+        post: NewEntry<'_>,
     ) -> Result<(), StoreError> {
         self.submit(room, peer, post).await?.finish().await
     }
@@ -129,7 +160,7 @@ impl Hub {
             }
         };
         let answer = self
-            .queue_append(&room, user, Post::message(content, client_id))
+            .queue_append(&room, user, NewEntry::message(content, client_id))
             .await?;
         let appended = self.stored(&room, answer).await?;
         let published = common::Published {
@@ -145,7 +176,7 @@ impl Hub {
         &self,
         room: &Room,
         user: &User,
-        post: Post<'_>,
+        post: NewEntry<'_>,
     ) -> Result<tokio::sync::oneshot::Receiver<crate::store::Result<Appended>>, StoreError> {
         let id = uuid::Uuid::now_v7().to_string();
         self.appends
