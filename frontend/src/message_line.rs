@@ -144,7 +144,10 @@ pub fn MessageLine(
     };
     view! {
         <div class=format!("line {} {grouped} {status_class}", if own { "own" } else { "other" })
-            data-seq=line.seq.map(|s| s.to_string()) title=hover>
+            data-seq=line.seq.map(|s| s.to_string()) title=hover
+            // A tap selects the message (focus), which shows its actions
+            // on a touch screen, where nothing hovers.
+            tabindex="-1">
             <div class="meta">
                 {avatar}
                 <button type="button" class="author" title=who.clone()
