@@ -137,6 +137,9 @@ pub const DELETE_ROOM_READ_MARKS: &str = "DELETE FROM read_marks WHERE room = $1
 pub const DELETE_ROOM_REACTIONS: &str = "DELETE FROM reactions WHERE room = $1";
 pub const DELETE_USER_MESSAGES: &str = "DELETE FROM messages WHERE user_id = $1";
 pub const DELETE_USER_MESSAGES_IN: &str = "DELETE FROM messages WHERE user_id = $1 AND room = $2";
+/// Their reactions go with their messages (the events that made them did).
+pub const DELETE_USER_REACTIONS: &str = "DELETE FROM reactions WHERE user_id = $1";
+pub const DELETE_USER_REACTIONS_IN: &str = "DELETE FROM reactions WHERE user_id = $1 AND room = $2";
 
 pub type KeyRow = (String, String, String, i64, Option<i64>);
 
@@ -295,19 +298,39 @@ macro_rules! impl_operations {
                 use $crate::store::operations as sql;
                 use $crate::store::sql::guarded;
                 guarded!(self, Access::Write, |conn| {
-                    match room {
-                        Some(room) => sqlx::query(sql::DELETE_USER_MESSAGES_IN)
-                            .bind(user_id)
-                            .bind(room)
-                            .execute(&mut *conn)
-                            .await?
-                            .rows_affected(),
-                        None => sqlx::query(sql::DELETE_USER_MESSAGES)
-                            .bind(user_id)
-                            .execute(&mut *conn)
-                            .await?
-                            .rows_affected(),
-                    }
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    let deleted = match room {
+                        Some(room) => {
+                            sqlx::query(sql::DELETE_USER_REACTIONS_IN)
+                                .bind(user_id)
+                                .bind(room)
+                                .execute(&mut *tx)
+                                .await?;
+                            sqlx::query(sql::DELETE_USER_MESSAGES_IN)
+                                .bind(user_id)
+                                .bind(room)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected()
+                        }
+                        None => {
+                            sqlx::query(sql::DELETE_USER_REACTIONS)
+                                .bind(user_id)
+                                .execute(&mut *tx)
+                                .await?;
+                            sqlx::query(sql::DELETE_USER_MESSAGES)
+                                .bind(user_id)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected()
+                        }
+                    };
+                    // And other people's reactions to the messages now gone.
+                    sqlx::query($crate::store::sql::PRUNE_REACTIONS)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    deleted
                 })
             }
         }

@@ -179,7 +179,35 @@ conformance!(
     a_delete_removes_the_text_for_good,
     reactions_are_one_per_person_and_emoji_and_show_in_history,
     search_finds_words_in_readable_rooms_only_and_forgets_deleted_text,
+    deleting_a_users_messages_takes_their_reactions_and_those_to_them,
 );
+
+/// An operator's `delete-messages USER`: their messages, their reactions
+/// to others' messages, and others' reactions to theirs all go.
+async fn deleting_a_users_messages_takes_their_reactions_and_those_to_them(t: &Target) {
+    use common::EntryKind::React;
+    let store = t.open().await;
+    store.ensure_room("r", "ann", 1).await.unwrap();
+    let (ann, spam) = (user("ann"), user("spam"));
+    append(&*store, "r", &ann, "m1", 10).await; // 1
+    append(&*store, "r", &spam, "m2", 10).await; // 2
+    for (who, target, id) in [(&spam, 1, "x1"), (&ann, 2, "x2"), (&ann, 1, "x3")] {
+        store
+            .append(change("r", who, React, Some(target), "👍", id))
+            .await
+            .unwrap();
+    }
+    assert_eq!(t.count("SELECT COUNT(*) FROM reactions").await, 3);
+    store.delete_user_messages("spam", None).await.unwrap();
+    let left = store.range("r", 0, 100, 100).await.unwrap();
+    assert!(left.iter().all(|m| m.user.id == "ann"));
+    assert_eq!(left[0].reactions.len(), 1);
+    assert_eq!(
+        left[0].reactions[0].users[0].id, "ann",
+        "only Ann's own is left"
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM reactions").await, 1);
+}
 
 /// Words, stems and a prefix; newest first, paged by id; only rooms the
 /// user may read; an edit is found by its new text only; a deleted
