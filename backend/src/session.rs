@@ -55,7 +55,7 @@ pub fn run(
     // Revoking the session (sign-out, password change) closes this socket.
     app.hub
         .live_sessions()
-        .register(&identity.session_id, peer.id, peer.outbox.kick().clone());
+        .register(&identity.session_id, peer.clone());
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(crate::writer::write_loop(
         sink,

@@ -430,6 +430,10 @@ pub enum ServerMsg {
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
+    /// The rooms you may see changed (you were invited to one, or someone
+    /// wrote to you in a new direct conversation): list them again with
+    /// `GET /api/rooms`.
+    RoomsChanged,
     /// A type this client version does not know yet: ignored.
     #[serde(other)]
     Unknown,
@@ -726,6 +730,10 @@ mod tests {
         assert_eq!(
             serde_json::to_value(ServerMsg::Ping).unwrap(),
             json!({"type":"ping"})
+        );
+        assert_eq!(
+            serde_json::from_value::<ServerMsg>(json!({"type":"rooms_changed"})).unwrap(),
+            ServerMsg::RoomsChanged
         );
         let joined = ServerMsg::Joined {
             room: "r".into(),

@@ -347,6 +347,15 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     refresh();
     // A notice (removed from a room, refused a private one) changes what
     // this user may see: list the rooms again now, not at the next poll.
+    // Invited, or written to in a new direct conversation: list again now.
+    let refresh_on_change = refresh.clone();
+    Effect::new(move |seen: Option<u32>| {
+        let now = chat.with(|c| c.rooms_changed);
+        if seen.is_some_and(|seen| seen != now) {
+            refresh_on_change();
+        }
+        now
+    });
     let refresh_on_notice = refresh.clone();
     Effect::new(move |_| {
         if chat.with(|c| c.notice.is_some()) {

@@ -129,6 +129,9 @@ pub struct Chat {
     /// Something the server did to us that the person should read, such as
     /// a removal from a room.
     pub notice: Option<String>,
+    /// Bumped when the server says the rooms this user may see changed (an
+    /// invitation, a new direct conversation): time to list them again.
+    pub rooms_changed: u32,
 }
 
 impl Chat {
@@ -172,6 +175,7 @@ impl Chat {
                 }
             }
             ServerMsg::Read { room, seq } => self.read_elsewhere(room, *seq),
+            ServerMsg::RoomsChanged => self.rooms_changed += 1,
             ServerMsg::Left { room, reason } => {
                 self.forget(room);
                 if reason.is_some() {

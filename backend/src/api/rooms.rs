@@ -334,6 +334,8 @@ pub async fn invite(
         return internal(err);
     }
     tracing::info!(room, by = %who.user.id, user = %invitee.id, "invited");
+    // Their room list shows it now, wherever they are connected.
+    app.hub.rooms_changed_for(&invitee.id);
     (
         StatusCode::CREATED,
         Json(RoomMember {

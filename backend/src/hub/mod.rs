@@ -195,6 +195,23 @@ impl Hub {
         &self.live_sessions
     }
 
+    /// Tells every socket of `user_id`, on every node, that the rooms they
+    /// may see changed (`rooms_changed`). Rare: an invitation, a new direct
+    /// conversation.
+    pub fn rooms_changed_for(&self, user_id: &str) {
+        let frame = encode(&ServerMsg::RoomsChanged);
+        self.live_sessions.to_user(user_id, &frame);
+        self.broker.publish(Envelope {
+            origin: self.node_id.clone(),
+            // Node-wide: the user's sockets may be in no room at all.
+            room: Arc::from(""),
+            event: Event::ToUser {
+                user_id: Arc::from(user_id),
+                frame,
+            },
+        });
+    }
+
     /// Closes the sockets of these (already revoked) sessions here, and
     /// tells the other nodes to close theirs.
     pub fn revoke_sessions(&self, sessions: Vec<Arc<str>>) {
@@ -493,6 +510,11 @@ impl Hub {
             Event::Evict { user_id } => return self.evict_local(&envelope.room, user_id),
             Event::Revoke { sessions } => {
                 self.live_sessions.revoke(sessions);
+                return;
+            }
+            // For a user wherever they are (`rooms_changed_for`).
+            Event::ToUser { user_id, frame } if envelope.room.is_empty() => {
+                self.live_sessions.to_user(user_id, frame);
                 return;
             }
             _ => {}

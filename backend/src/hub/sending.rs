@@ -83,6 +83,9 @@ impl Submitted {
     /// ack to its sender, in seq order.
     pub async fn finish(self) -> Result<(), StoreError> {
         let appended = self.hub.stored(&self.room, self.answer).await?;
+        let first_direct = self.room.visibility == common::Visibility::Direct
+            && appended.message.seq == 1
+            && !appended.duplicate;
         let message = appended.message;
         let ack = encode(&ServerMsg::Ack {
             room: self.room.name.to_string(),
@@ -90,7 +93,24 @@ impl Submitted {
             seq: message.seq,
         });
         self.hub
-            .deliver_stored(&self.room, message, Some((self.peer, ack)));
+            .deliver_stored(&self.room, message, Some((self.peer.clone(), ack)));
+        if first_direct {
+            // The other person learns of the conversation now, not at their
+            // next look at the room list.
+            match self
+                .hub
+                .store
+                .other_members(&[&self.room.name], &self.peer.user.id)
+                .await
+            {
+                Ok(others) => {
+                    for (_, user) in others {
+                        self.hub.rooms_changed_for(&user.id);
+                    }
+                }
+                Err(err) => tracing::warn!(%err, "could not tell of a new conversation"),
+            }
+        }
         Ok(())
     }
 }

@@ -305,12 +305,13 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
     wait_text(alice, ".room-header h1", "Bob · @bob", WAIT).await;
     say(alice, "just between us").await;
     wait_text(alice, "[data-testid=messages]", "just between us", WAIT).await;
-    // (The room list refreshes every 10 s.)
+    // Told by the server (`rooms_changed`), well before the room list's
+    // 10-s refresh would have found it.
     wait_text(
         bob,
         "[data-testid=directs]",
         "Alice",
-        Duration::from_secs(15),
+        Duration::from_secs(5),
     )
     .await;
     bob.find(Locator::XPath(

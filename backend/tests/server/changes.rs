@@ -362,6 +362,9 @@ async fn a_direct_conversation_is_for_two() {
     let carol_list = listed(carol.token.clone()).await;
     assert!(carol_list.is_none(), "not listed to others");
 
+    // Bob is connected, in no room: he hears of the conversation when its
+    // first message is written, not at his next look at the room list.
+    let mut b = server.connect(&bob).await;
     let mut a = server.connect(&ann).await;
     assert!(matches!(
         a.join(&room).await,
@@ -372,6 +375,7 @@ async fn a_direct_conversation_is_for_two() {
     ));
     a.say(&room, "psst", "p1").await;
     acked(&mut a, "p1").await;
+    b.recv_where(|m| matches!(m, ServerMsg::RoomsChanged)).await;
     let for_bob = listed(bob.token.clone())
         .await
         .expect("listed once it has a message");
