@@ -640,7 +640,7 @@ async fn a_stored_but_unpublished_message_still_reaches_everyone() {
 /// node that cannot hear the broker (another Redis prefix: a partition)
 /// still closes the socket, by polling the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sign_out_and_removal_reach_every_node() {
+async fn sign_out_invitation_and_removal_reach_every_node() {
     use reqwest::Method;
     let db = Database::create().await;
     let redis = shared_redis();
@@ -705,6 +705,7 @@ async fn sign_out_and_removal_reach_every_node() {
     )
     .await;
     assert_eq!(status, 201);
+    let mut bob_socket = n2.connect(&bob).await;
     crate::support::call(
         Method::POST,
         &api(&n1, "/api/rooms/team/members"),
@@ -712,7 +713,10 @@ async fn sign_out_and_removal_reach_every_node() {
         Some(serde_json::json!({"username": "bob"})),
     )
     .await;
-    let mut bob_socket = n2.connect(&bob).await;
+    // Invited on n1: his socket on n2, in no room yet, is told at once.
+    bob_socket
+        .recv_where(|m| matches!(m, ServerMsg::RoomsChanged))
+        .await;
     bob_socket.join("team").await;
     let (status, _) = crate::support::call(
         Method::DELETE,
