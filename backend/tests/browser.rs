@@ -678,7 +678,9 @@ async fn private_room_invite_removal_and_sign_out(alice: &Client, bob: &Client, 
     .await;
 
     alice
-        .find(Locator::Css("button[aria-label='Remove Bob']"))
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("button[aria-label='Remove Bob']"))
         .await
         .unwrap()
         .click()

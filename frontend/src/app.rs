@@ -143,7 +143,10 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         open_room(room.clone());
     }
 
-    let current = Signal::derive(move || chat.with(|c| c.current.clone().unwrap_or_default()));
+    // A memo, not a derived signal: what depends on the room on screen (the
+    // members panel fetches its roles) must not rerun on every change of the
+    // chat, only when another room is on screen.
+    let current = Memo::new(move |_| chat.with(|c| c.current.clone().unwrap_or_default()));
     // The tab says how much is unread: "(3) Hearth".
     Effect::new(move |_| notify::title(chat.with(Chat::total_unread)));
     on_cleanup(|| notify::title(0));
@@ -356,11 +359,15 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         }
         now
     });
+    // Once per notice: this runs on every change of the chat, and a notice
+    // can stay on screen for a long time.
     let refresh_on_notice = refresh.clone();
-    Effect::new(move |_| {
-        if chat.with(|c| c.notice.is_some()) {
+    Effect::new(move |shown: Option<Option<String>>| {
+        let notice = chat.with(|c| c.notice.clone());
+        if notice.is_some() && shown.as_ref() != Some(&notice) {
             refresh_on_notice();
         }
+        notice
     });
     // "Message" on a member: the direct conversation with them, made or
     // found by the server, opens.
