@@ -38,6 +38,20 @@ fn forbidden(message: &str) -> Response {
     error(StatusCode::FORBIDDEN, "forbidden", message)
 }
 
+/// The account with this username, or `404 unknown_user`.
+async fn account(app: &AppState, username: &str) -> Result<common::User, Response> {
+    let username = validate::canonical_username(username);
+    match app.hub.store().credentials(&username).await {
+        Ok(Some(found)) => Ok(found.user),
+        Ok(None) => Err(error(
+            StatusCode::NOT_FOUND,
+            "unknown_user",
+            "nobody has that username",
+        )),
+        Err(err) => Err(internal(err)),
+    }
+}
+
 /// The room's access for this user, if they may see it at all: `404
 /// unknown_room` if it does not exist, `403 forbidden` if it is private
 /// and they are not a member.
@@ -302,17 +316,9 @@ pub async fn invite(
         return response;
     }
     let store = app.hub.store();
-    let username = validate::canonical_username(&request.username);
-    let invitee = match store.credentials(&username).await {
-        Ok(Some(found)) => found.user,
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "unknown_user",
-                "nobody has that username",
-            );
-        }
-        Err(err) => return internal(err),
+    let invitee = match account(&app, &request.username).await {
+        Ok(user) => user,
+        Err(response) => return response,
     };
     match store.room_access(&room, &invitee.id).await {
         Ok(Some(RoomAccess {
@@ -454,17 +460,9 @@ pub async fn start_direct(
         return forbidden("sign up to send direct messages");
     }
     let store = app.hub.store();
-    let username = validate::canonical_username(&request.username);
-    let other = match store.credentials(&username).await {
-        Ok(Some(found)) => found.user,
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "unknown_user",
-                "nobody has that username",
-            );
-        }
-        Err(err) => return internal(err),
+    let other = match account(&app, &request.username).await {
+        Ok(user) => user,
+        Err(response) => return response,
     };
     if other.id == who.user.id {
         return error(
