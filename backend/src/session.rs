@@ -426,13 +426,15 @@ impl Session {
         if !self.rooms.contains(&room) {
             return self.reject(ErrorCode::NotJoined, "join the room first", Some(client_id));
         }
-        // A reply answers a message the sender could have seen.
-        let newest = self.app.hub.delivered_seq(&room).unwrap_or(0);
         let checked = match &entry {
+            // A reply answers a message the sender could have seen (asked
+            // of the room only for replies: a plain send takes no lock).
             Post::Message {
                 reply_to: Some(seq),
                 ..
-            } if *seq == 0 || *seq > newest => Err("reply_to is not a message of this room"),
+            } if *seq == 0 || *seq > self.app.hub.delivered_seq(&room).unwrap_or(0) => {
+                Err("reply_to is not a message of this room")
+            }
             Post::Message { content, .. } | Post::Edit { content, .. } => {
                 validate::content(content)
             }
