@@ -415,3 +415,46 @@ async fn a_direct_conversation_is_for_two() {
     let guest = server.sign_in("visitor").await;
     assert_eq!(start(guest.token.clone(), "ann").await.0, 403);
 }
+
+/// Search is the most expensive read: one token searching as fast as it
+/// can stops at its quota (`429` with `Retry-After`), and another person's
+/// search, and their chat, go on as usual.
+#[tokio::test]
+async fn a_search_flood_is_limited_and_a_bystander_is_unaffected() {
+    let server = TestServer::start_with(|c| c.api_per_token_per_minute = 15).await;
+    let flooder = server.sign_in("flooder").await;
+    let bystander = server.sign_in("bystander").await;
+    let mut chat = server.connect(&bystander).await;
+    chat.join("ops").await;
+    chat.say("ops", "deploy finished", "d1").await;
+    acked(&mut chat, "d1").await;
+    let search = |token: String| {
+        let url = server.url("/api/search?q=deploy");
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mut refused = 0;
+    for _ in 0..40 {
+        let response = search(flooder.token.clone()).await;
+        if response.status() == 429 {
+            assert!(response.headers().contains_key("retry-after"));
+            refused += 1;
+        }
+    }
+    assert!(
+        refused >= 20,
+        "past its quota of 15: {refused} refused of 40"
+    );
+    let response = search(bystander.token.clone()).await;
+    assert_eq!(response.status(), 200, "another token is not limited");
+    let found: common::SearchResults = response.json().await.unwrap();
+    assert_eq!(found.messages.len(), 1);
+    chat.say("ops", "still here", "d2").await;
+    assert_eq!(acked(&mut chat, "d2").await, 2, "and chat goes on");
+}
