@@ -15,6 +15,8 @@ pub mod backup;
 pub mod broker;
 pub mod config;
 pub mod files;
+pub mod frame;
+pub mod handshake;
 pub mod hub;
 pub mod listener;
 pub mod memory;

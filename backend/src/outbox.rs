@@ -1,19 +1,34 @@
-//! A connection's bounded outbound queue, and the "kick" that closes it.
+//! A connection's bounded outbound queue, the socket it drains into, and
+//! the "kick" that closes it.
 //!
-//! Fan-out must never wait for a slow socket, so producers only ever
-//! `try_send`. When a queue is full the connection is kicked with 4009 rather
-//! than letting it grow: memory per connection stays bounded, and everyone
-//! else keeps receiving at full speed.
+//! Fan-out must never wait for a slow socket. A frame pushed to an idle
+//! connection is written at once by whoever pushed it: one non-blocking
+//! `write` of bytes framed once for every recipient (see `frame.rs`), with
+//! no task woken, which is what a delivery costs the minimal "floor" server
+//! (docs/benchmarks.md). Only when the socket cannot take it all does the
+//! rest wait in the queue, and the connection's writer task (`writer.rs`)
+//! takes over until the backlog is gone. When the queue is full the
+//! connection is kicked with 4009 rather than letting it grow: memory per
+//! connection stays bounded, and everyone else keeps receiving at full
+//! speed.
+//!
+//! One writer at a time: `State::owner` says who is writing (a pusher, or
+//! the writer task), so frames reach the socket whole and in queue order
+//! whoever pushed them, and nobody holds the lock across a write.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::io::{self, IoSlice};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use std::task::Poll;
 
-use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
 use futures_util::task::AtomicWaker;
+use tokio::net::TcpStream;
 use tokio::sync::Notify;
+
+use crate::frame::Frame;
 
 /// Why a connection is being closed: a WebSocket close code and a reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,34 +126,54 @@ impl Kick {
     }
 }
 
-/// The frames waiting for one connection's writer, shared by the
-/// producers (`Outbox`) and the writer (`Frames`).
-///
+/// Who is writing to the socket. Whoever changes it from `Idle` writes
+/// until the queue is empty, then sets it back; nobody else writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Idle,
+    /// A pusher, writing without waiting (`Outbox::flush`).
+    Direct,
+    /// The writer task, which may wait for the socket.
+    Writer,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Frames not yet wholly written, in order; the front one may be
+    /// partly written.
+    frames: VecDeque<Frame>,
+    /// Bytes of the front frame already written.
+    written: usize,
+    owner: Owner,
+    /// The writer is gone: frames would never be sent.
+    closed: bool,
+    /// Given back when the writer is gone, so a lingering `Peer` does not
+    /// keep the file descriptor open.
+    socket: Option<Arc<TcpStream>>,
+}
+
 /// A plain deque under a mutex, not a channel: an idle connection's queue
-/// holds no memory at all (a bounded tokio channel keeps a block of 32
-/// slots, 1 KiB, per connection from the start), it shrinks back after a
-/// burst, and the writer takes a backlog out in one pass. The mutex is
-/// held only to push or pop, never across an `.await`.
+/// holds no memory at all, it shrinks back after a burst, and the writer
+/// takes a backlog out in one pass. The mutex is held only to push, pop or
+/// look, never across a write or an `.await`.
 #[derive(Debug)]
 struct Queue {
-    frames: Mutex<VecDeque<Utf8Bytes>>,
+    state: Mutex<State>,
     capacity: usize,
-    /// Wakes the writer: a frame was queued. The writer registers before it
-    /// looks at the queue a second time, so no wake-up is lost; lock-free,
-    /// unlike a `Notify`, as this is per frame and per recipient.
-    ready: AtomicWaker,
-    /// Wakes `push_patiently` callers when the writer made room.
+    /// Wakes the writer task: the backlog was handed over to it.
+    handed_over: AtomicWaker,
+    /// Wakes `push_patiently` callers when frames went out.
     room: Notify,
-    /// How many `push_patiently` calls are waiting for room; the writer
-    /// wakes them only if there are any.
+    /// How many `push_patiently` calls are waiting for room; writes wake
+    /// them only if there are any.
     patient: AtomicUsize,
-    /// The writer is gone: frames would never be sent.
-    closed: AtomicBool,
 }
 
 /// A queue that grew beyond this many slots in a burst shrinks back to it
-/// once the writer has emptied it.
+/// once emptied.
 const SHRINK_ABOVE: usize = 64;
+/// Frames the writer task gathers into one `writev`.
+const WRITE_BATCH: usize = 64;
 
 /// The producer side of a connection's queue. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -147,58 +182,152 @@ pub struct Outbox {
     kick: Arc<Kick>,
 }
 
-/// The writer's side of a connection's queue.
+/// A frame whose pusher owns the socket and must write it (`Outbox::flush`).
+#[must_use = "the socket is owned until the frame is flushed"]
+pub struct Owed {
+    frame: Frame,
+    socket: Arc<TcpStream>,
+}
+
+/// The writer task's side of a connection's queue.
 #[derive(Debug)]
-pub struct Frames {
+pub struct Drain {
     queue: Arc<Queue>,
 }
 
+/// What one write of the writer task achieved.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// The queue is empty; the writer's turn is over.
+    Done,
+    /// Frames went out and more are queued.
+    More,
+    /// The socket is full: wait until it is writable.
+    Blocked,
+}
+
 impl Outbox {
-    pub fn new(capacity: usize) -> (Outbox, Frames) {
+    /// A queue of at most `capacity` frames in front of `socket`.
+    pub fn new(capacity: usize, socket: Arc<TcpStream>) -> (Outbox, Drain) {
         let queue = Arc::new(Queue {
-            frames: Mutex::new(VecDeque::new()),
+            state: Mutex::new(State {
+                frames: VecDeque::new(),
+                written: 0,
+                owner: Owner::Idle,
+                closed: false,
+                socket: Some(socket),
+            }),
             capacity: capacity.max(1),
-            ready: AtomicWaker::new(),
+            handed_over: AtomicWaker::new(),
             room: Notify::new(),
             patient: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
         });
         (
             Outbox {
                 queue: queue.clone(),
                 kick: Arc::new(Kick::default()),
             },
-            Frames { queue },
+            Drain { queue },
         )
     }
 
-    /// Queues a frame without waiting. A full queue kicks the connection.
-    pub fn push(&self, frame: Utf8Bytes) {
-        if let Err(true) = self.try_push(frame) {
-            self.slow_consumer();
+    /// Queues a frame and, unless someone is already writing, writes it
+    /// now, without waiting. A full queue kicks the connection.
+    pub fn push(&self, frame: Frame) {
+        if let Some(owed) = self.push_deferred(frame) {
+            self.flush(owed);
         }
     }
 
-    /// `Err(true)`: the queue is full; `Err(false)`: the writer is gone.
-    fn try_push(&self, frame: Utf8Bytes) -> Result<(), bool> {
-        if self.queue.closed.load(Ordering::Acquire) {
+    /// Queues a frame without writing it. `Some`: nobody was writing, so the
+    /// caller now owns the socket and must `flush` the frame soon (once it
+    /// let go of its locks: a room's fan-out queues under the room's lock
+    /// and writes after it).
+    pub fn push_deferred(&self, frame: Frame) -> Option<Owed> {
+        match self.try_push(frame) {
+            Ok(owed) => owed,
+            Err(true) => {
+                self.slow_consumer();
+                None
+            }
+            Err(false) => None,
+        }
+    }
+
+    /// `Ok(Some)`: the caller owns the socket and holds the frame, which
+    /// goes before anything queued after it; `Ok(None)`: queued behind
+    /// someone who is writing; `Err(true)`: the queue is full; `Err(false)`:
+    /// the connection is closing.
+    fn try_push(&self, frame: Frame) -> Result<Option<Owed>, bool> {
+        if self.kick.reason().is_some() {
             return Err(false);
         }
-        let mut frames = lock(&self.queue.frames);
-        if frames.len() >= self.queue.capacity {
+        let mut state = lock(&self.queue.state);
+        if state.closed {
+            return Err(false);
+        }
+        if state.owner == Owner::Idle {
+            // Idle means the queue is empty: the frame need not go in it.
+            let socket = state.socket.clone().ok_or(false)?;
+            state.owner = Owner::Direct;
+            return Ok(Some(Owed { frame, socket }));
+        }
+        if state.frames.len() >= self.queue.capacity {
             return Err(true);
         }
-        frames.push_back(frame);
-        drop(frames);
-        self.queue.ready.wake();
-        Ok(())
+        state.frames.push_back(frame);
+        Ok(None)
+    }
+
+    /// Writes the owed frame and whatever was queued behind it, as far as
+    /// the socket takes them without waiting; the writer task takes over
+    /// the rest. Two short holds of the queue's lock for a frame to an idle
+    /// connection, and one system call.
+    pub fn flush(&self, owed: Owed) {
+        let Owed { frame, socket } = owed;
+        let queue = &self.queue;
+        let mut in_hand = Some(frame);
+        let (mut bytes, mut written) = (in_hand.as_ref().map(|f| f.wire().clone()), 0);
+        loop {
+            let Some(next) = bytes.take() else { break };
+            let result = socket.try_write(&next[written..]);
+            let mut state = lock(&queue.state);
+            match (result, in_hand.take()) {
+                (Ok(n), None) => queue.advance(&mut state, n),
+                (Ok(n), Some(_)) if written + n == next.len() => {}
+                // Partly written, not at all (full), or broken: what is
+                // left goes first, and the writer waits or finds out.
+                (result, held) => {
+                    if let Some(frame) = held {
+                        state.frames.push_front(frame);
+                        state.written = written + result.unwrap_or(0);
+                    } else if let Ok(n) = result {
+                        queue.advance(&mut state, n);
+                    }
+                    return queue.hand_over(state);
+                }
+            }
+            if self.kick.reason().is_some() {
+                // Closing: the writer finishes a partly written frame and
+                // then says why. Looked at under the lock, so a writer that
+                // found us writing after the kick is always handed over to.
+                return queue.hand_over(state);
+            }
+            match state.frames.front() {
+                Some(front) => {
+                    bytes = Some(front.wire().clone());
+                    written = state.written;
+                }
+                None => state.owner = Owner::Idle,
+            }
+        }
     }
 
     /// Queues a frame, waiting for room in the queue: for replaying
     /// history, which is bulk and belongs to this connection alone. Gives up
     /// (and returns false) if the connection is kicked or makes no room
     /// within `patience`, which kicks it as a slow consumer.
-    pub async fn push_patiently(&self, frame: Utf8Bytes, patience: std::time::Duration) -> bool {
+    pub async fn push_patiently(&self, frame: Frame, patience: std::time::Duration) -> bool {
         let deadline = tokio::time::Instant::now() + patience;
         self.queue.patient.fetch_add(1, Ordering::AcqRel);
         let pushed = async {
@@ -209,7 +338,12 @@ impl Outbox {
                 tokio::pin!(room);
                 room.as_mut().enable();
                 match self.try_push(frame.clone()) {
-                    Ok(()) => return true,
+                    Ok(owed) => {
+                        if let Some(owed) = owed {
+                            self.flush(owed);
+                        }
+                        return true;
+                    }
                     Err(false) => return false,
                     Err(true) => {}
                 }
@@ -245,44 +379,121 @@ impl Outbox {
     }
 }
 
-impl Frames {
-    /// The next frame, waiting for one if need be, and how many were
-    /// queued with it (for the queue-depth histogram).
-    pub async fn next(&mut self) -> (Utf8Bytes, usize) {
-        std::future::poll_fn(|cx| {
-            if let Some(next) = self.try_next() {
-                return Poll::Ready(next);
+impl Queue {
+    /// The socket took `n` more bytes of the queue's frames.
+    fn advance(&self, state: &mut State, mut n: usize) {
+        let mut popped = false;
+        while let Some(front) = state.frames.front() {
+            let left = front.wire().len() - state.written;
+            if n < left {
+                state.written += n;
+                break;
             }
-            self.queue.ready.register(cx.waker());
-            // A frame pushed before the registration woke nobody.
-            match self.try_next() {
-                Some(next) => Poll::Ready(next),
-                None => Poll::Pending,
+            n -= left;
+            state.written = 0;
+            state.frames.pop_front();
+            popped = true;
+        }
+        if state.frames.is_empty() && state.frames.capacity() > SHRINK_ABOVE {
+            state.frames.shrink_to(SHRINK_ABOVE);
+        }
+        if popped && self.patient.load(Ordering::Acquire) > 0 {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// The writer task takes over: the socket is full, broken, or closing.
+    fn hand_over(&self, mut state: std::sync::MutexGuard<'_, State>) {
+        state.owner = Owner::Writer;
+        drop(state);
+        self.handed_over.wake();
+    }
+}
+
+impl Drain {
+    /// Resolves once the writer task owns the socket: handed over by a
+    /// pusher, or, with `closing`, taken while nobody was writing (a
+    /// pusher that is writing hands over as soon as it sees the kick).
+    /// Returns how many frames are queued.
+    pub async fn turn(&self, closing: bool) -> usize {
+        std::future::poll_fn(|cx| {
+            // Registered before looking, so a hand-over in between is seen.
+            self.queue.handed_over.register(cx.waker());
+            let mut state = lock(&self.queue.state);
+            if closing && state.owner == Owner::Idle {
+                state.owner = Owner::Writer;
+            }
+            match state.owner {
+                Owner::Writer => Poll::Ready(state.frames.len()),
+                _ => Poll::Pending,
             }
         })
         .await
     }
 
-    /// The next frame if one is queued, and how many were queued.
-    pub fn try_next(&mut self) -> Option<(Utf8Bytes, usize)> {
-        let mut frames = lock(&self.queue.frames);
-        let queued = frames.len();
-        let frame = frames.pop_front()?;
-        if frames.is_empty() && frames.capacity() > SHRINK_ABOVE {
-            frames.shrink_to(SHRINK_ABOVE);
+    /// For closing (the writer owns the socket): drops what was not begun,
+    /// so the close frame does not wait behind a backlog a stuck client will
+    /// never read, and queues `last` after a partly written frame.
+    pub fn replace_backlog(&self, last: Frame) {
+        let mut state = lock(&self.queue.state);
+        let keep = usize::from(state.written > 0);
+        state.frames.truncate(keep);
+        state.frames.push_back(last);
+    }
+
+    /// One `writev` of up to `WRITE_BATCH` queued frames (for the owner).
+    pub fn write_some(&self) -> io::Result<Progress> {
+        let mut state = lock(&self.queue.state);
+        let Some(socket) = state.socket.clone() else {
+            return Err(io::ErrorKind::NotConnected.into());
+        };
+        if state.frames.is_empty() {
+            if state.owner == Owner::Writer && !state.closed {
+                state.owner = Owner::Idle;
+            }
+            return Ok(Progress::Done);
         }
-        drop(frames);
-        if self.queue.patient.load(Ordering::Acquire) > 0 {
-            self.queue.room.notify_waiters();
+        let batch: Vec<Bytes> = state
+            .frames
+            .iter()
+            .take(WRITE_BATCH)
+            .map(|frame| frame.wire().clone())
+            .collect();
+        let written = state.written;
+        drop(state);
+        let slices: Vec<IoSlice<'_>> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, bytes)| IoSlice::new(if i == 0 { &bytes[written..] } else { bytes }))
+            .collect();
+        match socket.try_write_vectored(&slices) {
+            Ok(n) => {
+                self.queue.advance(&mut lock(&self.queue.state), n);
+                Ok(Progress::More)
+            }
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => Ok(Progress::Blocked),
+            Err(err) => Err(err),
         }
-        Some((frame, queued))
+    }
+
+    /// The socket, to wait until it is writable.
+    pub fn socket(&self) -> Option<Arc<TcpStream>> {
+        lock(&self.queue.state).socket.clone()
+    }
+
+    /// No more frames will be written: closing, or the socket is gone.
+    pub fn close(&self) {
+        lock(&self.queue.state).closed = true;
     }
 }
 
-impl Drop for Frames {
+impl Drop for Drain {
     fn drop(&mut self) {
-        self.queue.closed.store(true, Ordering::Release);
-        lock(&self.queue.frames).clear();
+        let mut state = lock(&self.queue.state);
+        state.closed = true;
+        state.frames.clear();
+        state.socket = None;
+        drop(state);
         self.queue.room.notify_waiters();
     }
 }
@@ -295,89 +506,203 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A connected pair of loopback sockets: the server's end (for an
+/// `Outbox`) and the client's.
+#[cfg(test)]
+pub(crate) async fn loopback() -> (Arc<TcpStream>, TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap());
+    let (client, accepted) = tokio::join!(client, listener.accept());
+    (Arc::new(accepted.unwrap().0), client.unwrap())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
+    use futures_util::StreamExt;
+    use tokio_tungstenite::WebSocketStream;
+    use tungstenite::Message;
+    use tungstenite::protocol::Role;
+
     use super::*;
 
-    fn frame(text: &'static str) -> Utf8Bytes {
-        Utf8Bytes::from_static(text)
+    /// The client's end, read as a browser would.
+    async fn client(socket: TcpStream) -> WebSocketStream<TcpStream> {
+        WebSocketStream::from_raw_socket(socket, Role::Client, None).await
+    }
+
+    async fn next_text(client: &mut WebSocketStream<TcpStream>) -> String {
+        let next = tokio::time::timeout(Duration::from_secs(5), client.next()).await;
+        match next
+            .expect("a frame in time")
+            .expect("open")
+            .expect("valid")
+        {
+            Message::Text(text) => text.to_string(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    /// Frames big enough that a few fill a loopback socket's buffers.
+    fn big(i: usize) -> Frame {
+        Frame::text(&format!("{i:06}{}", "x".repeat(64 * 1024)))
     }
 
     #[tokio::test]
-    async fn frames_come_out_in_order_and_a_full_queue_kicks() {
-        let (outbox, mut frames) = Outbox::new(2);
-        outbox.push(frame("a"));
-        outbox.push(frame("b"));
+    async fn a_frame_to_an_idle_connection_is_written_at_once_without_the_writer() {
+        let (socket, client_end) = loopback().await;
+        let (outbox, _drain) = Outbox::new(4, socket);
+        for text in ["a", "b", "c"] {
+            outbox.push(Frame::text(text));
+        }
+        assert_eq!(outbox.queue.state.lock().unwrap().owner, Owner::Idle);
+        let mut client = client(client_end).await;
+        for text in ["a", "b", "c"] {
+            assert_eq!(next_text(&mut client).await, text);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_hands_the_backlog_to_the_writer_in_order() {
+        let (socket, client_end) = loopback().await;
+        let (outbox, drain) = Outbox::new(1000, socket);
+        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        // Nobody reads yet: the socket fills, the rest queues.
+        for i in 0..200 {
+            outbox.push(big(i));
+        }
+        assert!(!lock(&outbox.queue.state).frames.is_empty(), "a backlog");
         assert_eq!(outbox.kick().reason(), None);
-        outbox.push(frame("c"));
-        assert_eq!(outbox.kick().reason(), Some(CloseReason::SLOW_CONSUMER));
-        assert_eq!(frames.next().await, (frame("a"), 2));
-        assert_eq!(frames.try_next(), Some((frame("b"), 1)));
-        assert_eq!(frames.try_next(), None);
-    }
-
-    #[tokio::test]
-    async fn the_writer_wakes_for_a_frame_pushed_while_it_waits() {
-        let (outbox, mut frames) = Outbox::new(4);
-        let writer = tokio::spawn(async move { frames.next().await });
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        outbox.push(frame("late"));
-        let got = tokio::time::timeout(Duration::from_secs(5), writer).await;
-        assert_eq!(got.unwrap().unwrap(), (frame("late"), 1));
-    }
-
-    #[tokio::test]
-    async fn a_kick_wakes_the_waiting_writer() {
-        let (outbox, _frames) = Outbox::new(4);
-        let kick = outbox.kick().clone();
-        let writer =
-            tokio::spawn(async move { std::future::poll_fn(|cx| kick.for_writer(cx)).await });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut client = client(client_end).await;
+        for i in 0..200 {
+            assert!(next_text(&mut client).await.starts_with(&format!("{i:06}")));
+        }
+        // Back to direct writes once the backlog is gone.
+        outbox.push(Frame::text("after"));
+        assert_eq!(next_text(&mut client).await, "after");
+        assert_eq!(lock(&outbox.queue.state).owner, Owner::Idle);
         outbox.kick().kick(CloseReason::GOING_AWAY);
-        let woke = tokio::time::timeout(Duration::from_secs(5), writer).await;
-        assert_eq!(woke.unwrap().unwrap(), CloseReason::GOING_AWAY);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_slow_consumer_is_kicked_and_still_told_why_after_whole_frames() {
+        let (socket, client_end) = loopback().await;
+        let (outbox, drain) = Outbox::new(8, socket);
+        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        let mut pushed = 0;
+        while outbox.kick().reason().is_none() {
+            outbox.push(big(pushed));
+            pushed += 1;
+            assert!(pushed < 1000, "the queue is bounded");
+        }
+        assert_eq!(outbox.kick().reason(), Some(CloseReason::SLOW_CONSUMER));
+        // The client reads again: whole frames in order, then 4009.
+        let mut client = client(client_end).await;
+        let mut got = 0;
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(5), client.next()).await;
+            match next.unwrap().unwrap().unwrap() {
+                Message::Text(text) => {
+                    assert!(text.starts_with(&format!("{got:06}")));
+                    got += 1;
+                }
+                Message::Close(Some(frame)) => {
+                    assert_eq!(u16::from(frame.code), common::close::SLOW_CONSUMER);
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(got < pushed, "the backlog was dropped, not sent");
+        writer.await.unwrap();
     }
 
     #[tokio::test]
     async fn a_patient_push_waits_for_room_or_gives_up() {
-        let (outbox, mut frames) = Outbox::new(1);
-        outbox.push(frame("first"));
+        let (socket, client_end) = loopback().await;
+        let (outbox, drain) = Outbox::new(2, socket);
+        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        // Fill the socket and the queue.
+        let mut pushed = 0;
+        while lock(&outbox.queue.state).frames.len() < 2 {
+            outbox.push(big(pushed));
+            pushed += 1;
+        }
         let patient = {
             let outbox = outbox.clone();
             tokio::spawn(async move {
                 outbox
-                    .push_patiently(frame("second"), Duration::from_secs(5))
+                    .push_patiently(Frame::text("patient"), Duration::from_secs(10))
                     .await
             })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(frames.next().await.0, frame("first"));
+        assert!(!patient.is_finished(), "no room yet");
+        let mut client = client(client_end).await;
+        for i in 0..pushed {
+            assert!(next_text(&mut client).await.starts_with(&format!("{i:06}")));
+        }
         assert!(patient.await.unwrap(), "room was made");
-        assert_eq!(frames.next().await.0, frame("second"));
+        assert_eq!(next_text(&mut client).await, "patient");
+
+        outbox.kick().kick(CloseReason::GOING_AWAY);
+        writer.await.unwrap();
+        drop(client);
 
         // Full, and nobody makes room: a slow consumer.
-        outbox.push(frame("third"));
+        let (socket, _client_end) = loopback().await;
+        let (outbox, _drain) = Outbox::new(1, socket);
+        while lock(&outbox.queue.state).frames.is_empty() {
+            outbox.push(big(0));
+        }
         assert!(
             !outbox
-                .push_patiently(frame("fourth"), Duration::from_millis(50))
+                .push_patiently(Frame::text("late"), Duration::from_millis(50))
                 .await
         );
         assert_eq!(outbox.kick().reason(), Some(CloseReason::SLOW_CONSUMER));
     }
 
     #[tokio::test]
-    async fn a_burst_is_given_back_once_written() {
-        let (outbox, mut frames) = Outbox::new(1000);
-        for _ in 0..500 {
-            outbox.push(frame("x"));
+    async fn a_kick_wakes_the_waiting_writer() {
+        let (socket, client_end) = loopback().await;
+        let (outbox, drain) = Outbox::new(4, socket);
+        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        outbox.kick().kick(CloseReason::GOING_AWAY);
+        tokio::time::timeout(Duration::from_secs(5), writer)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut client = client(client_end).await;
+        match client.next().await.unwrap().unwrap() {
+            Message::Close(Some(frame)) => assert_eq!(u16::from(frame.code), 1001),
+            other => panic!("unexpected {other:?}"),
         }
-        while frames.try_next().is_some() {}
-        assert!(lock(&frames.queue.frames).capacity() <= SHRINK_ABOVE);
+        // Nothing is accepted after the kick.
+        outbox.push(Frame::text("late"));
+        assert!(lock(&outbox.queue.state).frames.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_given_back_once_written() {
+        let (socket, client_end) = loopback().await;
+        let (outbox, drain) = Outbox::new(1000, socket);
+        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        for i in 0..300 {
+            outbox.push(big(i));
+        }
+        let mut client = client(client_end).await;
+        for _ in 0..300 {
+            next_text(&mut client).await;
+        }
+        assert!(lock(&outbox.queue.state).frames.capacity() <= SHRINK_ABOVE);
+        outbox.kick().kick(CloseReason::GOING_AWAY);
+        writer.await.unwrap();
         // Without a writer, frames are dropped, not kept.
-        drop(frames);
-        outbox.push(frame("y"));
-        assert_eq!(outbox.kick().reason(), None);
+        outbox.push(Frame::text("y"));
+        assert!(lock(&outbox.queue.state).frames.is_empty());
     }
 }

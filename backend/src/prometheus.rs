@@ -32,7 +32,8 @@ pub const DELIVERIES: &str = "hearth_deliveries_total";
 /// Errors sent to clients, labelled with their `code`.
 pub const ERRORS: &str = "hearth_errors_total";
 pub const SLOW_CONSUMER_KICKS: &str = "hearth_slow_consumer_kicks_total";
-/// Frames waiting in a connection's queue when its writer wakes up.
+/// Frames waiting in a connection's queue when its socket could not take
+/// them at once and its writer task took over (see `outbox.rs`).
 pub const OUTBOUND_QUEUE_DEPTH: &str = "hearth_outbound_queue_depth";
 /// One store transaction of appends (see `group_commit`).
 pub const STORE_APPEND_SECONDS: &str = "hearth_store_append_seconds";

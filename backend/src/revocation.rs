@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::ws::Utf8Bytes;
+use crate::frame::Frame;
 
 use crate::hub::{ConnId, Peer};
 use crate::outbox::CloseReason;
@@ -58,7 +58,7 @@ impl LiveSessions {
     }
 
     /// Queues `frame` on every socket of `user_id` here. Returns how many.
-    pub fn to_user(&self, user_id: &str, frame: &Utf8Bytes) -> usize {
+    pub fn to_user(&self, user_id: &str, frame: &Frame) -> usize {
         let sockets = self.lock();
         let mut told = 0;
         for peer in sockets.values().flatten() {
@@ -79,8 +79,15 @@ impl LiveSessions {
 mod tests {
     use super::*;
 
-    fn peer(id: ConnId, user: &str) -> Arc<Peer> {
-        Arc::new(Peer {
+    /// A peer on a real loopback socket, and the client's end of it (with
+    /// the writer's side of the queue: without it the socket closes).
+    async fn peer(
+        id: ConnId,
+        user: &str,
+    ) -> (Arc<Peer>, (tokio::net::TcpStream, crate::outbox::Drain)) {
+        let (socket, client) = crate::outbox::loopback().await;
+        let (outbox, drain) = crate::outbox::Outbox::new(8, socket);
+        let peer = Arc::new(Peer {
             id,
             user: common::User {
                 id: user.into(),
@@ -88,16 +95,23 @@ mod tests {
                 username: None,
             },
             user_id: Arc::from(user),
-            outbox: crate::outbox::Outbox::new(8).0,
+            outbox,
             evicted: std::sync::Mutex::new(Vec::new()),
-        })
+        });
+        (peer, (client, drain))
     }
 
-    #[test]
-    fn only_the_revoked_sessions_sockets_are_kicked() {
+    #[tokio::test]
+    async fn only_the_revoked_sessions_sockets_are_kicked() {
         let live = LiveSessions::default();
         let (a, b) = (Arc::<str>::from("a"), Arc::<str>::from("b"));
-        let peers: Vec<Arc<Peer>> = (0..3).map(|i| peer(i + 1, "u")).collect();
+        let mut peers = Vec::new();
+        let mut clients = Vec::new();
+        for i in 0..3 {
+            let (peer, client) = peer(i + 1, "u").await;
+            peers.push(peer);
+            clients.push(client);
+        }
         live.register(&a, peers[0].clone());
         live.register(&a, peers[1].clone());
         live.register(&b, peers[2].clone());
@@ -109,18 +123,35 @@ mod tests {
         assert_eq!(reason(2), None, "another session");
     }
 
-    #[test]
-    fn a_word_for_a_user_reaches_each_of_their_sockets_only() {
+    #[tokio::test]
+    async fn a_word_for_a_user_reaches_each_of_their_sockets_only() {
+        use tokio::io::AsyncReadExt;
         let live = LiveSessions::default();
         let (s1, s2, s3) = (
             Arc::<str>::from("s1"),
             Arc::<str>::from("s2"),
             Arc::<str>::from("s3"),
         );
-        live.register(&s1, peer(1, "ann"));
-        live.register(&s2, peer(2, "ann"));
-        live.register(&s3, peer(3, "bob"));
-        assert_eq!(live.to_user("ann", &Utf8Bytes::from_static("{}")), 2);
-        assert_eq!(live.to_user("nobody", &Utf8Bytes::from_static("{}")), 0);
+        let (ann1, (mut ann1_client, _d1)) = peer(1, "ann").await;
+        let (ann2, (mut ann2_client, _d2)) = peer(2, "ann").await;
+        let (bob, (mut bob_client, _d3)) = peer(3, "bob").await;
+        live.register(&s1, ann1);
+        live.register(&s2, ann2);
+        live.register(&s3, bob);
+        let frame = Frame::text("{}");
+        assert_eq!(live.to_user("ann", &frame), 2);
+        assert_eq!(live.to_user("nobody", &frame), 0);
+        // Written straight into each of Ann's sockets, nothing into Bob's.
+        for client in [&mut ann1_client, &mut ann2_client] {
+            let mut got = vec![0; frame.wire().len()];
+            client.read_exact(&mut got).await.unwrap();
+            assert_eq!(got, frame.wire().as_ref());
+        }
+        let mut byte = [0];
+        let nothing = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            bob_client.read(&mut byte),
+        );
+        assert!(nothing.await.is_err(), "Bob got nothing");
     }
 }

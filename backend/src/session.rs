@@ -1,31 +1,36 @@
-//! One WebSocket connection: a reader that handles client frames, and a
-//! writer (`writer.rs`) that drains the connection's bounded outbound queue.
+//! One WebSocket connection: a reader that handles client frames, beside
+//! the connection's bounded outbound queue (`outbox.rs`) and the writer task
+//! that drains it when the client is slow (`writer.rs`).
 //!
-//! The reader never writes to the socket itself; everything it wants to send
-//! goes through the same queue as room fan-out. That keeps a single ordered
-//! stream of frames per connection and a single place (the writer) that can
-//! block on a slow client.
+//! The reader never writes to the socket itself; everything it sends, the
+//! answer to a ping included, goes through the same queue as room fan-out.
+//! That keeps a single ordered stream of frames per connection and a single
+//! place (the writer) that can wait for a slow client.
 
 use std::collections::{HashSet, VecDeque};
 use std::future::pending;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
 use common::{ClientMsg, ErrorCode, PROTOCOL_VERSION, Post, SendLimit, ServerMsg, validate};
 use futures_util::StreamExt;
-use futures_util::stream::SplitStream;
+use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, sleep_until};
+use tokio_tungstenite::WebSocketStream;
+use tungstenite::Message;
 
 use crate::AppState;
 use crate::auth::{Identity, now_secs};
+use crate::frame::Frame;
+use crate::handshake::Inbound;
 use crate::hub::{NewEntry, Peer, encode};
 use crate::outbox::{CloseReason, Outbox};
 use crate::prometheus;
 use crate::rate::TokenBucket;
 
-/// The `ping` frame, pre-serialized.
-const PING: &str = r#"{"type":"ping"}"#;
+/// The `ping` frame, framed once for every connection.
+static PING: std::sync::LazyLock<Frame> =
+    std::sync::LazyLock::new(|| Frame::text(r#"{"type":"ping"}"#));
 /// How long a joiner may take to make room in its queue during a replay.
 const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
 /// Longest a join waits for its replay budget before it is refused.
@@ -33,18 +38,18 @@ const REPLAY_BUDGET_WAIT: Duration = Duration::from_secs(5);
 
 /// Sets the connection up and returns what runs it until it closes, to be
 /// spawned as it is: every idle connection's task is this future, so it is
-/// kept small. Not an `async fn`, which would keep its arguments (the
-/// `WebSocket`, 368 bytes, split into halves here at once) for its whole
-/// life; and not wrapped in another `async` block by the caller, which
+/// kept small. Not an `async fn`, which would keep its arguments for its
+/// whole life; and not wrapped in another `async` block by the caller, which
 /// would hold it twice (once captured, once awaited).
 pub fn run(
-    socket: WebSocket,
+    socket: Arc<TcpStream>,
+    stream: WebSocketStream<Inbound>,
     app: Arc<AppState>,
     identity: Identity,
     slot: crate::slots::Slot,
 ) -> impl std::future::Future<Output = ()> + Send {
     let limits = &app.config;
-    let (outbox, frames) = Outbox::new(limits.outbound_queue);
+    let (outbox, drain) = Outbox::new(limits.outbound_queue, socket);
     let peer = Arc::new(Peer {
         id: app.next_conn_id(),
         user_id: Arc::from(identity.user.id.as_str()),
@@ -56,17 +61,12 @@ pub fn run(
     app.hub
         .live_sessions()
         .register(&identity.session_id, peer.clone());
-    let (sink, stream) = socket.split();
-    let writer = tokio::spawn(crate::writer::write_loop(
-        sink,
-        frames,
-        peer.outbox.kick().clone(),
-    ));
+    let writer = tokio::spawn(crate::writer::write_loop(drain, peer.outbox.kick().clone()));
     tracing::debug!(conn = peer.id, user = %peer.user.id, "connected");
     metrics::counter!(prometheus::CONNECTIONS_OPENED).increment(1);
     metrics::gauge!(prometheus::CONNECTIONS_OPEN).increment(1.0);
 
-    peer.outbox.push(encode(&ServerMsg::Welcome {
+    peer.outbox.push(Frame::encode(&ServerMsg::Welcome {
         user: peer.user.clone(),
         heartbeat_ms: limits.heartbeat_ms,
         protocol: PROTOCOL_VERSION,
@@ -151,7 +151,7 @@ const SENDS_IN_FLIGHT: usize = 64;
 type SendOutcome = (String, String, Result<(), crate::store::StoreError>);
 
 impl Session {
-    async fn read_loop(&mut self, mut stream: SplitStream<WebSocket>, expires_at: u64) {
+    async fn read_loop(&mut self, mut stream: WebSocketStream<Inbound>, expires_at: u64) {
         let heartbeat = self.app.config.heartbeat();
         let pong_timeout = self.app.config.pong_timeout();
         let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
@@ -172,7 +172,7 @@ impl Session {
                     return kick.kick(CloseReason::GOING_AWAY);
                 }
                 _ = ping.tick() => {
-                    self.peer.outbox.push(Utf8Bytes::from_static(PING));
+                    self.peer.outbox.push(PING.clone());
                     pong_deadline.get_or_insert(Instant::now() + pong_timeout);
                 }
                 _ = sleep_until_some(pong_deadline) => {
@@ -193,7 +193,10 @@ impl Session {
                         Some(Ok(Message::Binary(_))) => {
                             self.reject(ErrorCode::BadFrame, "binary frames are not supported", None);
                         }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(Message::Ping(payload))) => {
+                            self.peer.outbox.push(Frame::pong(&payload));
+                        }
+                        Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
                         Some(Ok(Message::Close(_))) | None => return,
                         Some(Err(err)) => {
                             // A protocol error says why it closes (RFC 6455
@@ -346,7 +349,7 @@ impl Session {
                 );
             }
         };
-        let bytes: usize = ticket.history.iter().map(|frame| frame.len()).sum();
+        let bytes: usize = ticket.history.iter().map(|frame| frame.wire().len()).sum();
         match self.replay_bucket.reserve(
             bytes as f64,
             REPLAY_BUDGET_WAIT,
@@ -576,14 +579,10 @@ fn classify_bad_frame(text: &str) -> (ErrorCode, &'static str) {
 
 /// The close code for a read error the client caused: 1009 for a frame over
 /// the size limit, 1007 for a text frame that is not UTF-8.
-fn close_reason_for(err: axum::Error) -> Option<CloseReason> {
-    match err
-        .into_inner()
-        .downcast::<tungstenite::Error>()
-        .map(|e| *e)
-    {
-        Ok(tungstenite::Error::Capacity(_)) => Some(CloseReason::TOO_BIG),
-        Ok(tungstenite::Error::Utf8(_)) => Some(CloseReason::INVALID_UTF8),
+fn close_reason_for(err: tungstenite::Error) -> Option<CloseReason> {
+    match err {
+        tungstenite::Error::Capacity(_) => Some(CloseReason::TOO_BIG),
+        tungstenite::Error::Utf8(_) => Some(CloseReason::INVALID_UTF8),
         _ => None,
     }
 }
@@ -617,7 +616,7 @@ mod tests {
 
     #[test]
     fn the_static_ping_is_the_protocol_ping() {
-        assert_eq!(encode(&ServerMsg::Ping).as_str(), PING);
+        assert_eq!(encode(&ServerMsg::Ping), *PING);
     }
 
     #[test]

@@ -1,66 +1,80 @@
-//! The writer half of a connection: it drains the connection's outbound
-//! queue into the socket, a backlog per write, and is the one place that
-//! may wait for a slow client. A kick (see `outbox.rs`) stops it, and it
-//! then says why with a close frame.
+//! The writer task of a connection: the one place that may wait for a
+//! slow client. Frames normally go out without it, written by whoever
+//! pushed them (see `outbox.rs`); it wakes only when the socket could not
+//! take a frame at once, writes the backlog as the client reads it, and
+//! hands the socket back when the backlog is gone. A kick (see `outbox.rs`)
+//! stops it, and it then says why with a close frame.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use futures_util::SinkExt;
-use futures_util::stream::SplitSink;
-
-use crate::outbox::{Frames, Kick};
+use crate::frame::Frame;
+use crate::outbox::{Drain, Kick, Progress};
 use crate::prometheus;
 
-/// Frames written per flush when the queue has a backlog.
-const WRITE_BATCH: usize = 64;
 /// How long the writer keeps trying to deliver a close frame. A slow
 /// consumer's socket is full when it is kicked; the frame goes out when
 /// the client reads again, and the client must see 4009 (reconnect and
 /// resume) rather than a bare drop. Long enough for a stalled client (a
 /// phone waking up), short enough to bound what a dead one holds: its
-/// queue is already closed, so only the socket's buffers remain.
+/// backlog is dropped at the kick, so only the socket's buffers remain.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
-pub async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
-    mut frames: Frames,
-    kick: Arc<Kick>,
-) {
-    // Looked at before every batch of frames on every connection of a busy
-    // room, so lock-free (see `Kick::for_writer`).
+
+pub async fn write_loop(drain: Drain, kick: Arc<Kick>) {
+    // Looked at while the writer waits, so lock-free (see `Kick::for_writer`).
     let mut kicked = std::future::poll_fn(|cx| kick.for_writer(cx));
-    // Looked up once: a registry lookup per wake-up would be per recipient.
+    // Looked up once: a registry lookup per wake-up would be per backlog.
     let queue_depth = metrics::histogram!(prometheus::OUTBOUND_QUEUE_DEPTH);
-    let reason = loop {
-        let (first, queued) = tokio::select! {
+    let reason = 'serve: loop {
+        let queued = tokio::select! {
             biased;
             reason = &mut kicked => break reason,
-            next = frames.next() => next,
+            queued = drain.turn(false) => queued,
         };
         queue_depth.record(queued as f64);
-        let write = async {
-            sink.feed(Message::Text(first)).await?;
-            // Drain a backlog before flushing: one write syscall, not many.
-            for _ in 0..WRITE_BATCH {
-                match frames.try_next() {
-                    Some((frame, _)) => sink.feed(Message::Text(frame)).await?,
-                    None => break,
+        loop {
+            match drain.write_some() {
+                Ok(Progress::Done) => break,
+                Ok(Progress::More) => {}
+                Ok(Progress::Blocked) => {
+                    // A client that stopped reading blocks here; a kick must
+                    // still get through, so race them.
+                    tokio::select! {
+                        biased;
+                        reason = &mut kicked => break 'serve reason,
+                        writable = writable(&drain) => if writable.is_err() { return },
+                    }
                 }
+                Err(_) => return,
             }
-            sink.flush().await
-        };
-        // A client that stopped reading blocks the write; a kick must still
-        // get through, so race them.
-        tokio::select! {
-            biased;
-            reason = &mut kicked => break reason,
-            written = write => if written.is_err() { return },
         }
     };
-    let frame = CloseFrame {
-        code: reason.code,
-        reason: Utf8Bytes::from_static(reason.reason),
-    };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, say_why(&drain, reason.code, reason.reason)).await;
+}
+
+/// Ends the connection with a close frame, after whatever frame is partly
+/// written (a frame cut short would garble the close); nothing else queued
+/// goes out.
+async fn say_why(drain: &Drain, code: u16, reason: &str) {
+    drain.close();
+    drain.turn(true).await;
+    drain.replace_backlog(Frame::close(code, reason));
+    loop {
+        match drain.write_some() {
+            Ok(Progress::Done) | Err(_) => return,
+            Ok(Progress::More) => {}
+            Ok(Progress::Blocked) => {
+                if writable(drain).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn writable(drain: &Drain) -> std::io::Result<()> {
+    match drain.socket() {
+        Some(socket) => socket.writable().await,
+        None => Err(std::io::ErrorKind::NotConnected.into()),
+    }
 }

@@ -7,18 +7,19 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use std::net::SocketAddr;
 use tracing::Instrument;
 
-use axum::extract::{ConnectInfo, Query, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use tungstenite::protocol::WebSocketConfig;
 
 use crate::AppState;
 use crate::api::{authenticate, error, unavailable};
 use crate::auth::{bearer, now_secs, secret_hash};
+use crate::handshake::{Handshake, Rejected};
 use crate::hub::now_millis;
 use crate::session;
 use crate::slots::Refusal;
@@ -31,9 +32,6 @@ use crate::slots::Refusal;
 /// instead of 1 KiB saves half a KiB more (docs/benchmarks.md). A larger
 /// frame is read in several reads (the buffer grows to hold its payload).
 const READ_BUFFER_BYTES: usize = 512;
-/// Bytes gathered before a write reaches the socket. The writer flushes after
-/// each batch anyway, so this only bounds how much one batch coalesces.
-const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 #[derive(Deserialize)]
 pub struct Params {
@@ -46,7 +44,7 @@ pub async fn upgrade(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     params: Result<Query<Params>, QueryRejection>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    ws: Result<Handshake, Rejected>,
 ) -> Response {
     // Malformed requests get the API's JSON errors too (a repeated
     // `token`, for one), never a plain-text rejection.
@@ -153,13 +151,7 @@ pub async fn upgrade(
     };
     let ws = match ws {
         Ok(ws) => ws,
-        Err(rejection) => {
-            return error(
-                rejection.status(),
-                "not_a_websocket_upgrade",
-                &rejection.body_text(),
-            );
-        }
+        Err(rejected) => return rejected.into_response(),
     };
     let request_id = headers
         .get(crate::REQUEST_ID)
@@ -167,21 +159,20 @@ pub async fn upgrade(
         .unwrap_or_default()
         .to_owned();
     let max = app.config.max_frame_bytes;
-    ws.read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        // The queue in front of the socket is bounded in frames; this bounds
-        // what can pile up below it if writes start failing.
-        .max_write_buffer_size(WRITE_BUFFER_BYTES + 2 * max)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| {
-            let sessions = app.sessions.clone();
-            // The session's logs carry the upgrade request's id and the user.
-            let span =
-                tracing::info_span!("ws", request_id = %request_id, user = %identity.user.id);
-            let session = span.in_scope(|| session::run(socket, app, identity, slot));
-            sessions.track_future(session.instrument(span))
-        })
+    // What tungstenite writes is dropped (see `handshake::Inbound`), so it
+    // needs no write buffer.
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    ws.accept(config, move |socket, stream| {
+        let sessions = app.sessions.clone();
+        // The session's logs carry the upgrade request's id and the user.
+        let span = tracing::info_span!("ws", request_id = %request_id, user = %identity.user.id);
+        let session = span.in_scope(|| session::run(socket, stream, app, identity, slot));
+        sessions.track_future(session.instrument(span))
+    })
 }
 
 /// `trunk serve`'s origin, allowed by default for frontend development.

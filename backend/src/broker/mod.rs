@@ -27,8 +27,8 @@ mod redis_subscriptions;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::frame::Frame;
 use async_trait::async_trait;
-use axum::extract::ws::Utf8Bytes;
 use common::User;
 use tokio::sync::broadcast;
 
@@ -48,7 +48,7 @@ pub struct Envelope {
 pub enum Event {
     /// A serialized `ServerMsg`, exactly as sent to clients.
     Frame {
-        frame: Utf8Bytes,
+        frame: Frame,
         /// Don't deliver to this user's connections (their own `typing`).
         skip_user: Option<Arc<str>>,
         /// For chat messages, their seq: receivers deliver in seq order.
@@ -58,7 +58,7 @@ pub enum Event {
     Presence { user: User, present: bool },
     /// A serialized `ServerMsg` for one user's connections in the room only
     /// (their read position, for their other tabs and devices).
-    ToUser { user_id: Arc<str>, frame: Utf8Bytes },
+    ToUser { user_id: Arc<str>, frame: Frame },
     /// These sessions were revoked: close their sockets. Node-wide: the
     /// envelope's room is empty.
     Revoke { sessions: Vec<Arc<str>> },

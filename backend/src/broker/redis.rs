@@ -15,8 +15,8 @@ use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::frame::Frame;
 use async_trait::async_trait;
-use axum::extract::ws::Utf8Bytes;
 use common::User;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -155,7 +155,7 @@ impl Broker for RedisBroker {
             } => {
                 header.seq = *seq;
                 header.skip_user = skip_user.as_deref().map(Cow::Borrowed);
-                frame.as_bytes()
+                frame.payload()
             }
             Event::Presence { user, present } => {
                 header.user = Some(user.clone());
@@ -164,7 +164,7 @@ impl Broker for RedisBroker {
             }
             Event::ToUser { user_id, frame } => {
                 header.to_user = Some(Cow::Borrowed(user_id));
-                frame.as_bytes()
+                frame.payload()
             }
             Event::Revoke { sessions } => {
                 header.revoke = Some(sessions.iter().map(|s| s.to_string()).collect());
@@ -308,10 +308,10 @@ pub(super) fn decode(payload: &[u8]) -> Option<Envelope> {
         (Some(user), Some(present), _) => Event::Presence { user, present },
         (_, _, Some(user_id)) => Event::ToUser {
             user_id: Arc::from(user_id.as_ref()),
-            frame: Utf8Bytes::try_from(bytes::Bytes::copy_from_slice(body)).ok()?,
+            frame: Frame::text(std::str::from_utf8(body).ok()?),
         },
         _ => Event::Frame {
-            frame: Utf8Bytes::try_from(bytes::Bytes::copy_from_slice(body)).ok()?,
+            frame: Frame::text(std::str::from_utf8(body).ok()?),
             skip_user: header.skip_user.map(|s| Arc::from(s.as_ref())),
             seq: header.seq,
         },
@@ -356,7 +356,7 @@ newline"}"#,
             } => {
                 assert_eq!(seq, Some(7));
                 assert_eq!(skip_user.as_deref(), Some("u1"));
-                assert!(frame.as_str().ends_with("newline\"}"));
+                assert!(frame.text_payload().ends_with("newline\"}"));
             }
             other => panic!("{other:?}"),
         }
@@ -365,7 +365,7 @@ newline"}"#,
         match to_user.event {
             Event::ToUser { user_id, frame } => {
                 assert_eq!(user_id.as_ref(), "u9");
-                assert!(frame.as_str().contains("\"seq\":4"));
+                assert!(frame.text_payload().contains("\"seq\":4"));
             }
             other => panic!("{other:?}"),
         }

@@ -29,11 +29,11 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::Utf8Bytes;
+use crate::frame::Frame;
 use common::{ChatMessage, ServerMsg, User};
 
 use crate::broker::{Broker, Envelope, Event};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Owed};
 use crate::reorder::Reorder;
 use crate::revocation::LiveSessions;
 use crate::store::group_commit::GroupCommit;
@@ -108,13 +108,13 @@ struct Room {
 
 struct RoomState {
     /// Messages in, strictly in seq order out (see `reorder.rs`).
-    order: Reorder<Utf8Bytes, (Arc<Peer>, Utf8Bytes)>,
+    order: Reorder<Frame, (Arc<Peer>, Frame)>,
     refill_scheduled: bool,
     /// Connections receiving the room's events live.
     peers: HashMap<ConnId, Arc<Peer>>,
     /// Connections catching up on history: their live events wait here
     /// until the replay is queued, so order is replay, `joined`, live.
-    joining: HashMap<ConnId, (Arc<Peer>, Vec<Utf8Bytes>)>,
+    joining: HashMap<ConnId, (Arc<Peer>, Vec<Frame>)>,
     /// Distinct users on this node, with how many of their connections are
     /// in the room.
     members: HashMap<Arc<str>, Member>,
@@ -132,7 +132,7 @@ struct RoomState {
 
 /// A message waiting in the reorder buffer, with the sender's connection
 /// and its `ack` if it was appended here.
-type Pending = crate::reorder::Pending<Utf8Bytes, (Arc<Peer>, Utf8Bytes)>;
+type Pending = crate::reorder::Pending<Frame, (Arc<Peer>, Frame)>;
 
 struct Member {
     user: User,
@@ -144,7 +144,7 @@ pub struct JoinTicket {
     room: Arc<Room>,
     /// The seq up to which history is replayed; live delivery covers the rest.
     pub up_to: u64,
-    pub history: Vec<Utf8Bytes>,
+    pub history: Vec<Frame>,
     pub recovered: bool,
     /// The user's read position in the room, and how many messages of
     /// other people follow it.
@@ -242,7 +242,7 @@ impl Hub {
             attempts += 1;
             let room = self.load(name, &peer.user.id).await?;
             self.catch_up_to(&room, since).await;
-            let mut state = lock(&room.state);
+            let mut state = room.lock();
             if state.unloaded && attempts < 5 {
                 continue;
             }
@@ -325,11 +325,11 @@ impl Hub {
             return;
         };
         let mut rounds = 0;
-        while lock(&room.state).order.next_seq() <= seen && rounds < 4 {
+        while room.lock().order.next_seq() <= seen && rounds < 4 {
             rounds += 1;
-            let before = lock(&room.state).order.next_seq();
+            let before = room.lock().order.next_seq();
             self.catch_up_rooms(vec![room.clone()]).await;
-            if lock(&room.state).order.next_seq() == before {
+            if room.lock().order.next_seq() == before {
                 break;
             }
         }
@@ -339,14 +339,14 @@ impl Hub {
         let Some(loaded) = self.existing(room) else {
             return Err(StoreError::UnknownRoom(room.to_owned()));
         };
-        let newest = lock(&loaded.state).order.next_seq() - 1;
+        let newest = loaded.lock().order.next_seq() - 1;
         let seq = seq.min(newest);
         self.store.mark_read(&peer.user.id, room, seq).await?;
         let frame = encode(&ServerMsg::Read {
             room: room.to_owned(),
             seq,
         });
-        deliver_to_user(&lock(&loaded.state), &peer.user_id, &frame, Some(peer.id));
+        deliver_to_user(&loaded.lock(), &peer.user_id, &frame, Some(peer.id));
         // And to their tabs and devices on other nodes.
         self.broker.publish(Envelope {
             origin: self.node_id.clone(),
@@ -363,26 +363,29 @@ impl Hub {
     /// meanwhile, and switches the connection to live delivery.
     pub fn finish_join(&self, ticket: JoinTicket, peer: &Arc<Peer>) {
         let room = ticket.room;
-        let mut state = lock(&room.state);
+        let mut state = room.lock();
         let buffered = match state.joining.remove(&peer.id) {
             Some((_, buffered)) => buffered,
             // Already live (a repeated join), or left meanwhile.
             None if state.peers.contains_key(&peer.id) => Vec::new(),
             None => return,
         };
-        peer.outbox.push(encode(&ServerMsg::Joined {
-            room: room.name.to_string(),
-            members: state.visible_members(),
-            last_seq: ticket.up_to,
-            recovered: ticket.recovered,
-            read_seq: ticket.read_seq,
-            unread: ticket.unread,
-            mentions: ticket.mentions,
-            topic: ticket.topic,
-            moderator: ticket.moderator,
-        }));
+        owe(
+            peer,
+            encode(&ServerMsg::Joined {
+                room: room.name.to_string(),
+                members: state.visible_members(),
+                last_seq: ticket.up_to,
+                recovered: ticket.recovered,
+                read_seq: ticket.read_seq,
+                unread: ticket.unread,
+                mentions: ticket.mentions,
+                topic: ticket.topic,
+                moderator: ticket.moderator,
+            }),
+        );
         for frame in buffered {
-            peer.outbox.push(frame);
+            owe(peer, frame);
         }
         state.peers.insert(peer.id, peer.clone());
     }
@@ -392,7 +395,7 @@ impl Hub {
         let Some(room) = self.existing(room) else {
             return false;
         };
-        let mut state = lock(&room.state);
+        let mut state = room.lock();
         let was_in =
             state.peers.remove(&peer.id).is_some() | state.joining.remove(&peer.id).is_some();
         if !was_in {
@@ -452,7 +455,7 @@ impl Hub {
     fn remove_where(&self, loaded: &Room, matches: impl Fn(&Peer) -> bool) {
         let room = &*loaded.name;
         let peers: Vec<Arc<Peer>> = {
-            let state = lock(&loaded.state);
+            let state = loaded.lock();
             state
                 .peers
                 .values()
@@ -483,7 +486,7 @@ impl Hub {
         let Some(room) = self.existing(room) else {
             return false;
         };
-        let mut state = lock(&room.state);
+        let mut state = room.lock();
         if !Self::is_in(&state, peer) {
             return false;
         }
@@ -522,7 +525,7 @@ impl Hub {
         let Some(room) = self.existing(&envelope.room) else {
             return;
         };
-        let mut state = lock(&room.state);
+        let mut state = room.lock();
         match &envelope.event {
             // Messages go through the reorder buffer like local ones.
             Event::Frame {
@@ -574,7 +577,7 @@ impl Hub {
     /// Delivers whatever the store has beyond what these rooms delivered.
     async fn catch_up_rooms(self: &Arc<Self>, rooms: Vec<Arc<Room>>) {
         for room in rooms {
-            let from = lock(&room.state).order.next_seq();
+            let from = room.lock().order.next_seq();
             match self
                 .store
                 .range(
@@ -586,7 +589,7 @@ impl Hub {
                 .await
             {
                 Ok(missed) => {
-                    let mut state = lock(&room.state);
+                    let mut state = room.lock();
                     take_stored(&mut state, missed);
                     self.drain(&room, &mut state);
                 }
@@ -609,7 +612,7 @@ impl Hub {
         let active: Vec<(Arc<Room>, u64)> = lock(&self.rooms)
             .values()
             .filter_map(|room| {
-                let state = lock(&room.state);
+                let state = room.lock();
                 let recent = state
                     .last_message
                     .is_some_and(|at| now.saturating_duration_since(at) < window);
@@ -670,7 +673,7 @@ impl Hub {
     /// Distinct members of a room, on any node, as far as this node knows.
     pub fn member_count(&self, room: &str) -> Option<u32> {
         let room = self.existing(room)?;
-        Some(lock(&room.state).visible_members().len() as u32)
+        Some(room.lock().visible_members().len() as u32)
     }
 
     async fn history_for(
@@ -737,7 +740,7 @@ impl Hub {
         &self,
         room: &Arc<str>,
         state: &mut RoomState,
-        frame: &Utf8Bytes,
+        frame: &Frame,
         skip_user: Option<&Arc<str>>,
         seq: Option<u64>,
     ) {
@@ -796,26 +799,21 @@ fn announce_change(room: &Room, state: &mut RoomState, user: &User, was_visible:
 }
 
 /// Queues `frame` for one user's connections in the room, but `except`.
-fn deliver_to_user(
-    state: &RoomState,
-    user_id: &Arc<str>,
-    frame: &Utf8Bytes,
-    except: Option<ConnId>,
-) {
+fn deliver_to_user(state: &RoomState, user_id: &Arc<str>, frame: &Frame, except: Option<ConnId>) {
     for peer in state.peers.values() {
         if peer.user_id == *user_id && Some(peer.id) != except {
-            peer.outbox.push(frame.clone());
+            owe(peer, frame.clone());
         }
     }
 }
 
-fn deliver(state: &mut RoomState, frame: &Utf8Bytes, skip_user: Option<&Arc<str>>) {
+fn deliver(state: &mut RoomState, frame: &Frame, skip_user: Option<&Arc<str>>) {
     metrics::counter!(crate::prometheus::DELIVERIES)
         .increment((state.peers.len() + state.joining.len()) as u64);
     let skip = |peer: &Peer| skip_user.is_some_and(|skip| *skip == peer.user_id);
     for peer in state.peers.values() {
         if !skip(peer) {
-            peer.outbox.push(frame.clone());
+            owe(peer, frame.clone());
         }
     }
     for (peer, buffered) in state.joining.values_mut() {
@@ -832,8 +830,64 @@ fn deliver(state: &mut RoomState, frame: &Utf8Bytes, skip_user: Option<&Arc<str>
     }
 }
 
-pub fn encode(msg: &ServerMsg) -> Utf8Bytes {
-    Utf8Bytes::from(serde_json::to_string(msg).expect("server messages always serialize"))
+pub fn encode(msg: &ServerMsg) -> Frame {
+    Frame::encode(msg)
+}
+
+thread_local! {
+    /// Frames queued under a room's lock for connections nobody was writing
+    /// to, which this thread must write once the lock is released (see
+    /// `RoomGuard`).
+    static OWED: std::cell::Cell<Vec<(Arc<Peer>, Owed)>> =
+        const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Queues `frame` for `peer` under a room's lock; if nobody is writing to
+/// its socket, the write is owed when the lock goes (see `RoomGuard`).
+fn owe(peer: &Arc<Peer>, frame: Frame) {
+    if let Some(owed) = peer.outbox.push_deferred(frame) {
+        let mut list = OWED.take();
+        list.push((peer.clone(), owed));
+        OWED.set(list);
+    }
+}
+
+impl Room {
+    /// The room's state, locked.
+    fn lock(&self) -> RoomGuard<'_> {
+        RoomGuard(Some(lock(&self.state)))
+    }
+}
+
+/// A locked room. Its fan-out queues each member's frame under the lock,
+/// which keeps every member's frames in seq order, and the sockets it found
+/// idle are written once the lock is let go: a write is a system call,
+/// and nobody waits for the room while a thousand of them are made.
+struct RoomGuard<'a>(Option<MutexGuard<'a, RoomState>>);
+
+impl std::ops::Deref for RoomGuard<'_> {
+    type Target = RoomState;
+    fn deref(&self) -> &RoomState {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for RoomGuard<'_> {
+    fn deref_mut(&mut self) -> &mut RoomState {
+        self.0.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for RoomGuard<'_> {
+    fn drop(&mut self) {
+        drop(self.0.take());
+        let mut list = OWED.take();
+        for (peer, owed) in list.drain(..) {
+            peer.outbox.flush(owed);
+        }
+        // Its capacity is kept for the next fan-out on this thread.
+        OWED.set(list);
+    }
 }
 
 pub fn now_millis() -> i64 {

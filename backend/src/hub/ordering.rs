@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use common::ChatMessage;
 
-use super::{GAP_REFILL_AFTER, Hub, Pending, Room, RoomState, encode, lock};
+use super::{GAP_REFILL_AFTER, Hub, Pending, Room, RoomState, encode, owe};
 
 impl Hub {
     /// Takes an appended message into the reorder buffer and delivers every
@@ -23,7 +23,7 @@ impl Hub {
         // Already delivered: a refill from the store raced with this
         // append. The message is out; its ack must still go.
         if let Some((peer, ack)) = state.order.insert(seq, pending) {
-            peer.outbox.push(ack);
+            owe(&peer, ack);
         }
         self.drain(room, state);
     }
@@ -32,7 +32,7 @@ impl Hub {
         while let Some((seq, next)) = state.order.pop_ready() {
             self.fan_out(&room.name, state, &next.frame, None, Some(seq));
             if let Some((peer, ack)) = next.ack {
-                peer.outbox.push(ack);
+                owe(&peer, ack);
             }
         }
         if !state.order.is_empty() && !state.refill_scheduled {
@@ -49,7 +49,7 @@ impl Hub {
         loop {
             tokio::time::sleep(GAP_REFILL_AFTER).await;
             let (from, to) = {
-                let mut state = lock(&room.state);
+                let mut state = room.lock();
                 match state.order.gap() {
                     Some(gap) => gap,
                     None => {
@@ -67,7 +67,7 @@ impl Hub {
                     continue;
                 }
             };
-            let mut state = lock(&room.state);
+            let mut state = room.lock();
             take_stored(&mut state, missing);
             // Appends to a room are serialized by the store, so once `to` is
             // committed every earlier seq is final: one the store does not

@@ -201,7 +201,7 @@ impl Hub {
                     let users = self
                         .existing(name)
                         .map(|room| {
-                            lock(&room.state)
+                            room.lock()
                                 .members
                                 .values()
                                 .map(|m| m.user.clone())
@@ -269,7 +269,7 @@ impl Hub {
         let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
         let mut touched = Vec::new();
         for room in rooms {
-            let mut state = lock(&room.state);
+            let mut state = room.lock();
             let gone: Vec<(Arc<str>, Arc<str>)> = state
                 .remote
                 .keys()
@@ -313,7 +313,7 @@ impl Hub {
             for (room, entries) in batch.iter().zip(listed) {
                 let listed: HashMap<(Arc<str>, Arc<str>), User> =
                     self.presence.of_others(&self.node_id, entries).collect();
-                let mut state = lock(&room.state);
+                let mut state = room.lock();
                 let now = Instant::now();
                 let expired: Vec<(Arc<str>, Arc<str>)> = state
                     .remote

@@ -22,7 +22,7 @@ impl Hub {
         self.remove_where(room, |_| true);
         let mut rooms = lock(&self.rooms);
         if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
-            lock(&room.state).unloaded = true;
+            room.lock().unloaded = true;
             rooms.remove(&room.name);
             self.broker.unwatch_room(&room.name);
             metrics::gauge!(crate::prometheus::ROOMS_LOADED).set(rooms.len() as f64);
@@ -137,7 +137,7 @@ impl Hub {
             let Some(room) = rooms.get(&name).cloned() else {
                 continue;
             };
-            let mut state = lock(&room.state);
+            let mut state = room.lock();
             if !state.peers.is_empty() || !state.joining.is_empty() {
                 // In use again; it is a candidate once more when it empties.
                 continue;
@@ -182,7 +182,7 @@ impl Hub {
     /// The newest seq this node has delivered in `room`, if it holds it.
     pub fn delivered_seq(&self, room: &str) -> Option<u64> {
         self.existing(room)
-            .map(|room| lock(&room.state).order.next_seq() - 1)
+            .map(|room| room.lock().order.next_seq() - 1)
     }
 
     pub fn is_loaded(&self, room: &str) -> bool {

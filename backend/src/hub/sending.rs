@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
+use crate::frame::Frame;
 use common::{ChatMessage, EntryKind, Post, ServerMsg, User};
 
 use super::{Hub, Peer, Pending, Room, encode, lock, now_millis};
@@ -130,7 +130,7 @@ impl Hub {
             return Err(StoreError::UnknownRoom(room.to_owned()));
         };
         // Removed meanwhile: nothing is stored for someone no longer in it.
-        if !Self::is_in(&lock(&room.state), peer) {
+        if !Self::is_in(&room.lock(), peer) {
             return Err(StoreError::UnknownRoom(room.name.to_string()));
         }
         let answer = self.queue_append(&room, &peer.user, post).await?;
@@ -171,7 +171,7 @@ impl Hub {
             Some(room) => room,
             None => {
                 let room = self.load(room, &user.id).await?;
-                let state = lock(&room.state);
+                let state = room.lock();
                 if state.peers.is_empty() && state.joining.is_empty() {
                     lock(&self.emptied).push((room.name.clone(), Instant::now()));
                 }
@@ -237,7 +237,7 @@ impl Hub {
         self: &Arc<Self>,
         room: &Arc<Room>,
         message: ChatMessage,
-        ack: Option<(Arc<Peer>, Utf8Bytes)>,
+        ack: Option<(Arc<Peer>, Frame)>,
     ) {
         // A duplicate goes through the reorder buffer too: usually it was
         // delivered long ago and only the ack goes out, but if the first
@@ -246,7 +246,7 @@ impl Hub {
         let seq = message.seq;
         // Serialized once; every recipient shares these bytes.
         let frame = encode(&message.into_server_msg());
-        let mut state = lock(&room.state);
+        let mut state = room.lock();
         self.accept(room, &mut state, seq, Pending { frame, ack });
     }
 }
