@@ -35,6 +35,12 @@ pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room, seq, id, user_id, 
      client_id, username, kind, target, reply_to) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
      ON CONFLICT (room, user_id, client_id) DO NOTHING RETURNING seq";
+/// A lone new message on SQLite, in one call to the connection's thread
+/// (see `SqliteStore::lone_message`): the insert takes the room's next seq
+/// itself, and the seq moves only if the row went in (not for a
+/// duplicate `client_id` or a deleted room). `$N` parameters are shared by
+/// the statements.
+pub const SQLITE_LONE_MESSAGE: &str = "BEGIN IMMEDIATE;      INSERT INTO messages (room, seq, id, user_id, user_name, content, ts,      client_id, username, kind, target, reply_to)      SELECT $1, last_seq + 1, $2, $3, $4, $5, $6, $7, $8, 'message', NULL, $9 FROM rooms      WHERE name = $1 AND visibility <> 'deleted'      ON CONFLICT (room, user_id, client_id) DO NOTHING RETURNING seq;      UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1      AND EXISTS (SELECT 1 FROM messages WHERE room = $1 AND seq = rooms.last_seq + 1);      COMMIT;";
 /// Undoes `INSERT_MESSAGE` in the same transaction (a refused change).
 pub const UNDO_INSERT: &str = "DELETE FROM messages WHERE room = $1 AND seq = $2";
 /// A room with at most this many messages in a batch takes them one at a
@@ -319,118 +325,130 @@ macro_rules! impl_append {
                 use $crate::store::sql::guarded;
                 use $crate::store::{Appended, StoreError};
                 guarded!(self, Access::Write, |conn| {
-                    let mut tx = conn.begin().await?;
-                    let mut results: Vec<Option<$crate::store::Result<Appended>>> =
-                        (0..batch.len()).map(|_| None).collect();
-                    // A few round trips per room, whatever the number of
-                    // its messages (see `sql::room_groups`).
-                    for (room, positions) in sql::room_groups(batch) {
-                        if positions.len() <= sql::ONE_BY_ONE || sql::has_change(batch, &positions)
-                        {
-                            for &i in &positions {
-                                let m = &batch[i];
-                                results[i] = Some(Self::append_alone(&mut tx, m).await?);
-                            }
-                            continue;
-                        }
-                        // Locks the room's row (PostgreSQL) or takes the
-                        // write lock (SQLite) before anything is read, so
-                        // appends to a room are serialized across nodes.
-                        let last: Option<i64> = sqlx::query_scalar(sql::LOCK_ROOM)
-                            .bind(room)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                        let Some(mut last) = last else {
-                            // Nothing was changed for them; the others go on.
-                            for &i in &positions {
-                                results[i] = Some(Err(StoreError::UnknownRoom(room.to_owned())));
-                            }
-                            continue;
-                        };
-                        // Which of them this room has already stored.
-                        let mut query = sqlx::QueryBuilder::new(sql::FIND_CLIENT_IDS);
-                        query.push_bind(room).push(" AND client_id IN (");
-                        let mut ids = query.separated(", ");
-                        for &i in &positions {
-                            ids.push_bind(batch[i].client_id);
-                        }
-                        query.push(")");
-                        // Usually none: these are retries.
-                        let stored: Vec<common::ChatMessage> = query
-                            .build_query_as::<sql::MessageRow>()
-                            .fetch_all(&mut *tx)
-                            .await?
-                            .into_iter()
-                            .map(sql::message)
-                            .collect();
-                        let mut first_of: std::collections::HashMap<(&str, &str), usize> =
-                            std::collections::HashMap::with_capacity(positions.len());
-                        let mut fresh = Vec::with_capacity(positions.len());
-                        for &i in &positions {
-                            let m = &batch[i];
-                            let key = (m.user.id.as_str(), m.client_id);
-                            let original = match first_of.get(&key) {
-                                // The same client_id twice in one batch: the
-                                // second is a retry of the first.
-                                Some(&first) => match &results[first] {
-                                    Some(Ok(first)) => Some(first.message.clone()),
-                                    _ => None,
-                                },
-                                None => stored
-                                    .iter()
-                                    .find(|s| s.user.id == m.user.id && s.client_id == m.client_id)
-                                    .cloned(),
-                            };
-                            if let Some(message) = original {
-                                results[i] = Some(Ok(Appended {
-                                    message,
-                                    duplicate: true,
-                                }));
+                    // Not `return`: that would skip `guarded!`'s bookkeeping.
+                    if let Some(seq) = Self::lone_message(conn, batch).await? {
+                        vec![Ok(Appended {
+                            message: sql::stored(&batch[0], seq),
+                            duplicate: false,
+                        })]
+                    } else {
+                        let mut tx = conn.begin().await?;
+                        let mut results: Vec<Option<$crate::store::Result<Appended>>> =
+                            (0..batch.len()).map(|_| None).collect();
+                        // A few round trips per room, whatever the number of
+                        // its messages (see `sql::room_groups`).
+                        for (room, positions) in sql::room_groups(batch) {
+                            if positions.len() <= sql::ONE_BY_ONE
+                                || sql::has_change(batch, &positions)
+                            {
+                                for &i in &positions {
+                                    let m = &batch[i];
+                                    results[i] = Some(Self::append_alone(&mut tx, m).await?);
+                                }
                                 continue;
                             }
-                            last += 1;
-                            first_of.insert(key, i);
-                            fresh.push((i, last));
-                            results[i] = Some(Ok(Appended {
-                                message: sql::stored(m, last),
-                                duplicate: false,
-                            }));
-                        }
-                        if fresh.is_empty() {
-                            continue;
-                        }
-                        for rows in fresh.chunks(sql::INSERT_ROWS) {
-                            let mut insert = sqlx::QueryBuilder::new(sql::INSERT_MESSAGES);
-                            insert.push_values(rows, |mut row, &(i, seq)| {
+                            // Locks the room's row (PostgreSQL) or takes the
+                            // write lock (SQLite) before anything is read, so
+                            // appends to a room are serialized across nodes.
+                            let last: Option<i64> = sqlx::query_scalar(sql::LOCK_ROOM)
+                                .bind(room)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                            let Some(mut last) = last else {
+                                // Nothing was changed for them; the others go on.
+                                for &i in &positions {
+                                    results[i] =
+                                        Some(Err(StoreError::UnknownRoom(room.to_owned())));
+                                }
+                                continue;
+                            };
+                            // Which of them this room has already stored.
+                            let mut query = sqlx::QueryBuilder::new(sql::FIND_CLIENT_IDS);
+                            query.push_bind(room).push(" AND client_id IN (");
+                            let mut ids = query.separated(", ");
+                            for &i in &positions {
+                                ids.push_bind(batch[i].client_id);
+                            }
+                            query.push(")");
+                            // Usually none: these are retries.
+                            let stored: Vec<common::ChatMessage> = query
+                                .build_query_as::<sql::MessageRow>()
+                                .fetch_all(&mut *tx)
+                                .await?
+                                .into_iter()
+                                .map(sql::message)
+                                .collect();
+                            let mut first_of: std::collections::HashMap<(&str, &str), usize> =
+                                std::collections::HashMap::with_capacity(positions.len());
+                            let mut fresh = Vec::with_capacity(positions.len());
+                            for &i in &positions {
                                 let m = &batch[i];
-                                row.push_bind(m.room)
-                                    .push_bind(seq)
-                                    .push_bind(m.id)
-                                    .push_bind(&m.user.id)
-                                    .push_bind(&m.user.name)
-                                    .push_bind(m.content)
-                                    .push_bind(m.ts)
-                                    .push_bind(m.client_id)
-                                    .push_bind(&m.user.username)
-                                    .push_bind(m.kind.as_str())
-                                    .push_bind(sql::db_seq(m.target))
-                                    .push_bind(sql::db_seq(m.reply_to));
-                            });
-                            insert.build().execute(&mut *tx).await?;
+                                let key = (m.user.id.as_str(), m.client_id);
+                                let original = match first_of.get(&key) {
+                                    // The same client_id twice in one batch: the
+                                    // second is a retry of the first.
+                                    Some(&first) => match &results[first] {
+                                        Some(Ok(first)) => Some(first.message.clone()),
+                                        _ => None,
+                                    },
+                                    None => stored
+                                        .iter()
+                                        .find(|s| {
+                                            s.user.id == m.user.id && s.client_id == m.client_id
+                                        })
+                                        .cloned(),
+                                };
+                                if let Some(message) = original {
+                                    results[i] = Some(Ok(Appended {
+                                        message,
+                                        duplicate: true,
+                                    }));
+                                    continue;
+                                }
+                                last += 1;
+                                first_of.insert(key, i);
+                                fresh.push((i, last));
+                                results[i] = Some(Ok(Appended {
+                                    message: sql::stored(m, last),
+                                    duplicate: false,
+                                }));
+                            }
+                            if fresh.is_empty() {
+                                continue;
+                            }
+                            for rows in fresh.chunks(sql::INSERT_ROWS) {
+                                let mut insert = sqlx::QueryBuilder::new(sql::INSERT_MESSAGES);
+                                insert.push_values(rows, |mut row, &(i, seq)| {
+                                    let m = &batch[i];
+                                    row.push_bind(m.room)
+                                        .push_bind(seq)
+                                        .push_bind(m.id)
+                                        .push_bind(&m.user.id)
+                                        .push_bind(&m.user.name)
+                                        .push_bind(m.content)
+                                        .push_bind(m.ts)
+                                        .push_bind(m.client_id)
+                                        .push_bind(&m.user.username)
+                                        .push_bind(m.kind.as_str())
+                                        .push_bind(sql::db_seq(m.target))
+                                        .push_bind(sql::db_seq(m.reply_to));
+                                });
+                                insert.build().execute(&mut *tx).await?;
+                            }
+                            sqlx::query(sql::SET_LAST_SEQ)
+                                .bind(room)
+                                .bind(last)
+                                .execute(&mut *tx)
+                                .await?;
                         }
-                        sqlx::query(sql::SET_LAST_SEQ)
-                            .bind(room)
-                            .bind(last)
-                            .execute(&mut *tx)
-                            .await?;
+                        // Only a commit that reports success makes an ack, for
+                        // every message of the batch alike.
+                        tx.commit().await?;
+                        results
+                            .into_iter()
+                            .map(|answer| answer.expect("every message has an answer"))
+                            .collect()
                     }
-                    // Only a commit that reports success makes an ack, for
-                    // every message of the batch alike.
-                    tx.commit().await?;
-                    results
-                        .into_iter()
-                        .map(|answer| answer.expect("every message has an answer"))
-                        .collect()
                 })
             }
         }

@@ -66,6 +66,18 @@ async fn migrate(pool: &PgPool) -> Result<()> {
 }
 
 super::append_sql::impl_append!(PostgresStore);
+
+impl PostgresStore {
+    /// SQLite's shortcut for a lone message (see `SqliteStore`): here every
+    /// statement is a network round trip either way, and the general path
+    /// is already two.
+    async fn lone_message(
+        _conn: &mut sqlx::PgConnection,
+        _batch: &[super::NewMessage<'_>],
+    ) -> std::result::Result<Option<i64>, sqlx::Error> {
+        Ok(None)
+    }
+}
 sql::impl_store!(PostgresStore, "postgres");
 super::accounts_sql::impl_accounts!(PostgresStore);
 super::operations::impl_operations!(PostgresStore);
