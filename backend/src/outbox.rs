@@ -172,8 +172,51 @@ struct Queue {
 /// A queue that grew beyond this many slots in a burst shrinks back to it
 /// once emptied.
 const SHRINK_ABOVE: usize = 64;
-/// Frames the writer task gathers into one `writev`.
-const WRITE_BATCH: usize = 64;
+/// Frames gathered into one `writev`.
+const WRITE_BATCH: usize = 32;
+
+/// The front of a queue, to write with one system call outside its lock:
+/// the frames are shared buffers, so gathering them copies no payload, and
+/// the array lives on the stack.
+struct Batch {
+    frames: [Bytes; WRITE_BATCH],
+    count: usize,
+    /// Bytes of the first frame already written.
+    skip: usize,
+}
+
+impl Batch {
+    fn of(state: &State) -> Batch {
+        let mut frames: [Bytes; WRITE_BATCH] = std::array::from_fn(|_| Bytes::new());
+        let mut count = 0;
+        for (slot, frame) in frames.iter_mut().zip(&state.frames) {
+            *slot = frame.wire().clone();
+            count += 1;
+        }
+        Batch {
+            frames,
+            count,
+            skip: state.written,
+        }
+    }
+
+    /// Bytes left to write.
+    fn len(&self) -> usize {
+        self.frames[..self.count]
+            .iter()
+            .map(Bytes::len)
+            .sum::<usize>()
+            - self.skip
+    }
+
+    fn write(&self, socket: &TcpStream) -> io::Result<usize> {
+        let slices: [IoSlice<'_>; WRITE_BATCH] = std::array::from_fn(|i| {
+            let bytes = &self.frames[i];
+            IoSlice::new(if i == 0 { &bytes[self.skip..] } else { bytes })
+        });
+        socket.try_write_vectored(&slices[..self.count])
+    }
+}
 
 /// The producer side of a connection's queue. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -281,44 +324,54 @@ impl Outbox {
 
     /// Writes the owed frame and whatever was queued behind it, as far as
     /// the socket takes them without waiting; the writer task takes over
-    /// the rest. Two short holds of the queue's lock for a frame to an idle
-    /// connection, and one system call.
+    /// the rest. A few short holds of the queue's lock, and one system call
+    /// (a `writev` when frames were queued behind it).
     pub fn flush(&self, owed: Owed) {
         let Owed { frame, socket } = owed;
         let queue = &self.queue;
-        let mut in_hand = Some(frame);
-        let (mut bytes, mut written) = (in_hand.as_ref().map(|f| f.wire().clone()), 0);
-        loop {
-            let Some(next) = bytes.take() else { break };
-            let result = socket.try_write(&next[written..]);
-            let mut state = lock(&queue.state);
-            match (result, in_hand.take()) {
-                (Ok(n), None) => queue.advance(&mut state, n),
-                (Ok(n), Some(_)) if written + n == next.len() => {}
-                // Partly written, not at all (full), or broken: what is
-                // left goes first, and the writer waits or finds out.
-                (result, held) => {
-                    if let Some(frame) = held {
-                        state.frames.push_front(frame);
-                        state.written = written + result.unwrap_or(0);
-                    } else if let Ok(n) = result {
-                        queue.advance(&mut state, n);
-                    }
+        let mut state = lock(&queue.state);
+        if state.frames.is_empty() {
+            // The usual case: one frame, one write.
+            drop(state);
+            let result = socket.try_write(frame.wire());
+            state = lock(&queue.state);
+            match result {
+                Ok(n) if n == frame.wire().len() => {}
+                // Partly written, not at all (full), or broken: what is left
+                // goes first, and the writer waits or finds out.
+                result => {
+                    state.frames.push_front(frame);
+                    state.written = result.unwrap_or(0);
                     return queue.hand_over(state);
                 }
             }
+        } else {
+            // A fan-out that released several messages at once queued the
+            // rest behind this one: one write for them all, as few packets
+            // as the client must read.
+            state.frames.push_front(frame);
+        }
+        loop {
             if self.kick.reason().is_some() {
                 // Closing: the writer finishes a partly written frame and
                 // then says why. Looked at under the lock, so a writer that
                 // found us writing after the kick is always handed over to.
                 return queue.hand_over(state);
             }
-            match state.frames.front() {
-                Some(front) => {
-                    bytes = Some(front.wire().clone());
-                    written = state.written;
+            if state.frames.is_empty() {
+                state.owner = Owner::Idle;
+                return;
+            }
+            let batch = Batch::of(&state);
+            drop(state);
+            let result = batch.write(&socket);
+            state = lock(&queue.state);
+            match result {
+                Ok(n) if n == batch.len() => queue.advance(&mut state, n),
+                result => {
+                    queue.advance(&mut state, result.unwrap_or(0));
+                    return queue.hand_over(state);
                 }
-                None => state.owner = Owner::Idle,
             }
         }
     }
@@ -453,20 +506,9 @@ impl Drain {
             }
             return Ok(Progress::Done);
         }
-        let batch: Vec<Bytes> = state
-            .frames
-            .iter()
-            .take(WRITE_BATCH)
-            .map(|frame| frame.wire().clone())
-            .collect();
-        let written = state.written;
+        let batch = Batch::of(&state);
         drop(state);
-        let slices: Vec<IoSlice<'_>> = batch
-            .iter()
-            .enumerate()
-            .map(|(i, bytes)| IoSlice::new(if i == 0 { &bytes[written..] } else { bytes }))
-            .collect();
-        match socket.try_write_vectored(&slices) {
+        match batch.write(&socket) {
             Ok(n) => {
                 self.queue.advance(&mut lock(&self.queue.state), n);
                 Ok(Progress::More)
