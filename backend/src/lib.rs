@@ -19,7 +19,6 @@ pub mod frame;
 pub mod handshake;
 pub mod hub;
 pub mod listener;
-pub mod memory;
 pub mod outbox;
 pub mod passwords;
 pub mod prometheus;
@@ -416,12 +415,6 @@ fn spawn_revocation_poll(config: &Config, hub: Arc<Hub>) {
     });
 }
 
-/// After unloading this many rooms at once, hand freed memory back.
-const RELEASE_AFTER_UNLOADING: usize = 100;
-/// And once more this long after the last such release, when the store's
-/// connections that served the burst have closed (see `SQLITE_IDLE`).
-const RELEASE_AGAIN_AFTER: Duration = Duration::from_secs(75);
-
 /// Unloads rooms nobody on this node has been in for a while.
 fn spawn_room_unloading(config: &Config, hub: Arc<Hub>) {
     let grace = Duration::from_secs(config.room_unload_secs);
@@ -429,18 +422,11 @@ fn spawn_room_unloading(config: &Config, hub: Arc<Hub>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut released_at: Option<tokio::time::Instant> = None;
         loop {
             tick.tick().await;
             let unloaded = hub.unload_idle(grace);
             if unloaded > 0 {
                 tracing::debug!(unloaded, loaded = hub.loaded_rooms(), "unloaded idle rooms");
-            }
-            let again = released_at.is_some_and(|at| at.elapsed() >= RELEASE_AGAIN_AFTER);
-            if unloaded >= RELEASE_AFTER_UNLOADING || again {
-                // Off the runtime: trimming walks every arena.
-                let _ = tokio::task::spawn_blocking(memory::release_to_os).await;
-                released_at = (!again).then(tokio::time::Instant::now);
             }
         }
     });
