@@ -628,6 +628,52 @@ mod tests {
         writer.await.unwrap();
     }
 
+    /// Pushers on several threads at once, frames of every size, a client
+    /// that reads in bursts: every frame arrives whole (the client's parser
+    /// would fail on a garbled one), each pusher's in its order, whether it
+    /// was written by a pusher or by the writer task.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_pushers_never_interleave_or_reorder_frames() {
+        const PUSHERS: usize = 4;
+        const EACH: usize = 500;
+        let (socket, client_end) = loopback().await;
+        let (outbox, drain) = Outbox::new(PUSHERS * EACH, socket);
+        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        let pushers: Vec<_> = (0..PUSHERS)
+            .map(|p| {
+                let outbox = outbox.clone();
+                tokio::spawn(async move {
+                    for i in 0..EACH {
+                        // From a few bytes to 40 KiB: some fill the socket.
+                        let pad = "y".repeat((i * 7919 + p * 104_729) % 40_000);
+                        outbox.push(Frame::text(&format!("{p}:{i:05}:{pad}")));
+                        if i % 50 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Read nothing at first, so the socket fills and frames queue.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut client = client(client_end).await;
+        let mut next = [0usize; PUSHERS];
+        for _ in 0..PUSHERS * EACH {
+            let text = next_text(&mut client).await;
+            let mut parts = text.splitn(3, ':');
+            let p: usize = parts.next().unwrap().parse().unwrap();
+            let i: usize = parts.next().unwrap().parse().unwrap();
+            assert_eq!(i, next[p], "pusher {p}'s frames in order");
+            next[p] += 1;
+        }
+        for pusher in pushers {
+            pusher.await.unwrap();
+        }
+        assert_eq!(outbox.kick().reason(), None);
+        outbox.kick().kick(CloseReason::GOING_AWAY);
+        writer.await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_slow_consumer_is_kicked_and_still_told_why_after_whole_frames() {
         let (socket, client_end) = loopback().await;

@@ -22,6 +22,42 @@ async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
     bystander.join("r").await;
 }
 
+/// Control frames are answered by the session itself, through the same
+/// ordered queue as everything else (the server writes frames straight into
+/// the socket, so tungstenite's own answers are not used).
+#[tokio::test]
+async fn a_ping_gets_its_pong_and_a_close_gets_a_close() {
+    use futures_util::StreamExt;
+    let server = TestServer::start().await;
+    let mut client = server.client("pinger").await;
+    client
+        .ws
+        .send(Message::Ping(b"are you there?".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = loop {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), client.ws.next());
+        match next.await.expect("a pong in time").unwrap().unwrap() {
+            Message::Pong(payload) => break payload,
+            _ => continue,
+        }
+    };
+    assert_eq!(&pong[..], b"are you there?");
+    // The connection is fine afterwards.
+    client.join("r").await;
+    client
+        .ws
+        .send(Message::Close(Some(
+            tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+                reason: "bye".into(),
+            },
+        )))
+        .await
+        .unwrap();
+    assert_eq!(client.ended().await, crate::support::Ended::Closed(1000));
+}
+
 #[tokio::test]
 async fn malformed_upgrades_get_json_errors() {
     let server = TestServer::start().await;
@@ -52,6 +88,22 @@ async fn malformed_upgrades_get_json_errors() {
     assert!(plain.status().is_client_error(), "{}", plain.status());
     let body: ApiError = plain.json().await.unwrap();
     assert_eq!(body.error, "not_a_websocket_upgrade");
+
+    // An upgrade in a WebSocket version we do not speak.
+    let old = http
+        .get(server.url("/ws"))
+        .bearer_auth(&token)
+        .header("connection", "keep-alive, Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 400);
+    let body: ApiError = old.json().await.unwrap();
+    assert_eq!(body.error, "not_a_websocket_upgrade");
+    assert!(body.message.contains("13"), "{}", body.message);
 }
 
 /// The data dir and everything in it are the server's own: messages and
