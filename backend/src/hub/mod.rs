@@ -1,8 +1,8 @@
 //! Rooms on this node: who is in them, and delivery of events to them.
 //!
-//! Message flow: `post` appends to the store first (which assigns the seq and
-//! makes the message durable), then hands the message to the room's reorder
-//! buffer. The buffer delivers messages to connections strictly in seq
+//! Message flow: `submit` queues a message for the store, which assigns the
+//! seq and makes it durable; `Submitted::finish` then hands it to the room's
+//! reorder buffer. The buffer delivers messages to connections strictly in seq
 //! order, each followed by its sender's `ack`, whatever order the concurrent
 //! appends finished in. A seq that does not show up in time is refilled from
 //! the store, so a member never sees a gap.

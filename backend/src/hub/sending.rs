@@ -38,7 +38,7 @@ impl<'a> NewEntry<'a> {
         }
     }
 
-    /// What `post` stores. `moderator`: the sender may delete anyone's
+    /// What a person's `Post` stores. `moderator`: the sender may delete anyone's
     /// message.
     pub fn of(post: &'a Post, client_id: &'a str, moderator: bool) -> Self {
         let (kind, content, target, reply_to) = match post {
@@ -140,18 +140,6 @@ impl Hub {
             peer: peer.clone(),
             answer,
         })
-    }
-
-    /// Stores the message, then delivers it in seq order to everyone in the
-    /// room (sender included), followed by the sender's `ack`. A repeated
-    /// `client_id` is acked with the original seq and never delivered twice.
-    pub async fn post(
-        self: &Arc<Self>,
-        room: &str,
-        peer: &Arc<Peer>,
-        post: NewEntry<'_>,
-    ) -> Result<(), StoreError> {
-        self.submit(room, peer, post).await?.finish().await
     }
 
     /// Stores a message that comes from no connection (the publish API,
