@@ -23,7 +23,7 @@ use crate::AppState;
 use crate::auth::{Identity, now_secs};
 use crate::frame::Frame;
 use crate::handshake::Inbound;
-use crate::hub::{NewEntry, Peer, encode};
+use crate::hub::{NewEntry, Peer};
 use crate::outbox::{CloseReason, Outbox};
 use crate::prometheus;
 use crate::rate::TokenBucket;
@@ -417,7 +417,7 @@ impl Session {
         self.app.hub.leave(&room, &self.peer);
         self.peer
             .outbox
-            .push(encode(&ServerMsg::Left { room, reason: None }));
+            .push(Frame::encode(&ServerMsg::Left { room, reason: None }));
     }
 
     /// Adds an entry to the room's log: a message, or a change. All of them
@@ -497,7 +497,13 @@ impl Session {
             Ok(submitted) => self.sends.push_back(tokio::spawn(async move {
                 (room, client_id, submitted.finish().await)
             })),
-            Err(err) => self.sent((room, client_id, Err(err))),
+            Err(err) => {
+                if let crate::store::StoreError::UnknownRoom(_) = err {
+                    // Removed from the room while this was on its way.
+                    self.rooms.remove(&room);
+                }
+                self.sent((room, client_id, Err(err)))
+            }
         }
     }
 
@@ -507,8 +513,10 @@ impl Session {
             return;
         };
         if let crate::store::StoreError::UnknownRoom(_) = err {
-            // Removed from the room while this was on its way.
-            self.rooms.remove(&room);
+            // Not `self.rooms.remove`: this answer can come after the client
+            // joined the room again (a deleted room made anew), and a room
+            // found deleted here evicts its connections anyway (see
+            // `Hub::forget_deleted`), which `take_evicted` applies.
             return self.tell(ErrorCode::NotJoined, "not in that room", Some(client_id));
         }
         if let crate::store::StoreError::NoSuchMessage = err {
@@ -538,7 +546,7 @@ impl Session {
     /// Reports an error that does not count against the error budget.
     fn tell(&mut self, code: ErrorCode, message: &str, reference: Option<String>) {
         metrics::counter!(prometheus::ERRORS, "code" => code.as_str()).increment(1);
-        self.peer.outbox.push(encode(&ServerMsg::Error {
+        self.peer.outbox.push(Frame::encode(&ServerMsg::Error {
             code,
             message: message.to_owned(),
             reference,
@@ -616,7 +624,7 @@ mod tests {
 
     #[test]
     fn the_static_ping_is_the_protocol_ping() {
-        assert_eq!(encode(&ServerMsg::Ping), *PING);
+        assert_eq!(Frame::encode(&ServerMsg::Ping), *PING);
     }
 
     #[test]
