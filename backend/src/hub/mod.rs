@@ -199,7 +199,7 @@ impl Hub {
     /// may see changed (`rooms_changed`). Rare: an invitation, a new direct
     /// conversation.
     pub fn rooms_changed_for(&self, user_id: &str) {
-        let frame = encode(&ServerMsg::RoomsChanged);
+        let frame = Frame::encode(&ServerMsg::RoomsChanged);
         self.live_sessions.to_user(user_id, &frame);
         self.broker.publish(Envelope {
             origin: self.node_id.clone(),
@@ -299,7 +299,7 @@ impl Hub {
         };
         let history = messages
             .into_iter()
-            .map(|m| encode(&m.into_server_msg()))
+            .map(|m| Frame::encode(&m.into_server_msg()))
             .collect();
         Ok(JoinTicket {
             room,
@@ -342,7 +342,7 @@ impl Hub {
         let newest = loaded.lock().order.next_seq() - 1;
         let seq = seq.min(newest);
         self.store.mark_read(&peer.user.id, room, seq).await?;
-        let frame = encode(&ServerMsg::Read {
+        let frame = Frame::encode(&ServerMsg::Read {
             room: room.to_owned(),
             seq,
         });
@@ -372,7 +372,7 @@ impl Hub {
         };
         owe(
             peer,
-            encode(&ServerMsg::Joined {
+            Frame::encode(&ServerMsg::Joined {
                 room: room.name.to_string(),
                 members: state.visible_members(),
                 last_seq: ticket.up_to,
@@ -419,7 +419,7 @@ impl Hub {
         if gone {
             self.publish_presence(&room.name, &peer.user, false);
             if !state.visible(&peer.user_id) {
-                let frame = encode(&ServerMsg::UserLeft {
+                let frame = Frame::encode(&ServerMsg::UserLeft {
                     room: room.name.to_string(),
                     user: peer.user.clone(),
                 });
@@ -467,7 +467,7 @@ impl Hub {
         for peer in peers {
             if self.leave(room, &peer) {
                 lock(&peer.evicted).push(room.to_owned());
-                peer.outbox.push(encode(&ServerMsg::Left {
+                peer.outbox.push(Frame::encode(&ServerMsg::Left {
                     room: room.to_owned(),
                     reason: Some(REMOVED.to_owned()),
                 }));
@@ -496,7 +496,7 @@ impl Hub {
             return false;
         }
         state.last_typing.insert(peer.user_id.clone(), now);
-        let frame = encode(&ServerMsg::Typing {
+        let frame = Frame::encode(&ServerMsg::Typing {
             room: room.name.to_string(),
             user: peer.user.clone(),
         });
@@ -718,7 +718,7 @@ impl Hub {
         if newcomer {
             self.publish_presence(&room.name, &peer.user, true);
             if !state.remote_has(&peer.user_id) {
-                let frame = encode(&ServerMsg::UserJoined {
+                let frame = Frame::encode(&ServerMsg::UserJoined {
                     room: room.name.to_string(),
                     user: peer.user.clone(),
                 });
@@ -795,7 +795,7 @@ fn announce_change(room: &Room, state: &mut RoomState, user: &User, was_visible:
         },
         _ => return,
     };
-    deliver(state, &encode(&msg), None);
+    deliver(state, &Frame::encode(&msg), None);
 }
 
 /// Queues `frame` for one user's connections in the room, but `except`.
@@ -828,10 +828,6 @@ fn deliver(state: &mut RoomState, frame: &Frame, skip_user: Option<&Arc<str>>) {
             }
         }
     }
-}
-
-pub fn encode(msg: &ServerMsg) -> Frame {
-    Frame::encode(msg)
 }
 
 thread_local! {

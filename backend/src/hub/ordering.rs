@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use common::ChatMessage;
 
-use super::{GAP_REFILL_AFTER, Hub, Pending, Room, RoomState, encode, owe};
+use super::{GAP_REFILL_AFTER, Hub, Pending, Room, RoomState, owe};
+use crate::frame::Frame;
 
 impl Hub {
     /// Takes an appended message into the reorder buffer and delivers every
@@ -89,7 +90,7 @@ pub(super) fn take_stored(state: &mut RoomState, messages: Vec<ChatMessage>) {
         if seq < state.order.next_seq() {
             continue;
         }
-        let frame = encode(&message.into_server_msg());
+        let frame = Frame::encode(&message.into_server_msg());
         let _no_ack = state.order.insert(seq, Pending { frame, ack: None });
     }
 }

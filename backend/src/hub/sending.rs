@@ -8,7 +8,7 @@ use std::time::Instant;
 use crate::frame::Frame;
 use common::{ChatMessage, EntryKind, Post, ServerMsg, User};
 
-use super::{Hub, Peer, Pending, Room, encode, lock, now_millis};
+use super::{Hub, Peer, Pending, Room, lock, now_millis};
 use crate::store::{Appended, NewMessage, StoreError};
 
 /// What a connection adds to a room's log, as the store takes it: a
@@ -87,7 +87,7 @@ impl Submitted {
             && appended.message.seq == 1
             && !appended.duplicate;
         let message = appended.message;
-        let ack = encode(&ServerMsg::Ack {
+        let ack = Frame::encode(&ServerMsg::Ack {
             room: self.room.name.to_string(),
             client_id: message.client_id.clone(),
             seq: message.seq,
@@ -233,7 +233,7 @@ impl Hub {
         // lost during COMMIT, a timeout), this is its first delivery.
         let seq = message.seq;
         // Serialized once; every recipient shares these bytes.
-        let frame = encode(&message.into_server_msg());
+        let frame = Frame::encode(&message.into_server_msg());
         let mut state = room.lock();
         self.accept(room, &mut state, seq, Pending { frame, ack });
     }
