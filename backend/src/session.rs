@@ -23,7 +23,7 @@ use crate::AppState;
 use crate::auth::{Identity, now_secs};
 use crate::frame::Frame;
 use crate::handshake::Inbound;
-use crate::hub::{NewEntry, Peer};
+use crate::hub::{JoinError, JoinTicket, NewEntry, Peer};
 use crate::outbox::{CloseReason, Outbox};
 use crate::prometheus;
 use crate::rate::TokenBucket;
@@ -31,6 +31,12 @@ use crate::rate::TokenBucket;
 /// The `ping` frame, framed once for every connection.
 static PING: std::sync::LazyLock<Frame> =
     std::sync::LazyLock::new(|| Frame::text(r#"{"type":"ping"}"#));
+/// Client pings answered: a burst, then this many a second; each one over
+/// it goes unanswered and counts as a protocol error (so a flood ends with
+/// 4008). Browsers never send pings; other clients send one every few
+/// seconds at most.
+const PING_BURST: u32 = 32;
+const PINGS_PER_SEC: f64 = 4.0;
 /// How long a joiner may take to make room in its queue during a replay.
 const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
 /// Longest a join waits for its replay budget before it is refused.
@@ -85,6 +91,7 @@ pub fn run(
         // generously: a reconnecting client re-joins all its rooms at once.
         membership_bucket: TokenBucket::new((limits.max_rooms * 2) as u32, limits.send_rate, now),
         error_bucket: TokenBucket::new(limits.error_budget, 1.0, now),
+        ping_bucket: TokenBucket::new(PING_BURST, PINGS_PER_SEC, now),
         replay_bucket: TokenBucket::new(
             limits.replay_bytes_per_sec.saturating_mul(2),
             f64::from(limits.replay_bytes_per_sec.max(1)),
@@ -99,14 +106,23 @@ pub fn run(
     async move {
         // Held until the connection is gone: it counts against the caps.
         let _slot = slot;
-        session.read_loop(stream, expires_at).await;
-        session.close(&session_id, writer).await;
+        let mut stream = stream;
+        let ending = session.read_loop(&mut stream, expires_at).await;
+        session.close(&session_id, writer, stream, ending).await;
     }
 }
 
 impl Session {
-    /// Leaves every room, stops the writer, and counts the close.
-    async fn close(self, session_id: &str, writer: tokio::task::JoinHandle<()>) {
+    /// Leaves every room, stops the writer (which sends the close frame),
+    /// lingers for the client's close if the server started it, and counts
+    /// the close.
+    async fn close(
+        self,
+        session_id: &str,
+        writer: tokio::task::JoinHandle<()>,
+        mut stream: WebSocketStream<Inbound>,
+        ending: Ending,
+    ) {
         let Session {
             app, peer, rooms, ..
         } = self;
@@ -117,6 +133,11 @@ impl Session {
         // The writer stops on a kick; a normal end (the client closed) needs one too.
         peer.outbox.kick().kick(CloseReason::NORMAL);
         let _ = writer.await;
+        match ending {
+            Ending::ByServer => linger(&mut stream, LINGER).await,
+            Ending::ProtocolError => discard_until(stream.get_ref().socket(), LINGER).await,
+            Ending::ByClient => {}
+        }
         let reason = peer.outbox.kick().reason();
         tracing::debug!(conn = peer.id, ?reason, "disconnected");
         metrics::gauge!(prometheus::CONNECTIONS_OPEN).decrement(1.0);
@@ -133,6 +154,9 @@ struct Session {
     send_bucket: TokenBucket,
     membership_bucket: TokenBucket,
     error_bucket: TokenBucket,
+    /// Pings answered: each costs a pong, so a flood of them is metered
+    /// like any other work a client asks of the server.
+    ping_bucket: TokenBucket,
     /// Bytes of history replayed on joins: a join/leave loop cannot turn
     /// a few bytes in into megabytes out.
     replay_bucket: TokenBucket,
@@ -151,7 +175,11 @@ const SENDS_IN_FLIGHT: usize = 64;
 type SendOutcome = (String, String, Result<(), crate::store::StoreError>);
 
 impl Session {
-    async fn read_loop(&mut self, mut stream: WebSocketStream<Inbound>, expires_at: u64) {
+    async fn read_loop(
+        &mut self,
+        stream: &mut WebSocketStream<Inbound>,
+        expires_at: u64,
+    ) -> Ending {
         let heartbeat = self.app.config.heartbeat();
         let pong_timeout = self.app.config.pong_timeout();
         let mut ping = tokio::time::interval_at(Instant::now() + heartbeat, heartbeat);
@@ -165,21 +193,25 @@ impl Session {
 
         let kicked = kick.kicked();
         tokio::pin!(kicked);
+        let server_closes = |reason| {
+            kick.kick(reason);
+            Ending::ByServer
+        };
         loop {
             tokio::select! {
-                _ = &mut kicked => return,
+                _ = &mut kicked => return Ending::ByServer,
                 _ = shutdown.cancelled() => {
-                    return kick.kick(CloseReason::GOING_AWAY);
+                    return server_closes(CloseReason::GOING_AWAY);
                 }
                 _ = ping.tick() => {
                     self.peer.outbox.push(PING.clone());
                     pong_deadline.get_or_insert(Instant::now() + pong_timeout);
                 }
                 _ = sleep_until_some(pong_deadline) => {
-                    return kick.kick(CloseReason::HEARTBEAT_TIMEOUT);
+                    return server_closes(CloseReason::HEARTBEAT_TIMEOUT);
                 }
                 _ = &mut token_expiry => {
-                    return kick.kick(CloseReason::TOKEN_EXPIRED);
+                    return server_closes(CloseReason::TOKEN_EXPIRED);
                 }
                 done = next_send(&mut self.sends), if !self.sends.is_empty() => {
                     if let Ok(outcome) = done {
@@ -194,17 +226,32 @@ impl Session {
                             self.reject(ErrorCode::BadFrame, "binary frames are not supported", None);
                         }
                         Some(Ok(Message::Ping(payload))) => {
-                            self.peer.outbox.push(Frame::pong(&payload));
+                            // Each ping costs a pong: metered, or one socket
+                            // makes the server write without end.
+                            if self.ping_bucket.try_take(std::time::Instant::now()) {
+                                self.peer.outbox.push(Frame::pong(&payload));
+                            } else if !self.error_bucket.try_take(std::time::Instant::now()) {
+                                return server_closes(CloseReason::TOO_MANY_ERRORS);
+                            }
                         }
                         Some(Ok(Message::Pong(_) | Message::Frame(_))) => {}
-                        Some(Ok(Message::Close(_))) | None => return,
+                        // The client's close is answered with its own code
+                        // (tungstenite turned an invalid one into 1002).
+                        Some(Ok(Message::Close(frame))) => {
+                            kick.kick(close_reply(frame.as_ref()));
+                            return Ending::ByClient;
+                        }
+                        None => return Ending::ByClient,
                         Some(Err(err)) => {
                             // A protocol error says why it closes (RFC 6455
                             // 7.4.1); a broken connection just ends.
-                            if let Some(reason) = close_reason_for(err) {
-                                kick.kick(reason);
-                            }
-                            return;
+                            return match close_reason_for(&err) {
+                                Some(reason) => {
+                                    kick.kick(reason);
+                                    Ending::ProtocolError
+                                }
+                                None => Ending::ByClient,
+                            };
                         }
                     }
                 }
@@ -284,52 +331,28 @@ impl Session {
         // yet is created, public, by joining it, within the user's quota.)
         // A public room loaded here needs no check, and no store query: a
         // reconnect storm, or a store that is paused, does not stop joins.
-        let loaded_public =
-            self.app.hub.loaded_visibility(&room) == Some(common::Visibility::Public);
-        if !self.rooms.contains(&room) && !loaded_public {
-            if !self.app.hub.is_loaded(&room)
-                && self.app.hub.loaded_rooms() >= self.app.config.max_loaded_rooms
-            {
-                return self.tell(
-                    ErrorCode::RoomLimit,
-                    "this server holds as many rooms as it can right now; try again later",
-                    Some(room),
-                );
-            }
-            match self
-                .app
-                .hub
-                .store()
-                .room_access(&room, &self.peer.user.id)
-                .await
-            {
-                Ok(Some(access)) if !access.may_enter() => {
+        // The hub decides in the end, on what the store says as it loads
+        // or creates the room (`hub/admission.rs`); what is checked here
+        // only spares it the work, and decides whether to spend the quota.
+        // A room deleted meanwhile is looked at once more, as a new one.
+        let mut ticket = None;
+        for _ in 0..2 {
+            match self.enter(&room, since).await {
+                Ok(Some(entered)) => {
+                    ticket = Some(entered);
+                    break;
+                }
+                Ok(None) => return,
+                Err(JoinError::Gone) => continue,
+                Err(JoinError::Refused) => {
                     return self.tell(
                         ErrorCode::Forbidden,
                         "this room is private; ask a member to invite you",
                         Some(room),
                     );
                 }
-                Ok(Some(_)) => {}
-                Ok(None) if validate::reserved_room(&room) => {
-                    return self.tell(
-                        ErrorCode::Forbidden,
-                        "no such conversation; start one from a member's name",
-                        Some(room),
-                    );
-                }
-                Ok(None) => {
-                    if self.app.throttle.create_room(&self.peer.user.id).is_err() {
-                        prometheus::rate_limited("rooms_created");
-                        return self.tell(
-                            ErrorCode::RateLimited,
-                            "creating rooms too fast; join an existing one or wait",
-                            Some(room),
-                        );
-                    }
-                }
-                Err(err) => {
-                    tracing::error!(%err, room, "checking room access failed");
+                Err(JoinError::Store(err)) => {
+                    tracing::error!(%err, room, "join failed");
                     return self.tell(
                         ErrorCode::Internal,
                         "could not load the room; try again",
@@ -338,16 +361,12 @@ impl Session {
                 }
             }
         }
-        let ticket = match self.app.hub.start_join(&room, &self.peer, since).await {
-            Ok(ticket) => ticket,
-            Err(err) => {
-                tracing::error!(%err, room, "join failed");
-                return self.tell(
-                    ErrorCode::Internal,
-                    "could not load the room; try again",
-                    Some(room),
-                );
-            }
+        let Some(ticket) = ticket else {
+            return self.tell(
+                ErrorCode::Internal,
+                "could not load the room; try again",
+                Some(room),
+            );
         };
         let bytes: usize = ticket.history.iter().map(|frame| frame.wire().len()).sum();
         match self.replay_bucket.reserve(
@@ -388,6 +407,57 @@ impl Session {
         }
         self.app.hub.finish_join(ticket, &self.peer);
         metrics::counter!(prometheus::JOINS).increment(1);
+    }
+
+    /// The checks before the hub's own, and the join itself. `Ok(None)`:
+    /// refused here, and the client was told why.
+    async fn enter(
+        &mut self,
+        room: &str,
+        since: Option<u64>,
+    ) -> Result<Option<JoinTicket>, JoinError> {
+        let hub = &self.app.hub;
+        let loaded_public = hub.loaded_visibility(room) == Some(common::Visibility::Public);
+        let (seen, create) = if self.rooms.contains(room) || loaded_public {
+            (None, false)
+        } else {
+            if !hub.is_loaded(room) && hub.loaded_rooms() >= self.app.config.max_loaded_rooms {
+                self.tell(
+                    ErrorCode::RoomLimit,
+                    "this server holds as many rooms as it can right now; try again later",
+                    Some(room.to_owned()),
+                );
+                return Ok(None);
+            }
+            let seen = hub.store().room_access(room, &self.peer.user.id).await?;
+            match seen {
+                Some(access) if !access.may_enter() => return Err(JoinError::Refused),
+                Some(_) => {}
+                None if validate::reserved_room(room) => {
+                    self.tell(
+                        ErrorCode::Forbidden,
+                        "no such conversation; start one from a member's name",
+                        Some(room.to_owned()),
+                    );
+                    return Ok(None);
+                }
+                None => {
+                    if self.app.throttle.create_room(&self.peer.user.id).is_err() {
+                        prometheus::rate_limited("rooms_created");
+                        self.tell(
+                            ErrorCode::RateLimited,
+                            "creating rooms too fast; join an existing one or wait",
+                            Some(room.to_owned()),
+                        );
+                        return Ok(None);
+                    }
+                }
+            }
+            (seen, seen.is_none())
+        };
+        hub.start_join(room, &self.peer, since, seen, create)
+            .await
+            .map(Some)
     }
 
     async fn read(&mut self, room: String, seq: u64) {
@@ -587,12 +657,98 @@ fn classify_bad_frame(text: &str) -> (ErrorCode, &'static str) {
 
 /// The close code for a read error the client caused: 1009 for a frame over
 /// the size limit, 1007 for a text frame that is not UTF-8.
-fn close_reason_for(err: tungstenite::Error) -> Option<CloseReason> {
+/// The close code for a read error, the one place where tungstenite's
+/// errors become close codes: a frame over the limit 1009, text that is not
+/// UTF-8 1007, any other violation of RFC 6455 (reserved bits or opcodes,
+/// bad control frames, a continuation without a start, an unmasked frame, a
+/// malformed close) 1002. `None`: the connection itself broke; there is
+/// nobody to tell.
+fn close_reason_for(err: &tungstenite::Error) -> Option<CloseReason> {
     match err {
         tungstenite::Error::Capacity(_) => Some(CloseReason::TOO_BIG),
         tungstenite::Error::Utf8(_) => Some(CloseReason::INVALID_UTF8),
-        _ => None,
+        tungstenite::Error::Protocol(_) => Some(CloseReason::PROTOCOL_ERROR),
+        tungstenite::Error::ConnectionClosed
+        | tungstenite::Error::AlreadyClosed
+        | tungstenite::Error::Io(_) => None,
+        // Not produced by reading a server-side stream; treat as broken
+        // framing all the same.
+        _ => Some(CloseReason::PROTOCOL_ERROR),
     }
+}
+
+/// The answer to a client's close frame: its own code (RFC 6455 5.5.1),
+/// 1002 if that code may not be sent (tungstenite replaces it with 1002),
+/// 1000 if it had none.
+fn close_reply(frame: Option<&tungstenite::protocol::CloseFrame>) -> CloseReason {
+    match frame {
+        Some(frame) => CloseReason {
+            code: u16::from(frame.code),
+            reason: "",
+        },
+        None => CloseReason::NORMAL,
+    }
+}
+
+/// How a session's reading ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The client closed (or the connection is gone): nothing to wait for.
+    ByClient,
+    /// The server closes: the client's own close is still to come.
+    ByServer,
+    /// The client broke the protocol: its stream cannot be parsed further.
+    ProtocolError,
+}
+
+/// How long a server that closed waits for the client's close before it
+/// closes the TCP connection (RFC 6455 7.1.1: the server closes TCP after
+/// the closing handshake). Dropping the socket with the client's bytes
+/// unread would send a reset, and a client that sees it first never reads
+/// our close code.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// After the server's close frame: reads and discards client frames until
+/// its close, the end of the stream, or `deadline`.
+async fn linger(stream: &mut WebSocketStream<Inbound>, deadline: Duration) {
+    let socket = stream.get_ref().socket().clone();
+    let until = Instant::now() + deadline;
+    let done = tokio::time::timeout_at(until, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Close(_))) | None => return true,
+                Some(Ok(_)) => {}
+                Some(Err(_)) => return false,
+            }
+        }
+    })
+    .await;
+    if done == Ok(false) {
+        discard_until(&socket, until.saturating_duration_since(Instant::now())).await;
+    }
+}
+
+/// Reads and throws away raw bytes until the client closes its side or
+/// `deadline` passes: a stream that broke the protocol is not parsed
+/// further, but what the client still sends must not turn our FIN into a
+/// reset.
+async fn discard_until(socket: &TcpStream, deadline: Duration) {
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(deadline, async {
+        loop {
+            if socket.readable().await.is_err() {
+                return;
+            }
+            match socket.try_read(&mut sink) {
+                // The client closed its side.
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {

@@ -16,6 +16,7 @@
 //! seq order out (`ordering.rs`), rooms loaded and unloaded (`rooms.rs`),
 //! presence between nodes (`presence.rs`).
 
+mod admission;
 mod ordering;
 mod presence;
 mod rooms;
@@ -37,7 +38,8 @@ use crate::outbox::{Outbox, Owed};
 use crate::reorder::Reorder;
 use crate::revocation::LiveSessions;
 use crate::store::group_commit::GroupCommit;
-use crate::store::{Store, StoreError};
+use crate::store::{RoomAccess, Store, StoreError};
+use admission::{Admission, admit};
 
 pub type ConnId = u64;
 
@@ -139,6 +141,19 @@ struct Member {
     connections: usize,
 }
 
+/// Why a join did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The room is not one the user may enter (private, not a member).
+    #[error("not a member of this room")]
+    Refused,
+    /// The room stopped existing (deleted) while the join looked at it.
+    #[error("the room no longer exists")]
+    Gone,
+}
+
 /// What a join must replay before `joined`.
 pub struct JoinTicket {
     room: Arc<Room>,
@@ -230,17 +245,38 @@ impl Hub {
     /// the others if the user was not there yet) and fetches the history to
     /// replay. `since` is the last seq the client saw. The caller queues
     /// `history`, then calls `finish_join`.
+    ///
+    /// Whether the user may enter is decided here, on what the store said
+    /// while loading or creating the room (`admission.rs`); `seen` is what
+    /// the caller found before (`None`: no such room), and `create` lets
+    /// this join create the room, public, if it still does not exist.
     pub async fn start_join(
         self: &Arc<Self>,
         name: &str,
         peer: &Arc<Peer>,
         since: Option<u64>,
-    ) -> Result<JoinTicket, StoreError> {
+        seen: Option<RoomAccess>,
+        create: bool,
+    ) -> Result<JoinTicket, JoinError> {
         // A room unloaded between `load` and entering it is loaded again.
         let mut attempts = 0;
         let (room, up_to, already_live) = loop {
             attempts += 1;
-            let room = self.load(name, &peer.user.id).await?;
+            let Some((room, fresh)) = self.load(name, &peer.user.id, create).await? else {
+                return Err(JoinError::Gone);
+            };
+            let admitted = match admit(room.visibility, seen, fresh) {
+                Admission::AskStore => match self.store.room_access(name, &peer.user.id).await? {
+                    Some(fresh) => admit(room.visibility, seen, Some(fresh)),
+                    // Deleted since it was loaded; a new room by this name
+                    // would be another.
+                    None => return Err(JoinError::Gone),
+                },
+                decided => decided,
+            };
+            if admitted != Admission::Enter {
+                return Err(JoinError::Refused);
+            }
             self.catch_up_to(&room, since).await;
             let mut state = room.lock();
             if state.unloaded && attempts < 5 {
@@ -294,7 +330,7 @@ impl Hub {
             Ok(found) => found,
             Err(err) => {
                 self.leave(name, peer);
-                return Err(err);
+                return Err(err.into());
             }
         };
         let history = messages

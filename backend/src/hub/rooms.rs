@@ -10,7 +10,7 @@ use common::User;
 
 use super::{Hub, Room, RoomState, lock, now_millis};
 use crate::reorder::Reorder;
-use crate::store::StoreError;
+use crate::store::{Entered, RoomAccess, StoreError};
 
 impl Hub {
     /// The store no longer has this loaded room: an operator deleted it
@@ -29,38 +29,48 @@ impl Hub {
         }
     }
 
-    /// The room, loaded from (or created in) the store on first use.
-    pub(super) async fn load(&self, name: &str, created_by: &str) -> Result<Arc<Room>, StoreError> {
+    /// The room, loaded from the store on first use (and created there,
+    /// public, if it does not exist and `create` is set), with what
+    /// `user_id` may do in it if this call read that from the store while
+    /// loading it (`None` if the room was loaded already). `Ok(None)`: no
+    /// such room.
+    pub(super) async fn load(
+        &self,
+        name: &str,
+        user_id: &str,
+        create: bool,
+    ) -> Result<Option<(Arc<Room>, Option<RoomAccess>)>, StoreError> {
         if let Some(room) = self.existing(name) {
-            return Ok(room);
+            return Ok(Some((room, None)));
         }
         // Listen before reading the store, so that a message stored after
         // the read is heard (see also `last_message` below).
         self.broker.watch_room(name).await;
-        let loaded = self.load_watched(name, created_by).await;
-        if !matches!(loaded, Ok((_, true))) {
-            // Failed, or another join loaded it first and holds the watch.
+        let loaded = self.load_watched(name, user_id, create).await;
+        if !matches!(loaded, Ok(Some((_, _, true)))) {
+            // Failed, absent, or another join loaded it first and holds
+            // the watch.
             self.broker.unwatch_room(name);
         }
-        loaded.map(|(room, _)| room)
+        loaded.map(|found| found.map(|(room, access, _)| (room, Some(access))))
     }
 
     /// `load` once the room's events are heard; true if this call put the
     /// room in the map.
-    pub(super) async fn load_watched(
+    async fn load_watched(
         &self,
         name: &str,
-        created_by: &str,
-    ) -> Result<(Arc<Room>, bool), StoreError> {
-        let last_seq = self
+        user_id: &str,
+        create: bool,
+    ) -> Result<Option<(Arc<Room>, RoomAccess, bool)>, StoreError> {
+        let Some(Entered { last_seq, access }) = self
             .store
-            .ensure_room(name, created_by, now_millis())
-            .await?;
-        let visibility = self
-            .store
-            .room_access(name, "")
+            .enter_room(name, user_id, create, now_millis())
             .await?
-            .map_or(common::Visibility::Public, |access| access.visibility);
+        else {
+            return Ok(None);
+        };
+        let visibility = access.visibility;
         // Who is here on other nodes; kept current by events, and re-read
         // from the registry when events may have been missed.
         let now = Instant::now();
@@ -112,7 +122,7 @@ impl Hub {
         });
         let room = room.clone();
         metrics::gauge!(crate::prometheus::ROOMS_LOADED).set(rooms.len() as f64);
-        Ok((room, inserted))
+        Ok(Some((room, access, inserted)))
     }
 
     /// Unloads rooms that have had no connection on this node for `grace`

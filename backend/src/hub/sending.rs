@@ -158,7 +158,9 @@ impl Hub {
         let room = match self.existing(room) {
             Some(room) => room,
             None => {
-                let room = self.load(room, &user.id).await?;
+                let Some((room, _)) = self.load(room, &user.id, false).await? else {
+                    return Err(StoreError::UnknownRoom(room.to_owned()));
+                };
                 let state = room.lock();
                 if state.peers.is_empty() && state.joining.is_empty() {
                     lock(&self.emptied).push((room.name.clone(), Instant::now()));

@@ -153,13 +153,42 @@ pub struct StoredRoom {
     pub visibility: common::Visibility,
 }
 
+/// A room as a user entering it finds it (`Store::enter_room`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entered {
+    pub last_seq: u64,
+    pub access: RoomAccess,
+}
+
 /// Messages and rooms; accounts, sessions and membership are a
 /// supertrait's (`accounts.rs`), and so are operators' commands and API
 /// keys (`operations.rs`), and full-text search (`search.rs`).
 #[async_trait]
 pub trait Store: Accounts + Operations + Search {
-    /// Creates the room if it is new. Returns its `last_seq`.
-    async fn ensure_room(&self, name: &str, created_by: &str, now_ms: i64) -> Result<u64>;
+    /// Enters `name` as `user_id` in one transaction: creates it (public,
+    /// created by the user) if it does not exist and `create` is set, then
+    /// reads its newest seq and what the user may do in it. `None`: there
+    /// is no such room (and `create` was not set).
+    ///
+    /// Access is read in the same transaction that creates the room, after
+    /// it exists: a join racing the creation of a private room of the same
+    /// name then sees the private room, never the public one it meant to
+    /// make (see `hub/admission.rs`).
+    async fn enter_room(
+        &self,
+        name: &str,
+        user_id: &str,
+        create: bool,
+        now_ms: i64,
+    ) -> Result<Option<Entered>>;
+
+    /// Creates the room, public, if it is new. Returns its `last_seq`.
+    async fn ensure_room(&self, name: &str, created_by: &str, now_ms: i64) -> Result<u64> {
+        Ok(self
+            .enter_room(name, created_by, true, now_ms)
+            .await?
+            .map_or(0, |entered| entered.last_seq))
+    }
 
     /// Allocates the next seq and stores the entry, unless this user
     /// already sent this `client_id` to this room. An edit or a delete

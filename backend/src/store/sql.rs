@@ -13,6 +13,10 @@ pub const ENSURE_ROOM: &str = "INSERT INTO rooms (name, created_at, created_by, 
      ON CONFLICT (name) DO UPDATE SET visibility = 'public', created_at = excluded.created_at, \
      created_by = excluded.created_by WHERE rooms.visibility = 'deleted'";
 pub const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE name = $1";
+/// A user's access to a room, with its newest seq (`Store::enter_room`).
+pub const ENTER_ROOM: &str = "SELECT r.visibility, m.role, r.created_by, r.last_seq FROM rooms r \
+     LEFT JOIN room_members m ON m.room = r.name AND m.user_id = $2 \
+     WHERE r.name = $1 AND r.visibility <> 'deleted'";
 
 /// The columns of a log entry, in `MessageRow` order.
 macro_rules! entry_columns {
@@ -233,26 +237,43 @@ macro_rules! impl_store {
     ($store:ty, $kind:literal) => {
         #[async_trait::async_trait]
         impl $crate::store::Store for $store {
-            async fn ensure_room(
+            async fn enter_room(
                 &self,
                 name: &str,
-                created_by: &str,
+                user_id: &str,
+                create: bool,
                 now_ms: i64,
-            ) -> $crate::store::Result<u64> {
+            ) -> $crate::store::Result<Option<$crate::store::Entered>> {
+                use sqlx::Connection;
                 use $crate::store::health::Access;
                 use $crate::store::sql::{self, guarded};
                 guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::ENSURE_ROOM)
-                        .bind(name)
-                        .bind(now_ms)
-                        .bind(created_by)
-                        .execute(&mut *conn)
-                        .await?;
-                    let last: i64 = sqlx::query_scalar(sql::LAST_SEQ)
-                        .bind(name)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                    last as u64
+                    let mut tx = conn.begin().await?;
+                    if create {
+                        sqlx::query(sql::ENSURE_ROOM)
+                            .bind(name)
+                            .bind(now_ms)
+                            .bind(user_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let row: Option<(String, Option<String>, String, i64)> =
+                        sqlx::query_as(sql::ENTER_ROOM)
+                            .bind(name)
+                            .bind(user_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    tx.commit().await?;
+                    row.map(
+                        |(visibility, role, created_by, last_seq)| $crate::store::Entered {
+                            last_seq: last_seq as u64,
+                            access: $crate::store::RoomAccess {
+                                visibility: $crate::store::accounts_sql::visibility(&visibility),
+                                role: role.as_deref().map($crate::store::accounts_sql::role),
+                                creator: created_by == user_id,
+                            },
+                        },
+                    )
                 })
             }
 

@@ -13,37 +13,7 @@ use tokio::process::{Child, Command};
 use crate::faults_support::OwnRedis;
 use crate::support::{Client, connect_at, free_port, sign_in_at, temp_dir};
 
-/// A fresh PostgreSQL database, dropped at the end.
-struct Database {
-    admin_url: String,
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let admin_url = std::env::var("HEARTH_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!("hearth_cluster_{}", uuid::Uuid::new_v4().simple());
-        let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        Database { admin_url, name }
-    }
-
-    fn url(&self) -> String {
-        let (base, _) = self.admin_url.rsplit_once('/').unwrap();
-        format!("{base}/{}", self.name)
-    }
-
-    async fn drop_now(self) {
-        let admin = sqlx::PgPool::connect(&self.admin_url).await.unwrap();
-        let _ = sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-            .execute(&admin)
-            .await;
-    }
-}
+use crate::support::Database;
 
 /// The machine's Redis (`HEARTH_TEST_REDIS_URL`); each cluster uses its
 /// own key prefix on it.
