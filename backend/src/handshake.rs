@@ -37,7 +37,16 @@ pub struct Rejected {
 
 impl axum::response::IntoResponse for Rejected {
     fn into_response(self) -> Response {
-        crate::api::error(self.status, "not_a_websocket_upgrade", self.message)
+        let mut response = crate::api::error(self.status, "not_a_websocket_upgrade", self.message);
+        // RFC 6455 4.4: a version we do not speak is answered with the one
+        // we do.
+        if self.status == StatusCode::UPGRADE_REQUIRED {
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+        }
+        response
     }
 }
 
@@ -63,16 +72,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Handshake {
         }
         if !header_is(&parts.headers, header::SEC_WEBSOCKET_VERSION, "13") {
             return reject(
-                StatusCode::BAD_REQUEST,
+                StatusCode::UPGRADE_REQUIRED,
                 "`Sec-WebSocket-Version` must be 13",
             );
         }
         let Some(key) = parts.headers.get(header::SEC_WEBSOCKET_KEY).cloned() else {
             return reject(StatusCode::BAD_REQUEST, "`Sec-WebSocket-Key` is missing");
         };
+        if !is_websocket_key(key.as_bytes()) {
+            return reject(
+                StatusCode::BAD_REQUEST,
+                "`Sec-WebSocket-Key` must be 16 bytes in base64",
+            );
+        }
         let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
             return reject(
-                StatusCode::UPGRADE_REQUIRED,
+                StatusCode::BAD_REQUEST,
                 "this connection cannot be upgraded",
             );
         };
@@ -126,6 +141,16 @@ impl Handshake {
     }
 }
 
+/// RFC 6455 4.1: the key is a random 16-byte value, base64-encoded (24
+/// characters with padding).
+fn is_websocket_key(key: &[u8]) -> bool {
+    use base64::Engine;
+    key.len() == 24
+        && base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .is_ok_and(|bytes| bytes.len() == 16)
+}
+
 fn header_is(headers: &HeaderMap, name: HeaderName, value: &str) -> bool {
     headers
         .get(name)
@@ -147,6 +172,12 @@ fn header_has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool 
 /// otherwise answer pings and closes on its own, out of order with our
 /// frames). The session answers pings itself.
 pub struct Inbound(Arc<TcpStream>);
+
+impl Inbound {
+    pub fn socket(&self) -> &Arc<TcpStream> {
+        &self.0
+    }
+}
 
 impl AsyncRead for Inbound {
     fn poll_read(
@@ -184,5 +215,19 @@ impl AsyncWrite for Inbound {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_websocket_key;
+
+    #[test]
+    fn a_key_is_sixteen_bytes_of_base64() {
+        assert!(is_websocket_key(b"dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(!is_websocket_key(b"dGhlIHNhbXBsZSBub25jZQ"), "unpadded");
+        assert!(!is_websocket_key(b"c2hvcnQ="), "5 bytes");
+        assert!(!is_websocket_key(b"dGhlIHNhbXBsZSBub25jZQ=!"), "not base64");
+        assert!(!is_websocket_key(b""));
     }
 }

@@ -68,6 +68,12 @@ impl CloseReason {
         code: common::close::INVALID_DATA,
         reason: "text frame is not UTF-8",
     };
+    /// The client broke RFC 6455 (reserved bits or opcodes, bad control
+    /// frames, an unmasked frame, a malformed close).
+    pub const PROTOCOL_ERROR: CloseReason = CloseReason {
+        code: common::close::PROTOCOL_ERROR,
+        reason: "protocol error",
+    };
     pub const SLOW_CONSUMER: CloseReason = CloseReason {
         code: common::close::SLOW_CONSUMER,
         reason: "slow consumer",

@@ -55,10 +55,25 @@ pub async fn upgrade(
             "pass exactly one ?ticket=<ticket>",
         );
     };
+    // A request that is not a valid upgrade is refused before anything is
+    // spent on it: a one-time ticket redeemed for a handshake that then
+    // fails would be gone for nothing.
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejected) => return rejected.into_response(),
+    };
     // A browser always says which page opens a WebSocket, and a WebSocket is
     // not covered by the same-origin policy: without this check any site a
     // signed-in person visits could act as them (cross-site WebSocket
     // hijacking). Clients that are not browsers send no Origin.
+    // Two `Origin` headers: which one would the browser have meant? None.
+    if headers.get_all(header::ORIGIN).iter().nth(1).is_some() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            "a request has at most one Origin",
+        );
+    }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
         let allowed = origin
@@ -148,10 +163,6 @@ pub async fn upgrade(
                 },
             );
         }
-    };
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejected) => return rejected.into_response(),
     };
     let request_id = headers
         .get(crate::REQUEST_ID)

@@ -3,6 +3,10 @@
 
 /// The server is shutting down or restarting. Reconnect.
 pub const GOING_AWAY: u16 = 1001;
+/// The client broke the WebSocket protocol (RFC 6455): a reserved bit or
+/// opcode, a bad control frame, an unmasked frame, a malformed close.
+/// Reconnecting is allowed.
+pub const PROTOCOL_ERROR: u16 = 1002;
 /// A text frame was not valid UTF-8. Reconnecting is allowed; the same
 /// frame will be refused again.
 pub const INVALID_DATA: u16 = 1007;

@@ -100,7 +100,8 @@ async fn malformed_upgrades_get_json_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(old.status(), 400);
+    assert_eq!(old.status(), 426);
+    assert_eq!(old.headers()["sec-websocket-version"], "13");
     let body: ApiError = old.json().await.unwrap();
     assert_eq!(body.error, "not_a_websocket_upgrade");
     assert!(body.message.contains("13"), "{}", body.message);

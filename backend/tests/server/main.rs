@@ -24,3 +24,4 @@ mod shutdown;
 mod store;
 mod support;
 mod web;
+mod websocket;
