@@ -133,6 +133,13 @@ impl Session {
         // The writer stops on a kick; a normal end (the client closed) needs one too.
         peer.outbox.kick().kick(CloseReason::NORMAL);
         let _ = writer.await;
+        if ending != Ending::ByClient {
+            // Our close frame is the last thing we write: say so with a FIN
+            // at once, so a client that waits for the server to close TCP
+            // (RFC 6455 7.1.1) does not wait for the linger's deadline.
+            let _ = socket2::SockRef::from(&**stream.get_ref().socket())
+                .shutdown(std::net::Shutdown::Write);
+        }
         match ending {
             Ending::ByServer => linger(&mut stream, LINGER).await,
             Ending::ProtocolError => discard_until(stream.get_ref().socket(), LINGER).await,

@@ -146,6 +146,21 @@ provision_browser() {
   export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
 }
 
+# Autobahn|Testsuite (PyPI `autobahntestsuite`) for the WebSocket conformance
+# test (backend/tests/server/autobahn.rs). It runs on Python 2.7 only, which
+# this project's build machines have under pyenv.
+provision_autobahn() {
+  local python=${HEARTH_PYTHON2:-${PYENV_ROOT:-$HOME/.pyenv}/versions/2.7.18/bin/python}
+  local wstest
+  wstest="$(dirname "$python")/wstest"
+  if [ ! -x "$wstest" ]; then
+    [ -x "$python" ] || { log "Python 2.7 not found at $python (set HEARTH_PYTHON2): Autobahn cannot run"; return 1; }
+    log "installing autobahntestsuite (PyPI) for Python 2.7"
+    "$python" -m pip install -q autobahntestsuite >&2
+  fi
+  export HEARTH_WSTEST=$wstest
+}
+
 # Redis and PostgreSQL on loopback for the store and broker tests. A build
 # machine usually has them running; elsewhere we install and start them.
 provision_services() {

@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod api;
+mod autobahn;
 mod backup;
 mod changes;
 mod chaos;
