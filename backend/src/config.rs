@@ -170,6 +170,19 @@ pub struct Config {
     #[arg(long, env = "HEARTH_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
     pub header_timeout_ms: u64,
 
+    /// A whole request (its body included) and the server's answer must
+    /// be done within this many milliseconds, or it gets `408
+    /// request_timeout` and its connection is closed (a body that never
+    /// comes, or trickles).
+    #[arg(long, env = "HEARTH_REQUEST_TIMEOUT_MS", default_value_t = 15_000)]
+    pub request_timeout_ms: u64,
+
+    /// Most HTTP connections (not yet WebSockets) open at once on this
+    /// node, from all addresses; more are closed as soon as they are
+    /// accepted. Within the file descriptors `--max-connections` leaves.
+    #[arg(long, env = "HEARTH_MAX_HTTP_CONNECTIONS", default_value_t = 768)]
+    pub max_http_connections: usize,
+
     /// HTTP API requests per client address per minute (also the burst);
     /// over it: `429 rate_limited` with `Retry-After`.
     #[arg(long, env = "HEARTH_API_PER_IP_PER_MINUTE", default_value_t = 1200)]
@@ -184,6 +197,16 @@ pub struct Config {
     /// to 5 s, or is refused with `rate_limited`.
     #[arg(long, env = "HEARTH_REPLAY_BYTES_PER_SEC", default_value_t = 1024 * 1024)]
     pub replay_bytes_per_sec: u32,
+
+    /// History one user may be sent, on joins over all their sockets and
+    /// through the history API together, in bytes per second (the burst is
+    /// twice this).
+    #[arg(long, env = "HEARTH_REPLAY_BYTES_PER_USER_PER_SEC", default_value_t = 2 * 1024 * 1024)]
+    pub replay_bytes_per_user_per_sec: u32,
+
+    /// The same for one client address, all its users together.
+    #[arg(long, env = "HEARTH_REPLAY_BYTES_PER_IP_PER_SEC", default_value_t = 8 * 1024 * 1024)]
+    pub replay_bytes_per_ip_per_sec: u32,
 
     /// A room with nobody in it on this node is unloaded from memory after
     /// this many seconds (its history stays in the store; the next join
@@ -235,6 +258,11 @@ pub struct Config {
     /// consumer (4009).
     #[arg(long, env = "HEARTH_OUTBOUND_QUEUE", default_value_t = 256)]
     pub outbound_queue: usize,
+
+    /// Bytes queued per connection before close 4009: a backlog is bounded
+    /// by what it weighs as well as by how many frames it has.
+    #[arg(long, env = "HEARTH_OUTBOUND_QUEUE_BYTES", default_value_t = 1024 * 1024)]
+    pub outbound_queue_bytes: usize,
 
     /// Protocol errors (bad frames, unknown types, invalid input) allowed in
     /// a burst before the connection is closed with 4008. One more is
@@ -300,6 +328,8 @@ impl Config {
         config.rooms_per_user_per_hour = 1_000_000;
         config.api_per_ip_per_minute = 1_000_000;
         config.api_per_token_per_minute = 1_000_000;
+        config.replay_bytes_per_user_per_sec = 1 << 30;
+        config.replay_bytes_per_ip_per_sec = 1 << 30;
         config
     }
 

@@ -106,6 +106,10 @@ pub fn app(state: Arc<AppState>) -> Router {
             )),
         )
         .merge(frontend)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_deadline,
+        ))
         .layer(axum::middleware::from_fn(web::security_headers))
         .layer(
             TraceLayer::new_for_http()
@@ -131,6 +135,36 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
         .with_state(state)
+}
+
+/// A request, its body included, and the answer to it have
+/// `--request-timeout-ms`: the header deadline (`listener.rs`) ends a
+/// request that never finishes its headers, this one a body that never
+/// comes or trickles in. Over it: `408 request_timeout`, and hyper closes
+/// the connection (the rest of the body is never read). An upgraded
+/// WebSocket is past this: its handler answered at once.
+async fn request_deadline(
+    axum::extract::State(app): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let deadline = Duration::from_millis(app.config.request_timeout_ms.max(100));
+    match tokio::time::timeout(deadline, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            crate::prometheus::rate_limited("request_timeout");
+            let mut response = api::error(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request took too long to arrive; send it again",
+            );
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
 }
 
 /// A 500 is a bug or a fault worth an error line. A 503 is an answer the
@@ -239,6 +273,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     tracing::info!(?slot_limits, "WebSocket limits");
     let http_limits = listener::HttpLimits {
         per_ip: config.max_http_per_ip.max(1),
+        total: config.max_http_connections.max(1),
         header_timeout: Duration::from_millis(config.header_timeout_ms.max(100)),
     };
     spawn_revocation_poll(&config, hub.clone());
@@ -249,6 +284,8 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             rooms_per_hour: config.rooms_per_user_per_hour,
             api_per_ip: config.api_per_ip_per_minute,
             api_per_token: config.api_per_token_per_minute,
+            history_bytes_per_user: config.replay_bytes_per_user_per_sec,
+            history_bytes_per_ip: config.replay_bytes_per_ip_per_sec,
         },
         config.trusted_proxies.clone(),
     );
@@ -401,15 +438,24 @@ fn spawn_revocation_poll(config: &Config, hub: Arc<Hub>) {
                     Err(err) => tracing::debug!(%err, "pruning sessions failed"),
                 }
             }
-            match hub.store().revoked_since(since).await {
-                Ok(ids) => {
+            // Revoked sessions close their sockets, and deleted rooms are
+            // unloaded (`hearth admin` runs apart from the nodes).
+            let revoked = hub.store().revoked_since(since).await;
+            let deleted = hub.store().deleted_rooms_since(since).await;
+            match (revoked, deleted) {
+                (Ok(ids), Ok(rooms)) => {
                     let closed = hub.live_sessions().revoke(&ids);
                     if closed > 0 {
                         tracing::info!(closed, "closed sockets of revoked sessions");
                     }
+                    for (room, created_at) in rooms {
+                        hub.unload_deleted(&room, created_at);
+                    }
                     since = started - overlap;
                 }
-                Err(err) => tracing::debug!(%err, "polling revoked sessions failed"),
+                (Err(err), _) | (_, Err(err)) => {
+                    tracing::debug!(%err, "polling revoked sessions and deleted rooms failed");
+                }
             }
         }
     });

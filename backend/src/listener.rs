@@ -4,9 +4,11 @@
 //! - a deadline for a request's headers (`--header-timeout-ms`), so a
 //!   client that sends half a request, or nothing, is closed instead of
 //!   holding a socket forever (slowloris);
-//! - a cap on HTTP connections open at once per client address, so one
-//!   address cannot take every file descriptor; a connection over it is
-//!   closed as soon as it is accepted;
+//! - caps on HTTP connections open at once, per client address (so one
+//!   address cannot take every file descriptor) and per node (so many
+//!   addresses cannot either); a connection over one is closed as soon as
+//!   it is accepted (a body that never comes is cut by the request
+//!   deadline, `request_deadline` in lib.rs);
 //! - `TCP_NODELAY`: frames are small and latency is the product; without
 //!   it a frame written while an earlier one is unacknowledged waits for
 //!   the peer's delayed ACK (up to 40 ms).
@@ -34,13 +36,28 @@ const DRAIN: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     pub per_ip: usize,
+    /// From all addresses together.
+    pub total: usize,
     pub header_timeout: Duration,
 }
 
-/// Open HTTP connections per client address.
+/// Open HTTP connections per client address, and in all.
 #[derive(Default)]
 struct Open {
-    by_ip: Mutex<HashMap<IpAddr, usize>>,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    by_ip: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+/// Why a connection was closed on accept.
+#[derive(Debug, Clone, Copy)]
+enum Full {
+    Address,
+    Node,
 }
 
 /// One admitted connection; gives its place back when dropped.
@@ -50,14 +67,18 @@ struct Admitted {
 }
 
 impl Open {
-    fn admit(self: &Arc<Self>, ip: IpAddr, per_ip: usize) -> Option<Admitted> {
-        let mut by_ip = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
-        let count = by_ip.entry(ip).or_default();
-        if *count >= per_ip {
-            return None;
+    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &HttpLimits) -> Result<Admitted, Full> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if counts.total >= limits.total {
+            return Err(Full::Node);
+        }
+        let count = counts.by_ip.entry(ip).or_default();
+        if *count >= limits.per_ip {
+            return Err(Full::Address);
         }
         *count += 1;
-        Some(Admitted {
+        counts.total += 1;
+        Ok(Admitted {
             open: self.clone(),
             ip,
         })
@@ -66,11 +87,12 @@ impl Open {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        let mut by_ip = self.open.by_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = by_ip.get_mut(&self.ip) {
+        let mut counts = self.open.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.total -= 1;
+        if let Some(count) = counts.by_ip.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
-                by_ip.remove(&self.ip);
+                counts.by_ip.remove(&self.ip);
             }
         }
     }
@@ -100,11 +122,17 @@ pub async fn serve(
                 }
             },
         };
-        let Some(admitted) = open.admit(peer.ip(), limits.per_ip) else {
-            tracing::debug!(ip = %peer.ip(), "too many connections from one address; closed");
-            crate::prometheus::rate_limited("http_connections_per_ip");
-            drop(stream);
-            continue;
+        let admitted = match open.admit(peer.ip(), &limits) {
+            Ok(admitted) => admitted,
+            Err(full) => {
+                tracing::debug!(ip = %peer.ip(), ?full, "too many HTTP connections; closed");
+                crate::prometheus::rate_limited(match full {
+                    Full::Address => "http_connections_per_ip",
+                    Full::Node => "http_connections_per_node",
+                });
+                drop(stream);
+                continue;
+            }
         };
         if let Err(err) = stream.set_nodelay(true) {
             tracing::debug!(%err, "could not set TCP_NODELAY");

@@ -148,6 +148,9 @@ struct State {
     /// Frames not yet wholly written, in order; the front one may be
     /// partly written.
     frames: VecDeque<Frame>,
+    /// Wire bytes of `frames`, whole (the written part of the front one
+    /// included): what the queue holds on to, bounded like its length.
+    bytes: usize,
     /// Bytes of the front frame already written.
     written: usize,
     owner: Owner,
@@ -162,10 +165,41 @@ struct State {
 /// holds no memory at all, it shrinks back after a burst, and the writer
 /// takes a backlog out in one pass. The mutex is held only to push, pop or
 /// look, never across a write or an `.await`.
+impl State {
+    fn push_back(&mut self, frame: Frame) {
+        self.bytes += frame.wire().len();
+        self.frames.push_back(frame);
+    }
+
+    fn push_front(&mut self, frame: Frame) {
+        self.bytes += frame.wire().len();
+        self.frames.push_front(frame);
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(frame) = self.frames.pop_front() {
+            self.bytes -= frame.wire().len();
+        }
+    }
+
+    fn truncate(&mut self, keep: usize) {
+        self.frames.truncate(keep);
+        self.bytes = self.frames.iter().map(|f| f.wire().len()).sum();
+    }
+
+    fn clear(&mut self) {
+        self.frames.clear();
+        self.bytes = 0;
+    }
+}
+
 #[derive(Debug)]
 struct Queue {
     state: Mutex<State>,
     capacity: usize,
+    /// Most bytes the queue may hold: a backlog of big frames is bounded by
+    /// what it weighs, not only by how many there are.
+    capacity_bytes: usize,
     /// Wakes the writer task: the backlog was handed over to it.
     handed_over: AtomicWaker,
     /// Wakes `push_patiently` callers when frames went out.
@@ -256,17 +290,20 @@ pub enum Progress {
 }
 
 impl Outbox {
-    /// A queue of at most `capacity` frames in front of `socket`.
-    pub fn new(capacity: usize, socket: Arc<TcpStream>) -> (Outbox, Drain) {
+    /// A queue of at most `capacity` frames and `capacity_bytes` bytes in
+    /// front of `socket`.
+    pub fn new(capacity: usize, capacity_bytes: usize, socket: Arc<TcpStream>) -> (Outbox, Drain) {
         let queue = Arc::new(Queue {
             state: Mutex::new(State {
                 frames: VecDeque::new(),
+                bytes: 0,
                 written: 0,
                 owner: Owner::Idle,
                 closed: false,
                 socket: Some(socket),
             }),
             capacity: capacity.max(1),
+            capacity_bytes: capacity_bytes.max(1),
             handed_over: AtomicWaker::new(),
             room: Notify::new(),
             patient: AtomicUsize::new(0),
@@ -293,7 +330,7 @@ impl Outbox {
     /// let go of its locks: a room's fan-out queues under the room's lock
     /// and writes after it).
     pub fn push_deferred(&self, frame: Frame) -> Option<Owed> {
-        match self.try_push(frame) {
+        match self.try_push(frame, self.queue.capacity_bytes) {
             Ok(owed) => owed,
             Err(true) => {
                 self.slow_consumer();
@@ -305,9 +342,10 @@ impl Outbox {
 
     /// `Ok(Some)`: the caller owns the socket and holds the frame, which
     /// goes before anything queued after it; `Ok(None)`: queued behind
-    /// someone who is writing; `Err(true)`: the queue is full; `Err(false)`:
-    /// the connection is closing.
-    fn try_push(&self, frame: Frame) -> Result<Option<Owed>, bool> {
+    /// someone who is writing; `Err(true)`: the queue is full (in frames,
+    /// or it would hold more than `max_bytes`); `Err(false)`: the
+    /// connection is closing.
+    fn try_push(&self, frame: Frame, max_bytes: usize) -> Result<Option<Owed>, bool> {
         if self.kick.reason().is_some() {
             return Err(false);
         }
@@ -321,10 +359,11 @@ impl Outbox {
             state.owner = Owner::Direct;
             return Ok(Some(Owed { frame, socket }));
         }
-        if state.frames.len() >= self.queue.capacity {
+        if state.frames.len() >= self.queue.capacity || state.bytes + frame.wire().len() > max_bytes
+        {
             return Err(true);
         }
-        state.frames.push_back(frame);
+        state.push_back(frame);
         Ok(None)
     }
 
@@ -346,7 +385,7 @@ impl Outbox {
                 // Partly written, not at all (full), or broken: what is left
                 // goes first, and the writer waits or finds out.
                 result => {
-                    state.frames.push_front(frame);
+                    state.push_front(frame);
                     state.written = result.unwrap_or(0);
                     return queue.hand_over(state);
                 }
@@ -355,7 +394,7 @@ impl Outbox {
             // A fan-out that released several messages at once queued the
             // rest behind this one: one write for them all, as few packets
             // as the client must read.
-            state.frames.push_front(frame);
+            state.push_front(frame);
         }
         loop {
             if self.kick.reason().is_some() {
@@ -383,10 +422,21 @@ impl Outbox {
     }
 
     /// Queues a frame, waiting for room in the queue: for replaying
-    /// history, which is bulk and belongs to this connection alone. Gives up
+    /// history, which is bulk and belongs to this connection alone. Room
+    /// means fewer than `capacity` frames and at most `max_bytes` queued
+    /// with this one (an empty queue always has room), so a replay holds
+    /// little more than `max_bytes` here however much it sends. Gives up
     /// (and returns false) if the connection is kicked or makes no room
     /// within `patience`, which kicks it as a slow consumer.
-    pub async fn push_patiently(&self, frame: Frame, patience: std::time::Duration) -> bool {
+    pub async fn push_patiently(
+        &self,
+        frame: Frame,
+        max_bytes: usize,
+        patience: std::time::Duration,
+    ) -> bool {
+        let max_bytes = max_bytes
+            .min(self.queue.capacity_bytes)
+            .max(frame.wire().len());
         let deadline = tokio::time::Instant::now() + patience;
         self.queue.patient.fetch_add(1, Ordering::AcqRel);
         let pushed = async {
@@ -396,7 +446,7 @@ impl Outbox {
                 let room = self.queue.room.notified();
                 tokio::pin!(room);
                 room.as_mut().enable();
-                match self.try_push(frame.clone()) {
+                match self.try_push(frame.clone(), max_bytes) {
                     Ok(owed) => {
                         if let Some(owed) = owed {
                             self.flush(owed);
@@ -450,7 +500,7 @@ impl Queue {
             }
             n -= left;
             state.written = 0;
-            state.frames.pop_front();
+            state.pop_front();
             popped = true;
         }
         if state.frames.is_empty() && state.frames.capacity() > SHRINK_ABOVE {
@@ -496,8 +546,8 @@ impl Drain {
     pub fn replace_backlog(&self, last: Frame) {
         let mut state = lock(&self.queue.state);
         let keep = usize::from(state.written > 0);
-        state.frames.truncate(keep);
-        state.frames.push_back(last);
+        state.truncate(keep);
+        state.push_back(last);
     }
 
     /// One `writev` of up to `WRITE_BATCH` queued frames (for the owner).
@@ -539,7 +589,7 @@ impl Drop for Drain {
     fn drop(&mut self) {
         let mut state = lock(&self.queue.state);
         state.closed = true;
-        state.frames.clear();
+        state.clear();
         state.socket = None;
         drop(state);
         self.queue.room.notify_waiters();
@@ -600,7 +650,7 @@ mod tests {
     #[tokio::test]
     async fn a_frame_to_an_idle_connection_is_written_at_once_without_the_writer() {
         let (socket, client_end) = loopback().await;
-        let (outbox, _drain) = Outbox::new(4, socket);
+        let (outbox, _drain) = Outbox::new(4, usize::MAX, socket);
         for text in ["a", "b", "c"] {
             outbox.push(Frame::text(text));
         }
@@ -614,7 +664,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_socket_hands_the_backlog_to_the_writer_in_order() {
         let (socket, client_end) = loopback().await;
-        let (outbox, drain) = Outbox::new(1000, socket);
+        let (outbox, drain) = Outbox::new(1000, usize::MAX, socket);
         let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
         // Nobody reads yet: the socket fills, the rest queues.
         for i in 0..200 {
@@ -643,7 +693,7 @@ mod tests {
         const PUSHERS: usize = 4;
         const EACH: usize = 500;
         let (socket, client_end) = loopback().await;
-        let (outbox, drain) = Outbox::new(PUSHERS * EACH, socket);
+        let (outbox, drain) = Outbox::new(PUSHERS * EACH, usize::MAX, socket);
         let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
         let pushers: Vec<_> = (0..PUSHERS)
             .map(|p| {
@@ -683,7 +733,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_consumer_is_kicked_and_still_told_why_after_whole_frames() {
         let (socket, client_end) = loopback().await;
-        let (outbox, drain) = Outbox::new(8, socket);
+        let (outbox, drain) = Outbox::new(8, usize::MAX, socket);
         let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
         let mut pushed = 0;
         while outbox.kick().reason().is_none() {
@@ -716,7 +766,7 @@ mod tests {
     #[tokio::test]
     async fn a_patient_push_waits_for_room_or_gives_up() {
         let (socket, client_end) = loopback().await;
-        let (outbox, drain) = Outbox::new(2, socket);
+        let (outbox, drain) = Outbox::new(2, usize::MAX, socket);
         let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
         // Fill the socket and the queue.
         let mut pushed = 0;
@@ -728,7 +778,7 @@ mod tests {
             let outbox = outbox.clone();
             tokio::spawn(async move {
                 outbox
-                    .push_patiently(Frame::text("patient"), Duration::from_secs(10))
+                    .push_patiently(Frame::text("patient"), usize::MAX, Duration::from_secs(10))
                     .await
             })
         };
@@ -747,13 +797,13 @@ mod tests {
 
         // Full, and nobody makes room: a slow consumer.
         let (socket, _client_end) = loopback().await;
-        let (outbox, _drain) = Outbox::new(1, socket);
+        let (outbox, _drain) = Outbox::new(1, usize::MAX, socket);
         while lock(&outbox.queue.state).frames.is_empty() {
             outbox.push(big(0));
         }
         assert!(
             !outbox
-                .push_patiently(Frame::text("late"), Duration::from_millis(50))
+                .push_patiently(Frame::text("late"), usize::MAX, Duration::from_millis(50))
                 .await
         );
         assert_eq!(outbox.kick().reason(), Some(CloseReason::SLOW_CONSUMER));
@@ -762,7 +812,7 @@ mod tests {
     #[tokio::test]
     async fn a_kick_wakes_the_waiting_writer() {
         let (socket, client_end) = loopback().await;
-        let (outbox, drain) = Outbox::new(4, socket);
+        let (outbox, drain) = Outbox::new(4, usize::MAX, socket);
         let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
         tokio::time::sleep(Duration::from_millis(20)).await;
         outbox.kick().kick(CloseReason::GOING_AWAY);
@@ -783,7 +833,7 @@ mod tests {
     #[tokio::test]
     async fn a_burst_is_given_back_once_written() {
         let (socket, client_end) = loopback().await;
-        let (outbox, drain) = Outbox::new(1000, socket);
+        let (outbox, drain) = Outbox::new(1000, usize::MAX, socket);
         let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
         for i in 0..300 {
             outbox.push(big(i));
@@ -798,5 +848,62 @@ mod tests {
         // Without a writer, frames are dropped, not kept.
         outbox.push(Frame::text("y"));
         assert!(lock(&outbox.queue.state).frames.is_empty());
+    }
+
+    /// A backlog is bounded by its bytes as well as its frames: a few big
+    /// frames kick a slow consumer long before the frame count would, and
+    /// a patient push (a replay) waits until the queue holds less than
+    /// what it asks for.
+    #[tokio::test]
+    async fn the_queue_is_bounded_in_bytes() {
+        let (socket, client_end) = loopback().await;
+        let frame_bytes = big(0).wire().len();
+        let (outbox, drain) = Outbox::new(1000, 4 * frame_bytes, socket);
+        // Nobody reads: the socket fills, then the queue, by bytes.
+        let mut pushed = 0;
+        while outbox.kick().reason().is_none() {
+            outbox.push(big(pushed));
+            pushed += 1;
+            assert!(pushed < 1000, "never kicked");
+        }
+        assert_eq!(outbox.kick().reason(), Some(CloseReason::SLOW_CONSUMER));
+        let state = lock(&outbox.queue.state);
+        assert!(state.frames.len() <= 4, "{} queued", state.frames.len());
+        assert_eq!(
+            state.bytes,
+            state.frames.iter().map(|f| f.wire().len()).sum::<usize>()
+        );
+        drop(state);
+        drop((drain, client_end));
+
+        // A patient push waits until the queue is under its own bound.
+        let (socket, client_end) = loopback().await;
+        let (outbox, drain) = Outbox::new(1000, usize::MAX, socket);
+        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        while lock(&outbox.queue.state).frames.len() < 3 {
+            outbox.push(big(0));
+        }
+        let patient = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move {
+                outbox
+                    .push_patiently(
+                        Frame::text("replayed"),
+                        frame_bytes,
+                        Duration::from_secs(10),
+                    )
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !patient.is_finished(),
+            "waits while 3 big frames are queued"
+        );
+        let mut client = client(client_end).await;
+        while next_text(&mut client).await != "replayed" {}
+        assert!(patient.await.unwrap());
+        outbox.kick().kick(CloseReason::GOING_AWAY);
+        writer.await.unwrap();
     }
 }

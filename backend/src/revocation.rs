@@ -86,7 +86,7 @@ mod tests {
         user: &str,
     ) -> (Arc<Peer>, (tokio::net::TcpStream, crate::outbox::Drain)) {
         let (socket, client) = crate::outbox::loopback().await;
-        let (outbox, drain) = crate::outbox::Outbox::new(8, socket);
+        let (outbox, drain) = crate::outbox::Outbox::new(8, usize::MAX, socket);
         let peer = Arc::new(Peer {
             id,
             user: common::User {

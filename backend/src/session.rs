@@ -39,6 +39,12 @@ const PING_BURST: u32 = 32;
 const PINGS_PER_SEC: f64 = 4.0;
 /// How long a joiner may take to make room in its queue during a replay.
 const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
+/// Entries fetched for a replay at once: at most this many (each at most a
+/// few KiB) are held per joining connection besides its queue.
+const REPLAY_PAGE: u32 = 16;
+/// How much of a replay may wait in a connection's queue: the next frame
+/// is queued only once the socket has taken the rest below this.
+const REPLAY_QUEUE_BYTES: usize = 32 * 1024;
 /// Longest a join waits for its replay budget before it is refused.
 const REPLAY_BUDGET_WAIT: Duration = Duration::from_secs(5);
 
@@ -53,9 +59,10 @@ pub fn run(
     app: Arc<AppState>,
     identity: Identity,
     slot: crate::slots::Slot,
+    ip: std::net::IpAddr,
 ) -> impl std::future::Future<Output = ()> + Send {
     let limits = &app.config;
-    let (outbox, drain) = Outbox::new(limits.outbound_queue, socket);
+    let (outbox, drain) = Outbox::new(limits.outbound_queue, limits.outbound_queue_bytes, socket);
     let peer = Arc::new(Peer {
         id: app.next_conn_id(),
         user_id: Arc::from(identity.user.id.as_str()),
@@ -98,6 +105,7 @@ pub fn run(
             now,
         ),
         rooms: HashSet::new(),
+        ip,
         sends: VecDeque::new(),
         peer: peer.clone(),
         app: app.clone(),
@@ -156,6 +164,8 @@ impl Session {
 struct Session {
     app: Arc<AppState>,
     peer: Arc<Peer>,
+    /// The client's address, for the budgets shared by its connections.
+    ip: std::net::IpAddr,
     /// Rooms this connection is in.
     rooms: HashSet<String>,
     send_bucket: TokenBucket,
@@ -375,7 +385,86 @@ impl Session {
                 Some(room),
             );
         };
-        let bytes: usize = ticket.history.iter().map(|frame| frame.wire().len()).sum();
+        let mut ticket = ticket;
+        self.rooms.insert(room.clone());
+        match self.replay(&mut ticket).await {
+            Ok(()) => {}
+            Err(Unsent::Kicked) => return,
+            Err(why) => {
+                self.app.hub.leave(&room, &self.peer);
+                self.rooms.remove(&room);
+                return match why {
+                    Unsent::OverBudget => {
+                        prometheus::rate_limited("replay");
+                        self.tell(
+                            ErrorCode::RateLimited,
+                            "joining with history too fast; try again in a few seconds",
+                            Some(room),
+                        )
+                    }
+                    Unsent::Store(err) => {
+                        tracing::error!(%err, room, "replay failed");
+                        self.tell(
+                            ErrorCode::Internal,
+                            "could not load the room; try again",
+                            Some(room),
+                        )
+                    }
+                    Unsent::Kicked => {}
+                };
+            }
+        }
+        self.app.hub.finish_join(ticket, &self.peer);
+        metrics::counter!(prometheus::JOINS).increment(1);
+    }
+
+    /// Sends a join's history, a page at a time, each page fetched only
+    /// once the previous one is (nearly) written: a client that does not
+    /// read holds one page and `REPLAY_QUEUE_BYTES` of queue, however long
+    /// the history. Every page is paid for from the connection's, the
+    /// user's and the address's history budgets first, waiting for them up
+    /// to `REPLAY_BUDGET_WAIT` a page.
+    async fn replay(&mut self, ticket: &mut JoinTicket) -> Result<(), Unsent> {
+        let mut after = ticket.replay_after;
+        let mut first_page = true;
+        while after < ticket.up_to {
+            let page = self
+                .app
+                .hub
+                .replay_page(ticket, after, REPLAY_PAGE)
+                .await
+                .map_err(Unsent::Store)?;
+            let Some((first, last, frames)) = page else {
+                break;
+            };
+            if first_page && ticket.resuming {
+                ticket.recovered = first == after + 1;
+            }
+            first_page = false;
+            after = last;
+            let bytes: usize = frames.iter().map(|frame| frame.wire().len()).sum();
+            self.pay_for_replay(bytes).await?;
+            for frame in frames {
+                if !self
+                    .peer
+                    .outbox
+                    .push_patiently(frame, REPLAY_QUEUE_BYTES, REPLAY_PATIENCE)
+                    .await
+                {
+                    return Err(Unsent::Kicked);
+                }
+            }
+        }
+        if first_page && ticket.resuming {
+            // Nothing was left of what was missed (retention).
+            ticket.recovered = false;
+        }
+        Ok(())
+    }
+
+    /// Takes `bytes` of history from every budget that meters it.
+    async fn pay_for_replay(&mut self, bytes: usize) -> Result<(), Unsent> {
+        let deadline = Instant::now() + REPLAY_BUDGET_WAIT;
         match self.replay_bucket.reserve(
             bytes as f64,
             REPLAY_BUDGET_WAIT,
@@ -387,33 +476,22 @@ impl Session {
                     conn = self.peer.id,
                     bytes,
                     ?wait,
-                    "join waits for its replay budget"
+                    "replay waits for its budget"
                 );
                 tokio::time::sleep(wait).await;
             }
-            None => {
-                self.app.hub.leave(&room, &self.peer);
-                prometheus::rate_limited("replay");
-                return self.tell(
-                    ErrorCode::RateLimited,
-                    "joining with history too fast; try again in a few seconds",
-                    Some(room),
-                );
-            }
+            None => return Err(Unsent::OverBudget),
         }
-        self.rooms.insert(room);
-        for frame in &ticket.history {
-            if !self
-                .peer
-                .outbox
-                .push_patiently(frame.clone(), REPLAY_PATIENCE)
-                .await
-            {
-                return;
-            }
+        if self
+            .app
+            .throttle
+            .wait_for_history_bytes(self.ip, &self.peer.user.id, bytes, deadline)
+            .await
+        {
+            Ok(())
+        } else {
+            Err(Unsent::OverBudget)
         }
-        self.app.hub.finish_join(ticket, &self.peer);
-        metrics::counter!(prometheus::JOINS).increment(1);
     }
 
     /// The checks before the hub's own, and the join itself. `Ok(None)`:
@@ -674,6 +752,10 @@ fn close_reason_for(err: &tungstenite::Error) -> Option<CloseReason> {
     match err {
         tungstenite::Error::Capacity(_) => Some(CloseReason::TOO_BIG),
         tungstenite::Error::Utf8(_) => Some(CloseReason::INVALID_UTF8),
+        // The connection ended without a close frame: nobody to tell.
+        tungstenite::Error::Protocol(
+            tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+        ) => None,
         tungstenite::Error::Protocol(_) => Some(CloseReason::PROTOCOL_ERROR),
         tungstenite::Error::ConnectionClosed
         | tungstenite::Error::AlreadyClosed
@@ -695,6 +777,16 @@ fn close_reply(frame: Option<&tungstenite::protocol::CloseFrame>) -> CloseReason
         },
         None => CloseReason::NORMAL,
     }
+}
+
+/// Why a join's history was not all sent.
+#[derive(Debug)]
+enum Unsent {
+    /// The connection is closing (kicked, or too slow to take it).
+    Kicked,
+    /// Over the history budgets for longer than a join may wait.
+    OverBudget,
+    Store(crate::store::StoreError),
 }
 
 /// How a session's reading ended.

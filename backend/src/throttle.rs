@@ -1,8 +1,18 @@
-//! Rate limits on sign-in and sign-up, per client address and per
-//! username, as Synapse does: an attacker guessing one account's password
-//! from many addresses meets the per-username limit, and one address
-//! trying many accounts meets the per-address one. GCRA buckets from the
-//! `governor` crate; memory is bounded by `forget_idle`, run periodically.
+//! Rate limits on sign-in and sign-up, per client address, per username and
+//! address, and per username, and the other per-key budgets of the API.
+//! GCRA buckets from the `governor` crate; memory is bounded by
+//! `forget_idle`, run periodically.
+//!
+//! Sign-in, and why it is shaped so (docs/protocol.md, "Sign-in limits"):
+//! - every attempt counts against its address (one address trying many
+//!   accounts), and against its (username, address) pair (one address
+//!   guessing one account);
+//! - attempts also count against the username across all addresses, but
+//!   an exhausted username budget only slows attempts down and refuses
+//!   wrong passwords: the right one still gets through. Guessing from
+//!   many addresses is then as slow as the per-address limits and argon2's
+//!   cost make it, and an attacker who knows a username can no longer lock
+//!   its owner out by spending its budget with wrong guesses.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -23,16 +33,31 @@ pub struct Limits {
     pub rooms_per_hour: u32,
     pub api_per_ip: u32,
     pub api_per_token: u32,
+    /// History sent (replays on join, the history API), bytes per second
+    /// per user and per address; the burst is twice this.
+    pub history_bytes_per_user: u32,
+    pub history_bytes_per_ip: u32,
 }
 
 pub struct Throttle {
     by_ip: DefaultKeyedRateLimiter<IpAddr>,
-    by_username: DefaultKeyedRateLimiter<String>,
+    /// Attempts per (username, address).
+    by_username_ip: DefaultKeyedRateLimiter<(String, IpAddr)>,
+    /// Attempts per username, from all addresses together (see
+    /// `attempt_on_username`).
+    failures_by_username: DefaultKeyedRateLimiter<String>,
     /// New rooms, per user id.
     rooms_created: DefaultKeyedRateLimiter<String>,
     /// Every API request, per address and per session token.
     api_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     api_by_token: DefaultKeyedRateLimiter<String>,
+    /// History bytes sent, in KiB, per user id and per address: 32 sockets
+    /// of one user, or many users behind one address, share one budget.
+    history_by_user: DefaultKeyedRateLimiter<String>,
+    history_by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    /// The bursts of those two, in KiB: a request for more than a whole
+    /// burst is charged a whole burst (it could never be served otherwise).
+    history_burst_kib: (NonZeroU32, NonZeroU32),
     clock: DefaultClock,
     trusted_proxies: Vec<IpAddr>,
 }
@@ -47,14 +72,28 @@ impl Throttle {
             rooms_per_hour,
             api_per_ip,
             api_per_token,
+            history_bytes_per_user,
+            history_bytes_per_ip,
         } = limits;
         let n = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
+        let burst_kib = |bytes: u32| n(bytes.div_ceil(1024).saturating_mul(2));
+        let kib_per_sec =
+            |bytes: u32| Quota::per_second(n(bytes.div_ceil(1024))).allow_burst(burst_kib(bytes));
         Throttle {
             api_by_ip: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n(api_per_ip))),
             api_by_token: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n(api_per_token))),
             by_ip: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n(per_ip))),
-            by_username: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n(per_username))),
+            by_username_ip: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n(per_username))),
+            failures_by_username: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n(
+                per_username,
+            ))),
             rooms_created: DefaultKeyedRateLimiter::keyed(Quota::per_hour(n(rooms_per_hour))),
+            history_by_user: DefaultKeyedRateLimiter::keyed(kib_per_sec(history_bytes_per_user)),
+            history_by_ip: DefaultKeyedRateLimiter::keyed(kib_per_sec(history_bytes_per_ip)),
+            history_burst_kib: (
+                burst_kib(history_bytes_per_ip),
+                burst_kib(history_bytes_per_user),
+            ),
             clock: DefaultClock::default(),
             trusted_proxies,
         }
@@ -68,11 +107,23 @@ impl Throttle {
             .check_key(&ip)
             .map_err(|not_until| not_until.wait_time_from(now))?;
         if let Some(username) = username {
-            self.by_username
-                .check_key(&username.to_owned())
+            self.by_username_ip
+                .check_key(&(username.to_owned(), ip))
                 .map_err(|not_until| not_until.wait_time_from(now))?;
         }
         Ok(())
+    }
+
+    /// Counts an attempt on `username` from anywhere (every attempt, as
+    /// if it failed: a right password is rare enough not to matter).
+    /// `Some(wait)`: too many lately; the caller slows this attempt down
+    /// and refuses it if the password is wrong, but lets the right one in.
+    pub fn attempt_on_username(&self, username: &str) -> Option<Duration> {
+        let now = self.clock.now();
+        self.failures_by_username
+            .check_key(&username.to_owned())
+            .err()
+            .map(|not_until| not_until.wait_time_from(now))
     }
 
     /// One more room created by `user_id`; `Err` says how long to wait.
@@ -97,17 +148,80 @@ impl Throttle {
         Ok(())
     }
 
+    /// `bytes` of history for `user_id` at `ip`, now or never: `Err` says
+    /// how long to wait. (The address is charged first; a refusal by the
+    /// user's budget leaves it charged, which only errs on the safe side.)
+    pub fn history_bytes(&self, ip: IpAddr, user_id: &str, bytes: usize) -> Result<(), Duration> {
+        let kib = kib(bytes);
+        let (ip_burst, user_burst) = self.history_burst_kib;
+        let now = self.clock.now();
+        let wait = |result: Result<Result<(), governor::NotUntil<_>>, _>| match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(governor::NotUntil::wait_time_from(&not_until, now)),
+            Err(_) => unreachable!("never more than a burst"),
+        };
+        wait(self.history_by_ip.check_key_n(&ip, kib.min(ip_burst)))?;
+        wait(
+            self.history_by_user
+                .check_key_n(&user_id.to_owned(), kib.min(user_burst)),
+        )
+    }
+
+    /// `bytes` of history for `user_id` at `ip`, waiting for the budgets
+    /// until `deadline` at most. False: not within the deadline (nothing
+    /// more is charged then).
+    pub async fn wait_for_history_bytes(
+        &self,
+        ip: IpAddr,
+        user_id: &str,
+        bytes: usize,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        let kib = kib(bytes);
+        let (ip_burst, user_burst) = self.history_burst_kib;
+        let user = user_id.to_owned();
+        // One budget after the other, each charged once, when it has room.
+        for by_user in [false, true] {
+            loop {
+                let now = self.clock.now();
+                let checked = if by_user {
+                    self.history_by_user.check_key_n(&user, kib.min(user_burst))
+                } else {
+                    self.history_by_ip.check_key_n(&ip, kib.min(ip_burst))
+                };
+                match checked {
+                    Ok(Ok(())) => break,
+                    Ok(Err(not_until)) => {
+                        let until = tokio::time::Instant::now() + not_until.wait_time_from(now);
+                        if until > deadline {
+                            return false;
+                        }
+                        tokio::time::sleep_until(until).await;
+                    }
+                    Err(_) => return false,
+                }
+            }
+        }
+        true
+    }
+
     /// Drops buckets that are full again, so idle keys cost no memory.
     pub fn forget_idle(&self) {
+        self.history_by_user.retain_recent();
+        self.history_by_ip.retain_recent();
+        self.history_by_user.shrink_to_fit();
+        self.history_by_ip.shrink_to_fit();
         self.api_by_ip.retain_recent();
         self.api_by_token.retain_recent();
         self.api_by_ip.shrink_to_fit();
         self.api_by_token.shrink_to_fit();
         self.by_ip.retain_recent();
-        self.by_username.retain_recent();
+        self.by_username_ip.retain_recent();
+        self.failures_by_username.retain_recent();
         self.rooms_created.retain_recent();
         self.by_ip.shrink_to_fit();
-        self.by_username.shrink_to_fit();
+        self.by_username_ip.shrink_to_fit();
+        self.failures_by_username.shrink_to_fit();
         self.rooms_created.shrink_to_fit();
     }
 
@@ -135,6 +249,12 @@ fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
         .rev()
         .find(|ip| !trusted.contains(ip))
         .unwrap_or(peer)
+}
+
+/// Bytes in the KiB units of the history budgets, rounded up.
+fn kib(bytes: usize) -> NonZeroU32 {
+    let kib = bytes.div_ceil(1024).clamp(1, u32::MAX as usize) as u32;
+    NonZeroU32::new(kib).expect("at least 1")
 }
 
 #[cfg(test)]
@@ -172,11 +292,22 @@ mod tests {
                 rooms_per_hour: 1,
                 api_per_ip: 100,
                 api_per_token: 100,
+                history_bytes_per_user: 4096,
+                history_bytes_per_ip: 8192,
             },
             Vec::new(),
         );
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
+        // History bytes: 8 KiB of burst for a user, 16 KiB for an address.
+        assert!(throttle.history_bytes(a, "u1", 8 * 1024).is_ok());
+        assert!(throttle.history_bytes(a, "u1", 1).is_err(), "u1 spent");
+        assert!(throttle.history_bytes(a, "u2", 7 * 1024).is_ok());
+        assert!(
+            throttle.history_bytes(a, "u3", 2 * 1024).is_err(),
+            "address spent"
+        );
+        assert!(throttle.history_bytes(b, "u3", 2 * 1024).is_ok());
         assert!(throttle.check(a, Some("alice")).is_ok());
         assert!(throttle.check(a, Some("alice")).is_ok());
         let wait = throttle.check(b, Some("alice")).unwrap_err();

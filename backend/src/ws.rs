@@ -181,7 +181,7 @@ pub async fn upgrade(
         let sessions = app.sessions.clone();
         // The session's logs carry the upgrade request's id and the user.
         let span = tracing::info_span!("ws", request_id = %request_id, user = %identity.user.id);
-        let session = span.in_scope(|| session::run(socket, stream, app, identity, slot));
+        let session = span.in_scope(|| session::run(socket, stream, app, identity, slot, ip));
         sessions.track_future(session.instrument(span))
     })
 }

@@ -40,6 +40,10 @@ fn display_name(raw: &str) -> Result<String, Response> {
         .map_err(|why| error(StatusCode::BAD_REQUEST, "invalid_name", why))
 }
 
+/// How long a sign-in waits before its password is checked while its
+/// username is being guessed at from everywhere.
+const USERNAME_SLOWDOWN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// One attempt against the sign-in limits.
 fn throttle(
     app: &AppState,
@@ -105,7 +109,9 @@ pub async fn sign_up(
         Err(response) => return response,
     };
     let username = validate::canonical_username(&request.username);
-    if let Err(response) = throttle(&app, peer, &headers, Some(&username)) {
+    // Per address only: trying taken usernames must not spend anybody's
+    // sign-in budget.
+    if let Err(response) = throttle(&app, peer, &headers, None) {
         return response;
     }
     if let Err(why) = validate::username(&username) {
@@ -197,6 +203,13 @@ async fn sign_in_answer(
             if let Err(response) = throttle(&app, peer, &headers, Some(&username)) {
                 return response;
             }
+            // Guessed at too often from everywhere: slowed down, and a
+            // wrong password is refused as rate limited; the right one
+            // still gets in (see `throttle.rs` for why).
+            let under_attack = app.throttle.attempt_on_username(&username);
+            if under_attack.is_some() {
+                tokio::time::sleep(USERNAME_SLOWDOWN).await;
+            }
             let found = match app.hub.store().credentials(&username).await {
                 Ok(found) => found,
                 Err(err) => return internal(err),
@@ -207,6 +220,11 @@ async fn sign_in_answer(
             match app.passwords.verify(&password, hash).await {
                 Ok(true) => found.map(|c| c.user).expect("a verified hash has a user"),
                 Ok(false) => {
+                    if let Some(wait) = under_attack {
+                        tracing::info!(username, "sign-in refused: username under attack");
+                        crate::prometheus::rate_limited("sign_in_username");
+                        return rate_limited(wait);
+                    }
                     return error(
                         StatusCode::UNAUTHORIZED,
                         "bad_credentials",

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use common::{
@@ -234,6 +234,8 @@ const MAX_PAGE: u32 = 200;
 /// `limit` messages before `before` (default: the newest), oldest first.
 pub async fn history(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     Authenticated(who): Authenticated,
     Path(room): Path<String>,
     query: Result<Query<HistoryQuery>, QueryRejection>,
@@ -254,10 +256,27 @@ pub async fn history(
     }
     let limit = query.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let before = query.before.unwrap_or(u64::MAX);
-    match app.hub.store().page_before(&room, before, limit).await {
-        Ok(page) => Json(page).into_response(),
-        Err(err) => internal(err),
+    let page = match app.hub.store().page_before(&room, before, limit).await {
+        Ok(page) => page,
+        Err(err) => return internal(err),
+    };
+    // What it weighs is paid from the user's and the address's history
+    // budgets, shared with replays on join: pages fetched in a loop cannot
+    // turn small requests into a flood out.
+    let body = serde_json::to_vec(&page).expect("messages serialize");
+    let ip = app.throttle.client_ip(peer, &headers);
+    if let Err(wait) = app.throttle.history_bytes(ip, &who.user.id, body.len()) {
+        crate::prometheus::rate_limited("history_bytes");
+        return crate::api::rate_limited(wait.min(std::time::Duration::from_secs(60)));
     }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// `GET /api/rooms/{room}/members`: members and their roles, owners first.

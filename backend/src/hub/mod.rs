@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::frame::Frame;
-use common::{ChatMessage, ServerMsg, User};
+use common::{ServerMsg, User};
 
 use crate::broker::{Broker, Envelope, Event};
 use crate::outbox::{Outbox, Owed};
@@ -98,10 +98,22 @@ pub struct Hub {
     /// unloading (see `unload_idle`). Kept so that unloading costs per
     /// room that emptied, never a scan of every loaded room.
     emptied: Mutex<Vec<(Arc<str>, Instant)>>,
+    /// Store reads of join replays in flight at once. Replays are bulk:
+    /// hundreds of joins at once (a reconnect storm, an attack) must not
+    /// take every pooled connection and make a message wait behind them.
+    replay_reads: tokio::sync::Semaphore,
 }
+
+/// Replay pages read from the store at once, node-wide (`replay_reads`);
+/// the pool has room for appends and interactive reads beside them.
+const REPLAY_READS: usize = 2;
 
 struct Room {
     name: Arc<str>,
+    /// When this incarnation of the name was created (a deleted room's
+    /// name may be taken again): tells a deletion of this room from one of
+    /// an earlier room of the same name.
+    created_at: i64,
     /// Fixed when the room is created, so known without the store while
     /// the room is loaded (see `loaded_visibility`).
     visibility: common::Visibility,
@@ -154,12 +166,19 @@ pub enum JoinError {
     Gone,
 }
 
-/// What a join must replay before `joined`.
+/// What a join must replay before `joined`: the room's entries after
+/// `replay_after` up to `up_to`, fetched page by page as the socket takes
+/// them (`Hub::replay_page`), never all at once.
 pub struct JoinTicket {
     room: Arc<Room>,
     /// The seq up to which history is replayed; live delivery covers the rest.
     pub up_to: u64,
-    pub history: Vec<Frame>,
+    /// Replay the entries after this seq (none if it is `up_to`).
+    pub replay_after: u64,
+    /// The replay is a resume from `replay_after`: it is complete (and
+    /// `recovered` true) only if its first entry is the one right after
+    /// (retention may have deleted part of what was missed).
+    pub resuming: bool,
     pub recovered: bool,
     /// The user's read position in the room, and how many messages of
     /// other people follow it.
@@ -168,6 +187,26 @@ pub struct JoinTicket {
     pub mentions: u32,
     pub topic: String,
     pub moderator: bool,
+}
+
+impl HistoryPolicy {
+    /// What a join replays, given the last seq the client saw (`since`)
+    /// and the newest the room has delivered: `(after, resuming,
+    /// recovered)`. A fresh join gets the newest page; a resume, what it
+    /// missed, unless that is more than `resume_limit` or the client is
+    /// ahead of the room (its history was reset): then the newest page,
+    /// and not `recovered`.
+    fn replay_for(&self, since: Option<u64>, up_to: u64) -> (u64, bool, bool) {
+        let newest_page = up_to.saturating_sub(u64::from(self.page));
+        match since {
+            None => (newest_page, false, true),
+            Some(seen) if seen == up_to => (up_to, false, true),
+            Some(seen) if seen < up_to && up_to - seen <= u64::from(self.resume_limit) => {
+                (seen, true, true)
+            }
+            Some(_) => (newest_page, false, false),
+        }
+    }
 }
 
 impl Hub {
@@ -190,6 +229,7 @@ impl Hub {
             presence: presence::Tracker::default(),
             live_sessions: LiveSessions::default(),
             emptied: Mutex::new(Vec::new()),
+            replay_reads: tokio::sync::Semaphore::new(REPLAY_READS),
         })
     }
 
@@ -316,7 +356,8 @@ impl Hub {
             return Ok(JoinTicket {
                 room,
                 up_to,
-                history: Vec::new(),
+                replay_after: up_to,
+                resuming: false,
                 recovered: true,
                 read_seq,
                 unread,
@@ -325,22 +366,12 @@ impl Hub {
                 moderator,
             });
         }
-        let fetched = self.history_for(&room.name, since, up_to).await;
-        let (messages, recovered) = match fetched {
-            Ok(found) => found,
-            Err(err) => {
-                self.leave(name, peer);
-                return Err(err.into());
-            }
-        };
-        let history = messages
-            .into_iter()
-            .map(|m| Frame::encode(&m.into_server_msg()))
-            .collect();
+        let (replay_after, resuming, recovered) = self.history.replay_for(since, up_to);
         Ok(JoinTicket {
             room,
             up_to,
-            history,
+            replay_after,
+            resuming,
             recovered,
             read_seq,
             unread,
@@ -428,9 +459,12 @@ impl Hub {
 
     /// Removes `peer` from `room`. Returns false if it was not in it.
     pub fn leave(&self, room: &str, peer: &Peer) -> bool {
-        let Some(room) = self.existing(room) else {
-            return false;
-        };
+        self.existing(room)
+            .is_some_and(|room| self.leave_room(&room, peer))
+    }
+
+    /// `leave`, for a room in hand (which may be unloaded already).
+    fn leave_room(&self, room: &Room, peer: &Peer) -> bool {
         let mut state = room.lock();
         let was_in =
             state.peers.remove(&peer.id).is_some() | state.joining.remove(&peer.id).is_some();
@@ -501,7 +535,7 @@ impl Hub {
                 .collect()
         };
         for peer in peers {
-            if self.leave(room, &peer) {
+            if self.leave_room(loaded, &peer) {
                 lock(&peer.evicted).push(room.to_owned());
                 peer.outbox.push(Frame::encode(&ServerMsg::Left {
                     room: room.to_owned(),
@@ -712,29 +746,34 @@ impl Hub {
         Some(room.lock().visible_members().len() as u32)
     }
 
-    async fn history_for(
+    /// A page of a join's replay: up to `limit` of the room's entries after
+    /// `after`, up to `up_to`, each framed, with the seq of the first and
+    /// the last (`None`: nothing left).
+    pub async fn replay_page(
         &self,
-        room: &str,
-        since: Option<u64>,
-        up_to: u64,
-    ) -> Result<(Vec<ChatMessage>, bool), StoreError> {
-        let page = self.history.page;
-        match since {
-            None => Ok((self.store.page_before(room, up_to + 1, page).await?, true)),
-            Some(seen) if seen == up_to => Ok((Vec::new(), true)),
-            Some(seen) if seen < up_to && up_to - seen <= u64::from(self.history.resume_limit) => {
-                let missed = self
-                    .store
-                    .range(room, seen, up_to, self.history.resume_limit)
-                    .await?;
-                // Retention may have deleted part of what was missed.
-                let complete = missed.first().is_some_and(|m| m.seq == seen + 1);
-                Ok((missed, complete))
-            }
-            // Too much was missed, or the client is ahead of this server
-            // (its history was reset): send the newest page, and say so.
-            Some(_) => Ok((self.store.page_before(room, up_to + 1, page).await?, false)),
-        }
+        ticket: &JoinTicket,
+        after: u64,
+        limit: u32,
+    ) -> Result<Option<(u64, u64, Vec<Frame>)>, StoreError> {
+        let entries = {
+            let _turn = self
+                .replay_reads
+                .acquire()
+                .await
+                .expect("the semaphore is never closed");
+            self.store
+                .range(&ticket.room.name, after, ticket.up_to, limit)
+                .await?
+        };
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(None);
+        };
+        let (first, last) = (first.seq, last.seq);
+        let frames = entries
+            .into_iter()
+            .map(|entry| Frame::encode(&entry.into_server_msg()))
+            .collect();
+        Ok(Some((first, last, frames)))
     }
 
     fn add_member(&self, room: &Room, state: &mut RoomState, peer: &Arc<Peer>) {
@@ -935,4 +974,32 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HistoryPolicy;
+
+    #[test]
+    fn a_join_replays_the_newest_page_or_what_it_missed() {
+        let policy = HistoryPolicy {
+            resume_limit: 100,
+            page: 50,
+        };
+        // (after, resuming, recovered)
+        assert_eq!(policy.replay_for(None, 1000), (950, false, true));
+        assert_eq!(policy.replay_for(None, 20), (0, false, true));
+        assert_eq!(policy.replay_for(Some(1000), 1000), (1000, false, true));
+        assert_eq!(policy.replay_for(Some(900), 1000), (900, true, true));
+        assert_eq!(
+            policy.replay_for(Some(899), 1000),
+            (950, false, false),
+            "more missed than a resume replays"
+        );
+        assert_eq!(
+            policy.replay_for(Some(1200), 1000),
+            (950, false, false),
+            "ahead of the room: its history was reset"
+        );
+    }
 }

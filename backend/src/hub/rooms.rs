@@ -17,15 +17,36 @@ impl Hub {
     /// (`hearth admin delete-room`). Everyone in it here is told they were
     /// removed, and it is unloaded at once, so that joining it again makes
     /// a new room instead of reusing this one.
+    ///
+    /// Unloaded first, then emptied: a connection told it was removed may
+    /// join again at once, and must then find no room by this name here
+    /// (and load the new one), not slip back into this one.
     pub(super) fn forget_deleted(&self, room: &Arc<Room>) {
         tracing::info!(room = %room.name, "the room was deleted; unloading it");
-        self.remove_where(room, |_| true);
-        let mut rooms = lock(&self.rooms);
-        if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
+        {
+            let mut rooms = lock(&self.rooms);
+            if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
+                rooms.remove(&room.name);
+                self.broker.unwatch_room(&room.name);
+                metrics::gauge!(crate::prometheus::ROOMS_LOADED).set(rooms.len() as f64);
+            }
+            // Under the map's lock: a join holding this room sees it is
+            // gone as soon as it looks (`start_join` loads again).
             room.lock().unloaded = true;
-            rooms.remove(&room.name);
-            self.broker.unwatch_room(&room.name);
-            metrics::gauge!(crate::prometheus::ROOMS_LOADED).set(rooms.len() as f64);
+        }
+        self.remove_where(room, |_| true);
+    }
+
+    /// An operator deleted the room `name` created at `created_at` (seen by
+    /// polling the store): if this node holds that room, its connections
+    /// are told they were removed and it is unloaded now, not when one of
+    /// them next sends. A newer room by that name is left alone.
+    pub fn unload_deleted(&self, name: &str, created_at: i64) {
+        if let Some(room) = self
+            .existing(name)
+            .filter(|room| room.created_at == created_at)
+        {
+            self.forget_deleted(&room);
         }
     }
 
@@ -63,7 +84,11 @@ impl Hub {
         user_id: &str,
         create: bool,
     ) -> Result<Option<(Arc<Room>, RoomAccess, bool)>, StoreError> {
-        let Some(Entered { last_seq, access }) = self
+        let Some(Entered {
+            last_seq,
+            access,
+            created_at,
+        }) = self
             .store
             .enter_room(name, user_id, create, now_millis())
             .await?
@@ -102,6 +127,7 @@ impl Hub {
             inserted = true;
             Arc::new(Room {
                 name: name.clone(),
+                created_at,
                 visibility,
                 state: Mutex::new(RoomState {
                     order: Reorder::new(last_seq + 1),

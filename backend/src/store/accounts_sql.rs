@@ -34,8 +34,8 @@ pub const TAKE_TICKET: &str =
 /// A deleted room's name may be taken again (its seqs continue).
 pub const CREATE_ROOM: &str = "INSERT INTO rooms (name, created_at, created_by, last_seq, visibility) \
      VALUES ($1, $2, $3, 0, $4) ON CONFLICT (name) DO UPDATE SET visibility = excluded.visibility, \
-     created_at = excluded.created_at, created_by = excluded.created_by \
-     WHERE rooms.visibility = 'deleted'";
+     created_at = excluded.created_at, created_by = excluded.created_by, topic = '', \
+     deleted_at = NULL WHERE rooms.visibility = 'deleted'";
 pub const ROOM_ACCESS: &str = "SELECT r.visibility, m.role, r.created_by FROM rooms r \
      LEFT JOIN room_members m ON m.room = r.name AND m.user_id = $2 \
      WHERE r.name = $1 AND r.visibility <> 'deleted'";

@@ -33,6 +33,7 @@ CREATE INDEX messages_ts ON messages (ts);
     API_KEYS,
     EVENT_LOG,
     SQLITE_SEARCH,
+    DELETED_AT,
 ];
 
 pub const POSTGRES: &[&str] = &[
@@ -65,6 +66,7 @@ CREATE INDEX messages_ts ON messages (ts);
     API_KEYS,
     EVENT_LOG,
     POSTGRES_SEARCH,
+    DELETED_AT,
 ];
 
 /// 2: one row that the health probe rewrites, to learn whether the store
@@ -178,6 +180,15 @@ const POSTGRES_SEARCH: &str = "
 ALTER TABLE messages ADD COLUMN search tsvector
     GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED;
 CREATE INDEX messages_search ON messages USING GIN (search);
+";
+
+/// 10: when a room was deleted, so that every node can unload it at once
+/// (`Operations::deleted_rooms_since`); and a deleted room keeps nothing
+/// but its name and seq: the topics of rooms deleted before are erased.
+/// Portable SQL.
+const DELETED_AT: &str = "
+ALTER TABLE rooms ADD COLUMN deleted_at BIGINT;
+UPDATE rooms SET topic = '' WHERE visibility = 'deleted';
 ";
 
 /// 8: changes are entries of the room's log (`common::EntryKind`): `kind`

@@ -158,6 +158,8 @@ pub struct StoredRoom {
 pub struct Entered {
     pub last_seq: u64,
     pub access: RoomAccess,
+    /// When this room (this incarnation of the name) was created.
+    pub created_at: i64,
 }
 
 /// Messages and rooms; accounts, sessions and membership are a

@@ -116,6 +116,11 @@ pub trait Operations: Send + Sync + 'static {
     /// were deleted.
     async fn delete_room(&self, room: &str) -> Result<Option<u64>>;
 
+    /// Rooms deleted at or after `since_ms`, with when each was created:
+    /// every node polls this and unloads them, so nobody shares a deleted
+    /// room's presence or typing.
+    async fn deleted_rooms_since(&self, since_ms: i64) -> Result<Vec<(String, i64)>>;
+
     /// Deletes what `user_id` sent, in `room` or everywhere. Returns how
     /// many messages were deleted.
     async fn delete_user_messages(&self, user_id: &str, room: Option<&str>) -> Result<u64>;
@@ -129,8 +134,11 @@ pub const REVOKE_KEY: &str =
 pub const FIND_USERS: &str = "SELECT id, display_name, username, created_at FROM users \
      WHERE username LIKE $1 ESCAPE '\\' OR lower(display_name) LIKE $1 ESCAPE '\\' \
      ORDER BY created_at, id LIMIT $2";
-pub const MARK_ROOM_DELETED: &str =
-    "UPDATE rooms SET visibility = 'deleted' WHERE name = $1 AND visibility <> 'deleted'";
+/// A deleted room keeps only what its seqs need: its name and `last_seq`.
+pub const MARK_ROOM_DELETED: &str = "UPDATE rooms SET visibility = 'deleted', topic = '', \
+     created_by = '', deleted_at = $2 WHERE name = $1 AND visibility <> 'deleted'";
+pub const DELETED_SINCE: &str =
+    "SELECT name, created_at FROM rooms WHERE visibility = 'deleted' AND deleted_at >= $1";
 pub const DELETE_ROOM_MESSAGES: &str = "DELETE FROM messages WHERE room = $1";
 pub const DELETE_ROOM_MEMBERS: &str = "DELETE FROM room_members WHERE room = $1";
 pub const DELETE_ROOM_READ_MARKS: &str = "DELETE FROM read_marks WHERE room = $1";
@@ -263,6 +271,7 @@ macro_rules! impl_operations {
                     let mut tx = conn.begin().await?;
                     let found = sqlx::query(sql::MARK_ROOM_DELETED)
                         .bind(room)
+                        .bind($crate::hub::now_millis())
                         .execute(&mut *tx)
                         .await?
                         .rows_affected()
@@ -286,6 +295,21 @@ macro_rules! impl_operations {
                         tx.rollback().await?;
                         None
                     }
+                })
+            }
+
+            async fn deleted_rooms_since(
+                &self,
+                since_ms: i64,
+            ) -> $crate::store::Result<Vec<(String, i64)>> {
+                use $crate::store::health::Access;
+                use $crate::store::operations as sql;
+                use $crate::store::sql::guarded;
+                guarded!(self, Access::Read, |conn| {
+                    sqlx::query_as(sql::DELETED_SINCE)
+                        .bind(since_ms)
+                        .fetch_all(&mut *conn)
+                        .await?
                 })
             }
 

@@ -11,10 +11,12 @@
 /// whose seqs continue the old ones.
 pub const ENSURE_ROOM: &str = "INSERT INTO rooms (name, created_at, created_by, last_seq) VALUES ($1, $2, $3, 0) \
      ON CONFLICT (name) DO UPDATE SET visibility = 'public', created_at = excluded.created_at, \
-     created_by = excluded.created_by WHERE rooms.visibility = 'deleted'";
+     created_by = excluded.created_by, topic = '', deleted_at = NULL \
+     WHERE rooms.visibility = 'deleted'";
 pub const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE name = $1";
 /// A user's access to a room, with its newest seq (`Store::enter_room`).
-pub const ENTER_ROOM: &str = "SELECT r.visibility, m.role, r.created_by, r.last_seq FROM rooms r \
+pub const ENTER_ROOM: &str = "SELECT r.visibility, m.role, r.created_by, r.last_seq, r.created_at \
+     FROM rooms r \
      LEFT JOIN room_members m ON m.room = r.name AND m.user_id = $2 \
      WHERE r.name = $1 AND r.visibility <> 'deleted'";
 
@@ -257,23 +259,24 @@ macro_rules! impl_store {
                             .execute(&mut *tx)
                             .await?;
                     }
-                    let row: Option<(String, Option<String>, String, i64)> =
+                    let row: Option<(String, Option<String>, String, i64, i64)> =
                         sqlx::query_as(sql::ENTER_ROOM)
                             .bind(name)
                             .bind(user_id)
                             .fetch_optional(&mut *tx)
                             .await?;
                     tx.commit().await?;
-                    row.map(
-                        |(visibility, role, created_by, last_seq)| $crate::store::Entered {
+                    row.map(|(visibility, role, created_by, last_seq, created_at)| {
+                        $crate::store::Entered {
                             last_seq: last_seq as u64,
+                            created_at,
                             access: $crate::store::RoomAccess {
                                 visibility: $crate::store::accounts_sql::visibility(&visibility),
                                 role: role.as_deref().map($crate::store::accounts_sql::role),
                                 creator: created_by == user_id,
                             },
-                        },
-                    )
+                        }
+                    })
                 })
             }
 

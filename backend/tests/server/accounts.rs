@@ -142,10 +142,10 @@ async fn sign_in_is_rate_limited_per_username_and_per_address() {
         c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
     })
     .await;
-    let wrong = |username: &str| Some(json!({"username": username, "password": "wrong password"}));
-    let attempt = |username: &'static str, forwarded: &'static str| {
+    server.sign_up("alice").await;
+    let attempt = |username: &'static str, password: &'static str, forwarded: &'static str| {
         let url = server.url("/api/session");
-        let body = wrong(username);
+        let body = json!({"username": username, "password": password});
         async move {
             reqwest::Client::new()
                 .post(url)
@@ -156,12 +156,12 @@ async fn sign_in_is_rate_limited_per_username_and_per_address() {
                 .unwrap()
         }
     };
-    // Per username: the 4th guess at alice's password is refused, from
-    // whichever address.
-    for client in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
-        assert_eq!(attempt("alice", client).await.status(), 401);
+    let wrong = "wrong password";
+    // Per username and address: the 4th guess from one address is refused.
+    for _ in 0..3 {
+        assert_eq!(attempt("alice", wrong, "198.51.100.1").await.status(), 401);
     }
-    let limited = attempt("alice", "198.51.100.4").await;
+    let limited = attempt("alice", wrong, "198.51.100.1").await;
     assert_eq!(limited.status(), 429);
     let retry: u64 = limited.headers()["retry-after"]
         .to_str()
@@ -171,13 +171,27 @@ async fn sign_in_is_rate_limited_per_username_and_per_address() {
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     let body: serde_json::Value = limited.json().await.unwrap();
     assert_eq!(body["error"], "rate_limited");
+    // Per username from everywhere: guesses from new addresses are slowed
+    // down and refused…
+    let started = std::time::Instant::now();
+    assert_eq!(attempt("alice", wrong, "198.51.100.2").await.status(), 429);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "slowed down"
+    );
+    // …but Alice, with her password, is not locked out by them.
+    assert_eq!(
+        attempt("alice", PASSWORD, "192.0.2.77").await.status(),
+        200,
+        "the right password gets through a username under attack"
+    );
     // Per address: one client trying many usernames.
     let mut statuses = Vec::new();
     for user in ["u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"] {
         let response = reqwest::Client::new()
             .post(server.url("/api/session"))
             .header("x-forwarded-for", "203.0.113.9")
-            .json(&wrong(user))
+            .json(&json!({"username": user, "password": wrong}))
             .send()
             .await
             .unwrap();
@@ -186,7 +200,38 @@ async fn sign_in_is_rate_limited_per_username_and_per_address() {
     assert_eq!(statuses[..8], [401; 8]);
     assert_eq!(statuses[8], 429, "the 9th from one address");
     // A bystander at another address is unaffected.
-    assert_eq!(attempt("bob", "192.0.2.50").await.status(), 401);
+    assert_eq!(attempt("bob", wrong, "192.0.2.50").await.status(), 401);
+}
+
+/// Signing up with a taken username spends only the address's budget: an
+/// attacker cannot use sign-ups to lock the username's owner out.
+#[tokio::test]
+async fn taken_username_sign_ups_spend_nobody_elses_budget() {
+    let server = TestServer::start_with(|c| {
+        c.auth_per_username_per_minute = 2;
+        c.auth_per_ip_per_minute = 10;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    server.sign_up("carol").await;
+    for i in 0..5 {
+        let response = reqwest::Client::new()
+            .post(server.url("/api/accounts"))
+            .header("x-forwarded-for", "203.0.113.20")
+            .json(&json!({"username": "carol", "password": PASSWORD, "display_name": format!("C{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 409);
+    }
+    let response = reqwest::Client::new()
+        .post(server.url("/api/session"))
+        .header("x-forwarded-for", "192.0.2.8")
+        .json(&json!({"username": "carol", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 }
 
 #[tokio::test]

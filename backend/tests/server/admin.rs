@@ -283,8 +283,19 @@ async fn delete_messages_and_rooms(
     let (_, page) = call(Method::GET, &history, Some(&session.token), None).await;
     assert_eq!(page.as_array().unwrap().len(), 1);
 
+    // A topic, which the deletion must not leave behind.
+    dana.send_json(
+        json!({"type": "set_topic", "room": "ops", "topic": "the secret plan", "client_id": "t1"}),
+    )
+    .await;
+    dana.recv_where(|m| matches!(m, ServerMsg::Ack { .. }))
+        .await;
+
     let gone = admin(store, &["delete-room", "ops"]).await.unwrap();
-    assert_eq!(gone[0]["deleted_messages"], 1);
+    assert_eq!(
+        gone[0]["deleted_messages"], 2,
+        "the bot's message and the topic"
+    );
     assert!(admin(store, &["delete-room", "ops"]).await.is_err());
     assert!(admin(store, &["export", "ops"]).await.is_err());
     let rooms = admin(store, &["rooms"]).await.unwrap();
@@ -292,8 +303,8 @@ async fn delete_messages_and_rooms(
     let (status, _) = call(Method::GET, &history, Some(&session.token), None).await;
     assert_eq!(status, 404);
 
-    // Her next send finds the room gone: she is taken out of it.
-    dana.say("ops", "anyone?", "after-delete").await;
+    // Her node takes her out of it without waiting for her to send (it
+    // polls the store for deleted rooms).
     let left = dana
         .recv_where(|m| matches!(m, ServerMsg::Left { .. }))
         .await;
@@ -301,18 +312,36 @@ async fn delete_messages_and_rooms(
         matches!(&left, ServerMsg::Left { room, reason: Some(r) } if room == "ops" && r == "removed"),
         "{left:?}"
     );
-    let ServerMsg::Joined { last_seq, .. } = dana.join("ops").await else {
+    dana.say("ops", "anyone?", "after-delete").await;
+    let refused = dana
+        .recv_where(|m| matches!(m, ServerMsg::Error { .. }))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            ServerMsg::Error {
+                code: common::ErrorCode::NotJoined,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    let ServerMsg::Joined {
+        last_seq, topic, ..
+    } = dana.join("ops").await
+    else {
         panic!("joined again")
     };
     assert_eq!(
-        last_seq, 4,
+        last_seq, 5,
         "a new room under the old name continues its seqs"
     );
+    assert_eq!(topic, "", "the deleted room's topic is gone");
     dana.say("ops", "fresh start", "after-delete-2").await;
     let ack = dana
         .recv_where(|m| matches!(m, ServerMsg::Ack { .. }))
         .await;
-    assert!(matches!(ack, ServerMsg::Ack { seq: 5, .. }), "{ack:?}");
+    assert!(matches!(ack, ServerMsg::Ack { seq: 6, .. }), "{ack:?}");
 }
 
 #[tokio::test]

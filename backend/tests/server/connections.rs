@@ -136,6 +136,148 @@ async fn silent_and_half_sent_requests_from_one_address_lock_out_nobody_else() {
     );
 }
 
+/// Everything the server answers before closing `stream` (within
+/// `limit`), and how long it took.
+async fn answer_then_close(stream: &mut TcpStream, limit: Duration) -> Option<(Duration, String)> {
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout(
+            limit.saturating_sub(started.elapsed()),
+            stream.read(&mut buf),
+        )
+        .await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                return Some((
+                    started.elapsed(),
+                    String::from_utf8_lossy(&answer).into_owned(),
+                ));
+            }
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Complete headers, then a body that never comes, trickles in a byte at a
+/// time, or is chunked and never ends: each gets `408 request_timeout` at
+/// the request deadline and is closed. From several addresses together
+/// they meet the per-node cap (closed on accept), and once they are cut
+/// off the places come back for a bystander.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_that_never_arrive_are_cut_at_the_request_deadline() {
+    let server = TestServer::start_with(|c| {
+        c.max_http_per_ip = 20;
+        c.max_http_connections = 40;
+        c.request_timeout_ms = 1_000;
+    })
+    .await;
+    let head = |body: &str| {
+        format!(
+            "POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{body}\r\n"
+        )
+    };
+    let mut attackers = Vec::new();
+    let mut tricklers = Vec::new();
+    for source in ["127.0.0.1", "127.0.0.3"] {
+        for i in 0..20 {
+            let mut stream = connect_from(source, server.addr).await;
+            match i % 3 {
+                // A body announced and never sent.
+                0 => stream
+                    .write_all(head("Content-Length: 100\r\n").as_bytes())
+                    .await
+                    .unwrap(),
+                // Chunked, one chunk, and no end.
+                1 => stream
+                    .write_all(
+                        format!("{}5\r\nhello\r\n", head("Transfer-Encoding: chunked\r\n"))
+                            .as_bytes(),
+                    )
+                    .await
+                    .unwrap(),
+                // A byte every 200 ms, for as long as the server listens.
+                _ => {
+                    stream
+                        .write_all(head("Content-Length: 1000\r\n").as_bytes())
+                        .await
+                        .unwrap();
+                    let (reader, mut writer) = stream.into_split();
+                    tricklers.push(tokio::spawn(async move {
+                        for _ in 0..100 {
+                            if writer.write_all(b"{").await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }));
+                    attackers.push(Err(reader));
+                    continue;
+                }
+            }
+            attackers.push(Ok(stream));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The node is full: one more, from an address with no connection yet,
+    // is closed at once.
+    let mut extra = connect_from("127.0.0.4", server.addr).await;
+    assert!(
+        closed_within(&mut extra, Duration::from_secs(1))
+            .await
+            .is_some(),
+        "the 41st connection on the node is closed"
+    );
+
+    let mut longest = Duration::ZERO;
+    let mut timed_out = 0;
+    for (i, attacker) in attackers.iter_mut().enumerate() {
+        let answered = match attacker {
+            Ok(stream) => answer_then_close(stream, Duration::from_secs(10)).await,
+            Err(reader) => {
+                let started = Instant::now();
+                let mut answer = Vec::new();
+                let read =
+                    tokio::time::timeout(Duration::from_secs(10), reader.read_to_end(&mut answer))
+                        .await;
+                read.ok().map(|_| {
+                    (
+                        started.elapsed(),
+                        String::from_utf8_lossy(&answer).into_owned(),
+                    )
+                })
+            }
+        };
+        let (took, answer) = answered.unwrap_or_else(|| panic!("attacker {i} was never closed"));
+        longest = longest.max(took);
+        if answer.starts_with("HTTP/1.1 408") {
+            timed_out += 1;
+        }
+    }
+    println!("40 slow bodies: {timed_out} answered 408, all closed within {longest:?}");
+    assert_eq!(timed_out, 40, "every slow body gets 408 request_timeout");
+    assert!(
+        longest < Duration::from_secs(5),
+        "cut at the deadline: {longest:?}"
+    );
+    for trickler in tricklers {
+        trickler.await.unwrap();
+    }
+    // The places are free again: a bystander signs in.
+    let (http, session) = bystander_elsewhere(&server).await;
+    assert!(!session.token.is_empty());
+    assert_eq!(
+        http.get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
 #[tokio::test]
 async fn websockets_are_capped_per_user_per_address_and_per_node() {
     let server = TestServer::start_with(|c| {

@@ -18,6 +18,7 @@ mod limits;
 mod messages;
 mod presence;
 mod read_state;
+mod replay;
 mod resume;
 mod rooms;
 mod rooms_lifecycle;
