@@ -39,14 +39,19 @@ pub struct Config {
 
     /// Origins, besides this server's own, whose pages may open a WebSocket
     /// (for example `https://chat.example.com` behind a proxy that rewrites
-    /// Host). `trunk serve` on 127.0.0.1:8081 / localhost:8081 is allowed
-    /// too, for frontend development. Comma-separated in the env var.
+    /// Host). Comma-separated in the env var.
     #[arg(
         long = "allowed-origin",
         env = "HEARTH_ALLOWED_ORIGINS",
         value_delimiter = ','
     )]
     pub allowed_origins: Vec<String>,
+
+    /// Development mode: pages from `trunk serve` (http://127.0.0.1:8081,
+    /// http://localhost:8081) may open WebSockets too. Never in production:
+    /// anything on the machine could serve a page from that port.
+    #[arg(long, env = "HEARTH_DEV")]
+    pub dev: bool,
 
     /// `GET /api/rooms` leaves out rooms with nobody in them and no message
     /// for this long (the people in them still see them).
@@ -224,6 +229,11 @@ pub struct Config {
     #[arg(long, env = "HEARTH_ROOMS_PER_USER_PER_HOUR", default_value_t = 20)]
     pub rooms_per_user_per_hour: u32,
 
+    /// New rooms created from one client address per hour, all its users
+    /// together; over it: `rate_limited` (WebSocket) or `429` (API).
+    #[arg(long, env = "HEARTH_ROOMS_PER_IP_PER_HOUR", default_value_t = 60)]
+    pub rooms_per_ip_per_hour: u32,
+
     /// How often a node asks the store for revoked sessions, in case it
     /// missed the broker's event, in milliseconds.
     #[arg(long, env = "HEARTH_REVOCATION_POLL_MS", default_value_t = 5_000)]
@@ -326,6 +336,7 @@ impl Config {
         config.auth_per_ip_per_minute = 1_000_000;
         config.auth_per_username_per_minute = 1_000_000;
         config.rooms_per_user_per_hour = 1_000_000;
+        config.rooms_per_ip_per_hour = 1_000_000;
         config.api_per_ip_per_minute = 1_000_000;
         config.api_per_token_per_minute = 1_000_000;
         config.replay_bytes_per_user_per_sec = 1 << 30;

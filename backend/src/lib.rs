@@ -282,6 +282,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             per_ip: config.auth_per_ip_per_minute,
             per_username: config.auth_per_username_per_minute,
             rooms_per_hour: config.rooms_per_user_per_hour,
+            rooms_per_ip_per_hour: config.rooms_per_ip_per_hour,
             api_per_ip: config.api_per_ip_per_minute,
             api_per_token: config.api_per_token_per_minute,
             history_bytes_per_user: config.replay_bytes_per_user_per_sec,

@@ -867,13 +867,14 @@ mod tests {
             assert!(pushed < 1000, "never kicked");
         }
         assert_eq!(outbox.kick().reason(), Some(CloseReason::SLOW_CONSUMER));
-        let state = lock(&outbox.queue.state);
-        assert!(state.frames.len() <= 4, "{} queued", state.frames.len());
-        assert_eq!(
-            state.bytes,
-            state.frames.iter().map(|f| f.wire().len()).sum::<usize>()
-        );
-        drop(state);
+        {
+            let state = lock(&outbox.queue.state);
+            assert!(state.frames.len() <= 4, "{} queued", state.frames.len());
+            assert_eq!(
+                state.bytes,
+                state.frames.iter().map(|f| f.wire().len()).sum::<usize>()
+            );
+        }
         drop((drain, client_end));
 
         // A patient push waits until the queue is under its own bound.

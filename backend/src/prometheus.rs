@@ -71,6 +71,7 @@ pub fn install() -> Option<PrometheusHandle> {
         .map_err(|err| tracing::warn!(%err, "metrics are off: a recorder is installed already"))
         .ok()?;
     describe();
+    register_zeros();
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -125,8 +126,88 @@ fn describe() {
     describe_counter!(API_PUBLISHED, "Messages posted with an API key, by result");
 }
 
+/// Every `kind` of `RATE_LIMITED`.
+pub const RATE_LIMIT_KINDS: &[&str] = &[
+    "api",
+    "connections_per_ip",
+    "connections_per_node",
+    "connections_per_user",
+    "history_bytes",
+    "http_connections_per_ip",
+    "http_connections_per_node",
+    "join",
+    "read",
+    "replay",
+    "request_timeout",
+    "rooms_created",
+    "rooms_created_per_ip",
+    "send",
+    "sign_in",
+    "sign_in_username",
+];
+
+/// The close codes the server sends (`CONNECTIONS_CLOSED`'s `code`).
+const CLOSE_CODES: &[u16] = &[
+    1000,
+    common::close::GOING_AWAY,
+    common::close::PROTOCOL_ERROR,
+    common::close::INVALID_DATA,
+    common::close::TOO_BIG,
+    common::close::TOKEN_INVALID,
+    common::close::POLICY,
+    common::close::SLOW_CONSUMER,
+    common::close::HEARTBEAT_TIMEOUT,
+];
+
+/// Every series starts at zero, so that dashboards and alerts (a rate, an
+/// absence) see it from the first scrape rather than from its first use.
+/// Histograms appear with their first sample.
+fn register_zeros() {
+    use metrics::{counter, gauge};
+    for name in [
+        CONNECTIONS_OPENED,
+        JOINS,
+        MESSAGES_STORED,
+        DELIVERIES,
+        SLOW_CONSUMER_KICKS,
+        STORE_ERRORS,
+        BROKER_PUBLISHED,
+        BROKER_RECEIVED,
+        BROKER_RECONNECTS,
+        BROKER_LAGGED,
+    ] {
+        counter!(name).absolute(0);
+    }
+    for name in [CONNECTIONS_OPEN, ROOMS_LOADED] {
+        gauge!(name).set(0.0);
+    }
+    for code in CLOSE_CODES {
+        counter!(CONNECTIONS_CLOSED, "code" => code.to_string()).absolute(0);
+    }
+    for code in common::ErrorCode::ALL {
+        counter!(ERRORS, "code" => code.as_str()).absolute(0);
+    }
+    for result in [
+        "ok",
+        "bad_credentials",
+        "rate_limited",
+        "busy",
+        "refused",
+        "error",
+    ] {
+        counter!(SIGN_INS, "result" => result).absolute(0);
+    }
+    for kind in RATE_LIMIT_KINDS {
+        counter!(RATE_LIMITED, "kind" => *kind).absolute(0);
+    }
+    for result in ["stored", "duplicate"] {
+        counter!(API_PUBLISHED, "result" => result).absolute(0);
+    }
+}
+
 /// Counts a refusal by a limit.
 pub fn rate_limited(kind: &'static str) {
+    debug_assert!(RATE_LIMIT_KINDS.contains(&kind), "unlisted kind {kind}");
     metrics::counter!(RATE_LIMITED, "kind" => kind).increment(1);
 }
 

@@ -527,8 +527,14 @@ impl Session {
                     return Ok(None);
                 }
                 None => {
-                    if self.app.throttle.create_room(&self.peer.user.id).is_err() {
-                        prometheus::rate_limited("rooms_created");
+                    if let Err((by_address, _)) =
+                        self.app.throttle.create_room(&self.peer.user.id, self.ip)
+                    {
+                        prometheus::rate_limited(if by_address {
+                            "rooms_created_per_ip"
+                        } else {
+                            "rooms_created"
+                        });
                         self.tell(
                             ErrorCode::RateLimited,
                             "creating rooms too fast; join an existing one or wait",

@@ -31,6 +31,8 @@ pub struct Limits {
     pub per_username: u32,
     /// New rooms per user per hour.
     pub rooms_per_hour: u32,
+    /// New rooms per client address per hour.
+    pub rooms_per_ip_per_hour: u32,
     pub api_per_ip: u32,
     pub api_per_token: u32,
     /// History sent (replays on join, the history API), bytes per second
@@ -46,8 +48,10 @@ pub struct Throttle {
     /// Attempts per username, from all addresses together (see
     /// `attempt_on_username`).
     failures_by_username: DefaultKeyedRateLimiter<String>,
-    /// New rooms, per user id.
+    /// New rooms, per user id and per address (sign-ups are cheap enough
+    /// that a per-user quota alone multiplies with accounts).
     rooms_created: DefaultKeyedRateLimiter<String>,
+    rooms_created_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     /// Every API request, per address and per session token.
     api_by_ip: DefaultKeyedRateLimiter<IpAddr>,
     api_by_token: DefaultKeyedRateLimiter<String>,
@@ -70,6 +74,7 @@ impl Throttle {
             per_ip,
             per_username,
             rooms_per_hour,
+            rooms_per_ip_per_hour,
             api_per_ip,
             api_per_token,
             history_bytes_per_user,
@@ -88,6 +93,9 @@ impl Throttle {
                 per_username,
             ))),
             rooms_created: DefaultKeyedRateLimiter::keyed(Quota::per_hour(n(rooms_per_hour))),
+            rooms_created_by_ip: DefaultKeyedRateLimiter::keyed(Quota::per_hour(n(
+                rooms_per_ip_per_hour,
+            ))),
             history_by_user: DefaultKeyedRateLimiter::keyed(kib_per_sec(history_bytes_per_user)),
             history_by_ip: DefaultKeyedRateLimiter::keyed(kib_per_sec(history_bytes_per_ip)),
             history_burst_kib: (
@@ -126,12 +134,18 @@ impl Throttle {
             .map(|not_until| not_until.wait_time_from(now))
     }
 
-    /// One more room created by `user_id`; `Err` says how long to wait.
-    pub fn create_room(&self, user_id: &str) -> Result<(), Duration> {
+    /// One more room created by `user_id` from `ip`; `Err` says which
+    /// quota is spent (true: the address's) and how long to wait.
+    pub fn create_room(&self, user_id: &str, ip: IpAddr) -> Result<(), (bool, Duration)> {
         let now = self.clock.now();
+        // The user's first: a user over their own quota does not spend the
+        // address's, which others behind it share.
         self.rooms_created
             .check_key(&user_id.to_owned())
-            .map_err(|not_until| not_until.wait_time_from(now))
+            .map_err(|not_until| (false, not_until.wait_time_from(now)))?;
+        self.rooms_created_by_ip
+            .check_key(&ip)
+            .map_err(|not_until| (true, not_until.wait_time_from(now)))
     }
 
     /// One API request from `ip`, with `token` if it carries one.
@@ -219,10 +233,12 @@ impl Throttle {
         self.by_username_ip.retain_recent();
         self.failures_by_username.retain_recent();
         self.rooms_created.retain_recent();
+        self.rooms_created_by_ip.retain_recent();
         self.by_ip.shrink_to_fit();
         self.by_username_ip.shrink_to_fit();
         self.failures_by_username.shrink_to_fit();
         self.rooms_created.shrink_to_fit();
+        self.rooms_created_by_ip.shrink_to_fit();
     }
 
     /// The client's address: the peer's, or, when the peer is a trusted
@@ -290,6 +306,7 @@ mod tests {
                 per_ip: 3,
                 per_username: 2,
                 rooms_per_hour: 1,
+                rooms_per_ip_per_hour: 2,
                 api_per_ip: 100,
                 api_per_token: 100,
                 history_bytes_per_user: 4096,
@@ -299,6 +316,12 @@ mod tests {
         );
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
+        // Rooms: one per user an hour, two per address.
+        assert!(throttle.create_room("u1", a).is_ok());
+        assert_eq!(throttle.create_room("u1", a).map_err(|e| e.0), Err(false));
+        assert!(throttle.create_room("u2", a).is_ok());
+        assert_eq!(throttle.create_room("u3", a).map_err(|e| e.0), Err(true));
+        assert!(throttle.create_room("u4", b).is_ok());
         // History bytes: 8 KiB of burst for a user, 16 KiB for an address.
         assert!(throttle.history_bytes(a, "u1", 8 * 1024).is_ok());
         assert!(throttle.history_bytes(a, "u1", 1).is_err(), "u1 spent");
@@ -308,12 +331,18 @@ mod tests {
             "address spent"
         );
         assert!(throttle.history_bytes(b, "u3", 2 * 1024).is_ok());
+        // Sign-in: 2 per (username, address), 3 per address.
         assert!(throttle.check(a, Some("alice")).is_ok());
         assert!(throttle.check(a, Some("alice")).is_ok());
-        let wait = throttle.check(b, Some("alice")).unwrap_err();
+        let wait = throttle.check(a, Some("alice")).unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(30));
-        assert!(throttle.check(a, Some("bob")).is_ok());
-        assert!(throttle.check(a, Some("carol")).is_err(), "a's 3 are used");
+        assert!(throttle.check(b, Some("alice")).is_ok(), "another address");
+        assert!(throttle.check(a, Some("bob")).is_err(), "a's 3 are used");
         assert!(throttle.check(b, None).is_ok());
+        // From everywhere: 2 attempts on a username, then it is under attack.
+        assert_eq!(throttle.attempt_on_username("alice"), None);
+        assert_eq!(throttle.attempt_on_username("alice"), None);
+        assert!(throttle.attempt_on_username("alice").is_some());
+        assert_eq!(throttle.attempt_on_username("bob"), None);
     }
 }

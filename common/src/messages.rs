@@ -484,6 +484,22 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code the server sends (not `Unknown`, the client's fallback).
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::BadFrame,
+        ErrorCode::UnknownType,
+        ErrorCode::InvalidRoom,
+        ErrorCode::InvalidContent,
+        ErrorCode::InvalidClientId,
+        ErrorCode::NotJoined,
+        ErrorCode::TooManyRooms,
+        ErrorCode::RateLimited,
+        ErrorCode::Internal,
+        ErrorCode::Forbidden,
+        ErrorCode::RoomLimit,
+        ErrorCode::NoSuchMessage,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadFrame => "bad_frame",

@@ -47,6 +47,8 @@ pub fn display_name(raw: &str) -> Result<&str, &'static str> {
         Err("name must not contain control characters")
     } else if name.chars().any(invisible) {
         Err("name must not contain invisible, zero-width or direction-changing characters")
+    } else if name.starts_with('@') {
+        Err("name must not start with '@', which marks a username")
     } else {
         Ok(name)
     }
@@ -77,11 +79,43 @@ pub fn canonical_username(raw: &str) -> String {
     raw.trim().to_ascii_lowercase()
 }
 
+/// Usernames nobody may take: they would read as the server, its
+/// operators or everyone (checked on the name without `_`, `.` and `-`, so
+/// "ad.min" is "admin" too).
+pub const RESERVED_USERNAMES: &[&str] = &[
+    "admin",
+    "administrator",
+    "root",
+    "hearth",
+    "system",
+    "server",
+    "support",
+    "help",
+    "staff",
+    "moderator",
+    "mod",
+    "security",
+    "official",
+    "owner",
+    "bot",
+    "everyone",
+    "here",
+    "channel",
+    "room",
+];
+
 /// Usernames are 3–32 characters of `[a-z0-9_.-]` (after lowercasing):
-/// unambiguous to read, type and put in a mention.
+/// unambiguous to read, type and put in a mention, and not one of
+/// `RESERVED_USERNAMES`.
 pub fn username(name: &str) -> Result<(), &'static str> {
+    let bare: String = name
+        .chars()
+        .filter(|c| !matches!(c, '_' | '.' | '-'))
+        .collect();
     if !USERNAME_CHARS.contains(&name.len()) {
         Err("username must be 3-32 characters")
+    } else if RESERVED_USERNAMES.contains(&bare.as_str()) {
+        Err("that username is reserved; choose another")
     } else if !name
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-'))
@@ -128,10 +162,18 @@ pub fn room_name(name: &str) -> Result<(), &'static str> {
     }
 }
 
-/// Message content is non-empty (not only whitespace), at most 4 KiB, and
-/// has no control characters other than tab, line feed and carriage return.
+/// Direction overrides, embeddings and isolates: they reorder what follows
+/// them, so a text with them can show something other than what it says
+/// (a link that reads backwards).
+pub fn reorders(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Message content is non-empty (not only whitespace or invisible
+/// characters), at most 4 KiB, has no control characters other than tab,
+/// line feed and carriage return, and nothing that reorders the text.
 pub fn content(text: &str) -> Result<(), &'static str> {
-    if text.trim().is_empty() {
+    if text.chars().all(|c| c.is_whitespace() || invisible(c)) {
         Err("message must not be empty")
     } else if text.len() > MAX_CONTENT_BYTES {
         Err("message must be at most 4096 bytes")
@@ -140,6 +182,8 @@ pub fn content(text: &str) -> Result<(), &'static str> {
         .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
     {
         Err("message must not contain control characters (other than tab and line breaks)")
+    } else if text.chars().any(reorders) {
+        Err("message must not contain direction overrides, embeddings or isolates")
     } else {
         Ok(())
     }
@@ -240,6 +284,14 @@ mod tests {
         assert!(content("bell\u{7}").is_err());
         assert!(content("\u{1b}[31mred").is_err());
         assert!(content("tab\tand\nlines\r\n").is_ok());
+        // Nothing to see, or text that shows other than it reads.
+        assert!(content("\u{200B}\u{200B}").is_err());
+        assert!(content(" \u{FEFF} \u{2060}").is_err());
+        assert!(content("https://bank.example/\u{202E}gpj.exe").is_err());
+        assert!(content("a \u{2067}isolated\u{2069} b").is_err());
+        // Right-to-left text and its marks are fine.
+        assert!(content("שלום עולם").is_ok());
+        assert!(content("مرحبا \u{200F}").is_ok());
         assert!(client_id("c-\u{0}").is_err());
         assert!(client_id("c\n1").is_err());
         assert!(client_id("0192-abc").is_ok());
@@ -269,6 +321,20 @@ mod tests {
         assert_eq!(canonical_username(" Alice "), "alice");
         assert!(username("alice").is_ok());
         assert!(username("a.b-c_9").is_ok());
+        for reserved in [
+            "admin",
+            "root",
+            "hearth",
+            "system",
+            "ad.min",
+            "sys_tem",
+            "every-one",
+        ] {
+            assert!(username(reserved).is_err(), "{reserved}");
+        }
+        assert!(username("admiral").is_ok());
+        assert!(display_name("@alice").is_err());
+        assert!(display_name("Alice @ work").is_ok());
         assert!(username("al").is_err());
         assert!(username(&"a".repeat(33)).is_err());
         assert!(username("Alice").is_err());

@@ -51,7 +51,8 @@ pub fn MessageLine(
     });
     // On a phone there is no hover: a tap on the name shows the @username
     // in place.
-    let shown_id = RwSignal::new(false);
+    // Always shown where the name could be taken for someone else's.
+    let shown_id = RwSignal::new(decor.handle_shown);
     let short = handle.clone();
     let (iso, full) = timestamps(line.ts);
     // A grouped line shows no time; it is there on hover.
@@ -320,13 +321,19 @@ fn content(text: &str, my_username: Option<&str>) -> impl IntoView + use<> {
     reading::pieces(text)
         .into_iter()
         .map(|piece| match piece {
-            Piece::Text(t) => t.to_owned().into_any(),
+            // The server refuses reordering characters; older messages may
+            // still have them, and they are not shown.
+            Piece::Text(t) => t
+                .chars()
+                .filter(|&c| !common::validate::reorders(c))
+                .collect::<String>()
+                .into_any(),
             Piece::Mention(name) => {
                 let me = my_username.is_some_and(|me| name[1..].eq_ignore_ascii_case(me));
                 view! { <span class="mention" class:you=me>{name.to_owned()}</span> }.into_any()
             }
             Piece::Link(url) => view! {
-                <a href=url.to_owned() target="_blank" rel="noopener noreferrer">{url.to_owned()}</a>
+                <a href=url.to_owned() dir="ltr" target="_blank" rel="noopener noreferrer">{url.to_owned()}</a>
             }
             .into_any(),
         })

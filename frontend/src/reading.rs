@@ -7,6 +7,8 @@
 //! - each person gets a stable avatar colour and initials from their id and
 //!   name, so two "Alice"s look different.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::chat::{Line, LineStatus};
 
 /// Messages closer together than this, from one person, are one group.
@@ -20,6 +22,9 @@ pub struct Decor {
     pub new_day: Option<i64>,
     /// Continues the previous line's group: no name or avatar.
     pub continued: bool,
+    /// The author's name could be taken for someone else's (see
+    /// `confusable`): their `@username` is shown beside it.
+    pub handle_shown: bool,
 }
 
 /// The local day (days since the epoch) of `ts_ms`, for a time zone
@@ -30,6 +35,7 @@ pub fn local_day(ts_ms: i64, offset_min: i32) -> i64 {
 
 /// Decides separators and grouping for `lines`, in order.
 pub fn decorate(lines: &[Line], offset_min: i32) -> Vec<Decor> {
+    let confused = confusable(lines.iter().map(|line| &line.user));
     let mut out = Vec::with_capacity(lines.len());
     let mut previous: Option<&Line> = None;
     for line in lines {
@@ -44,10 +50,84 @@ pub fn decorate(lines: &[Line], offset_min: i32) -> Vec<Decor> {
                     && line.ts - p.ts <= GROUP_WITHIN_MS
                     && !matches!(p.status, LineStatus::Failed(_))
             });
-        out.push(Decor { new_day, continued });
+        out.push(Decor {
+            new_day,
+            continued,
+            handle_shown: confused.contains(line.user.id.as_str()),
+        });
         previous = Some(line);
     }
     out
+}
+
+/// How a name reads at a glance: lowercase, without a leading `@`, spaces
+/// or punctuation, with letters that look like Latin ones (Cyrillic,
+/// Greek) as those.
+pub fn skeleton(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'а' | 'α' => 'a',
+            'в' | 'β' => 'b',
+            'с' | 'ϲ' => 'c',
+            'ԁ' => 'd',
+            'е' | 'ё' | 'ε' => 'e',
+            'һ' => 'h',
+            'і' | 'ι' | 'ӏ' => 'i',
+            'ј' => 'j',
+            'к' | 'κ' => 'k',
+            'м' => 'm',
+            'п' | 'η' => 'n',
+            'о' | 'ο' | '0' => 'o',
+            'р' | 'ρ' => 'p',
+            'ԛ' => 'q',
+            'ѕ' => 's',
+            'т' | 'τ' => 't',
+            'υ' => 'u',
+            'ν' => 'v',
+            'ѡ' | 'ω' => 'w',
+            'х' | 'χ' => 'x',
+            'у' | 'γ' => 'y',
+            'l' | '1' => 'l',
+            other => other,
+        })
+        .collect()
+}
+
+/// The ids of people whose display name could be taken for somebody
+/// else's among `people`: it starts with `@` (it looks like a handle), or
+/// it reads (`skeleton`) like another person's name or username ("alice"
+/// by someone who is not @alice, "Deploy Bot" by a person, "аlice" in
+/// Cyrillic). Those are shown with their handle.
+pub fn confusable<'a>(people: impl Iterator<Item = &'a common::User>) -> HashSet<&'a str> {
+    let mut seen: HashMap<&str, &common::User> = HashMap::new();
+    for user in people {
+        seen.entry(user.id.as_str()).or_insert(user);
+    }
+    // Who each skeleton could be: by display name, and by username.
+    let mut readings: HashMap<String, HashSet<&str>> = HashMap::new();
+    for user in seen.values() {
+        readings
+            .entry(skeleton(&user.name))
+            .or_default()
+            .insert(user.id.as_str());
+        if let Some(username) = &user.username {
+            readings
+                .entry(skeleton(username))
+                .or_default()
+                .insert(user.id.as_str());
+        }
+    }
+    seen.values()
+        .filter(|user| {
+            user.name.trim_start().starts_with('@')
+                || readings
+                    .get(&skeleton(&user.name))
+                    .is_some_and(|ids| ids.iter().any(|id| *id != user.id))
+        })
+        .map(|user| user.id.as_str())
+        .collect()
 }
 
 /// A piece of message text: plain, or a link to show as one.
@@ -67,7 +147,11 @@ pub fn pieces(text: &str) -> Vec<Piece<'_>> {
     let mut rest = text;
     while let Some(start) = find_link_start(rest) {
         let tail = &rest[start..];
-        let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
+        // Nor does an invisible or reordering character belong to a link:
+        // the link's text is exactly its target.
+        let end = tail
+            .find(|c: char| c.is_whitespace() || common::validate::invisible(c))
+            .unwrap_or(tail.len());
         let mut link = &tail[..end];
         loop {
             let trimmed = link.trim_end_matches(['.', ',', ';', ':', '!', '?', '"', '\'']);
@@ -323,6 +407,52 @@ mod tests {
         // The day is the local one: at UTC+2, 23:00 UTC is already tomorrow.
         assert_eq!(local_day(day - 60 * 60_000, 120), 20_000);
         assert_eq!(local_day(day - 60 * 60_000, 0), 19_999);
+    }
+
+    #[test]
+    fn names_that_could_be_someone_elses_show_their_handle() {
+        let person = |id: &str, name: &str, username: Option<&str>| common::User {
+            id: id.into(),
+            name: name.into(),
+            username: username.map(Into::into),
+        };
+        let alice = person("a", "Alice", Some("alice"));
+        let eve_as_alice = person("e", "alice", Some("eve"));
+        let cyrillic = person("c", "\u{0430}lice", Some("mallory"));
+        let handle = person("h", "@bob", Some("hank"));
+        let bot = person("bot:Deploy Bot", "Deploy Bot", None);
+        let fake_bot = person("f", "Deploy-Bot", Some("frank"));
+        let carol = person("k", "Carol", Some("carol"));
+        let people = [
+            &alice,
+            &eve_as_alice,
+            &cyrillic,
+            &handle,
+            &bot,
+            &fake_bot,
+            &carol,
+        ];
+        let confused = confusable(people.into_iter());
+        for id in ["a", "e", "c", "h", "bot:Deploy Bot", "f"] {
+            assert!(confused.contains(id), "{id}");
+        }
+        assert!(!confused.contains("k"), "nobody else reads as Carol");
+        // Alone, nobody is confused with anybody.
+        assert!(confusable([&alice, &carol].into_iter()).is_empty());
+        assert_eq!(skeleton("Аlісе"), "alice");
+    }
+
+    #[test]
+    fn a_link_ends_where_an_invisible_or_reordering_character_starts() {
+        use Piece::*;
+        assert_eq!(
+            pieces("https://evil.example/\u{202E}gpj.exe"),
+            [Link("https://evil.example/"), Text("\u{202E}gpj.exe")]
+        );
+        assert_eq!(
+            pieces("https://a.example\u{200B}.b.example"),
+            [Link("https://a.example"), Text("\u{200B}.b.example")]
+        );
     }
 
     #[test]

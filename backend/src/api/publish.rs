@@ -20,7 +20,7 @@ use common::{PublishRequest, validate};
 use super::{body, error};
 use crate::AppState;
 use crate::auth::{bearer, secret_hash};
-use crate::store::{ApiKey, StoreError};
+use crate::store::{ApiKey, RoomScope, StoreError};
 
 /// What every API key starts with (and no session token does), so a key
 /// is recognizable in a config file or a leaked log.
@@ -61,6 +61,17 @@ async fn post(
         .map_err(|why| error(StatusCode::BAD_REQUEST, "invalid_content", why))?;
     let unknown = || error(StatusCode::NOT_FOUND, "unknown_room", "no such room");
     match app.hub.store().room_access(&room, "").await {
+        // `*` means every public room: a private room or a direct
+        // conversation is posted to only by a key that names it.
+        Ok(Some(access))
+            if key.rooms == RoomScope::All && access.visibility != common::Visibility::Public =>
+        {
+            return Err(error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "a `*` key posts to public rooms only; name a private room to post to it",
+            ));
+        }
         Ok(Some(_)) => {}
         Ok(None) => return Err(unknown()),
         Err(err) => return Err(store_failed(err)),

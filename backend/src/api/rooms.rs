@@ -170,6 +170,8 @@ pub async fn list(
 /// `POST /api/rooms {name, visibility}` → `201`; the caller owns it.
 pub async fn create(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: axum::http::HeaderMap,
     Authenticated(who): Authenticated,
     request: Result<Json<CreateRoom>, JsonRejection>,
 ) -> Response {
@@ -188,8 +190,13 @@ pub async fn create(
             "direct conversations are started with POST /api/dms",
         );
     }
-    if let Err(wait) = app.throttle.create_room(&who.user.id) {
-        crate::prometheus::rate_limited("rooms_created");
+    let ip = app.throttle.client_ip(peer, &headers);
+    if let Err((by_address, wait)) = app.throttle.create_room(&who.user.id, ip) {
+        crate::prometheus::rate_limited(if by_address {
+            "rooms_created_per_ip"
+        } else {
+            "rooms_created"
+        });
         return super::rate_limited(wait);
     }
     match app

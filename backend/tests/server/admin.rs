@@ -225,6 +225,19 @@ async fn publish_with_api_keys(
         refused(post("nowhere", Some(&everywhere), note.clone()).await),
         (404, json!("unknown_room"))
     );
+    // `*` is every public room, not private ones nor direct conversations.
+    let (status, _) = call(
+        Method::POST,
+        &format!("http://{addr}/api/rooms"),
+        Some(&session.token),
+        Some(json!({"name": "hush", "visibility": "private"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        refused(post("hush", Some(&everywhere), note.clone()).await),
+        (403, json!("forbidden"))
+    );
     assert_eq!(
         refused(
             post(

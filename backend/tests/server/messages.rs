@@ -254,3 +254,73 @@ async fn pipelined_sends_keep_their_order_and_share_commits() {
     println!("{messages} pipelined sends stored in {commits} transactions");
     assert!(commits < messages, "pipelined sends shared no transaction");
 }
+
+/// Text that shows other than it reads is refused with `invalid_content`:
+/// direction overrides (a link that reads backwards) and messages of
+/// nothing but invisible characters. So are names that would read as
+/// somebody else: reserved usernames, and display names that start with
+/// `@`.
+#[tokio::test]
+async fn text_and_names_that_would_lie_are_refused() {
+    let server = TestServer::start().await;
+    let mut client = server.client("honest").await;
+    client.join("r").await;
+    for (i, content) in [
+        "see https://bank.example/\u{202E}gpj.exe",
+        "\u{200B}\u{200B}\u{200B}",
+        "a \u{2066}isolated\u{2069}",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        client.say("r", content, &format!("c{i}")).await;
+        let refused = client
+            .recv_where(|m| matches!(m, ServerMsg::Error { .. }))
+            .await;
+        assert!(
+            matches!(
+                refused,
+                ServerMsg::Error {
+                    code: ErrorCode::InvalidContent,
+                    ..
+                }
+            ),
+            "{content:?}: {refused:?}"
+        );
+    }
+    let sign_up = |username: &str, display_name: &str| {
+        let body = serde_json::json!({
+            "username": username,
+            "password": crate::support::PASSWORD,
+            "display_name": display_name,
+        });
+        let url = server.url("/api/accounts");
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap();
+            (
+                status,
+                body["error"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    assert_eq!(
+        sign_up("admin", "Admin").await,
+        (400, "invalid_username".into())
+    );
+    assert_eq!(
+        sign_up("Sys.Tem", "System").await,
+        (400, "invalid_username".into())
+    );
+    assert_eq!(
+        sign_up("mallory", "@alice").await,
+        (400, "invalid_name".into())
+    );
+    assert_eq!(sign_up("mallory", "Mallory").await.0, 201);
+}

@@ -126,3 +126,55 @@ async fn a_full_node_refuses_new_rooms_but_not_loaded_ones() {
     assert_eq!(error_code(&bob.recv().await), Some(ErrorCode::RoomLimit));
     bob.join("a").await;
 }
+
+/// Sign-ups are cheap, so a per-user quota alone multiplies with accounts:
+/// rooms created from one address are capped too, whoever creates them,
+/// and another address is not affected.
+#[tokio::test]
+async fn one_address_creates_a_bounded_number_of_rooms() {
+    let server = crate::support::TestServer::start_with(|c| {
+        c.rooms_per_user_per_hour = 3;
+        c.rooms_per_ip_per_hour = 5;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let create = |token: String, name: String, from: &'static str| {
+        let url = server.url("/api/rooms");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .header("x-forwarded-for", from)
+                .json(&serde_json::json!({"name": name, "visibility": "public"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let mut statuses = Vec::new();
+    for user in 0..3 {
+        let session = server.sign_in(&format!("maker{user}")).await;
+        for room in 0..2 {
+            statuses.push(
+                create(
+                    session.token.clone(),
+                    format!("r{user}x{room}"),
+                    "198.51.100.7",
+                )
+                .await,
+            );
+        }
+    }
+    assert_eq!(
+        statuses,
+        [201, 201, 201, 201, 201, 429],
+        "the 6th room from one address"
+    );
+    let elsewhere = server.sign_in("elsewhere").await;
+    assert_eq!(
+        create(elsewhere.token, "mine".into(), "192.0.2.9").await,
+        201
+    );
+}

@@ -212,6 +212,25 @@ async fn metrics_count_a_scripted_exchange_exactly() {
         401
     );
 
+    // Before anything happened, every series is there, at zero.
+    let first = scrape("scrape-me").await.text().await.unwrap();
+    for series in [
+        "hearth_connections_opened_total 0",
+        "hearth_connections_open 0",
+        "hearth_rooms_loaded 0",
+        "hearth_messages_stored_total 0",
+        r#"hearth_connections_closed_total{code="4009"} 0"#,
+        r#"hearth_errors_total{code="forbidden"} 0"#,
+        r#"hearth_sign_ins_total{result="rate_limited"} 0"#,
+        r#"hearth_rate_limited_total{kind="replay"} 0"#,
+        r#"hearth_api_published_total{result="stored"} 0"#,
+    ] {
+        assert!(
+            first.lines().any(|line| line == series),
+            "{series} in:\n{first}"
+        );
+    }
+
     let mut alice = connect_at(&addr, &sign_in_at(&addr, "alice").await).await;
     let mut bob = connect_at(&addr, &sign_in_at(&addr, "bob").await).await;
     alice.join("lobby").await;
@@ -271,10 +290,11 @@ async fn metrics_count_a_scripted_exchange_exactly() {
         "3 messages to 2 members"
     );
     assert!(value(&text, "hearth_store_append_seconds_count") >= 1.0);
-    assert!(
-        !text.contains("hearth_rate_limited_total"),
-        "nothing was limited"
-    );
+    let limited: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("hearth_rate_limited_total{") && !line.ends_with(" 0"))
+        .collect();
+    assert!(limited.is_empty(), "nothing was limited: {limited:?}");
     let _ = child.kill().await;
     let _ = std::fs::remove_dir_all(dir);
 }
