@@ -8,30 +8,18 @@
 //! `main.rs` only parses flags and waits for a signal; tests call `start`
 //! with port 0 and talk to the real server over real sockets.
 
-pub mod admin;
-pub mod api;
 pub mod auth;
-pub mod backup;
 pub mod broker;
 pub mod config;
-pub mod files;
-pub mod frame;
-pub mod handshake;
+pub mod conn;
+pub mod http;
 pub mod hub;
-pub mod listener;
-pub mod outbox;
-pub mod passwords;
+pub mod limits;
+pub mod ops;
 pub mod prometheus;
-pub mod rate;
-pub mod reorder;
-pub mod revocation;
-pub mod session;
-pub mod slots;
 pub mod store;
-pub mod throttle;
-pub mod web;
-pub mod writer;
-pub mod ws;
+pub mod tasks;
+pub mod transport;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,9 +37,13 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 pub use config::Config;
 
-use broker::{Broker, Delivery, MemoryBroker};
+use auth::passwords;
+use http::{api, upgrade, web};
+use limits::{slots, throttle};
+use transport::listener;
+
+use broker::{Broker, MemoryBroker};
 use hub::{HistoryPolicy, Hub};
-use store::Store;
 
 /// Everything a request or a connection needs, shared.
 pub struct AppState {
@@ -94,10 +86,10 @@ pub const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_stat
 pub fn app(state: Arc<AppState>) -> Router {
     let frontend = web::frontend(&state.config.static_dir);
     Router::new()
-        .route("/ws", get(ws::upgrade))
+        .route("/ws", get(upgrade::upgrade))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
-        .route("/metrics", get(prometheus::scrape))
+        .route("/metrics", get(http::metrics::scrape))
         .nest(
             "/api",
             api::router().layer(axum::middleware::from_fn_with_state(
@@ -191,6 +183,8 @@ pub struct Server {
     addr: SocketAddr,
     state: Arc<AppState>,
     task: JoinHandle<anyhow::Result<()>>,
+    /// The background loops (`tasks.rs`).
+    background: tasks::Tasks,
 }
 
 /// Binds `config.listen` and starts serving in the background.
@@ -225,6 +219,10 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         None => Arc::new(MemoryBroker::new()),
     };
     tracing::info!(kind = broker.kind(), "broker ready");
+    // Cancelled when the server shuts down: sessions and background loops
+    // watch it.
+    let shutdown = CancellationToken::new();
+    let background = tasks::Tasks::new(shutdown.clone());
     let history = HistoryPolicy {
         resume_limit: config.resume_limit,
         page: config.history_page,
@@ -244,15 +242,15 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         if let Err(err) = broker.forget_node(hub.node_id(), true).await {
             tracing::warn!(%err, "could not clear this node's old presence entries");
         }
-        spawn_remote_delivery(hub.clone(), broker.as_ref());
+        tasks::remote_delivery(&background, hub.clone(), broker.as_ref());
         hub.share_presence();
-        spawn_presence(&config, hub.clone());
+        tasks::presence(&background, &config, hub.clone());
     }
-    spawn_room_unloading(&config, hub.clone());
-    spawn_retention(&config, hub.store().clone());
-    spawn_store_probe(&config, hub.store().clone());
+    tasks::room_unloading(&background, &config, hub.clone());
+    tasks::retention(&background, &config, hub.store().clone());
+    tasks::store_probe(&background, &config, hub.store().clone());
     if broker.kind() != "memory" {
-        spawn_tail_check(&config, hub.clone());
+        tasks::tail_check(&background, &config, hub.clone());
     }
 
     if !config.static_dir.join("index.html").exists() {
@@ -276,7 +274,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         total: config.max_http_connections.max(1),
         header_timeout: Duration::from_millis(config.header_timeout_ms.max(100)),
     };
-    spawn_revocation_poll(&config, hub.clone());
+    tasks::revocation_poll(&background, &config, hub.clone());
     let throttle = throttle::Throttle::new(
         throttle::Limits {
             per_ip: config.auth_per_ip_per_minute,
@@ -306,7 +304,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         slots: slots::Slots::new(slot_limits),
         config,
         hub,
-        shutdown: CancellationToken::new(),
+        shutdown,
         sessions: TaskTracker::new(),
         next_conn_id: AtomicU64::new(1),
         draining: std::sync::atomic::AtomicBool::new(false),
@@ -318,9 +316,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         listener::serve(listener, router, http_limits, stop).await;
         Ok(())
     });
-    spawn_throttle_cleanup(state.clone());
+    tasks::throttle_cleanup(&background, state.clone());
     tracing::info!(%addr, node = %state.hub.node_id(), "listening");
-    Ok(Server { addr, state, task })
+    Ok(Server {
+        addr,
+        state,
+        task,
+        background,
+    })
 }
 
 impl Server {
@@ -354,6 +357,9 @@ impl Server {
                 "connections still open after the grace period"
             );
         }
+        if !self.background.stopped(grace).await {
+            tracing::warn!("background loops still running after the grace period");
+        }
         served
     }
 
@@ -362,190 +368,4 @@ impl Server {
         self.state.shutdown.cancel();
         self.wait().await
     }
-}
-
-/// Enforces the retention limits in the background.
-fn spawn_retention(config: &Config, store: Arc<dyn Store>) {
-    let keep = (config.retain_messages > 0).then_some(config.retain_messages);
-    let max_age_ms =
-        (config.retain_secs > 0).then(|| config.retain_secs.saturating_mul(1000) as i64);
-    if keep.is_none() && max_age_ms.is_none() {
-        return;
-    }
-    let every = Duration::from_secs(config.retention_interval_secs.max(1));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tick.tick().await;
-            let cutoff = max_age_ms.map(|age| hub::now_millis() - age);
-            match store.prune(keep, cutoff).await {
-                Ok(0) => {}
-                Ok(deleted) => tracing::info!(deleted, "retention removed old messages"),
-                Err(err) => tracing::warn!(%err, "retention failed"),
-            }
-        }
-    });
-}
-
-/// Probes the store with a tiny write: often while it is failing, so
-/// `/healthz` turns `ok` again on its own once it recovers, and now and then
-/// while it is healthy, so a failure shows even when nobody sends.
-fn spawn_store_probe(config: &Config, store: Arc<dyn Store>) {
-    let failing_every = Duration::from_millis(config.store_probe_ms.max(10));
-    let healthy_every = failing_every * 10;
-    tokio::spawn(async move {
-        loop {
-            let wait = if store.health().is_failing() {
-                failing_every
-            } else {
-                healthy_every
-            };
-            tokio::time::sleep(wait).await;
-            if let Err(err) = store.probe(hub::now_millis()).await {
-                tracing::debug!(%err, "store probe failed");
-            }
-        }
-    });
-}
-
-/// The slow path of revocation (see `revocation.rs`): sessions revoked
-/// lately, by any node, close here too even if the broker's event was lost.
-fn spawn_revocation_poll(config: &Config, hub: Arc<Hub>) {
-    let every = Duration::from_millis(config.revocation_poll_ms.max(100));
-    tokio::spawn(async move {
-        // Overlapping windows: a revocation committed just before a poll
-        // with a slightly skewed clock is still seen.
-        let overlap = (every.as_millis() as i64) * 2 + 5_000;
-        let mut since = hub::now_millis() - overlap;
-        let mut last_prune = std::time::Instant::now() - Duration::from_secs(3600);
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let started = hub::now_millis();
-            // Hourly: sessions that ended a week ago are forgotten (a
-            // revoked one only needs to be seen by every node's poll).
-            if last_prune.elapsed() >= Duration::from_secs(3600) {
-                last_prune = std::time::Instant::now();
-                let week = 7 * 24 * 3600;
-                let now = auth::now_secs();
-                match hub
-                    .store()
-                    .prune_sessions(now.saturating_sub(week), started - week as i64 * 1000)
-                    .await
-                {
-                    Ok(0) => {}
-                    Ok(pruned) => tracing::info!(pruned, "forgot old sessions"),
-                    Err(err) => tracing::debug!(%err, "pruning sessions failed"),
-                }
-            }
-            // Revoked sessions close their sockets, and deleted rooms are
-            // unloaded (`hearth admin` runs apart from the nodes).
-            let revoked = hub.store().revoked_since(since).await;
-            let deleted = hub.store().deleted_rooms_since(since).await;
-            match (revoked, deleted) {
-                (Ok(ids), Ok(rooms)) => {
-                    let closed = hub.live_sessions().revoke(&ids);
-                    if closed > 0 {
-                        tracing::info!(closed, "closed sockets of revoked sessions");
-                    }
-                    for (room, created_at) in rooms {
-                        hub.unload_deleted(&room, created_at);
-                    }
-                    since = started - overlap;
-                }
-                (Err(err), _) | (_, Err(err)) => {
-                    tracing::debug!(%err, "polling revoked sessions and deleted rooms failed");
-                }
-            }
-        }
-    });
-}
-
-/// Unloads rooms nobody on this node has been in for a while.
-fn spawn_room_unloading(config: &Config, hub: Arc<Hub>) {
-    let grace = Duration::from_secs(config.room_unload_secs);
-    let every = (grace / 4).clamp(Duration::from_millis(250), Duration::from_secs(15));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let unloaded = hub.unload_idle(grace);
-            if unloaded > 0 {
-                tracing::debug!(unloaded, loaded = hub.loaded_rooms(), "unloaded idle rooms");
-            }
-        }
-    });
-}
-
-/// Forgets sign-in rate-limit buckets that are full again.
-fn spawn_throttle_cleanup(state: Arc<AppState>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            state.throttle.forget_idle();
-        }
-    });
-}
-
-/// Between nodes only: see `Hub::check_tails`.
-fn spawn_tail_check(config: &Config, hub: Arc<Hub>) {
-    let every = Duration::from_millis(config.tail_check_ms.max(100));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            hub.check_tails(every * 15).await;
-        }
-    });
-}
-
-fn spawn_remote_delivery(hub: Arc<Hub>, broker: &dyn Broker) {
-    use tokio::sync::broadcast::error::RecvError;
-    let mut deliveries = broker.subscribe();
-    tokio::spawn(async move {
-        loop {
-            match deliveries.recv().await {
-                Ok(Delivery::Envelope(envelope)) => hub.deliver_remote(&envelope),
-                Ok(Delivery::Resubscribed) => {
-                    metrics::counter!(prometheus::BROKER_RECONNECTS).increment(1);
-                    tracing::info!("broker reconnected; catching up from the store");
-                    hub.catch_up().await;
-                }
-                Err(RecvError::Lagged(missed)) => {
-                    metrics::counter!(prometheus::BROKER_LAGGED).increment(missed);
-                    // Same remedy as a reconnect: the store has everything.
-                    tracing::warn!(missed, "broker delivery lagged; catching up from the store");
-                    hub.catch_up().await;
-                }
-                Err(RecvError::Closed) => return,
-            }
-        }
-    });
-}
-
-/// Writes this node's presence changes to the shared registry soon after
-/// they happen, and beats its liveness periodically (see `hub::presence`).
-fn spawn_presence(config: &Config, hub: Arc<Hub>) {
-    let every = Duration::from_millis(config.presence_refresh_ms.max(50));
-    let ttl = Duration::from_millis(config.presence_ttl_ms.max(config.presence_refresh_ms * 2));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = hub.presence_changed() => {
-                    // Let a burst of joins settle into one write.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-            let started = std::time::Instant::now();
-            hub.sync_presence(ttl, every).await;
-            metrics::histogram!(prometheus::PRESENCE_SYNC_SECONDS)
-                .record(started.elapsed().as_secs_f64());
-        }
-    });
 }

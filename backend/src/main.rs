@@ -25,7 +25,7 @@ enum Command {
     /// Operators' commands against the same store (output: JSON Lines).
     Admin {
         #[command(subcommand)]
-        command: backend::admin::AdminCommand,
+        command: backend::ops::admin::AdminCommand,
     },
 }
 
@@ -34,12 +34,12 @@ async fn main() -> anyhow::Result<()> {
     let Cli { command, config } = Cli::parse();
     match command {
         Some(Command::Backup { file }) => {
-            let bytes = backend::backup::sqlite(&config, &file).await?;
+            let bytes = backend::ops::backup::sqlite(&config, &file).await?;
             println!("backed up to {} ({bytes} bytes)", file.display());
             return Ok(());
         }
         Some(Command::Admin { command }) => {
-            return backend::admin::run(&config, command, &mut std::io::stdout().lock()).await;
+            return backend::ops::admin::run(&config, command, &mut std::io::stdout().lock()).await;
         }
         None => {}
     }

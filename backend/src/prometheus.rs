@@ -10,15 +10,11 @@
 //! Histograms keep their samples until they are aggregated, so `upkeep`
 //! runs every few seconds.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::AppState;
 
 pub const CONNECTIONS_OPEN: &str = "hearth_connections_open";
 pub const CONNECTIONS_OPENED: &str = "hearth_connections_opened_total";
@@ -215,24 +211,6 @@ pub fn rate_limited(kind: &'static str) {
 pub fn published(duplicate: bool) {
     let result = if duplicate { "duplicate" } else { "stored" };
     metrics::counter!(API_PUBLISHED, "result" => result).increment(1);
-}
-
-/// `GET /metrics` on the main listener: needs `Authorization: Bearer
-/// <--metrics-token>`. 404 when metrics are off, as if it did not exist.
-pub async fn scrape(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let (Some(handle), Some(token)) = (&app.metrics, &app.config.metrics_token) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let given = crate::auth::bearer(&headers).unwrap_or_default();
-    // Compared in constant time, like any secret.
-    if !crate::auth::same_secret(given, token) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "send Authorization: Bearer <metrics token>\n",
-        )
-            .into_response();
-    }
-    render(handle)
 }
 
 /// The text exposition format.

@@ -66,7 +66,7 @@ fn start_server_with(port: u16, data: &Path, extra: &[&str]) -> Child {
         .arg("--data-dir")
         .arg(data)
         // How each WebSocket authenticated, for `no_token_in_any_url`.
-        .env("RUST_LOG", "info,backend::ws=debug")
+        .env("RUST_LOG", "info,backend::http::upgrade=debug")
         .stdout(server_log(data))
         .stderr(Stdio::null())
         .kill_on_drop(true)

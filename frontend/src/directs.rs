@@ -6,7 +6,7 @@ use common::{RoomSummary, User, Visibility};
 use leptos::prelude::*;
 
 use crate::chat::Chat;
-use crate::sidebar::unread_badge;
+use crate::marks::unread_badge;
 
 /// Whether `room` is a direct conversation.
 pub fn is_direct(room: &str) -> bool {

@@ -22,6 +22,8 @@ pub mod directs;
 #[cfg(target_arch = "wasm32")]
 pub mod driver;
 #[cfg(target_arch = "wasm32")]
+pub mod marks;
+#[cfg(target_arch = "wasm32")]
 pub mod members;
 #[cfg(target_arch = "wasm32")]
 pub mod message_line;

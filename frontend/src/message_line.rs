@@ -6,8 +6,8 @@
 use leptos::prelude::*;
 
 use crate::chat::{Chat, Line, LineStatus};
+use crate::marks::clock;
 use crate::reading::{self, Decor, Piece};
-use crate::view::clock;
 
 /// What the reader can do to a line; each is offered only if given.
 #[derive(Clone, Copy, Default)]

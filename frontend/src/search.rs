@@ -7,8 +7,8 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api;
+use crate::marks::clock;
 use crate::reading;
-use crate::view::clock;
 
 /// What is being searched for and what was found so far.
 #[derive(Debug, Clone, Default, PartialEq)]

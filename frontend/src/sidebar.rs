@@ -10,6 +10,7 @@ use wasm_bindgen::JsCast;
 use crate::api;
 use crate::chat::Chat;
 use crate::directs::{self, DirectList};
+use crate::marks::{room_sign, unread_badge};
 use crate::notify;
 use crate::search::SearchBox;
 
@@ -147,45 +148,6 @@ pub fn RoomSidebar(
                 <button class="link" on:click=on_sign_out>"Sign out"</button>
             </div>
         </nav>
-    }
-}
-
-/// "3", "@ 2" (some mention you) or "99+", named for screen readers;
-/// nothing when all is read.
-pub fn unread_badge(unread: u32, mentions: u32) -> impl IntoView {
-    (unread > 0).then(|| {
-        let count = if unread >= 100 {
-            "99+".to_owned()
-        } else {
-            unread.to_string()
-        };
-        let spoken = if mentions > 0 {
-            format!(" unread, {mentions} mentioning you")
-        } else {
-            " unread".to_owned()
-        };
-        view! {
-            <span class="badge" class:mention={mentions > 0}>
-                {(mentions > 0).then_some("@ ")}
-                {count}
-                <span class="visually-hidden">{spoken}</span>
-            </span>
-        }
-    })
-}
-
-/// "# " before a public room's name, a lock before a private one's.
-pub fn room_sign(private: bool) -> impl IntoView {
-    if private {
-        view! {
-            <svg class="lock" viewBox="0 0 16 16" aria-hidden="true">
-                <path fill="currentColor" d="M4 7V5a4 4 0 0 1 8 0v2h1v8H3V7zm2 0h4V5a2 2 0 0 0-4 0z" />
-            </svg>
-            <span class="visually-hidden">"private room "</span>
-        }
-        .into_any()
-    } else {
-        "# ".into_any()
     }
 }
 

@@ -253,12 +253,6 @@ pub fn TypingLine(
     view! { <div class="typing" data-testid="typing" aria-live="polite">{text}</div> }
 }
 
-/// "14:05" in local time.
-pub fn clock(ts_ms: i64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ts_ms as f64));
-    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
-}
-
 /// Minutes east of UTC in this browser's time zone, now.
 fn local_offset_min() -> i32 {
     -(js_sys::Date::new_0().get_timezone_offset() as i32)

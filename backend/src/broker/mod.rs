@@ -22,12 +22,14 @@
 mod memory;
 mod redis;
 mod redis_registry;
+mod redis_status;
 mod redis_subscriptions;
+mod redis_wire;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::frame::Frame;
+use crate::transport::frame::Frame;
 use async_trait::async_trait;
 use common::User;
 use tokio::sync::broadcast;

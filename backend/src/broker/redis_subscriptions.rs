@@ -24,7 +24,8 @@ use redis::aio::PubSubSink;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::Delivery;
-use super::redis::{Status, decode};
+use super::redis_status::Status;
+use super::redis_wire::decode;
 
 /// Channels subscribed in one command when subscribing everything again.
 const SUBSCRIBE_BATCH: usize = 500;

@@ -19,6 +19,7 @@
 mod admission;
 mod ordering;
 mod presence;
+pub mod reorder;
 mod rooms;
 mod sending;
 
@@ -30,42 +31,21 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::frame::Frame;
+use crate::transport::frame::Frame;
 use common::{ServerMsg, User};
 
 use crate::broker::{Broker, Envelope, Event};
-use crate::outbox::{Outbox, Owed};
-use crate::reorder::Reorder;
-use crate::revocation::LiveSessions;
+use crate::conn::revocation::LiveSessions;
+use crate::conn::{ConnId, Peer};
+use crate::hub::reorder::Reorder;
 use crate::store::group_commit::GroupCommit;
 use crate::store::{RoomAccess, Store, StoreError};
+use crate::transport::outbox::Owed;
 use admission::{Admission, admit};
-
-pub type ConnId = u64;
 
 /// How long a missing seq may hold back later messages before it is
 /// fetched from the store.
 const GAP_REFILL_AFTER: Duration = Duration::from_millis(250);
-
-/// One WebSocket connection, as the rooms see it.
-#[derive(Debug)]
-pub struct Peer {
-    pub id: ConnId,
-    pub user: User,
-    /// `user.id` again, shared cheaply with envelopes.
-    pub user_id: Arc<str>,
-    pub outbox: Outbox,
-    /// Rooms this connection was removed from (by a moderator), for its
-    /// session to forget; see `Hub::evict`.
-    pub evicted: Mutex<Vec<String>>,
-}
-
-impl Peer {
-    /// Rooms removed from since the last call.
-    pub fn take_evicted(&self) -> Vec<String> {
-        std::mem::take(&mut *lock(&self.evicted))
-    }
-}
 
 /// `left.reason` for a connection whose user was removed from the room.
 pub const REMOVED: &str = "removed";
@@ -146,7 +126,7 @@ struct RoomState {
 
 /// A message waiting in the reorder buffer, with the sender's connection
 /// and its `ack` if it was appended here.
-type Pending = crate::reorder::Pending<Frame, (Arc<Peer>, Frame)>;
+type Pending = crate::hub::reorder::Pending<Frame, (Arc<Peer>, Frame)>;
 
 struct Member {
     user: User,
@@ -381,12 +361,11 @@ impl Hub {
         })
     }
 
-    /// The user read `room` up to `seq` (at most its newest message): stored,
-    /// and told to the user's other connections in the room on this node.
-    /// The client may have seen more on another node than this node has
-    /// delivered yet (it missed broker traffic, or it is catching up): the
-    /// store has it, so catch up first. Only a client still ahead after
-    /// that is really ahead (the history was reset).
+    /// Before a join replays from `since`: the client may have seen more
+    /// on another node than this node has delivered yet (it missed broker
+    /// traffic, or it is catching up): the store has it, so catch up first.
+    /// Only a client still ahead after that is really ahead (its history
+    /// was reset).
     async fn catch_up_to(self: &Arc<Self>, room: &Arc<Room>, since: Option<u64>) {
         let Some(seen) = since else {
             return;
@@ -402,6 +381,9 @@ impl Hub {
         }
     }
 
+    /// The user read `room` up to `seq` (at most its newest message): stored,
+    /// and told to the user's other connections in the room, on this node
+    /// and (through the broker) on others.
     pub async fn mark_read(&self, room: &str, peer: &Peer, seq: u64) -> Result<(), StoreError> {
         let Some(loaded) = self.existing(room) else {
             return Err(StoreError::UnknownRoom(room.to_owned()));
@@ -898,7 +880,7 @@ fn deliver(state: &mut RoomState, frame: &Frame, skip_user: Option<&Arc<str>>) {
                 // It cannot keep up even before it has joined.
                 peer.outbox
                     .kick()
-                    .kick(crate::outbox::CloseReason::SLOW_CONSUMER);
+                    .kick(crate::transport::outbox::CloseReason::SLOW_CONSUMER);
                 buffered.clear();
             }
         }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use common::ChatMessage;
 
 use super::{GAP_REFILL_AFTER, Hub, Pending, Room, RoomState, owe};
-use crate::frame::Frame;
+use crate::transport::frame::Frame;
 
 impl Hub {
     /// Takes an appended message into the reorder buffer and delivers every

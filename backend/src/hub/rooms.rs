@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::User;
 
 use super::{Hub, Room, RoomState, lock, now_millis};
-use crate::reorder::Reorder;
+use crate::hub::reorder::Reorder;
 use crate::store::{Entered, RoomAccess, StoreError};
 
 impl Hub {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::frame::Frame;
+use crate::transport::frame::Frame;
 use common::{ChatMessage, EntryKind, Post, ServerMsg, User};
 
 use super::{Hub, Peer, Pending, Room, lock, now_millis};

@@ -95,7 +95,7 @@ macro_rules! impl_accounts {
             ) -> $crate::store::Result<bool> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Write, |conn| {
                     sqlx::query(sql::CREATE_USER)
                         .bind(user.id)
@@ -116,7 +116,7 @@ macro_rules! impl_accounts {
             ) -> $crate::store::Result<Option<$crate::store::Credentials>> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Read, |conn| {
                     let row: Option<sql::CredentialsRow> = sqlx::query_as(sql::CREDENTIALS)
                         .bind(username)
@@ -132,7 +132,7 @@ macro_rules! impl_accounts {
             ) -> $crate::store::Result<Option<$crate::store::Credentials>> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Read, |conn| {
                     let row: Option<sql::CredentialsRow> = sqlx::query_as(sql::CREDENTIALS_BY_ID)
                         .bind(user_id)
@@ -149,7 +149,7 @@ macro_rules! impl_accounts {
             ) -> $crate::store::Result<()> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Write, |conn| {
                     sqlx::query(sql::SET_PASSWORD)
                         .bind(user_id)
@@ -170,7 +170,7 @@ macro_rules! impl_accounts {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::db_seq;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Write, |conn| {
                     sqlx::query(sql::CREATE_SESSION)
                         .bind(id)
@@ -191,7 +191,7 @@ macro_rules! impl_accounts {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::db_seq;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Read, |conn| {
                     let row: Option<sql::SessionRow> = sqlx::query_as(&sql::session_by_hash())
                         .bind(token_hash)
@@ -205,7 +205,7 @@ macro_rules! impl_accounts {
             async fn revoke_session(&self, id: &str, now_ms: i64) -> $crate::store::Result<bool> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Write, |conn| {
                     sqlx::query(sql::REVOKE_SESSION)
                         .bind(id)
@@ -225,7 +225,7 @@ macro_rules! impl_accounts {
             ) -> $crate::store::Result<Vec<String>> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Write, |conn| {
                     sqlx::query_scalar(sql::REVOKE_OTHERS)
                         .bind(user_id)
@@ -239,7 +239,7 @@ macro_rules! impl_accounts {
             async fn revoked_since(&self, since_ms: i64) -> $crate::store::Result<Vec<String>> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Read, |conn| {
                     sqlx::query_scalar(sql::REVOKED_SINCE)
                         .bind(since_ms)
@@ -256,7 +256,7 @@ macro_rules! impl_accounts {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::db_seq;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Write, |conn| {
                     sqlx::query(sql::PRUNE_SESSIONS)
                         .bind(db_seq(expired_before))
@@ -276,7 +276,7 @@ macro_rules! impl_accounts {
             ) -> $crate::store::Result<()> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Write, |conn| {
                     sqlx::query(sql::FORGET_TICKETS)
                         .bind(now_ms)
@@ -300,7 +300,7 @@ macro_rules! impl_accounts {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::db_seq;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Write, |conn| {
                     let ticket: Option<(String, i64)> = sqlx::query_as(sql::TAKE_TICKET)
                         .bind(hash)
@@ -331,7 +331,7 @@ macro_rules! impl_accounts {
                 use sqlx::Connection;
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Write, |conn| {
                     let mut tx = conn.begin().await?;
                     let created = sqlx::query(sql::CREATE_ROOM)
@@ -366,7 +366,7 @@ macro_rules! impl_accounts {
             ) -> $crate::store::Result<Option<$crate::store::RoomAccess>> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Read, |conn| {
                     let row: Option<(String, Option<String>, String)> =
                         sqlx::query_as(sql::ROOM_ACCESS)
@@ -391,7 +391,7 @@ macro_rules! impl_accounts {
             ) -> $crate::store::Result<()> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Write, |conn| {
                     sqlx::query(sql::SET_ROLE)
                         .bind(room)
@@ -410,7 +410,7 @@ macro_rules! impl_accounts {
             ) -> $crate::store::Result<bool> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Write, |conn| {
                     sqlx::query(sql::REMOVE_MEMBER)
                         .bind(room)
@@ -428,7 +428,7 @@ macro_rules! impl_accounts {
             ) -> $crate::store::Result<Vec<(common::User, common::Role)>> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Read, |conn| {
                     let rows: Vec<(String, String, Option<String>, String)> =
                         sqlx::query_as(sql::ROOM_MEMBERS)
@@ -454,7 +454,7 @@ macro_rules! impl_accounts {
             ) -> $crate::store::Result<Vec<(String, common::User)>> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 if rooms.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -482,7 +482,7 @@ macro_rules! impl_accounts {
             ) -> $crate::store::Result<Vec<(String, common::Role)>> {
                 use $crate::store::accounts_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 guarded!(self, Access::Read, |conn| {
                     let rows: Vec<(String, String)> = sqlx::query_as(sql::MEMBERSHIPS)
                         .bind(user_id)

@@ -322,7 +322,7 @@ macro_rules! impl_append {
                 use sqlx::Connection;
                 use $crate::store::append_sql as sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::guarded;
+                use $crate::store::health::guarded;
                 use $crate::store::{Appended, StoreError};
                 guarded!(self, Access::Write, |conn| {
                     // Not `return`: that would skip `guarded!`'s bookkeeping.

@@ -1,4 +1,5 @@
-//! Durable rooms and messages behind one small trait, with two
+//! Durable rooms, messages, accounts and operators' data behind the `Store`
+//! trait and its parts (`Accounts`, `Operations`, `Search`), with two
 //! implementations: SQLite (the embedded default) and PostgreSQL (shared by
 //! several nodes). Which one is chosen by the URL scheme.
 //!
@@ -11,6 +12,7 @@
 mod accounts;
 pub(crate) mod accounts_sql;
 pub(crate) mod append_sql;
+pub mod files;
 pub mod group_commit;
 mod health;
 mod migrate;
@@ -295,8 +297,8 @@ pub async fn open(
         Some(url) => url.to_owned(),
         None => {
             let file = data_dir.join("hearth.db");
-            crate::files::private_dir(data_dir)
-                .and_then(|()| crate::files::private_file(&file))
+            crate::store::files::private_dir(data_dir)
+                .and_then(|()| crate::store::files::private_file(&file))
                 .map_err(|e| StoreError::Config(format!("creating {}: {e}", file.display())))?;
             format!("sqlite://{}", file.display())
         }

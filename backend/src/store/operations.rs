@@ -174,8 +174,8 @@ macro_rules! impl_operations {
                 key_hash: &str,
             ) -> $crate::store::Result<()> {
                 use $crate::store::health::Access;
+                use $crate::store::health::guarded;
                 use $crate::store::operations as sql;
-                use $crate::store::sql::guarded;
                 guarded!(self, Access::Write, |conn| {
                     sqlx::query(sql::CREATE_KEY)
                         .bind(&key.id)
@@ -193,8 +193,8 @@ macro_rules! impl_operations {
                 key_hash: &str,
             ) -> $crate::store::Result<Option<$crate::store::ApiKey>> {
                 use $crate::store::health::Access;
+                use $crate::store::health::guarded;
                 use $crate::store::operations as sql;
-                use $crate::store::sql::guarded;
                 guarded!(self, Access::Read, |conn| {
                     let query = format!(
                         "{} WHERE key_hash = $1 AND revoked_at IS NULL",
@@ -210,8 +210,8 @@ macro_rules! impl_operations {
 
             async fn revoke_api_key(&self, id: &str, now_ms: i64) -> $crate::store::Result<bool> {
                 use $crate::store::health::Access;
+                use $crate::store::health::guarded;
                 use $crate::store::operations as sql;
-                use $crate::store::sql::guarded;
                 guarded!(self, Access::Write, |conn| {
                     sqlx::query(sql::REVOKE_KEY)
                         .bind(id)
@@ -225,8 +225,8 @@ macro_rules! impl_operations {
 
             async fn api_keys(&self) -> $crate::store::Result<Vec<$crate::store::ApiKey>> {
                 use $crate::store::health::Access;
+                use $crate::store::health::guarded;
                 use $crate::store::operations as sql;
-                use $crate::store::sql::guarded;
                 guarded!(self, Access::Read, |conn| {
                     let query = format!("{} ORDER BY created_at, id", sql::KEY_COLUMNS);
                     let rows: Vec<sql::KeyRow> =
@@ -241,8 +241,8 @@ macro_rules! impl_operations {
                 limit: u32,
             ) -> $crate::store::Result<Vec<$crate::store::UserSummary>> {
                 use $crate::store::health::Access;
+                use $crate::store::health::guarded;
                 use $crate::store::operations as sql;
-                use $crate::store::sql::guarded;
                 guarded!(self, Access::Read, |conn| {
                     let pattern = $crate::store::sql::prefix_pattern(&prefix.to_lowercase());
                     let rows: Vec<(String, String, Option<String>, i64)> =
@@ -265,13 +265,17 @@ macro_rules! impl_operations {
             async fn delete_room(&self, room: &str) -> $crate::store::Result<Option<u64>> {
                 use sqlx::Connection;
                 use $crate::store::health::Access;
+                use $crate::store::health::guarded;
                 use $crate::store::operations as sql;
-                use $crate::store::sql::guarded;
                 guarded!(self, Access::Write, |conn| {
                     let mut tx = conn.begin().await?;
                     let found = sqlx::query(sql::MARK_ROOM_DELETED)
                         .bind(room)
-                        .bind($crate::hub::now_millis())
+                        .bind(
+                            std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |since| since.as_millis() as i64),
+                        )
                         .execute(&mut *tx)
                         .await?
                         .rows_affected()
@@ -303,8 +307,8 @@ macro_rules! impl_operations {
                 since_ms: i64,
             ) -> $crate::store::Result<Vec<(String, i64)>> {
                 use $crate::store::health::Access;
+                use $crate::store::health::guarded;
                 use $crate::store::operations as sql;
-                use $crate::store::sql::guarded;
                 guarded!(self, Access::Read, |conn| {
                     sqlx::query_as(sql::DELETED_SINCE)
                         .bind(since_ms)
@@ -319,8 +323,8 @@ macro_rules! impl_operations {
                 room: Option<&str>,
             ) -> $crate::store::Result<u64> {
                 use $crate::store::health::Access;
+                use $crate::store::health::guarded;
                 use $crate::store::operations as sql;
-                use $crate::store::sql::guarded;
                 guarded!(self, Access::Write, |conn| {
                     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                     let deleted = match room {

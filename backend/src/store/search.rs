@@ -112,8 +112,9 @@ macro_rules! impl_search {
                 limit: u32,
             ) -> $crate::store::Result<Vec<common::ChatMessage>> {
                 use $crate::store::health::Access;
+                use $crate::store::health::guarded;
                 use $crate::store::search::{Dialect, NO_CURSOR};
-                use $crate::store::sql::{self, guarded};
+                use $crate::store::sql;
                 if words.is_empty() {
                     return Ok(Vec::new());
                 }

@@ -212,27 +212,6 @@ macro_rules! with_reactions {
 
 pub(crate) use with_reactions;
 
-/// Runs `$body` with `$conn` bound to a connection checked out of
-/// `$self.pool`, under the store's deadline. The connection goes back to the
-/// pool only if `$body` succeeded; otherwise it is closed.
-macro_rules! guarded {
-    ($self:ident, $access:expr, |$conn:ident| $body:expr) => {
-        $self
-            .health
-            .run($access, async {
-                let mut checkout =
-                    $crate::store::health::Checkout::new($self.pool.acquire().await?);
-                let $conn = &mut *checkout;
-                let out = $body;
-                checkout.keep();
-                Ok(out)
-            })
-            .await
-    };
-}
-
-pub(crate) use guarded;
-
 /// Implements `Store` for `$store`, whose `pool` field is a sqlx pool and
 /// whose `health` field is a `StoreHealth`.
 macro_rules! impl_store {
@@ -248,7 +227,8 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<Option<$crate::store::Entered>> {
                 use sqlx::Connection;
                 use $crate::store::health::Access;
-                use $crate::store::sql::{self, guarded};
+                use $crate::store::health::guarded;
+                use $crate::store::sql;
                 guarded!(self, Access::Write, |conn| {
                     let mut tx = conn.begin().await?;
                     if create {
@@ -296,7 +276,8 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<Vec<common::ChatMessage>> {
                 use $crate::store::db_seq;
                 use $crate::store::health::Access;
-                use $crate::store::sql::{self, guarded};
+                use $crate::store::health::guarded;
+                use $crate::store::sql;
                 guarded!(self, Access::Read, |conn| {
                     let rows: Vec<sql::MessageRow> = sqlx::query_as(sql::RANGE)
                         .bind(room)
@@ -320,7 +301,8 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<Vec<common::ChatMessage>> {
                 use $crate::store::db_seq;
                 use $crate::store::health::Access;
-                use $crate::store::sql::{self, guarded};
+                use $crate::store::health::guarded;
+                use $crate::store::sql;
                 guarded!(self, Access::Read, |conn| {
                     let rows: Vec<sql::MessageRow> = sqlx::query_as(sql::PAGE_BEFORE)
                         .bind(room)
@@ -337,7 +319,8 @@ macro_rules! impl_store {
 
             async fn last_seq(&self, room: &str) -> $crate::store::Result<Option<u64>> {
                 use $crate::store::health::Access;
-                use $crate::store::sql::{self, guarded};
+                use $crate::store::health::guarded;
+                use $crate::store::sql;
                 guarded!(self, Access::Read, |conn| {
                     let last: Option<i64> = sqlx::query_scalar(sql::LAST_SEQ)
                         .bind(room)
@@ -350,7 +333,8 @@ macro_rules! impl_store {
             async fn rooms(&self) -> $crate::store::Result<Vec<$crate::store::StoredRoom>> {
                 use $crate::store::StoredRoom;
                 use $crate::store::health::Access;
-                use $crate::store::sql::{self, guarded};
+                use $crate::store::health::guarded;
+                use $crate::store::sql;
                 guarded!(self, Access::Read, |conn| {
                     let rows: Vec<(String, i64, String, i64, i64, String)> =
                         sqlx::query_as(sql::ROOMS).fetch_all(&mut *conn).await?;
@@ -383,7 +367,8 @@ macro_rules! impl_store {
                 use $crate::store::StoredRoom;
                 use $crate::store::accounts_sql;
                 use $crate::store::health::Access;
-                use $crate::store::sql::{self, guarded};
+                use $crate::store::health::guarded;
+                use $crate::store::sql;
                 guarded!(self, Access::Read, |conn| {
                     let rows: Vec<(String, i64, String, i64, i64, String, Option<String>)> =
                         sqlx::query_as(sql::ROOMS_PAGE)
@@ -428,7 +413,8 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<u64> {
                 use $crate::store::db_seq;
                 use $crate::store::health::Access;
-                use $crate::store::sql::{self, guarded};
+                use $crate::store::health::guarded;
+                use $crate::store::sql;
                 guarded!(self, Access::Write, |conn| {
                     let mut deleted = 0;
                     if let Some(keep) = keep_per_room {
@@ -462,7 +448,8 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<()> {
                 use $crate::store::db_seq;
                 use $crate::store::health::Access;
-                use $crate::store::sql::{self, guarded};
+                use $crate::store::health::guarded;
+                use $crate::store::sql;
                 guarded!(self, Access::Write, |conn| {
                     sqlx::query(sql::MARK_READ)
                         .bind(user_id)
@@ -480,7 +467,8 @@ macro_rules! impl_store {
                 room: &str,
             ) -> $crate::store::Result<$crate::store::JoinState> {
                 use $crate::store::health::Access;
-                use $crate::store::sql::{self, guarded};
+                use $crate::store::health::guarded;
+                use $crate::store::sql;
                 guarded!(self, Access::Read, |conn| {
                     type Row = (String, Option<i64>, String, Option<String>, String);
                     let row: Option<Row> = sqlx::query_as(sql::JOIN_STATE)
@@ -529,7 +517,8 @@ macro_rules! impl_store {
 
             async fn probe(&self, now_ms: i64) -> $crate::store::Result<()> {
                 use $crate::store::health::Access;
-                use $crate::store::sql::{self, guarded};
+                use $crate::store::health::guarded;
+                use $crate::store::sql;
                 guarded!(self, Access::Write, |conn| {
                     sqlx::query(sql::PROBE)
                         .bind(now_ms)

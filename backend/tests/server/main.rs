@@ -14,6 +14,7 @@ mod connections;
 mod faults;
 mod faults_support;
 mod heartbeat;
+mod layers;
 mod limits;
 mod messages;
 mod presence;

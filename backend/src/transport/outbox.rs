@@ -28,7 +28,7 @@ use futures_util::task::AtomicWaker;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
-use crate::frame::Frame;
+use crate::transport::frame::Frame;
 
 /// Why a connection is being closed: a WebSocket close code and a reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -665,7 +665,10 @@ mod tests {
     async fn a_full_socket_hands_the_backlog_to_the_writer_in_order() {
         let (socket, client_end) = loopback().await;
         let (outbox, drain) = Outbox::new(1000, usize::MAX, socket);
-        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        let writer = tokio::spawn(crate::transport::writer::write_loop(
+            drain,
+            outbox.kick().clone(),
+        ));
         // Nobody reads yet: the socket fills, the rest queues.
         for i in 0..200 {
             outbox.push(big(i));
@@ -694,7 +697,10 @@ mod tests {
         const EACH: usize = 500;
         let (socket, client_end) = loopback().await;
         let (outbox, drain) = Outbox::new(PUSHERS * EACH, usize::MAX, socket);
-        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        let writer = tokio::spawn(crate::transport::writer::write_loop(
+            drain,
+            outbox.kick().clone(),
+        ));
         let pushers: Vec<_> = (0..PUSHERS)
             .map(|p| {
                 let outbox = outbox.clone();
@@ -734,7 +740,10 @@ mod tests {
     async fn a_slow_consumer_is_kicked_and_still_told_why_after_whole_frames() {
         let (socket, client_end) = loopback().await;
         let (outbox, drain) = Outbox::new(8, usize::MAX, socket);
-        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        let writer = tokio::spawn(crate::transport::writer::write_loop(
+            drain,
+            outbox.kick().clone(),
+        ));
         let mut pushed = 0;
         while outbox.kick().reason().is_none() {
             outbox.push(big(pushed));
@@ -767,7 +776,10 @@ mod tests {
     async fn a_patient_push_waits_for_room_or_gives_up() {
         let (socket, client_end) = loopback().await;
         let (outbox, drain) = Outbox::new(2, usize::MAX, socket);
-        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        let writer = tokio::spawn(crate::transport::writer::write_loop(
+            drain,
+            outbox.kick().clone(),
+        ));
         // Fill the socket and the queue.
         let mut pushed = 0;
         while lock(&outbox.queue.state).frames.len() < 2 {
@@ -813,7 +825,10 @@ mod tests {
     async fn a_kick_wakes_the_waiting_writer() {
         let (socket, client_end) = loopback().await;
         let (outbox, drain) = Outbox::new(4, usize::MAX, socket);
-        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        let writer = tokio::spawn(crate::transport::writer::write_loop(
+            drain,
+            outbox.kick().clone(),
+        ));
         tokio::time::sleep(Duration::from_millis(20)).await;
         outbox.kick().kick(CloseReason::GOING_AWAY);
         tokio::time::timeout(Duration::from_secs(5), writer)
@@ -834,7 +849,10 @@ mod tests {
     async fn a_burst_is_given_back_once_written() {
         let (socket, client_end) = loopback().await;
         let (outbox, drain) = Outbox::new(1000, usize::MAX, socket);
-        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        let writer = tokio::spawn(crate::transport::writer::write_loop(
+            drain,
+            outbox.kick().clone(),
+        ));
         for i in 0..300 {
             outbox.push(big(i));
         }
@@ -880,7 +898,10 @@ mod tests {
         // A patient push waits until the queue is under its own bound.
         let (socket, client_end) = loopback().await;
         let (outbox, drain) = Outbox::new(1000, usize::MAX, socket);
-        let writer = tokio::spawn(crate::writer::write_loop(drain, outbox.kick().clone()));
+        let writer = tokio::spawn(crate::transport::writer::write_loop(
+            drain,
+            outbox.kick().clone(),
+        ));
         while lock(&outbox.queue.state).frames.len() < 3 {
             outbox.push(big(0));
         }

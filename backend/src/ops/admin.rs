@@ -221,7 +221,7 @@ async fn api_key(
                 created_at: crate::hub::now_millis(),
                 revoked_at: None,
             };
-            let secret = crate::auth::new_secret(crate::api::publish::API_KEY_PREFIX);
+            let secret = crate::auth::new_secret(crate::auth::API_KEY_PREFIX);
             store
                 .create_api_key(&key, &crate::auth::secret_hash(&secret))
                 .await?;

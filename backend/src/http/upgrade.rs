@@ -17,12 +17,12 @@ use serde::Deserialize;
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::AppState;
-use crate::api::{authenticate, error, unavailable};
 use crate::auth::{bearer, now_secs, secret_hash};
-use crate::handshake::{Handshake, Rejected};
+use crate::conn::session;
+use crate::http::api::{authenticate, error, unavailable};
 use crate::hub::now_millis;
-use crate::session;
-use crate::slots::Refusal;
+use crate::limits::slots::Refusal;
+use crate::transport::handshake::{Handshake, Rejected};
 
 /// Read buffer per connection: how much one read takes from the socket.
 /// Client frames are small (a chat message is at most 4 KiB of content) and
@@ -184,6 +184,23 @@ pub async fn upgrade(
         let session = span.in_scope(|| session::run(socket, stream, app, identity, slot, ip));
         sessions.track_future(session.instrument(span))
     })
+}
+
+/// A refused upgrade is a JSON error like the API's (`Rejected` is the
+/// transport's; what it looks like over HTTP is decided here).
+impl IntoResponse for Rejected {
+    fn into_response(self) -> Response {
+        let mut response = error(self.status, "not_a_websocket_upgrade", self.message);
+        // RFC 6455 4.4: a version we do not speak is answered with the one
+        // we do.
+        if self.status == StatusCode::UPGRADE_REQUIRED {
+            response.headers_mut().insert(
+                axum::http::header::SEC_WEBSOCKET_VERSION,
+                axum::http::HeaderValue::from_static("13"),
+            );
+        }
+        response
+    }
 }
 
 /// `trunk serve`'s origin, allowed in development mode (`--dev`).

@@ -13,6 +13,8 @@
 //! WebSocket upgrade (a one-time ticket, or the same header for clients
 //! that are not browsers), and, for sockets already open, `revocation.rs`.
 
+pub mod passwords;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -45,6 +47,11 @@ impl From<SessionRecord> for Identity {
     }
 }
 
+/// What every API key starts with (`hearth admin api-key create`), and no
+/// session token does: a key is recognizable in a config file or a leaked
+/// log, and never taken for a session token.
+pub const API_KEY_PREFIX: &str = "hk_";
+
 /// A new random token (or ticket): 256 bits, base64url.
 pub fn new_secret(prefix: &str) -> String {
     let bytes: [u8; 32] = rand::random();
@@ -66,7 +73,6 @@ pub fn secret_hash(secret: &str) -> String {
         .collect()
 }
 
-/// `Authorization: Bearer <token>`, if present.
 /// Whether two secrets are equal, without an early exit that would tell an
 /// attacker how much of a guess was right.
 pub fn same_secret(given: &str, expected: &str) -> bool {
@@ -74,6 +80,7 @@ pub fn same_secret(given: &str, expected: &str) -> bool {
     Sha256::digest(given.as_bytes()) == Sha256::digest(expected.as_bytes())
 }
 
+/// `Authorization: Bearer <token>`, if present.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
     headers
         .get(axum::http::header::AUTHORIZATION)

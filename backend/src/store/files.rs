@@ -1,5 +1,5 @@
-//! The data dir and the files in it hold every message and the token
-//! secret: only the server's own user may read them. New ones are created
+//! The data dir and the files in it hold every message, account and
+//! session: only the server's own user may read them. New ones are created
 //! private (0700 and 0600); existing ones that are wider get a warning, not
 //! a silent change, since an operator may have a reason (a backup group).
 

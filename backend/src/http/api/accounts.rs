@@ -16,9 +16,9 @@ use unicode_normalization::UnicodeNormalization;
 
 use super::{Authenticated, body, error, internal, rate_limited};
 use crate::AppState;
+use crate::auth::passwords::{HashError, weakness};
 use crate::auth::{new_secret, new_token, now_secs, secret_hash};
 use crate::hub::now_millis;
-use crate::passwords::{HashError, weakness};
 use crate::store::NewUser;
 
 /// How long a WebSocket ticket may wait to be used.

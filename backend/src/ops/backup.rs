@@ -48,7 +48,8 @@ pub async fn sqlite(config: &Config, target: &Path) -> anyhow::Result<u64> {
     // Created empty and private first, so the copy is never readable by
     // others, not even while it is being written (VACUUM INTO accepts an
     // empty file).
-    crate::files::private_file(target).with_context(|| format!("creating {}", target.display()))?;
+    crate::store::files::private_file(target)
+        .with_context(|| format!("creating {}", target.display()))?;
     let mut conn = SqliteConnectOptions::from_str(&url)?
         .read_only(true)
         // The server may be checkpointing; wait for it rather than fail.

@@ -16,10 +16,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::frame::Frame;
+use crate::transport::frame::Frame;
 
-use crate::hub::{ConnId, Peer};
-use crate::outbox::CloseReason;
+use crate::conn::{ConnId, Peer};
+use crate::transport::outbox::CloseReason;
 
 /// Each session's sockets on this node.
 type Sockets = HashMap<Arc<str>, Vec<Arc<Peer>>>;
@@ -84,9 +84,12 @@ mod tests {
     async fn peer(
         id: ConnId,
         user: &str,
-    ) -> (Arc<Peer>, (tokio::net::TcpStream, crate::outbox::Drain)) {
-        let (socket, client) = crate::outbox::loopback().await;
-        let (outbox, drain) = crate::outbox::Outbox::new(8, usize::MAX, socket);
+    ) -> (
+        Arc<Peer>,
+        (tokio::net::TcpStream, crate::transport::outbox::Drain),
+    ) {
+        let (socket, client) = crate::transport::outbox::loopback().await;
+        let (outbox, drain) = crate::transport::outbox::Outbox::new(8, usize::MAX, socket);
         let peer = Arc::new(Peer {
             id,
             user: common::User {

@@ -35,21 +35,6 @@ pub struct Rejected {
     pub message: &'static str,
 }
 
-impl axum::response::IntoResponse for Rejected {
-    fn into_response(self) -> Response {
-        let mut response = crate::api::error(self.status, "not_a_websocket_upgrade", self.message);
-        // RFC 6455 4.4: a version we do not speak is answered with the one
-        // we do.
-        if self.status == StatusCode::UPGRADE_REQUIRED {
-            response.headers_mut().insert(
-                header::SEC_WEBSOCKET_VERSION,
-                HeaderValue::from_static("13"),
-            );
-        }
-        response
-    }
-}
-
 impl<S: Send + Sync> FromRequestParts<S> for Handshake {
     type Rejection = Rejected;
 

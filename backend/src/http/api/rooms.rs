@@ -274,7 +274,7 @@ pub async fn history(
     let ip = app.throttle.client_ip(peer, &headers);
     if let Err(wait) = app.throttle.history_bytes(ip, &who.user.id, body.len()) {
         crate::prometheus::rate_limited("history_bytes");
-        return crate::api::rate_limited(wait.min(std::time::Duration::from_secs(60)));
+        return crate::http::api::rate_limited(wait.min(std::time::Duration::from_secs(60)));
     }
     (
         [(

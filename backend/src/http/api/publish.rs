@@ -19,12 +19,8 @@ use common::{PublishRequest, validate};
 
 use super::{body, error};
 use crate::AppState;
-use crate::auth::{bearer, secret_hash};
+use crate::auth::{API_KEY_PREFIX, bearer, secret_hash};
 use crate::store::{ApiKey, RoomScope, StoreError};
-
-/// What every API key starts with (and no session token does), so a key
-/// is recognizable in a config file or a leaked log.
-pub const API_KEY_PREFIX: &str = "hk_";
 
 pub async fn publish(
     State(app): State<Arc<AppState>>,

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::frame::Frame;
-use crate::outbox::{Drain, Kick, Progress};
 use crate::prometheus;
+use crate::transport::frame::Frame;
+use crate::transport::outbox::{Drain, Kick, Progress};
 
 /// How long the writer keeps trying to deliver a close frame. A slow
 /// consumer's socket is full when it is kicked; the frame goes out when

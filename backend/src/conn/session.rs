@@ -21,12 +21,13 @@ use tungstenite::Message;
 
 use crate::AppState;
 use crate::auth::{Identity, now_secs};
-use crate::frame::Frame;
-use crate::handshake::Inbound;
-use crate::hub::{JoinError, JoinTicket, NewEntry, Peer};
-use crate::outbox::{CloseReason, Outbox};
+use crate::conn::Peer;
+use crate::hub::{JoinError, JoinTicket, NewEntry};
+use crate::limits::bucket::TokenBucket;
 use crate::prometheus;
-use crate::rate::TokenBucket;
+use crate::transport::frame::Frame;
+use crate::transport::handshake::Inbound;
+use crate::transport::outbox::{CloseReason, Outbox};
 
 /// The `ping` frame, framed once for every connection.
 static PING: std::sync::LazyLock<Frame> =
@@ -58,7 +59,7 @@ pub fn run(
     stream: WebSocketStream<Inbound>,
     app: Arc<AppState>,
     identity: Identity,
-    slot: crate::slots::Slot,
+    slot: crate::limits::slots::Slot,
     ip: std::net::IpAddr,
 ) -> impl std::future::Future<Output = ()> + Send {
     let limits = &app.config;
@@ -74,7 +75,10 @@ pub fn run(
     app.hub
         .live_sessions()
         .register(&identity.session_id, peer.clone());
-    let writer = tokio::spawn(crate::writer::write_loop(drain, peer.outbox.kick().clone()));
+    let writer = tokio::spawn(crate::transport::writer::write_loop(
+        drain,
+        peer.outbox.kick().clone(),
+    ));
     tracing::debug!(conn = peer.id, user = %peer.user.id, "connected");
     metrics::counter!(prometheus::CONNECTIONS_OPENED).increment(1);
     metrics::gauge!(prometheus::CONNECTIONS_OPEN).increment(1.0);

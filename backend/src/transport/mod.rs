@@ -1,0 +1,12 @@
+//! The WebSocket transport, below everything that knows about rooms: the
+//! accept loop and its limits (`listener`), the opening handshake on hyper
+//! (`handshake`), server frames encoded once for every recipient
+//! (`frame`), each connection's bounded outbound queue written straight
+//! into its socket (`outbox`) and its writer task for slow clients
+//! (`writer`).
+
+pub mod frame;
+pub mod handshake;
+pub mod listener;
+pub mod outbox;
+pub mod writer;
