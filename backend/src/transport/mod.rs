@@ -2,9 +2,10 @@
 //! accept loop and its limits (`listener`), the opening handshake on hyper
 //! (`handshake`), server frames encoded once for every recipient
 //! (`frame`), each connection's bounded outbound queue written straight
-//! into its socket (`outbox`) and its writer task for slow clients
-//! (`writer`).
+//! into its socket (`outbox`), its writer task for slow clients
+//! (`writer`), and how a connection ends (`closing`).
 
+pub mod closing;
 pub mod frame;
 pub mod handshake;
 pub mod listener;
