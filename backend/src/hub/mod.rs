@@ -17,17 +17,19 @@
 //! presence between nodes (`presence.rs`).
 
 mod admission;
+mod delivery;
+mod joins;
 mod ordering;
 mod presence;
 pub mod reorder;
 mod rooms;
 mod sending;
 
+pub use joins::{JoinError, JoinTicket};
 use ordering::take_stored;
 pub use sending::{NewEntry, Submitted};
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,9 +41,8 @@ use crate::conn::revocation::LiveSessions;
 use crate::conn::{ConnId, Peer};
 use crate::hub::reorder::Reorder;
 use crate::store::group_commit::GroupCommit;
-use crate::store::{RoomAccess, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::transport::outbox::Owed;
-use admission::{Admission, admit};
 
 /// How long a missing seq may hold back later messages before it is
 /// fetched from the store.
@@ -122,6 +123,9 @@ struct RoomState {
     /// Removed from the hub's map (see `unload_idle`): whoever still holds
     /// this `Room` must load it again.
     unloaded: bool,
+    /// Writes queued under the lock for sockets nobody was writing to,
+    /// made as the lock goes (`delivery.rs`). Empty whenever unlocked.
+    owed: Vec<(Arc<Peer>, Owed)>,
 }
 
 /// A message waiting in the reorder buffer, with the sender's connection
@@ -131,62 +135,6 @@ type Pending = crate::hub::reorder::Pending<Frame, (Arc<Peer>, Frame)>;
 struct Member {
     user: User,
     connections: usize,
-}
-
-/// Why a join did not start.
-#[derive(Debug, thiserror::Error)]
-pub enum JoinError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The room is not one the user may enter (private, not a member).
-    #[error("not a member of this room")]
-    Refused,
-    /// The room stopped existing (deleted) while the join looked at it.
-    #[error("the room no longer exists")]
-    Gone,
-}
-
-/// What a join must replay before `joined`: the room's entries after
-/// `replay_after` up to `up_to`, fetched page by page as the socket takes
-/// them (`Hub::replay_page`), never all at once.
-pub struct JoinTicket {
-    room: Arc<Room>,
-    /// The seq up to which history is replayed; live delivery covers the rest.
-    pub up_to: u64,
-    /// Replay the entries after this seq (none if it is `up_to`).
-    pub replay_after: u64,
-    /// The replay is a resume from `replay_after`: it is complete (and
-    /// `recovered` true) only if its first entry is the one right after
-    /// (retention may have deleted part of what was missed).
-    pub resuming: bool,
-    pub recovered: bool,
-    /// The user's read position in the room, and how many messages of
-    /// other people follow it.
-    pub read_seq: u64,
-    pub unread: u32,
-    pub mentions: u32,
-    pub topic: String,
-    pub moderator: bool,
-}
-
-impl HistoryPolicy {
-    /// What a join replays, given the last seq the client saw (`since`)
-    /// and the newest the room has delivered: `(after, resuming,
-    /// recovered)`. A fresh join gets the newest page; a resume, what it
-    /// missed, unless that is more than `resume_limit` or the client is
-    /// ahead of the room (its history was reset): then the newest page,
-    /// and not `recovered`.
-    fn replay_for(&self, since: Option<u64>, up_to: u64) -> (u64, bool, bool) {
-        let newest_page = up_to.saturating_sub(u64::from(self.page));
-        match since {
-            None => (newest_page, false, true),
-            Some(seen) if seen == up_to => (up_to, false, true),
-            Some(seen) if seen < up_to && up_to - seen <= u64::from(self.resume_limit) => {
-                (seen, true, true)
-            }
-            Some(_) => (newest_page, false, false),
-        }
-    }
 }
 
 impl Hub {
@@ -261,126 +209,6 @@ impl Hub {
         });
     }
 
-    /// First half of a join: enters the room (creating it if new, telling
-    /// the others if the user was not there yet) and fetches the history to
-    /// replay. `since` is the last seq the client saw. The caller queues
-    /// `history`, then calls `finish_join`.
-    ///
-    /// Whether the user may enter is decided here, on what the store said
-    /// while loading or creating the room (`admission.rs`); `seen` is what
-    /// the caller found before (`None`: no such room), and `create` lets
-    /// this join create the room, public, if it still does not exist.
-    pub async fn start_join(
-        self: &Arc<Self>,
-        name: &str,
-        peer: &Arc<Peer>,
-        since: Option<u64>,
-        seen: Option<RoomAccess>,
-        create: bool,
-    ) -> Result<JoinTicket, JoinError> {
-        // A room unloaded between `load` and entering it is loaded again.
-        let mut attempts = 0;
-        let (room, up_to, already_live) = loop {
-            attempts += 1;
-            let Some((room, fresh)) = self.load(name, &peer.user.id, create).await? else {
-                return Err(JoinError::Gone);
-            };
-            let admitted = match admit(room.visibility, seen, fresh) {
-                Admission::AskStore => match self.store.room_access(name, &peer.user.id).await? {
-                    Some(fresh) => admit(room.visibility, seen, Some(fresh)),
-                    // Deleted since it was loaded; a new room by this name
-                    // would be another.
-                    None => return Err(JoinError::Gone),
-                },
-                decided => decided,
-            };
-            if admitted != Admission::Enter {
-                return Err(JoinError::Refused);
-            }
-            self.catch_up_to(&room, since).await;
-            let mut state = room.lock();
-            if state.unloaded && attempts < 5 {
-                continue;
-            }
-            let already_live = state.peers.contains_key(&peer.id);
-            if !already_live && !state.joining.contains_key(&peer.id) {
-                state.joining.insert(peer.id, (peer.clone(), Vec::new()));
-                self.add_member(&room, &mut state, peer);
-            }
-            let up_to = state.order.next_seq() - 1;
-            drop(state);
-            break (room, up_to, already_live);
-        };
-        let crate::store::JoinState {
-            read_seq,
-            unread,
-            mentions,
-            topic,
-            moderator,
-        } = match self
-            .store
-            .join_state(&peer.user.id, peer.user.username.as_deref(), &room.name)
-            .await
-        {
-            Ok(state) => state,
-            // Unread counts are a convenience: a join does not fail for them.
-            // (The topic arrives with the next topic change, or join.)
-            Err(err) => {
-                tracing::warn!(%err, room = %room.name, "could not read the read position");
-                crate::store::JoinState::default()
-            }
-        };
-        if already_live {
-            // A repeated join: it already has everything, and replaying
-            // history now would interleave old messages with live ones.
-            return Ok(JoinTicket {
-                room,
-                up_to,
-                replay_after: up_to,
-                resuming: false,
-                recovered: true,
-                read_seq,
-                unread,
-                mentions,
-                topic,
-                moderator,
-            });
-        }
-        let (replay_after, resuming, recovered) = self.history.replay_for(since, up_to);
-        Ok(JoinTicket {
-            room,
-            up_to,
-            replay_after,
-            resuming,
-            recovered,
-            read_seq,
-            unread,
-            mentions,
-            topic,
-            moderator,
-        })
-    }
-
-    /// Before a join replays from `since`: the client may have seen more
-    /// on another node than this node has delivered yet (it missed broker
-    /// traffic, or it is catching up): the store has it, so catch up first.
-    /// Only a client still ahead after that is really ahead (its history
-    /// was reset).
-    async fn catch_up_to(self: &Arc<Self>, room: &Arc<Room>, since: Option<u64>) {
-        let Some(seen) = since else {
-            return;
-        };
-        let mut rounds = 0;
-        while room.lock().order.next_seq() <= seen && rounds < 4 {
-            rounds += 1;
-            let before = room.lock().order.next_seq();
-            self.catch_up_rooms(vec![room.clone()]).await;
-            if room.lock().order.next_seq() == before {
-                break;
-            }
-        }
-    }
-
     /// The user read `room` up to `seq` (at most its newest message): stored,
     /// and told to the user's other connections in the room, on this node
     /// and (through the broker) on others.
@@ -395,7 +223,9 @@ impl Hub {
             room: room.to_owned(),
             seq,
         });
-        deliver_to_user(&loaded.lock(), &peer.user_id, &frame, Some(peer.id));
+        loaded
+            .lock()
+            .deliver_to_user(&peer.user_id, &frame, Some(peer.id));
         // And to their tabs and devices on other nodes.
         self.broker.publish(Envelope {
             origin: self.node_id.clone(),
@@ -406,130 +236,6 @@ impl Hub {
             },
         });
         Ok(())
-    }
-
-    /// Second half of a join: queues `joined`, then whatever arrived live
-    /// meanwhile, and switches the connection to live delivery.
-    pub fn finish_join(&self, ticket: JoinTicket, peer: &Arc<Peer>) {
-        let room = ticket.room;
-        let mut state = room.lock();
-        let buffered = match state.joining.remove(&peer.id) {
-            Some((_, buffered)) => buffered,
-            // Already live (a repeated join), or left meanwhile.
-            None if state.peers.contains_key(&peer.id) => Vec::new(),
-            None => return,
-        };
-        owe(
-            peer,
-            Frame::encode(&ServerMsg::Joined {
-                room: room.name.to_string(),
-                members: state.visible_members(),
-                last_seq: ticket.up_to,
-                recovered: ticket.recovered,
-                read_seq: ticket.read_seq,
-                unread: ticket.unread,
-                mentions: ticket.mentions,
-                topic: ticket.topic,
-                moderator: ticket.moderator,
-            }),
-        );
-        for frame in buffered {
-            owe(peer, frame);
-        }
-        state.peers.insert(peer.id, peer.clone());
-    }
-
-    /// Removes `peer` from `room`. Returns false if it was not in it.
-    pub fn leave(&self, room: &str, peer: &Peer) -> bool {
-        self.existing(room)
-            .is_some_and(|room| self.leave_room(&room, peer))
-    }
-
-    /// `leave`, for a room in hand (which may be unloaded already).
-    fn leave_room(&self, room: &Room, peer: &Peer) -> bool {
-        let mut state = room.lock();
-        let was_in =
-            state.peers.remove(&peer.id).is_some() | state.joining.remove(&peer.id).is_some();
-        if !was_in {
-            return false;
-        }
-        if state.peers.is_empty() && state.joining.is_empty() {
-            lock(&self.emptied).push((room.name.clone(), Instant::now()));
-        }
-        let gone = match state.members.get_mut(&peer.user_id) {
-            Some(member) if member.connections > 1 => {
-                member.connections -= 1;
-                false
-            }
-            Some(_) => {
-                state.members.remove(&peer.user_id);
-                state.last_typing.remove(&peer.user_id);
-                true
-            }
-            None => false,
-        };
-        if gone {
-            self.publish_presence(&room.name, &peer.user, false);
-            if !state.visible(&peer.user_id) {
-                let frame = Frame::encode(&ServerMsg::UserLeft {
-                    room: room.name.to_string(),
-                    user: peer.user.clone(),
-                });
-                deliver(&mut state, &frame, None);
-            }
-        }
-        true
-    }
-
-    /// The user was removed from the room: their connections leave it, on
-    /// this node and (through the broker) every other, each told with
-    /// `left {reason: "removed"}`.
-    pub fn evict(&self, room: &str, user_id: &str) {
-        self.evict_local(room, user_id);
-        self.broker.publish(Envelope {
-            origin: self.node_id.clone(),
-            room: Arc::from(room),
-            event: Event::Evict {
-                user_id: Arc::from(user_id),
-            },
-        });
-    }
-
-    fn evict_local(&self, room: &str, user_id: &str) {
-        let Some(loaded) = self.existing(room) else {
-            return;
-        };
-        self.remove_where(&loaded, |peer| &*peer.user_id == user_id);
-    }
-
-    /// Takes the room's connections that match out of it, each told with
-    /// `left {reason: "removed"}`.
-    fn remove_where(&self, loaded: &Room, matches: impl Fn(&Peer) -> bool) {
-        let room = &*loaded.name;
-        let peers: Vec<Arc<Peer>> = {
-            let state = loaded.lock();
-            state
-                .peers
-                .values()
-                .chain(state.joining.values().map(|(peer, _)| peer))
-                .filter(|peer| matches(peer))
-                .cloned()
-                .collect()
-        };
-        for peer in peers {
-            if self.leave_room(loaded, &peer) {
-                lock(&peer.evicted).push(room.to_owned());
-                peer.outbox.push(Frame::encode(&ServerMsg::Left {
-                    room: room.to_owned(),
-                    reason: Some(REMOVED.to_owned()),
-                }));
-            }
-        }
-    }
-
-    /// Whether the connection is in the room (live or joining).
-    fn is_in(state: &RoomState, peer: &Peer) -> bool {
-        state.peers.contains_key(&peer.id) || state.joining.contains_key(&peer.id)
     }
 
     /// Forwards "typing" to the room's other users, at most once per
@@ -597,8 +303,8 @@ impl Hub {
                 frame,
                 skip_user,
                 seq: None,
-            } => deliver(&mut state, frame, skip_user.as_ref()),
-            Event::ToUser { user_id, frame } => deliver_to_user(&state, user_id, frame, None),
+            } => state.deliver(frame, skip_user.as_ref()),
+            Event::ToUser { user_id, frame } => state.deliver_to_user(user_id, frame, None),
             // Handled above, and by `revocation` (node-wide).
             Event::Evict { .. } | Event::Revoke { .. } => {}
             Event::Presence { user, present } => {
@@ -612,7 +318,7 @@ impl Hub {
                 } else {
                     state.remote.remove(&key);
                 }
-                announce_change(&room, &mut state, user, before);
+                state.announce_change(&room, user, before);
             }
         }
     }
@@ -728,62 +434,6 @@ impl Hub {
         Some(room.lock().visible_members().len() as u32)
     }
 
-    /// A page of a join's replay: up to `limit` of the room's entries after
-    /// `after`, up to `up_to`, each framed, with the seq of the first and
-    /// the last (`None`: nothing left).
-    pub async fn replay_page(
-        &self,
-        ticket: &JoinTicket,
-        after: u64,
-        limit: u32,
-    ) -> Result<Option<(u64, u64, Vec<Frame>)>, StoreError> {
-        let entries = {
-            let _turn = self
-                .replay_reads
-                .acquire()
-                .await
-                .expect("the semaphore is never closed");
-            self.store
-                .range(&ticket.room.name, after, ticket.up_to, limit)
-                .await?
-        };
-        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
-            return Ok(None);
-        };
-        let (first, last) = (first.seq, last.seq);
-        let frames = entries
-            .into_iter()
-            .map(|entry| Frame::encode(&entry.into_server_msg()))
-            .collect();
-        Ok(Some((first, last, frames)))
-    }
-
-    fn add_member(&self, room: &Room, state: &mut RoomState, peer: &Arc<Peer>) {
-        let newcomer = match state.members.entry(peer.user_id.clone()) {
-            Entry::Occupied(mut member) => {
-                member.get_mut().connections += 1;
-                false
-            }
-            Entry::Vacant(slot) => {
-                slot.insert(Member {
-                    user: peer.user.clone(),
-                    connections: 1,
-                });
-                true
-            }
-        };
-        if newcomer {
-            self.publish_presence(&room.name, &peer.user, true);
-            if !state.remote_has(&peer.user_id) {
-                let frame = Frame::encode(&ServerMsg::UserJoined {
-                    room: room.name.to_string(),
-                    user: peer.user.clone(),
-                });
-                deliver(state, &frame, Some(&peer.user_id));
-            }
-        }
-    }
-
     /// Tells the other nodes, through the presence task: registry first,
     /// then the event (see `hub::presence`). Nothing to do on a single node.
     fn publish_presence(&self, room: &Arc<str>, user: &User, present: bool) {
@@ -801,7 +451,7 @@ impl Hub {
         skip_user: Option<&Arc<str>>,
         seq: Option<u64>,
     ) {
-        deliver(state, frame, skip_user);
+        state.deliver(frame, skip_user);
         self.broker.publish(Envelope {
             origin: self.node_id.clone(),
             room: room.clone(),
@@ -838,111 +488,6 @@ impl RoomState {
     }
 }
 
-/// Tells this node's connections if `user` appeared or disappeared.
-fn announce_change(room: &Room, state: &mut RoomState, user: &User, was_visible: bool) {
-    let now_visible = state.visible(&user.id);
-    let msg = match (was_visible, now_visible) {
-        (false, true) => ServerMsg::UserJoined {
-            room: room.name.to_string(),
-            user: user.clone(),
-        },
-        (true, false) => ServerMsg::UserLeft {
-            room: room.name.to_string(),
-            user: user.clone(),
-        },
-        _ => return,
-    };
-    deliver(state, &Frame::encode(&msg), None);
-}
-
-/// Queues `frame` for one user's connections in the room, but `except`.
-fn deliver_to_user(state: &RoomState, user_id: &Arc<str>, frame: &Frame, except: Option<ConnId>) {
-    for peer in state.peers.values() {
-        if peer.user_id == *user_id && Some(peer.id) != except {
-            owe(peer, frame.clone());
-        }
-    }
-}
-
-fn deliver(state: &mut RoomState, frame: &Frame, skip_user: Option<&Arc<str>>) {
-    metrics::counter!(crate::prometheus::DELIVERIES)
-        .increment((state.peers.len() + state.joining.len()) as u64);
-    let skip = |peer: &Peer| skip_user.is_some_and(|skip| *skip == peer.user_id);
-    for peer in state.peers.values() {
-        if !skip(peer) {
-            owe(peer, frame.clone());
-        }
-    }
-    for (peer, buffered) in state.joining.values_mut() {
-        if !skip(peer) {
-            buffered.push(frame.clone());
-            if buffered.len() > peer.outbox.capacity() {
-                // It cannot keep up even before it has joined.
-                peer.outbox
-                    .kick()
-                    .kick(crate::transport::outbox::CloseReason::SLOW_CONSUMER);
-                buffered.clear();
-            }
-        }
-    }
-}
-
-thread_local! {
-    /// Frames queued under a room's lock for connections nobody was writing
-    /// to, which this thread must write once the lock is released (see
-    /// `RoomGuard`).
-    static OWED: std::cell::Cell<Vec<(Arc<Peer>, Owed)>> =
-        const { std::cell::Cell::new(Vec::new()) };
-}
-
-/// Queues `frame` for `peer` under a room's lock; if nobody is writing to
-/// its socket, the write is owed when the lock goes (see `RoomGuard`).
-fn owe(peer: &Arc<Peer>, frame: Frame) {
-    if let Some(owed) = peer.outbox.push_deferred(frame) {
-        let mut list = OWED.take();
-        list.push((peer.clone(), owed));
-        OWED.set(list);
-    }
-}
-
-impl Room {
-    /// The room's state, locked.
-    fn lock(&self) -> RoomGuard<'_> {
-        RoomGuard(Some(lock(&self.state)))
-    }
-}
-
-/// A locked room. Its fan-out queues each member's frame under the lock,
-/// which keeps every member's frames in seq order, and the sockets it found
-/// idle are written once the lock is let go: a write is a system call,
-/// and nobody waits for the room while a thousand of them are made.
-struct RoomGuard<'a>(Option<MutexGuard<'a, RoomState>>);
-
-impl std::ops::Deref for RoomGuard<'_> {
-    type Target = RoomState;
-    fn deref(&self) -> &RoomState {
-        self.0.as_ref().expect("held until dropped")
-    }
-}
-
-impl std::ops::DerefMut for RoomGuard<'_> {
-    fn deref_mut(&mut self) -> &mut RoomState {
-        self.0.as_mut().expect("held until dropped")
-    }
-}
-
-impl Drop for RoomGuard<'_> {
-    fn drop(&mut self) {
-        drop(self.0.take());
-        let mut list = OWED.take();
-        for (peer, owed) in list.drain(..) {
-            peer.outbox.flush(owed);
-        }
-        // Its capacity is kept for the next fan-out on this thread.
-        OWED.set(list);
-    }
-}
-
 pub fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -956,32 +501,4 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::HistoryPolicy;
-
-    #[test]
-    fn a_join_replays_the_newest_page_or_what_it_missed() {
-        let policy = HistoryPolicy {
-            resume_limit: 100,
-            page: 50,
-        };
-        // (after, resuming, recovered)
-        assert_eq!(policy.replay_for(None, 1000), (950, false, true));
-        assert_eq!(policy.replay_for(None, 20), (0, false, true));
-        assert_eq!(policy.replay_for(Some(1000), 1000), (1000, false, true));
-        assert_eq!(policy.replay_for(Some(900), 1000), (900, true, true));
-        assert_eq!(
-            policy.replay_for(Some(899), 1000),
-            (950, false, false),
-            "more missed than a resume replays"
-        );
-        assert_eq!(
-            policy.replay_for(Some(1200), 1000),
-            (950, false, false),
-            "ahead of the room: its history was reset"
-        );
-    }
 }

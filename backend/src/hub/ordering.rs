@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use common::ChatMessage;
 
-use super::{GAP_REFILL_AFTER, Hub, Pending, Room, RoomState, owe};
+use super::{GAP_REFILL_AFTER, Hub, Pending, Room, RoomState};
 use crate::transport::frame::Frame;
 
 impl Hub {
@@ -24,7 +24,7 @@ impl Hub {
         // Already delivered: a refill from the store raced with this
         // append. The message is out; its ack must still go.
         if let Some((peer, ack)) = state.order.insert(seq, pending) {
-            owe(&peer, ack);
+            state.owe(&peer, ack);
         }
         self.drain(room, state);
     }
@@ -33,7 +33,7 @@ impl Hub {
         while let Some((seq, next)) = state.order.pop_ready() {
             self.fan_out(&room.name, state, &next.frame, None, Some(seq));
             if let Some((peer, ack)) = next.ack {
-                owe(&peer, ack);
+                state.owe(&peer, ack);
             }
         }
         if !state.order.is_empty() && !state.refill_scheduled {

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::User;
 
-use super::{Hub, Room, announce_change, lock};
+use super::{Hub, Room, lock};
 use crate::broker::{Envelope, Event, PresenceEntry};
 
 /// Dead nodes remembered, to ignore registry entries they left behind.
@@ -282,7 +282,7 @@ impl Hub {
             for key in gone {
                 let before = state.visible(&key.1);
                 if let Some((user, _)) = state.remote.remove(&key) {
-                    announce_change(&room, &mut state, &user, before);
+                    state.announce_change(&room, &user, before);
                 }
             }
             drop(state);
@@ -326,13 +326,13 @@ impl Hub {
                 for key in expired {
                     let before = state.visible(&key.1);
                     if let Some((user, _)) = state.remote.remove(&key) {
-                        announce_change(room, &mut state, &user, before);
+                        state.announce_change(room, &user, before);
                     }
                 }
                 for (key, user) in listed {
                     let before = state.visible(&key.1);
                     state.remote.insert(key, (user.clone(), now));
-                    announce_change(room, &mut state, &user, before);
+                    state.announce_change(room, &user, before);
                 }
             }
         }

@@ -143,6 +143,7 @@ impl Hub {
                     // count the load as activity.
                     last_message: Some(now),
                     unloaded: false,
+                    owed: Vec::new(),
                 }),
             })
         });

@@ -266,10 +266,25 @@ pub struct Outbox {
 }
 
 /// A frame whose pusher owns the socket and must write it (`Outbox::flush`).
+/// One dropped without being flushed hands its frame (first in line) and
+/// the socket to the writer task, so the connection never stays owned by
+/// nobody (every later frame would queue until a kick).
 #[must_use = "the socket is owned until the frame is flushed"]
 pub struct Owed {
-    frame: Frame,
+    /// Taken by `flush`; still here when dropped unflushed.
+    frame: Option<Frame>,
     socket: Arc<TcpStream>,
+    queue: Arc<Queue>,
+}
+
+impl Drop for Owed {
+    fn drop(&mut self) {
+        if let Some(frame) = self.frame.take() {
+            let mut state = lock(&self.queue.state);
+            state.push_front(frame);
+            self.queue.hand_over(state);
+        }
+    }
 }
 
 /// The writer task's side of a connection's queue.
@@ -357,7 +372,11 @@ impl Outbox {
             // Idle means the queue is empty: the frame need not go in it.
             let socket = state.socket.clone().ok_or(false)?;
             state.owner = Owner::Direct;
-            return Ok(Some(Owed { frame, socket }));
+            return Ok(Some(Owed {
+                frame: Some(frame),
+                socket,
+                queue: self.queue.clone(),
+            }));
         }
         if state.frames.len() >= self.queue.capacity || state.bytes + frame.wire().len() > max_bytes
         {
@@ -371,8 +390,9 @@ impl Outbox {
     /// the socket takes them without waiting; the writer task takes over
     /// the rest. A few short holds of the queue's lock, and one system call
     /// (a `writev` when frames were queued behind it).
-    pub fn flush(&self, owed: Owed) {
-        let Owed { frame, socket } = owed;
+    pub fn flush(&self, mut owed: Owed) {
+        let frame = owed.frame.take().expect("an owed frame is flushed once");
+        let socket = &owed.socket;
         let queue = &self.queue;
         let mut state = lock(&queue.state);
         if state.frames.is_empty() {
@@ -409,7 +429,7 @@ impl Outbox {
             }
             let batch = Batch::of(&state);
             drop(state);
-            let result = batch.write(&socket);
+            let result = batch.write(socket);
             state = lock(&queue.state);
             match result {
                 Ok(n) if n == batch.len() => queue.advance(&mut state, n),
@@ -925,6 +945,36 @@ mod tests {
         let mut client = client(client_end).await;
         while next_text(&mut client).await != "replayed" {}
         assert!(patient.await.unwrap());
+        outbox.kick().kick(CloseReason::GOING_AWAY);
+        writer.await.unwrap();
+    }
+
+    /// An owed write that is dropped instead of flushed (a panic between
+    /// queueing and writing, say) does not leave the socket owned by
+    /// nobody: its frame goes first, and the writer task takes over.
+    #[tokio::test]
+    async fn a_dropped_owed_write_hands_the_socket_to_the_writer() {
+        let (socket, client_end) = loopback().await;
+        let (outbox, drain) = Outbox::new(8, usize::MAX, socket);
+        let writer = tokio::spawn(crate::transport::writer::write_loop(
+            drain,
+            outbox.kick().clone(),
+        ));
+        let owed = outbox
+            .push_deferred(Frame::text("first"))
+            .expect("idle: owed");
+        outbox.push(Frame::text("second"));
+        drop(owed);
+        outbox.push(Frame::text("third"));
+        let mut client = client(client_end).await;
+        for text in ["first", "second", "third"] {
+            assert_eq!(next_text(&mut client).await, text);
+        }
+        // And the connection is idle again afterwards: the next frame goes
+        // out at once.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        outbox.push(Frame::text("fourth"));
+        assert_eq!(next_text(&mut client).await, "fourth");
         outbox.kick().kick(CloseReason::GOING_AWAY);
         writer.await.unwrap();
     }
