@@ -3,11 +3,13 @@
 //! (`handshake`), server frames encoded once for every recipient
 //! (`frame`), each connection's bounded outbound queue written straight
 //! into its socket (`outbox`), its writer task for slow clients
-//! (`writer`), and how a connection ends (`closing`).
+//! (`writer`), closing a connection from anywhere (`kick`), and how a
+//! connection ends (`closing`).
 
 pub mod closing;
 pub mod frame;
 pub mod handshake;
+pub mod kick;
 pub mod listener;
 pub mod outbox;
 pub mod writer;
