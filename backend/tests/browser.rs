@@ -348,7 +348,7 @@ async fn fill_room(port: u16, room: &str, count: usize) {
 /// What every browser test needs: chromedriver, and the real server on a
 /// fresh data dir.
 struct Stage {
-    _chromedriver: Child,
+    _chromedriver: Driver,
     driver_url: String,
     server: Child,
     port: u16,
@@ -365,10 +365,14 @@ impl Stage {
         let chromedriver =
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let driver_port = free_port();
+        // In a process group of its own, with the browsers it starts: a
+        // test that fails before closing its sessions still leaves no
+        // Chromium behind (`Drop for Stage`).
         let driver = Command::new(chromedriver)
             .arg(format!("--port={driver_port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .expect("start chromedriver");
@@ -378,12 +382,28 @@ impl Stage {
         let server = start_server_with(port, &data, extra);
         wait_for_port(port).await;
         Stage {
-            _chromedriver: driver,
+            _chromedriver: Driver(driver),
             driver_url: format!("http://127.0.0.1:{driver_port}"),
             server,
             port,
             base: format!("http://127.0.0.1:{port}/"),
             data,
+        }
+    }
+}
+
+/// chromedriver, killed with every browser it started (its process
+/// group) when the test ends, passed or failed.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
@@ -919,19 +939,32 @@ async fn phone_layout(page: &Client, scheme: &str) {
                && r.right <= innerWidth + 1 && r.top >= 0 && r.bottom <= innerHeight + 1;"
         )
     };
-    let visible = |selector: &'static str| {
+    // Whether `selector` is in view once the layout has settled into
+    // `want` (transitions take a few hundred ms): polled, not slept on.
+    let visible_once = |selector: &'static str, want: bool| {
         let script = in_view(selector);
-        async move { page.execute(&script, vec![]).await.unwrap() == serde_json::json!(true) }
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            loop {
+                let now = page.execute(&script, vec![]).await.unwrap() == serde_json::json!(true);
+                if now == want || tokio::time::Instant::now() >= deadline {
+                    return now;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
     };
-    assert!(!visible(".sidebar").await, "the drawer starts closed");
+    assert!(
+        !visible_once(".sidebar", false).await,
+        "the drawer starts closed"
+    );
     let buttons = page
         .find_all(Locator::Css(".phone-bar button"))
         .await
         .unwrap();
     assert_eq!(buttons.len(), 2, "Rooms, and the member count");
     buttons[0].click().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(visible(".sidebar").await, "the drawer opened");
+    assert!(visible_once(".sidebar", true).await, "the drawer opened");
     let found = axe(page).await;
     assert!(found.is_empty(), "the open drawer passes axe: {found:?}");
     screenshot(page, &format!("drawer-phone-{scheme}.png")).await;
@@ -941,9 +974,8 @@ async fn phone_layout(page: &Client, scheme: &str) {
         .click()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(
-        !visible(".sidebar").await,
+        !visible_once(".sidebar", false).await,
         "choosing a room closes the drawer"
     );
     let buttons = page
@@ -951,9 +983,8 @@ async fn phone_layout(page: &Client, scheme: &str) {
         .await
         .unwrap();
     buttons[1].click().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(
-        visible(".side .members").await,
+        visible_once(".side .members", true).await,
         "the member list is reachable"
     );
     // A tap on the dimmed part of the page closes it (WebDriver would aim
@@ -961,18 +992,16 @@ async fn phone_layout(page: &Client, scheme: &str) {
     page.execute("document.querySelector('.scrim').click()", vec![])
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert!(!visible(".side .members").await);
+    assert!(!visible_once(".side .members", false).await);
 
     // The keyboard takes the lower part of the screen.
     page.set_window_size(390, 500).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(
-        visible(".composer textarea").await,
+        visible_once(".composer textarea", true).await,
         "the composer is in view"
     );
     assert!(
-        visible(".messages .line:last-child").await,
+        visible_once(".messages .line:last-child", true).await,
         "the newest message is in view"
     );
     screenshot(page, &format!("chat-keyboard-{scheme}.png")).await;

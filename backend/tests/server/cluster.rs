@@ -796,11 +796,13 @@ async fn the_registry_keeps_each_nodes_entries_and_forgets_dead_nodes() {
 
     // n2 stops beating: it is no longer alive, and forgetting it removes
     // its entries and nobody else's.
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(
-        alive(b1.heartbeat("n1", Duration::from_secs(30)).await.unwrap()),
-        ["n1"]
-    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut living = alive(b1.heartbeat("n1", Duration::from_secs(30)).await.unwrap());
+    while living != ["n1"] && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        living = alive(b1.heartbeat("n1", Duration::from_secs(30)).await.unwrap());
+    }
+    assert_eq!(living, ["n1"]);
     b1.forget_node("n2", false).await.unwrap();
     assert_eq!(
         ids(b1.members_of_many(&["a"]).await.unwrap()),
@@ -927,7 +929,15 @@ async fn presence_costs_per_change_and_nodes_hear_only_their_rooms() {
         .client
         .send_json(serde_json::json!({"type":"leave","room":"r7"}))
         .await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Until the presence task has written the change (then a little
+    // longer, so a second write would be counted too).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while command_calls(&mut redis).await.get("srem").is_none()
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let change = command_calls(&mut redis).await;
     println!("Redis commands for one leave: {change:?}");
     assert_eq!(change.get("srem"), Some(&2), "{change:?}");

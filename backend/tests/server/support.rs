@@ -226,31 +226,70 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// The real `hearth` binary as a child process (killed when dropped) on a
-/// free port with `args` (store, limits...), once it answers `/healthz`;
-/// with its address. Output is discarded.
+/// The real `hearth` binary as a child process (killed when dropped) with
+/// `args` (store, limits...), on a port it picked itself (`--listen
+/// 127.0.0.1:0`, read back from its "listening" log line: no other test can
+/// take the port between a check and the bind), once the server answering
+/// `/healthz` there says it is this node (its `--node-id`); with its
+/// address. Its output goes to a `hearth.log` in a temp dir, whose path is
+/// printed, so a failing test can be read afterwards.
 pub async fn spawn_hearth<I, A>(args: I) -> (tokio::process::Child, String)
 where
     I: IntoIterator<Item = A>,
     A: AsRef<std::ffi::OsStr>,
 {
-    let port = free_port();
+    let node = format!("test-{}", uuid::Uuid::new_v4().simple());
+    let log = temp_dir().join("hearth.log");
+    let output = std::fs::File::create(&log).unwrap();
+    eprintln!("hearth {node}: output in {}", log.display());
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(args)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .args(["--listen", "127.0.0.1:0", "--node-id", &node])
+        .env("RUST_LOG", "info")
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    let addr = format!("127.0.0.1:{port}");
-    for _ in 0..200 {
-        if reqwest::get(format!("http://{addr}/healthz")).await.is_ok() {
-            return (child, addr);
+    let mut text = String::new();
+    for _ in 0..400 {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(addr) = listening_at(&text) {
+            let health = reqwest::get(format!("http://{addr}/healthz")).await;
+            if let Ok(health) = health {
+                let health: serde_json::Value = health.json().await.unwrap();
+                assert_eq!(health["node"], node, "another server answers on {addr}");
+                return (child, addr);
+            }
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("hearth did not come up");
+    panic!("hearth did not come up; its output:\n{text}");
+}
+
+/// The address in a server's "listening" log line (text format, possibly
+/// with terminal colours).
+fn listening_at(log: &str) -> Option<String> {
+    let mut plain = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An ANSI escape: up to its final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .lines()
+        .find(|line| line.contains("listening") && line.contains("addr="))?
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("addr="))
+        .map(str::to_owned)
 }
 
 pub fn temp_dir() -> PathBuf {
