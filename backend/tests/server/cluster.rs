@@ -932,7 +932,7 @@ async fn presence_costs_per_change_and_nodes_hear_only_their_rooms() {
     // Until the presence task has written the change (then a little
     // longer, so a second write would be counted too).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while command_calls(&mut redis).await.get("srem").is_none()
+    while !command_calls(&mut redis).await.contains_key("srem")
         && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
