@@ -21,6 +21,7 @@ pub mod store;
 pub mod tasks;
 pub mod transport;
 
+use common::ApiErrorCode;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,7 +148,7 @@ async fn request_deadline(
             crate::prometheus::rate_limited("request_timeout");
             let mut response = api::error(
                 axum::http::StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
+                ApiErrorCode::RequestTimeout,
                 "the request took too long to arrive; send it again",
             );
             response.headers_mut().insert(

@@ -204,9 +204,135 @@ pub struct SearchResults {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ApiError {
     /// A stable, machine-readable code such as `invalid_name`.
-    pub error: String,
+    pub error: ApiErrorCode,
     /// A human-readable explanation.
     pub message: String,
+}
+
+/// The `error` of an API response: every code the HTTP API answers with,
+/// one type for the server that sends them and the clients that read them
+/// (the WebSocket's are `ErrorCode`). What each means, endpoint by
+/// endpoint: docs/protocol.md.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiErrorCode {
+    BadCredentials,
+    Busy,
+    Forbidden,
+    ForbiddenOrigin,
+    Guest,
+    GuestsDisabled,
+    Internal,
+    InvalidApiKey,
+    InvalidBody,
+    InvalidClientId,
+    InvalidContent,
+    InvalidName,
+    InvalidQuery,
+    InvalidRole,
+    InvalidRoom,
+    InvalidTicket,
+    InvalidToken,
+    InvalidUser,
+    InvalidUsername,
+    MissingToken,
+    NotAMember,
+    NotAWebsocketUpgrade,
+    NotFound,
+    RateLimited,
+    RequestTimeout,
+    RoomExists,
+    ServerFull,
+    TokenInUrl,
+    TooManyConnections,
+    Unavailable,
+    UnknownRoom,
+    UnknownUser,
+    UsernameTaken,
+    WeakPassword,
+    /// A code this client version does not know yet.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ApiErrorCode {
+    /// Every code the server sends (not `Unknown`, the client's fallback).
+    pub const ALL: [ApiErrorCode; 34] = [
+        ApiErrorCode::BadCredentials,
+        ApiErrorCode::Busy,
+        ApiErrorCode::Forbidden,
+        ApiErrorCode::ForbiddenOrigin,
+        ApiErrorCode::Guest,
+        ApiErrorCode::GuestsDisabled,
+        ApiErrorCode::Internal,
+        ApiErrorCode::InvalidApiKey,
+        ApiErrorCode::InvalidBody,
+        ApiErrorCode::InvalidClientId,
+        ApiErrorCode::InvalidContent,
+        ApiErrorCode::InvalidName,
+        ApiErrorCode::InvalidQuery,
+        ApiErrorCode::InvalidRole,
+        ApiErrorCode::InvalidRoom,
+        ApiErrorCode::InvalidTicket,
+        ApiErrorCode::InvalidToken,
+        ApiErrorCode::InvalidUser,
+        ApiErrorCode::InvalidUsername,
+        ApiErrorCode::MissingToken,
+        ApiErrorCode::NotAMember,
+        ApiErrorCode::NotAWebsocketUpgrade,
+        ApiErrorCode::NotFound,
+        ApiErrorCode::RateLimited,
+        ApiErrorCode::RequestTimeout,
+        ApiErrorCode::RoomExists,
+        ApiErrorCode::ServerFull,
+        ApiErrorCode::TokenInUrl,
+        ApiErrorCode::TooManyConnections,
+        ApiErrorCode::Unavailable,
+        ApiErrorCode::UnknownRoom,
+        ApiErrorCode::UnknownUser,
+        ApiErrorCode::UsernameTaken,
+        ApiErrorCode::WeakPassword,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiErrorCode::BadCredentials => "bad_credentials",
+            ApiErrorCode::Busy => "busy",
+            ApiErrorCode::Forbidden => "forbidden",
+            ApiErrorCode::ForbiddenOrigin => "forbidden_origin",
+            ApiErrorCode::Guest => "guest",
+            ApiErrorCode::GuestsDisabled => "guests_disabled",
+            ApiErrorCode::Internal => "internal",
+            ApiErrorCode::InvalidApiKey => "invalid_api_key",
+            ApiErrorCode::InvalidBody => "invalid_body",
+            ApiErrorCode::InvalidClientId => "invalid_client_id",
+            ApiErrorCode::InvalidContent => "invalid_content",
+            ApiErrorCode::InvalidName => "invalid_name",
+            ApiErrorCode::InvalidQuery => "invalid_query",
+            ApiErrorCode::InvalidRole => "invalid_role",
+            ApiErrorCode::InvalidRoom => "invalid_room",
+            ApiErrorCode::InvalidTicket => "invalid_ticket",
+            ApiErrorCode::InvalidToken => "invalid_token",
+            ApiErrorCode::InvalidUser => "invalid_user",
+            ApiErrorCode::InvalidUsername => "invalid_username",
+            ApiErrorCode::MissingToken => "missing_token",
+            ApiErrorCode::NotAMember => "not_a_member",
+            ApiErrorCode::NotAWebsocketUpgrade => "not_a_websocket_upgrade",
+            ApiErrorCode::NotFound => "not_found",
+            ApiErrorCode::RateLimited => "rate_limited",
+            ApiErrorCode::RequestTimeout => "request_timeout",
+            ApiErrorCode::RoomExists => "room_exists",
+            ApiErrorCode::ServerFull => "server_full",
+            ApiErrorCode::TokenInUrl => "token_in_url",
+            ApiErrorCode::TooManyConnections => "too_many_connections",
+            ApiErrorCode::Unavailable => "unavailable",
+            ApiErrorCode::UnknownRoom => "unknown_room",
+            ApiErrorCode::UnknownUser => "unknown_user",
+            ApiErrorCode::UsernameTaken => "username_taken",
+            ApiErrorCode::WeakPassword => "weak_password",
+            ApiErrorCode::Unknown => "unknown",
+        }
+    }
 }
 
 /// `POST /api/rooms/{room}/messages` request (with an API key): a message
@@ -227,6 +353,18 @@ pub struct Published {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn api_error_codes_are_their_snake_case_names() {
+        for code in ApiErrorCode::ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ApiErrorCode>(&json).unwrap(), code);
+        }
+        let later: ApiErrorCode = serde_json::from_str("\"some_new_code\"").unwrap();
+        assert_eq!(later, ApiErrorCode::Unknown);
+    }
+
     use super::*;
     use serde_json::json;
 

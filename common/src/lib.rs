@@ -16,8 +16,8 @@ pub mod search;
 pub mod validate;
 
 pub use api::{
-    ApiError, CreateRoom, Invite, PasswordChange, PublishRequest, Published, Role, RoomMember,
-    RoomSummary, SearchResults, ServerInfo, SessionRequest, SessionResponse, SetRole,
+    ApiError, ApiErrorCode, CreateRoom, Invite, PasswordChange, PublishRequest, Published, Role,
+    RoomMember, RoomSummary, SearchResults, ServerInfo, SessionRequest, SessionResponse, SetRole,
     SignUpRequest, StartDirect, Visibility, WsTicket, direct_room,
 };
 pub use messages::{

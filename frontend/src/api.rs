@@ -1,18 +1,19 @@
 //! Calls to the HTTP API, on the origin the page was served from.
 
 use common::{
-    ApiError, ChatMessage, Role, RoomMember, RoomSummary, ServerInfo, SessionRequest,
+    ApiError, ApiErrorCode, ChatMessage, Role, RoomMember, RoomSummary, ServerInfo, SessionRequest,
     SessionResponse, SignUpRequest, Visibility,
 };
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
 
 /// Why a call failed: the server's error code and message (documented in
-/// docs/protocol.md), or `unreachable` when there was no answer.
+/// docs/protocol.md); no code when no JSON answer came (the server was
+/// unreachable, or answered something else).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub status: u16,
-    pub code: String,
+    pub code: Option<ApiErrorCode>,
     pub message: String,
     /// Seconds, from `Retry-After` (rate limits).
     pub retry_after: Option<u64>,
@@ -22,7 +23,7 @@ impl Failure {
     fn unreachable() -> Failure {
         Failure {
             status: 0,
-            code: "unreachable".into(),
+            code: None,
             message: "the server cannot be reached; check your connection".into(),
             retry_after: None,
         }
@@ -75,7 +76,7 @@ async fn json<T: DeserializeOwned>(request: RequestBuilder, body: Body) -> Resul
     let response = send(request, body).await?;
     response.json().await.map_err(|e| Failure {
         status: response.status(),
-        code: "invalid_answer".into(),
+        code: None,
         message: e.to_string(),
         retry_after: None,
     })
@@ -90,13 +91,13 @@ async fn failure(response: Response) -> Failure {
     match response.json::<ApiError>().await {
         Ok(error) => Failure {
             status,
-            code: error.error,
+            code: Some(error.error),
             message: error.message,
             retry_after,
         },
         Err(_) => Failure {
             status,
-            code: "http".into(),
+            code: None,
             message: format!("the server answered {status}"),
             retry_after,
         },

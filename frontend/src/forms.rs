@@ -3,7 +3,7 @@
 //! (the server makes them again; these only answer faster). Pure, so it is
 //! tested natively.
 
-use common::validate;
+use common::{ApiErrorCode, validate};
 
 /// Which form is on screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,12 +22,12 @@ pub enum Field {
     Form,
 }
 
-/// The field a server error code is about.
-pub fn field_for(code: &str) -> Field {
+/// The field a server error code is about (none: the whole form).
+pub fn field_for(code: Option<ApiErrorCode>) -> Field {
     match code {
-        "invalid_username" | "username_taken" => Field::Username,
-        "invalid_name" => Field::DisplayName,
-        "weak_password" => Field::Password,
+        Some(ApiErrorCode::InvalidUsername | ApiErrorCode::UsernameTaken) => Field::Username,
+        Some(ApiErrorCode::InvalidName) => Field::DisplayName,
+        Some(ApiErrorCode::WeakPassword) => Field::Password,
         _ => Field::Form,
     }
 }
@@ -76,11 +76,18 @@ mod tests {
 
     #[test]
     fn server_codes_land_under_their_field() {
-        assert_eq!(field_for("username_taken"), Field::Username);
-        assert_eq!(field_for("invalid_name"), Field::DisplayName);
-        assert_eq!(field_for("weak_password"), Field::Password);
-        assert_eq!(field_for("bad_credentials"), Field::Form);
-        assert_eq!(field_for("rate_limited"), Field::Form);
+        assert_eq!(
+            field_for(Some(ApiErrorCode::UsernameTaken)),
+            Field::Username
+        );
+        assert_eq!(
+            field_for(Some(ApiErrorCode::InvalidName)),
+            Field::DisplayName
+        );
+        assert_eq!(field_for(Some(ApiErrorCode::WeakPassword)), Field::Password);
+        assert_eq!(field_for(Some(ApiErrorCode::BadCredentials)), Field::Form);
+        assert_eq!(field_for(Some(ApiErrorCode::RateLimited)), Field::Form);
+        assert_eq!(field_for(None), Field::Form, "no answer");
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub fn SignIn(
                     session.set(Some(signed_in));
                 }
                 Err(failure) => {
-                    let field = field_for(&failure.code);
+                    let field = field_for(failure.code);
                     errors.set(BTreeMap::from([(field, capitalized(&failure.text()))]));
                     focus(input_for(field));
                 }

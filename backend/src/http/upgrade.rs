@@ -4,6 +4,7 @@
 //! then upgrade to a WebSocket session. The session token itself is never
 //! accepted in the URL, where proxies, logs and browser history keep it.
 
+use common::ApiErrorCode;
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
@@ -51,7 +52,7 @@ pub async fn upgrade(
     let Ok(Query(params)) = params else {
         return error(
             StatusCode::BAD_REQUEST,
-            "invalid_query",
+            ApiErrorCode::InvalidQuery,
             "pass exactly one ?ticket=<ticket>",
         );
     };
@@ -70,7 +71,7 @@ pub async fn upgrade(
     if headers.get_all(header::ORIGIN).iter().nth(1).is_some() {
         return error(
             StatusCode::FORBIDDEN,
-            "forbidden_origin",
+            ApiErrorCode::ForbiddenOrigin,
             "a request has at most one Origin",
         );
     }
@@ -82,7 +83,7 @@ pub async fn upgrade(
         if !allowed {
             return error(
                 StatusCode::FORBIDDEN,
-                "forbidden_origin",
+                ApiErrorCode::ForbiddenOrigin,
                 "pages from this origin may not connect; see --allowed-origin",
             );
         }
@@ -91,7 +92,7 @@ pub async fn upgrade(
     let identity = if params.token.is_some() {
         return error(
             StatusCode::BAD_REQUEST,
-            "token_in_url",
+            ApiErrorCode::TokenInUrl,
             "a session token must never be in a URL: use ?ticket=<from POST /api/ws-ticket> \
              or the Authorization header",
         );
@@ -109,7 +110,7 @@ pub async fn upgrade(
             Ok(None) => {
                 return error(
                     StatusCode::UNAUTHORIZED,
-                    "invalid_ticket",
+                    ApiErrorCode::InvalidTicket,
                     "the ticket is unknown, used or expired, or its session ended: get a new one",
                 );
             }
@@ -129,7 +130,7 @@ pub async fn upgrade(
     } else {
         return error(
             StatusCode::UNAUTHORIZED,
-            "missing_token",
+            ApiErrorCode::MissingToken,
             "pass ?ticket=<from POST /api/ws-ticket> or Authorization: Bearer <token>",
         );
     };
@@ -142,7 +143,7 @@ pub async fn upgrade(
             crate::prometheus::rate_limited("connections_per_node");
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "server_full",
+                ApiErrorCode::ServerFull,
                 "this server has as many connections as it can take; try again later",
             );
         }
@@ -154,7 +155,7 @@ pub async fn upgrade(
             });
             return error(
                 StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
+                ApiErrorCode::TooManyConnections,
                 match refusal {
                     Refusal::TooManyForUser => {
                         "too many connections for this user; close a tab or device"
@@ -190,7 +191,11 @@ pub async fn upgrade(
 /// transport's; what it looks like over HTTP is decided here).
 impl IntoResponse for Rejected {
     fn into_response(self) -> Response {
-        let mut response = error(self.status, "not_a_websocket_upgrade", self.message);
+        let mut response = error(
+            self.status,
+            ApiErrorCode::NotAWebsocketUpgrade,
+            self.message,
+        );
         // RFC 6455 4.4: a version we do not speak is answered with the one
         // we do.
         if self.status == StatusCode::UPGRADE_REQUIRED {

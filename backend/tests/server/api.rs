@@ -35,7 +35,7 @@ async fn bad_names_and_bodies_get_400_with_a_json_error() {
             .unwrap();
         assert_eq!(response.status(), 400, "{body}");
         let error: ApiError = response.json().await.unwrap();
-        assert_eq!(error.error, code, "{body}");
+        assert_eq!(error.error.as_str(), code, "{body}");
         assert!(!error.message.is_empty());
     }
     // 32 characters is the limit, not 32 bytes.
@@ -73,7 +73,7 @@ async fn the_websocket_refuses_missing_and_bad_tokens_with_401() {
                 assert_eq!(response.status(), 401, "{code}");
                 let body: ApiError =
                     serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
-                assert_eq!(body.error, code);
+                assert_eq!(body.error.as_str(), code);
             }
             other => panic!("expected a 401 ({code}), got {other:?}"),
         }
@@ -87,7 +87,7 @@ async fn the_websocket_refuses_missing_and_bad_tokens_with_401() {
             assert_eq!(response.status(), 400);
             let body: ApiError =
                 serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
-            assert_eq!(body.error, "token_in_url");
+            assert_eq!(body.error.as_str(), "token_in_url");
         }
         other => panic!("expected a 400, got {other:?}"),
     }
@@ -114,7 +114,7 @@ async fn a_foreign_origin_is_refused_and_our_own_is_not() {
             assert_eq!(response.status(), 403);
             let body: ApiError =
                 serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
-            assert_eq!(body.error, "forbidden_origin");
+            assert_eq!(body.error.as_str(), "forbidden_origin");
         }
         other => panic!("expected a 403, got {other:?}"),
     }
@@ -230,7 +230,7 @@ async fn health_static_files_and_spa_fallback() {
     let missing = http.get(server.url("/api/nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);
     let error: ApiError = missing.json().await.unwrap();
-    assert_eq!(error.error, "not_found");
+    assert_eq!(error.error.as_str(), "not_found");
 }
 
 /// Browsers never put the long-lived token in a URL: they trade it for a
@@ -273,7 +273,7 @@ async fn a_ws_ticket_opens_one_socket_once() {
                 assert_eq!(response.status(), 401);
                 let body: ApiError =
                     serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
-                assert_eq!(body.error, "invalid_ticket");
+                assert_eq!(body.error.as_str(), "invalid_ticket");
             }
             other => panic!("expected a 401, got {other:?}"),
         }

@@ -76,7 +76,7 @@ async fn malformed_upgrades_get_json_errors() {
         .unwrap();
     assert_eq!(twice.status(), 400);
     let body: ApiError = twice.json().await.unwrap();
-    assert_eq!(body.error, "invalid_query");
+    assert_eq!(body.error.as_str(), "invalid_query");
 
     // A plain GET with a good token: not a WebSocket request.
     let plain = http
@@ -87,7 +87,7 @@ async fn malformed_upgrades_get_json_errors() {
         .unwrap();
     assert!(plain.status().is_client_error(), "{}", plain.status());
     let body: ApiError = plain.json().await.unwrap();
-    assert_eq!(body.error, "not_a_websocket_upgrade");
+    assert_eq!(body.error.as_str(), "not_a_websocket_upgrade");
 
     // An upgrade in a WebSocket version we do not speak.
     let old = http
@@ -103,7 +103,7 @@ async fn malformed_upgrades_get_json_errors() {
     assert_eq!(old.status(), 426);
     assert_eq!(old.headers()["sec-websocket-version"], "13");
     let body: ApiError = old.json().await.unwrap();
-    assert_eq!(body.error, "not_a_websocket_upgrade");
+    assert_eq!(body.error.as_str(), "not_a_websocket_upgrade");
     assert!(body.message.contains("13"), "{}", body.message);
 }
 

@@ -1,6 +1,7 @@
 //! Accounts and sessions: sign-up, sign-in (password, or guest where
 //! allowed), sign-out, password change, WebSocket tickets.
 
+use common::ApiErrorCode;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -37,7 +38,7 @@ fn display_name(raw: &str) -> Result<String, Response> {
     let normalized: String = raw.nfc().collect();
     validate::display_name(&normalized)
         .map(str::to_owned)
-        .map_err(|why| error(StatusCode::BAD_REQUEST, "invalid_name", why))
+        .map_err(|why| error(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidName, why))
 }
 
 /// How long a sign-in waits before its password is checked while its
@@ -63,14 +64,14 @@ fn hash_failed(err: HashError) -> Response {
     match err {
         HashError::Busy => error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
+            ApiErrorCode::Busy,
             "too many sign-ins at once; try again shortly",
         ),
         HashError::Failed(why) => {
             tracing::error!(why, "password hashing failed");
             error(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ApiErrorCode::Internal,
                 "could not check the password",
             )
         }
@@ -115,20 +116,20 @@ pub async fn sign_up(
         return response;
     }
     if let Err(why) = validate::username(&username) {
-        return error(StatusCode::BAD_REQUEST, "invalid_username", why);
+        return error(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidUsername, why);
     }
     let name = match display_name(&request.display_name) {
         Ok(name) => name,
         Err(response) => return response,
     };
     if let Some(why) = weakness(&request.password, &username) {
-        return error(StatusCode::BAD_REQUEST, "weak_password", why);
+        return error(StatusCode::BAD_REQUEST, ApiErrorCode::WeakPassword, why);
     }
     let store = app.hub.store();
     let taken = || {
         error(
             StatusCode::CONFLICT,
-            "username_taken",
+            ApiErrorCode::UsernameTaken,
             "that username is taken; choose another",
         )
     };
@@ -227,7 +228,7 @@ async fn sign_in_answer(
                     }
                     return error(
                         StatusCode::UNAUTHORIZED,
-                        "bad_credentials",
+                        ApiErrorCode::BadCredentials,
                         "wrong username or password",
                     );
                 }
@@ -238,7 +239,7 @@ async fn sign_in_answer(
             if !app.config.allow_guests {
                 return error(
                     StatusCode::FORBIDDEN,
-                    "guests_disabled",
+                    ApiErrorCode::GuestsDisabled,
                     "this server needs an account: sign up or sign in",
                 );
             }
@@ -318,7 +319,7 @@ pub async fn change_password(
     let Some(username) = identity.user.username.clone() else {
         return error(
             StatusCode::FORBIDDEN,
-            "guest",
+            ApiErrorCode::Guest,
             "guests have no password; sign up for an account",
         );
     };
@@ -335,14 +336,14 @@ pub async fn change_password(
         Ok(false) => {
             return error(
                 StatusCode::FORBIDDEN,
-                "bad_credentials",
+                ApiErrorCode::BadCredentials,
                 "the current password is wrong",
             );
         }
         Err(err) => return hash_failed(err),
     }
     if let Some(why) = weakness(&request.new, &username) {
-        return error(StatusCode::BAD_REQUEST, "weak_password", why);
+        return error(StatusCode::BAD_REQUEST, ApiErrorCode::WeakPassword, why);
     }
     let hash = match app.passwords.hash(&request.new).await {
         Ok(hash) => hash,

@@ -14,6 +14,7 @@ pub mod publish;
 mod rooms;
 mod search;
 
+use common::ApiErrorCode;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
@@ -55,7 +56,13 @@ pub fn router() -> Router<Arc<AppState>> {
         )
         .route("/search", get(search::search))
         .route("/dms", post(rooms::start_direct))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such API endpoint") })
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                ApiErrorCode::NotFound,
+                "no such API endpoint",
+            )
+        })
 }
 
 /// Every API request counts against its address's and its token's quota
@@ -82,7 +89,7 @@ fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
     body.map(|Json(body)| body).map_err(|rejection| {
         error(
             StatusCode::BAD_REQUEST,
-            "invalid_body",
+            ApiErrorCode::InvalidBody,
             &rejection.body_text(),
         )
     })
@@ -92,7 +99,7 @@ fn internal(err: crate::store::StoreError) -> Response {
     tracing::error!(%err, "store error in the API");
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "internal",
+        ApiErrorCode::Internal,
         "the server could not use its store",
     )
 }
@@ -163,7 +170,7 @@ impl FromRequestParts<Arc<AppState>> for Authenticated {
         let Some(token) = bearer(&parts.headers) else {
             return Err(error(
                 StatusCode::UNAUTHORIZED,
-                "missing_token",
+                ApiErrorCode::MissingToken,
                 "send Authorization: Bearer <token>",
             ));
         };
@@ -183,7 +190,7 @@ pub async fn authenticate(app: &AppState, token: &str) -> Result<Identity, Respo
         Ok(Some(session)) => Ok(session.into()),
         Ok(None) => Err(error(
             StatusCode::UNAUTHORIZED,
-            "invalid_token",
+            ApiErrorCode::InvalidToken,
             "the session has ended (signed out, expired or revoked); sign in again",
         )),
         Err(err) => {
@@ -196,14 +203,14 @@ pub async fn authenticate(app: &AppState, token: &str) -> Result<Identity, Respo
 pub fn unavailable() -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
+        ApiErrorCode::Unavailable,
         "sessions cannot be checked right now; try again",
     )
 }
 
-pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
+pub fn error(status: StatusCode, code: ApiErrorCode, message: &str) -> Response {
     let body = ApiError {
-        error: code.to_owned(),
+        error: code,
         message: message.to_owned(),
     };
     (status, Json(body)).into_response()
@@ -214,7 +221,7 @@ pub fn rate_limited(wait: std::time::Duration) -> Response {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut response = error(
         StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ApiErrorCode::RateLimited,
         "too many attempts; wait before trying again",
     );
     response

@@ -8,6 +8,7 @@
 //! Only its SHA-256 is stored, and it may post only to the rooms of its
 //! scope.
 
+use common::ApiErrorCode;
 use std::sync::Arc;
 
 use axum::Json;
@@ -42,20 +43,26 @@ async fn post(
     let key = api_key(app, headers).await?;
     let room = validate::canonical_room(room);
     validate::room_name(&room)
-        .map_err(|why| error(StatusCode::BAD_REQUEST, "invalid_room", why))?;
+        .map_err(|why| error(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidRoom, why))?;
     if !key.rooms.allows(&room) {
         return Err(error(
             StatusCode::FORBIDDEN,
-            "forbidden",
+            ApiErrorCode::Forbidden,
             "this API key may not post to this room",
         ));
     }
     let PublishRequest { content, client_id } = body(request)?;
     validate::client_id(&client_id)
-        .map_err(|why| error(StatusCode::BAD_REQUEST, "invalid_client_id", why))?;
+        .map_err(|why| error(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidClientId, why))?;
     validate::content(&content)
-        .map_err(|why| error(StatusCode::BAD_REQUEST, "invalid_content", why))?;
-    let unknown = || error(StatusCode::NOT_FOUND, "unknown_room", "no such room");
+        .map_err(|why| error(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidContent, why))?;
+    let unknown = || {
+        error(
+            StatusCode::NOT_FOUND,
+            ApiErrorCode::UnknownRoom,
+            "no such room",
+        )
+    };
     match app.hub.store().room_access(&room, "").await {
         // `*` means every public room: a private room or a direct
         // conversation is posted to only by a key that names it.
@@ -64,7 +71,7 @@ async fn post(
         {
             return Err(error(
                 StatusCode::FORBIDDEN,
-                "forbidden",
+                ApiErrorCode::Forbidden,
                 "a `*` key posts to public rooms only; name a private room to post to it",
             ));
         }
@@ -95,11 +102,17 @@ async fn api_key(app: &AppState, headers: &HeaderMap) -> Result<ApiKey, Response
     let Some(key) = bearer(headers) else {
         return Err(error(
             StatusCode::UNAUTHORIZED,
-            "missing_token",
+            ApiErrorCode::MissingToken,
             "send Authorization: Bearer <API key>",
         ));
     };
-    let invalid = |message| error(StatusCode::UNAUTHORIZED, "invalid_api_key", message);
+    let invalid = |message| {
+        error(
+            StatusCode::UNAUTHORIZED,
+            ApiErrorCode::InvalidApiKey,
+            message,
+        )
+    };
     if !key.starts_with(API_KEY_PREFIX) {
         return Err(invalid(
             "posting needs an API key (hearth admin api-key create), not a session token",
@@ -118,7 +131,7 @@ fn store_failed(err: StoreError) -> Response {
     tracing::error!(%err, "publishing a message failed");
     let mut response = error(
         StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
+        ApiErrorCode::Unavailable,
         "the message could not be stored; retry with the same client_id",
     );
     response.headers_mut().insert(

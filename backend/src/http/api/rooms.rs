@@ -8,6 +8,7 @@
 //! only; the owner promotes and demotes, and cannot leave or be removed.
 //! Removing someone from a public room is a kick: they may join again.
 
+use common::ApiErrorCode;
 use std::sync::Arc;
 
 use axum::Json;
@@ -31,11 +32,11 @@ fn room_name(raw: &str) -> Result<String, Response> {
     let room = validate::canonical_room(raw);
     validate::room_name(&room)
         .map(|()| room)
-        .map_err(|why| error(StatusCode::BAD_REQUEST, "invalid_room", why))
+        .map_err(|why| error(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidRoom, why))
 }
 
 fn forbidden(message: &str) -> Response {
-    error(StatusCode::FORBIDDEN, "forbidden", message)
+    error(StatusCode::FORBIDDEN, ApiErrorCode::Forbidden, message)
 }
 
 /// The account with this username, or `404 unknown_user`.
@@ -45,7 +46,7 @@ async fn account(app: &AppState, username: &str) -> Result<common::User, Respons
         Ok(Some(found)) => Ok(found.user),
         Ok(None) => Err(error(
             StatusCode::NOT_FOUND,
-            "unknown_user",
+            ApiErrorCode::UnknownUser,
             "nobody has that username",
         )),
         Err(err) => Err(internal(err)),
@@ -59,7 +60,11 @@ async fn enter(app: &AppState, room: &str, who: &Identity) -> Result<RoomAccess,
     match app.hub.store().room_access(room, &who.user.id).await {
         Ok(Some(access)) if access.may_enter() => Ok(access),
         Ok(Some(_)) => Err(forbidden("this room is private")),
-        Ok(None) => Err(error(StatusCode::NOT_FOUND, "unknown_room", "no such room")),
+        Ok(None) => Err(error(
+            StatusCode::NOT_FOUND,
+            ApiErrorCode::UnknownRoom,
+            "no such room",
+        )),
         Err(err) => Err(internal(err)),
     }
 }
@@ -88,7 +93,7 @@ pub async fn list(
     let Ok(Query(query)) = query else {
         return error(
             StatusCode::BAD_REQUEST,
-            "invalid_query",
+            ApiErrorCode::InvalidQuery,
             "limit must be a whole number",
         );
     };
@@ -97,7 +102,7 @@ pub async fn list(
     if !prefix.is_empty()
         && let Err(why) = validate::room_name(&prefix)
     {
-        return error(StatusCode::BAD_REQUEST, "invalid_query", why);
+        return error(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidQuery, why);
     }
     let after = query.cursor.unwrap_or_default();
     let page = match app
@@ -186,7 +191,7 @@ pub async fn create(
     if validate::reserved_room(&room) || request.visibility == Visibility::Direct {
         return error(
             StatusCode::BAD_REQUEST,
-            "invalid_room",
+            ApiErrorCode::InvalidRoom,
             "direct conversations are started with POST /api/dms",
         );
     }
@@ -221,7 +226,7 @@ pub async fn create(
         }
         Ok(false) => error(
             StatusCode::CONFLICT,
-            "room_exists",
+            ApiErrorCode::RoomExists,
             "a room with that name exists; choose another",
         ),
         Err(err) => internal(err),
@@ -250,7 +255,7 @@ pub async fn history(
     let Ok(Query(query)) = query else {
         return error(
             StatusCode::BAD_REQUEST,
-            "invalid_query",
+            ApiErrorCode::InvalidQuery,
             "before and limit must be whole numbers",
         );
     };
@@ -393,7 +398,13 @@ pub async fn remove(
     let store = app.hub.store();
     let target = match store.room_access(&room, &user_id).await {
         Ok(Some(access)) => access.role,
-        Ok(None) => return error(StatusCode::NOT_FOUND, "unknown_room", "no such room"),
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                ApiErrorCode::UnknownRoom,
+                "no such room",
+            );
+        }
         Err(err) => return internal(err),
     };
     if target == Some(Role::Owner) {
@@ -443,7 +454,7 @@ pub async fn set_role(
     if request.role == Role::Owner || user_id == who.user.id {
         return error(
             StatusCode::BAD_REQUEST,
-            "invalid_role",
+            ApiErrorCode::InvalidRole,
             "a room has one owner; roles are moderator or member",
         );
     }
@@ -453,7 +464,11 @@ pub async fn set_role(
         Err(err) => return internal(err),
     };
     let Some((user, _)) = member else {
-        return error(StatusCode::NOT_FOUND, "not_a_member", "invite them first");
+        return error(
+            StatusCode::NOT_FOUND,
+            ApiErrorCode::NotAMember,
+            "invite them first",
+        );
     };
     if let Err(err) = store
         .set_role(&room, &user_id, request.role, now_millis())
@@ -493,7 +508,7 @@ pub async fn start_direct(
     if other.id == who.user.id {
         return error(
             StatusCode::BAD_REQUEST,
-            "invalid_user",
+            ApiErrorCode::InvalidUser,
             "a direct conversation is with someone else",
         );
     }

@@ -2,6 +2,7 @@
 //! of `q` (each as a prefix), newest first, in the rooms the caller may
 //! read, or in `room` only. Pages: pass the answer's `next` as `before`.
 
+use common::ApiErrorCode;
 use std::sync::Arc;
 
 use axum::Json;
@@ -35,7 +36,7 @@ pub async fn search(
     let Ok(Query(query)) = query else {
         return error(
             StatusCode::BAD_REQUEST,
-            "invalid_query",
+            ApiErrorCode::InvalidQuery,
             "limit must be a whole number",
         );
     };
@@ -43,7 +44,7 @@ pub async fn search(
     if words.is_empty() {
         return error(
             StatusCode::BAD_REQUEST,
-            "invalid_query",
+            ApiErrorCode::InvalidQuery,
             "q must contain a word to search for",
         );
     }
@@ -51,7 +52,7 @@ pub async fn search(
         Some(raw) => {
             let room = validate::canonical_room(raw);
             if let Err(why) = validate::room_name(&room) {
-                return error(StatusCode::BAD_REQUEST, "invalid_room", why);
+                return error(StatusCode::BAD_REQUEST, ApiErrorCode::InvalidRoom, why);
             }
             Some(room)
         }
@@ -62,7 +63,7 @@ pub async fn search(
     if before.as_ref().is_some_and(|b| b.len() > 64) {
         return error(
             StatusCode::BAD_REQUEST,
-            "invalid_query",
+            ApiErrorCode::InvalidQuery,
             "before is not a cursor",
         );
     }
