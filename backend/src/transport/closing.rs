@@ -96,7 +96,7 @@ async fn linger(stream: &mut WebSocketStream<Inbound>, deadline: Duration) {
 /// further, but what the client still sends must not turn our FIN into a
 /// reset.
 async fn discard_until(socket: &TcpStream, deadline: Duration) {
-    let mut sink = [0u8; 1024];
+    let mut sink = vec![0u8; 1024];
     let _ = tokio::time::timeout(deadline, async {
         loop {
             if socket.readable().await.is_err() {

@@ -115,7 +115,10 @@ pub fn run(
         let _slot = slot;
         let mut stream = stream;
         let ending = session.read_loop(&mut stream, expires_at).await;
-        session.close(&session_id, writer, stream, ending).await;
+        // Boxed: closing (the writer's last frames, the closing handshake)
+        // is rare and its state is large; inline, every idle connection's
+        // future would be as large as it.
+        Box::pin(session.close(&session_id, writer, stream, ending)).await;
     }
 }
 
@@ -289,7 +292,9 @@ impl Session {
             Err(msg) => msg,
         };
         match msg {
-            ClientMsg::Join { room, since } => self.join(room, since).await,
+            // Boxed for the same reason: a join (checks, store, replay,
+            // budgets) is rare next to the time a connection sits idle.
+            ClientMsg::Join { room, since } => Box::pin(self.join(room, since)).await,
             ClientMsg::Leave { room } => self.leave(room),
             ClientMsg::Typing { room } => {
                 if self.rooms.contains(&room) {
