@@ -1,6 +1,10 @@
 //! What the UI shows, as plain data: rooms, their messages, members, who is
 //! typing, unread counts. Server messages are folded in with `apply`; the
 //! view only reads. Pure, so it is unit-tested natively.
+//!
+//! Over 500 lines: it folds every kind of server message into the UI's
+//! state, one `apply` and the state it updates; its tests are
+//! `tests/chat.rs`.
 
 use std::collections::BTreeMap;
 

@@ -30,6 +30,11 @@
 //!   after a backoff delay, at most `MAX_STORE_ATTEMPTS` times in all; then
 //!   it leaves the outbox and is reported as failed (`Effect::SendFailed`),
 //!   for the person to retry. Any other refusal fails it at once.
+//!
+//! Over 500 lines: the whole reconnect, backoff, watchdog, resume and
+//! outbox policy is one state machine, kept together so its transitions
+//! read together; its tests are `tests/connection.rs` and
+//! `tests/connection_props.rs`.
 
 use std::collections::BTreeMap;
 

@@ -15,6 +15,10 @@
 //! Besides joins, leaves and presence (here): messages in (`sending.rs`),
 //! seq order out (`ordering.rs`), rooms loaded and unloaded (`rooms.rs`),
 //! presence between nodes (`presence.rs`).
+//!
+//! Over 500 lines: the hub's state and the glue its parts share (the room
+//! map, remote delivery, catching up); every part that stands alone is a
+//! sibling module.
 
 mod admission;
 mod delivery;

@@ -6,6 +6,10 @@
 //!
 //! Every call goes through `guarded!`: a deadline, health bookkeeping, and a
 //! connection that is discarded unless the call succeeded (see `health.rs`).
+//!
+//! Over 500 lines: every statement of the `Store` trait that the two
+//! databases share; it is to become one generic implementation instead of
+//! macros (issue 24).
 
 /// A deleted room (see `operations.rs`) comes back as a new public room
 /// whose seqs continue the old ones.

@@ -15,6 +15,10 @@
 //! One writer at a time: `State::owner` says who is writing (a pusher, or
 //! the writer task), so frames reach the socket whole and in queue order
 //! whoever pushed them, and nobody holds the lock across a write.
+//!
+//! Over 500 lines: one data structure, whose invariant (one writer at a
+//! time, frames whole and in order) is best read in one place; its tests
+//! are `tests.rs`.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
