@@ -18,6 +18,7 @@ use common::{ServerMsg, User};
 use super::{Room, RoomState, lock};
 use crate::conn::{ConnId, Peer};
 use crate::transport::frame::Frame;
+use crate::transport::outbox::Owed;
 
 impl Room {
     /// The room's state, locked.
@@ -60,13 +61,7 @@ impl RoomState {
     /// Queues `frame` for `peer`; if nobody is writing to its socket, the
     /// write is owed, and made when the lock goes (`RoomGuard`).
     pub(super) fn owe(&mut self, peer: &Arc<Peer>, frame: Frame) {
-        if let Some(owed) = peer.outbox.push_deferred(frame) {
-            if self.owed.capacity() == 0 {
-                // One allocation for the whole fan-out.
-                self.owed.reserve(self.peers.len().max(1));
-            }
-            self.owed.push((peer.clone(), owed));
-        }
+        queue(&mut self.owed, self.peers.len(), peer, frame);
     }
 
     /// Queues `frame` for the room's connections, but those of
@@ -82,13 +77,8 @@ impl RoomState {
             ..
         } = self;
         for peer in peers.values() {
-            if !skip(peer)
-                && let Some(write) = peer.outbox.push_deferred(frame.clone())
-            {
-                if owed.capacity() == 0 {
-                    owed.reserve(peers.len());
-                }
-                owed.push((peer.clone(), write));
+            if !skip(peer) {
+                queue(owed, peers.len(), peer, frame.clone());
             }
         }
         for (peer, buffered) in joining.values_mut() {
@@ -114,11 +104,8 @@ impl RoomState {
     ) {
         let RoomState { peers, owed, .. } = self;
         for peer in peers.values() {
-            if peer.user_id == *user_id
-                && Some(peer.id) != except
-                && let Some(write) = peer.outbox.push_deferred(frame.clone())
-            {
-                owed.push((peer.clone(), write));
+            if peer.user_id == *user_id && Some(peer.id) != except {
+                queue(owed, peers.len(), peer, frame.clone());
             }
         }
     }
@@ -138,5 +125,17 @@ impl RoomState {
             _ => return,
         };
         self.deliver(&Frame::encode(&msg), None);
+    }
+}
+
+/// Queues `frame` for `peer`, and keeps the write if it is owed (nobody is
+/// writing to the socket). The first owed write of a fan-out reserves room
+/// for `members` of them: one allocation per fan-out, not a growing list.
+fn queue(owed: &mut Vec<(Arc<Peer>, Owed)>, members: usize, peer: &Arc<Peer>, frame: Frame) {
+    if let Some(write) = peer.outbox.push_deferred(frame) {
+        if owed.capacity() == 0 {
+            owed.reserve(members.max(1));
+        }
+        owed.push((peer.clone(), write));
     }
 }
