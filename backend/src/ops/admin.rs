@@ -132,7 +132,7 @@ pub async fn run(
         }
         AdminCommand::DeleteRoom { room } => {
             let room = common::validate::canonical_room(&room);
-            let Some(messages) = store.delete_room(&room).await? else {
+            let Some(messages) = store.delete_room(&room, crate::hub::now_millis()).await? else {
                 bail!("no room named {room:?}");
             };
             writeln!(

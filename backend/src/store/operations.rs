@@ -114,7 +114,7 @@ pub trait Operations: Send + Sync + 'static {
     /// Deletes the room's messages, members and read positions, and the
     /// room. `None`: there is no such room; otherwise how many messages
     /// were deleted.
-    async fn delete_room(&self, room: &str) -> Result<Option<u64>>;
+    async fn delete_room(&self, room: &str, now_ms: i64) -> Result<Option<u64>>;
 
     /// Rooms deleted at or after `since_ms`, with when each was created:
     /// every node polls this and unloads them, so nobody shares a deleted
@@ -262,7 +262,11 @@ macro_rules! impl_operations {
                 })
             }
 
-            async fn delete_room(&self, room: &str) -> $crate::store::Result<Option<u64>> {
+            async fn delete_room(
+                &self,
+                room: &str,
+                now_ms: i64,
+            ) -> $crate::store::Result<Option<u64>> {
                 use sqlx::Connection;
                 use $crate::store::health::Access;
                 use $crate::store::health::guarded;
@@ -271,11 +275,7 @@ macro_rules! impl_operations {
                     let mut tx = conn.begin().await?;
                     let found = sqlx::query(sql::MARK_ROOM_DELETED)
                         .bind(room)
-                        .bind(
-                            std::time::SystemTime::now()
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .map_or(0, |since| since.as_millis() as i64),
-                        )
+                        .bind(now_ms)
                         .execute(&mut *tx)
                         .await?
                         .rows_affected()
