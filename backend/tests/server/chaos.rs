@@ -167,6 +167,10 @@ async fn run_client(spec: ClientSpec, board: Arc<Board>, start: Instant) -> Log 
     let mut last_seen: HashMap<String, u64> = HashMap::new();
     // Unacked sends: client_id -> (room, content). Re-sent after a reconnect.
     let mut outbox: BTreeMap<String, String> = BTreeMap::new();
+    // Sends answered `internal` on this socket: offered again once each, as
+    // the app does. (Re-offering the whole outbox on every tick piles up
+    // copies behind a stalled store, which the send limit then refuses.)
+    let mut retry: BTreeSet<String> = BTreeSet::new();
     let mut next = 0u64;
     let mut lost_at: Option<Instant> = None;
     loop {
@@ -190,8 +194,10 @@ async fn run_client(spec: ClientSpec, board: Arc<Board>, start: Instant) -> Log 
             }
         }
         let mut joined: BTreeSet<String> = BTreeSet::new();
+        retry.clear();
         let mut send_tick =
             tokio::time::interval(Duration::from_millis(80 + 20 * spec.index as u64 % 60));
+        send_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let quit_after = random_ms(2_000, 12_000);
         let quit_at = tokio::time::Instant::now() + quit_after;
         let mut synced = false;
@@ -250,9 +256,15 @@ async fn run_client(spec: ClientSpec, board: Arc<Board>, start: Instant) -> Log 
                                 log.violations.push(format!("{client_id} acked as {earlier:?} and as {seq}"));
                             }
                         }
-                        ServerMsg::Error { code: common::ErrorCode::Internal, .. } => {
-                            // Stays in the outbox; re-sent on the next join.
+                        ServerMsg::Error { code: common::ErrorCode::Internal, reference, .. } => {
+                            // Stays in the outbox; offered again on the next
+                            // tick, or on the next join.
                             log.internal += 1;
+                            if let Some(id) = reference
+                                && outbox.contains_key(&id)
+                            {
+                                retry.insert(id);
+                            }
                         }
                         ServerMsg::Error { code, message, reference } => {
                             log.violations.push(format!("error {code:?} {message} {reference:?}"));
@@ -282,9 +294,10 @@ async fn run_client(spec: ClientSpec, board: Arc<Board>, start: Instant) -> Log 
                             board.synced.fetch_add(1, Ordering::AcqRel);
                         }
                     }
-                    if calm && !outbox.is_empty() && joined.len() == ROOMS.len() {
-                        // Something got `internal` at the very end: offer it again.
-                        for (id, content) in &outbox {
+                    if joined.len() == ROOMS.len() && !retry.is_empty() {
+                        // Something got `internal`: offer it again, once.
+                        for id in std::mem::take(&mut retry) {
+                            let Some(content) = outbox.get(&id) else { continue };
                             let room = content.split('/').next().unwrap();
                             let send = serde_json::json!({"type":"send","room":room,"content":content,"client_id":id});
                             let _ = ws.send(Message::text(send.to_string())).await;
