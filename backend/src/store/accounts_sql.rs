@@ -1,5 +1,9 @@
 //! The SQL of `Accounts`, shared by SQLite and PostgreSQL like `sql.rs`.
 
+use super::db_seq;
+use super::health::Access;
+use super::sql_store::{Dialect, RowsAffected, SqlStore, Value, placeholders};
+use sqlx::Connection;
 pub const CREATE_USER: &str = "INSERT INTO users (id, username, display_name, password_hash, created_at) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
 pub const CREDENTIALS: &str =
@@ -76,425 +80,382 @@ pub fn credentials(row: CredentialsRow) -> super::Credentials {
 
 /// An unknown role in the database (written by a newer version) reads as
 /// the least privileged one.
-pub fn role(text: &str) -> common::Role {
+pub fn parse_role(text: &str) -> common::Role {
     common::Role::parse(text).unwrap_or(common::Role::Member)
 }
 
-pub fn visibility(text: &str) -> common::Visibility {
+pub fn parse_visibility(text: &str) -> common::Visibility {
     common::Visibility::parse(text).unwrap_or(common::Visibility::Private)
 }
 
-/// Implements `Accounts` for `$store` (see `sql::impl_store!`).
-macro_rules! impl_accounts {
-    ($store:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::store::Accounts for $store {
-            async fn create_user(
-                &self,
-                user: &$crate::store::NewUser<'_>,
-            ) -> $crate::store::Result<bool> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::CREATE_USER)
-                        .bind(user.id)
-                        .bind(user.username)
-                        .bind(user.display_name)
-                        .bind(user.password_hash)
-                        .bind(user.created_at_ms)
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected()
-                        == 1
-                })
-            }
+/// `Accounts` for every SQL database (see `SqlStore`).
+#[async_trait::async_trait]
+impl<DB> crate::store::Accounts for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    String: Value<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+{
+    async fn create_user(&self, user: &crate::store::NewUser<'_>) -> crate::store::Result<bool> {
+        self.guarded(Access::Write, async |conn| {
+            Ok(sqlx::query(CREATE_USER)
+                .bind(user.id)
+                .bind(user.username)
+                .bind(user.display_name)
+                .bind(user.password_hash)
+                .bind(user.created_at_ms)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                == 1)
+        })
+        .await
+    }
 
-            async fn credentials(
-                &self,
-                username: &str,
-            ) -> $crate::store::Result<Option<$crate::store::Credentials>> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Read, |conn| {
-                    let row: Option<sql::CredentialsRow> = sqlx::query_as(sql::CREDENTIALS)
-                        .bind(username)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    row.map(sql::credentials)
-                })
-            }
+    async fn credentials(
+        &self,
+        username: &str,
+    ) -> crate::store::Result<Option<crate::store::Credentials>> {
+        self.guarded(Access::Read, async |conn| {
+            let row: Option<CredentialsRow> = sqlx::query_as(CREDENTIALS)
+                .bind(username)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(row.map(credentials))
+        })
+        .await
+    }
 
-            async fn credentials_by_id(
-                &self,
-                user_id: &str,
-            ) -> $crate::store::Result<Option<$crate::store::Credentials>> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Read, |conn| {
-                    let row: Option<sql::CredentialsRow> = sqlx::query_as(sql::CREDENTIALS_BY_ID)
-                        .bind(user_id)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    row.map(sql::credentials)
-                })
-            }
+    async fn credentials_by_id(
+        &self,
+        user_id: &str,
+    ) -> crate::store::Result<Option<crate::store::Credentials>> {
+        self.guarded(Access::Read, async |conn| {
+            let row: Option<CredentialsRow> = sqlx::query_as(CREDENTIALS_BY_ID)
+                .bind(user_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(row.map(credentials))
+        })
+        .await
+    }
 
-            async fn set_password(
-                &self,
-                user_id: &str,
-                password_hash: &str,
-            ) -> $crate::store::Result<()> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::SET_PASSWORD)
-                        .bind(user_id)
-                        .bind(password_hash)
-                        .execute(&mut *conn)
-                        .await?;
-                })
-            }
+    async fn set_password(&self, user_id: &str, password_hash: &str) -> crate::store::Result<()> {
+        self.guarded(Access::Write, async |conn| {
+            sqlx::query(SET_PASSWORD)
+                .bind(user_id)
+                .bind(password_hash)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
 
-            async fn create_session(
-                &self,
-                id: &str,
-                token_hash: &str,
-                user_id: &str,
-                now_ms: i64,
-                expires_at: u64,
-            ) -> $crate::store::Result<()> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::db_seq;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::CREATE_SESSION)
-                        .bind(id)
-                        .bind(token_hash)
-                        .bind(user_id)
-                        .bind(now_ms)
-                        .bind(db_seq(expires_at))
-                        .execute(&mut *conn)
-                        .await?;
-                })
-            }
+    async fn create_session(
+        &self,
+        id: &str,
+        token_hash: &str,
+        user_id: &str,
+        now_ms: i64,
+        expires_at: u64,
+    ) -> crate::store::Result<()> {
+        self.guarded(Access::Write, async |conn| {
+            sqlx::query(CREATE_SESSION)
+                .bind(id)
+                .bind(token_hash)
+                .bind(user_id)
+                .bind(now_ms)
+                .bind(db_seq(expires_at))
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
 
-            async fn session(
-                &self,
-                token_hash: &str,
-                now_secs: u64,
-            ) -> $crate::store::Result<Option<$crate::store::SessionRecord>> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::db_seq;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Read, |conn| {
-                    let row: Option<sql::SessionRow> = sqlx::query_as(&sql::session_by_hash())
-                        .bind(token_hash)
+    async fn session(
+        &self,
+        token_hash: &str,
+        now_secs: u64,
+    ) -> crate::store::Result<Option<crate::store::SessionRecord>> {
+        self.guarded(Access::Read, async |conn| {
+            let row: Option<SessionRow> = sqlx::query_as(&session_by_hash())
+                .bind(token_hash)
+                .bind(db_seq(now_secs))
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(row.map(session))
+        })
+        .await
+    }
+
+    async fn revoke_session(&self, id: &str, now_ms: i64) -> crate::store::Result<bool> {
+        self.guarded(Access::Write, async |conn| {
+            Ok(sqlx::query(REVOKE_SESSION)
+                .bind(id)
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                > 0)
+        })
+        .await
+    }
+
+    async fn revoke_sessions_except(
+        &self,
+        user_id: &str,
+        keep: &str,
+        now_ms: i64,
+    ) -> crate::store::Result<Vec<String>> {
+        self.guarded(Access::Write, async |conn| {
+            Ok(sqlx::query_scalar(REVOKE_OTHERS)
+                .bind(user_id)
+                .bind(keep)
+                .bind(now_ms)
+                .fetch_all(&mut *conn)
+                .await?)
+        })
+        .await
+    }
+
+    async fn revoked_since(&self, since_ms: i64) -> crate::store::Result<Vec<String>> {
+        self.guarded(Access::Read, async |conn| {
+            Ok(sqlx::query_scalar(REVOKED_SINCE)
+                .bind(since_ms)
+                .fetch_all(&mut *conn)
+                .await?)
+        })
+        .await
+    }
+
+    async fn prune_sessions(
+        &self,
+        expired_before: u64,
+        revoked_before_ms: i64,
+    ) -> crate::store::Result<u64> {
+        self.guarded(Access::Write, async |conn| {
+            Ok(sqlx::query(PRUNE_SESSIONS)
+                .bind(db_seq(expired_before))
+                .bind(revoked_before_ms)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected())
+        })
+        .await
+    }
+
+    async fn save_ticket(
+        &self,
+        hash: &str,
+        session_id: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> crate::store::Result<()> {
+        self.guarded(Access::Write, async |conn| {
+            sqlx::query(FORGET_TICKETS)
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(SAVE_TICKET)
+                .bind(hash)
+                .bind(session_id)
+                .bind(expires_at_ms)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take_ticket(
+        &self,
+        hash: &str,
+        now_ms: i64,
+        now_secs: u64,
+    ) -> crate::store::Result<Option<crate::store::SessionRecord>> {
+        self.guarded(Access::Write, async |conn| {
+            let ticket: Option<(String, i64)> = sqlx::query_as(TAKE_TICKET)
+                .bind(hash)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(match ticket {
+                Some((session_id, expires_at)) if expires_at >= now_ms => {
+                    let row: Option<SessionRow> = sqlx::query_as(&session_by_id())
+                        .bind(session_id)
                         .bind(db_seq(now_secs))
                         .fetch_optional(&mut *conn)
                         .await?;
-                    row.map(sql::session)
-                })
-            }
-
-            async fn revoke_session(&self, id: &str, now_ms: i64) -> $crate::store::Result<bool> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::REVOKE_SESSION)
-                        .bind(id)
-                        .bind(now_ms)
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected()
-                        > 0
-                })
-            }
-
-            async fn revoke_sessions_except(
-                &self,
-                user_id: &str,
-                keep: &str,
-                now_ms: i64,
-            ) -> $crate::store::Result<Vec<String>> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query_scalar(sql::REVOKE_OTHERS)
-                        .bind(user_id)
-                        .bind(keep)
-                        .bind(now_ms)
-                        .fetch_all(&mut *conn)
-                        .await?
-                })
-            }
-
-            async fn revoked_since(&self, since_ms: i64) -> $crate::store::Result<Vec<String>> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Read, |conn| {
-                    sqlx::query_scalar(sql::REVOKED_SINCE)
-                        .bind(since_ms)
-                        .fetch_all(&mut *conn)
-                        .await?
-                })
-            }
-
-            async fn prune_sessions(
-                &self,
-                expired_before: u64,
-                revoked_before_ms: i64,
-            ) -> $crate::store::Result<u64> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::db_seq;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::PRUNE_SESSIONS)
-                        .bind(db_seq(expired_before))
-                        .bind(revoked_before_ms)
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected()
-                })
-            }
-
-            async fn save_ticket(
-                &self,
-                hash: &str,
-                session_id: &str,
-                expires_at_ms: i64,
-                now_ms: i64,
-            ) -> $crate::store::Result<()> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::FORGET_TICKETS)
-                        .bind(now_ms)
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query(sql::SAVE_TICKET)
-                        .bind(hash)
-                        .bind(session_id)
-                        .bind(expires_at_ms)
-                        .execute(&mut *conn)
-                        .await?;
-                })
-            }
-
-            async fn take_ticket(
-                &self,
-                hash: &str,
-                now_ms: i64,
-                now_secs: u64,
-            ) -> $crate::store::Result<Option<$crate::store::SessionRecord>> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::db_seq;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Write, |conn| {
-                    let ticket: Option<(String, i64)> = sqlx::query_as(sql::TAKE_TICKET)
-                        .bind(hash)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    match ticket {
-                        Some((session_id, expires_at)) if expires_at >= now_ms => {
-                            let row: Option<sql::SessionRow> =
-                                sqlx::query_as(&sql::session_by_id())
-                                    .bind(session_id)
-                                    .bind(db_seq(now_secs))
-                                    .fetch_optional(&mut *conn)
-                                    .await?;
-                            row.map(sql::session)
-                        }
-                        _ => None,
-                    }
-                })
-            }
-
-            async fn create_room(
-                &self,
-                name: &str,
-                visibility: common::Visibility,
-                owner_id: &str,
-                now_ms: i64,
-            ) -> $crate::store::Result<bool> {
-                use sqlx::Connection;
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Write, |conn| {
-                    let mut tx = conn.begin().await?;
-                    let created = sqlx::query(sql::CREATE_ROOM)
-                        .bind(name)
-                        .bind(now_ms)
-                        .bind(owner_id)
-                        .bind(visibility.as_str())
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                        == 1;
-                    if created {
-                        sqlx::query(sql::SET_ROLE)
-                            .bind(name)
-                            .bind(owner_id)
-                            .bind(common::Role::Owner.as_str())
-                            .bind(now_ms)
-                            .execute(&mut *tx)
-                            .await?;
-                        tx.commit().await?;
-                    } else {
-                        tx.rollback().await?;
-                    }
-                    created
-                })
-            }
-
-            async fn room_access(
-                &self,
-                room: &str,
-                user_id: &str,
-            ) -> $crate::store::Result<Option<$crate::store::RoomAccess>> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Read, |conn| {
-                    let row: Option<(String, Option<String>, String)> =
-                        sqlx::query_as(sql::ROOM_ACCESS)
-                            .bind(room)
-                            .bind(user_id)
-                            .fetch_optional(&mut *conn)
-                            .await?;
-                    row.map(|(visibility, role, created_by)| $crate::store::RoomAccess {
-                        visibility: sql::visibility(&visibility),
-                        role: role.as_deref().map(sql::role),
-                        creator: created_by == user_id,
-                    })
-                })
-            }
-
-            async fn set_role(
-                &self,
-                room: &str,
-                user_id: &str,
-                role: common::Role,
-                now_ms: i64,
-            ) -> $crate::store::Result<()> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::SET_ROLE)
-                        .bind(room)
-                        .bind(user_id)
-                        .bind(role.as_str())
-                        .bind(now_ms)
-                        .execute(&mut *conn)
-                        .await?;
-                })
-            }
-
-            async fn remove_member(
-                &self,
-                room: &str,
-                user_id: &str,
-            ) -> $crate::store::Result<bool> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::REMOVE_MEMBER)
-                        .bind(room)
-                        .bind(user_id)
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected()
-                        > 0
-                })
-            }
-
-            async fn room_members(
-                &self,
-                room: &str,
-            ) -> $crate::store::Result<Vec<(common::User, common::Role)>> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Read, |conn| {
-                    let rows: Vec<(String, String, Option<String>, String)> =
-                        sqlx::query_as(sql::ROOM_MEMBERS)
-                            .bind(room)
-                            .fetch_all(&mut *conn)
-                            .await?;
-                    let mut members: Vec<(common::User, common::Role)> = rows
-                        .into_iter()
-                        .map(|(id, name, username, role)| {
-                            (common::User { id, name, username }, sql::role(&role))
-                        })
-                        .collect();
-                    // Stable: by role, then in the order they were added.
-                    members.sort_by(|a, b| b.1.cmp(&a.1));
-                    members
-                })
-            }
-
-            async fn other_members(
-                &self,
-                rooms: &[&str],
-                user_id: &str,
-            ) -> $crate::store::Result<Vec<(String, common::User)>> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                if rooms.is_empty() {
-                    return Ok(Vec::new());
+                    row.map(session)
                 }
-                guarded!(self, Access::Read, |conn| {
-                    let mut query = sqlx::QueryBuilder::new(sql::OTHER_MEMBERS);
-                    query.push_bind(user_id).push(" AND m.room IN (");
-                    let mut names = query.separated(", ");
-                    for room in rooms {
-                        names.push_bind(*room);
-                    }
-                    query.push(")");
-                    let rows: Vec<(String, String, String, Option<String>)> =
-                        query.build_query_as().fetch_all(&mut *conn).await?;
-                    rows.into_iter()
-                        .map(|(room, id, name, username)| {
-                            (room, common::User { id, name, username })
-                        })
-                        .collect()
-                })
-            }
+                _ => None,
+            })
+        })
+        .await
+    }
 
-            async fn memberships(
-                &self,
-                user_id: &str,
-            ) -> $crate::store::Result<Vec<(String, common::Role)>> {
-                use $crate::store::accounts_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                guarded!(self, Access::Read, |conn| {
-                    let rows: Vec<(String, String)> = sqlx::query_as(sql::MEMBERSHIPS)
-                        .bind(user_id)
-                        .fetch_all(&mut *conn)
-                        .await?;
-                    rows.into_iter()
-                        .map(|(room, role)| (room, sql::role(&role)))
-                        .collect()
-                })
+    async fn create_room(
+        &self,
+        name: &str,
+        visibility: common::Visibility,
+        owner_id: &str,
+        now_ms: i64,
+    ) -> crate::store::Result<bool> {
+        self.guarded(Access::Write, async |conn| {
+            let mut tx = conn.begin().await?;
+            let created = sqlx::query(CREATE_ROOM)
+                .bind(name)
+                .bind(now_ms)
+                .bind(owner_id)
+                .bind(visibility.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if created {
+                sqlx::query(SET_ROLE)
+                    .bind(name)
+                    .bind(owner_id)
+                    .bind(common::Role::Owner.as_str())
+                    .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
             }
+            Ok(created)
+        })
+        .await
+    }
+
+    async fn room_access(
+        &self,
+        room: &str,
+        user_id: &str,
+    ) -> crate::store::Result<Option<crate::store::RoomAccess>> {
+        self.guarded(Access::Read, async |conn| {
+            let row: Option<(String, Option<String>, String)> = sqlx::query_as(ROOM_ACCESS)
+                .bind(room)
+                .bind(user_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(
+                row.map(|(visibility, role, created_by)| crate::store::RoomAccess {
+                    visibility: parse_visibility(&visibility),
+                    role: role.as_deref().map(parse_role),
+                    creator: created_by == user_id,
+                }),
+            )
+        })
+        .await
+    }
+
+    async fn set_role(
+        &self,
+        room: &str,
+        user_id: &str,
+        role: common::Role,
+        now_ms: i64,
+    ) -> crate::store::Result<()> {
+        self.guarded(Access::Write, async |conn| {
+            sqlx::query(SET_ROLE)
+                .bind(room)
+                .bind(user_id)
+                .bind(role.as_str())
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_member(&self, room: &str, user_id: &str) -> crate::store::Result<bool> {
+        self.guarded(Access::Write, async |conn| {
+            Ok(sqlx::query(REMOVE_MEMBER)
+                .bind(room)
+                .bind(user_id)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                > 0)
+        })
+        .await
+    }
+
+    async fn room_members(
+        &self,
+        room: &str,
+    ) -> crate::store::Result<Vec<(common::User, common::Role)>> {
+        self.guarded(Access::Read, async |conn| {
+            let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(ROOM_MEMBERS)
+                .bind(room)
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut members: Vec<(common::User, common::Role)> = rows
+                .into_iter()
+                .map(|(id, name, username, role)| {
+                    (common::User { id, name, username }, parse_role(&role))
+                })
+                .collect();
+            // Stable: by role, then in the order they were added.
+            members.sort_by_key(|m| std::cmp::Reverse(m.1));
+            Ok(members)
+        })
+        .await
+    }
+
+    async fn other_members(
+        &self,
+        rooms: &[&str],
+        user_id: &str,
+    ) -> crate::store::Result<Vec<(String, common::User)>> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
         }
-    };
-}
+        self.guarded(Access::Read, async |conn| {
+            let statement = format!(
+                "{}$1 AND m.room IN ({})",
+                OTHER_MEMBERS,
+                placeholders(2, rooms.len())
+            );
+            let mut query = sqlx::query_as(&statement).bind(user_id);
+            for room in rooms {
+                query = query.bind(*room);
+            }
+            let rows: Vec<(String, String, String, Option<String>)> =
+                query.fetch_all(&mut *conn).await?;
+            Ok(rows
+                .into_iter()
+                .map(|(room, id, name, username)| (room, common::User { id, name, username }))
+                .collect())
+        })
+        .await
+    }
 
-pub(crate) use impl_accounts;
+    async fn memberships(
+        &self,
+        user_id: &str,
+    ) -> crate::store::Result<Vec<(String, common::Role)>> {
+        self.guarded(Access::Read, async |conn| {
+            let rows: Vec<(String, String)> = sqlx::query_as(MEMBERSHIPS)
+                .bind(user_id)
+                .fetch_all(&mut *conn)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|(room, role)| (room, parse_role(&role)))
+                .collect())
+        })
+        .await
+    }
+}

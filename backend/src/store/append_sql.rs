@@ -9,9 +9,13 @@
 //! topics) are rare and change another row: a room with one in the batch
 //! takes its entries one at a time.
 
+use super::health::Access;
 use super::sql::entry_columns;
 pub use super::sql::{MessageRow, message};
+use super::sql_store::{Dialect, SqlStore, Value, placeholders, value_rows};
+use super::{Appended, StoreError};
 use common::EntryKind;
+use sqlx::Connection;
 
 /// First statement of an append: takes the room's row lock (PostgreSQL) or
 /// the write lock (SQLite) before anything is read, so appends to a room are
@@ -47,14 +51,16 @@ pub const UNDO_INSERT: &str = "DELETE FROM messages WHERE room = $1 AND seq = $2
 /// time (two statements each); more share four statements and a
 /// multi-row insert.
 pub const ONE_BY_ONE: usize = 2;
-/// Followed by the room, then ` AND client_id IN (…)`.
+/// Followed by `$1 AND client_id IN (…)`.
 pub const FIND_CLIENT_IDS: &str =
     concat!("SELECT ", entry_columns!(), " FROM messages WHERE room = ");
-/// Followed by `VALUES (…), (…)`: the room's new messages, which the
-/// duplicate check under the room's lock has shown to be new.
+/// Followed by `(…), (…)`: the room's new messages, which the duplicate
+/// check under the room's lock has shown to be new.
 pub const INSERT_MESSAGES: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, \
-     client_id, username, kind, target, reply_to) ";
-/// Rows per INSERT: 12 parameters each, well under SQLite's and
+     client_id, username, kind, target, reply_to) VALUES ";
+/// The columns of `INSERT_MESSAGES`.
+pub const INSERT_COLUMNS: usize = 12;
+/// Rows per INSERT: `INSERT_COLUMNS` parameters each, well under SQLite's and
 /// PostgreSQL's limits on parameters per statement.
 pub const INSERT_ROWS: usize = 100;
 pub const SET_LAST_SEQ: &str = "UPDATE rooms SET last_seq = $2 WHERE name = $1";
@@ -86,7 +92,7 @@ pub const UNREACT: &str =
 pub const ERASE_REACTIONS: &str = "DELETE FROM reactions WHERE room = $1 AND target = $2";
 
 /// A new entry as stored, with its seq.
-pub fn stored(m: &super::NewMessage<'_>, seq: i64) -> common::ChatMessage {
+pub fn stored_entry(m: &super::NewMessage<'_>, seq: i64) -> common::ChatMessage {
     common::ChatMessage {
         room: m.room.to_owned(),
         seq: seq as u64,
@@ -130,329 +136,326 @@ pub fn room_groups<'a>(batch: &'a [super::NewMessage<'_>]) -> Vec<(&'a str, Vec<
     groups
 }
 
-/// The sqlx database of a store type, for code shared through the macros.
-pub trait HasDatabase {
-    type Database: sqlx::Database;
-}
+/// Appends, for every SQL database (see `SqlStore`).
+impl<DB> SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    String: Value<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+{
+    /// Reads the reactions of `messages` (a page, in seq order) and
+    /// attaches them: one query per page, none if no message has any.
+    pub(super) async fn with_reactions(
+        conn: &mut DB::Connection,
+        room: &str,
+        messages: &mut [common::ChatMessage],
+    ) -> std::result::Result<(), sqlx::Error> {
+        if let (Some(first), Some(last)) = (messages.first(), messages.last()) {
+            let rows: Vec<super::sql::ReactionRow> = sqlx::query_as(super::sql::REACTIONS)
+                .bind(room)
+                .bind(first.seq as i64)
+                .bind(last.seq as i64)
+                .fetch_all(&mut *conn)
+                .await?;
+            super::sql::attach_reactions(messages, rows);
+        }
+        Ok(())
+    }
 
-impl HasDatabase for super::SqliteStore {
-    type Database = sqlx::Sqlite;
-}
+    /// One message, in two round trips: the room's next seq (which
+    /// also locks the room), then the insert, which says by itself
+    /// whether the `client_id` was new. Fewer statements than a
+    /// batch's for one or two messages, the usual case at light load.
+    pub(super) async fn append_alone<'c>(
+        tx: &mut sqlx::Transaction<'c, DB>,
+        m: &crate::store::NewMessage<'_>,
+    ) -> std::result::Result<crate::store::Result<crate::store::Appended>, sqlx::Error> {
+        let seq: Option<i64> = sqlx::query_scalar(NEXT_SEQ)
+            .bind(m.room)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(seq) = seq else {
+            return Ok(Err(StoreError::UnknownRoom(m.room.to_owned())));
+        };
+        let inserted: Option<i64> = sqlx::query_scalar(INSERT_MESSAGE)
+            .bind(m.room)
+            .bind(seq)
+            .bind(m.id)
+            .bind(&m.user.id)
+            .bind(&m.user.name)
+            .bind(m.content)
+            .bind(m.ts)
+            .bind(m.client_id)
+            .bind(&m.user.username)
+            .bind(m.kind.as_str())
+            .bind(db_seq(m.target))
+            .bind(db_seq(m.reply_to))
+            .fetch_optional(&mut **tx)
+            .await?;
+        if inserted.is_none() {
+            let earlier: MessageRow = sqlx::query_as(FIND_CLIENT_ID)
+                .bind(m.room)
+                .bind(&m.user.id)
+                .bind(m.client_id)
+                .fetch_one(&mut **tx)
+                .await?;
+            // Give the seq back. This transaction has held the
+            // room's row since it took the seq, so the seq is still
+            // the room's newest.
+            sqlx::query(RETURN_SEQ)
+                .bind(m.room)
+                .execute(&mut **tx)
+                .await?;
+            return Ok(Ok(Appended {
+                message: message(earlier),
+                duplicate: true,
+            }));
+        }
+        if !Self::apply_change(tx, m).await? {
+            // Nothing to change: the entry and its seq go again.
+            sqlx::query(UNDO_INSERT)
+                .bind(m.room)
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query(RETURN_SEQ)
+                .bind(m.room)
+                .execute(&mut **tx)
+                .await?;
+            return Ok(Err(StoreError::NoSuchMessage));
+        }
+        Ok(Ok(Appended {
+            message: stored_entry(m, seq),
+            duplicate: false,
+        }))
+    }
 
-impl HasDatabase for super::PostgresStore {
-    type Database = sqlx::Postgres;
-}
-
-/// Implements `append_many` (and its one-message path) for `$store`.
-macro_rules! impl_append {
-    ($store:ty) => {
-        impl $store {
-            /// One message, in two round trips: the room's next seq (which
-            /// also locks the room), then the insert, which says by itself
-            /// whether the `client_id` was new. Fewer statements than a
-            /// batch's for one or two messages, the usual case at light load.
-            async fn append_alone<'c>(
-                tx: &mut sqlx::Transaction<
-                    'c,
-                    <Self as $crate::store::append_sql::HasDatabase>::Database,
-                >,
-                m: &$crate::store::NewMessage<'_>,
-            ) -> std::result::Result<$crate::store::Result<$crate::store::Appended>, sqlx::Error>
-            {
-                use $crate::store::append_sql as sql;
-                use $crate::store::{Appended, StoreError};
-                let seq: Option<i64> = sqlx::query_scalar(sql::NEXT_SEQ)
+    /// What a change entry changes, in the transaction that stores
+    /// it. False if there was nothing (of the user's) to change.
+    async fn apply_change<'c>(
+        tx: &mut sqlx::Transaction<'c, DB>,
+        m: &crate::store::NewMessage<'_>,
+    ) -> std::result::Result<bool, sqlx::Error> {
+        let target = db_seq(m.target).unwrap_or(0);
+        let changed: Option<i64> = match m.kind {
+            EntryKind::Message => return Ok(true),
+            EntryKind::Topic => {
+                sqlx::query(SET_TOPIC)
                     .bind(m.room)
-                    .fetch_optional(&mut **tx)
+                    .bind(m.content)
+                    .execute(&mut **tx)
                     .await?;
-                let Some(seq) = seq else {
-                    return Ok(Err(StoreError::UnknownRoom(m.room.to_owned())));
-                };
-                let inserted: Option<i64> = sqlx::query_scalar(sql::INSERT_MESSAGE)
+                return Ok(true);
+            }
+            EntryKind::Edit => {
+                sqlx::query_scalar(EDIT)
                     .bind(m.room)
-                    .bind(seq)
-                    .bind(m.id)
+                    .bind(target)
                     .bind(&m.user.id)
-                    .bind(&m.user.name)
                     .bind(m.content)
                     .bind(m.ts)
-                    .bind(m.client_id)
-                    .bind(&m.user.username)
-                    .bind(m.kind.as_str())
-                    .bind(sql::db_seq(m.target))
-                    .bind(sql::db_seq(m.reply_to))
+                    .fetch_optional(&mut **tx)
+                    .await?
+            }
+            EntryKind::Delete if m.moderator => {
+                sqlx::query_scalar(DELETE_ANY)
+                    .bind(m.room)
+                    .bind(target)
+                    .bind(m.ts)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            }
+            EntryKind::Delete => {
+                sqlx::query_scalar(DELETE_OWN)
+                    .bind(m.room)
+                    .bind(target)
+                    .bind(&m.user.id)
+                    .bind(m.ts)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            }
+            EntryKind::React | EntryKind::Unreact => {
+                let there: Option<i64> = sqlx::query_scalar(REACTABLE)
+                    .bind(m.room)
+                    .bind(target)
                     .fetch_optional(&mut **tx)
                     .await?;
-                if inserted.is_none() {
-                    let earlier: sql::MessageRow = sqlx::query_as(sql::FIND_CLIENT_ID)
+                if there.is_none() {
+                    return Ok(false);
+                }
+                if m.kind == EntryKind::React {
+                    sqlx::query(REACT)
                         .bind(m.room)
+                        .bind(target)
+                        .bind(m.content)
                         .bind(&m.user.id)
-                        .bind(m.client_id)
-                        .fetch_one(&mut **tx)
-                        .await?;
-                    // Give the seq back. This transaction has held the
-                    // room's row since it took the seq, so the seq is still
-                    // the room's newest.
-                    sqlx::query(sql::RETURN_SEQ)
-                        .bind(m.room)
+                        .bind(&m.user.name)
+                        .bind(m.ts)
                         .execute(&mut **tx)
                         .await?;
-                    return Ok(Ok(Appended {
-                        message: sql::message(earlier),
-                        duplicate: true,
-                    }));
+                } else {
+                    sqlx::query(UNREACT)
+                        .bind(m.room)
+                        .bind(target)
+                        .bind(m.content)
+                        .bind(&m.user.id)
+                        .execute(&mut **tx)
+                        .await?;
                 }
-                if !Self::apply_change(tx, m).await? {
-                    // Nothing to change: the entry and its seq go again.
-                    sqlx::query(sql::UNDO_INSERT)
-                        .bind(m.room)
-                        .bind(seq)
-                        .execute(&mut **tx)
-                        .await?;
-                    sqlx::query(sql::RETURN_SEQ)
-                        .bind(m.room)
-                        .execute(&mut **tx)
-                        .await?;
-                    return Ok(Err(StoreError::NoSuchMessage));
-                }
-                Ok(Ok(Appended {
-                    message: sql::stored(m, seq),
-                    duplicate: false,
-                }))
+                there
             }
-
-            /// What a change entry changes, in the transaction that stores
-            /// it. False if there was nothing (of the user's) to change.
-            async fn apply_change<'c>(
-                tx: &mut sqlx::Transaction<
-                    'c,
-                    <Self as $crate::store::append_sql::HasDatabase>::Database,
-                >,
-                m: &$crate::store::NewMessage<'_>,
-            ) -> std::result::Result<bool, sqlx::Error> {
-                use common::EntryKind;
-                use $crate::store::append_sql as sql;
-                let target = sql::db_seq(m.target).unwrap_or(0);
-                let changed: Option<i64> = match m.kind {
-                    EntryKind::Message => return Ok(true),
-                    EntryKind::Topic => {
-                        sqlx::query(sql::SET_TOPIC)
-                            .bind(m.room)
-                            .bind(m.content)
-                            .execute(&mut **tx)
-                            .await?;
-                        return Ok(true);
-                    }
-                    EntryKind::Edit => {
-                        sqlx::query_scalar(sql::EDIT)
-                            .bind(m.room)
-                            .bind(target)
-                            .bind(&m.user.id)
-                            .bind(m.content)
-                            .bind(m.ts)
-                            .fetch_optional(&mut **tx)
-                            .await?
-                    }
-                    EntryKind::Delete if m.moderator => {
-                        sqlx::query_scalar(sql::DELETE_ANY)
-                            .bind(m.room)
-                            .bind(target)
-                            .bind(m.ts)
-                            .fetch_optional(&mut **tx)
-                            .await?
-                    }
-                    EntryKind::Delete => {
-                        sqlx::query_scalar(sql::DELETE_OWN)
-                            .bind(m.room)
-                            .bind(target)
-                            .bind(&m.user.id)
-                            .bind(m.ts)
-                            .fetch_optional(&mut **tx)
-                            .await?
-                    }
-                    EntryKind::React | EntryKind::Unreact => {
-                        let there: Option<i64> = sqlx::query_scalar(sql::REACTABLE)
-                            .bind(m.room)
-                            .bind(target)
-                            .fetch_optional(&mut **tx)
-                            .await?;
-                        if there.is_none() {
-                            return Ok(false);
-                        }
-                        if m.kind == EntryKind::React {
-                            sqlx::query(sql::REACT)
-                                .bind(m.room)
-                                .bind(target)
-                                .bind(m.content)
-                                .bind(&m.user.id)
-                                .bind(&m.user.name)
-                                .bind(m.ts)
-                                .execute(&mut **tx)
-                                .await?;
-                        } else {
-                            sqlx::query(sql::UNREACT)
-                                .bind(m.room)
-                                .bind(target)
-                                .bind(m.content)
-                                .bind(&m.user.id)
-                                .execute(&mut **tx)
-                                .await?;
-                        }
-                        there
-                    }
-                    EntryKind::Unknown => None,
-                };
-                if changed.is_some() && m.kind == EntryKind::Delete {
-                    for erase in [sql::ERASE_EDITS, sql::ERASE_REACTIONS] {
-                        sqlx::query(erase)
-                            .bind(m.room)
-                            .bind(target)
-                            .execute(&mut **tx)
-                            .await?;
-                    }
-                }
-                Ok(changed.is_some())
-            }
-
-            /// `Store::append_batch`.
-            async fn append_many(
-                &self,
-                batch: &[$crate::store::NewMessage<'_>],
-            ) -> $crate::store::Result<Vec<$crate::store::Result<$crate::store::Appended>>> {
-                use sqlx::Connection;
-                use $crate::store::append_sql as sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::{Appended, StoreError};
-                guarded!(self, Access::Write, |conn| {
-                    // Not `return`: that would skip `guarded!`'s bookkeeping.
-                    if let Some(seq) = Self::lone_message(conn, batch).await? {
-                        vec![Ok(Appended {
-                            message: sql::stored(&batch[0], seq),
-                            duplicate: false,
-                        })]
-                    } else {
-                        let mut tx = conn.begin().await?;
-                        let mut results: Vec<Option<$crate::store::Result<Appended>>> =
-                            (0..batch.len()).map(|_| None).collect();
-                        // A few round trips per room, whatever the number of
-                        // its messages (see `sql::room_groups`).
-                        for (room, positions) in sql::room_groups(batch) {
-                            if positions.len() <= sql::ONE_BY_ONE
-                                || sql::has_change(batch, &positions)
-                            {
-                                for &i in &positions {
-                                    let m = &batch[i];
-                                    results[i] = Some(Self::append_alone(&mut tx, m).await?);
-                                }
-                                continue;
-                            }
-                            // Locks the room's row (PostgreSQL) or takes the
-                            // write lock (SQLite) before anything is read, so
-                            // appends to a room are serialized across nodes.
-                            let last: Option<i64> = sqlx::query_scalar(sql::LOCK_ROOM)
-                                .bind(room)
-                                .fetch_optional(&mut *tx)
-                                .await?;
-                            let Some(mut last) = last else {
-                                // Nothing was changed for them; the others go on.
-                                for &i in &positions {
-                                    results[i] =
-                                        Some(Err(StoreError::UnknownRoom(room.to_owned())));
-                                }
-                                continue;
-                            };
-                            // Which of them this room has already stored.
-                            let mut query = sqlx::QueryBuilder::new(sql::FIND_CLIENT_IDS);
-                            query.push_bind(room).push(" AND client_id IN (");
-                            let mut ids = query.separated(", ");
-                            for &i in &positions {
-                                ids.push_bind(batch[i].client_id);
-                            }
-                            query.push(")");
-                            // Usually none: these are retries.
-                            let stored: Vec<common::ChatMessage> = query
-                                .build_query_as::<sql::MessageRow>()
-                                .fetch_all(&mut *tx)
-                                .await?
-                                .into_iter()
-                                .map(sql::message)
-                                .collect();
-                            let mut first_of: std::collections::HashMap<(&str, &str), usize> =
-                                std::collections::HashMap::with_capacity(positions.len());
-                            let mut fresh = Vec::with_capacity(positions.len());
-                            for &i in &positions {
-                                let m = &batch[i];
-                                let key = (m.user.id.as_str(), m.client_id);
-                                let original = match first_of.get(&key) {
-                                    // The same client_id twice in one batch: the
-                                    // second is a retry of the first.
-                                    Some(&first) => match &results[first] {
-                                        Some(Ok(first)) => Some(first.message.clone()),
-                                        _ => None,
-                                    },
-                                    None => stored
-                                        .iter()
-                                        .find(|s| {
-                                            s.user.id == m.user.id && s.client_id == m.client_id
-                                        })
-                                        .cloned(),
-                                };
-                                if let Some(message) = original {
-                                    results[i] = Some(Ok(Appended {
-                                        message,
-                                        duplicate: true,
-                                    }));
-                                    continue;
-                                }
-                                last += 1;
-                                first_of.insert(key, i);
-                                fresh.push((i, last));
-                                results[i] = Some(Ok(Appended {
-                                    message: sql::stored(m, last),
-                                    duplicate: false,
-                                }));
-                            }
-                            if fresh.is_empty() {
-                                continue;
-                            }
-                            for rows in fresh.chunks(sql::INSERT_ROWS) {
-                                let mut insert = sqlx::QueryBuilder::new(sql::INSERT_MESSAGES);
-                                insert.push_values(rows, |mut row, &(i, seq)| {
-                                    let m = &batch[i];
-                                    row.push_bind(m.room)
-                                        .push_bind(seq)
-                                        .push_bind(m.id)
-                                        .push_bind(&m.user.id)
-                                        .push_bind(&m.user.name)
-                                        .push_bind(m.content)
-                                        .push_bind(m.ts)
-                                        .push_bind(m.client_id)
-                                        .push_bind(&m.user.username)
-                                        .push_bind(m.kind.as_str())
-                                        .push_bind(sql::db_seq(m.target))
-                                        .push_bind(sql::db_seq(m.reply_to));
-                                });
-                                insert.build().execute(&mut *tx).await?;
-                            }
-                            sqlx::query(sql::SET_LAST_SEQ)
-                                .bind(room)
-                                .bind(last)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        // Only a commit that reports success makes an ack, for
-                        // every message of the batch alike.
-                        tx.commit().await?;
-                        results
-                            .into_iter()
-                            .map(|answer| answer.expect("every message has an answer"))
-                            .collect()
-                    }
-                })
+            EntryKind::Unknown => None,
+        };
+        if changed.is_some() && m.kind == EntryKind::Delete {
+            for erase in [ERASE_EDITS, ERASE_REACTIONS] {
+                sqlx::query(erase)
+                    .bind(m.room)
+                    .bind(target)
+                    .execute(&mut **tx)
+                    .await?;
             }
         }
-    };
-}
+        Ok(changed.is_some())
+    }
 
-pub(crate) use impl_append;
+    /// `Store::append_batch`.
+    pub(super) async fn append_many(
+        &self,
+        batch: &[crate::store::NewMessage<'_>],
+    ) -> crate::store::Result<Vec<crate::store::Result<crate::store::Appended>>> {
+        self.guarded(Access::Write, async |conn| {
+            if let Some(seq) = DB::lone_message(conn, batch).await? {
+                return Ok(vec![Ok(Appended {
+                    message: stored_entry(&batch[0], seq),
+                    duplicate: false,
+                })]);
+            }
+            let mut tx = conn.begin().await?;
+            let mut results: Vec<Option<crate::store::Result<Appended>>> =
+                (0..batch.len()).map(|_| None).collect();
+            // A few round trips per room, whatever the number of
+            // its messages (see `room_groups`).
+            for (room, positions) in room_groups(batch) {
+                if positions.len() <= ONE_BY_ONE || has_change(batch, &positions) {
+                    for &i in &positions {
+                        let m = &batch[i];
+                        results[i] = Some(Self::append_alone(&mut tx, m).await?);
+                    }
+                    continue;
+                }
+                // Locks the room's row (PostgreSQL) or takes the
+                // write lock (SQLite) before anything is read, so
+                // appends to a room are serialized across nodes.
+                let last: Option<i64> = sqlx::query_scalar(LOCK_ROOM)
+                    .bind(room)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(mut last) = last else {
+                    // Nothing was changed for them; the others go on.
+                    for &i in &positions {
+                        results[i] = Some(Err(StoreError::UnknownRoom(room.to_owned())));
+                    }
+                    continue;
+                };
+                // Which of them this room has already stored.
+                let find = format!(
+                    "{}$1 AND client_id IN ({})",
+                    FIND_CLIENT_IDS,
+                    placeholders(2, positions.len())
+                );
+                let mut query = sqlx::query_as::<_, MessageRow>(&find).bind(room);
+                for &i in &positions {
+                    query = query.bind(batch[i].client_id);
+                }
+                // Usually none: these are retries.
+                let stored: Vec<common::ChatMessage> = query
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(message)
+                    .collect();
+                let mut first_of: std::collections::HashMap<(&str, &str), usize> =
+                    std::collections::HashMap::with_capacity(positions.len());
+                let mut fresh = Vec::with_capacity(positions.len());
+                for &i in &positions {
+                    let m = &batch[i];
+                    let key = (m.user.id.as_str(), m.client_id);
+                    let original = match first_of.get(&key) {
+                        // The same client_id twice in one batch: the
+                        // second is a retry of the first.
+                        Some(&first) => match &results[first] {
+                            Some(Ok(first)) => Some(first.message.clone()),
+                            _ => None,
+                        },
+                        None => stored
+                            .iter()
+                            .find(|s| s.user.id == m.user.id && s.client_id == m.client_id)
+                            .cloned(),
+                    };
+                    if let Some(message) = original {
+                        results[i] = Some(Ok(Appended {
+                            message,
+                            duplicate: true,
+                        }));
+                        continue;
+                    }
+                    last += 1;
+                    first_of.insert(key, i);
+                    fresh.push((i, last));
+                    results[i] = Some(Ok(Appended {
+                        message: stored_entry(m, last),
+                        duplicate: false,
+                    }));
+                }
+                if fresh.is_empty() {
+                    continue;
+                }
+                for rows in fresh.chunks(INSERT_ROWS) {
+                    let statement = format!(
+                        "{}{}",
+                        INSERT_MESSAGES,
+                        value_rows(1, rows.len(), INSERT_COLUMNS)
+                    );
+                    let mut insert = sqlx::query(&statement);
+                    for &(i, seq) in rows {
+                        let m = &batch[i];
+                        insert = insert
+                            .bind(m.room)
+                            .bind(seq)
+                            .bind(m.id)
+                            .bind(&m.user.id)
+                            .bind(&m.user.name)
+                            .bind(m.content)
+                            .bind(m.ts)
+                            .bind(m.client_id)
+                            .bind(&m.user.username)
+                            .bind(m.kind.as_str())
+                            .bind(db_seq(m.target))
+                            .bind(db_seq(m.reply_to));
+                    }
+                    insert.execute(&mut *tx).await?;
+                }
+                sqlx::query(SET_LAST_SEQ)
+                    .bind(room)
+                    .bind(last)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // Only a commit that reports success makes an ack, for
+            // every message of the batch alike.
+            tx.commit().await?;
+            Ok(results
+                .into_iter()
+                .map(|answer| answer.expect("every message has an answer"))
+                .collect())
+        })
+        .await
+    }
+}

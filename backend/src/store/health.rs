@@ -157,27 +157,6 @@ impl<DB: Database> DerefMut for Checkout<DB> {
     }
 }
 
-/// Runs `$body` with `$conn` bound to a connection checked out of
-/// `$self.pool`, under the store's deadline. The connection goes back to the
-/// pool only if `$body` succeeded; otherwise it is closed.
-macro_rules! guarded {
-    ($self:ident, $access:expr, |$conn:ident| $body:expr) => {
-        $self
-            .health
-            .run($access, async {
-                let mut checkout =
-                    $crate::store::health::Checkout::new($self.pool.acquire().await?);
-                let $conn = &mut *checkout;
-                let out = $body;
-                checkout.keep();
-                Ok(out)
-            })
-            .await
-    };
-}
-
-pub(crate) use guarded;
-
 #[cfg(test)]
 mod tests {
     use super::*;

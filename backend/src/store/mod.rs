@@ -20,6 +20,7 @@ pub(crate) mod operations;
 mod postgres;
 pub(crate) mod search;
 mod sql;
+mod sql_store;
 mod sqlite;
 
 use std::path::Path;

@@ -12,6 +12,9 @@ use async_trait::async_trait;
 use common::User;
 
 use super::Result;
+use super::health::Access;
+use super::sql_store::{Dialect, RowsAffected, SqlStore, Value};
+use sqlx::Connection;
 
 /// Which rooms an API key may post to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,209 +166,185 @@ pub fn key(row: KeyRow) -> ApiKey {
     }
 }
 
-/// Implements `Operations` for `$store` (see `sql::impl_store!`).
-macro_rules! impl_operations {
-    ($store:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::store::Operations for $store {
-            async fn create_api_key(
-                &self,
-                key: &$crate::store::ApiKey,
-                key_hash: &str,
-            ) -> $crate::store::Result<()> {
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::operations as sql;
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::CREATE_KEY)
-                        .bind(&key.id)
-                        .bind(key_hash)
-                        .bind(&key.name)
-                        .bind(key.rooms.to_text())
-                        .bind(key.created_at)
-                        .execute(&mut *conn)
-                        .await?;
-                })
-            }
+/// `Operations` for every SQL database (see `SqlStore`).
+#[async_trait::async_trait]
+impl<DB> crate::store::Operations for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    String: Value<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+{
+    async fn create_api_key(
+        &self,
+        key: &crate::store::ApiKey,
+        key_hash: &str,
+    ) -> crate::store::Result<()> {
+        self.guarded(Access::Write, async |conn| {
+            sqlx::query(CREATE_KEY)
+                .bind(&key.id)
+                .bind(key_hash)
+                .bind(&key.name)
+                .bind(key.rooms.to_text())
+                .bind(key.created_at)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
 
-            async fn api_key(
-                &self,
-                key_hash: &str,
-            ) -> $crate::store::Result<Option<$crate::store::ApiKey>> {
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::operations as sql;
-                guarded!(self, Access::Read, |conn| {
-                    let query = format!(
-                        "{} WHERE key_hash = $1 AND revoked_at IS NULL",
-                        sql::KEY_COLUMNS
-                    );
-                    let row: Option<sql::KeyRow> = sqlx::query_as(&query)
-                        .bind(key_hash)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    row.map(sql::key)
-                })
-            }
+    async fn api_key(&self, key_hash: &str) -> crate::store::Result<Option<crate::store::ApiKey>> {
+        self.guarded(Access::Read, async |conn| {
+            let query = format!("{} WHERE key_hash = $1 AND revoked_at IS NULL", KEY_COLUMNS);
+            let row: Option<KeyRow> = sqlx::query_as(&query)
+                .bind(key_hash)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(row.map(key))
+        })
+        .await
+    }
 
-            async fn revoke_api_key(&self, id: &str, now_ms: i64) -> $crate::store::Result<bool> {
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::operations as sql;
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::REVOKE_KEY)
-                        .bind(id)
-                        .bind(now_ms)
-                        .execute(&mut *conn)
-                        .await?
-                        .rows_affected()
-                        > 0
-                })
-            }
+    async fn revoke_api_key(&self, id: &str, now_ms: i64) -> crate::store::Result<bool> {
+        self.guarded(Access::Write, async |conn| {
+            Ok(sqlx::query(REVOKE_KEY)
+                .bind(id)
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                > 0)
+        })
+        .await
+    }
 
-            async fn api_keys(&self) -> $crate::store::Result<Vec<$crate::store::ApiKey>> {
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::operations as sql;
-                guarded!(self, Access::Read, |conn| {
-                    let query = format!("{} ORDER BY created_at, id", sql::KEY_COLUMNS);
-                    let rows: Vec<sql::KeyRow> =
-                        sqlx::query_as(&query).fetch_all(&mut *conn).await?;
-                    rows.into_iter().map(sql::key).collect()
-                })
-            }
+    async fn api_keys(&self) -> crate::store::Result<Vec<crate::store::ApiKey>> {
+        self.guarded(Access::Read, async |conn| {
+            let query = format!("{} ORDER BY created_at, id", KEY_COLUMNS);
+            let rows: Vec<KeyRow> = sqlx::query_as(&query).fetch_all(&mut *conn).await?;
+            Ok(rows.into_iter().map(key).collect())
+        })
+        .await
+    }
 
-            async fn find_users(
-                &self,
-                prefix: &str,
-                limit: u32,
-            ) -> $crate::store::Result<Vec<$crate::store::UserSummary>> {
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::operations as sql;
-                guarded!(self, Access::Read, |conn| {
-                    let pattern = $crate::store::sql::prefix_pattern(&prefix.to_lowercase());
-                    let rows: Vec<(String, String, Option<String>, i64)> =
-                        sqlx::query_as(sql::FIND_USERS)
-                            .bind(pattern)
-                            .bind(i64::from(limit))
-                            .fetch_all(&mut *conn)
-                            .await?;
-                    rows.into_iter()
-                        .map(
-                            |(id, name, username, created_at)| $crate::store::UserSummary {
-                                user: common::User { id, name, username },
-                                created_at,
-                            },
-                        )
-                        .collect()
-                })
-            }
+    async fn find_users(
+        &self,
+        prefix: &str,
+        limit: u32,
+    ) -> crate::store::Result<Vec<crate::store::UserSummary>> {
+        self.guarded(Access::Read, async |conn| {
+            let pattern = crate::store::sql::prefix_pattern(&prefix.to_lowercase());
+            let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(FIND_USERS)
+                .bind(pattern)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(
+                    |(id, name, username, created_at)| crate::store::UserSummary {
+                        user: common::User { id, name, username },
+                        created_at,
+                    },
+                )
+                .collect())
+        })
+        .await
+    }
 
-            async fn delete_room(
-                &self,
-                room: &str,
-                now_ms: i64,
-            ) -> $crate::store::Result<Option<u64>> {
-                use sqlx::Connection;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::operations as sql;
-                guarded!(self, Access::Write, |conn| {
-                    let mut tx = conn.begin().await?;
-                    let found = sqlx::query(sql::MARK_ROOM_DELETED)
+    async fn delete_room(&self, room: &str, now_ms: i64) -> crate::store::Result<Option<u64>> {
+        self.guarded(Access::Write, async |conn| {
+            let mut tx = conn.begin().await?;
+            let found = sqlx::query(MARK_ROOM_DELETED)
+                .bind(room)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            Ok(if found {
+                let messages = sqlx::query(DELETE_ROOM_MESSAGES)
+                    .bind(room)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                for statement in [
+                    DELETE_ROOM_MEMBERS,
+                    DELETE_ROOM_READ_MARKS,
+                    DELETE_ROOM_REACTIONS,
+                ] {
+                    sqlx::query(statement).bind(room).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Some(messages)
+            } else {
+                tx.rollback().await?;
+                None
+            })
+        })
+        .await
+    }
+
+    async fn deleted_rooms_since(&self, since_ms: i64) -> crate::store::Result<Vec<(String, i64)>> {
+        self.guarded(Access::Read, async |conn| {
+            Ok(sqlx::query_as(DELETED_SINCE)
+                .bind(since_ms)
+                .fetch_all(&mut *conn)
+                .await?)
+        })
+        .await
+    }
+
+    async fn delete_user_messages(
+        &self,
+        user_id: &str,
+        room: Option<&str>,
+    ) -> crate::store::Result<u64> {
+        self.guarded(Access::Write, async |conn| {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let deleted = match room {
+                Some(room) => {
+                    sqlx::query(DELETE_USER_REACTIONS_IN)
+                        .bind(user_id)
                         .bind(room)
-                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(DELETE_USER_MESSAGES_IN)
+                        .bind(user_id)
+                        .bind(room)
                         .execute(&mut *tx)
                         .await?
                         .rows_affected()
-                        > 0;
-                    if found {
-                        let messages = sqlx::query(sql::DELETE_ROOM_MESSAGES)
-                            .bind(room)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                        for statement in [
-                            sql::DELETE_ROOM_MEMBERS,
-                            sql::DELETE_ROOM_READ_MARKS,
-                            sql::DELETE_ROOM_REACTIONS,
-                        ] {
-                            sqlx::query(statement).bind(room).execute(&mut *tx).await?;
-                        }
-                        tx.commit().await?;
-                        Some(messages)
-                    } else {
-                        tx.rollback().await?;
-                        None
-                    }
-                })
-            }
-
-            async fn deleted_rooms_since(
-                &self,
-                since_ms: i64,
-            ) -> $crate::store::Result<Vec<(String, i64)>> {
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::operations as sql;
-                guarded!(self, Access::Read, |conn| {
-                    sqlx::query_as(sql::DELETED_SINCE)
-                        .bind(since_ms)
-                        .fetch_all(&mut *conn)
-                        .await?
-                })
-            }
-
-            async fn delete_user_messages(
-                &self,
-                user_id: &str,
-                room: Option<&str>,
-            ) -> $crate::store::Result<u64> {
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::operations as sql;
-                guarded!(self, Access::Write, |conn| {
-                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                    let deleted = match room {
-                        Some(room) => {
-                            sqlx::query(sql::DELETE_USER_REACTIONS_IN)
-                                .bind(user_id)
-                                .bind(room)
-                                .execute(&mut *tx)
-                                .await?;
-                            sqlx::query(sql::DELETE_USER_MESSAGES_IN)
-                                .bind(user_id)
-                                .bind(room)
-                                .execute(&mut *tx)
-                                .await?
-                                .rows_affected()
-                        }
-                        None => {
-                            sqlx::query(sql::DELETE_USER_REACTIONS)
-                                .bind(user_id)
-                                .execute(&mut *tx)
-                                .await?;
-                            sqlx::query(sql::DELETE_USER_MESSAGES)
-                                .bind(user_id)
-                                .execute(&mut *tx)
-                                .await?
-                                .rows_affected()
-                        }
-                    };
-                    // And other people's reactions to the messages now gone.
-                    sqlx::query($crate::store::sql::PRUNE_REACTIONS)
+                }
+                None => {
+                    sqlx::query(DELETE_USER_REACTIONS)
+                        .bind(user_id)
                         .execute(&mut *tx)
                         .await?;
-                    tx.commit().await?;
-                    deleted
-                })
-            }
-        }
-    };
+                    sqlx::query(DELETE_USER_MESSAGES)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                }
+            };
+            // And other people's reactions to the messages now gone.
+            sqlx::query(crate::store::sql::PRUNE_REACTIONS)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(deleted)
+        })
+        .await
+    }
 }
-
-pub(crate) use impl_operations;
 
 #[cfg(test)]
 mod tests {

@@ -5,15 +5,14 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::migrate::POSTGRES as MIGRATIONS;
-use super::{Result, StoreHealth, StoreOptions, sql};
+use super::sql_store::{Dialect, SqlStore};
+use super::{NewMessage, Result, StoreHealth, StoreOptions};
 
 /// Any constant works; it only has to be the same on every node.
 const MIGRATION_LOCK: i64 = 0x4845_4152_5448; // "HEARTH"
 
-pub struct PostgresStore {
-    pool: PgPool,
-    health: StoreHealth,
-}
+/// The store on a PostgreSQL database, which several nodes may share.
+pub type PostgresStore = SqlStore<sqlx::Postgres>;
 
 impl PostgresStore {
     pub async fn open(url: &str, store: StoreOptions) -> Result<Self> {
@@ -34,10 +33,7 @@ impl PostgresStore {
             .connect_with(options)
             .await?;
         migrate(&pool).await?;
-        Ok(PostgresStore {
-            pool,
-            health: StoreHealth::new(store.timeout),
-        })
+        Ok(SqlStore::new(pool, StoreHealth::new(store.timeout)))
     }
 }
 
@@ -65,20 +61,16 @@ async fn migrate(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-super::append_sql::impl_append!(PostgresStore);
+impl Dialect for sqlx::Postgres {
+    const KIND: &'static str = "postgres";
 
-impl PostgresStore {
-    /// SQLite's shortcut for a lone message (see `SqliteStore`): here every
+    /// SQLite's shortcut for a lone message (see `sqlite.rs`): here every
     /// statement is a network round trip either way, and the general path
     /// is already two.
     async fn lone_message(
         _conn: &mut sqlx::PgConnection,
-        _batch: &[super::NewMessage<'_>],
+        _batch: &[NewMessage<'_>],
     ) -> std::result::Result<Option<i64>, sqlx::Error> {
         Ok(None)
     }
 }
-sql::impl_store!(PostgresStore, "postgres");
-super::accounts_sql::impl_accounts!(PostgresStore);
-super::operations::impl_operations!(PostgresStore);
-super::search::impl_search!(PostgresStore);

@@ -14,6 +14,9 @@ use async_trait::async_trait;
 use common::ChatMessage;
 
 use super::Result;
+use super::health::Access;
+use super::sql;
+use super::sql_store::{Dialect, SqlStore, Value};
 
 #[async_trait]
 pub trait Search: Send + Sync + 'static {
@@ -34,9 +37,9 @@ pub trait Search: Send + Sync + 'static {
 pub use common::search::words;
 
 /// How each engine spells "all of these words, each as a prefix".
-pub trait Dialect {
+pub trait SearchSyntax {
     const SEARCH: &'static str;
-    fn query(words: &[String]) -> String;
+    fn search_query(words: &[String]) -> String;
 }
 
 /// `entry_columns!()` of `messages m`.
@@ -59,7 +62,7 @@ macro_rules! readable {
     };
 }
 
-impl Dialect for super::SqliteStore {
+impl SearchSyntax for sqlx::Sqlite {
     const SEARCH: &'static str = concat!(
         "SELECT ",
         columns_of_m!(),
@@ -72,13 +75,13 @@ impl Dialect for super::SqliteStore {
 
     /// `"deploy"* "fail"*`: each word quoted (a phrase of one) as a
     /// prefix, all of them.
-    fn query(words: &[String]) -> String {
+    fn search_query(words: &[String]) -> String {
         let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"*")).collect();
         quoted.join(" ")
     }
 }
 
-impl Dialect for super::PostgresStore {
+impl SearchSyntax for sqlx::Postgres {
     const SEARCH: &'static str = concat!(
         "SELECT ",
         columns_of_m!(),
@@ -89,7 +92,7 @@ impl Dialect for super::PostgresStore {
     );
 
     /// `deploy:* & fail:*`.
-    fn query(words: &[String]) -> String {
+    fn search_query(words: &[String]) -> String {
         let prefixes: Vec<String> = words.iter().map(|w| format!("{w}:*")).collect();
         prefixes.join(" & ")
     }
@@ -98,43 +101,46 @@ impl Dialect for super::PostgresStore {
 /// Cursor for the first page: after every id.
 pub const NO_CURSOR: &str = "~";
 
-/// Implements `Search` for `$store`.
-macro_rules! impl_search {
-    ($store:ty) => {
-        #[async_trait::async_trait]
-        impl $crate::store::Search for $store {
-            async fn search(
-                &self,
-                user_id: &str,
-                words: &[String],
-                room: Option<&str>,
-                before: Option<&str>,
-                limit: u32,
-            ) -> $crate::store::Result<Vec<common::ChatMessage>> {
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::search::{Dialect, NO_CURSOR};
-                use $crate::store::sql;
-                if words.is_empty() {
-                    return Ok(Vec::new());
-                }
-                guarded!(self, Access::Read, |conn| {
-                    let rows: Vec<sql::MessageRow> = sqlx::query_as(<$store as Dialect>::SEARCH)
-                        .bind(<$store as Dialect>::query(words))
-                        .bind(user_id)
-                        .bind(room.unwrap_or(""))
-                        .bind(before.unwrap_or(NO_CURSOR))
-                        .bind(i64::from(limit))
-                        .fetch_all(&mut *conn)
-                        .await?;
-                    rows.into_iter().map(sql::message).collect()
-                })
-            }
+/// `Search` for every SQL database (see `SqlStore`).
+#[async_trait::async_trait]
+impl<DB> crate::store::Search for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    String: Value<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+{
+    async fn search(
+        &self,
+        user_id: &str,
+        words: &[String],
+        room: Option<&str>,
+        before: Option<&str>,
+        limit: u32,
+    ) -> crate::store::Result<Vec<common::ChatMessage>> {
+        if words.is_empty() {
+            return Ok(Vec::new());
         }
-    };
+        self.guarded(Access::Read, async |conn| {
+            let rows: Vec<sql::MessageRow> = sqlx::query_as(DB::SEARCH)
+                .bind(DB::search_query(words))
+                .bind(user_id)
+                .bind(room.unwrap_or(""))
+                .bind(before.unwrap_or(NO_CURSOR))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            Ok(rows.into_iter().map(sql::message).collect())
+        })
+        .await
+    }
 }
-
-pub(crate) use impl_search;
 
 #[cfg(test)]
 mod tests {
@@ -144,11 +150,11 @@ mod tests {
     fn each_dialect_asks_for_every_word_as_a_prefix() {
         let w = words("deploy fail");
         assert_eq!(
-            <super::super::SqliteStore as Dialect>::query(&w),
+            <sqlx::Sqlite as SearchSyntax>::search_query(&w),
             "\"deploy\"* \"fail\"*"
         );
         assert_eq!(
-            <super::super::PostgresStore as Dialect>::query(&w),
+            <sqlx::Postgres as SearchSyntax>::search_query(&w),
             "deploy:* & fail:*"
         );
     }

@@ -1,15 +1,13 @@
-//! The store's SQL, shared by SQLite and PostgreSQL: both accept `$n`
-//! placeholders, `ON CONFLICT` and `RETURNING`. `impl_store!` implements
-//! `Store` for a pool type with these statements; each backend module only
-//! adds how to connect and migrate. Appends, the hot path, are in
-//! `append_sql.rs`.
-//!
-//! Every call goes through `guarded!`: a deadline, health bookkeeping, and a
-//! connection that is discarded unless the call succeeded (see `health.rs`).
-//!
-//! Over 500 lines: every statement of the `Store` trait that the two
-//! databases share; it is to become one generic implementation instead of
-//! macros (issue 24).
+//! The statements of the `Store` trait, and `Store` for every SQL database
+//! (`SqlStore`, see `sql_store.rs`). Appends, the hot path, are in
+//! `append_sql.rs`; accounts, operations and search have their own files.
+
+use super::StoredRoom;
+use super::accounts_sql;
+use super::db_seq;
+use super::health::Access;
+use super::sql_store::{Dialect, RowsAffected, SqlStore, Value};
+use sqlx::Connection;
 
 /// A deleted room (see `operations.rs`) comes back as a new public room
 /// whose seqs continue the old ones.
@@ -197,349 +195,292 @@ pub fn attach_reactions(messages: &mut [common::ChatMessage], rows: Vec<Reaction
     }
 }
 
-/// Reads the reactions of `$messages` (a page, in seq order) on `$conn`
-/// and attaches them: one query per page, none if no message has any.
-macro_rules! with_reactions {
-    ($conn:ident, $room:expr, $messages:ident) => {
-        if let (Some(first), Some(last)) = ($messages.first(), $messages.last()) {
-            let rows: Vec<$crate::store::sql::ReactionRow> =
-                sqlx::query_as($crate::store::sql::REACTIONS)
-                    .bind($room)
-                    .bind(first.seq as i64)
-                    .bind(last.seq as i64)
-                    .fetch_all(&mut *$conn)
+/// `Store` for every SQL database (see `SqlStore`).
+#[async_trait::async_trait]
+impl<DB> crate::store::Store for SqlStore<DB>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    usize: sqlx::ColumnIndex<DB::Row>,
+    i64: Value<DB>,
+    String: Value<DB>,
+    Option<i64>: Value<DB>,
+    Option<String>: Value<DB>,
+{
+    async fn enter_room(
+        &self,
+        name: &str,
+        user_id: &str,
+        create: bool,
+        now_ms: i64,
+    ) -> crate::store::Result<Option<crate::store::Entered>> {
+        self.guarded(Access::Write, async |conn| {
+            let mut tx = conn.begin().await?;
+            if create {
+                sqlx::query(ENSURE_ROOM)
+                    .bind(name)
+                    .bind(now_ms)
+                    .bind(user_id)
+                    .execute(&mut *tx)
                     .await?;
-            $crate::store::sql::attach_reactions(&mut $messages, rows);
-        }
-    };
-}
-
-pub(crate) use with_reactions;
-
-/// Implements `Store` for `$store`, whose `pool` field is a sqlx pool and
-/// whose `health` field is a `StoreHealth`.
-macro_rules! impl_store {
-    ($store:ty, $kind:literal) => {
-        #[async_trait::async_trait]
-        impl $crate::store::Store for $store {
-            async fn enter_room(
-                &self,
-                name: &str,
-                user_id: &str,
-                create: bool,
-                now_ms: i64,
-            ) -> $crate::store::Result<Option<$crate::store::Entered>> {
-                use sqlx::Connection;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::sql;
-                guarded!(self, Access::Write, |conn| {
-                    let mut tx = conn.begin().await?;
-                    if create {
-                        sqlx::query(sql::ENSURE_ROOM)
-                            .bind(name)
-                            .bind(now_ms)
-                            .bind(user_id)
-                            .execute(&mut *tx)
-                            .await?;
+            }
+            let row: Option<(String, Option<String>, String, i64, i64)> =
+                sqlx::query_as(ENTER_ROOM)
+                    .bind(name)
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            tx.commit().await?;
+            Ok(
+                row.map(|(visibility, role, created_by, last_seq, created_at)| {
+                    crate::store::Entered {
+                        last_seq: last_seq as u64,
+                        created_at,
+                        access: crate::store::RoomAccess {
+                            visibility: crate::store::accounts_sql::parse_visibility(&visibility),
+                            role: role.as_deref().map(crate::store::accounts_sql::parse_role),
+                            creator: created_by == user_id,
+                        },
                     }
-                    let row: Option<(String, Option<String>, String, i64, i64)> =
-                        sqlx::query_as(sql::ENTER_ROOM)
-                            .bind(name)
-                            .bind(user_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    tx.commit().await?;
-                    row.map(|(visibility, role, created_by, last_seq, created_at)| {
-                        $crate::store::Entered {
-                            last_seq: last_seq as u64,
+                }),
+            )
+        })
+        .await
+    }
+
+    async fn append_batch(
+        &self,
+        batch: &[crate::store::NewMessage<'_>],
+    ) -> crate::store::Result<Vec<crate::store::Result<crate::store::Appended>>> {
+        self.append_many(batch).await
+    }
+
+    async fn range(
+        &self,
+        room: &str,
+        after: u64,
+        up_to: u64,
+        limit: u32,
+    ) -> crate::store::Result<Vec<common::ChatMessage>> {
+        self.guarded(Access::Read, async |conn| {
+            let rows: Vec<MessageRow> = sqlx::query_as(RANGE)
+                .bind(room)
+                .bind(db_seq(after))
+                .bind(db_seq(up_to))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut messages: Vec<common::ChatMessage> = rows.into_iter().map(message).collect();
+            Self::with_reactions(conn, room, &mut messages).await?;
+            Ok(messages)
+        })
+        .await
+    }
+
+    async fn page_before(
+        &self,
+        room: &str,
+        before: u64,
+        limit: u32,
+    ) -> crate::store::Result<Vec<common::ChatMessage>> {
+        self.guarded(Access::Read, async |conn| {
+            let rows: Vec<MessageRow> = sqlx::query_as(PAGE_BEFORE)
+                .bind(room)
+                .bind(db_seq(before))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut messages: Vec<common::ChatMessage> =
+                rows.into_iter().rev().map(message).collect();
+            Self::with_reactions(conn, room, &mut messages).await?;
+            Ok(messages)
+        })
+        .await
+    }
+
+    async fn last_seq(&self, room: &str) -> crate::store::Result<Option<u64>> {
+        self.guarded(Access::Read, async |conn| {
+            let last: Option<i64> = sqlx::query_scalar(LAST_SEQ)
+                .bind(room)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(last.map(|seq| seq as u64))
+        })
+        .await
+    }
+
+    async fn rooms(&self) -> crate::store::Result<Vec<crate::store::StoredRoom>> {
+        self.guarded(Access::Read, async |conn| {
+            let rows: Vec<(String, i64, String, i64, i64, String)> =
+                sqlx::query_as(ROOMS).fetch_all(&mut *conn).await?;
+            Ok(rows
+                .into_iter()
+                .map(
+                    |(name, created_at, created_by, last_seq, last_active, visibility)| {
+                        StoredRoom {
+                            name,
                             created_at,
-                            access: $crate::store::RoomAccess {
-                                visibility: $crate::store::accounts_sql::visibility(&visibility),
-                                role: role.as_deref().map($crate::store::accounts_sql::role),
-                                creator: created_by == user_id,
-                            },
+                            created_by,
+                            last_seq: last_seq as u64,
+                            last_active,
+                            visibility: crate::store::accounts_sql::parse_visibility(&visibility),
                         }
-                    })
-                })
-            }
+                    },
+                )
+                .collect())
+        })
+        .await
+    }
 
-            async fn append_batch(
-                &self,
-                batch: &[$crate::store::NewMessage<'_>],
-            ) -> $crate::store::Result<Vec<$crate::store::Result<$crate::store::Appended>>> {
-                <$store>::append_many(self, batch).await
-            }
-
-            async fn range(
-                &self,
-                room: &str,
-                after: u64,
-                up_to: u64,
-                limit: u32,
-            ) -> $crate::store::Result<Vec<common::ChatMessage>> {
-                use $crate::store::db_seq;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::sql;
-                guarded!(self, Access::Read, |conn| {
-                    let rows: Vec<sql::MessageRow> = sqlx::query_as(sql::RANGE)
-                        .bind(room)
-                        .bind(db_seq(after))
-                        .bind(db_seq(up_to))
-                        .bind(i64::from(limit))
-                        .fetch_all(&mut *conn)
-                        .await?;
-                    let mut messages: Vec<common::ChatMessage> =
-                        rows.into_iter().map(sql::message).collect();
-                    sql::with_reactions!(conn, room, messages);
-                    messages
-                })
-            }
-
-            async fn page_before(
-                &self,
-                room: &str,
-                before: u64,
-                limit: u32,
-            ) -> $crate::store::Result<Vec<common::ChatMessage>> {
-                use $crate::store::db_seq;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::sql;
-                guarded!(self, Access::Read, |conn| {
-                    let rows: Vec<sql::MessageRow> = sqlx::query_as(sql::PAGE_BEFORE)
-                        .bind(room)
-                        .bind(db_seq(before))
-                        .bind(i64::from(limit))
-                        .fetch_all(&mut *conn)
-                        .await?;
-                    let mut messages: Vec<common::ChatMessage> =
-                        rows.into_iter().rev().map(sql::message).collect();
-                    sql::with_reactions!(conn, room, messages);
-                    messages
-                })
-            }
-
-            async fn last_seq(&self, room: &str) -> $crate::store::Result<Option<u64>> {
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::sql;
-                guarded!(self, Access::Read, |conn| {
-                    let last: Option<i64> = sqlx::query_scalar(sql::LAST_SEQ)
-                        .bind(room)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    last.map(|seq| seq as u64)
-                })
-            }
-
-            async fn rooms(&self) -> $crate::store::Result<Vec<$crate::store::StoredRoom>> {
-                use $crate::store::StoredRoom;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::sql;
-                guarded!(self, Access::Read, |conn| {
-                    let rows: Vec<(String, i64, String, i64, i64, String)> =
-                        sqlx::query_as(sql::ROOMS).fetch_all(&mut *conn).await?;
-                    rows.into_iter()
-                        .map(
-                            |(name, created_at, created_by, last_seq, last_active, visibility)| {
-                                StoredRoom {
-                                    name,
-                                    created_at,
-                                    created_by,
-                                    last_seq: last_seq as u64,
-                                    last_active,
-                                    visibility: $crate::store::accounts_sql::visibility(
-                                        &visibility,
-                                    ),
-                                }
-                            },
-                        )
-                        .collect()
-                })
-            }
-
-            async fn rooms_page(
-                &self,
-                user_id: &str,
-                after: &str,
-                prefix: &str,
-                limit: u32,
-            ) -> $crate::store::Result<Vec<($crate::store::StoredRoom, Option<common::Role>)>> {
-                use $crate::store::StoredRoom;
-                use $crate::store::accounts_sql;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::sql;
-                guarded!(self, Access::Read, |conn| {
-                    let rows: Vec<(String, i64, String, i64, i64, String, Option<String>)> =
-                        sqlx::query_as(sql::ROOMS_PAGE)
-                            .bind(user_id)
-                            .bind(after)
-                            .bind(sql::prefix_pattern(prefix))
-                            .bind(i64::from(limit))
-                            .fetch_all(&mut *conn)
-                            .await?;
-                    rows.into_iter()
-                        .map(
-                            |(
+    async fn rooms_page(
+        &self,
+        user_id: &str,
+        after: &str,
+        prefix: &str,
+        limit: u32,
+    ) -> crate::store::Result<Vec<(crate::store::StoredRoom, Option<common::Role>)>> {
+        self.guarded(Access::Read, async |conn| {
+            let rows: Vec<(String, i64, String, i64, i64, String, Option<String>)> =
+                sqlx::query_as(ROOMS_PAGE)
+                    .bind(user_id)
+                    .bind(after)
+                    .bind(prefix_pattern(prefix))
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *conn)
+                    .await?;
+            Ok(rows
+                .into_iter()
+                .map(
+                    |(name, created_at, created_by, last_seq, last_active, visibility, role)| {
+                        (
+                            StoredRoom {
                                 name,
                                 created_at,
                                 created_by,
-                                last_seq,
+                                last_seq: last_seq as u64,
                                 last_active,
-                                visibility,
-                                role,
-                            )| {
-                                (
-                                    StoredRoom {
-                                        name,
-                                        created_at,
-                                        created_by,
-                                        last_seq: last_seq as u64,
-                                        last_active,
-                                        visibility: accounts_sql::visibility(&visibility),
-                                    },
-                                    role.as_deref().map(accounts_sql::role),
-                                )
+                                visibility: accounts_sql::parse_visibility(&visibility),
                             },
+                            role.as_deref().map(accounts_sql::parse_role),
                         )
-                        .collect()
-                })
-            }
+                    },
+                )
+                .collect())
+        })
+        .await
+    }
 
-            async fn prune(
-                &self,
-                keep_per_room: Option<u64>,
-                older_than_ms: Option<i64>,
-            ) -> $crate::store::Result<u64> {
-                use $crate::store::db_seq;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::sql;
-                guarded!(self, Access::Write, |conn| {
-                    let mut deleted = 0;
-                    if let Some(keep) = keep_per_room {
-                        deleted += sqlx::query(sql::PRUNE_COUNT)
-                            .bind(db_seq(keep))
-                            .execute(&mut *conn)
-                            .await?
-                            .rows_affected();
-                    }
-                    if let Some(cutoff) = older_than_ms {
-                        deleted += sqlx::query(sql::PRUNE_AGE)
-                            .bind(cutoff)
-                            .execute(&mut *conn)
-                            .await?
-                            .rows_affected();
-                    }
-                    if deleted > 0 {
-                        sqlx::query(sql::PRUNE_REACTIONS)
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    deleted
-                })
+    async fn prune(
+        &self,
+        keep_per_room: Option<u64>,
+        older_than_ms: Option<i64>,
+    ) -> crate::store::Result<u64> {
+        self.guarded(Access::Write, async |conn| {
+            let mut deleted = 0;
+            if let Some(keep) = keep_per_room {
+                deleted += sqlx::query(PRUNE_COUNT)
+                    .bind(db_seq(keep))
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
             }
+            if let Some(cutoff) = older_than_ms {
+                deleted += sqlx::query(PRUNE_AGE)
+                    .bind(cutoff)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+            }
+            if deleted > 0 {
+                sqlx::query(PRUNE_REACTIONS).execute(&mut *conn).await?;
+            }
+            Ok(deleted)
+        })
+        .await
+    }
 
-            async fn mark_read(
-                &self,
-                user_id: &str,
-                room: &str,
-                seq: u64,
-            ) -> $crate::store::Result<()> {
-                use $crate::store::db_seq;
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::sql;
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::MARK_READ)
-                        .bind(user_id)
-                        .bind(room)
-                        .bind(db_seq(seq))
-                        .execute(&mut *conn)
-                        .await?;
-                })
-            }
+    async fn mark_read(&self, user_id: &str, room: &str, seq: u64) -> crate::store::Result<()> {
+        self.guarded(Access::Write, async |conn| {
+            sqlx::query(MARK_READ)
+                .bind(user_id)
+                .bind(room)
+                .bind(db_seq(seq))
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
 
-            async fn join_state(
-                &self,
-                user_id: &str,
-                username: Option<&str>,
-                room: &str,
-            ) -> $crate::store::Result<$crate::store::JoinState> {
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::sql;
-                guarded!(self, Access::Read, |conn| {
-                    type Row = (String, Option<i64>, String, Option<String>, String);
-                    let row: Option<Row> = sqlx::query_as(sql::JOIN_STATE)
-                        .bind(user_id)
-                        .bind(room)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    let (topic, seq, created_by, role, visibility) = row.unwrap_or_default();
-                    let access = $crate::store::RoomAccess {
-                        visibility: $crate::store::accounts_sql::visibility(&visibility),
-                        role: role.as_deref().map($crate::store::accounts_sql::role),
-                        creator: created_by == user_id,
-                    };
-                    let seq = seq.unwrap_or(0);
-                    let unread: i64 = sqlx::query_scalar(sql::UNREAD)
-                        .bind(room)
-                        .bind(seq)
-                        .bind(user_id)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                    let mut mentions = 0;
-                    if let Some(username) = username
-                        && unread > 0
-                    {
-                        let candidates: Vec<String> = sqlx::query_scalar(sql::MENTION_CANDIDATES)
-                            .bind(room)
-                            .bind(seq)
-                            .bind(user_id)
-                            .bind(sql::mention_pattern(username))
-                            .fetch_all(&mut *conn)
-                            .await?;
-                        mentions = candidates
-                            .iter()
-                            .filter(|text| common::mentions::mentions(text, username))
-                            .count() as u32;
-                    }
-                    $crate::store::JoinState {
-                        read_seq: seq as u64,
-                        unread: unread as u32,
-                        mentions,
-                        topic,
-                        moderator: access.moderates(),
-                    }
-                })
+    async fn join_state(
+        &self,
+        user_id: &str,
+        username: Option<&str>,
+        room: &str,
+    ) -> crate::store::Result<crate::store::JoinState> {
+        self.guarded(Access::Read, async |conn| {
+            type Row = (String, Option<i64>, String, Option<String>, String);
+            let row: Option<Row> = sqlx::query_as(JOIN_STATE)
+                .bind(user_id)
+                .bind(room)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let (topic, seq, created_by, role, visibility) = row.unwrap_or_default();
+            let access = crate::store::RoomAccess {
+                visibility: crate::store::accounts_sql::parse_visibility(&visibility),
+                role: role.as_deref().map(crate::store::accounts_sql::parse_role),
+                creator: created_by == user_id,
+            };
+            let seq = seq.unwrap_or(0);
+            let unread: i64 = sqlx::query_scalar(UNREAD)
+                .bind(room)
+                .bind(seq)
+                .bind(user_id)
+                .fetch_one(&mut *conn)
+                .await?;
+            let mut mentions = 0;
+            if let Some(username) = username
+                && unread > 0
+            {
+                let candidates: Vec<String> = sqlx::query_scalar(MENTION_CANDIDATES)
+                    .bind(room)
+                    .bind(seq)
+                    .bind(user_id)
+                    .bind(mention_pattern(username))
+                    .fetch_all(&mut *conn)
+                    .await?;
+                mentions = candidates
+                    .iter()
+                    .filter(|text| common::mentions::mentions(text, username))
+                    .count() as u32;
             }
+            Ok(crate::store::JoinState {
+                read_seq: seq as u64,
+                unread: unread as u32,
+                mentions,
+                topic,
+                moderator: access.moderates(),
+            })
+        })
+        .await
+    }
 
-            async fn probe(&self, now_ms: i64) -> $crate::store::Result<()> {
-                use $crate::store::health::Access;
-                use $crate::store::health::guarded;
-                use $crate::store::sql;
-                guarded!(self, Access::Write, |conn| {
-                    sqlx::query(sql::PROBE)
-                        .bind(now_ms)
-                        .execute(&mut *conn)
-                        .await?;
-                })
-            }
+    async fn probe(&self, now_ms: i64) -> crate::store::Result<()> {
+        self.guarded(Access::Write, async |conn| {
+            sqlx::query(PROBE).bind(now_ms).execute(&mut *conn).await?;
+            Ok(())
+        })
+        .await
+    }
 
-            fn health(&self) -> &$crate::store::StoreHealth {
-                &self.health
-            }
+    fn health(&self) -> &crate::store::StoreHealth {
+        &self.health
+    }
 
-            fn kind(&self) -> &'static str {
-                $kind
-            }
-        }
-    };
+    fn kind(&self) -> &'static str {
+        DB::KIND
+    }
 }
-
-pub(crate) use impl_store;

@@ -7,15 +7,14 @@ use sqlx::sqlite::{
 };
 
 use super::migrate::SQLITE as MIGRATIONS;
-use super::{Result, StoreHealth, StoreOptions, sql};
+use super::sql_store::{Dialect, SqlStore};
+use super::{NewMessage, Result, StoreHealth, StoreOptions};
 
 /// How long a pooled connection may sit idle before it is closed.
 pub const SQLITE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
 
-pub struct SqliteStore {
-    pool: SqlitePool,
-    health: StoreHealth,
-}
+/// The store on one SQLite file.
+pub type SqliteStore = SqlStore<sqlx::Sqlite>;
 
 impl SqliteStore {
     pub async fn open(url: &str, store: StoreOptions) -> Result<Self> {
@@ -45,10 +44,7 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         migrate(&pool).await?;
-        Ok(SqliteStore {
-            pool,
-            health: StoreHealth::new(store.timeout),
-        })
+        Ok(SqlStore::new(pool, StoreHealth::new(store.timeout)))
     }
 }
 
@@ -71,9 +67,9 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
     Ok(())
 }
 
-super::append_sql::impl_append!(SqliteStore);
+impl Dialect for sqlx::Sqlite {
+    const KIND: &'static str = "sqlite";
 
-impl SqliteStore {
     /// A batch of one new message (the usual case at light load) in a
     /// single call to the connection's thread, instead of four (begin, next
     /// seq, insert, commit): each call is a hand-off between threads, and
@@ -83,7 +79,7 @@ impl SqliteStore {
     /// finds out which.
     async fn lone_message(
         conn: &mut sqlx::SqliteConnection,
-        batch: &[super::NewMessage<'_>],
+        batch: &[NewMessage<'_>],
     ) -> std::result::Result<Option<i64>, sqlx::Error> {
         let [m] = batch else { return Ok(None) };
         if m.kind != common::EntryKind::Message {
@@ -91,7 +87,7 @@ impl SqliteStore {
         }
         // Every statement's results are read, so the worker runs them all,
         // through the commit. If one fails the transaction is left open,
-        // and the connection is closed (`guarded!`), which rolls it back.
+        // and the connection is closed (`SqlStore::guarded`), which rolls it back.
         let seqs: Vec<i64> = sqlx::query_scalar(super::append_sql::SQLITE_LONE_MESSAGE)
             .bind(m.room)
             .bind(m.id)
@@ -107,7 +103,3 @@ impl SqliteStore {
         Ok(seqs.first().copied())
     }
 }
-sql::impl_store!(SqliteStore, "sqlite");
-super::accounts_sql::impl_accounts!(SqliteStore);
-super::operations::impl_operations!(SqliteStore);
-super::search::impl_search!(SqliteStore);

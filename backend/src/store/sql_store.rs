@@ -1,0 +1,141 @@
+//! The one SQL implementation of the store, generic over the database.
+//!
+//! SQLite and PostgreSQL both accept `$n` placeholders, `ON CONFLICT` and
+//! `RETURNING`, so every statement is written once (`sql.rs`,
+//! `append_sql.rs`, `accounts_sql.rs`, `operations.rs`, `search.rs`) and
+//! runs on `SqlStore<DB>` for either. What differs is a `Dialect`: its name,
+//! how full-text search is spelled, and a shortcut for a lone message that
+//! only SQLite takes. Connecting and migrating are in `sqlite.rs` and
+//! `postgres.rs`.
+//!
+//! Each trait impl repeats the same `where` clause (the sqlx traits that
+//! the statements use, for `DB`): Rust does not yet infer such bounds from
+//! `DB: Dialect`, and a macro cannot write a `where` clause.
+//!
+//! Every call goes through `guarded`: a deadline, health bookkeeping, and a
+//! connection that is discarded unless the call succeeded (see `health.rs`).
+
+use std::future::Future;
+
+use sqlx::{Database, Decode, Encode, Pool, Type};
+
+use super::health::{Access, Checkout};
+use super::search::SearchSyntax;
+use super::{NewMessage, Result, StoreHealth};
+
+/// A Rust type that goes into and comes out of `DB`'s columns.
+pub trait Value<DB: Database>:
+    for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
+{
+}
+
+impl<DB: Database, T> Value<DB> for T where
+    T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
+{
+}
+
+/// How many rows a statement changed (each driver has its own type).
+pub trait RowsAffected {
+    fn rows_affected(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        sqlx::sqlite::SqliteQueryResult::rows_affected(self)
+    }
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        sqlx::postgres::PgQueryResult::rows_affected(self)
+    }
+}
+
+/// What a database adds to the shared SQL.
+pub trait Dialect: Database<QueryResult: RowsAffected> + SearchSyntax {
+    /// "sqlite" or "postgres", as `/healthz` and the metrics say it.
+    const KIND: &'static str;
+
+    /// A batch of one new message stored in one call, where the database
+    /// makes that cheaper than the general path (see `sqlite.rs`). `None`
+    /// when it is not that case or nothing was stored: the general path
+    /// then finds out why.
+    fn lone_message<'c>(
+        conn: &'c mut Self::Connection,
+        batch: &'c [NewMessage<'_>],
+    ) -> impl Future<Output = std::result::Result<Option<i64>, sqlx::Error>> + Send + 'c;
+}
+
+/// The store on a SQL database: a pool and what the store knows of its
+/// health.
+pub struct SqlStore<DB: Database> {
+    pub(super) pool: Pool<DB>,
+    pub(super) health: StoreHealth,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    pub(super) fn new(pool: Pool<DB>, health: StoreHealth) -> Self {
+        SqlStore { pool, health }
+    }
+
+    /// Runs `call` on a connection checked out of the pool, under the
+    /// store's deadline. The connection goes back to the pool only if
+    /// `call` succeeded; otherwise it is closed.
+    pub(super) async fn guarded<T>(
+        &self,
+        access: Access,
+        call: impl AsyncFnOnce(&mut DB::Connection) -> Result<T>,
+    ) -> Result<T> {
+        self.health
+            .run(access, async {
+                let mut checkout = Checkout::new(self.pool.acquire().await?);
+                let out = call(&mut checkout).await?;
+                checkout.keep();
+                Ok(out)
+            })
+            .await
+    }
+}
+
+/// `count` placeholders `$first, $first+1, …`, separated by commas: for an
+/// `IN (…)` list built at run time. (sqlx's `QueryBuilder` cannot be used
+/// in code generic over the database: its arguments' lifetime does not
+/// unify there.)
+pub fn placeholders(first: usize, count: usize) -> String {
+    let mut out = String::with_capacity(count * 4);
+    for n in first..first + count {
+        if n > first {
+            out.push_str(", ");
+        }
+        out.push('$');
+        out.push_str(&n.to_string());
+    }
+    out
+}
+
+/// `rows` tuples of `columns` placeholders each, from `$first`: a
+/// multi-row `VALUES` list.
+pub fn value_rows(first: usize, rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * (columns * 5 + 4));
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        out.push_str(&placeholders(first + row * columns, columns));
+        out.push(')');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_from_where_they_start() {
+        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+        assert_eq!(placeholders(1, 0), "");
+        assert_eq!(value_rows(1, 2, 2), "($1, $2), ($3, $4)");
+    }
+}
