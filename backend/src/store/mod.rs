@@ -54,6 +54,12 @@ pub enum StoreError {
     NoSuchMessage,
 }
 
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(err: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Database(err.into())
+    }
+}
+
 impl StoreError {
     /// The same error for each of several callers (a failed batch).
     pub fn shared(&self) -> StoreError {

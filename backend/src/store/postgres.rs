@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::migrate::POSTGRES as MIGRATIONS;
+use super::migrate;
 use super::sql_store::{Dialect, SqlStore};
 use super::{NewMessage, Result, StoreHealth, StoreOptions};
 
@@ -44,20 +44,15 @@ async fn migrate(pool: &PgPool) -> Result<()> {
         .bind(MIGRATION_LOCK)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS hearth_schema (version INTEGER PRIMARY KEY)")
-        .execute(&mut *tx)
-        .await?;
-    let current: i32 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM hearth_schema")
-        .fetch_one(&mut *tx)
-        .await?;
-    for (index, script) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        sqlx::raw_sql(script).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO hearth_schema (version) VALUES ($1)")
-            .bind(index as i32 + 1)
-            .execute(&mut *tx)
-            .await?;
-    }
+    migrate::adopt_hearth_schema::<sqlx::Postgres>(
+        &mut tx,
+        &migrate::POSTGRES,
+        "SELECT CAST(1 AS BIGINT) WHERE to_regclass('hearth_schema') IS NOT NULL",
+    )
+    .await?;
     tx.commit().await?;
+    // sqlx's migrator takes a lock of its own while it applies.
+    migrate::POSTGRES.run(pool).await?;
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::migrate::SQLITE as MIGRATIONS;
+use super::migrate;
 use super::sql_store::{Dialect, SqlStore};
 use super::{NewMessage, Result, StoreHealth, StoreOptions};
 
@@ -50,20 +50,14 @@ impl SqliteStore {
 
 async fn migrate(pool: &SqlitePool) -> Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query("CREATE TABLE IF NOT EXISTS hearth_schema (version INTEGER PRIMARY KEY)")
-        .execute(&mut *tx)
-        .await?;
-    let current: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM hearth_schema")
-        .fetch_one(&mut *tx)
-        .await?;
-    for (index, script) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        sqlx::raw_sql(script).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO hearth_schema (version) VALUES ($1)")
-            .bind(index as i64 + 1)
-            .execute(&mut *tx)
-            .await?;
-    }
+    migrate::adopt_hearth_schema::<sqlx::Sqlite>(
+        &mut tx,
+        &migrate::SQLITE,
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hearth_schema'",
+    )
+    .await?;
     tx.commit().await?;
+    migrate::SQLITE.run(pool).await?;
     Ok(())
 }
 

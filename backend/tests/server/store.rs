@@ -57,6 +57,27 @@ impl Target {
         }
     }
 
+    /// Puts a database made by Hearth before its migrations moved to sqlx
+    /// (`backend/tests/fixtures/schema-10.*`) where `open` will find it.
+    async fn load_old_database(&self) {
+        let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        match self {
+            Target::Sqlite(path) => {
+                std::fs::copy(fixtures.join("schema-10.sqlite3"), path).unwrap();
+            }
+            Target::Postgres { url, schema } => {
+                let dump =
+                    std::fs::read_to_string(fixtures.join("schema-10.postgres.sql")).unwrap();
+                let admin = sqlx::PgPool::connect(url).await.unwrap();
+                sqlx::raw_sql(&dump.replace("hearth_fixture", schema))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+            }
+        }
+    }
+
     /// Runs raw SQL on the target's database, as an operator would.
     async fn exec(&self, sql: &str) {
         match self {
@@ -180,7 +201,78 @@ conformance!(
     reactions_are_one_per_person_and_emoji_and_show_in_history,
     search_finds_words_in_readable_rooms_only_and_forgets_deleted_text,
     deleting_a_users_messages_takes_their_reactions_and_those_to_them,
+    a_database_made_before_sqlx_migrations_upgrades_in_place,
 );
+
+/// A database made by Hearth's own migration runner (versions in
+/// `hearth_schema`) opens with sqlx's: its versions are adopted, nothing
+/// runs twice, and everything in it is still there and still works.
+async fn a_database_made_before_sqlx_migrations_upgrades_in_place(t: &Target) {
+    t.load_old_database().await;
+    assert_eq!(t.count("SELECT COUNT(*) FROM hearth_schema").await, 10);
+    let store = t.open().await;
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .await,
+        10
+    );
+    let rooms: Vec<String> = store
+        .rooms()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(rooms, ["lobby", "secret"]);
+    let lobby = store.range("lobby", 0, 10, 10).await.unwrap();
+    assert_eq!(
+        lobby.iter().map(|m| m.content.as_str()).collect::<Vec<_>>(),
+        ["hello from the old schema", "deploy failed twice"]
+    );
+    assert_eq!(read_state(&*store, "u-alice", "lobby").await.0, 1);
+    let alice = store
+        .credentials("alice")
+        .await
+        .unwrap()
+        .expect("accounts kept");
+    assert_eq!(alice.user.id, "u-alice");
+    assert!(
+        store
+            .session("hash-1", 1_700_000_100)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let access = store
+        .room_access("secret", "u-alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(access.role.is_some(), "membership kept");
+    let found = store
+        .search(
+            "u-alice",
+            &backend::store::search_words("deploy"),
+            None,
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "the search index came along");
+    // Seqs continue, and a second start changes nothing.
+    drop(store);
+    let store = t.open().await;
+    let alice_user = alice.user;
+    assert_eq!(
+        append(&*store, "lobby", &alice_user, "c-new", 20)
+            .await
+            .message
+            .seq,
+        3
+    );
+    assert_eq!(t.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 10);
+}
 
 /// An operator's `delete-messages USER`: their messages, their reactions
 /// to others' messages, and others' reactions to theirs all go.
@@ -546,7 +638,8 @@ async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
     // As if this database predated migration 4: the runner continues after
     // the highest version, so 4 and every later one are undone and run
     // again on open. (A new migration adds its undo here.)
-    t.exec("DELETE FROM hearth_schema WHERE version >= 4").await;
+    t.exec("DELETE FROM _sqlx_migrations WHERE version >= 4")
+        .await;
     t.exec("ALTER TABLE rooms DROP COLUMN deleted_at").await; // 10
     // 9
     match t {
