@@ -98,7 +98,9 @@ fn quick_probe(config: &mut backend::Config) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_loses_no_acknowledged_message_and_recovers_by_itself() {
-    let disk = Tmpfs::mount("1m");
+    // Room for the schema (its ten migrations start in the WAL) and the
+    // messages before the disk is filled.
+    let disk = Tmpfs::mount("2m");
     let data_dir = disk.dir.join("data");
     let server = TestServer::start_with(|c| {
         quick_probe(c);
