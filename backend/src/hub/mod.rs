@@ -31,11 +31,11 @@ mod sending;
 
 pub use joins::{JoinError, JoinTicket};
 use ordering::take_stored;
-pub use sending::{NewEntry, Submitted};
+pub use sending::Submitted;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::transport::frame::Frame;
 use common::{ServerMsg, User};
@@ -492,12 +492,7 @@ impl RoomState {
     }
 }
 
-pub fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
+pub use crate::store::now_millis;
 
 /// Poisoning only happens if a thread panicked while holding the lock; the
 /// data is plain bookkeeping that stays consistent, so carry on.

@@ -6,69 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::transport::frame::Frame;
-use common::{ChatMessage, EntryKind, Post, ServerMsg, User};
+use common::{ChatMessage, ServerMsg, User};
 
-use super::{Hub, Peer, Pending, Room, lock, now_millis};
-use crate::store::{Appended, NewMessage, StoreError};
-
-/// What a connection adds to a room's log, as the store takes it: a
-/// message, or a change (see `common::EntryKind`).
-#[derive(Debug, Clone, Copy)]
-pub struct NewEntry<'a> {
-    pub kind: EntryKind,
-    pub content: &'a str,
-    pub client_id: &'a str,
-    /// An edit's or a delete's message.
-    pub target: Option<u64>,
-    /// The message a message answers.
-    pub reply_to: Option<u64>,
-    /// The sender owns or moderates the room: may delete anyone's message.
-    pub moderator: bool,
-}
-
-impl<'a> NewEntry<'a> {
-    pub fn message(content: &'a str, client_id: &'a str) -> Self {
-        NewEntry {
-            kind: EntryKind::Message,
-            content,
-            client_id,
-            target: None,
-            reply_to: None,
-            moderator: false,
-        }
-    }
-
-    /// What a person's `Post` stores. `moderator`: the sender may delete anyone's
-    /// message.
-    pub fn of(post: &'a Post, client_id: &'a str, moderator: bool) -> Self {
-        let (kind, content, target, reply_to) = match post {
-            Post::Message { content, reply_to } => {
-                (EntryKind::Message, content.as_str(), None, *reply_to)
-            }
-            Post::Edit { target, content } => {
-                (EntryKind::Edit, content.as_str(), Some(*target), None)
-            }
-            Post::Delete { target } => (EntryKind::Delete, "", Some(*target), None),
-            Post::Topic { topic } => (EntryKind::Topic, topic.as_str(), None, None),
-            Post::React { target, emoji, on } => {
-                let kind = if *on {
-                    EntryKind::React
-                } else {
-                    EntryKind::Unreact
-                };
-                (kind, emoji.as_str(), Some(*target), None)
-            }
-        };
-        NewEntry {
-            kind,
-            content,
-            client_id,
-            target,
-            reply_to,
-            moderator,
-        }
-    }
-}
+use super::{Hub, Peer, Pending, Room, lock};
+use crate::store::{Appended, NewEntry, StoreError};
 
 /// A message on its way into the store (see `Hub::submit`).
 pub struct Submitted {
@@ -124,7 +65,7 @@ impl Hub {
         self: &Arc<Self>,
         room: &str,
         peer: &Arc<Peer>,
-        post: NewEntry<'_>,
+        entry: NewEntry,
     ) -> Result<Submitted, StoreError> {
         let Some(room) = self.existing(room) else {
             return Err(StoreError::UnknownRoom(room.to_owned()));
@@ -133,7 +74,7 @@ impl Hub {
         if !Self::is_in(&room.lock(), peer) {
             return Err(StoreError::UnknownRoom(room.name.to_string()));
         }
-        let answer = self.queue_append(&room, &peer.user, post).await?;
+        let answer = self.appends.submit(entry).await?;
         Ok(Submitted {
             hub: self.clone(),
             room,
@@ -169,9 +110,13 @@ impl Hub {
                 room
             }
         };
-        let answer = self
-            .queue_append(&room, user, NewEntry::message(content, client_id))
-            .await?;
+        let entry = NewEntry::message(
+            room.name.to_string(),
+            user.clone(),
+            content.to_owned(),
+            client_id.to_owned(),
+        );
+        let answer = self.appends.submit(entry).await?;
         let appended = self.stored(&room, answer).await?;
         let published = common::Published {
             seq: appended.message.seq,
@@ -179,30 +124,6 @@ impl Hub {
         };
         self.deliver_stored(&room, appended.message, None);
         Ok((published, appended.duplicate))
-    }
-
-    /// Queues a new entry (with a new id, stamped now) for the committer.
-    pub(super) async fn queue_append(
-        &self,
-        room: &Room,
-        user: &User,
-        post: NewEntry<'_>,
-    ) -> Result<tokio::sync::oneshot::Receiver<crate::store::Result<Appended>>, StoreError> {
-        let id = uuid::Uuid::now_v7().to_string();
-        self.appends
-            .submit(NewMessage {
-                room: &room.name,
-                id: &id,
-                user,
-                content: post.content,
-                ts: now_millis(),
-                client_id: post.client_id,
-                kind: post.kind,
-                target: post.target,
-                reply_to: post.reply_to,
-                moderator: post.moderator,
-            })
-            .await
     }
 
     /// The committer's answer for a message to `room`. A loaded room the

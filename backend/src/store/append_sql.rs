@@ -13,7 +13,7 @@ use super::health::Access;
 use super::sql::entry_columns;
 pub use super::sql::{MessageRow, message};
 use super::sql_store::{Dialect, SqlStore, Value, placeholders, value_rows};
-use super::{Appended, StoreError};
+use super::{Appended, NewEntry, StoreError};
 use common::EntryKind;
 use sqlx::Connection;
 
@@ -91,25 +91,6 @@ pub const UNREACT: &str =
 /// A deleted message's reactions go with it.
 pub const ERASE_REACTIONS: &str = "DELETE FROM reactions WHERE room = $1 AND target = $2";
 
-/// A new entry as stored, with its seq.
-pub fn stored_entry(m: &super::NewMessage<'_>, seq: i64) -> common::ChatMessage {
-    common::ChatMessage {
-        room: m.room.to_owned(),
-        seq: seq as u64,
-        id: m.id.to_owned(),
-        user: m.user.clone(),
-        content: m.content.to_owned(),
-        ts: m.ts,
-        client_id: m.client_id.to_owned(),
-        kind: m.kind,
-        target: m.target,
-        reply_to: m.reply_to,
-        edited: None,
-        deleted: false,
-        reactions: Vec::new(),
-    }
-}
-
 /// Seqs are u64 on the wire and BIGINT in the database.
 pub fn db_seq(seq: Option<u64>) -> Option<i64> {
     seq.map(|seq| i64::try_from(seq).unwrap_or(i64::MAX))
@@ -117,7 +98,7 @@ pub fn db_seq(seq: Option<u64>) -> Option<i64> {
 
 /// Whether any of these entries changes another row (so the room's entries
 /// go one at a time).
-pub fn has_change(batch: &[super::NewMessage<'_>], positions: &[usize]) -> bool {
+pub fn has_change(batch: &[NewEntry], positions: &[usize]) -> bool {
     positions
         .iter()
         .any(|&i| batch[i].kind != EntryKind::Message)
@@ -125,15 +106,28 @@ pub fn has_change(batch: &[super::NewMessage<'_>], positions: &[usize]) -> bool 
 
 /// The positions of a batch's messages, by room, each room's in batch
 /// order; rooms in the order they first appear.
-pub fn room_groups<'a>(batch: &'a [super::NewMessage<'_>]) -> Vec<(&'a str, Vec<usize>)> {
+pub fn room_groups(batch: &[NewEntry]) -> Vec<(&str, Vec<usize>)> {
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
     for (i, m) in batch.iter().enumerate() {
         match groups.iter_mut().find(|(room, _)| *room == m.room) {
             Some((_, positions)) => positions.push(i),
-            None => groups.push((m.room, vec![i])),
+            None => groups.push((m.room.as_str(), vec![i])),
         }
     }
     groups
+}
+
+/// What the transaction did with one entry of a batch.
+pub(super) enum Outcome {
+    /// Stored under this seq.
+    Stored(u64),
+    /// A retry of this message, stored before (rare: boxed, so the
+    /// usual outcome stays small).
+    Duplicate(Box<common::ChatMessage>),
+    /// A retry of the batch's entry at this position.
+    SameAs(usize),
+    /// Not stored, for this reason (the others go on).
+    Refused(StoreError),
 }
 
 /// Appends, for every SQL database (see `SqlStore`).
@@ -175,24 +169,24 @@ where
     /// batch's for one or two messages, the usual case at light load.
     pub(super) async fn append_alone<'c>(
         tx: &mut sqlx::Transaction<'c, DB>,
-        m: &crate::store::NewMessage<'_>,
-    ) -> std::result::Result<crate::store::Result<crate::store::Appended>, sqlx::Error> {
+        m: &NewEntry,
+    ) -> std::result::Result<Outcome, sqlx::Error> {
         let seq: Option<i64> = sqlx::query_scalar(NEXT_SEQ)
-            .bind(m.room)
+            .bind(m.room.as_str())
             .fetch_optional(&mut **tx)
             .await?;
         let Some(seq) = seq else {
-            return Ok(Err(StoreError::UnknownRoom(m.room.to_owned())));
+            return Ok(Outcome::Refused(StoreError::UnknownRoom(m.room.clone())));
         };
         let inserted: Option<i64> = sqlx::query_scalar(INSERT_MESSAGE)
-            .bind(m.room)
+            .bind(m.room.as_str())
             .bind(seq)
-            .bind(m.id)
+            .bind(m.id.as_str())
             .bind(&m.user.id)
             .bind(&m.user.name)
-            .bind(m.content)
+            .bind(m.content.as_str())
             .bind(m.ts)
-            .bind(m.client_id)
+            .bind(m.client_id.as_str())
             .bind(&m.user.username)
             .bind(m.kind.as_str())
             .bind(db_seq(m.target))
@@ -201,72 +195,66 @@ where
             .await?;
         if inserted.is_none() {
             let earlier: MessageRow = sqlx::query_as(FIND_CLIENT_ID)
-                .bind(m.room)
+                .bind(m.room.as_str())
                 .bind(&m.user.id)
-                .bind(m.client_id)
+                .bind(m.client_id.as_str())
                 .fetch_one(&mut **tx)
                 .await?;
             // Give the seq back. This transaction has held the
             // room's row since it took the seq, so the seq is still
             // the room's newest.
             sqlx::query(RETURN_SEQ)
-                .bind(m.room)
+                .bind(m.room.as_str())
                 .execute(&mut **tx)
                 .await?;
-            return Ok(Ok(Appended {
-                message: message(earlier),
-                duplicate: true,
-            }));
+            return Ok(Outcome::Duplicate(Box::new(message(earlier))));
         }
         if !Self::apply_change(tx, m).await? {
             // Nothing to change: the entry and its seq go again.
             sqlx::query(UNDO_INSERT)
-                .bind(m.room)
+                .bind(m.room.as_str())
                 .bind(seq)
                 .execute(&mut **tx)
                 .await?;
             sqlx::query(RETURN_SEQ)
-                .bind(m.room)
+                .bind(m.room.as_str())
                 .execute(&mut **tx)
                 .await?;
-            return Ok(Err(StoreError::NoSuchMessage));
+            return Ok(Outcome::Refused(StoreError::NoSuchMessage));
         }
-        Ok(Ok(Appended {
-            message: stored_entry(m, seq),
-            duplicate: false,
-        }))
+        Ok(Outcome::Stored(seq as u64))
     }
 
     /// What a change entry changes, in the transaction that stores
     /// it. False if there was nothing (of the user's) to change.
     async fn apply_change<'c>(
         tx: &mut sqlx::Transaction<'c, DB>,
-        m: &crate::store::NewMessage<'_>,
+        m: &NewEntry,
     ) -> std::result::Result<bool, sqlx::Error> {
         let target = db_seq(m.target).unwrap_or(0);
         let changed: Option<i64> = match m.kind {
             EntryKind::Message => return Ok(true),
             EntryKind::Topic => {
                 sqlx::query(SET_TOPIC)
-                    .bind(m.room)
-                    .bind(m.content)
+                    .bind(m.room.as_str())
+                    .bind(m.content.as_str())
                     .execute(&mut **tx)
                     .await?;
                 return Ok(true);
             }
             EntryKind::Edit => {
                 sqlx::query_scalar(EDIT)
-                    .bind(m.room)
+                    .bind(m.room.as_str())
                     .bind(target)
                     .bind(&m.user.id)
-                    .bind(m.content)
+                    .bind(m.content.as_str())
                     .bind(m.ts)
                     .fetch_optional(&mut **tx)
                     .await?
             }
             EntryKind::Delete if m.moderator => {
                 sqlx::query_scalar(DELETE_ANY)
-                    .bind(m.room)
+                    .bind(m.room.as_str())
                     .bind(target)
                     .bind(m.ts)
                     .fetch_optional(&mut **tx)
@@ -274,7 +262,7 @@ where
             }
             EntryKind::Delete => {
                 sqlx::query_scalar(DELETE_OWN)
-                    .bind(m.room)
+                    .bind(m.room.as_str())
                     .bind(target)
                     .bind(&m.user.id)
                     .bind(m.ts)
@@ -283,7 +271,7 @@ where
             }
             EntryKind::React | EntryKind::Unreact => {
                 let there: Option<i64> = sqlx::query_scalar(REACTABLE)
-                    .bind(m.room)
+                    .bind(m.room.as_str())
                     .bind(target)
                     .fetch_optional(&mut **tx)
                     .await?;
@@ -292,9 +280,9 @@ where
                 }
                 if m.kind == EntryKind::React {
                     sqlx::query(REACT)
-                        .bind(m.room)
+                        .bind(m.room.as_str())
                         .bind(target)
-                        .bind(m.content)
+                        .bind(m.content.as_str())
                         .bind(&m.user.id)
                         .bind(&m.user.name)
                         .bind(m.ts)
@@ -302,9 +290,9 @@ where
                         .await?;
                 } else {
                     sqlx::query(UNREACT)
-                        .bind(m.room)
+                        .bind(m.room.as_str())
                         .bind(target)
-                        .bind(m.content)
+                        .bind(m.content.as_str())
                         .bind(&m.user.id)
                         .execute(&mut **tx)
                         .await?;
@@ -316,7 +304,7 @@ where
         if changed.is_some() && m.kind == EntryKind::Delete {
             for erase in [ERASE_EDITS, ERASE_REACTIONS] {
                 sqlx::query(erase)
-                    .bind(m.room)
+                    .bind(m.room.as_str())
                     .bind(target)
                     .execute(&mut **tx)
                     .await?;
@@ -325,21 +313,45 @@ where
         Ok(changed.is_some())
     }
 
-    /// `Store::append_batch`.
+    /// `Store::append_batch`: the batch's outcomes in one transaction,
+    /// then each entry moved into its message.
     pub(super) async fn append_many(
         &self,
-        batch: &[crate::store::NewMessage<'_>],
-    ) -> crate::store::Result<Vec<crate::store::Result<crate::store::Appended>>> {
+        batch: Vec<NewEntry>,
+    ) -> crate::store::Result<Vec<crate::store::Result<Appended>>> {
+        let outcomes = self.store_batch(&batch).await?;
+        let mut answers: Vec<crate::store::Result<Appended>> = Vec::with_capacity(batch.len());
+        for (entry, outcome) in batch.into_iter().zip(outcomes) {
+            answers.push(match outcome {
+                Outcome::Stored(seq) => Ok(Appended {
+                    message: entry.into_message(seq),
+                    duplicate: false,
+                }),
+                Outcome::Duplicate(message) => Ok(Appended {
+                    message: *message,
+                    duplicate: true,
+                }),
+                Outcome::SameAs(first) => match &answers[first] {
+                    Ok(first) => Ok(Appended {
+                        message: first.message.clone(),
+                        duplicate: true,
+                    }),
+                    Err(err) => Err(err.shared()),
+                },
+                Outcome::Refused(err) => Err(err),
+            });
+        }
+        Ok(answers)
+    }
+
+    /// Stores a batch in one transaction: what became of each entry.
+    async fn store_batch(&self, batch: &[NewEntry]) -> crate::store::Result<Vec<Outcome>> {
         self.guarded(Access::Write, async |conn| {
             if let Some(seq) = DB::lone_message(conn, batch).await? {
-                return Ok(vec![Ok(Appended {
-                    message: stored_entry(&batch[0], seq),
-                    duplicate: false,
-                })]);
+                return Ok(vec![Outcome::Stored(seq as u64)]);
             }
             let mut tx = conn.begin().await?;
-            let mut results: Vec<Option<crate::store::Result<Appended>>> =
-                (0..batch.len()).map(|_| None).collect();
+            let mut results: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
             // A few round trips per room, whatever the number of
             // its messages (see `room_groups`).
             for (room, positions) in room_groups(batch) {
@@ -360,7 +372,8 @@ where
                 let Some(mut last) = last else {
                     // Nothing was changed for them; the others go on.
                     for &i in &positions {
-                        results[i] = Some(Err(StoreError::UnknownRoom(room.to_owned())));
+                        results[i] =
+                            Some(Outcome::Refused(StoreError::UnknownRoom(room.to_owned())));
                     }
                     continue;
                 };
@@ -372,7 +385,7 @@ where
                 );
                 let mut query = sqlx::query_as::<_, MessageRow>(&find).bind(room);
                 for &i in &positions {
-                    query = query.bind(batch[i].client_id);
+                    query = query.bind(batch[i].client_id.as_str());
                 }
                 // Usually none: these are retries.
                 let stored: Vec<common::ChatMessage> = query
@@ -386,33 +399,24 @@ where
                 let mut fresh = Vec::with_capacity(positions.len());
                 for &i in &positions {
                     let m = &batch[i];
-                    let key = (m.user.id.as_str(), m.client_id);
-                    let original = match first_of.get(&key) {
+                    let key = (m.user.id.as_str(), m.client_id.as_str());
+                    if let Some(&first) = first_of.get(&key) {
                         // The same client_id twice in one batch: the
                         // second is a retry of the first.
-                        Some(&first) => match &results[first] {
-                            Some(Ok(first)) => Some(first.message.clone()),
-                            _ => None,
-                        },
-                        None => stored
-                            .iter()
-                            .find(|s| s.user.id == m.user.id && s.client_id == m.client_id)
-                            .cloned(),
-                    };
-                    if let Some(message) = original {
-                        results[i] = Some(Ok(Appended {
-                            message,
-                            duplicate: true,
-                        }));
+                        results[i] = Some(Outcome::SameAs(first));
+                        continue;
+                    }
+                    if let Some(earlier) = stored
+                        .iter()
+                        .find(|s| s.user.id == m.user.id && s.client_id == m.client_id)
+                    {
+                        results[i] = Some(Outcome::Duplicate(Box::new(earlier.clone())));
                         continue;
                     }
                     last += 1;
                     first_of.insert(key, i);
                     fresh.push((i, last));
-                    results[i] = Some(Ok(Appended {
-                        message: stored_entry(m, last),
-                        duplicate: false,
-                    }));
+                    results[i] = Some(Outcome::Stored(last as u64));
                 }
                 if fresh.is_empty() {
                     continue;
@@ -427,14 +431,14 @@ where
                     for &(i, seq) in rows {
                         let m = &batch[i];
                         insert = insert
-                            .bind(m.room)
+                            .bind(m.room.as_str())
                             .bind(seq)
-                            .bind(m.id)
+                            .bind(m.id.as_str())
                             .bind(&m.user.id)
                             .bind(&m.user.name)
-                            .bind(m.content)
+                            .bind(m.content.as_str())
                             .bind(m.ts)
-                            .bind(m.client_id)
+                            .bind(m.client_id.as_str())
                             .bind(&m.user.username)
                             .bind(m.kind.as_str())
                             .bind(db_seq(m.target))

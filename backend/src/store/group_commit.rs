@@ -14,10 +14,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::User;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Appended, NewMessage, Result, Store, StoreError};
+use super::{Appended, NewEntry, Result, Store, StoreError};
 
 /// Most messages in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -38,39 +37,8 @@ pub struct Stats {
 }
 
 struct Job {
-    message: Owned,
+    entry: NewEntry,
     reply: oneshot::Sender<Result<Appended>>,
-}
-
-/// A `NewMessage` that can wait in the queue.
-struct Owned {
-    room: String,
-    id: String,
-    user: User,
-    content: String,
-    ts: i64,
-    client_id: String,
-    kind: common::EntryKind,
-    target: Option<u64>,
-    reply_to: Option<u64>,
-    moderator: bool,
-}
-
-impl Owned {
-    fn borrow(&self) -> NewMessage<'_> {
-        NewMessage {
-            room: &self.room,
-            id: &self.id,
-            user: &self.user,
-            content: &self.content,
-            ts: self.ts,
-            client_id: &self.client_id,
-            kind: self.kind,
-            target: self.target,
-            reply_to: self.reply_to,
-            moderator: self.moderator,
-        }
-    }
 }
 
 impl GroupCommit {
@@ -84,32 +52,18 @@ impl GroupCommit {
 
     /// Stores the message (or finds the earlier one with its `client_id`)
     /// in the next transaction, and answers once that is committed.
-    pub async fn append(&self, m: NewMessage<'_>) -> Result<Appended> {
-        self.submit(m).await?.await.map_err(|_| stopped())?
+    pub async fn append(&self, entry: NewEntry) -> Result<Appended> {
+        self.submit(entry).await?.await.map_err(|_| stopped())?
     }
 
     /// Queues the message (waiting while the queue is full) and returns
     /// where its answer will come. Messages submitted one after another get
     /// seqs in that order, whether or not anyone waits in between: that is
     /// how one connection can have many messages in flight, in order.
-    pub async fn submit(&self, m: NewMessage<'_>) -> Result<oneshot::Receiver<Result<Appended>>> {
+    pub async fn submit(&self, entry: NewEntry) -> Result<oneshot::Receiver<Result<Appended>>> {
         let permit = self.queue.reserve().await.map_err(|_| stopped())?;
         let (reply, answer) = oneshot::channel();
-        permit.send(Job {
-            message: Owned {
-                room: m.room.to_owned(),
-                id: m.id.to_owned(),
-                user: m.user.clone(),
-                content: m.content.to_owned(),
-                ts: m.ts,
-                client_id: m.client_id.to_owned(),
-                kind: m.kind,
-                target: m.target,
-                reply_to: m.reply_to,
-                moderator: m.moderator,
-            },
-            reply,
-        });
+        permit.send(Job { entry, reply });
         Ok(answer)
     }
 
@@ -123,26 +77,29 @@ fn stopped() -> StoreError {
 }
 
 async fn commit_loop(store: Arc<dyn Store>, mut jobs: mpsc::Receiver<Job>, stats: Arc<Stats>) {
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut entries: Vec<NewEntry> = Vec::new();
+    let mut replies: Vec<oneshot::Sender<Result<Appended>>> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = jobs.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
+        let mut next = Some(first);
+        while let Some(Job { entry, reply }) = next {
+            entries.push(entry);
+            replies.push(reply);
+            next = if entries.len() < MAX_BATCH {
+                jobs.try_recv().ok()
+            } else {
+                None
+            };
         }
-        let messages: Vec<NewMessage<'_>> = batch.iter().map(|job| job.message.borrow()).collect();
+        let count = entries.len();
         let started = std::time::Instant::now();
-        let outcome = store.append_batch(&messages).await;
+        // The entries move into the store, and from there into the
+        // messages that are delivered.
+        let outcome = store.append_batch(std::mem::take(&mut entries)).await;
         metrics::histogram!(crate::prometheus::STORE_APPEND_SECONDS)
             .record(started.elapsed().as_secs_f64());
-        metrics::histogram!(crate::prometheus::STORE_APPEND_BATCH).record(messages.len() as f64);
-        drop(messages);
+        metrics::histogram!(crate::prometheus::STORE_APPEND_BATCH).record(count as f64);
         stats.commits.fetch_add(1, Ordering::Relaxed);
-        stats
-            .messages
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats.messages.fetch_add(count as u64, Ordering::Relaxed);
         match outcome {
             Ok(results) => {
                 let stored = results
@@ -150,14 +107,14 @@ async fn commit_loop(store: Arc<dyn Store>, mut jobs: mpsc::Receiver<Job>, stats
                     .filter(|r| r.as_ref().is_ok_and(|a| !a.duplicate))
                     .count();
                 metrics::counter!(crate::prometheus::MESSAGES_STORED).increment(stored as u64);
-                for (job, result) in batch.drain(..).zip(results) {
-                    let _ = job.reply.send(result);
+                for (reply, result) in replies.drain(..).zip(results) {
+                    let _ = reply.send(result);
                 }
             }
             Err(err) => {
                 metrics::counter!(crate::prometheus::STORE_ERRORS).increment(1);
-                for job in batch.drain(..) {
-                    let _ = job.reply.send(Err(err.shared()));
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(err.shared()));
                 }
             }
         }

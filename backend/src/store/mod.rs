@@ -27,7 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use common::{ChatMessage, EntryKind, User};
+use common::{ChatMessage, EntryKind, Post, User};
 
 pub use accounts::{Accounts, Credentials, NewUser, RoomAccess, SessionRecord};
 pub use health::StoreHealth;
@@ -81,16 +81,20 @@ impl StoreError {
     }
 }
 
-/// An entry to append to a room's log (a message, or a change: see
-/// `common::EntryKind`); the store assigns `seq`.
+/// An entry on its way into a room's log (a message, or a change: see
+/// `common::EntryKind`). Built once where it comes in (a connection's
+/// `send`, the publish API), moved to the committer and through the store,
+/// and moved again into the `ChatMessage` that is delivered: its text is
+/// never copied on the way. The store assigns `seq`.
 #[derive(Debug, Clone)]
-pub struct NewMessage<'a> {
-    pub room: &'a str,
-    pub id: &'a str,
-    pub user: &'a User,
-    pub content: &'a str,
+pub struct NewEntry {
+    pub room: String,
+    /// A UUIDv7: unique, and sorted by time (search pages by it).
+    pub id: String,
+    pub user: User,
+    pub content: String,
     pub ts: i64,
-    pub client_id: &'a str,
+    pub client_id: String,
     pub kind: EntryKind,
     /// An edit's or a delete's message.
     pub target: Option<u64>,
@@ -101,22 +105,15 @@ pub struct NewMessage<'a> {
     pub moderator: bool,
 }
 
-impl<'a> NewMessage<'a> {
-    /// A plain message.
-    pub fn message(
-        room: &'a str,
-        id: &'a str,
-        user: &'a User,
-        content: &'a str,
-        ts: i64,
-        client_id: &'a str,
-    ) -> Self {
-        NewMessage {
+impl NewEntry {
+    /// A plain message, with a new id, stamped now.
+    pub fn message(room: String, user: User, content: String, client_id: String) -> Self {
+        NewEntry {
             room,
-            id,
+            id: uuid::Uuid::now_v7().to_string(),
             user,
             content,
-            ts,
+            ts: now_millis(),
             client_id,
             kind: EntryKind::Message,
             target: None,
@@ -124,6 +121,59 @@ impl<'a> NewMessage<'a> {
             moderator: false,
         }
     }
+
+    /// What a person's `Post` stores. `moderator`: the sender may delete
+    /// anyone's message.
+    pub fn of(post: Post, room: String, user: User, client_id: String, moderator: bool) -> Self {
+        let (kind, content, target, reply_to) = match post {
+            Post::Message { content, reply_to } => (EntryKind::Message, content, None, reply_to),
+            Post::Edit { target, content } => (EntryKind::Edit, content, Some(target), None),
+            Post::Delete { target } => (EntryKind::Delete, String::new(), Some(target), None),
+            Post::Topic { topic } => (EntryKind::Topic, topic, None, None),
+            Post::React { target, emoji, on } => {
+                let kind = if on {
+                    EntryKind::React
+                } else {
+                    EntryKind::Unreact
+                };
+                (kind, emoji, Some(target), None)
+            }
+        };
+        NewEntry {
+            kind,
+            content,
+            target,
+            reply_to,
+            moderator,
+            ..NewEntry::message(room, user, String::new(), client_id)
+        }
+    }
+
+    /// The entry as stored under `seq`.
+    pub fn into_message(self, seq: u64) -> ChatMessage {
+        ChatMessage {
+            room: self.room,
+            seq,
+            id: self.id,
+            user: self.user,
+            content: self.content,
+            ts: self.ts,
+            client_id: self.client_id,
+            kind: self.kind,
+            target: self.target,
+            reply_to: self.reply_to,
+            edited: None,
+            deleted: false,
+            reactions: Vec::new(),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch: every `ts` and `*_at` column.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// What a joiner learns from the store besides history.
@@ -206,8 +256,8 @@ pub trait Store: Accounts + Operations + Search {
     /// changes its message in the same transaction (a deleted message's
     /// text, and that of its edits, is erased), and a topic the room's; one
     /// whose message is not there to change is refused (`NoSuchMessage`).
-    async fn append(&self, message: NewMessage<'_>) -> Result<Appended> {
-        self.append_batch(std::slice::from_ref(&message))
+    async fn append(&self, entry: NewEntry) -> Result<Appended> {
+        self.append_batch(vec![entry])
             .await?
             .pop()
             .expect("one answer per message")
@@ -217,7 +267,7 @@ pub trait Store: Accounts + Operations + Search {
     /// (one fsync) for all. A message for an unknown room is refused on its
     /// own; any other failure refuses the whole batch, so nothing is
     /// acknowledged that was not committed. See `group_commit`.
-    async fn append_batch(&self, batch: &[NewMessage<'_>]) -> Result<Vec<Result<Appended>>>;
+    async fn append_batch(&self, batch: Vec<NewEntry>) -> Result<Vec<Result<Appended>>>;
 
     /// Log entries with `after < seq <= up_to`, oldest first, at most
     /// `limit`; messages in their current state (edited, deleted).

@@ -6,7 +6,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::migrate;
 use super::sql_store::{Dialect, SqlStore};
-use super::{NewMessage, Result, StoreHealth, StoreOptions};
+use super::{NewEntry, Result, StoreHealth, StoreOptions};
 
 /// Any constant works; it only has to be the same on every node.
 const MIGRATION_LOCK: i64 = 0x4845_4152_5448; // "HEARTH"
@@ -64,7 +64,7 @@ impl Dialect for sqlx::Postgres {
     /// is already two.
     async fn lone_message(
         _conn: &mut sqlx::PgConnection,
-        _batch: &[NewMessage<'_>],
+        _batch: &[NewEntry],
     ) -> std::result::Result<Option<i64>, sqlx::Error> {
         Ok(None)
     }

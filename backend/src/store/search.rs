@@ -16,7 +16,7 @@ use common::ChatMessage;
 use super::Result;
 use super::health::Access;
 use super::sql;
-use super::sql_store::{Dialect, SqlStore, Value};
+use super::sql_store::{Dialect, SearchSyntax, SqlStore, Value};
 
 #[async_trait]
 pub trait Search: Send + Sync + 'static {
@@ -35,12 +35,6 @@ pub trait Search: Send + Sync + 'static {
 }
 
 pub use common::search::words;
-
-/// How each engine spells "all of these words, each as a prefix".
-pub trait SearchSyntax {
-    const SEARCH: &'static str;
-    fn search_query(words: &[String]) -> String;
-}
 
 /// `entry_columns!()` of `messages m`.
 macro_rules! columns_of_m {

@@ -253,7 +253,7 @@ where
 
     async fn append_batch(
         &self,
-        batch: &[crate::store::NewMessage<'_>],
+        batch: Vec<crate::store::NewEntry>,
     ) -> crate::store::Result<Vec<crate::store::Result<crate::store::Appended>>> {
         self.append_many(batch).await
     }

@@ -20,8 +20,7 @@ use std::future::Future;
 use sqlx::{Database, Decode, Encode, Pool, Type};
 
 use super::health::{Access, Checkout};
-use super::search::SearchSyntax;
-use super::{NewMessage, Result, StoreHealth};
+use super::{NewEntry, Result, StoreHealth};
 
 /// A Rust type that goes into and comes out of `DB`'s columns.
 pub trait Value<DB: Database>:
@@ -51,6 +50,15 @@ impl RowsAffected for sqlx::postgres::PgQueryResult {
     }
 }
 
+/// How a database spells "all of these words, each as a prefix" (its
+/// implementations are in `search.rs`).
+pub trait SearchSyntax {
+    /// The search statement: `$1` the query, `$2` the user, `$3` the room
+    /// ('' for all), `$4` the cursor, `$5` the limit.
+    const SEARCH: &'static str;
+    fn search_query(words: &[String]) -> String;
+}
+
 /// What a database adds to the shared SQL.
 pub trait Dialect: Database<QueryResult: RowsAffected> + SearchSyntax {
     /// "sqlite" or "postgres", as `/healthz` and the metrics say it.
@@ -62,7 +70,7 @@ pub trait Dialect: Database<QueryResult: RowsAffected> + SearchSyntax {
     /// then finds out why.
     fn lone_message<'c>(
         conn: &'c mut Self::Connection,
-        batch: &'c [NewMessage<'_>],
+        batch: &'c [NewEntry],
     ) -> impl Future<Output = std::result::Result<Option<i64>, sqlx::Error>> + Send + 'c;
 }
 

@@ -8,7 +8,7 @@ use sqlx::sqlite::{
 
 use super::migrate;
 use super::sql_store::{Dialect, SqlStore};
-use super::{NewMessage, Result, StoreHealth, StoreOptions};
+use super::{NewEntry, Result, StoreHealth, StoreOptions};
 
 /// How long a pooled connection may sit idle before it is closed.
 pub const SQLITE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -73,7 +73,7 @@ impl Dialect for sqlx::Sqlite {
     /// finds out which.
     async fn lone_message(
         conn: &mut sqlx::SqliteConnection,
-        batch: &[NewMessage<'_>],
+        batch: &[NewEntry],
     ) -> std::result::Result<Option<i64>, sqlx::Error> {
         let [m] = batch else { return Ok(None) };
         if m.kind != common::EntryKind::Message {
@@ -83,13 +83,13 @@ impl Dialect for sqlx::Sqlite {
         // through the commit. If one fails the transaction is left open,
         // and the connection is closed (`SqlStore::guarded`), which rolls it back.
         let seqs: Vec<i64> = sqlx::query_scalar(super::append_sql::SQLITE_LONE_MESSAGE)
-            .bind(m.room)
-            .bind(m.id)
+            .bind(m.room.as_str())
+            .bind(m.id.as_str())
             .bind(&m.user.id)
             .bind(&m.user.name)
-            .bind(m.content)
+            .bind(m.content.as_str())
             .bind(m.ts)
-            .bind(m.client_id)
+            .bind(m.client_id.as_str())
             .bind(&m.user.username)
             .bind(super::append_sql::db_seq(m.reply_to))
             .fetch_all(&mut *conn)

@@ -6,7 +6,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use backend::store::{NewMessage, PostgresStore, SqliteStore, Store, StoreError};
+use backend::store::{NewEntry, PostgresStore, SqliteStore, Store, StoreError};
 use common::User;
 use sqlx::postgres::PgConnectOptions;
 
@@ -138,6 +138,20 @@ impl Target {
     }
 }
 
+/// A message with the given id and time (`NewEntry::message` makes its own).
+fn entry(room: &str, id: &str, who: &User, content: &str, ts: i64, client_id: &str) -> NewEntry {
+    NewEntry {
+        id: id.to_owned(),
+        ts,
+        ..NewEntry::message(
+            room.to_owned(),
+            who.clone(),
+            content.to_owned(),
+            client_id.to_owned(),
+        )
+    }
+}
+
 fn user(id: &str) -> User {
     User {
         id: id.into(),
@@ -154,7 +168,7 @@ async fn append(
     ts: i64,
 ) -> backend::store::Appended {
     store
-        .append(NewMessage::message(
+        .append(entry(
             room,
             &uuid::Uuid::now_v7().to_string(),
             who,
@@ -328,7 +342,7 @@ async fn search_finds_words_in_readable_rooms_only_and_forgets_deleted_text(t: &
         async move {
             let who = user(who);
             store
-                .append(NewMessage::message(room, id, &who, text, 10, id))
+                .append(entry(room, id, &who, text, 10, id))
                 .await
                 .unwrap()
         }
@@ -476,12 +490,12 @@ fn change<'a>(
     target: Option<u64>,
     content: &'a str,
     client_id: &'a str,
-) -> NewMessage<'a> {
+) -> NewEntry {
     let id: &'static str = Box::leak(uuid::Uuid::now_v7().to_string().into_boxed_str());
-    NewMessage {
+    NewEntry {
         kind,
         target,
-        ..NewMessage::message(room, id, who, content, 20, client_id)
+        ..entry(room, id, who, content, 20, client_id)
     }
 }
 
@@ -495,9 +509,9 @@ async fn changes_are_entries_of_the_log_and_history_shows_the_current_state(t: &
     let (ann, bo) = (user("ann"), user("bo"));
     append(&*store, "r", &ann, "m1", 10).await;
     let reply = store
-        .append(NewMessage {
+        .append(NewEntry {
             reply_to: Some(1),
-            ..NewMessage::message("r", "id-2", &bo, "answer", 11, "m2")
+            ..entry("r", "id-2", &bo, "answer", 11, "m2")
         })
         .await
         .unwrap();
@@ -575,7 +589,7 @@ async fn a_delete_removes_the_text_for_good(t: &Target) {
     assert_eq!(deleted.message.seq, 4);
     // A moderator deletes Bo's.
     store
-        .append(NewMessage {
+        .append(NewEntry {
             moderator: true,
             ..change("r", &mod_, Delete, Some(2), "", "d2")
         })
@@ -768,14 +782,7 @@ async fn seq_starts_at_one_and_grows_by_one(t: &Target) {
         1
     );
     let err = store
-        .append(NewMessage::message(
-            "nowhere",
-            "i",
-            &user("u1"),
-            "c",
-            1,
-            "c",
-        ))
+        .append(entry("nowhere", "i", &user("u1"), "c", 1, "c"))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::UnknownRoom(_)), "{err:?}");
@@ -962,7 +969,7 @@ async fn a_batch_is_one_transaction_with_an_answer_per_message(t: &Target) {
     store.ensure_room("b", "u1", 1).await.unwrap();
     let (ann, bo) = (user("ann"), user("bo"));
     let message = |room: &'static str, who: &'static User, client_id: &'static str| {
-        NewMessage::message(
+        entry(
             room,
             Box::leak(uuid::Uuid::now_v7().to_string().into_boxed_str()),
             who,
@@ -981,7 +988,7 @@ async fn a_batch_is_one_transaction_with_an_answer_per_message(t: &Target) {
         message("a", ann, "c1"),
         message("a", ann, "c2"),
     ];
-    let results = store.append_batch(&batch).await.unwrap();
+    let results = store.append_batch(batch.to_vec()).await.unwrap();
     let outcome: Vec<String> = results
         .iter()
         .map(|r| match r {
@@ -1009,7 +1016,7 @@ async fn a_batch_is_one_transaction_with_an_answer_per_message(t: &Target) {
     );
     // A batch larger than one INSERT statement holds, with a retry of an
     // earlier message in the middle: still one seq per new message.
-    let big: Vec<NewMessage> = (0..250)
+    let big: Vec<NewEntry> = (0..250)
         .map(|i| {
             let client_id = if i == 120 {
                 "c1"
@@ -1019,7 +1026,7 @@ async fn a_batch_is_one_transaction_with_an_answer_per_message(t: &Target) {
             message("b", ann, client_id)
         })
         .collect();
-    let results = store.append_batch(&big).await.unwrap();
+    let results = store.append_batch(big).await.unwrap();
     let fresh: Vec<u64> = results
         .iter()
         .map(|r| r.as_ref().unwrap())
@@ -1050,7 +1057,7 @@ async fn concurrent_appends_share_commits_and_stay_gap_free(t: &Target) {
                 let who = user(&format!("w{i}"));
                 let id = uuid::Uuid::now_v7().to_string();
                 let appended = commits
-                    .append(NewMessage::message(&room, &id, &who, "x", 1, "c"))
+                    .append(entry(&room, &id, &who, "x", 1, "c"))
                     .await
                     .unwrap();
                 (room, appended.message.seq)

@@ -7,8 +7,8 @@ use std::future::pending;
 use common::{ErrorCode, Post, validate};
 
 use super::Session;
-use crate::hub::NewEntry;
 use crate::prometheus;
+use crate::store::NewEntry;
 
 /// How many of one connection's sends may wait for the store at once.
 pub(super) const SENDS_IN_FLIGHT: usize = 64;
@@ -85,12 +85,18 @@ impl Session {
                 Some(client_id),
             );
         }
-        let post = NewEntry::of(&entry, &client_id, moderator);
+        let entry = NewEntry::of(
+            entry,
+            room.clone(),
+            self.peer.user.clone(),
+            client_id.clone(),
+            moderator,
+        );
         // Queued for the store now, in the order read; delivered (with our
         // ack) once stored. The delivery runs as its own task so that it
         // happens even if this connection ends first: others must get the
         // message.
-        match self.app.hub.submit(&room, &self.peer, post).await {
+        match self.app.hub.submit(&room, &self.peer, entry).await {
             Ok(submitted) => self.sends.push_back(tokio::spawn(async move {
                 (room, client_id, submitted.finish().await)
             })),
