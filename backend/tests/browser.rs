@@ -26,13 +26,9 @@ fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "shared/ports.rs"]
+mod ports;
+use ports::unused_port;
 
 async fn wait_for_port(port: u16) {
     for _ in 0..200 {
@@ -364,7 +360,7 @@ impl Stage {
     async fn start_with(name: &str, extra: &[&str]) -> Stage {
         let chromedriver =
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-        let driver_port = free_port();
+        let driver_port = unused_port();
         // In a process group of its own, with the browsers it starts: a
         // test that fails before closing its sessions still leaves no
         // Chromium behind (`Drop for Stage`).
@@ -378,7 +374,7 @@ impl Stage {
             .expect("start chromedriver");
         wait_for_port(driver_port).await;
         let data = std::env::temp_dir().join(format!("hearth-{name}-{}", uuid::Uuid::new_v4()));
-        let port = free_port();
+        let port = unused_port();
         let server = start_server_with(port, &data, extra);
         wait_for_port(port).await;
         Stage {

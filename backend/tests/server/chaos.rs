@@ -17,7 +17,6 @@
 //! `scripts/chaos` runs it for 3 minutes and shows the report.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,12 +24,12 @@ use std::time::{Duration, Instant};
 use common::{ServerMsg, SessionResponse};
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::faults_support::{FaultProxy, OwnPostgres, OwnRedis};
-use crate::support::{free_port, sign_in_at, temp_dir};
+use crate::support::{sign_in_at, start_hearth, temp_dir, unused_port};
 
 const ROOMS: [&str; 3] = ["chaos-a", "chaos-b", "chaos-c"];
 const NODES: usize = 3;
@@ -54,40 +53,40 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn spawn(&self, index: usize, port: u16) -> Child {
+    /// Starts node `index` on `listen` (`127.0.0.1:0` the first time; its
+    /// own address again when it restarts, where its clients know it).
+    async fn spawn(&self, index: usize, listen: &str) -> (Child, u16) {
         let name = format!("chaos-{index}");
-        let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--node-id", &name])
-            .args(["--database-url", &self.database_url])
-            .args(["--redis-url", &self.redis_url])
-            .args(["--allow-guests", "--auth-per-ip-per-minute", "1000000"])
-            .args(["--presence-refresh-ms", "250"])
-            .args(["--presence-ttl-ms", &PRESENCE_TTL_MS.to_string()])
-            .args(["--send-rate", "1000", "--send-burst", "1000"])
-            .args(["--store-timeout-ms", "2000", "--store-probe-ms", "200"])
-            .arg("--data-dir")
-            .arg(self.dir.join(&name))
-            .arg("--static-dir")
-            .arg(&self.dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(match std::env::var_os("HEARTH_TEST_NODE_LOGS") {
-                Some(_) => Stdio::inherit(),
-                None => Stdio::null(),
-            })
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        for _ in 0..400 {
-            if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-                .await
-                .is_ok()
-            {
-                return child;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        let mut args: Vec<std::ffi::OsString> = Vec::new();
+        for arg in [
+            "--database-url",
+            &self.database_url,
+            "--redis-url",
+            &self.redis_url,
+            "--allow-guests",
+            "--auth-per-ip-per-minute",
+            "1000000",
+            "--presence-refresh-ms",
+            "250",
+            "--presence-ttl-ms",
+            &PRESENCE_TTL_MS.to_string(),
+            "--send-rate",
+            "1000",
+            "--send-burst",
+            "1000",
+            "--store-timeout-ms",
+            "2000",
+            "--store-probe-ms",
+            "200",
+        ] {
+            args.push(arg.into());
         }
-        panic!("node {name} did not come up");
+        args.extend(["--data-dir".into(), self.dir.join(&name).into_os_string()]);
+        args.extend(["--static-dir".into(), self.dir.clone().into_os_string()]);
+        // Kept beside its data, for a failing run.
+        let log = self.dir.join(format!("{name}.log"));
+        let (child, addr) = start_hearth(args, listen, &name, &log, "info").await;
+        (child, addr.rsplit(':').next().unwrap().parse().unwrap())
     }
 
     async fn kill_and_restart(&mut self, index: usize) {
@@ -97,7 +96,7 @@ impl Cluster {
             let _ = child.wait().await;
         }
         tokio::time::sleep(random_ms(300, 1_500)).await;
-        let child = self.spawn(index, port).await;
+        let (child, _) = self.spawn(index, &format!("127.0.0.1:{port}")).await;
         self.nodes[index].baseline_kib = rss_kib(&child);
         self.nodes[index].child = Some(child);
     }
@@ -330,7 +329,7 @@ async fn chaos_loses_nothing_and_every_client_sees_one_gap_free_order() {
         .unwrap_or(20);
     let start = Instant::now();
     let pg = OwnPostgres::start();
-    let redis_port = free_port();
+    let redis_port = unused_port();
     let mut redis = OwnRedis::start(redis_port);
     let mut cluster = Cluster {
         dir: temp_dir(),
@@ -339,8 +338,7 @@ async fn chaos_loses_nothing_and_every_client_sees_one_gap_free_order() {
         nodes: Vec::new(),
     };
     for index in 0..NODES {
-        let port = free_port();
-        let child = cluster.spawn(index, port).await;
+        let (child, port) = cluster.spawn(index, "127.0.0.1:0").await;
         cluster.nodes.push(Node {
             port,
             child: Some(child),

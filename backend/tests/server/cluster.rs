@@ -4,14 +4,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{ServerMsg, SessionResponse};
 use tokio::process::{Child, Command};
 
 use crate::faults_support::OwnRedis;
-use crate::support::{Client, connect_at, free_port, sign_in_at, temp_dir};
+use crate::support::{Client, connect_at, sign_in_at, start_hearth, temp_dir, unused_port};
 
 use crate::support::Database;
 
@@ -48,48 +47,37 @@ impl Cluster {
     }
 
     async fn start_node_with(&self, name: &str, extra: &[&str]) -> Node {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(extra)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--node-id", name])
-            .args([
-                "--database-url",
-                &self.database_url,
-                "--redis-url",
-                &self.redis_url,
-            ])
-            .args(["--redis-prefix", &self.prefix])
-            .args(["--allow-guests", "--auth-per-ip-per-minute", "1000000"])
-            .args(if extra.contains(&"--presence-refresh-ms") {
-                &[][..]
-            } else {
-                &["--presence-refresh-ms", "250", "--presence-ttl-ms", "1500"][..]
-            })
-            .args(["--send-rate", "100000", "--send-burst", "100000"])
-            .arg("--data-dir")
-            .arg(self.dir.join(name))
-            .arg("--static-dir")
-            .arg(&self.dir)
-            .env("RUST_LOG", "info,backend=debug")
-            // HEARTH_TEST_NODE_LOGS=1 shows the nodes' logs, for debugging.
-            .stdout(match std::env::var_os("HEARTH_TEST_NODE_LOGS") {
-                Some(_) => Stdio::inherit(),
-                None => Stdio::null(),
-            })
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        for _ in 0..200 {
-            if reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-                .await
-                .is_ok()
-            {
-                return Node { port, child };
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        let mut args: Vec<std::ffi::OsString> = extra.iter().map(Into::into).collect();
+        for arg in [
+            "--database-url",
+            &self.database_url,
+            "--redis-url",
+            &self.redis_url,
+            "--redis-prefix",
+            &self.prefix,
+            "--allow-guests",
+            "--auth-per-ip-per-minute",
+            "1000000",
+            "--send-rate",
+            "100000",
+            "--send-burst",
+            "100000",
+        ] {
+            args.push(arg.into());
         }
-        panic!("node {name} did not come up");
+        if !extra.contains(&"--presence-refresh-ms") {
+            for arg in ["--presence-refresh-ms", "250", "--presence-ttl-ms", "1500"] {
+                args.push(arg.into());
+            }
+        }
+        args.extend(["--data-dir".into(), self.dir.join(name).into_os_string()]);
+        args.extend(["--static-dir".into(), self.dir.clone().into_os_string()]);
+        // Each node's output is kept beside its data, for a failing test.
+        let log = self.dir.join(format!("{name}.log"));
+        let (child, addr) =
+            start_hearth(args, "127.0.0.1:0", name, &log, "info,backend=debug").await;
+        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        Node { port, child }
     }
 }
 
@@ -433,7 +421,7 @@ async fn a_message_posted_with_an_api_key_reaches_every_node() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_sent_during_a_redis_outage_arrive_after_it() {
     let db = Database::create().await;
-    let mut redis = OwnRedis::start(free_port());
+    let mut redis = OwnRedis::start(unused_port());
     let cluster = Cluster::new(db.url(), format!("redis://127.0.0.1:{}", redis.port));
     let n1 = cluster.start_node("n1").await;
     let n2 = cluster.start_node("n2").await;
@@ -859,7 +847,7 @@ async fn subscribers(redis: &mut redis::aio::MultiplexedConnection, channel: &st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_costs_per_change_and_nodes_hear_only_their_rooms() {
     let db = Database::create().await;
-    let own = OwnRedis::start(free_port());
+    let own = OwnRedis::start(unused_port());
     let url = format!("redis://127.0.0.1:{}", own.port);
     let cluster = Cluster::new(db.url(), url.clone());
     let flags = [

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::support::{free_port, temp_dir};
+use crate::support::{temp_dir, unused_port};
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
 pub struct Tmpfs {
@@ -96,7 +96,7 @@ impl OwnPostgres {
             .expect("initdb runs");
         assert!(status.success(), "initdb failed");
         let mut pg = OwnPostgres {
-            port: free_port(),
+            port: unused_port(),
             dir,
             bin,
             uid,

@@ -17,6 +17,8 @@ mod heartbeat;
 mod layers;
 mod limits;
 mod messages;
+#[path = "../shared/ports.rs"]
+mod ports;
 mod presence;
 mod read_state;
 mod replay;

@@ -1,13 +1,12 @@
 //! Durable history over the wire: resume after a disconnect, idempotent
 //! sends, paging, and acknowledged messages surviving `kill -9`.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{ChatMessage, ServerMsg, SessionResponse};
 
 use crate::support::{
-    Client, TestServer, connect_at, free_port, no_rate_limit, sign_in_at, temp_dir,
+    Client, TestServer, connect_at, no_rate_limit, sign_in_at, start_hearth, temp_dir,
 };
 
 /// Sends `n` messages as `client` and waits for all their acks.
@@ -273,42 +272,23 @@ async fn history_pages_require_a_token_and_go_backwards() {
 async fn acknowledged_messages_survive_kill_9() {
     const BURST: usize = 400;
     let dir = temp_dir();
-    let port = free_port();
-    let start = || {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-            .args(["--allow-guests", "--auth-per-ip-per-minute", "1000000"])
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--send-rate",
-                "100000",
-                "--send-burst",
-                "100000",
-            ])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--static-dir")
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
-    };
-    let base = format!("http://127.0.0.1:{port}");
-    let wait_up = || async {
-        for _ in 0..200 {
-            if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("server did not come up");
-    };
-
-    let mut server = start();
-    wait_up().await;
-    let addr = format!("127.0.0.1:{port}");
+    let data = dir.join("data");
+    let args = [
+        "--allow-guests",
+        "--auth-per-ip-per-minute",
+        "1000000",
+        "--send-rate",
+        "100000",
+        "--send-burst",
+        "100000",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--static-dir",
+        dir.to_str().unwrap(),
+    ];
+    let log = dir.join("hearth.log");
+    let (mut server, addr) = start_hearth(args, "127.0.0.1:0", "kill-9", &log, "info").await;
+    let base = format!("http://{addr}");
     let session = sign_in_at(&addr, "alice").await;
     let mut client = connect_at(&addr, &session).await;
     client.join("general").await;
@@ -346,8 +326,8 @@ async fn acknowledged_messages_survive_kill_9() {
     assert!(acked.len() >= 60, "acks before the kill: {}", acked.len());
     assert!(acked.len() < BURST, "the kill landed mid-burst");
 
-    let _server = start();
-    wait_up().await;
+    // Back where its clients know it.
+    let (_server, _) = start_hearth(args, &addr, "kill-9", &log, "info").await;
     let mut stored: Vec<ChatMessage> = Vec::new();
     let mut before = u64::MAX;
     loop {

@@ -1,12 +1,10 @@
 use std::ffi::OsStr;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::ServerMsg;
-use tokio::io::AsyncReadExt;
 
 use crate::support::{
-    Ended, TestServer, connect_at, free_port, sign_in_at, spawn_hearth, temp_dir,
+    Ended, TestServer, connect_at, sign_in_at, spawn_hearth, start_hearth, temp_dir,
 };
 
 #[tokio::test]
@@ -37,44 +35,26 @@ async fn shutdown_closes_every_websocket_with_1001() {
 #[tokio::test]
 async fn the_binary_drains_then_exits_on_sigterm_and_never_logs_tokens() {
     let dir = temp_dir();
-    let port = free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--allow-guests", "--auth-per-ip-per-minute", "1000000"])
-        .args(["--drain-ms", "1500", "--log-format", "json"])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--static-dir")
-        .arg(&dir)
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    // Read the logs as they come: a full pipe would stall the server.
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let logs_out = tokio::spawn(async move {
-        let mut logs = String::new();
-        let _ = stdout.read_to_string(&mut logs).await;
-        logs
-    });
-    let logs_err = tokio::spawn(async move {
-        let mut logs = String::new();
-        let _ = stderr.read_to_string(&mut logs).await;
-        logs
-    });
-    let base = format!("http://127.0.0.1:{port}");
-    let mut up = false;
-    for _ in 0..100 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "server did not come up");
+    let data = dir.join("data");
+    let args = [
+        "--allow-guests",
+        "--auth-per-ip-per-minute",
+        "1000000",
+        "--drain-ms",
+        "1500",
+        "--log-format",
+        "json",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--static-dir",
+        dir.to_str().unwrap(),
+    ];
+    // Its output goes to a file, read at the end (a pipe nobody reads
+    // could stall the server).
+    let log = dir.join("hearth.log");
+    let (mut child, addr) = start_hearth(args, "127.0.0.1:0", "drain", &log, "trace").await;
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let base = format!("http://{addr}");
 
     let session = sign_in_at(format!("127.0.0.1:{port}"), "alice").await;
     let mut client = connect_at(format!("127.0.0.1:{port}"), &session).await;
@@ -134,7 +114,7 @@ async fn the_binary_drains_then_exits_on_sigterm_and_never_logs_tokens() {
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
 
-    let logs = logs_out.await.unwrap() + &logs_err.await.unwrap();
+    let logs = std::fs::read_to_string(&log).unwrap();
     assert!(
         logs.contains("/ws"),
         "the log is verbose enough to matter:\n{logs}"

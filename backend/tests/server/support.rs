@@ -217,22 +217,14 @@ pub fn no_rate_limit(config: &mut Config) {
     config.send_burst = 1_000_000;
 }
 
-/// A port nothing listens on right now, for child-process servers.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// A port for a server that cannot pick its own (see `tests/shared/ports.rs`).
+pub use crate::ports::unused_port;
 
 /// The real `hearth` binary as a child process (killed when dropped) with
-/// `args` (store, limits...), on a port it picked itself (`--listen
-/// 127.0.0.1:0`, read back from its "listening" log line: no other test can
-/// take the port between a check and the bind), once the server answering
-/// `/healthz` there says it is this node (its `--node-id`); with its
-/// address. Its output goes to a `hearth.log` in a temp dir, whose path is
-/// printed, so a failing test can be read afterwards.
+/// `args` (store, limits...), on a port it picked itself (see
+/// `start_hearth`); with its address. Its output goes to a `hearth.log` in a
+/// temp dir, whose path is printed, so a failing test can be read
+/// afterwards.
 pub async fn spawn_hearth<I, A>(args: I) -> (tokio::process::Child, String)
 where
     I: IntoIterator<Item = A>,
@@ -240,12 +232,39 @@ where
 {
     let node = format!("test-{}", uuid::Uuid::new_v4().simple());
     let log = temp_dir().join("hearth.log");
-    let output = std::fs::File::create(&log).unwrap();
     eprintln!("hearth {node}: output in {}", log.display());
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+    start_hearth(args, "127.0.0.1:0", &node, &log, "info").await
+}
+
+/// Starts the `hearth` binary with `args` as `--node-id node`, listening on
+/// `listen`: `127.0.0.1:0` for a port of its own, read back from its
+/// "listening" log line (no other process can take the port between a
+/// check and the bind), or the address a node had before it was stopped,
+/// to restart it where its clients know it. Its output (at `rust_log`,
+/// which must let `backend`'s info through) is appended to `log`. Returns once the server answering `/healthz` there
+/// says it is this node, with its address.
+pub async fn start_hearth<I, A>(
+    args: I,
+    listen: &str,
+    node: &str,
+    log: &std::path::Path,
+    rust_log: &str,
+) -> (tokio::process::Child, String)
+where
+    I: IntoIterator<Item = A>,
+    A: AsRef<std::ffi::OsStr>,
+{
+    let output = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    // Only this start's lines count (a restarted node appends).
+    let from = output.metadata().unwrap().len() as usize;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(args)
-        .args(["--listen", "127.0.0.1:0", "--node-id", &node])
-        .env("RUST_LOG", "info")
+        .args(["--listen", listen, "--node-id", node])
+        .env("RUST_LOG", rust_log)
         .stdout(output.try_clone().unwrap())
         .stderr(output)
         .kill_on_drop(true)
@@ -253,7 +272,8 @@ where
         .unwrap();
     let mut text = String::new();
     for _ in 0..400 {
-        text = std::fs::read_to_string(&log).unwrap_or_default();
+        let all = std::fs::read(log).unwrap_or_default();
+        text = String::from_utf8_lossy(all.get(from..).unwrap_or_default()).into_owned();
         if let Some(addr) = listening_at(&text) {
             let health = reqwest::get(format!("http://{addr}/healthz")).await;
             if let Ok(health) = health {
@@ -262,9 +282,12 @@ where
                 return (child, addr);
             }
         }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("hearth {node} exited ({status}); its output:\n{text}");
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("hearth did not come up; its output:\n{text}");
+    panic!("hearth {node} did not come up; its output:\n{text}");
 }
 
 /// The address in a server's "listening" log line (text format, possibly
@@ -284,10 +307,14 @@ fn listening_at(log: &str) -> Option<String> {
             plain.push(c);
         }
     }
-    plain
+    let line = plain
         .lines()
-        .find(|line| line.contains("listening") && line.contains("addr="))?
-        .split_whitespace()
+        .find(|line| line.contains("listening") && line.contains("addr"))?;
+    if let Some(json) = line.split("\"addr\":\"").nth(1) {
+        // --log-format json
+        return json.split('"').next().map(str::to_owned);
+    }
+    line.split_whitespace()
         .find_map(|field| field.strip_prefix("addr="))
         .map(str::to_owned)
 }
