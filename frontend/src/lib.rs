@@ -18,6 +18,10 @@ pub mod app;
 #[cfg(target_arch = "wasm32")]
 pub mod composer;
 #[cfg(target_arch = "wasm32")]
+pub mod conversation;
+#[cfg(target_arch = "wasm32")]
+pub mod directory;
+#[cfg(target_arch = "wasm32")]
 pub mod directs;
 #[cfg(target_arch = "wasm32")]
 pub mod driver;
@@ -29,6 +33,8 @@ pub mod members;
 pub mod message_line;
 #[cfg(target_arch = "wasm32")]
 pub mod notify;
+#[cfg(target_arch = "wasm32")]
+pub mod room_header;
 #[cfg(target_arch = "wasm32")]
 pub mod search;
 #[cfg(target_arch = "wasm32")]

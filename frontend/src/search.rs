@@ -154,3 +154,35 @@ pub fn SearchResultsPanel(
         </section>
     }
 }
+
+/// A search of this screen: what was found, and how to ask.
+#[derive(Clone, Copy)]
+pub struct Searching {
+    pub found: RwSignal<Option<Found>>,
+    token: StoredValue<String>,
+}
+
+impl Searching {
+    pub fn new(token: String) -> Self {
+        Searching {
+            found: RwSignal::new(None),
+            token: StoredValue::new(token),
+        }
+    }
+
+    pub fn on_search(self) -> Callback<String> {
+        Callback::new(move |query: String| run(self.found, self.token.get_value(), query, false))
+    }
+
+    /// The next page of the same search.
+    pub fn on_more(self) -> Callback<()> {
+        Callback::new(move |()| {
+            let query = self
+                .found
+                .with_untracked(|f| f.as_ref().map(|f| f.query.clone()));
+            if let Some(query) = query {
+                run(self.found, self.token.get_value(), query, true);
+            }
+        })
+    }
+}

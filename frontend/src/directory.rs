@@ -1,0 +1,94 @@
+//! The rooms this user may see (`GET /api/rooms`), for the sidebar's
+//! "Other rooms", the room header and direct conversations: listed at
+//! start, every ten seconds, and at once when something says it changed
+//! (an invitation, a removal, a new direct conversation).
+
+use common::{RoomSummary, Visibility};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::api;
+use crate::chat::Chat;
+
+/// How often the list is fetched when nothing says it changed.
+const POLL_MS: u32 = 10_000;
+
+#[derive(Clone, Copy)]
+pub struct Directory {
+    pub list: RwSignal<Vec<RoomSummary>>,
+    token: StoredValue<String>,
+}
+
+impl Directory {
+    /// Lists the rooms now, then keeps the list fresh for as long as the
+    /// chat screen is mounted.
+    pub fn start(chat: RwSignal<Chat>, token: String) -> Directory {
+        let directory = Directory {
+            list: RwSignal::new(Vec::new()),
+            token: StoredValue::new(token),
+        };
+        directory.refresh();
+        // Invited, removed, or written to in a new direct conversation:
+        // list again now, not at the next poll.
+        Effect::new(move |seen: Option<u32>| {
+            let now = chat.with(|c| c.rooms_changed);
+            if seen.is_some_and(|seen| seen != now) {
+                directory.refresh();
+            }
+            now
+        });
+        // A notice (removed from a room, refused a private one) changes
+        // what this user may see. Once per notice: this runs on every
+        // change of the chat, and a notice can stay on screen for long.
+        Effect::new(move |shown: Option<Option<String>>| {
+            let notice = chat.with(|c| c.notice.clone());
+            if notice.is_some() && shown.as_ref() != Some(&notice) {
+                directory.refresh();
+            }
+            notice
+        });
+        let poll = gloo_timers::callback::Interval::new(POLL_MS, move || directory.refresh());
+        let _poll = StoredValue::new_local(poll);
+        directory
+    }
+
+    pub fn refresh(self) {
+        let token = self.token.get_value();
+        spawn_local(async move {
+            if let Ok(list) = api::rooms(&token).await {
+                self.list.set(list);
+            }
+        });
+    }
+
+    /// Whether `room` is a private room (tracked).
+    pub fn is_private(self, room: &str) -> bool {
+        self.list.with(|d| {
+            d.iter()
+                .any(|r| r.name == room && r.visibility == Visibility::Private)
+        })
+    }
+
+    /// "Message" on a member: the direct conversation with them, made or
+    /// found by the server, is listed and handed to `open`.
+    pub fn on_direct(self, chat: RwSignal<Chat>, open: Callback<String>) -> Callback<String> {
+        Callback::new(move |username: String| {
+            let token = self.token.get_value();
+            spawn_local(async move {
+                match api::start_direct(&token, &username).await {
+                    Ok(summary) => {
+                        let name = summary.name.clone();
+                        self.list.update(|d| {
+                            d.retain(|r| r.name != name);
+                            d.push(summary);
+                        });
+                        open.run(name);
+                    }
+                    Err(why) => chat.update(|c| {
+                        c.notice = Some(format!("Could not start the conversation: {why}"));
+                    }),
+                }
+            });
+        })
+    }
+}

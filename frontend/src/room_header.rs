@@ -1,0 +1,42 @@
+//! The bar above a conversation: the room's name (or who a direct
+//! conversation is with), its topic, and "Leave room".
+
+use leptos::prelude::*;
+
+use crate::conversation::Conversation;
+use crate::directory::Directory;
+use crate::directs;
+use crate::marks::room_sign;
+use crate::topic::RoomTopic;
+
+#[component]
+pub fn RoomHeader(
+    conversation: Conversation,
+    directory: Directory,
+    on_leave: Callback<String>,
+) -> impl IntoView {
+    let room = conversation.room;
+    view! {
+        <header class="room-header">
+            <div class="room-title">
+                <h1>{move || {
+                    let name = room.get();
+                    if directs::is_direct(&name) {
+                        let who = directory.list.with(|d| directs::other(d, &name)).map_or_else(
+                            || "Conversation".to_owned(),
+                            |u| format!("{} · {}", u.name, crate::reading::handle(&u)),
+                        );
+                        view! { <span aria-hidden="true">"@ "</span>{who} }.into_any()
+                    } else {
+                        view! { {room_sign(directory.is_private(&name))}{name} }.into_any()
+                    }
+                }}</h1>
+                <Show when=move || !directs::is_direct(&room.get())>
+                    <RoomTopic chat=conversation.chat room on_set=conversation.on_topic() />
+                </Show>
+            </div>
+            <button type="button" class="link leave"
+                on:click=move |_| on_leave.run(room.get_untracked())>"Leave room"</button>
+        </header>
+    }
+}
