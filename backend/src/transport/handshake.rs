@@ -19,6 +19,8 @@ use axum::response::Response;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::transport::socket::Socket;
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::{Role, WebSocketConfig};
 
@@ -87,7 +89,7 @@ impl Handshake {
     /// connection's task.
     pub fn accept<F, Fut>(self, config: WebSocketConfig, session: F) -> Response
     where
-        F: FnOnce(Arc<TcpStream>, WebSocketStream<Inbound>) -> Fut + Send + 'static,
+        F: FnOnce(Arc<dyn Socket>, WebSocketStream<Inbound>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let accept = tungstenite::handshake::derive_accept_key(self.key.as_bytes());
@@ -102,7 +104,7 @@ impl Handshake {
             let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
                 return tracing::error!("upgraded connection is not a TCP stream");
             };
-            let socket = Arc::new(parts.io.into_inner());
+            let socket: Arc<dyn Socket> = Arc::new(parts.io.into_inner());
             let stream = WebSocketStream::from_partially_read(
                 Inbound(socket.clone()),
                 parts.read_buf.to_vec(),
@@ -156,10 +158,14 @@ fn header_has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool 
 /// included, goes through the connection's outbox (tungstenite would
 /// otherwise answer pings and closes on its own, out of order with our
 /// frames). The session answers pings itself.
-pub struct Inbound(Arc<TcpStream>);
+pub struct Inbound(Arc<dyn Socket>);
 
 impl Inbound {
-    pub fn socket(&self) -> &Arc<TcpStream> {
+    pub fn new(socket: Arc<dyn Socket>) -> Self {
+        Inbound(socket)
+    }
+
+    pub fn socket(&self) -> &Arc<dyn Socket> {
         &self.0
     }
 }

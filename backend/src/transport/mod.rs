@@ -4,7 +4,8 @@
 //! (`frame`), each connection's bounded outbound queue written straight
 //! into its socket (`outbox`), its writer task for slow clients
 //! (`writer`), closing a connection from anywhere (`kick`), and how a
-//! connection ends (`closing`).
+//! connection ends (`closing`); `socket`, what all of them need of a
+//! connected socket.
 
 pub mod closing;
 pub mod frame;
@@ -12,4 +13,5 @@ pub mod handshake;
 pub mod kick;
 pub mod listener;
 pub mod outbox;
+pub mod socket;
 pub mod writer;

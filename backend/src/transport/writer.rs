@@ -74,7 +74,7 @@ async fn say_why(drain: &Drain, code: u16, reason: &str) {
 
 async fn writable(drain: &Drain) -> std::io::Result<()> {
     match drain.socket() {
-        Some(socket) => socket.writable().await,
+        Some(socket) => crate::transport::socket::writable(&*socket).await,
         None => Err(std::io::ErrorKind::NotConnected.into()),
     }
 }

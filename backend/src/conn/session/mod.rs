@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use common::{ClientMsg, ErrorCode, PROTOCOL_VERSION, SendLimit, ServerMsg};
 use futures_util::StreamExt;
-use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep, sleep_until};
 use tokio_tungstenite::WebSocketStream;
 use tungstenite::Message;
@@ -50,7 +49,7 @@ const PINGS_PER_SEC: f64 = 4.0;
 /// whole life; and not wrapped in another `async` block by the caller, which
 /// would hold it twice (once captured, once awaited).
 pub fn run(
-    socket: Arc<TcpStream>,
+    socket: Arc<dyn crate::transport::socket::Socket>,
     stream: WebSocketStream<Inbound>,
     app: Arc<AppState>,
     identity: Identity,

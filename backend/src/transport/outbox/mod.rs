@@ -29,11 +29,11 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 pub use super::kick::{CloseReason, Kick};
 use crate::transport::frame::Frame;
+use crate::transport::socket::Socket;
 
 /// Who is writing to the socket. Whoever changes it from `Idle` writes
 /// until the queue is empty, then sets it back; nobody else writes.
@@ -61,7 +61,7 @@ struct State {
     closed: bool,
     /// Given back when the writer is gone, so a lingering `Peer` does not
     /// keep the file descriptor open.
-    socket: Option<Arc<TcpStream>>,
+    socket: Option<Arc<dyn Socket>>,
 }
 
 /// A plain deque under a mutex, not a channel: an idle connection's queue
@@ -152,7 +152,7 @@ impl Batch {
             - self.skip
     }
 
-    fn write(&self, socket: &TcpStream) -> io::Result<usize> {
+    fn write(&self, socket: &dyn Socket) -> io::Result<usize> {
         let slices: [IoSlice<'_>; WRITE_BATCH] = std::array::from_fn(|i| {
             let bytes = &self.frames[i];
             IoSlice::new(if i == 0 { &bytes[self.skip..] } else { bytes })
@@ -176,7 +176,7 @@ pub struct Outbox {
 pub struct Owed {
     /// Taken by `flush`; still here when dropped unflushed.
     frame: Option<Frame>,
-    socket: Arc<TcpStream>,
+    socket: Arc<dyn Socket>,
     queue: Arc<Queue>,
 }
 
@@ -210,7 +210,7 @@ pub enum Progress {
 impl Outbox {
     /// A queue of at most `capacity` frames and `capacity_bytes` bytes in
     /// front of `socket`.
-    pub fn new(capacity: usize, capacity_bytes: usize, socket: Arc<TcpStream>) -> (Outbox, Drain) {
+    pub fn new(capacity: usize, capacity_bytes: usize, socket: Arc<dyn Socket>) -> (Outbox, Drain) {
         let queue = Arc::new(Queue {
             state: Mutex::new(State {
                 frames: VecDeque::new(),
@@ -332,7 +332,7 @@ impl Outbox {
             }
             let batch = Batch::of(&state);
             drop(state);
-            let result = batch.write(socket);
+            let result = batch.write(&**socket);
             state = lock(&queue.state);
             match result {
                 Ok(n) if n == batch.len() => queue.advance(&mut state, n),
@@ -487,7 +487,7 @@ impl Drain {
         }
         let batch = Batch::of(&state);
         drop(state);
-        match batch.write(&socket) {
+        match batch.write(&*socket) {
             Ok(n) => {
                 self.queue.advance(&mut lock(&self.queue.state), n);
                 Ok(Progress::More)
@@ -498,7 +498,7 @@ impl Drain {
     }
 
     /// The socket, to wait until it is writable.
-    pub fn socket(&self) -> Option<Arc<TcpStream>> {
+    pub fn socket(&self) -> Option<Arc<dyn Socket>> {
         lock(&self.queue.state).socket.clone()
     }
 
@@ -530,9 +530,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A connected pair of loopback sockets: the server's end (for an
 /// `Outbox`) and the client's.
 #[cfg(test)]
-pub(crate) async fn loopback() -> (Arc<TcpStream>, TcpStream) {
+pub(crate) async fn loopback() -> (Arc<dyn Socket>, tokio::net::TcpStream) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap());
+    let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
     let (client, accepted) = tokio::join!(client, listener.accept());
     (Arc::new(accepted.unwrap().0), client.unwrap())
 }

@@ -1,6 +1,9 @@
-//! The outbox against real loopback sockets: direct writes, hand-overs to
-//! the writer, slow consumers, byte bounds, kicks, and pushers on several
-//! threads.
+//! The outbox against real sockets: direct writes, hand-overs to the
+//! writer, slow consumers, byte bounds, kicks, and pushers on several
+//! threads. Each test runs twice (`over_both!`): over a loopback TCP
+//! connection, as in production, and over an in-memory pair of Unix
+//! sockets whose send buffer is a few KiB, so that big frames are written
+//! in parts and the hand-over happens on almost every frame.
 
 use std::time::Duration;
 
@@ -11,12 +14,44 @@ use tungstenite::protocol::Role;
 
 use super::*;
 
+/// The client's end of either kind of socket.
+trait ClientIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> ClientIo for T {}
+type ClientEnd = Box<dyn ClientIo>;
+
+/// Which connection a test runs over.
+#[derive(Clone, Copy)]
+enum Pair {
+    Tcp,
+    Memory,
+}
+
+impl Pair {
+    /// The server's end (for an `Outbox`) and the client's.
+    async fn open(self) -> (Arc<dyn Socket>, ClientEnd) {
+        match self {
+            Pair::Tcp => {
+                let (server, client) = loopback().await;
+                (server, Box::new(client))
+            }
+            Pair::Memory => {
+                let (server, client) = tokio::net::UnixStream::pair().unwrap();
+                // The kernel doubles it, and keeps a minimum: a few KiB.
+                socket2::SockRef::from(&server)
+                    .set_send_buffer_size(2048)
+                    .unwrap();
+                (Arc::new(server), Box::new(client))
+            }
+        }
+    }
+}
+
 /// The client's end, read as a browser would.
-async fn client(socket: TcpStream) -> WebSocketStream<TcpStream> {
+async fn client(socket: ClientEnd) -> WebSocketStream<ClientEnd> {
     WebSocketStream::from_raw_socket(socket, Role::Client, None).await
 }
 
-async fn next_text(client: &mut WebSocketStream<TcpStream>) -> String {
+async fn next_text(client: &mut WebSocketStream<ClientEnd>) -> String {
     let next = tokio::time::timeout(Duration::from_secs(5), client.next()).await;
     match next
         .expect("a frame in time")
@@ -33,9 +68,8 @@ fn big(i: usize) -> Frame {
     Frame::text(&format!("{i:06}{}", "x".repeat(64 * 1024)))
 }
 
-#[tokio::test]
-async fn a_frame_to_an_idle_connection_is_written_at_once_without_the_writer() {
-    let (socket, client_end) = loopback().await;
+async fn a_frame_to_an_idle_connection_is_written_at_once_without_the_writer(pair: Pair) {
+    let (socket, client_end) = pair.open().await;
     let (outbox, _drain) = Outbox::new(4, usize::MAX, socket);
     for text in ["a", "b", "c"] {
         outbox.push(Frame::text(text));
@@ -47,9 +81,8 @@ async fn a_frame_to_an_idle_connection_is_written_at_once_without_the_writer() {
     }
 }
 
-#[tokio::test]
-async fn a_full_socket_hands_the_backlog_to_the_writer_in_order() {
-    let (socket, client_end) = loopback().await;
+async fn a_full_socket_hands_the_backlog_to_the_writer_in_order(pair: Pair) {
+    let (socket, client_end) = pair.open().await;
     let (outbox, drain) = Outbox::new(1000, usize::MAX, socket);
     let writer = tokio::spawn(crate::transport::writer::write_loop(
         drain,
@@ -77,11 +110,10 @@ async fn a_full_socket_hands_the_backlog_to_the_writer_in_order() {
 /// that reads in bursts: every frame arrives whole (the client's parser
 /// would fail on a garbled one), each pusher's in its order, whether it
 /// was written by a pusher or by the writer task.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_pushers_never_interleave_or_reorder_frames() {
+async fn concurrent_pushers_never_interleave_or_reorder_frames(pair: Pair) {
     const PUSHERS: usize = 4;
     const EACH: usize = 500;
-    let (socket, client_end) = loopback().await;
+    let (socket, client_end) = pair.open().await;
     let (outbox, drain) = Outbox::new(PUSHERS * EACH, usize::MAX, socket);
     let writer = tokio::spawn(crate::transport::writer::write_loop(
         drain,
@@ -122,9 +154,8 @@ async fn concurrent_pushers_never_interleave_or_reorder_frames() {
     writer.await.unwrap();
 }
 
-#[tokio::test]
-async fn a_slow_consumer_is_kicked_and_still_told_why_after_whole_frames() {
-    let (socket, client_end) = loopback().await;
+async fn a_slow_consumer_is_kicked_and_still_told_why_after_whole_frames(pair: Pair) {
+    let (socket, client_end) = pair.open().await;
     let (outbox, drain) = Outbox::new(8, usize::MAX, socket);
     let writer = tokio::spawn(crate::transport::writer::write_loop(
         drain,
@@ -158,9 +189,8 @@ async fn a_slow_consumer_is_kicked_and_still_told_why_after_whole_frames() {
     writer.await.unwrap();
 }
 
-#[tokio::test]
-async fn a_patient_push_waits_for_room_or_gives_up() {
-    let (socket, client_end) = loopback().await;
+async fn a_patient_push_waits_for_room_or_gives_up(pair: Pair) {
+    let (socket, client_end) = pair.open().await;
     let (outbox, drain) = Outbox::new(2, usize::MAX, socket);
     let writer = tokio::spawn(crate::transport::writer::write_loop(
         drain,
@@ -194,7 +224,7 @@ async fn a_patient_push_waits_for_room_or_gives_up() {
     drop(client);
 
     // Full, and nobody makes room: a slow consumer.
-    let (socket, _client_end) = loopback().await;
+    let (socket, _client_end) = pair.open().await;
     let (outbox, _drain) = Outbox::new(1, usize::MAX, socket);
     while lock(&outbox.queue.state).frames.is_empty() {
         outbox.push(big(0));
@@ -207,9 +237,8 @@ async fn a_patient_push_waits_for_room_or_gives_up() {
     assert_eq!(outbox.kick().reason(), Some(CloseReason::SLOW_CONSUMER));
 }
 
-#[tokio::test]
-async fn a_kick_wakes_the_waiting_writer() {
-    let (socket, client_end) = loopback().await;
+async fn a_kick_wakes_the_waiting_writer(pair: Pair) {
+    let (socket, client_end) = pair.open().await;
     let (outbox, drain) = Outbox::new(4, usize::MAX, socket);
     let writer = tokio::spawn(crate::transport::writer::write_loop(
         drain,
@@ -231,9 +260,8 @@ async fn a_kick_wakes_the_waiting_writer() {
     assert!(lock(&outbox.queue.state).frames.is_empty());
 }
 
-#[tokio::test]
-async fn a_burst_is_given_back_once_written() {
-    let (socket, client_end) = loopback().await;
+async fn a_burst_is_given_back_once_written(pair: Pair) {
+    let (socket, client_end) = pair.open().await;
     let (outbox, drain) = Outbox::new(1000, usize::MAX, socket);
     let writer = tokio::spawn(crate::transport::writer::write_loop(
         drain,
@@ -258,9 +286,8 @@ async fn a_burst_is_given_back_once_written() {
 /// frames kick a slow consumer long before the frame count would, and
 /// a patient push (a replay) waits until the queue holds less than
 /// what it asks for.
-#[tokio::test]
-async fn the_queue_is_bounded_in_bytes() {
-    let (socket, client_end) = loopback().await;
+async fn the_queue_is_bounded_in_bytes(pair: Pair) {
+    let (socket, client_end) = pair.open().await;
     let frame_bytes = big(0).wire().len();
     let (outbox, drain) = Outbox::new(1000, 4 * frame_bytes, socket);
     // Nobody reads: the socket fills, then the queue, by bytes.
@@ -282,7 +309,7 @@ async fn the_queue_is_bounded_in_bytes() {
     drop((drain, client_end));
 
     // A patient push waits until the queue is under its own bound.
-    let (socket, client_end) = loopback().await;
+    let (socket, client_end) = pair.open().await;
     let (outbox, drain) = Outbox::new(1000, usize::MAX, socket);
     let writer = tokio::spawn(crate::transport::writer::write_loop(
         drain,
@@ -318,9 +345,8 @@ async fn the_queue_is_bounded_in_bytes() {
 /// An owed write that is dropped instead of flushed (a panic between
 /// queueing and writing, say) does not leave the socket owned by
 /// nobody: its frame goes first, and the writer task takes over.
-#[tokio::test]
-async fn a_dropped_owed_write_hands_the_socket_to_the_writer() {
-    let (socket, client_end) = loopback().await;
+async fn a_dropped_owed_write_hands_the_socket_to_the_writer(pair: Pair) {
+    let (socket, client_end) = pair.open().await;
     let (outbox, drain) = Outbox::new(8, usize::MAX, socket);
     let writer = tokio::spawn(crate::transport::writer::write_loop(
         drain,
@@ -344,3 +370,29 @@ async fn a_dropped_owed_write_hands_the_socket_to_the_writer() {
     outbox.kick().kick(CloseReason::GOING_AWAY);
     writer.await.unwrap();
 }
+
+/// Generates a test per kind of socket for each case.
+macro_rules! over_both {
+    ($($name:ident),* $(,)?) => {
+        mod tcp {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() { super::$name(super::Pair::Tcp).await })*
+        }
+        mod memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() { super::$name(super::Pair::Memory).await })*
+        }
+    };
+}
+
+over_both!(
+    a_frame_to_an_idle_connection_is_written_at_once_without_the_writer,
+    a_full_socket_hands_the_backlog_to_the_writer_in_order,
+    concurrent_pushers_never_interleave_or_reorder_frames,
+    a_slow_consumer_is_kicked_and_still_told_why_after_whole_frames,
+    a_patient_push_waits_for_room_or_gives_up,
+    a_kick_wakes_the_waiting_writer,
+    a_burst_is_given_back_once_written,
+    the_queue_is_bounded_in_bytes,
+    a_dropped_owed_write_hands_the_socket_to_the_writer,
+);
