@@ -163,6 +163,27 @@ where
         Ok(())
     }
 
+    /// Binds an entry's `INSERT_COLUMNS`, stored under `seq`.
+    fn bind_entry<'q>(
+        query: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+        m: &'q NewEntry,
+        seq: i64,
+    ) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>> {
+        query
+            .bind(m.room.as_str())
+            .bind(seq)
+            .bind(m.id.as_str())
+            .bind(&m.user.id)
+            .bind(&m.user.name)
+            .bind(m.content.as_str())
+            .bind(m.ts)
+            .bind(m.client_id.as_str())
+            .bind(&m.user.username)
+            .bind(m.kind.as_str())
+            .bind(db_seq(m.target))
+            .bind(db_seq(m.reply_to))
+    }
+
     /// One message, in two round trips: the room's next seq (which
     /// also locks the room), then the insert, which says by itself
     /// whether the `client_id` was new. Fewer statements than a
@@ -178,19 +199,7 @@ where
         let Some(seq) = seq else {
             return Ok(Outcome::Refused(StoreError::UnknownRoom(m.room.clone())));
         };
-        let inserted: Option<i64> = sqlx::query_scalar(INSERT_MESSAGE)
-            .bind(m.room.as_str())
-            .bind(seq)
-            .bind(m.id.as_str())
-            .bind(&m.user.id)
-            .bind(&m.user.name)
-            .bind(m.content.as_str())
-            .bind(m.ts)
-            .bind(m.client_id.as_str())
-            .bind(&m.user.username)
-            .bind(m.kind.as_str())
-            .bind(db_seq(m.target))
-            .bind(db_seq(m.reply_to))
+        let inserted = Self::bind_entry(sqlx::query(INSERT_MESSAGE), m, seq)
             .fetch_optional(&mut **tx)
             .await?;
         if inserted.is_none() {
@@ -429,20 +438,7 @@ where
                     );
                     let mut insert = sqlx::query(&statement);
                     for &(i, seq) in rows {
-                        let m = &batch[i];
-                        insert = insert
-                            .bind(m.room.as_str())
-                            .bind(seq)
-                            .bind(m.id.as_str())
-                            .bind(&m.user.id)
-                            .bind(&m.user.name)
-                            .bind(m.content.as_str())
-                            .bind(m.ts)
-                            .bind(m.client_id.as_str())
-                            .bind(&m.user.username)
-                            .bind(m.kind.as_str())
-                            .bind(db_seq(m.target))
-                            .bind(db_seq(m.reply_to));
+                        insert = Self::bind_entry(insert, &batch[i], seq);
                     }
                     insert.execute(&mut *tx).await?;
                 }

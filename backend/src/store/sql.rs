@@ -55,10 +55,16 @@ pub const ROOMS_PAGE: &str = "SELECT r.name, r.created_at, r.created_by, r.last_
        AND (r.visibility = 'public' OR (rm.role IS NOT NULL AND r.visibility <> 'deleted')) \
      ORDER BY r.name LIMIT $4";
 
-/// A LIKE pattern for names starting with `prefix`.
+/// A LIKE pattern (with `ESCAPE '\\'`) for names starting with `prefix`.
 pub fn prefix_pattern(prefix: &str) -> String {
-    let mut pattern = String::with_capacity(prefix.len() + 1);
-    for c in prefix.chars() {
+    like_pattern("", prefix)
+}
+
+/// `start`, then `text` with LIKE's wildcards escaped, then anything.
+fn like_pattern(start: &str, text: &str) -> String {
+    let mut pattern = String::with_capacity(start.len() + text.len() + 1);
+    pattern.push_str(start);
+    for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
             pattern.push('\\');
         }
@@ -96,15 +102,7 @@ pub const MENTION_CANDIDATES: &str = "SELECT content FROM messages \
 
 /// A LIKE pattern for text containing `@username`.
 pub fn mention_pattern(username: &str) -> String {
-    let mut pattern = String::from("%@");
-    for c in username.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
-    }
-    pattern.push('%');
-    pattern
+    like_pattern("%@", username)
 }
 
 pub const PROBE: &str = "INSERT INTO hearth_probe (id, at) VALUES (1, $1) \
