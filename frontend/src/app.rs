@@ -115,6 +115,16 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     on_cleanup(move || {
         let _ = driver.try_with_value(|d| d.dispatch(Event::Stop));
     });
+    // Back at once when the network is: online again, the tab shown or
+    // focused (the machine keeps it to one attempt a second).
+    for event in ["online", "visibilitychange", "focus"] {
+        let handle = window_event_listener_untyped(event, move |_| {
+            if !document().hidden() {
+                dispatch.run(Event::Wake);
+            }
+        });
+        on_cleanup(move || handle.remove());
+    }
 
     // One clock tick a second: countdown, and typing indicators expiring.
     let ticker = gloo_timers::callback::Interval::new(1_000, move || {
@@ -245,7 +255,7 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                 <Show when=move || found.with(Option::is_some)>
                     <SearchResultsPanel found on_open=on_result on_more=searching.on_more() />
                 </Show>
-                <Banner status now_ms on_retry=Callback::new(move |()| dispatch.run(Event::RetryNow)) />
+                <Banner status now_ms on_retry=Callback::new(move |()| dispatch.run(Event::Wake)) />
                 <Show when=move || chat.with(|c| c.notice.is_some())>
                     <div class="notice-bar" role="status">
                         <span>{move || chat.with(|c| c.notice.clone().unwrap_or_default())}</span>

@@ -18,6 +18,13 @@
 //!   reconnects.
 //! - Watchdog: if no frame arrives within `heartbeat_ms` + 10 s, the link is
 //!   dead even if the browser has not noticed. Drop it and reconnect.
+//! - Back at once when the network is: a wake-up (the browser is online
+//!   again, the tab became visible or focused, the person pressed "Retry
+//!   now") while waiting makes the next attempt come after a short jitter
+//!   instead of the rest of the backoff. Still one attempt, and never
+//!   sooner than `min_gap_ms` after the previous attempt began (a gate
+//!   timer, not a clock): a storm of wake-ups costs at most one attempt a
+//!   second.
 //! - After (re)connecting, re-join every room, from the last seq seen.
 //! - Sends go to an outbox and stay there until acked. After a reconnect they
 //!   are re-sent with their original `client_id`, once their room is joined.
@@ -53,6 +60,11 @@ pub struct Policy {
     /// How long a welcomed connection must stay up before the attempt
     /// counter resets.
     pub stable_ms: u32,
+    /// Least time between the start of one attempt and a wake-up's.
+    pub min_gap_ms: u32,
+    /// A wake-up's attempt comes after a random delay up to this, so that
+    /// everyone whose network came back at once does not arrive at once.
+    pub wake_jitter_ms: u32,
 }
 
 impl Default for Policy {
@@ -63,6 +75,8 @@ impl Default for Policy {
             watchdog_grace_ms: 10_000,
             default_heartbeat_ms: 25_000,
             stable_ms: 5_000,
+            min_gap_ms: 1_000,
+            wake_jitter_ms: 500,
         }
     }
 }
@@ -107,8 +121,11 @@ pub enum Event {
     StableTimerFired,
     /// Room for one more send (`StartPaceTimer`).
     PaceTimerFired,
-    /// The user pressed "retry now".
-    RetryNow,
+    /// A reason to try again now: the browser is online again, the tab
+    /// became visible or got focus, or the person pressed "Retry now".
+    Wake,
+    /// `min_gap_ms` have passed since the last attempt began.
+    GateTimerFired,
     /// The user signed out or closed the app.
     Stop,
     /// The user wants to be in this room.
@@ -164,6 +181,10 @@ pub enum Effect {
     StartResendTimer {
         ms: u32,
     },
+    /// Fire `GateTimerFired` after `ms`, replacing any earlier one.
+    StartGateTimer {
+        ms: u32,
+    },
     /// This message left the outbox unsent: the server could not store it
     /// after `MAX_STORE_ATTEMPTS` tries.
     SendFailed {
@@ -206,6 +227,14 @@ pub struct Connection {
     heartbeat_ms: u32,
     rooms: BTreeMap<String, RoomCursor>,
     outbox: Vec<Outgoing>,
+    /// `min_gap_ms` have passed since the last attempt began (or none
+    /// began yet): a wake-up may bring the next one forward.
+    gate_open: bool,
+    /// A wake-up came while the gate was shut: act on it when it opens.
+    woken: bool,
+    /// The next attempt was brought forward already; more wake-ups wait
+    /// for it.
+    woken_attempt: bool,
 }
 
 impl Connection {
@@ -219,6 +248,9 @@ impl Connection {
             pace: Pace::new(common::SendLimit::default()),
             rooms: BTreeMap::new(),
             outbox: Vec::new(),
+            gate_open: true,
+            woken: false,
+            woken_attempt: false,
         }
     }
 
@@ -295,10 +327,17 @@ impl Connection {
                     self.flush_unsent(None, &mut fx);
                 }
             }
-            Event::RetryNow => {
-                if let Phase::Waiting { .. } = self.phase {
-                    fx.push(Effect::CancelRetryTimer);
-                    self.connect(&mut fx);
+            Event::Wake => {
+                if self.gate_open {
+                    self.wake(&mut fx, random);
+                } else {
+                    self.woken = true;
+                }
+            }
+            Event::GateTimerFired => {
+                self.gate_open = true;
+                if std::mem::take(&mut self.woken) {
+                    self.wake(&mut fx, random);
                 }
             }
             Event::Stop => {
@@ -527,9 +566,36 @@ impl Connection {
             attempt: self.failures + 1,
         };
         self.socket_open = false;
+        self.gate_open = false;
+        self.woken = false;
+        self.woken_attempt = false;
         fx.push(Effect::Connect);
         // Also bounds a connect that hangs.
         self.arm_watchdog(fx);
+        fx.push(Effect::StartGateTimer {
+            ms: self.policy.min_gap_ms,
+        });
+    }
+
+    /// Brings the next attempt forward to a short jittered delay, once, if
+    /// waiting for one.
+    fn wake(&mut self, fx: &mut Vec<Effect>, random: &mut dyn FnMut() -> f64) {
+        let Phase::Waiting { attempt, delay_ms } = self.phase else {
+            return;
+        };
+        if self.woken_attempt {
+            return;
+        }
+        let jitter = (f64::from(self.policy.wake_jitter_ms) * random().clamp(0.0, 1.0)) as u32;
+        if jitter >= delay_ms {
+            return;
+        }
+        self.woken_attempt = true;
+        self.phase = Phase::Waiting {
+            attempt,
+            delay_ms: jitter,
+        };
+        fx.push(Effect::StartRetryTimer { ms: jitter });
     }
 
     fn lost(&mut self, code: Option<u16>, fx: &mut Vec<Effect>, random: &mut dyn FnMut() -> f64) {

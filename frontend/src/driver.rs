@@ -55,6 +55,7 @@ struct Inner {
     retry_timer: Option<Timeout>,
     resend_timer: Option<Timeout>,
     stable_timer: Option<Timeout>,
+    gate_timer: Option<Timeout>,
     pace_timer: Option<Timeout>,
     watchdog: Option<Timeout>,
 }
@@ -77,6 +78,7 @@ impl Driver {
                 retry_timer: None,
                 resend_timer: None,
                 stable_timer: None,
+                gate_timer: None,
                 pace_timer: None,
                 watchdog: None,
             })),
@@ -158,6 +160,11 @@ impl Driver {
                 let me = self.clone();
                 let timer = Timeout::new(ms, move || me.dispatch(Event::StableTimerFired));
                 self.inner.borrow_mut().stable_timer = Some(timer);
+            }
+            Effect::StartGateTimer { ms } => {
+                let me = self.clone();
+                let timer = Timeout::new(ms, move || me.dispatch(Event::GateTimerFired));
+                self.inner.borrow_mut().gate_timer = Some(timer);
             }
             Effect::StartResendTimer { ms } => {
                 let me = self.clone();

@@ -341,14 +341,57 @@ fn a_close_the_user_asked_for_stays_closed() {
     assert_eq!(c.phase(), Phase::Stopped);
 }
 
+/// The gate timer a connect starts, and the retry timer in effects.
+fn retry_ms(fx: &[Effect]) -> Option<u32> {
+    fx.iter().find_map(|e| match e {
+        Effect::StartRetryTimer { ms } => Some(*ms),
+        _ => None,
+    })
+}
+
 #[test]
-fn retry_now_skips_the_wait() {
+fn a_wake_up_brings_the_next_attempt_forward_once_after_a_jitter() {
+    let mut c = open_machine();
+    // A few failures: the backoff is long now.
+    for _ in 0..5 {
+        c.handle(Event::Closed { code: None }, &mut mid());
+        c.handle(Event::GateTimerFired, &mut mid());
+        c.handle(Event::RetryTimerFired, &mut mid());
+    }
+    let fx = c.handle(Event::Closed { code: None }, &mut mid());
+    let backoff = retry_ms(&fx).unwrap();
+    assert!(backoff > 10_000, "{backoff}");
+    c.handle(Event::GateTimerFired, &mut mid());
+    // Online again: the attempt comes after a jitter of at most
+    // `wake_jitter_ms`, not after the rest of the backoff.
+    let fx = c.handle(Event::Wake, &mut || 0.5);
+    assert_eq!(retry_ms(&fx), Some(250));
+    assert!(matches!(c.phase(), Phase::Waiting { delay_ms: 250, .. }));
+    // More wake-ups (focus, visible, "Retry now") wait for that attempt.
+    assert!(c.handle(Event::Wake, &mut mid()).is_empty());
+    let fx = c.handle(Event::RetryTimerFired, &mut mid());
+    assert!(fx.contains(&Effect::Connect));
+    assert!(fx.contains(&Effect::StartGateTimer { ms: 1_000 }));
+    // Only meaningful while waiting.
+    assert!(c.handle(Event::Wake, &mut mid()).is_empty());
+}
+
+#[test]
+fn a_storm_of_wake_ups_costs_at_most_one_attempt_a_second() {
     let mut c = open_machine();
     c.handle(Event::Closed { code: None }, &mut mid());
-    let fx = c.handle(Event::RetryNow, &mut mid());
-    assert_eq!(fx[..2], [Effect::CancelRetryTimer, Effect::Connect]);
-    // Only meaningful while waiting.
-    assert!(c.handle(Event::RetryNow, &mut mid()).is_empty());
+    let fx = c.handle(Event::RetryTimerFired, &mut mid());
+    assert!(fx.contains(&Effect::Connect));
+    // The attempt fails at once; wake-ups pour in before a second passed.
+    c.handle(Event::Closed { code: None }, &mut mid());
+    for _ in 0..100 {
+        let fx = c.handle(Event::Wake, &mut mid());
+        assert!(retry_ms(&fx).is_none() && !fx.contains(&Effect::Connect));
+    }
+    // The gate opens: one attempt is brought forward, for all of them.
+    let fx = c.handle(Event::GateTimerFired, &mut || 0.0);
+    assert_eq!(retry_ms(&fx), Some(0));
+    assert!(c.handle(Event::Wake, &mut mid()).is_empty());
 }
 
 #[test]

@@ -5,7 +5,10 @@
 //! - every retry delay is within the backoff bounds for its attempt;
 //! - no message is lost from the outbox: each one sent is acked, refused,
 //!   given up on (reported), dropped with its room, or still queued;
-//! - no message is sent again after its ack.
+//! - no message is sent again after its ack;
+//! - a wake-up (online, visible, focus, "Retry now") brings an attempt
+//!   forward only by a jitter of at most `wake_jitter_ms`, and never before
+//!   the gate of the previous attempt (`min_gap_ms`) has opened.
 #![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,7 +35,8 @@ enum Action {
     ResendTimer,
     StableTimer,
     PaceTimer,
-    RetryNow,
+    Wake,
+    GateTimer,
     Join(usize),
     Leave(usize),
     Send(usize),
@@ -55,7 +59,8 @@ fn action() -> impl Strategy<Value = Action> {
         2 => Just(Action::ResendTimer),
         1 => Just(Action::StableTimer),
         3 => Just(Action::PaceTimer),
-        1 => Just(Action::RetryNow),
+        2 => Just(Action::Wake),
+        2 => Just(Action::GateTimer),
         2 => (0..ROOMS.len()).prop_map(Action::Join),
         1 => (0..ROOMS.len()).prop_map(Action::Leave),
         4 => (0..ROOMS.len()).prop_map(Action::Send),
@@ -80,6 +85,12 @@ struct World {
     /// Messages dropped because their room was left.
     left: BTreeSet<String>,
     next_id: u32,
+    /// Some attempt was made.
+    attempted: bool,
+    /// A gate timer is running (`StartGateTimer`, not fired yet).
+    gate_pending: bool,
+    /// The gate of the latest attempt has opened.
+    gate_fired: bool,
 }
 
 fn nominal(policy: &Policy, failures: u32) -> u64 {
@@ -111,6 +122,7 @@ proptest! {
 
         for action in actions {
             let phase = machine.phase();
+            let waking = matches!(action, Action::Wake | Action::GateTimer);
             let event = match action {
                 Action::Start => Event::Start,
                 // Socket events only come for a socket that exists.
@@ -172,7 +184,15 @@ proptest! {
                 Action::ResendTimer => Event::ResendTimerFired,
                 Action::StableTimer => Event::StableTimerFired,
                 Action::PaceTimer => Event::PaceTimerFired,
-                Action::RetryNow => Event::RetryNow,
+                Action::Wake => Event::Wake,
+                Action::GateTimer => {
+                    if !world.gate_pending {
+                        continue;
+                    }
+                    world.gate_pending = false;
+                    world.gate_fired = true;
+                    Event::GateTimerFired
+                }
                 Action::Join(room) => Event::Join { room: ROOMS[room].into() },
                 Action::Leave(room) => {
                     let room = ROOMS[room];
@@ -193,10 +213,23 @@ proptest! {
             let effects = machine.handle(event, &mut random);
             for effect in effects {
                 match effect {
+                    Effect::StartGateTimer { ms } => {
+                        prop_assert_eq!(ms, policy.min_gap_ms);
+                        world.gate_pending = true;
+                        world.gate_fired = false;
+                    }
+                    Effect::StartRetryTimer { ms } if waking => {
+                        prop_assert!(ms <= policy.wake_jitter_ms, "a wake-up's delay {}", ms);
+                        prop_assert!(
+                            !world.attempted || world.gate_fired,
+                            "an attempt brought forward before the gate opened"
+                        );
+                    }
                     Effect::Connect => {
                         // The driver drops any old socket first; the machine
                         // must not ask for a second while one is live.
                         prop_assert!(!world.socket, "a second socket while one is live");
+                        world.attempted = true;
                         world.socket = true;
                         world.opened = false;
                         world.in_flight.clear();

@@ -329,3 +329,52 @@ async fn hostile_servers_are_backed_off_and_never_shown_as_connected() {
         );
     }
 }
+
+/// Wake-ups (online again, the tab shown or focused, "Retry now") bring
+/// the next attempt forward from a long backoff, and a storm of them, one
+/// every 20 ms for 5 s against a port nobody listens on, costs at most one
+/// attempt a second: the real driver, its real timers. (Not the "slam"
+/// port: its server counts accepts for the test above.)
+#[wasm_bindgen_test]
+async fn wake_ups_reconnect_at_once_but_never_more_than_once_a_second() {
+    let ports: serde_json::Value = Request::get(&format!("{SUPERVISOR}/hostile"))
+        .send()
+        .await
+        .expect("the test supervisor is running (scripts/test starts it)")
+        .json()
+        .await
+        .unwrap();
+    let port = ports["dead"].as_u64().unwrap();
+    let recorder = Rc::new(Recorder::default());
+    // A backoff of 8 s and more: without wake-ups, one more attempt at
+    // most in these 5 s.
+    let policy = Policy {
+        base_delay_ms: 8_000,
+        max_delay_ms: 60_000,
+        ..Policy::default()
+    };
+    let driver = Driver::new(
+        format!("ws://127.0.0.1:{port}/ws"),
+        policy,
+        recorder.clone(),
+    );
+    driver.dispatch(Event::Start);
+    let started = js_sys::Date::now();
+    while js_sys::Date::now() - started < 5_000.0 {
+        driver.dispatch(Event::Wake);
+        TimeoutFuture::new(20).await;
+    }
+    driver.dispatch(Event::Stop);
+    let attempts = recorder
+        .phases
+        .borrow()
+        .iter()
+        .filter(|p| matches!(p, Phase::Connecting { .. }))
+        .count();
+    // The first, then one a second at most (each after a jitter of up to
+    // half a second): 3 to 6 in 5 s.
+    assert!(
+        (3..=6).contains(&attempts),
+        "{attempts} attempts in 5 s of wake-ups"
+    );
+}
