@@ -645,6 +645,52 @@ async fn private_room_invite_removal_and_sign_out(alice: &Client, bob: &Client, 
         "names show @username on hover: {handles}"
     );
 
+    // A direct message reaches Bob at once, though he is looking at
+    // another room: a badge like a mention's, and the tab's title.
+    alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("button[aria-label='Message Bob']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(alice, ".room-header h1", "Bob", WAIT).await;
+    say(alice, "psst, a word in private").await;
+    wait_text(
+        bob,
+        "[data-testid=directs] .badge.mention",
+        "1",
+        Duration::from_secs(3),
+    )
+    .await;
+    let title = bob.title().await.unwrap();
+    assert!(title.starts_with("(1)"), "the tab counts it: {title}");
+    bob.find(Locator::Css("[data-testid=directs] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(
+        bob,
+        "[data-testid=messages]",
+        "psst, a word in private",
+        WAIT,
+    )
+    .await;
+    for page in [alice, bob] {
+        page.find(Locator::XPath(
+            "//ul[@data-testid='rooms']//button[contains(., 'general')]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    }
+
     alice
         .find(Locator::Css(".private-toggle input"))
         .await

@@ -215,7 +215,14 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         open_room.run(room.clone());
         spawn_local(reveal(chat, reveal_token.clone(), room, seq));
     });
-    let directory = Directory::start(chat, session.token.clone());
+    // A direct conversation the server lists is joined without being
+    // shown: its messages count at once.
+    let follow = Callback::new(move |room: String| {
+        if chat.try_update(|c| c.follow(&room)) == Some(true) {
+            dispatch.run(Event::Join { room });
+        }
+    });
+    let directory = Directory::start(chat, session.token.clone(), follow);
     let on_direct = directory.on_direct(chat, open_room);
 
     // At phone width the rooms are a drawer, and the members a panel, each

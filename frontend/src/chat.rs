@@ -168,7 +168,9 @@ impl Chat {
                 // The server counted from the stored read position; that
                 // covers whatever was replayed before this.
                 state.unread = if is_current { 0 } else { *unread };
-                state.mentions = if is_current { 0 } else { *mentions };
+                // In a direct conversation every message is for this user.
+                let mentions = if is_direct(room) { *unread } else { *mentions };
+                state.mentions = if is_current { 0 } else { mentions };
                 state.members = members.iter().map(|u| (u.id.clone(), u.clone())).collect();
                 state.last_seq = state.last_seq.max(*last_seq);
                 state.live = true;
@@ -377,7 +379,7 @@ impl Chat {
     fn show(&mut self, m: &ChatMessage, apply: bool) {
         let is_current = self.current.as_deref() == Some(m.room.as_str());
         let mine = self.me.as_ref().is_some_and(|me| me.id == m.user.id);
-        let mentions_me = !mine && self.mentions_me(&m.content);
+        let mentions_me = !mine && (is_direct(&m.room) || self.mentions_me(&m.content));
         let Some(state) = self.rooms.get_mut(&m.room) else {
             return;
         };
@@ -551,6 +553,25 @@ impl Chat {
         Some((room, state.last_seq))
     }
 
+    /// Follows a room without showing it (a direct conversation the server
+    /// lists): its messages count as unread from now on. `false` if it was
+    /// followed already.
+    pub fn follow(&mut self, room: &str) -> bool {
+        if self.rooms.contains_key(room) {
+            return false;
+        }
+        self.rooms.insert(room.to_owned(), RoomState::default());
+        true
+    }
+
+    /// Whether a message should reach this user as a mention does: it
+    /// names them, or it is in a direct conversation, and they did not
+    /// write it.
+    pub fn is_for_me(&self, m: &ChatMessage) -> bool {
+        let mine = self.me.as_ref().is_some_and(|me| me.id == m.user.id);
+        !mine && (is_direct(&m.room) || self.mentions_me(&m.content))
+    }
+
     /// Starts showing a room, creating its entry if the join is on its way.
     pub fn open_room(&mut self, room: &str) {
         let state = self.rooms.entry(room.to_owned()).or_default();
@@ -650,4 +671,10 @@ fn react(line: &mut Line, change: &ChatMessage, on: bool) {
         }
         (None, false) => {}
     }
+}
+
+/// Whether `room` is a direct conversation (its name is the server's
+/// `dm-…`; see `common::direct_room`).
+pub fn is_direct(room: &str) -> bool {
+    common::validate::reserved_room(room)
 }

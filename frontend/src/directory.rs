@@ -21,12 +21,25 @@ pub struct Directory {
 
 impl Directory {
     /// Lists the rooms now, then keeps the list fresh for as long as the
-    /// chat screen is mounted.
-    pub fn start(chat: RwSignal<Chat>, token: String) -> Directory {
+    /// chat screen is mounted. Every direct conversation listed is
+    /// followed (`follow`), so its messages reach this user at once, with
+    /// a badge, without opening it.
+    pub fn start(chat: RwSignal<Chat>, token: String, follow: Callback<String>) -> Directory {
         let directory = Directory {
             list: RwSignal::new(Vec::new()),
             token: StoredValue::new(token),
         };
+        Effect::new(move |_| {
+            let directs: Vec<String> = directory.list.with(|d| {
+                d.iter()
+                    .filter(|r| r.visibility == Visibility::Direct)
+                    .map(|r| r.name.clone())
+                    .collect()
+            });
+            for room in directs {
+                follow.run(room);
+            }
+        });
         directory.refresh();
         // Invited, removed, or written to in a new direct conversation:
         // list again now, not at the next poll.

@@ -8,10 +8,7 @@ use leptos::prelude::*;
 use crate::chat::Chat;
 use crate::marks::unread_badge;
 
-/// Whether `room` is a direct conversation.
-pub fn is_direct(room: &str) -> bool {
-    common::validate::reserved_room(room)
-}
+pub use crate::chat::is_direct;
 
 /// The other person of direct conversation `room`, if known yet.
 pub fn other(directory: &[RoomSummary], room: &str) -> Option<User> {

@@ -1,6 +1,7 @@
 //! Telling people about messages while they look elsewhere: the unread
 //! count in the tab's title, and a desktop notification for a mention of
-//! them while the tab is hidden, if they allowed notifications.
+//! them or a direct message while the tab is hidden, if they allowed
+//! notifications.
 
 use common::ChatMessage;
 use leptos::prelude::*;
@@ -39,8 +40,9 @@ pub fn ask(then: impl Fn(bool) + 'static) {
     });
 }
 
-/// A desktop notification for `m` if it mentions this user, the tab is
-/// hidden, and notifications are allowed. A click brings the tab back.
+/// A desktop notification for `m` if it is for this user (a mention, or a
+/// direct message), the tab is hidden, and notifications are allowed. A
+/// click brings the tab back.
 pub fn mention(chat: RwSignal<Chat>, m: &ChatMessage) {
     if !supported()
         || !document().hidden()
@@ -48,15 +50,18 @@ pub fn mention(chat: RwSignal<Chat>, m: &ChatMessage) {
     {
         return;
     }
-    let mine = chat.with_untracked(|c| c.me.as_ref().is_some_and(|me| me.id == m.user.id));
-    if mine || !chat.with_untracked(|c| c.mentions_me(&m.content)) {
+    if !chat.with_untracked(|c| c.is_for_me(m)) {
         return;
     }
     let options = NotificationOptions::new();
     options.set_body(&m.content);
     // One notification per room: a newer mention replaces the older one.
     options.set_tag(&format!("hearth-{}", m.room));
-    let heading = format!("{} in #{}", m.user.name, m.room);
+    let heading = if crate::chat::is_direct(&m.room) {
+        m.user.name.clone()
+    } else {
+        format!("{} in #{}", m.user.name, m.room)
+    };
     if let Ok(notification) = Notification::new_with_options(&heading, &options) {
         let focus = wasm_bindgen::closure::Closure::<dyn Fn()>::new(|| {
             let _ = window().focus();

@@ -536,3 +536,54 @@ fn a_mention_of_me_counts_as_a_mention_elsewhere() {
     chat.open_room("r");
     assert_eq!((chat.rooms["r"].unread, chat.rooms["r"].mentions), (0, 0));
 }
+
+/// A direct conversation: every message in it is for this user, like a
+/// mention (badge, title, notification), from the server's count at join
+/// and live; a followed conversation counts without being on screen.
+#[test]
+fn every_message_of_a_direct_conversation_counts_like_a_mention() {
+    let dm = common::direct_room("me", "bob");
+    let mut chat = Chat::new(user("me"));
+    chat.open_room("r");
+    assert!(chat.follow(&dm), "followed once");
+    assert!(!chat.follow(&dm));
+    assert_eq!(
+        chat.current.as_deref(),
+        Some("r"),
+        "following does not show it"
+    );
+    chat.apply(
+        &ServerMsg::Joined {
+            room: dm.clone(),
+            members: vec![user("me"), user("bob")],
+            last_seq: 2,
+            recovered: true,
+            read_seq: 0,
+            unread: 2,
+            // The server counts @mentions only.
+            mentions: 0,
+            topic: String::new(),
+            moderator: false,
+        },
+        0.0,
+    );
+    assert_eq!((chat.rooms[&dm].unread, chat.rooms[&dm].mentions), (2, 2));
+    let from = |who: &str, seq: u64| ChatMessage {
+        room: dm.clone(),
+        seq,
+        user: user(who),
+        content: "no name in it".into(),
+        client_id: format!("c{seq}"),
+        ..ChatMessage::default()
+    };
+    assert!(chat.is_for_me(&from("bob", 3)));
+    assert!(!chat.is_for_me(&from("me", 3)), "not my own");
+    chat.apply(&ServerMsg::Message(from("bob", 3)), 0.0);
+    assert_eq!((chat.rooms[&dm].unread, chat.rooms[&dm].mentions), (3, 3));
+    // In a room, only a mention is.
+    let plain = ChatMessage {
+        room: "elsewhere".into(),
+        ..from("bob", 1)
+    };
+    assert!(!chat.is_for_me(&plain));
+}
