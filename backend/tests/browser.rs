@@ -223,6 +223,117 @@ async fn sign_up(page: &Client, base: &str, username: &str, display_name: &str) 
     wait_text(page, "[data-testid=banner]", "Connected", WAIT).await;
 }
 
+/// Signs in to an existing account (password `PASSWORD`).
+async fn sign_in(page: &Client, base: &str, username: &str) {
+    page.goto(base).await.unwrap();
+    for (css, text) in [("#username", username), ("#password", PASSWORD)] {
+        page.wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    page.find(Locator::Css("form.card button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(page, "[data-testid=banner]", "Connected", WAIT).await;
+}
+
+/// Opens `room` from the sidebar's "Your rooms".
+async fn open_room(page: &Client, room: &str) {
+    page.find(Locator::XPath(&format!(
+        "//ul[@data-testid='rooms']//button[contains(., '{room}')]"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_text(page, ".room-header h1", room, WAIT).await;
+}
+
+/// Rooms belong to the account: a room Bob joined in one browser is in
+/// "Your rooms" on his second device (a fresh browser, nothing stored),
+/// with its unread count before he opens it; leaving it there leaves it
+/// on the first device too.
+async fn rooms_follow_the_account(alice: &Client, bob: &Client, driver_url: &str, base: &str) {
+    bob.find(Locator::Css(".new-room input"))
+        .await
+        .unwrap()
+        .send_keys("side-room\u{E007}")
+        .await
+        .unwrap();
+    wait_text(bob, ".room-header h1", "side-room", WAIT).await;
+    open_room(bob, "general").await;
+    alice
+        .find(Locator::Css(".new-room input"))
+        .await
+        .unwrap()
+        .send_keys("side-room\u{E007}")
+        .await
+        .unwrap();
+    wait_text(alice, ".room-header h1", "side-room", WAIT).await;
+    say(alice, "news for the side room").await;
+    wait_text(
+        alice,
+        "[data-testid=messages]",
+        "news for the side room",
+        WAIT,
+    )
+    .await;
+    open_room(alice, "general").await;
+
+    let phone = browser(driver_url).await;
+    sign_in(&phone, base, "bob").await;
+    let badge = "//ul[@data-testid='rooms']//button[contains(., 'side-room')]//span[contains(@class,'badge')]";
+    let shown = phone
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(badge))
+        .await
+        .expect("side-room, with a badge, on the second device");
+    assert!(shown.text().await.unwrap().contains('1'));
+    screenshot(&phone, "bob-second-device.png").await;
+
+    open_room(&phone, "side-room").await;
+    wait_text(
+        &phone,
+        "[data-testid=messages]",
+        "news for the side room",
+        WAIT,
+    )
+    .await;
+    phone
+        .find(Locator::Css("button.leave"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let on_first = "//ul[@data-testid='rooms']//button[contains(., 'side-room')]";
+    let mut gone = false;
+    for _ in 0..100 {
+        if bob
+            .find_all(Locator::XPath(on_first))
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "left on the phone, gone from the first device");
+    phone.close().await.unwrap();
+}
+
 /// What the first visit cost, from the browser's own Resource Timing: the
 /// app booted under the server's CSP (or sign-in would not have appeared),
 /// the wasm came compressed, and the bytes on the wire and first paint are
@@ -607,6 +718,8 @@ async fn two_people_chat_and_survive_a_server_restart() {
     no_token_in_any_url(&bob, data).await;
 
     changes::replies_edits_deletes_and_topic(&alice, &bob).await;
+
+    rooms_follow_the_account(&alice, &bob, driver_url, base).await;
 
     private_room_invite_removal_and_sign_out(&alice, &bob, port).await;
 

@@ -147,7 +147,7 @@ pub struct WsTicket {
 }
 
 /// One entry of `GET /api/rooms`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RoomSummary {
     pub name: String,
     /// Distinct users currently in the room.
@@ -161,6 +161,17 @@ pub struct RoomSummary {
     /// For a direct conversation: the other person, whose name it goes by.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub with: Option<crate::User>,
+    /// In a room of the caller's (`role` set): messages of others they
+    /// have not read, counted up to 100, as `joined` says them.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unread: u32,
+    /// Of those, the ones that mention the caller's `@username`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mentions: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// `POST /api/dms` request: talk to `username` in private.

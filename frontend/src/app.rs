@@ -144,13 +144,28 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         storage::save_rooms(&chat.with_untracked(|c| c.rooms.keys().cloned().collect::<Vec<_>>()));
         dispatch.run(Event::Join { room });
     });
+    // Leaving is for every device: the server forgets the membership and
+    // tells the others (`left`, `rooms_changed`).
+    let leave_token = session.token.clone();
+    let my_id = session.user.id.clone();
     let leave_room = Callback::new(move |room: String| {
-        dispatch.run(Event::Leave { room: room.clone() });
-        chat.update(|c| {
-            c.rooms.remove(&room);
-            c.current = c.rooms.keys().next().cloned();
+        let (token, me) = (leave_token.clone(), my_id.clone());
+        spawn_local(async move {
+            if let Err(why) = api::remove(&token, &room, &me).await {
+                chat.update(|c| {
+                    c.notice = Some(format!("Could not leave #{room}: {}", why.message))
+                });
+                return;
+            }
+            dispatch.run(Event::Leave { room: room.clone() });
+            chat.update(|c| {
+                c.rooms.remove(&room);
+                c.current = c.rooms.keys().next().cloned();
+            });
+            storage::save_rooms(
+                &chat.with_untracked(|c| c.rooms.keys().cloned().collect::<Vec<_>>()),
+            );
         });
-        storage::save_rooms(&chat.with_untracked(|c| c.rooms.keys().cloned().collect::<Vec<_>>()));
     });
     let mut rooms = storage::load_rooms();
     if rooms.is_empty() {

@@ -553,15 +553,29 @@ impl Chat {
         Some((room, state.last_seq))
     }
 
-    /// Follows a room without showing it (a direct conversation the server
-    /// lists): its messages count as unread from now on. `false` if it was
-    /// followed already.
+    /// Follows a room without showing it (one of this user's rooms, or a
+    /// direct conversation, that the server lists): its messages count as
+    /// unread from now on. `false` if it was followed already.
     pub fn follow(&mut self, room: &str) -> bool {
         if self.rooms.contains_key(room) {
             return false;
         }
         self.rooms.insert(room.to_owned(), RoomState::default());
         true
+    }
+
+    /// What the room list says is unread in a followed room, until its
+    /// `joined` says it (or it is on screen).
+    pub fn listed(&mut self, room: &str, unread: u32, mentions: u32) {
+        let is_current = self.current.as_deref() == Some(room);
+        let Some(state) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if state.live || is_current {
+            return;
+        }
+        state.unread = unread;
+        state.mentions = if is_direct(room) { unread } else { mentions };
     }
 
     /// Whether a message should reach this user as a mention does: it

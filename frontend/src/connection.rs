@@ -450,14 +450,12 @@ impl Connection {
             ServerMsg::Ack { client_id, .. } => {
                 self.outbox.retain(|o| o.client_id != client_id);
             }
-            // Removed from the room by a moderator, refused entry to a
-            // private one, or refused a join (a new room over the creation
-            // quota, a full server): it is not ours to re-join on
-            // reconnect, and what was queued for it will not be sent.
-            ServerMsg::Left {
-                room,
-                reason: Some(_),
-            }
+            // Removed from the room by a moderator, left on another
+            // device, refused entry to a private one, or refused a join (a
+            // new room over the creation quota, a full server): it is not
+            // ours to re-join on reconnect, and what was queued for it will
+            // not be sent.
+            ServerMsg::Left { room, .. }
             | ServerMsg::Error {
                 reference: Some(room),
                 code: common::ErrorCode::Forbidden,

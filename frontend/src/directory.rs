@@ -1,7 +1,10 @@
 //! The rooms this user may see (`GET /api/rooms`), for the sidebar's
 //! "Other rooms", the room header and direct conversations: listed at
 //! start, every ten seconds, and at once when something says it changed
-//! (an invitation, a removal, a new direct conversation).
+//! (an invitation, a removal, a new direct conversation, a room joined or
+//! left on another device). The user's own rooms (those they are a member
+//! of) are followed: they are theirs on every device, with what is unread
+//! in them, whichever browser they joined them in.
 
 use common::{RoomSummary, Visibility};
 use leptos::prelude::*;
@@ -21,23 +24,24 @@ pub struct Directory {
 
 impl Directory {
     /// Lists the rooms now, then keeps the list fresh for as long as the
-    /// chat screen is mounted. Every direct conversation listed is
-    /// followed (`follow`), so its messages reach this user at once, with
-    /// a badge, without opening it.
+    /// chat screen is mounted. Every room of the user's (and every direct
+    /// conversation) listed is followed (`follow`), so its messages reach
+    /// them at once, with a badge, without opening it.
     pub fn start(chat: RwSignal<Chat>, token: String, follow: Callback<String>) -> Directory {
         let directory = Directory {
             list: RwSignal::new(Vec::new()),
             token: StoredValue::new(token),
         };
         Effect::new(move |_| {
-            let directs: Vec<String> = directory.list.with(|d| {
+            let mine: Vec<(String, u32, u32)> = directory.list.with(|d| {
                 d.iter()
-                    .filter(|r| r.visibility == Visibility::Direct)
-                    .map(|r| r.name.clone())
+                    .filter(|r| r.role.is_some() || r.visibility == Visibility::Direct)
+                    .map(|r| (r.name.clone(), r.unread, r.mentions))
                     .collect()
             });
-            for room in directs {
-                follow.run(room);
+            for (room, unread, mentions) in mine {
+                follow.run(room.clone());
+                chat.update(|c| c.listed(&room, unread, mentions));
             }
         });
         directory.refresh();

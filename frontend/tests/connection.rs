@@ -603,3 +603,28 @@ fn changes_wait_in_the_outbox_like_messages() {
     );
     assert_eq!(c.last_seq("a"), Some(5));
 }
+
+#[test]
+fn a_room_left_on_another_device_is_not_joined_again() {
+    let mut c = open_machine();
+    c.handle(Event::Join { room: "r".into() }, &mut mid());
+    c.handle(
+        Event::Received(ServerMsg::Left {
+            room: "r".into(),
+            reason: None,
+        }),
+        &mut mid(),
+    );
+    assert_eq!(c.rooms().count(), 0);
+    // After a reconnect, nothing to re-join.
+    c.handle(Event::Closed { code: None }, &mut mid());
+    c.handle(Event::GateTimerFired, &mut mid());
+    c.handle(Event::RetryTimerFired, &mut mid());
+    c.handle(Event::Opened, &mut mid());
+    let fx = c.handle(welcome(), &mut mid());
+    assert!(
+        !fx.iter()
+            .any(|e| matches!(e, Effect::SendFrame(ClientMsg::Join { .. }))),
+        "{fx:?}"
+    );
+}

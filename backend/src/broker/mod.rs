@@ -64,8 +64,9 @@ pub enum Event {
     /// These sessions were revoked: close their sockets. Node-wide: the
     /// envelope's room is empty.
     Revoke { sessions: Vec<Arc<str>> },
-    /// The user was removed from the room: their connections leave it.
-    Evict { user_id: Arc<str> },
+    /// The user was removed from the room (or, `left`, left it on some
+    /// device): their connections leave it.
+    Evict { user_id: Arc<str>, left: bool },
 }
 
 /// What a subscriber receives.

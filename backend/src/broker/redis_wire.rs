@@ -31,6 +31,9 @@ pub(super) struct Header<'a> {
     /// `Evict` events only: the user removed from the room.
     #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
     evict: Option<Cow<'a, str>>,
+    /// `Evict` events only: the user left the room themselves.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    left: bool,
     /// Presence events only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     user: Option<User>,
@@ -48,6 +51,7 @@ pub(super) fn encode(envelope: &Envelope) -> Vec<u8> {
         to_user: None,
         revoke: None,
         evict: None,
+        left: false,
         user: None,
         present: None,
     };
@@ -74,8 +78,9 @@ pub(super) fn encode(envelope: &Envelope) -> Vec<u8> {
             header.revoke = Some(sessions.iter().map(|s| s.to_string()).collect());
             b""
         }
-        Event::Evict { user_id } => {
+        Event::Evict { user_id, left } => {
             header.evict = Some(Cow::Borrowed(user_id));
+            header.left = *left;
             b""
         }
     };
@@ -100,6 +105,7 @@ pub(super) fn decode(payload: &[u8]) -> Option<Envelope> {
         },
         _ if header.evict.is_some() => Event::Evict {
             user_id: Arc::from(header.evict.as_deref().unwrap_or_default()),
+            left: header.left,
         },
         (Some(user), Some(present), _) => Event::Presence { user, present },
         (_, _, Some(user_id)) => Event::ToUser {
@@ -133,6 +139,7 @@ mod tests {
             to_user: None,
             revoke: None,
             evict: None,
+            left: false,
             user: None,
             present: None,
         };
@@ -173,7 +180,16 @@ newline"}"#,
         }
         let evict = decode(b"{\"origin\":\"n1\",\"room\":\"r\",\"evict\":\"u3\"}\n").unwrap();
         match evict.event {
-            Event::Evict { user_id } => assert_eq!(user_id.as_ref(), "u3"),
+            Event::Evict { user_id, left } => {
+                assert_eq!(user_id.as_ref(), "u3");
+                assert!(!left, "a removal unless it says so");
+            }
+            other => panic!("{other:?}"),
+        }
+        let left =
+            decode(b"{\"origin\":\"n1\",\"room\":\"r\",\"evict\":\"u3\",\"left\":true}\n").unwrap();
+        match left.event {
+            Event::Evict { left, .. } => assert!(left),
             other => panic!("{other:?}"),
         }
     }

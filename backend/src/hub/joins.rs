@@ -130,6 +130,7 @@ impl Hub {
             mentions,
             topic,
             moderator,
+            member,
         } = match self
             .store
             .join_state(&peer.user.id, peer.user.username.as_deref(), &room.name)
@@ -140,9 +141,15 @@ impl Hub {
             // (The topic arrives with the next topic change, or join.)
             Err(err) => {
                 tracing::warn!(%err, room = %room.name, "could not read the read position");
-                crate::store::JoinState::default()
+                crate::store::JoinState {
+                    member: true,
+                    ..Default::default()
+                }
             }
         };
+        if !member && room.visibility == common::Visibility::Public {
+            self.become_member(&room.name, &peer.user.id).await;
+        }
         if already_live {
             // A repeated join: it already has everything, and replaying
             // history now would interleave old messages with live ones.
@@ -265,30 +272,53 @@ impl Hub {
         true
     }
 
-    /// The user was removed from the room: their connections leave it, on
-    /// this node and (through the broker) every other, each told with
-    /// `left {reason: "removed"}`.
-    pub fn evict(&self, room: &str, user_id: &str) {
-        self.evict_local(room, user_id);
+    /// Joining a public room makes the user a member: it is one of their
+    /// rooms on every device (`GET /api/rooms`), which hear of it at once.
+    /// Only the first join writes; a failure costs the join nothing.
+    async fn become_member(&self, room: &str, user_id: &str) {
+        match self
+            .store
+            .add_member(room, user_id, super::now_millis())
+            .await
+        {
+            Ok(true) => self.rooms_changed_for(user_id),
+            Ok(false) => {}
+            Err(err) => tracing::warn!(%err, room, "could not record the membership"),
+        }
+    }
+
+    /// The user was removed from the room (`left: false`), or left it
+    /// themselves on some device (`left: true`): their connections leave
+    /// it, on this node and (through the broker) every other, each told
+    /// with `left`, whose reason is "removed" for a removal.
+    pub fn evict(&self, room: &str, user_id: &str, left: bool) {
+        self.evict_local(room, user_id, left);
         self.broker.publish(Envelope {
             origin: self.node_id.clone(),
             room: Arc::from(room),
             event: Event::Evict {
                 user_id: Arc::from(user_id),
+                left,
             },
         });
     }
 
-    pub(super) fn evict_local(&self, room: &str, user_id: &str) {
+    pub(super) fn evict_local(&self, room: &str, user_id: &str, left: bool) {
         let Some(loaded) = self.existing(room) else {
             return;
         };
-        self.remove_where(&loaded, |peer| &*peer.user_id == user_id);
+        let reason = (!left).then_some(REMOVED);
+        self.remove_where(&loaded, reason, |peer| &*peer.user_id == user_id);
     }
 
     /// Takes the room's connections that match out of it, each told with
-    /// `left {reason: "removed"}`.
-    pub(super) fn remove_where(&self, loaded: &Room, matches: impl Fn(&Peer) -> bool) {
+    /// `left {reason}`.
+    pub(super) fn remove_where(
+        &self,
+        loaded: &Room,
+        reason: Option<&str>,
+        matches: impl Fn(&Peer) -> bool,
+    ) {
         let room = &*loaded.name;
         let peers: Vec<Arc<Peer>> = {
             let state = loaded.lock();
@@ -305,7 +335,7 @@ impl Hub {
                 lock(&peer.evicted).push(room.to_owned());
                 peer.outbox.push(Frame::encode(&ServerMsg::Left {
                     room: room.to_owned(),
-                    reason: Some(REMOVED.to_owned()),
+                    reason: reason.map(str::to_owned),
                 }));
             }
         }

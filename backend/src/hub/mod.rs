@@ -272,7 +272,9 @@ impl Hub {
             return;
         }
         match &envelope.event {
-            Event::Evict { user_id } => return self.evict_local(&envelope.room, user_id),
+            Event::Evict { user_id, left } => {
+                return self.evict_local(&envelope.room, user_id, *left);
+            }
             Event::Revoke { sessions } => {
                 self.live_sessions.revoke(sessions);
                 return;

@@ -34,7 +34,7 @@ impl Hub {
             // gone as soon as it looks (`start_join` loads again).
             room.lock().unloaded = true;
         }
-        self.remove_where(room, |_| true);
+        self.remove_where(room, Some(super::REMOVED), |_| true);
     }
 
     /// An operator deleted the room `name` created at `created_at` (seen by

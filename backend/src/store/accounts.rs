@@ -141,6 +141,10 @@ pub trait Accounts: Send + Sync + 'static {
     /// Makes `user_id` a member with `role`, or changes their role.
     async fn set_role(&self, room: &str, user_id: &str, role: Role, now_ms: i64) -> Result<()>;
 
+    /// Makes `user_id` a member of `room` unless they are one (with
+    /// whatever role). `true`: they were not.
+    async fn add_member(&self, room: &str, user_id: &str, now_ms: i64) -> Result<bool>;
+
     /// `false`: they were not a member.
     async fn remove_member(&self, room: &str, user_id: &str) -> Result<bool>;
 

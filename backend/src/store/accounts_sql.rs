@@ -45,6 +45,10 @@ pub const ROOM_ACCESS: &str = "SELECT r.visibility, m.role, r.created_by FROM ro
      WHERE r.name = $1 AND r.visibility <> 'deleted'";
 pub const SET_ROLE: &str = "INSERT INTO room_members (room, user_id, role, added_at) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (room, user_id) DO UPDATE SET role = excluded.role";
+/// A member of a public room (joining one makes you one); a role they
+/// have already stays.
+pub const ADD_MEMBER: &str = "INSERT INTO room_members (room, user_id, role, added_at) \
+     VALUES ($1, $2, 'member', $3) ON CONFLICT (room, user_id) DO NOTHING";
 pub const REMOVE_MEMBER: &str = "DELETE FROM room_members WHERE room = $1 AND user_id = $2";
 pub const ROOM_MEMBERS: &str = "SELECT u.id, u.display_name, u.username, m.role FROM room_members m \
      JOIN users u ON u.id = m.user_id WHERE m.room = $1 ORDER BY m.added_at, u.id";
@@ -375,6 +379,25 @@ where
                 .execute(&mut *conn)
                 .await?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn add_member(
+        &self,
+        room: &str,
+        user_id: &str,
+        now_ms: i64,
+    ) -> crate::store::Result<bool> {
+        self.guarded(Access::Write, async |conn| {
+            Ok(sqlx::query(ADD_MEMBER)
+                .bind(room)
+                .bind(user_id)
+                .bind(now_ms)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+                > 0)
         })
         .await
     }

@@ -190,6 +190,9 @@ pub struct JoinState {
     /// The user owns or moderates the room, or created it: they set its
     /// topic and delete anyone's messages (see `RoomAccess::moderates`).
     pub moderator: bool,
+    /// The user is a member (has a role): the room is one of theirs on
+    /// every device.
+    pub member: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

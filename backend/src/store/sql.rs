@@ -461,6 +461,7 @@ where
                 mentions,
                 topic,
                 moderator: access.moderates(),
+                member: access.role.is_some(),
             })
         })
         .await

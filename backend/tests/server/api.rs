@@ -168,14 +168,14 @@ async fn rooms_are_listed_with_member_counts_for_signed_in_users() {
                 members: 2,
                 visibility: common::Visibility::Public,
                 role: None,
-                with: None,
+                ..RoomSummary::default()
             },
             RoomSummary {
                 name: "random".into(),
                 members: 1,
                 visibility: common::Visibility::Public,
                 role: None,
-                with: None,
+                ..RoomSummary::default()
             },
         ]
     );

@@ -250,8 +250,9 @@ async fn three_nodes_behave_like_one_server() {
                 name: "lobby".into(),
                 members: 3,
                 visibility: common::Visibility::Public,
-                role: None,
-                with: None,
+                // Joining made him a member.
+                role: Some(common::Role::Member),
+                ..Default::default()
             }]
         );
     }

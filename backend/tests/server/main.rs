@@ -16,6 +16,7 @@ mod faults_support;
 mod heartbeat;
 mod layers;
 mod limits;
+mod membership;
 mod messages;
 #[path = "../shared/ports.rs"]
 mod ports;

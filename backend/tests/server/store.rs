@@ -228,8 +228,18 @@ async fn a_database_made_before_sqlx_migrations_upgrades_in_place(t: &Target) {
     assert_eq!(
         t.count("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
             .await,
-        10
+        11,
+        "the ten adopted, and the newer ones applied"
     );
+    // Migration 11: who wrote in a public room is its member.
+    let rooms: Vec<String> = store
+        .memberships("u-alice")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(room, _)| room)
+        .collect();
+    assert!(rooms.contains(&"lobby".to_owned()), "{rooms:?}");
     let rooms: Vec<String> = store
         .rooms()
         .await
@@ -285,7 +295,7 @@ async fn a_database_made_before_sqlx_migrations_upgrades_in_place(t: &Target) {
             .seq,
         3
     );
-    assert_eq!(t.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 10);
+    assert_eq!(t.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 11);
 }
 
 /// An operator's `delete-messages USER`: their messages, their reactions

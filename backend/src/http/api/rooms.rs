@@ -141,7 +141,7 @@ pub async fn list(
             members,
             visibility: room.visibility,
             role,
-            with: None,
+            ..RoomSummary::default()
         })
         .collect();
     // Direct conversations go by the other person's name: one query for
@@ -158,6 +158,23 @@ pub async fn list(
     for (room, user) in others {
         if let Some(summary) = list.iter_mut().find(|r| r.name == room) {
             summary.with = Some(user);
+        }
+    }
+    // The caller's own rooms say what is unread in them, so that a device
+    // shows it before any room is opened.
+    let username = who.user.username.as_deref();
+    for summary in list.iter_mut().filter(|r| r.role.is_some()) {
+        match app
+            .hub
+            .store()
+            .join_state(&who.user.id, username, &summary.name)
+            .await
+        {
+            Ok(state) => {
+                summary.unread = state.unread;
+                summary.mentions = state.mentions;
+            }
+            Err(err) => return internal(err),
         }
     }
     let mut response = Json(list).into_response();
@@ -223,7 +240,7 @@ pub async fn create(
                     members: 0,
                     visibility: request.visibility,
                     role: Some(Role::Owner),
-                    with: None,
+                    ..RoomSummary::default()
                 }),
             )
                 .into_response()
@@ -389,7 +406,9 @@ pub async fn invite(
 
 /// `DELETE /api/rooms/{room}/members/{user_id}` → `204`. The removed
 /// user's sockets get `left {reason: "removed"}`, on every node. Anyone
-/// may remove themselves (leave a private room for good), except the owner.
+/// may remove themselves (leave a room for good, on every device: their
+/// sockets get `left` without a reason, and `rooms_changed`), except a
+/// private room's owner.
 pub async fn remove(
     State(app): State<Arc<AppState>>,
     Authenticated(who): Authenticated,
@@ -426,8 +445,12 @@ pub async fn remove(
     if let Err(err) = store.remove_member(&room, &user_id).await {
         return internal(err);
     }
-    tracing::info!(room, by = %who.user.id, user = %user_id, "removed");
-    app.hub.evict(&room, &user_id);
+    let left = user_id == who.user.id;
+    tracing::info!(room, by = %who.user.id, user = %user_id, left, "removed");
+    app.hub.evict(&room, &user_id, left);
+    if left {
+        app.hub.rooms_changed_for(&user_id);
+    }
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -552,6 +575,7 @@ pub async fn start_direct(
         visibility: Visibility::Direct,
         role: Some(Role::Member),
         with: Some(other),
+        ..RoomSummary::default()
     })
     .into_response()
 }
