@@ -65,7 +65,7 @@ impl Hub {
         self: &Arc<Self>,
         room: &str,
         peer: &Arc<Peer>,
-        entry: NewEntry,
+        entry: impl FnOnce() -> NewEntry,
     ) -> Result<Submitted, StoreError> {
         let Some(room) = self.existing(room) else {
             return Err(StoreError::UnknownRoom(room.to_owned()));
@@ -74,7 +74,7 @@ impl Hub {
         if !Self::is_in(&room.lock(), peer) {
             return Err(StoreError::UnknownRoom(room.name.to_string()));
         }
-        let answer = self.appends.submit(entry).await?;
+        let answer = self.appends.submit_with(entry).await?;
         Ok(Submitted {
             hub: self.clone(),
             room,

@@ -449,7 +449,7 @@ where
             let statement = format!(
                 "{}$1 AND m.room IN ({})",
                 OTHER_MEMBERS,
-                placeholders(2, rooms.len())
+                placeholders::<DB>(2, rooms.len())
             );
             let mut query = sqlx::query_as(&statement).bind(user_id);
             for room in rooms {

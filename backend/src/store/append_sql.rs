@@ -390,7 +390,7 @@ where
                 let find = format!(
                     "{}$1 AND client_id IN ({})",
                     FIND_CLIENT_IDS,
-                    placeholders(2, positions.len())
+                    placeholders::<DB>(2, positions.len())
                 );
                 let mut query = sqlx::query_as::<_, MessageRow>(&find).bind(room);
                 for &i in &positions {
@@ -434,7 +434,7 @@ where
                     let statement = format!(
                         "{}{}",
                         INSERT_MESSAGES,
-                        value_rows(1, rows.len(), INSERT_COLUMNS)
+                        value_rows::<DB>(1, rows.len(), INSERT_COLUMNS)
                     );
                     let mut insert = sqlx::query(&statement);
                     for &(i, seq) in rows {

@@ -61,9 +61,23 @@ impl GroupCommit {
     /// seqs in that order, whether or not anyone waits in between: that is
     /// how one connection can have many messages in flight, in order.
     pub async fn submit(&self, entry: NewEntry) -> Result<oneshot::Receiver<Result<Appended>>> {
+        self.submit_with(|| entry).await
+    }
+
+    /// `submit` of the entry `make` builds once there is room in the
+    /// queue: a sender waiting for room holds what it was given, not the
+    /// entry as well (every connection's task is sized for its biggest
+    /// wait).
+    pub async fn submit_with(
+        &self,
+        make: impl FnOnce() -> NewEntry,
+    ) -> Result<oneshot::Receiver<Result<Appended>>> {
         let permit = self.queue.reserve().await.map_err(|_| stopped())?;
         let (reply, answer) = oneshot::channel();
-        permit.send(Job { entry, reply });
+        permit.send(Job {
+            entry: make(),
+            reply,
+        });
         Ok(answer)
     }
 

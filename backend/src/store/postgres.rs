@@ -58,6 +58,7 @@ async fn migrate(pool: &PgPool) -> Result<()> {
 
 impl Dialect for sqlx::Postgres {
     const KIND: &'static str = "postgres";
+    const NUMBERED: bool = true;
 
     /// SQLite's shortcut for a lone message (see `sqlite.rs`): here every
     /// statement is a network round trip either way, and the general path

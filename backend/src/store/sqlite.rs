@@ -63,6 +63,7 @@ async fn migrate(pool: &SqlitePool) -> Result<()> {
 
 impl Dialect for sqlx::Sqlite {
     const KIND: &'static str = "sqlite";
+    const NUMBERED: bool = false;
 
     /// A batch of one new message (the usual case at light load) in a
     /// single call to the connection's thread, instead of four (begin, next

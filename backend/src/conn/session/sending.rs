@@ -85,13 +85,18 @@ impl Session {
                 Some(client_id),
             );
         }
-        let entry = NewEntry::of(
-            entry,
-            room.clone(),
-            self.peer.user.clone(),
-            client_id.clone(),
-            moderator,
-        );
+        // Built once the committer's queue has room (see
+        // `GroupCommit::submit_with`).
+        let user = &self.peer.user;
+        let entry = || {
+            NewEntry::of(
+                entry,
+                room.clone(),
+                user.clone(),
+                client_id.clone(),
+                moderator,
+            )
+        };
         // Queued for the store now, in the order read; delivered (with our
         // ack) once stored. The delivery runs as its own task so that it
         // happens even if this connection ends first: others must get the
