@@ -334,6 +334,54 @@ async fn rooms_follow_the_account(alice: &Client, bob: &Client, driver_url: &str
     phone.close().await.unwrap();
 }
 
+/// Up in the empty composer edits your last message; what you typed and
+/// did not send is still there after a reload.
+async fn the_composer_keeps_drafts_and_up_edits_the_last_message(alice: &Client) {
+    say(alice, "a line to edit").await;
+    wait_text(alice, "[data-testid=messages]", "a line to edit", WAIT).await;
+    let area = alice.find(Locator::Css(".composer textarea")).await.unwrap();
+    // WebDriver's Arrow Up.
+    area.send_keys("\u{E013}").await.unwrap();
+    let edit = alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("form.edit textarea"))
+        .await
+        .expect("Up opened the last message for editing");
+    assert_eq!(
+        edit.prop("value").await.unwrap().as_deref(),
+        Some("a line to edit")
+    );
+    alice
+        .find(Locator::XPath(
+            "//form[contains(@class,'edit')]//button[normalize-space()='Cancel']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    let area = alice.find(Locator::Css(".composer textarea")).await.unwrap();
+    area.send_keys("half a thought").await.unwrap();
+    alice.refresh().await.unwrap();
+    wait_text(alice, "[data-testid=banner]", "Connected", WAIT).await;
+    let area = alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".composer textarea"))
+        .await
+        .unwrap();
+    assert_eq!(
+        area.prop("value").await.unwrap().as_deref(),
+        Some("half a thought"),
+        "the draft survived the reload"
+    );
+    // Control+A, Backspace: emptied as a person would (an input event),
+    // so the draft is forgotten too.
+    area.send_keys("\u{E009}a\u{E000}\u{E003}").await.unwrap();
+}
+
 /// What the first visit cost, from the browser's own Resource Timing: the
 /// app booted under the server's CSP (or sign-in would not have appeared),
 /// the wasm came compressed, and the bytes on the wire and first paint are
@@ -720,6 +768,7 @@ async fn two_people_chat_and_survive_a_server_restart() {
     changes::replies_edits_deletes_and_topic(&alice, &bob).await;
 
     rooms_follow_the_account(&alice, &bob, driver_url, base).await;
+    the_composer_keeps_drafts_and_up_edits_the_last_message(&alice).await;
 
     private_room_invite_removal_and_sign_out(&alice, &bob, port).await;
 

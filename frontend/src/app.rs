@@ -306,12 +306,12 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                     <div class="room-body">
                         <div class="conversation">
                             <MessageList chat room=current on_top=conversation.load_older()
-                                actions=conversation.actions() />
+                                actions=conversation.actions() editing=conversation.editing />
                             <TypingLine chat room=current />
                             <Composer room=current on_send=conversation.on_send()
                                 on_typing=conversation.on_typing() replying=conversation.reply_label()
                                 on_cancel_reply=Callback::new(move |()| conversation.replying.set(None))
-                                members=mentionable />
+                                members=mentionable on_edit_last=conversation.on_edit_last() />
                         </div>
                         <div class="side" id="members" class:stale=move || status.get().phase != Phase::Open>
                             <Members chat room=current token=session.token.clone() me=session.user.clone() on_direct />

@@ -564,6 +564,19 @@ impl Chat {
         true
     }
 
+    /// The seq of this user's newest message in `room` that is still
+    /// there to edit.
+    pub fn last_own_message(&self, room: &str) -> Option<u64> {
+        let me = &self.me.as_ref()?.id;
+        self.rooms
+            .get(room)?
+            .lines
+            .iter()
+            .rev()
+            .find(|l| l.user.id == *me && !l.deleted && l.seq.is_some())
+            .and_then(|l| l.seq)
+    }
+
     /// What the room list says is unread in a followed room, until its
     /// `joined` says it (or it is on screen).
     pub fn listed(&mut self, room: &str, unread: u32, mentions: u32) {

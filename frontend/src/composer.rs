@@ -1,4 +1,5 @@
-//! The message box of the room on screen: a draft per room, Enter to send,
+//! The message box of the room on screen: a draft per room (kept across
+//! reloads), Enter to send, growing with its text,
 //! a byte counter near the limit, the message being answered, and
 //! `@username` completion from the room's members.
 
@@ -25,37 +26,34 @@ pub fn Composer(
     /// The room's members, to complete `@username` from.
     #[prop(optional, into)]
     members: Option<Signal<Vec<User>>>,
+    /// Up arrow in the empty box: edit the last message sent.
+    #[prop(optional)]
+    on_edit_last: Option<Callback<()>>,
 ) -> impl IntoView {
     use common::validate::MAX_CONTENT_BYTES;
-    let text = RwSignal::new(String::new());
-    let drafts = StoredValue::new(std::collections::HashMap::<String, String>::new());
+    // Each room's draft is kept as it is typed (`storage`: per account and
+    // room, so it survives a reload).
+    let text = RwSignal::new(crate::storage::load_draft(&room.get_untracked()));
     let shown = StoredValue::new(room.get_untracked());
     let area = NodeRef::<leptos::html::Textarea>::new();
     Effect::new(move |_| {
         let now = room.get();
-        let before = shown.get_value();
-        if now == before {
+        if now == shown.get_value() {
             return;
         }
-        let draft = text.get_untracked();
-        drafts.update_value(|d| {
-            if draft.is_empty() {
-                d.remove(&before);
-            } else {
-                d.insert(before, draft);
-            }
-        });
-        text.set(drafts.with_value(|d| d.get(&now).cloned().unwrap_or_default()));
+        text.set(crate::storage::load_draft(&now));
         shown.set_value(now);
         if let Some(el) = area.get_untracked() {
             let _ = el.focus();
         }
     });
+    let keep_draft = move || crate::storage::save_draft(&shown.get_value(), &text.get_untracked());
     let send = move || {
         let value = text.get_untracked();
         if common::validate::content(&value).is_ok() {
             on_send.run(value);
             text.set(String::new());
+            keep_draft();
         }
     };
     // Choosing a message to answer puts the cursor in the box.
@@ -130,6 +128,7 @@ pub fn Composer(
         let (value, after) = reading::complete_mention(&text.get_untracked(), at, cursor, username);
         let caret = value[..after].encode_utf16().count() as u32;
         text.set(value);
+        keep_draft();
         suggestions.set(Vec::new());
         typing_at.set_value(None);
         if let Some(el) = area.get_untracked() {
@@ -195,6 +194,7 @@ pub fn Composer(
                 }
                 on:input=move |ev| {
                     text.set(event_target_value(&ev));
+                    keep_draft();
                     on_typing.run(());
                     suggest();
                 }
@@ -226,6 +226,14 @@ pub fn Composer(
                             }
                             _ => {}
                         }
+                    }
+                    if ev.key() == "ArrowUp"
+                        && text.with_untracked(String::is_empty)
+                        && let Some(edit_last) = on_edit_last
+                    {
+                        ev.prevent_default();
+                        edit_last.run(());
+                        return;
                     }
                     if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
                         ev.prevent_default();

@@ -20,6 +20,8 @@ pub struct Conversation {
     pub room: Memo<String>,
     /// The message the next one answers.
     pub replying: RwSignal<Option<u64>>,
+    /// The message being edited (one at a time).
+    pub editing: RwSignal<Option<u64>>,
     dispatch: Callback<Event>,
     token: StoredValue<String>,
     typing: StoredValue<TypingThrottle>,
@@ -42,6 +44,7 @@ impl Conversation {
             chat,
             room,
             replying,
+            editing: RwSignal::new(None),
             dispatch,
             token: StoredValue::new(token),
             typing: StoredValue::new(TypingThrottle::default()),
@@ -81,6 +84,16 @@ impl Conversation {
                 self.dispatch.run(Event::Typing {
                     room: self.room.get_untracked(),
                 });
+            }
+        })
+    }
+
+    /// Up arrow in an empty composer: edit this user's last message.
+    pub fn on_edit_last(self) -> Callback<()> {
+        Callback::new(move |()| {
+            let room = self.room.get_untracked();
+            if let Some(seq) = self.chat.with_untracked(|c| c.last_own_message(&room)) {
+                self.editing.set(Some(seq));
             }
         })
     }

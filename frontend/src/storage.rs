@@ -57,3 +57,29 @@ pub fn save_current(room: &str) {
         let _ = store.set_item(CURRENT_KEY, room);
     }
 }
+
+/// The key of `room`'s draft for the signed-in account: drafts are per
+/// account and per room.
+fn draft_key(room: &str) -> Option<String> {
+    let user = load()?.user.id;
+    Some(format!("hearth.draft.{user}.{room}"))
+}
+
+/// What was typed in `room` and not sent, kept across reloads.
+pub fn load_draft(room: &str) -> String {
+    draft_key(room)
+        .and_then(|key| store()?.get_item(&key).ok()?)
+        .unwrap_or_default()
+}
+
+/// Keeps `text` as `room`'s draft (an empty one is forgotten).
+pub fn save_draft(room: &str, text: &str) {
+    let (Some(store), Some(key)) = (store(), draft_key(room)) else {
+        return;
+    };
+    let _ = if text.is_empty() {
+        store.remove_item(&key)
+    } else {
+        store.set_item(&key, text)
+    };
+}

@@ -86,9 +86,11 @@ pub fn MessageList(
     /// What the reader can do to a line (retry, reply, edit, delete).
     #[prop(optional)]
     actions: LineActions,
+    /// The line being edited, if any (the composer's Up arrow sets it).
+    #[prop(optional)]
+    editing: Option<RwSignal<Option<u64>>>,
 ) -> impl IntoView {
-    // The line being edited, if any.
-    let editing = RwSignal::new(None::<u64>);
+    let editing = editing.unwrap_or_else(|| RwSignal::new(None::<u64>));
     let lines = move || {
         let room = room.get();
         chat.with(|c| {

@@ -587,3 +587,20 @@ fn every_message_of_a_direct_conversation_counts_like_a_mention() {
     };
     assert!(!chat.is_for_me(&plain));
 }
+
+/// Up arrow in an empty composer edits the last message of mine that is
+/// still there.
+#[test]
+fn the_last_own_message_is_the_newest_not_deleted_one() {
+    let mut chat = chat_in_room();
+    assert_eq!(chat.last_own_message("r"), None);
+    chat.apply(&msg(1, "me", "a"), 0.0);
+    chat.apply(&msg(2, "me", "b"), 0.0);
+    chat.apply(&msg(3, "bob", "c"), 0.0);
+    assert_eq!(chat.last_own_message("r"), Some(2));
+    chat.apply(
+        &ServerMsg::Message(change(4, "me", EntryKind::Delete, Some(2), "")),
+        0.0,
+    );
+    assert_eq!(chat.last_own_message("r"), Some(1));
+}
