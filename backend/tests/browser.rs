@@ -339,7 +339,10 @@ async fn rooms_follow_the_account(alice: &Client, bob: &Client, driver_url: &str
 async fn the_composer_keeps_drafts_and_up_edits_the_last_message(alice: &Client) {
     say(alice, "a line to edit").await;
     wait_text(alice, "[data-testid=messages]", "a line to edit", WAIT).await;
-    let area = alice.find(Locator::Css(".composer textarea")).await.unwrap();
+    let area = alice
+        .find(Locator::Css(".composer textarea"))
+        .await
+        .unwrap();
     // WebDriver's Arrow Up.
     area.send_keys("\u{E013}").await.unwrap();
     let edit = alice
@@ -362,7 +365,10 @@ async fn the_composer_keeps_drafts_and_up_edits_the_last_message(alice: &Client)
         .await
         .unwrap();
 
-    let area = alice.find(Locator::Css(".composer textarea")).await.unwrap();
+    let area = alice
+        .find(Locator::Css(".composer textarea"))
+        .await
+        .unwrap();
     area.send_keys("half a thought").await.unwrap();
     alice.refresh().await.unwrap();
     wait_text(alice, "[data-testid=banner]", "Connected", WAIT).await;
