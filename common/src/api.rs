@@ -392,8 +392,12 @@ mod tests {
             visibility: Visibility::Direct,
             role: Some(Role::Member),
             with: Some(bob),
+            unread: 3,
+            ..RoomSummary::default()
         };
         let wire = serde_json::to_value(&summary).unwrap();
+        assert_eq!(wire["unread"], 3);
+        assert!(wire.get("mentions").is_none(), "zero is left out");
         assert_eq!(wire["visibility"], "direct");
         assert_eq!(wire["with"]["username"], "bob");
         assert_eq!(
