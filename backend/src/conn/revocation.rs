@@ -59,10 +59,16 @@ impl LiveSessions {
 
     /// Queues `frame` on every socket of `user_id` here. Returns how many.
     pub fn to_user(&self, user_id: &str, frame: &Frame) -> usize {
+        self.to_user_except(user_id, None, frame)
+    }
+
+    /// `to_user`, but not to the connection `except` (the one that caused
+    /// it, which knows).
+    pub fn to_user_except(&self, user_id: &str, except: Option<ConnId>, frame: &Frame) -> usize {
         let sockets = self.lock();
         let mut told = 0;
         for peer in sockets.values().flatten() {
-            if &*peer.user_id == user_id {
+            if &*peer.user_id == user_id && Some(peer.id) != except {
                 peer.outbox.push(frame.clone());
                 told += 1;
             }

@@ -148,7 +148,7 @@ impl Hub {
             }
         };
         if !member && room.visibility == common::Visibility::Public {
-            self.become_member(&room.name, &peer.user.id).await;
+            self.become_member(&room.name, peer).await;
         }
         if already_live {
             // A repeated join: it already has everything, and replaying
@@ -273,15 +273,13 @@ impl Hub {
     }
 
     /// Joining a public room makes the user a member: it is one of their
-    /// rooms on every device (`GET /api/rooms`), which hear of it at once.
-    /// Only the first join writes; a failure costs the join nothing.
-    async fn become_member(&self, room: &str, user_id: &str) {
-        match self
-            .store
-            .add_member(room, user_id, super::now_millis())
-            .await
-        {
-            Ok(true) => self.rooms_changed_for(user_id),
+    /// rooms on every device (`GET /api/rooms`), whose other connections
+    /// hear of it at once. Only the first join writes; a failure costs the
+    /// join nothing.
+    async fn become_member(&self, room: &str, peer: &Peer) {
+        let now = super::now_millis();
+        match self.store.add_member(room, &peer.user.id, now).await {
+            Ok(true) => self.rooms_changed_except(&peer.user.id, Some(peer.id)),
             Ok(false) => {}
             Err(err) => tracing::warn!(%err, room, "could not record the membership"),
         }

@@ -186,8 +186,14 @@ impl Hub {
     /// may see changed (`rooms_changed`). Rare: an invitation, a new direct
     /// conversation.
     pub fn rooms_changed_for(&self, user_id: &str) {
+        self.rooms_changed_except(user_id, None);
+    }
+
+    /// `rooms_changed_for`, but not to the connection `except` (the one
+    /// that changed them, which knows).
+    pub fn rooms_changed_except(&self, user_id: &str, except: Option<ConnId>) {
         let frame = Frame::encode(&ServerMsg::RoomsChanged);
-        self.live_sessions.to_user(user_id, &frame);
+        self.live_sessions.to_user_except(user_id, except, &frame);
         self.broker.publish(Envelope {
             origin: self.node_id.clone(),
             // Node-wide: the user's sockets may be in no room at all.

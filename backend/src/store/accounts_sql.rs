@@ -52,7 +52,8 @@ pub const ADD_MEMBER: &str = "INSERT INTO room_members (room, user_id, role, add
 pub const REMOVE_MEMBER: &str = "DELETE FROM room_members WHERE room = $1 AND user_id = $2";
 pub const ROOM_MEMBERS: &str = "SELECT u.id, u.display_name, u.username, m.role FROM room_members m \
      JOIN users u ON u.id = m.user_id WHERE m.room = $1 ORDER BY m.added_at, u.id";
-/// Followed by `IN (…)`: the rooms' members but one.
+/// Followed by the user's parameter and `AND m.room IN (…)`: the rooms'
+/// members but one. (Parameters built at run time: see `placeholders`.)
 pub const OTHER_MEMBERS: &str = "SELECT m.room, u.id, u.display_name, u.username FROM room_members m \
      JOIN users u ON u.id = m.user_id WHERE m.user_id <> ";
 pub const MEMBERSHIPS: &str = "SELECT room, role FROM room_members WHERE user_id = $1";
@@ -447,8 +448,8 @@ where
         }
         self.guarded(Access::Read, async |conn| {
             let statement = format!(
-                "{}$1 AND m.room IN ({})",
-                OTHER_MEMBERS,
+                "{OTHER_MEMBERS}{} AND m.room IN ({})",
+                placeholders::<DB>(1, 1),
                 placeholders::<DB>(2, rooms.len())
             );
             let mut query = sqlx::query_as(&statement).bind(user_id);

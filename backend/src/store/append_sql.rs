@@ -51,7 +51,8 @@ pub const UNDO_INSERT: &str = "DELETE FROM messages WHERE room = $1 AND seq = $2
 /// time (two statements each); more share four statements and a
 /// multi-row insert.
 pub const ONE_BY_ONE: usize = 2;
-/// Followed by `$1 AND client_id IN (…)`.
+/// Followed by the room's parameter and `AND client_id IN (…)`, all
+/// built at run time (see `placeholders`).
 pub const FIND_CLIENT_IDS: &str =
     concat!("SELECT ", entry_columns!(), " FROM messages WHERE room = ");
 /// Followed by `(…), (…)`: the room's new messages, which the duplicate
@@ -388,8 +389,8 @@ where
                 };
                 // Which of them this room has already stored.
                 let find = format!(
-                    "{}$1 AND client_id IN ({})",
-                    FIND_CLIENT_IDS,
+                    "{FIND_CLIENT_IDS}{} AND client_id IN ({})",
+                    placeholders::<DB>(1, 1),
                     placeholders::<DB>(2, positions.len())
                 );
                 let mut query = sqlx::query_as::<_, MessageRow>(&find).bind(room);

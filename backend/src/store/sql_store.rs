@@ -112,10 +112,12 @@ impl<DB: Database> SqlStore<DB> {
     }
 }
 
-/// `count` placeholders for parameters `first, first+1, …` (the ones
-/// before are the statement's own), separated by commas: for an `IN (…)`
-/// list built at run time. `$n`, or `?` where the dialect binds by
-/// position (`Dialect::NUMBERED`). (sqlx's `QueryBuilder` cannot be used
+/// `count` placeholders for parameters `first, first+1, …`, separated by
+/// commas: for an `IN (…)` list built at run time. `$n`, or `?` where the
+/// dialect binds by position (`Dialect::NUMBERED`). A statement uses one
+/// kind only: sqlx binds a `?` to the next argument after the previous
+/// `?`, whatever `$n` came before it, so every parameter of a statement
+/// with run-time lists comes from here. (sqlx's `QueryBuilder` cannot be used
 /// in code generic over the database: its arguments' lifetime does not
 /// unify there.)
 pub fn placeholders<DB: Dialect>(first: usize, count: usize) -> String {

@@ -213,6 +213,7 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
         .await
         .unwrap();
     accessible(alice, "a room with replies, reactions and the picker").await;
+    every_reaction_is_visible(alice).await;
     line_action(alice, "Make it 7", "React").await;
 
     // A reload: history shows the room as it is now.
@@ -379,4 +380,45 @@ async fn open_room(page: &Client, room: &str) {
     .await
     .unwrap();
     wait_text(page, ".room-header h1", room, WAIT).await;
+}
+
+/// Each emoji of the open picker, drawn on a canvas with the button's own
+/// font and colour over the picker's background, leaves pixels that stand
+/// out from it: none is a glyph in the background's colour (three of
+/// eight were, white on white, before the emoji fonts were named).
+async fn every_reaction_is_visible(page: &Client) {
+    let counts = page
+        .execute(
+            "const picker = document.querySelector('.line .picker');
+             const bg = getComputedStyle(picker).backgroundColor;
+             const [br, bgr, bb] = bg.match(/\\d+/g).map(Number);
+             return [...picker.querySelectorAll('button')].map(b => {
+               const cs = getComputedStyle(b);
+               const c = document.createElement('canvas');
+               c.width = 64; c.height = 64;
+               const x = c.getContext('2d');
+               x.fillStyle = bg; x.fillRect(0, 0, 64, 64);
+               x.font = cs.font; x.fillStyle = cs.color; x.textBaseline = 'top';
+               x.fillText(b.textContent.trim(), 4, 4);
+               const d = x.getImageData(0, 0, 64, 64).data;
+               let n = 0;
+               for (let i = 0; i < d.length; i += 4) {
+                 if (Math.abs(d[i] - br) + Math.abs(d[i + 1] - bgr) + Math.abs(d[i + 2] - bb) > 96) n++;
+               }
+               return [b.textContent.trim(), n];
+             });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let counts = counts.as_array().unwrap();
+    assert_eq!(
+        counts.len(),
+        common::validate::REACTIONS.len(),
+        "{counts:?}"
+    );
+    for pair in counts {
+        let visible = pair[1].as_u64().unwrap();
+        assert!(visible > 20, "{} draws {visible} visible pixels", pair[0]);
+    }
 }

@@ -1047,6 +1047,25 @@ async fn a_batch_is_one_transaction_with_an_answer_per_message(t: &Target) {
     assert!(results[120].as_ref().unwrap().duplicate);
     let stored = store.range("b", 0, 1000, 1000).await.unwrap();
     assert_eq!(seqs(&stored), (1..=250).collect::<Vec<u64>>());
+
+    // Retries at the very start and the very end of a batch's list of
+    // client ids are found too (each run-time parameter is bound to its
+    // own value: a list shifted by one would miss the last).
+    let edges: Vec<NewEntry> = ["m2", "fresh-1", "fresh-2", "m249"]
+        .into_iter()
+        .map(|client_id| message("b", ann, client_id))
+        .collect();
+    let results = store.append_batch(edges).await.unwrap();
+    let duplicates: Vec<bool> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap().duplicate)
+        .collect();
+    assert_eq!(duplicates, [true, false, false, true]);
+    let seqs_of: Vec<u64> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap().message.seq)
+        .collect();
+    assert_eq!(seqs_of, [4, 251, 252, 250]);
 }
 
 /// Through `GroupCommit`, many concurrent appends to several rooms share
