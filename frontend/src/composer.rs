@@ -31,9 +31,15 @@ pub fn Composer(
     on_edit_last: Option<Callback<()>>,
 ) -> impl IntoView {
     use common::validate::MAX_CONTENT_BYTES;
-    // Each room's draft is kept as it is typed (`storage`: per account and
-    // room, so it survives a reload).
-    let text = RwSignal::new(crate::storage::load_draft(&room.get_untracked()));
+    // Each room's draft is kept as it is typed: here, and in `storage`
+    // (per account and room) when signed in, so it survives a reload.
+    let drafts = StoredValue::new(std::collections::HashMap::<String, String>::new());
+    let draft_of = move |room: &str| {
+        drafts
+            .with_value(|d| d.get(room).cloned())
+            .unwrap_or_else(|| crate::storage::load_draft(room))
+    };
+    let text = RwSignal::new(draft_of(&room.get_untracked()));
     let shown = StoredValue::new(room.get_untracked());
     let area = NodeRef::<leptos::html::Textarea>::new();
     Effect::new(move |_| {
@@ -41,13 +47,19 @@ pub fn Composer(
         if now == shown.get_value() {
             return;
         }
-        text.set(crate::storage::load_draft(&now));
+        text.set(draft_of(&now));
         shown.set_value(now);
         if let Some(el) = area.get_untracked() {
             let _ = el.focus();
         }
     });
-    let keep_draft = move || crate::storage::save_draft(&shown.get_value(), &text.get_untracked());
+    let keep_draft = move || {
+        let (room, value) = (shown.get_value(), text.get_untracked());
+        crate::storage::save_draft(&room, &value);
+        drafts.update_value(|d| {
+            d.insert(room, value);
+        });
+    };
     let send = move || {
         let value = text.get_untracked();
         if common::validate::content(&value).is_ok() {

@@ -27,10 +27,16 @@ pub fn Members(
     let revision = RwSignal::new(0u32);
     let error = RwSignal::new(String::new());
     let token = StoredValue::new(token);
+    // Asked once the room is joined: a room being created does not exist
+    // yet when it is put on screen (asking then was a 404 in the console).
+    let live = Memo::new(move |_| {
+        let room = room.get();
+        chat.with(|c| c.rooms.get(&room).is_some_and(|r| r.live))
+    });
     Effect::new(move |_| {
         let room = room.get();
         revision.track();
-        if room.is_empty() {
+        if room.is_empty() || !live.get() {
             return;
         }
         let token = token.get_value();
