@@ -24,18 +24,25 @@ pub struct Directory {
 
 impl Directory {
     /// Lists the rooms now, then keeps the list fresh for as long as the
-    /// chat screen is mounted. Every room of the user's (and every direct
-    /// conversation) listed is followed (`follow`), so its messages reach
-    /// them at once, with a badge, without opening it.
+    /// chat screen is mounted. Every public room of the user's and every
+    /// direct conversation listed is followed (`follow`), so its messages
+    /// reach them at once, with a badge, without opening it. (Not a private
+    /// room: being its member may be an invitation not yet taken up.)
     pub fn start(chat: RwSignal<Chat>, token: String, follow: Callback<String>) -> Directory {
         let directory = Directory {
             list: RwSignal::new(Vec::new()),
             token: StoredValue::new(token),
         };
         Effect::new(move |_| {
+            // Public rooms joined and direct conversations; a private room
+            // one was invited to waits under "Other rooms" to be opened.
             let mine: Vec<(String, u32, u32)> = directory.list.with(|d| {
                 d.iter()
-                    .filter(|r| r.role.is_some() || r.visibility == Visibility::Direct)
+                    .filter(|r| match r.visibility {
+                        Visibility::Public => r.role.is_some(),
+                        Visibility::Direct => true,
+                        _ => false,
+                    })
                     .map(|r| (r.name.clone(), r.unread, r.mentions))
                     .collect()
             });
