@@ -206,26 +206,18 @@ async fn sign_up(page: &Client, base: &str, username: &str, display_name: &str) 
         .await
         .unwrap();
     name.send_keys(display_name).await.unwrap();
-    for (css, text) in [("#username", username), ("#password", PASSWORD)] {
-        page.find(Locator::Css(css))
-            .await
-            .unwrap()
-            .send_keys(text)
-            .await
-            .unwrap();
-    }
-    page.find(Locator::Css("form.card button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_text(page, "[data-testid=banner]", "Connected", WAIT).await;
+    enter_credentials(page, username).await;
 }
 
 /// Signs in to an existing account (password `PASSWORD`).
 async fn sign_in(page: &Client, base: &str, username: &str) {
     page.goto(base).await.unwrap();
+    enter_credentials(page, username).await;
+}
+
+/// Fills in the username and `PASSWORD` of the form on screen, submits it
+/// and waits until the chat is connected.
+async fn enter_credentials(page: &Client, username: &str) {
     for (css, text) in [("#username", username), ("#password", PASSWORD)] {
         page.wait()
             .at_most(WAIT)

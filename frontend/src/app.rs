@@ -233,7 +233,10 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     // A direct conversation the server lists is joined without being
     // shown: its messages count at once.
     let follow = Callback::new(move |room: String| {
-        if chat.try_update(|c| c.follow(&room)) == Some(true) {
+        if chat.with_untracked(|c| !c.rooms.contains_key(&room)) {
+            chat.update(|c| {
+                c.follow(&room);
+            });
             dispatch.run(Event::Join { room });
         }
     });

@@ -46,10 +46,24 @@ impl Directory {
                     .map(|r| (r.name.clone(), r.unread, r.mentions))
                     .collect()
             });
-            for (room, unread, mentions) in mine {
-                follow.run(room.clone());
-                chat.update(|c| c.listed(&room, unread, mentions));
+            // Rooms already joined on this connection know their counts:
+            // the usual poll finds nothing to do and changes nothing.
+            let pending: Vec<(String, u32, u32)> = chat.with_untracked(|c| {
+                mine.into_iter()
+                    .filter(|(room, ..)| !c.rooms.get(room).is_some_and(|r| r.live))
+                    .collect()
+            });
+            if pending.is_empty() {
+                return;
             }
+            for (room, ..) in &pending {
+                follow.run(room.clone());
+            }
+            chat.update(|c| {
+                for (room, unread, mentions) in &pending {
+                    c.listed(room, *unread, *mentions);
+                }
+            });
         });
         directory.refresh();
         // Invited, removed, or written to in a new direct conversation:
