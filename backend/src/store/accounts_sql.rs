@@ -2,7 +2,8 @@
 
 use super::db_seq;
 use super::health::Access;
-use super::sql_store::{Dialect, RowsAffected, SqlStore, Value, placeholders};
+use super::statement::{Columns, Driver, Read, RowsAffected};
+use super::sql_store::{Dialect, SqlStore, placeholders};
 use sqlx::Connection;
 pub const CREATE_USER: &str = "INSERT INTO users (id, username, display_name, password_hash, created_at) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
@@ -58,28 +59,36 @@ pub const OTHER_MEMBERS: &str = "SELECT m.room, u.id, u.display_name, u.username
      JOIN users u ON u.id = m.user_id WHERE m.user_id <> ";
 pub const MEMBERSHIPS: &str = "SELECT room, role FROM room_members WHERE user_id = $1";
 
-pub type SessionRow = (String, i64, String, String, Option<String>);
-
-pub fn session(row: SessionRow) -> super::SessionRecord {
-    let (id, expires_at, user_id, name, username) = row;
-    super::SessionRecord {
-        id,
-        user: common::User {
-            id: user_id,
-            name,
-            username,
-        },
-        expires_at: expires_at.max(0) as u64,
+/// A session and its user, in `SESSION_COLUMNS` order.
+impl Read for super::SessionRecord {
+    fn read<DB: Driver>(columns: &mut Columns<'_, DB>) -> sqlx::Result<Self> {
+        let id = columns.next()?;
+        let expires_at: i64 = columns.next()?;
+        let user = common::User {
+            id: columns.next()?,
+            name: columns.next()?,
+            username: columns.next()?,
+        };
+        Ok(super::SessionRecord {
+            id,
+            user,
+            expires_at: expires_at.max(0) as u64,
+        })
     }
 }
 
-pub type CredentialsRow = (String, String, Option<String>, Option<String>);
-
-pub fn credentials(row: CredentialsRow) -> super::Credentials {
-    let (id, name, username, password_hash) = row;
-    super::Credentials {
-        user: common::User { id, name, username },
-        password_hash,
+/// A user's credentials, in `CREDENTIALS` order (fields are read in the
+/// order they are written).
+impl Read for super::Credentials {
+    fn read<DB: Driver>(columns: &mut Columns<'_, DB>) -> sqlx::Result<Self> {
+        Ok(super::Credentials {
+            user: common::User {
+                id: columns.next()?,
+                name: columns.next()?,
+                username: columns.next()?,
+            },
+            password_hash: columns.next()?,
+        })
     }
 }
 
@@ -95,22 +104,10 @@ pub fn parse_visibility(text: &str) -> common::Visibility {
 
 /// `Accounts` for every SQL database (see `SqlStore`).
 #[async_trait::async_trait]
-impl<DB> crate::store::Accounts for SqlStore<DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    String: Value<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-{
+impl<DB: Dialect> crate::store::Accounts for SqlStore<DB> {
     async fn create_user(&self, user: &crate::store::NewUser<'_>) -> crate::store::Result<bool> {
         self.guarded(Access::Write, async |conn| {
-            Ok(sqlx::query(CREATE_USER)
+            Ok(DB::query(CREATE_USER)
                 .bind(user.id)
                 .bind(user.username)
                 .bind(user.display_name)
@@ -129,11 +126,11 @@ where
         username: &str,
     ) -> crate::store::Result<Option<crate::store::Credentials>> {
         self.guarded(Access::Read, async |conn| {
-            let row: Option<CredentialsRow> = sqlx::query_as(CREDENTIALS)
+            let row: Option<crate::store::Credentials> = DB::query(CREDENTIALS)
                 .bind(username)
                 .fetch_optional(&mut *conn)
                 .await?;
-            Ok(row.map(credentials))
+            Ok(row)
         })
         .await
     }
@@ -143,18 +140,18 @@ where
         user_id: &str,
     ) -> crate::store::Result<Option<crate::store::Credentials>> {
         self.guarded(Access::Read, async |conn| {
-            let row: Option<CredentialsRow> = sqlx::query_as(CREDENTIALS_BY_ID)
+            let row: Option<crate::store::Credentials> = DB::query(CREDENTIALS_BY_ID)
                 .bind(user_id)
                 .fetch_optional(&mut *conn)
                 .await?;
-            Ok(row.map(credentials))
+            Ok(row)
         })
         .await
     }
 
     async fn set_password(&self, user_id: &str, password_hash: &str) -> crate::store::Result<()> {
         self.guarded(Access::Write, async |conn| {
-            sqlx::query(SET_PASSWORD)
+            DB::query(SET_PASSWORD)
                 .bind(user_id)
                 .bind(password_hash)
                 .execute(&mut *conn)
@@ -173,7 +170,7 @@ where
         expires_at: u64,
     ) -> crate::store::Result<()> {
         self.guarded(Access::Write, async |conn| {
-            sqlx::query(CREATE_SESSION)
+            DB::query(CREATE_SESSION)
                 .bind(id)
                 .bind(token_hash)
                 .bind(user_id)
@@ -192,19 +189,19 @@ where
         now_secs: u64,
     ) -> crate::store::Result<Option<crate::store::SessionRecord>> {
         self.guarded(Access::Read, async |conn| {
-            let row: Option<SessionRow> = sqlx::query_as(&session_by_hash())
+            let row: Option<crate::store::SessionRecord> = DB::query(&session_by_hash())
                 .bind(token_hash)
                 .bind(db_seq(now_secs))
                 .fetch_optional(&mut *conn)
                 .await?;
-            Ok(row.map(session))
+            Ok(row)
         })
         .await
     }
 
     async fn revoke_session(&self, id: &str, now_ms: i64) -> crate::store::Result<bool> {
         self.guarded(Access::Write, async |conn| {
-            Ok(sqlx::query(REVOKE_SESSION)
+            Ok(DB::query(REVOKE_SESSION)
                 .bind(id)
                 .bind(now_ms)
                 .execute(&mut *conn)
@@ -222,7 +219,7 @@ where
         now_ms: i64,
     ) -> crate::store::Result<Vec<String>> {
         self.guarded(Access::Write, async |conn| {
-            Ok(sqlx::query_scalar(REVOKE_OTHERS)
+            Ok(DB::query(REVOKE_OTHERS)
                 .bind(user_id)
                 .bind(keep)
                 .bind(now_ms)
@@ -234,7 +231,7 @@ where
 
     async fn revoked_since(&self, since_ms: i64) -> crate::store::Result<Vec<String>> {
         self.guarded(Access::Read, async |conn| {
-            Ok(sqlx::query_scalar(REVOKED_SINCE)
+            Ok(DB::query(REVOKED_SINCE)
                 .bind(since_ms)
                 .fetch_all(&mut *conn)
                 .await?)
@@ -248,7 +245,7 @@ where
         revoked_before_ms: i64,
     ) -> crate::store::Result<u64> {
         self.guarded(Access::Write, async |conn| {
-            Ok(sqlx::query(PRUNE_SESSIONS)
+            Ok(DB::query(PRUNE_SESSIONS)
                 .bind(db_seq(expired_before))
                 .bind(revoked_before_ms)
                 .execute(&mut *conn)
@@ -266,11 +263,11 @@ where
         now_ms: i64,
     ) -> crate::store::Result<()> {
         self.guarded(Access::Write, async |conn| {
-            sqlx::query(FORGET_TICKETS)
+            DB::query(FORGET_TICKETS)
                 .bind(now_ms)
                 .execute(&mut *conn)
                 .await?;
-            sqlx::query(SAVE_TICKET)
+            DB::query(SAVE_TICKET)
                 .bind(hash)
                 .bind(session_id)
                 .bind(expires_at_ms)
@@ -288,18 +285,18 @@ where
         now_secs: u64,
     ) -> crate::store::Result<Option<crate::store::SessionRecord>> {
         self.guarded(Access::Write, async |conn| {
-            let ticket: Option<(String, i64)> = sqlx::query_as(TAKE_TICKET)
+            let ticket: Option<(String, i64)> = DB::query(TAKE_TICKET)
                 .bind(hash)
                 .fetch_optional(&mut *conn)
                 .await?;
             Ok(match ticket {
                 Some((session_id, expires_at)) if expires_at >= now_ms => {
-                    let row: Option<SessionRow> = sqlx::query_as(&session_by_id())
+                    let row: Option<crate::store::SessionRecord> = DB::query(&session_by_id())
                         .bind(session_id)
                         .bind(db_seq(now_secs))
                         .fetch_optional(&mut *conn)
                         .await?;
-                    row.map(session)
+                    row
                 }
                 _ => None,
             })
@@ -316,7 +313,7 @@ where
     ) -> crate::store::Result<bool> {
         self.guarded(Access::Write, async |conn| {
             let mut tx = conn.begin().await?;
-            let created = sqlx::query(CREATE_ROOM)
+            let created = DB::query(CREATE_ROOM)
                 .bind(name)
                 .bind(now_ms)
                 .bind(owner_id)
@@ -326,7 +323,7 @@ where
                 .rows_affected()
                 == 1;
             if created {
-                sqlx::query(SET_ROLE)
+                DB::query(SET_ROLE)
                     .bind(name)
                     .bind(owner_id)
                     .bind(common::Role::Owner.as_str())
@@ -348,7 +345,7 @@ where
         user_id: &str,
     ) -> crate::store::Result<Option<crate::store::RoomAccess>> {
         self.guarded(Access::Read, async |conn| {
-            let row: Option<(String, Option<String>, String)> = sqlx::query_as(ROOM_ACCESS)
+            let row: Option<(String, Option<String>, String)> = DB::query(ROOM_ACCESS)
                 .bind(room)
                 .bind(user_id)
                 .fetch_optional(&mut *conn)
@@ -372,7 +369,7 @@ where
         now_ms: i64,
     ) -> crate::store::Result<()> {
         self.guarded(Access::Write, async |conn| {
-            sqlx::query(SET_ROLE)
+            DB::query(SET_ROLE)
                 .bind(room)
                 .bind(user_id)
                 .bind(role.as_str())
@@ -391,7 +388,7 @@ where
         now_ms: i64,
     ) -> crate::store::Result<bool> {
         self.guarded(Access::Write, async |conn| {
-            Ok(sqlx::query(ADD_MEMBER)
+            Ok(DB::query(ADD_MEMBER)
                 .bind(room)
                 .bind(user_id)
                 .bind(now_ms)
@@ -405,7 +402,7 @@ where
 
     async fn remove_member(&self, room: &str, user_id: &str) -> crate::store::Result<bool> {
         self.guarded(Access::Write, async |conn| {
-            Ok(sqlx::query(REMOVE_MEMBER)
+            Ok(DB::query(REMOVE_MEMBER)
                 .bind(room)
                 .bind(user_id)
                 .execute(&mut *conn)
@@ -421,7 +418,7 @@ where
         room: &str,
     ) -> crate::store::Result<Vec<(common::User, common::Role)>> {
         self.guarded(Access::Read, async |conn| {
-            let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(ROOM_MEMBERS)
+            let rows: Vec<(String, String, Option<String>, String)> = DB::query(ROOM_MEMBERS)
                 .bind(room)
                 .fetch_all(&mut *conn)
                 .await?;
@@ -452,7 +449,7 @@ where
                 placeholders::<DB>(1, 1),
                 placeholders::<DB>(2, rooms.len())
             );
-            let mut query = sqlx::query_as(&statement).bind(user_id);
+            let mut query = DB::query(&statement).bind(user_id);
             for room in rooms {
                 query = query.bind(*room);
             }
@@ -471,7 +468,7 @@ where
         user_id: &str,
     ) -> crate::store::Result<Vec<(String, common::Role)>> {
         self.guarded(Access::Read, async |conn| {
-            let rows: Vec<(String, String)> = sqlx::query_as(MEMBERSHIPS)
+            let rows: Vec<(String, String)> = DB::query(MEMBERSHIPS)
                 .bind(user_id)
                 .fetch_all(&mut *conn)
                 .await?;

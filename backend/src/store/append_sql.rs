@@ -11,8 +11,8 @@
 
 use super::health::Access;
 use super::sql::entry_columns;
-pub use super::sql::{MessageRow, message};
-use super::sql_store::{Dialect, SqlStore, Value, placeholders, value_rows};
+use super::statement::Statement;
+use super::sql_store::{Dialect, SqlStore, placeholders, value_rows};
 use super::{Appended, NewEntry, StoreError};
 use common::EntryKind;
 use sqlx::Connection;
@@ -132,19 +132,7 @@ pub(super) enum Outcome {
 }
 
 /// Appends, for every SQL database (see `SqlStore`).
-impl<DB> SqlStore<DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    String: Value<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-{
+impl<DB: Dialect> SqlStore<DB> {
     /// Reads the reactions of `messages` (a page, in seq order) and
     /// attaches them: one query per page, none if no message has any.
     pub(super) async fn with_reactions(
@@ -153,7 +141,7 @@ where
         messages: &mut [common::ChatMessage],
     ) -> std::result::Result<(), sqlx::Error> {
         if let (Some(first), Some(last)) = (messages.first(), messages.last()) {
-            let rows: Vec<super::sql::ReactionRow> = sqlx::query_as(super::sql::REACTIONS)
+            let rows: Vec<super::sql::ReactionRow> = DB::query(super::sql::REACTIONS)
                 .bind(room)
                 .bind(first.seq as i64)
                 .bind(last.seq as i64)
@@ -166,10 +154,10 @@ where
 
     /// Binds an entry's `INSERT_COLUMNS`, stored under `seq`.
     fn bind_entry<'q>(
-        query: sqlx::query::Query<'q, DB, DB::Arguments<'q>>,
+        query: Statement<'q, DB>,
         m: &'q NewEntry,
         seq: i64,
-    ) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>> {
+    ) -> Statement<'q, DB> {
         query
             .bind(m.room.as_str())
             .bind(seq)
@@ -193,18 +181,18 @@ where
         tx: &mut sqlx::Transaction<'c, DB>,
         m: &NewEntry,
     ) -> std::result::Result<Outcome, sqlx::Error> {
-        let seq: Option<i64> = sqlx::query_scalar(NEXT_SEQ)
+        let seq: Option<i64> = DB::query(NEXT_SEQ)
             .bind(m.room.as_str())
             .fetch_optional(&mut **tx)
             .await?;
         let Some(seq) = seq else {
             return Ok(Outcome::Refused(StoreError::UnknownRoom(m.room.clone())));
         };
-        let inserted = Self::bind_entry(sqlx::query(INSERT_MESSAGE), m, seq)
+        let inserted: Option<i64> = Self::bind_entry(DB::query(INSERT_MESSAGE), m, seq)
             .fetch_optional(&mut **tx)
             .await?;
         if inserted.is_none() {
-            let earlier: MessageRow = sqlx::query_as(FIND_CLIENT_ID)
+            let earlier: common::ChatMessage = DB::query(FIND_CLIENT_ID)
                 .bind(m.room.as_str())
                 .bind(&m.user.id)
                 .bind(m.client_id.as_str())
@@ -213,20 +201,20 @@ where
             // Give the seq back. This transaction has held the
             // room's row since it took the seq, so the seq is still
             // the room's newest.
-            sqlx::query(RETURN_SEQ)
+            DB::query(RETURN_SEQ)
                 .bind(m.room.as_str())
                 .execute(&mut **tx)
                 .await?;
-            return Ok(Outcome::Duplicate(Box::new(message(earlier))));
+            return Ok(Outcome::Duplicate(Box::new(earlier)));
         }
         if !Self::apply_change(tx, m).await? {
             // Nothing to change: the entry and its seq go again.
-            sqlx::query(UNDO_INSERT)
+            DB::query(UNDO_INSERT)
                 .bind(m.room.as_str())
                 .bind(seq)
                 .execute(&mut **tx)
                 .await?;
-            sqlx::query(RETURN_SEQ)
+            DB::query(RETURN_SEQ)
                 .bind(m.room.as_str())
                 .execute(&mut **tx)
                 .await?;
@@ -245,7 +233,7 @@ where
         let changed: Option<i64> = match m.kind {
             EntryKind::Message => return Ok(true),
             EntryKind::Topic => {
-                sqlx::query(SET_TOPIC)
+                DB::query(SET_TOPIC)
                     .bind(m.room.as_str())
                     .bind(m.content.as_str())
                     .execute(&mut **tx)
@@ -253,7 +241,7 @@ where
                 return Ok(true);
             }
             EntryKind::Edit => {
-                sqlx::query_scalar(EDIT)
+                DB::query(EDIT)
                     .bind(m.room.as_str())
                     .bind(target)
                     .bind(&m.user.id)
@@ -263,7 +251,7 @@ where
                     .await?
             }
             EntryKind::Delete if m.moderator => {
-                sqlx::query_scalar(DELETE_ANY)
+                DB::query(DELETE_ANY)
                     .bind(m.room.as_str())
                     .bind(target)
                     .bind(m.ts)
@@ -271,7 +259,7 @@ where
                     .await?
             }
             EntryKind::Delete => {
-                sqlx::query_scalar(DELETE_OWN)
+                DB::query(DELETE_OWN)
                     .bind(m.room.as_str())
                     .bind(target)
                     .bind(&m.user.id)
@@ -280,7 +268,7 @@ where
                     .await?
             }
             EntryKind::React | EntryKind::Unreact => {
-                let there: Option<i64> = sqlx::query_scalar(REACTABLE)
+                let there: Option<i64> = DB::query(REACTABLE)
                     .bind(m.room.as_str())
                     .bind(target)
                     .fetch_optional(&mut **tx)
@@ -289,7 +277,7 @@ where
                     return Ok(false);
                 }
                 if m.kind == EntryKind::React {
-                    sqlx::query(REACT)
+                    DB::query(REACT)
                         .bind(m.room.as_str())
                         .bind(target)
                         .bind(m.content.as_str())
@@ -299,7 +287,7 @@ where
                         .execute(&mut **tx)
                         .await?;
                 } else {
-                    sqlx::query(UNREACT)
+                    DB::query(UNREACT)
                         .bind(m.room.as_str())
                         .bind(target)
                         .bind(m.content.as_str())
@@ -313,7 +301,7 @@ where
         };
         if changed.is_some() && m.kind == EntryKind::Delete {
             for erase in [ERASE_EDITS, ERASE_REACTIONS] {
-                sqlx::query(erase)
+                DB::query(erase)
                     .bind(m.room.as_str())
                     .bind(target)
                     .execute(&mut **tx)
@@ -375,7 +363,7 @@ where
                 // Locks the room's row (PostgreSQL) or takes the
                 // write lock (SQLite) before anything is read, so
                 // appends to a room are serialized across nodes.
-                let last: Option<i64> = sqlx::query_scalar(LOCK_ROOM)
+                let last: Option<i64> = DB::query(LOCK_ROOM)
                     .bind(room)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -393,17 +381,12 @@ where
                     placeholders::<DB>(1, 1),
                     placeholders::<DB>(2, positions.len())
                 );
-                let mut query = sqlx::query_as::<_, MessageRow>(&find).bind(room);
+                let mut query = DB::query(&find).bind(room);
                 for &i in &positions {
                     query = query.bind(batch[i].client_id.as_str());
                 }
                 // Usually none: these are retries.
-                let stored: Vec<common::ChatMessage> = query
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .into_iter()
-                    .map(message)
-                    .collect();
+                let stored: Vec<common::ChatMessage> = query.fetch_all(&mut *tx).await?;
                 let mut first_of: std::collections::HashMap<(&str, &str), usize> =
                     std::collections::HashMap::with_capacity(positions.len());
                 let mut fresh = Vec::with_capacity(positions.len());
@@ -437,13 +420,13 @@ where
                         INSERT_MESSAGES,
                         value_rows::<DB>(1, rows.len(), INSERT_COLUMNS)
                     );
-                    let mut insert = sqlx::query(&statement);
+                    let mut insert = DB::query(&statement);
                     for &(i, seq) in rows {
                         insert = Self::bind_entry(insert, &batch[i], seq);
                     }
                     insert.execute(&mut *tx).await?;
                 }
-                sqlx::query(SET_LAST_SEQ)
+                DB::query(SET_LAST_SEQ)
                     .bind(room)
                     .bind(last)
                     .execute(&mut *tx)

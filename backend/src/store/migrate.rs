@@ -12,10 +12,8 @@
 //! that older Hearth (`backend/tests/fixtures/schema-10.*`).
 
 use sqlx::migrate::{Migrate, Migrator};
-use sqlx::{Database, Executor, IntoArguments};
-
 use super::Result;
-use super::sql_store::Value;
+use super::statement::Driver;
 
 pub static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 pub static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -30,28 +28,22 @@ pub async fn adopt_hearth_schema<DB>(
     exists: &str,
 ) -> Result<()>
 where
-    DB: Database,
+    DB: Driver,
     DB::Connection: Migrate,
-    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    i64: Value<DB>,
 {
-    let found: Option<i64> = sqlx::query_scalar(exists)
+    let found: Option<i64> = DB::query(exists)
         .fetch_optional(&mut *conn)
         .await?;
     if found.is_none() {
         return Ok(());
     }
     let applied: i64 =
-        sqlx::query_scalar("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM hearth_schema")
+        DB::query("SELECT CAST(COALESCE(MAX(version), 0) AS BIGINT) FROM hearth_schema")
             .fetch_one(&mut *conn)
             .await?;
     conn.ensure_migrations_table().await?;
     for migration in migrator.iter().filter(|m| m.version <= applied) {
-        sqlx::query(
+        DB::query(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
              VALUES ($1, $2, TRUE, $3, 0) ON CONFLICT (version) DO NOTHING",
         )
@@ -61,7 +53,7 @@ where
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query("DROP TABLE hearth_schema")
+    DB::query("DROP TABLE hearth_schema")
         .execute(&mut *conn)
         .await?;
     tracing::info!(applied, "adopted the schema versions of an older Hearth");

@@ -21,6 +21,7 @@ mod postgres;
 pub(crate) mod search;
 mod sql;
 mod sql_store;
+mod statement;
 mod sqlite;
 
 use std::path::Path;

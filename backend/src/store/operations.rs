@@ -13,7 +13,8 @@ use common::User;
 
 use super::Result;
 use super::health::Access;
-use super::sql_store::{Dialect, RowsAffected, SqlStore, Value};
+use super::statement::{Columns, Driver, Read, RowsAffected};
+use super::sql_store::{Dialect, SqlStore};
 use sqlx::Connection;
 
 /// Which rooms an API key may post to.
@@ -152,42 +153,32 @@ pub const DELETE_USER_MESSAGES_IN: &str = "DELETE FROM messages WHERE user_id = 
 pub const DELETE_USER_REACTIONS: &str = "DELETE FROM reactions WHERE user_id = $1";
 pub const DELETE_USER_REACTIONS_IN: &str = "DELETE FROM reactions WHERE user_id = $1 AND room = $2";
 
-pub type KeyRow = (String, String, String, i64, Option<i64>);
-
-pub fn key(row: KeyRow) -> ApiKey {
-    let (id, name, rooms, created_at, revoked_at) = row;
-    ApiKey {
-        id,
-        name,
-        // Written by `to_text`; anything else (a hand edit) allows nothing.
-        rooms: RoomScope::parse(&rooms).unwrap_or(RoomScope::Only(Vec::new())),
-        created_at,
-        revoked_at,
+/// An API key, in `KEY_COLUMNS` order (fields are read in the order they
+/// are written).
+impl Read for ApiKey {
+    fn read<DB: Driver>(columns: &mut Columns<'_, DB>) -> sqlx::Result<Self> {
+        Ok(ApiKey {
+            id: columns.next()?,
+            name: columns.next()?,
+            // Written by `to_text`; anything else (a hand edit) allows nothing.
+            rooms: RoomScope::parse(&columns.next::<String>()?)
+                .unwrap_or(RoomScope::Only(Vec::new())),
+            created_at: columns.next()?,
+            revoked_at: columns.next()?,
+        })
     }
 }
 
 /// `Operations` for every SQL database (see `SqlStore`).
 #[async_trait::async_trait]
-impl<DB> crate::store::Operations for SqlStore<DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    String: Value<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-{
+impl<DB: Dialect> crate::store::Operations for SqlStore<DB> {
     async fn create_api_key(
         &self,
         key: &crate::store::ApiKey,
         key_hash: &str,
     ) -> crate::store::Result<()> {
         self.guarded(Access::Write, async |conn| {
-            sqlx::query(CREATE_KEY)
+            DB::query(CREATE_KEY)
                 .bind(&key.id)
                 .bind(key_hash)
                 .bind(&key.name)
@@ -203,18 +194,18 @@ where
     async fn api_key(&self, key_hash: &str) -> crate::store::Result<Option<crate::store::ApiKey>> {
         self.guarded(Access::Read, async |conn| {
             let query = format!("{} WHERE key_hash = $1 AND revoked_at IS NULL", KEY_COLUMNS);
-            let row: Option<KeyRow> = sqlx::query_as(&query)
+            let row: Option<ApiKey> = DB::query(&query)
                 .bind(key_hash)
                 .fetch_optional(&mut *conn)
                 .await?;
-            Ok(row.map(key))
+            Ok(row)
         })
         .await
     }
 
     async fn revoke_api_key(&self, id: &str, now_ms: i64) -> crate::store::Result<bool> {
         self.guarded(Access::Write, async |conn| {
-            Ok(sqlx::query(REVOKE_KEY)
+            Ok(DB::query(REVOKE_KEY)
                 .bind(id)
                 .bind(now_ms)
                 .execute(&mut *conn)
@@ -228,8 +219,7 @@ where
     async fn api_keys(&self) -> crate::store::Result<Vec<crate::store::ApiKey>> {
         self.guarded(Access::Read, async |conn| {
             let query = format!("{} ORDER BY created_at, id", KEY_COLUMNS);
-            let rows: Vec<KeyRow> = sqlx::query_as(&query).fetch_all(&mut *conn).await?;
-            Ok(rows.into_iter().map(key).collect())
+            Ok(DB::query(&query).fetch_all(&mut *conn).await?)
         })
         .await
     }
@@ -241,7 +231,7 @@ where
     ) -> crate::store::Result<Vec<crate::store::UserSummary>> {
         self.guarded(Access::Read, async |conn| {
             let pattern = crate::store::sql::prefix_pattern(&prefix.to_lowercase());
-            let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(FIND_USERS)
+            let rows: Vec<(String, String, Option<String>, i64)> = DB::query(FIND_USERS)
                 .bind(pattern)
                 .bind(i64::from(limit))
                 .fetch_all(&mut *conn)
@@ -262,7 +252,7 @@ where
     async fn delete_room(&self, room: &str, now_ms: i64) -> crate::store::Result<Option<u64>> {
         self.guarded(Access::Write, async |conn| {
             let mut tx = conn.begin().await?;
-            let found = sqlx::query(MARK_ROOM_DELETED)
+            let found = DB::query(MARK_ROOM_DELETED)
                 .bind(room)
                 .bind(now_ms)
                 .execute(&mut *tx)
@@ -270,7 +260,7 @@ where
                 .rows_affected()
                 > 0;
             Ok(if found {
-                let messages = sqlx::query(DELETE_ROOM_MESSAGES)
+                let messages = DB::query(DELETE_ROOM_MESSAGES)
                     .bind(room)
                     .execute(&mut *tx)
                     .await?
@@ -280,7 +270,7 @@ where
                     DELETE_ROOM_READ_MARKS,
                     DELETE_ROOM_REACTIONS,
                 ] {
-                    sqlx::query(statement).bind(room).execute(&mut *tx).await?;
+                    DB::query(statement).bind(room).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Some(messages)
@@ -294,7 +284,7 @@ where
 
     async fn deleted_rooms_since(&self, since_ms: i64) -> crate::store::Result<Vec<(String, i64)>> {
         self.guarded(Access::Read, async |conn| {
-            Ok(sqlx::query_as(DELETED_SINCE)
+            Ok(DB::query(DELETED_SINCE)
                 .bind(since_ms)
                 .fetch_all(&mut *conn)
                 .await?)
@@ -311,12 +301,12 @@ where
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             let deleted = match room {
                 Some(room) => {
-                    sqlx::query(DELETE_USER_REACTIONS_IN)
+                    DB::query(DELETE_USER_REACTIONS_IN)
                         .bind(user_id)
                         .bind(room)
                         .execute(&mut *tx)
                         .await?;
-                    sqlx::query(DELETE_USER_MESSAGES_IN)
+                    DB::query(DELETE_USER_MESSAGES_IN)
                         .bind(user_id)
                         .bind(room)
                         .execute(&mut *tx)
@@ -324,11 +314,11 @@ where
                         .rows_affected()
                 }
                 None => {
-                    sqlx::query(DELETE_USER_REACTIONS)
+                    DB::query(DELETE_USER_REACTIONS)
                         .bind(user_id)
                         .execute(&mut *tx)
                         .await?;
-                    sqlx::query(DELETE_USER_MESSAGES)
+                    DB::query(DELETE_USER_MESSAGES)
                         .bind(user_id)
                         .execute(&mut *tx)
                         .await?
@@ -336,7 +326,7 @@ where
                 }
             };
             // And other people's reactions to the messages now gone.
-            sqlx::query(crate::store::sql::PRUNE_REACTIONS)
+            DB::query(crate::store::sql::PRUNE_REACTIONS)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;

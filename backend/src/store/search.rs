@@ -15,8 +15,7 @@ use common::ChatMessage;
 
 use super::Result;
 use super::health::Access;
-use super::sql;
-use super::sql_store::{Dialect, SearchSyntax, SqlStore, Value};
+use super::sql_store::{Dialect, SearchSyntax, SqlStore};
 
 #[async_trait]
 pub trait Search: Send + Sync + 'static {
@@ -97,19 +96,7 @@ pub const NO_CURSOR: &str = "~";
 
 /// `Search` for every SQL database (see `SqlStore`).
 #[async_trait::async_trait]
-impl<DB> crate::store::Search for SqlStore<DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    String: Value<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-{
+impl<DB: Dialect> crate::store::Search for SqlStore<DB> {
     async fn search(
         &self,
         user_id: &str,
@@ -122,7 +109,7 @@ where
             return Ok(Vec::new());
         }
         self.guarded(Access::Read, async |conn| {
-            let rows: Vec<sql::MessageRow> = sqlx::query_as(DB::SEARCH)
+            let messages: Vec<common::ChatMessage> = DB::query(DB::SEARCH)
                 .bind(DB::search_query(words))
                 .bind(user_id)
                 .bind(room.unwrap_or(""))
@@ -130,7 +117,7 @@ where
                 .bind(i64::from(limit))
                 .fetch_all(&mut *conn)
                 .await?;
-            Ok(rows.into_iter().map(sql::message).collect())
+            Ok(messages)
         })
         .await
     }

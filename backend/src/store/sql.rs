@@ -6,7 +6,8 @@ use super::StoredRoom;
 use super::accounts_sql;
 use super::db_seq;
 use super::health::Access;
-use super::sql_store::{Dialect, RowsAffected, SqlStore, Value};
+use super::statement::{Columns, Driver, Read, RowsAffected};
+use super::sql_store::{Dialect, SqlStore};
 use sqlx::Connection;
 
 /// A deleted room (see `operations.rs`) comes back as a new public room
@@ -22,7 +23,7 @@ pub const ENTER_ROOM: &str = "SELECT r.visibility, m.role, r.created_by, r.last_
      LEFT JOIN room_members m ON m.room = r.name AND m.user_id = $2 \
      WHERE r.name = $1 AND r.visibility <> 'deleted'";
 
-/// The columns of a log entry, in `MessageRow` order.
+/// The columns of a log entry, in the order `ChatMessage` reads them.
 macro_rules! entry_columns {
     () => {
         "room, seq, id, user_id, user_name, content, ts, client_id, username, \
@@ -108,59 +109,42 @@ pub fn mention_pattern(username: &str) -> String {
 pub const PROBE: &str = "INSERT INTO hearth_probe (id, at) VALUES (1, $1) \
      ON CONFLICT (id) DO UPDATE SET at = excluded.at";
 
-/// A log entry's row: `entry_columns!()`.
-pub type MessageRow = (
-    String,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    String,
-    Option<String>,
-    String,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-);
-
-pub fn message(row: MessageRow) -> common::ChatMessage {
-    let (
-        room,
-        seq,
-        id,
-        user_id,
-        user_name,
-        content,
-        ts,
-        client_id,
-        username,
-        kind,
-        target,
-        reply_to,
-        edited_at,
-        deleted_at,
-    ) = row;
-    common::ChatMessage {
-        room,
-        seq: seq as u64,
-        id,
-        user: common::User {
-            id: user_id,
-            name: user_name,
-            username,
-        },
-        content,
-        ts,
-        client_id,
-        kind: common::EntryKind::parse(&kind),
-        target: target.map(|seq| seq as u64),
-        reply_to: reply_to.map(|seq| seq as u64),
-        edited: edited_at,
-        deleted: deleted_at.is_some(),
-        reactions: Vec::new(),
+/// A log entry, read in `entry_columns!()` order.
+impl Read for common::ChatMessage {
+    fn read<DB: Driver>(columns: &mut Columns<'_, DB>) -> sqlx::Result<Self> {
+        let room = columns.next()?;
+        let seq: i64 = columns.next()?;
+        let id = columns.next()?;
+        let user_id = columns.next()?;
+        let user_name = columns.next()?;
+        let content = columns.next()?;
+        let ts = columns.next()?;
+        let client_id = columns.next()?;
+        let username = columns.next()?;
+        let kind: String = columns.next()?;
+        let target: Option<i64> = columns.next()?;
+        let reply_to: Option<i64> = columns.next()?;
+        let edited = columns.next()?;
+        let deleted_at: Option<i64> = columns.next()?;
+        Ok(common::ChatMessage {
+            room,
+            seq: seq as u64,
+            id,
+            user: common::User {
+                id: user_id,
+                name: user_name,
+                username,
+            },
+            content,
+            ts,
+            client_id,
+            kind: common::EntryKind::parse(&kind),
+            target: target.map(|seq| seq as u64),
+            reply_to: reply_to.map(|seq| seq as u64),
+            edited,
+            deleted: deleted_at.is_some(),
+            reactions: Vec::new(),
+        })
     }
 }
 
@@ -195,19 +179,7 @@ pub fn attach_reactions(messages: &mut [common::ChatMessage], rows: Vec<Reaction
 
 /// `Store` for every SQL database (see `SqlStore`).
 #[async_trait::async_trait]
-impl<DB> crate::store::Store for SqlStore<DB>
-where
-    DB: Dialect,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-    i64: Value<DB>,
-    String: Value<DB>,
-    Option<i64>: Value<DB>,
-    Option<String>: Value<DB>,
-{
+impl<DB: Dialect> crate::store::Store for SqlStore<DB> {
     async fn enter_room(
         &self,
         name: &str,
@@ -218,7 +190,7 @@ where
         self.guarded(Access::Write, async |conn| {
             let mut tx = conn.begin().await?;
             if create {
-                sqlx::query(ENSURE_ROOM)
+                DB::query(ENSURE_ROOM)
                     .bind(name)
                     .bind(now_ms)
                     .bind(user_id)
@@ -226,7 +198,7 @@ where
                     .await?;
             }
             let row: Option<(String, Option<String>, String, i64, i64)> =
-                sqlx::query_as(ENTER_ROOM)
+                DB::query(ENTER_ROOM)
                     .bind(name)
                     .bind(user_id)
                     .fetch_optional(&mut *tx)
@@ -264,14 +236,13 @@ where
         limit: u32,
     ) -> crate::store::Result<Vec<common::ChatMessage>> {
         self.guarded(Access::Read, async |conn| {
-            let rows: Vec<MessageRow> = sqlx::query_as(RANGE)
+            let mut messages: Vec<common::ChatMessage> = DB::query(RANGE)
                 .bind(room)
                 .bind(db_seq(after))
                 .bind(db_seq(up_to))
                 .bind(i64::from(limit))
                 .fetch_all(&mut *conn)
                 .await?;
-            let mut messages: Vec<common::ChatMessage> = rows.into_iter().map(message).collect();
             Self::with_reactions(conn, room, &mut messages).await?;
             Ok(messages)
         })
@@ -285,14 +256,13 @@ where
         limit: u32,
     ) -> crate::store::Result<Vec<common::ChatMessage>> {
         self.guarded(Access::Read, async |conn| {
-            let rows: Vec<MessageRow> = sqlx::query_as(PAGE_BEFORE)
+            let mut messages: Vec<common::ChatMessage> = DB::query(PAGE_BEFORE)
                 .bind(room)
                 .bind(db_seq(before))
                 .bind(i64::from(limit))
                 .fetch_all(&mut *conn)
                 .await?;
-            let mut messages: Vec<common::ChatMessage> =
-                rows.into_iter().rev().map(message).collect();
+            messages.reverse();
             Self::with_reactions(conn, room, &mut messages).await?;
             Ok(messages)
         })
@@ -301,7 +271,7 @@ where
 
     async fn last_seq(&self, room: &str) -> crate::store::Result<Option<u64>> {
         self.guarded(Access::Read, async |conn| {
-            let last: Option<i64> = sqlx::query_scalar(LAST_SEQ)
+            let last: Option<i64> = DB::query(LAST_SEQ)
                 .bind(room)
                 .fetch_optional(&mut *conn)
                 .await?;
@@ -313,7 +283,7 @@ where
     async fn rooms(&self) -> crate::store::Result<Vec<crate::store::StoredRoom>> {
         self.guarded(Access::Read, async |conn| {
             let rows: Vec<(String, i64, String, i64, i64, String)> =
-                sqlx::query_as(ROOMS).fetch_all(&mut *conn).await?;
+                DB::query(ROOMS).fetch_all(&mut *conn).await?;
             Ok(rows
                 .into_iter()
                 .map(
@@ -342,7 +312,7 @@ where
     ) -> crate::store::Result<Vec<(crate::store::StoredRoom, Option<common::Role>)>> {
         self.guarded(Access::Read, async |conn| {
             let rows: Vec<(String, i64, String, i64, i64, String, Option<String>)> =
-                sqlx::query_as(ROOMS_PAGE)
+                DB::query(ROOMS_PAGE)
                     .bind(user_id)
                     .bind(after)
                     .bind(prefix_pattern(prefix))
@@ -379,21 +349,21 @@ where
         self.guarded(Access::Write, async |conn| {
             let mut deleted = 0;
             if let Some(keep) = keep_per_room {
-                deleted += sqlx::query(PRUNE_COUNT)
+                deleted += DB::query(PRUNE_COUNT)
                     .bind(db_seq(keep))
                     .execute(&mut *conn)
                     .await?
                     .rows_affected();
             }
             if let Some(cutoff) = older_than_ms {
-                deleted += sqlx::query(PRUNE_AGE)
+                deleted += DB::query(PRUNE_AGE)
                     .bind(cutoff)
                     .execute(&mut *conn)
                     .await?
                     .rows_affected();
             }
             if deleted > 0 {
-                sqlx::query(PRUNE_REACTIONS).execute(&mut *conn).await?;
+                DB::query(PRUNE_REACTIONS).execute(&mut *conn).await?;
             }
             Ok(deleted)
         })
@@ -402,7 +372,7 @@ where
 
     async fn mark_read(&self, user_id: &str, room: &str, seq: u64) -> crate::store::Result<()> {
         self.guarded(Access::Write, async |conn| {
-            sqlx::query(MARK_READ)
+            DB::query(MARK_READ)
                 .bind(user_id)
                 .bind(room)
                 .bind(db_seq(seq))
@@ -421,7 +391,7 @@ where
     ) -> crate::store::Result<crate::store::JoinState> {
         self.guarded(Access::Read, async |conn| {
             type Row = (String, Option<i64>, String, Option<String>, String);
-            let row: Option<Row> = sqlx::query_as(JOIN_STATE)
+            let row: Option<Row> = DB::query(JOIN_STATE)
                 .bind(user_id)
                 .bind(room)
                 .fetch_optional(&mut *conn)
@@ -433,7 +403,7 @@ where
                 creator: created_by == user_id,
             };
             let seq = seq.unwrap_or(0);
-            let unread: i64 = sqlx::query_scalar(UNREAD)
+            let unread: i64 = DB::query(UNREAD)
                 .bind(room)
                 .bind(seq)
                 .bind(user_id)
@@ -443,7 +413,7 @@ where
             if let Some(username) = username
                 && unread > 0
             {
-                let candidates: Vec<String> = sqlx::query_scalar(MENTION_CANDIDATES)
+                let candidates: Vec<String> = DB::query(MENTION_CANDIDATES)
                     .bind(room)
                     .bind(seq)
                     .bind(user_id)
@@ -469,7 +439,7 @@ where
 
     async fn probe(&self, now_ms: i64) -> crate::store::Result<()> {
         self.guarded(Access::Write, async |conn| {
-            sqlx::query(PROBE).bind(now_ms).execute(&mut *conn).await?;
+            DB::query(PROBE).bind(now_ms).execute(&mut *conn).await?;
             Ok(())
         })
         .await

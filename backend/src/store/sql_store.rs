@@ -8,47 +8,19 @@
 //! only SQLite takes. Connecting and migrating are in `sqlite.rs` and
 //! `postgres.rs`.
 //!
-//! Each trait impl repeats the same `where` clause (the sqlx traits that
-//! the statements use, for `DB`): Rust does not yet infer such bounds from
-//! `DB: Dialect`, and a macro cannot write a `where` clause.
+//! The statements reach sqlx through `statement.rs`, so code generic over
+//! the database says only `DB: Dialect`.
 //!
 //! Every call goes through `guarded`: a deadline, health bookkeeping, and a
 //! connection that is discarded unless the call succeeded (see `health.rs`).
 
 use std::future::Future;
 
-use sqlx::{Database, Decode, Encode, Pool, Type};
+use sqlx::{Database, Pool};
 
 use super::health::{Access, Checkout};
+use super::statement::Driver;
 use super::{NewEntry, Result, StoreHealth};
-
-/// A Rust type that goes into and comes out of `DB`'s columns.
-pub trait Value<DB: Database>:
-    for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
-{
-}
-
-impl<DB: Database, T> Value<DB> for T where
-    T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
-{
-}
-
-/// How many rows a statement changed (each driver has its own type).
-pub trait RowsAffected {
-    fn rows_affected(&self) -> u64;
-}
-
-impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
-    fn rows_affected(&self) -> u64 {
-        sqlx::sqlite::SqliteQueryResult::rows_affected(self)
-    }
-}
-
-impl RowsAffected for sqlx::postgres::PgQueryResult {
-    fn rows_affected(&self) -> u64 {
-        sqlx::postgres::PgQueryResult::rows_affected(self)
-    }
-}
 
 /// How a database spells "all of these words, each as a prefix" (its
 /// implementations are in `search.rs`).
@@ -60,7 +32,7 @@ pub trait SearchSyntax {
 }
 
 /// What a database adds to the shared SQL.
-pub trait Dialect: Database<QueryResult: RowsAffected> + SearchSyntax {
+pub trait Dialect: Driver + SearchSyntax {
     /// "sqlite" or "postgres", as `/healthz` and the metrics say it.
     const KIND: &'static str;
 
