@@ -20,6 +20,17 @@ pub struct NewUser<'a> {
     pub created_at_ms: i64,
 }
 
+/// A session to store (`Accounts::create_session`).
+pub struct NewSession<'a> {
+    pub id: &'a str,
+    /// The SHA-256 of its token: the token itself is never stored.
+    pub token_hash: &'a str,
+    pub user_id: &'a str,
+    pub created_at_ms: i64,
+    /// Seconds since the epoch.
+    pub expires_at: u64,
+}
+
 /// A user and what they sign in with.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -75,14 +86,7 @@ pub trait Accounts: Send + Sync + 'static {
     async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<()>;
 
     /// Stores a session by the SHA-256 of its token.
-    async fn create_session(
-        &self,
-        id: &str,
-        token_hash: &str,
-        user_id: &str,
-        now_ms: i64,
-        expires_at: u64,
-    ) -> Result<()>;
+    async fn create_session(&self, session: &NewSession<'_>) -> Result<()>;
 
     /// The live session whose token has this hash.
     async fn session(&self, token_hash: &str, now_secs: u64) -> Result<Option<SessionRecord>>;

@@ -1,9 +1,11 @@
 //! The SQL of `Accounts`, shared by SQLite and PostgreSQL like `sql.rs`.
 
-use super::db_seq;
 use super::health::Access;
-use super::statement::{Columns, Driver, Read, RowsAffected};
 use super::sql_store::{Dialect, SqlStore, placeholders};
+use super::statement::{Columns, Driver, Read, RowsAffected};
+use super::{
+    Accounts, Credentials, NewSession, NewUser, Result, RoomAccess, SessionRecord, db_seq,
+};
 use sqlx::Connection;
 pub const CREATE_USER: &str = "INSERT INTO users (id, username, display_name, password_hash, created_at) \
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
@@ -104,112 +106,53 @@ pub fn parse_visibility(text: &str) -> common::Visibility {
 
 /// `Accounts` for every SQL database (see `SqlStore`).
 #[async_trait::async_trait]
-impl<DB: Dialect> crate::store::Accounts for SqlStore<DB> {
-    async fn create_user(&self, user: &crate::store::NewUser<'_>) -> crate::store::Result<bool> {
-        self.guarded(Access::Write, async |conn| {
-            Ok(DB::query(CREATE_USER)
-                .bind(user.id)
-                .bind(user.username)
-                .bind(user.display_name)
-                .bind(user.password_hash)
-                .bind(user.created_at_ms)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-                == 1)
-        })
-        .await
+impl<DB: Dialect> Accounts for SqlStore<DB> {
+    async fn create_user(&self, user: &NewUser<'_>) -> Result<bool> {
+        let insert = DB::query(CREATE_USER)
+            .bind(user.id)
+            .bind(user.username)
+            .bind(user.display_name)
+            .bind(user.password_hash)
+            .bind(user.created_at_ms);
+        Ok(self.change(insert).await? == 1)
     }
 
-    async fn credentials(
-        &self,
-        username: &str,
-    ) -> crate::store::Result<Option<crate::store::Credentials>> {
-        self.guarded(Access::Read, async |conn| {
-            let row: Option<crate::store::Credentials> = DB::query(CREDENTIALS)
-                .bind(username)
-                .fetch_optional(&mut *conn)
-                .await?;
-            Ok(row)
-        })
-        .await
+    async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
+        let select = DB::query(CREDENTIALS).bind(username);
+        self.one(Access::Read, select).await
     }
 
-    async fn credentials_by_id(
-        &self,
-        user_id: &str,
-    ) -> crate::store::Result<Option<crate::store::Credentials>> {
-        self.guarded(Access::Read, async |conn| {
-            let row: Option<crate::store::Credentials> = DB::query(CREDENTIALS_BY_ID)
-                .bind(user_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            Ok(row)
-        })
-        .await
+    async fn credentials_by_id(&self, user_id: &str) -> Result<Option<Credentials>> {
+        let select = DB::query(CREDENTIALS_BY_ID).bind(user_id);
+        self.one(Access::Read, select).await
     }
 
-    async fn set_password(&self, user_id: &str, password_hash: &str) -> crate::store::Result<()> {
-        self.guarded(Access::Write, async |conn| {
-            DB::query(SET_PASSWORD)
-                .bind(user_id)
-                .bind(password_hash)
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        })
-        .await
+    async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<()> {
+        let update = DB::query(SET_PASSWORD).bind(user_id).bind(password_hash);
+        self.change(update).await.map(drop)
     }
 
-    async fn create_session(
-        &self,
-        id: &str,
-        token_hash: &str,
-        user_id: &str,
-        now_ms: i64,
-        expires_at: u64,
-    ) -> crate::store::Result<()> {
-        self.guarded(Access::Write, async |conn| {
-            DB::query(CREATE_SESSION)
-                .bind(id)
-                .bind(token_hash)
-                .bind(user_id)
-                .bind(now_ms)
-                .bind(db_seq(expires_at))
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        })
-        .await
+    async fn create_session(&self, session: &NewSession<'_>) -> Result<()> {
+        let insert = DB::query(CREATE_SESSION)
+            .bind(session.id)
+            .bind(session.token_hash)
+            .bind(session.user_id)
+            .bind(session.created_at_ms)
+            .bind(db_seq(session.expires_at));
+        self.change(insert).await.map(drop)
     }
 
-    async fn session(
-        &self,
-        token_hash: &str,
-        now_secs: u64,
-    ) -> crate::store::Result<Option<crate::store::SessionRecord>> {
-        self.guarded(Access::Read, async |conn| {
-            let row: Option<crate::store::SessionRecord> = DB::query(&session_by_hash())
-                .bind(token_hash)
-                .bind(db_seq(now_secs))
-                .fetch_optional(&mut *conn)
-                .await?;
-            Ok(row)
-        })
-        .await
+    async fn session(&self, token_hash: &str, now_secs: u64) -> Result<Option<SessionRecord>> {
+        let statement = session_by_hash();
+        let select = DB::query(&statement)
+            .bind(token_hash)
+            .bind(db_seq(now_secs));
+        self.one(Access::Read, select).await
     }
 
-    async fn revoke_session(&self, id: &str, now_ms: i64) -> crate::store::Result<bool> {
-        self.guarded(Access::Write, async |conn| {
-            Ok(DB::query(REVOKE_SESSION)
-                .bind(id)
-                .bind(now_ms)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-                > 0)
-        })
-        .await
+    async fn revoke_session(&self, id: &str, now_ms: i64) -> Result<bool> {
+        let update = DB::query(REVOKE_SESSION).bind(id).bind(now_ms);
+        Ok(self.change(update).await? > 0)
     }
 
     async fn revoke_sessions_except(
@@ -217,42 +160,24 @@ impl<DB: Dialect> crate::store::Accounts for SqlStore<DB> {
         user_id: &str,
         keep: &str,
         now_ms: i64,
-    ) -> crate::store::Result<Vec<String>> {
-        self.guarded(Access::Write, async |conn| {
-            Ok(DB::query(REVOKE_OTHERS)
-                .bind(user_id)
-                .bind(keep)
-                .bind(now_ms)
-                .fetch_all(&mut *conn)
-                .await?)
-        })
-        .await
+    ) -> Result<Vec<String>> {
+        let update = DB::query(REVOKE_OTHERS)
+            .bind(user_id)
+            .bind(keep)
+            .bind(now_ms);
+        self.all(Access::Write, update).await
     }
 
-    async fn revoked_since(&self, since_ms: i64) -> crate::store::Result<Vec<String>> {
-        self.guarded(Access::Read, async |conn| {
-            Ok(DB::query(REVOKED_SINCE)
-                .bind(since_ms)
-                .fetch_all(&mut *conn)
-                .await?)
-        })
-        .await
+    async fn revoked_since(&self, since_ms: i64) -> Result<Vec<String>> {
+        self.all(Access::Read, DB::query(REVOKED_SINCE).bind(since_ms))
+            .await
     }
 
-    async fn prune_sessions(
-        &self,
-        expired_before: u64,
-        revoked_before_ms: i64,
-    ) -> crate::store::Result<u64> {
-        self.guarded(Access::Write, async |conn| {
-            Ok(DB::query(PRUNE_SESSIONS)
-                .bind(db_seq(expired_before))
-                .bind(revoked_before_ms)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected())
-        })
-        .await
+    async fn prune_sessions(&self, expired_before: u64, revoked_before_ms: i64) -> Result<u64> {
+        let delete = DB::query(PRUNE_SESSIONS)
+            .bind(db_seq(expired_before))
+            .bind(revoked_before_ms);
+        self.change(delete).await
     }
 
     async fn save_ticket(
@@ -261,7 +186,7 @@ impl<DB: Dialect> crate::store::Accounts for SqlStore<DB> {
         session_id: &str,
         expires_at_ms: i64,
         now_ms: i64,
-    ) -> crate::store::Result<()> {
+    ) -> Result<()> {
         self.guarded(Access::Write, async |conn| {
             DB::query(FORGET_TICKETS)
                 .bind(now_ms)
@@ -283,23 +208,21 @@ impl<DB: Dialect> crate::store::Accounts for SqlStore<DB> {
         hash: &str,
         now_ms: i64,
         now_secs: u64,
-    ) -> crate::store::Result<Option<crate::store::SessionRecord>> {
+    ) -> Result<Option<SessionRecord>> {
         self.guarded(Access::Write, async |conn| {
             let ticket: Option<(String, i64)> = DB::query(TAKE_TICKET)
                 .bind(hash)
                 .fetch_optional(&mut *conn)
                 .await?;
-            Ok(match ticket {
-                Some((session_id, expires_at)) if expires_at >= now_ms => {
-                    let row: Option<crate::store::SessionRecord> = DB::query(&session_by_id())
-                        .bind(session_id)
-                        .bind(db_seq(now_secs))
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                    row
-                }
-                _ => None,
-            })
+            let Some((session_id, _)) = ticket.filter(|(_, expires_at)| *expires_at >= now_ms)
+            else {
+                return Ok(None);
+            };
+            Ok(DB::query(&session_by_id())
+                .bind(session_id)
+                .bind(db_seq(now_secs))
+                .fetch_optional(&mut *conn)
+                .await?)
         })
         .await
     }
@@ -310,7 +233,7 @@ impl<DB: Dialect> crate::store::Accounts for SqlStore<DB> {
         visibility: common::Visibility,
         owner_id: &str,
         now_ms: i64,
-    ) -> crate::store::Result<bool> {
+    ) -> Result<bool> {
         self.guarded(Access::Write, async |conn| {
             let mut tx = conn.begin().await?;
             let created = DB::query(CREATE_ROOM)
@@ -339,26 +262,14 @@ impl<DB: Dialect> crate::store::Accounts for SqlStore<DB> {
         .await
     }
 
-    async fn room_access(
-        &self,
-        room: &str,
-        user_id: &str,
-    ) -> crate::store::Result<Option<crate::store::RoomAccess>> {
-        self.guarded(Access::Read, async |conn| {
-            let row: Option<(String, Option<String>, String)> = DB::query(ROOM_ACCESS)
-                .bind(room)
-                .bind(user_id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            Ok(
-                row.map(|(visibility, role, created_by)| crate::store::RoomAccess {
-                    visibility: parse_visibility(&visibility),
-                    role: role.as_deref().map(parse_role),
-                    creator: created_by == user_id,
-                }),
-            )
-        })
-        .await
+    async fn room_access(&self, room: &str, user_id: &str) -> Result<Option<RoomAccess>> {
+        let select = DB::query(ROOM_ACCESS).bind(room).bind(user_id);
+        let row: Option<(String, Option<String>, String)> = self.one(Access::Read, select).await?;
+        Ok(row.map(|(visibility, role, created_by)| RoomAccess {
+            visibility: parse_visibility(&visibility),
+            role: role.as_deref().map(parse_role),
+            creator: created_by == user_id,
+        }))
     }
 
     async fn set_role(
@@ -367,116 +278,71 @@ impl<DB: Dialect> crate::store::Accounts for SqlStore<DB> {
         user_id: &str,
         role: common::Role,
         now_ms: i64,
-    ) -> crate::store::Result<()> {
-        self.guarded(Access::Write, async |conn| {
-            DB::query(SET_ROLE)
-                .bind(room)
-                .bind(user_id)
-                .bind(role.as_str())
-                .bind(now_ms)
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        })
-        .await
+    ) -> Result<()> {
+        let upsert = DB::query(SET_ROLE)
+            .bind(room)
+            .bind(user_id)
+            .bind(role.as_str())
+            .bind(now_ms);
+        self.change(upsert).await.map(drop)
     }
 
-    async fn add_member(
-        &self,
-        room: &str,
-        user_id: &str,
-        now_ms: i64,
-    ) -> crate::store::Result<bool> {
-        self.guarded(Access::Write, async |conn| {
-            Ok(DB::query(ADD_MEMBER)
-                .bind(room)
-                .bind(user_id)
-                .bind(now_ms)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-                > 0)
-        })
-        .await
+    async fn add_member(&self, room: &str, user_id: &str, now_ms: i64) -> Result<bool> {
+        let insert = DB::query(ADD_MEMBER).bind(room).bind(user_id).bind(now_ms);
+        Ok(self.change(insert).await? > 0)
     }
 
-    async fn remove_member(&self, room: &str, user_id: &str) -> crate::store::Result<bool> {
-        self.guarded(Access::Write, async |conn| {
-            Ok(DB::query(REMOVE_MEMBER)
-                .bind(room)
-                .bind(user_id)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-                > 0)
-        })
-        .await
+    async fn remove_member(&self, room: &str, user_id: &str) -> Result<bool> {
+        let delete = DB::query(REMOVE_MEMBER).bind(room).bind(user_id);
+        Ok(self.change(delete).await? > 0)
     }
 
-    async fn room_members(
-        &self,
-        room: &str,
-    ) -> crate::store::Result<Vec<(common::User, common::Role)>> {
-        self.guarded(Access::Read, async |conn| {
-            let rows: Vec<(String, String, Option<String>, String)> = DB::query(ROOM_MEMBERS)
-                .bind(room)
-                .fetch_all(&mut *conn)
-                .await?;
-            let mut members: Vec<(common::User, common::Role)> = rows
-                .into_iter()
-                .map(|(id, name, username, role)| {
-                    (common::User { id, name, username }, parse_role(&role))
-                })
-                .collect();
-            // Stable: by role, then in the order they were added.
-            members.sort_by_key(|m| std::cmp::Reverse(m.1));
-            Ok(members)
-        })
-        .await
+    async fn room_members(&self, room: &str) -> Result<Vec<(common::User, common::Role)>> {
+        let select = DB::query(ROOM_MEMBERS).bind(room);
+        let rows: Vec<(String, String, Option<String>, String)> =
+            self.all(Access::Read, select).await?;
+        let mut members: Vec<(common::User, common::Role)> = rows
+            .into_iter()
+            .map(|(id, name, username, role)| {
+                (common::User { id, name, username }, parse_role(&role))
+            })
+            .collect();
+        // Stable: by role, then in the order they were added.
+        members.sort_by_key(|m| std::cmp::Reverse(m.1));
+        Ok(members)
     }
 
     async fn other_members(
         &self,
         rooms: &[&str],
         user_id: &str,
-    ) -> crate::store::Result<Vec<(String, common::User)>> {
+    ) -> Result<Vec<(String, common::User)>> {
         if rooms.is_empty() {
             return Ok(Vec::new());
         }
-        self.guarded(Access::Read, async |conn| {
-            let statement = format!(
-                "{OTHER_MEMBERS}{} AND m.room IN ({})",
-                placeholders::<DB>(1, 1),
-                placeholders::<DB>(2, rooms.len())
-            );
-            let mut query = DB::query(&statement).bind(user_id);
-            for room in rooms {
-                query = query.bind(*room);
-            }
-            let rows: Vec<(String, String, String, Option<String>)> =
-                query.fetch_all(&mut *conn).await?;
-            Ok(rows
-                .into_iter()
-                .map(|(room, id, name, username)| (room, common::User { id, name, username }))
-                .collect())
-        })
-        .await
+        let statement = format!(
+            "{OTHER_MEMBERS}{} AND m.room IN ({})",
+            placeholders::<DB>(1, 1),
+            placeholders::<DB>(2, rooms.len())
+        );
+        let mut select = DB::query(&statement).bind(user_id);
+        for room in rooms {
+            select = select.bind(*room);
+        }
+        let rows: Vec<(String, String, String, Option<String>)> =
+            self.all(Access::Read, select).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(room, id, name, username)| (room, common::User { id, name, username }))
+            .collect())
     }
 
-    async fn memberships(
-        &self,
-        user_id: &str,
-    ) -> crate::store::Result<Vec<(String, common::Role)>> {
-        self.guarded(Access::Read, async |conn| {
-            let rows: Vec<(String, String)> = DB::query(MEMBERSHIPS)
-                .bind(user_id)
-                .fetch_all(&mut *conn)
-                .await?;
-            Ok(rows
-                .into_iter()
-                .map(|(room, role)| (room, parse_role(&role)))
-                .collect())
-        })
-        .await
+    async fn memberships(&self, user_id: &str) -> Result<Vec<(String, common::Role)>> {
+        let select = DB::query(MEMBERSHIPS).bind(user_id);
+        let rows: Vec<(String, String)> = self.all(Access::Read, select).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(room, role)| (room, parse_role(&role)))
+            .collect())
     }
 }

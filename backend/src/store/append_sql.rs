@@ -11,8 +11,8 @@
 
 use super::health::Access;
 use super::sql::entry_columns;
-use super::statement::Statement;
 use super::sql_store::{Dialect, SqlStore, placeholders, value_rows};
+use super::statement::{Driver, Statement};
 use super::{Appended, NewEntry, StoreError};
 use common::EntryKind;
 use sqlx::Connection;
@@ -131,6 +131,20 @@ pub(super) enum Outcome {
     Refused(StoreError),
 }
 
+/// Binds what the sender sent, in the order of the columns that follow
+/// `room, seq` in every insert of an entry: `id, user_id, user_name,
+/// content, ts, client_id, username`.
+pub fn bind_sent<'q, DB: Driver>(query: Statement<'q, DB>, m: &'q NewEntry) -> Statement<'q, DB> {
+    query
+        .bind(m.id.as_str())
+        .bind(&m.user.id)
+        .bind(&m.user.name)
+        .bind(m.content.as_str())
+        .bind(m.ts)
+        .bind(m.client_id.as_str())
+        .bind(&m.user.username)
+}
+
 /// Appends, for every SQL database (see `SqlStore`).
 impl<DB: Dialect> SqlStore<DB> {
     /// Reads the reactions of `messages` (a page, in seq order) and
@@ -153,21 +167,8 @@ impl<DB: Dialect> SqlStore<DB> {
     }
 
     /// Binds an entry's `INSERT_COLUMNS`, stored under `seq`.
-    fn bind_entry<'q>(
-        query: Statement<'q, DB>,
-        m: &'q NewEntry,
-        seq: i64,
-    ) -> Statement<'q, DB> {
-        query
-            .bind(m.room.as_str())
-            .bind(seq)
-            .bind(m.id.as_str())
-            .bind(&m.user.id)
-            .bind(&m.user.name)
-            .bind(m.content.as_str())
-            .bind(m.ts)
-            .bind(m.client_id.as_str())
-            .bind(&m.user.username)
+    fn bind_entry<'q>(query: Statement<'q, DB>, m: &'q NewEntry, seq: i64) -> Statement<'q, DB> {
+        bind_sent(query.bind(m.room.as_str()).bind(seq), m)
             .bind(m.kind.as_str())
             .bind(db_seq(m.target))
             .bind(db_seq(m.reply_to))

@@ -11,9 +11,9 @@
 //! migrator then applies whatever is newer. Tested from databases made by
 //! that older Hearth (`backend/tests/fixtures/schema-10.*`).
 
-use sqlx::migrate::{Migrate, Migrator};
 use super::Result;
 use super::statement::Driver;
+use sqlx::migrate::{Migrate, Migrator};
 
 pub static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 pub static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -31,9 +31,7 @@ where
     DB: Driver,
     DB::Connection: Migrate,
 {
-    let found: Option<i64> = DB::query(exists)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let found: Option<i64> = DB::query(exists).fetch_optional(&mut *conn).await?;
     if found.is_none() {
         return Ok(());
     }

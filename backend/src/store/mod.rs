@@ -21,8 +21,8 @@ mod postgres;
 pub(crate) mod search;
 mod sql;
 mod sql_store;
-mod statement;
 mod sqlite;
+mod statement;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,11 +30,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::{ChatMessage, EntryKind, Post, User};
 
-pub use accounts::{Accounts, Credentials, NewUser, RoomAccess, SessionRecord};
+pub use accounts::{Accounts, Credentials, NewSession, NewUser, RoomAccess, SessionRecord};
 pub use health::StoreHealth;
 pub use operations::{ApiKey, Operations, RoomScope, UserSummary};
 pub use postgres::PostgresStore;
-pub use search::{Search, words as search_words};
+pub use search::{Search, SearchQuery, words as search_words};
 pub use sqlite::SqliteStore;
 
 pub type Result<T> = std::result::Result<T, StoreError>;

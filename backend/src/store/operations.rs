@@ -13,8 +13,8 @@ use common::User;
 
 use super::Result;
 use super::health::Access;
-use super::statement::{Columns, Driver, Read, RowsAffected};
 use super::sql_store::{Dialect, SqlStore};
+use super::statement::{Columns, Driver, Read, RowsAffected};
 use sqlx::Connection;
 
 /// Which rooms an API key may post to.
@@ -169,164 +169,103 @@ impl Read for ApiKey {
     }
 }
 
+/// A user, in `FIND_USERS` order (fields are read in the order they are
+/// written).
+impl Read for UserSummary {
+    fn read<DB: Driver>(columns: &mut Columns<'_, DB>) -> sqlx::Result<Self> {
+        Ok(UserSummary {
+            user: User {
+                id: columns.next()?,
+                name: columns.next()?,
+                username: columns.next()?,
+            },
+            created_at: columns.next()?,
+        })
+    }
+}
+
 /// `Operations` for every SQL database (see `SqlStore`).
 #[async_trait::async_trait]
-impl<DB: Dialect> crate::store::Operations for SqlStore<DB> {
-    async fn create_api_key(
-        &self,
-        key: &crate::store::ApiKey,
-        key_hash: &str,
-    ) -> crate::store::Result<()> {
-        self.guarded(Access::Write, async |conn| {
-            DB::query(CREATE_KEY)
-                .bind(&key.id)
-                .bind(key_hash)
-                .bind(&key.name)
-                .bind(key.rooms.to_text())
-                .bind(key.created_at)
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        })
-        .await
+impl<DB: Dialect> Operations for SqlStore<DB> {
+    async fn create_api_key(&self, key: &ApiKey, key_hash: &str) -> Result<()> {
+        let insert = DB::query(CREATE_KEY)
+            .bind(&key.id)
+            .bind(key_hash)
+            .bind(&key.name)
+            .bind(key.rooms.to_text())
+            .bind(key.created_at);
+        self.change(insert).await.map(drop)
     }
 
-    async fn api_key(&self, key_hash: &str) -> crate::store::Result<Option<crate::store::ApiKey>> {
-        self.guarded(Access::Read, async |conn| {
-            let query = format!("{} WHERE key_hash = $1 AND revoked_at IS NULL", KEY_COLUMNS);
-            let row: Option<ApiKey> = DB::query(&query)
-                .bind(key_hash)
-                .fetch_optional(&mut *conn)
-                .await?;
-            Ok(row)
-        })
-        .await
+    async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
+        let statement = format!("{KEY_COLUMNS} WHERE key_hash = $1 AND revoked_at IS NULL");
+        self.one(Access::Read, DB::query(&statement).bind(key_hash))
+            .await
     }
 
-    async fn revoke_api_key(&self, id: &str, now_ms: i64) -> crate::store::Result<bool> {
-        self.guarded(Access::Write, async |conn| {
-            Ok(DB::query(REVOKE_KEY)
-                .bind(id)
-                .bind(now_ms)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-                > 0)
-        })
-        .await
+    async fn revoke_api_key(&self, id: &str, now_ms: i64) -> Result<bool> {
+        let update = DB::query(REVOKE_KEY).bind(id).bind(now_ms);
+        Ok(self.change(update).await? > 0)
     }
 
-    async fn api_keys(&self) -> crate::store::Result<Vec<crate::store::ApiKey>> {
-        self.guarded(Access::Read, async |conn| {
-            let query = format!("{} ORDER BY created_at, id", KEY_COLUMNS);
-            Ok(DB::query(&query).fetch_all(&mut *conn).await?)
-        })
-        .await
+    async fn api_keys(&self) -> Result<Vec<ApiKey>> {
+        let statement = format!("{KEY_COLUMNS} ORDER BY created_at, id");
+        self.all(Access::Read, DB::query(&statement)).await
     }
 
-    async fn find_users(
-        &self,
-        prefix: &str,
-        limit: u32,
-    ) -> crate::store::Result<Vec<crate::store::UserSummary>> {
-        self.guarded(Access::Read, async |conn| {
-            let pattern = crate::store::sql::prefix_pattern(&prefix.to_lowercase());
-            let rows: Vec<(String, String, Option<String>, i64)> = DB::query(FIND_USERS)
-                .bind(pattern)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(id, name, username, created_at)| crate::store::UserSummary {
-                        user: common::User { id, name, username },
-                        created_at,
-                    },
-                )
-                .collect())
-        })
-        .await
+    async fn find_users(&self, prefix: &str, limit: u32) -> Result<Vec<UserSummary>> {
+        let pattern = super::sql::prefix_pattern(&prefix.to_lowercase());
+        let select = DB::query(FIND_USERS).bind(pattern).bind(i64::from(limit));
+        self.all(Access::Read, select).await
     }
 
-    async fn delete_room(&self, room: &str, now_ms: i64) -> crate::store::Result<Option<u64>> {
+    async fn delete_room(&self, room: &str, now_ms: i64) -> Result<Option<u64>> {
         self.guarded(Access::Write, async |conn| {
             let mut tx = conn.begin().await?;
-            let found = DB::query(MARK_ROOM_DELETED)
-                .bind(room)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                > 0;
-            Ok(if found {
-                let messages = DB::query(DELETE_ROOM_MESSAGES)
-                    .bind(room)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                for statement in [
-                    DELETE_ROOM_MEMBERS,
-                    DELETE_ROOM_READ_MARKS,
-                    DELETE_ROOM_REACTIONS,
-                ] {
-                    DB::query(statement).bind(room).execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Some(messages)
-            } else {
+            let mark = DB::query(MARK_ROOM_DELETED).bind(room).bind(now_ms);
+            if mark.execute(&mut *tx).await?.rows_affected() == 0 {
                 tx.rollback().await?;
-                None
-            })
+                return Ok(None);
+            }
+            let delete = DB::query(DELETE_ROOM_MESSAGES).bind(room);
+            let messages = delete.execute(&mut *tx).await?.rows_affected();
+            for statement in [
+                DELETE_ROOM_MEMBERS,
+                DELETE_ROOM_READ_MARKS,
+                DELETE_ROOM_REACTIONS,
+            ] {
+                DB::query(statement).bind(room).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(Some(messages))
         })
         .await
     }
 
-    async fn deleted_rooms_since(&self, since_ms: i64) -> crate::store::Result<Vec<(String, i64)>> {
-        self.guarded(Access::Read, async |conn| {
-            Ok(DB::query(DELETED_SINCE)
-                .bind(since_ms)
-                .fetch_all(&mut *conn)
-                .await?)
-        })
-        .await
+    async fn deleted_rooms_since(&self, since_ms: i64) -> Result<Vec<(String, i64)>> {
+        self.all(Access::Read, DB::query(DELETED_SINCE).bind(since_ms))
+            .await
     }
 
-    async fn delete_user_messages(
-        &self,
-        user_id: &str,
-        room: Option<&str>,
-    ) -> crate::store::Result<u64> {
+    async fn delete_user_messages(&self, user_id: &str, room: Option<&str>) -> Result<u64> {
+        let (reactions, messages) = match room {
+            Some(_) => (DELETE_USER_REACTIONS_IN, DELETE_USER_MESSAGES_IN),
+            None => (DELETE_USER_REACTIONS, DELETE_USER_MESSAGES),
+        };
+        // `$1` the user, and `$2` the room where there is one.
+        let of_user = |statement| {
+            let query = DB::query(statement).bind(user_id);
+            match room {
+                Some(room) => query.bind(room),
+                None => query,
+            }
+        };
         self.guarded(Access::Write, async |conn| {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            let deleted = match room {
-                Some(room) => {
-                    DB::query(DELETE_USER_REACTIONS_IN)
-                        .bind(user_id)
-                        .bind(room)
-                        .execute(&mut *tx)
-                        .await?;
-                    DB::query(DELETE_USER_MESSAGES_IN)
-                        .bind(user_id)
-                        .bind(room)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                }
-                None => {
-                    DB::query(DELETE_USER_REACTIONS)
-                        .bind(user_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    DB::query(DELETE_USER_MESSAGES)
-                        .bind(user_id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected()
-                }
-            };
+            let mut tx = conn.begin().await?;
+            of_user(reactions).execute(&mut *tx).await?;
+            let deleted = of_user(messages).execute(&mut *tx).await?.rows_affected();
             // And other people's reactions to the messages now gone.
-            DB::query(crate::store::sql::PRUNE_REACTIONS)
+            DB::query(super::sql::PRUNE_REACTIONS)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;

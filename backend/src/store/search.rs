@@ -17,20 +17,24 @@ use super::Result;
 use super::health::Access;
 use super::sql_store::{Dialect, SearchSyntax, SqlStore};
 
+/// What to search for, and where.
+pub struct SearchQuery<'a> {
+    /// Who is searching: only rooms they may read are searched.
+    pub user_id: &'a str,
+    /// Each must match, as a prefix (see `words`).
+    pub words: &'a [String],
+    /// Only this room; `None`: every room the user may read.
+    pub room: Option<&'a str>,
+    /// Only messages older than this one (an id from an earlier page).
+    pub before: Option<&'a str>,
+    pub limit: u32,
+}
+
 #[async_trait]
 pub trait Search: Send + Sync + 'static {
-    /// Messages (not deleted) that match `words`, newest first, in the
-    /// rooms `user_id` may read (public ones, and private ones they are a
-    /// member of), or only in `room`; older than the message `before` (an
-    /// id from an earlier page); at most `limit`.
-    async fn search(
-        &self,
-        user_id: &str,
-        words: &[String],
-        room: Option<&str>,
-        before: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<ChatMessage>>;
+    /// Messages (not deleted) that match, newest first, in the rooms the
+    /// user may read (public ones, and private ones they are a member of).
+    async fn search(&self, query: &SearchQuery<'_>) -> Result<Vec<ChatMessage>>;
 }
 
 pub use common::search::words;
@@ -96,30 +100,18 @@ pub const NO_CURSOR: &str = "~";
 
 /// `Search` for every SQL database (see `SqlStore`).
 #[async_trait::async_trait]
-impl<DB: Dialect> crate::store::Search for SqlStore<DB> {
-    async fn search(
-        &self,
-        user_id: &str,
-        words: &[String],
-        room: Option<&str>,
-        before: Option<&str>,
-        limit: u32,
-    ) -> crate::store::Result<Vec<common::ChatMessage>> {
-        if words.is_empty() {
+impl<DB: Dialect> Search for SqlStore<DB> {
+    async fn search(&self, query: &SearchQuery<'_>) -> Result<Vec<ChatMessage>> {
+        if query.words.is_empty() {
             return Ok(Vec::new());
         }
-        self.guarded(Access::Read, async |conn| {
-            let messages: Vec<common::ChatMessage> = DB::query(DB::SEARCH)
-                .bind(DB::search_query(words))
-                .bind(user_id)
-                .bind(room.unwrap_or(""))
-                .bind(before.unwrap_or(NO_CURSOR))
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?;
-            Ok(messages)
-        })
-        .await
+        let select = DB::query(DB::SEARCH)
+            .bind(DB::search_query(query.words))
+            .bind(query.user_id)
+            .bind(query.room.unwrap_or(""))
+            .bind(query.before.unwrap_or(NO_CURSOR))
+            .bind(i64::from(query.limit));
+        self.all(Access::Read, select).await
     }
 }
 

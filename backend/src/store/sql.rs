@@ -2,12 +2,15 @@
 //! (`SqlStore`, see `sql_store.rs`). Appends, the hot path, are in
 //! `append_sql.rs`; accounts, operations and search have their own files.
 
-use super::StoredRoom;
-use super::accounts_sql;
-use super::db_seq;
+use super::accounts_sql::{parse_role, parse_visibility};
 use super::health::Access;
-use super::statement::{Columns, Driver, Read, RowsAffected};
 use super::sql_store::{Dialect, SqlStore};
+use super::statement::{Columns, Driver, Read, RowsAffected, Statement};
+use super::{
+    Appended, Entered, JoinState, NewEntry, Result, RoomAccess, Store, StoreHealth, StoredRoom,
+    db_seq,
+};
+use common::ChatMessage;
 use sqlx::Connection;
 
 /// A deleted room (see `operations.rs`) comes back as a new public room
@@ -110,7 +113,7 @@ pub const PROBE: &str = "INSERT INTO hearth_probe (id, at) VALUES (1, $1) \
      ON CONFLICT (id) DO UPDATE SET at = excluded.at";
 
 /// A log entry, read in `entry_columns!()` order.
-impl Read for common::ChatMessage {
+impl Read for ChatMessage {
     fn read<DB: Driver>(columns: &mut Columns<'_, DB>) -> sqlx::Result<Self> {
         let room = columns.next()?;
         let seq: i64 = columns.next()?;
@@ -126,7 +129,7 @@ impl Read for common::ChatMessage {
         let reply_to: Option<i64> = columns.next()?;
         let edited = columns.next()?;
         let deleted_at: Option<i64> = columns.next()?;
-        Ok(common::ChatMessage {
+        Ok(ChatMessage {
             room,
             seq: seq as u64,
             id,
@@ -156,7 +159,7 @@ pub const REACTIONS: &str = "SELECT target, emoji, user_id, user_name FROM react
 pub type ReactionRow = (i64, String, String, String);
 
 /// Puts each reaction on its message (`messages` in seq order).
-pub fn attach_reactions(messages: &mut [common::ChatMessage], rows: Vec<ReactionRow>) {
+pub fn attach_reactions(messages: &mut [ChatMessage], rows: Vec<ReactionRow>) {
     for (target, emoji, user_id, user_name) in rows {
         let Ok(at) = messages.binary_search_by_key(&(target as u64), |m| m.seq) else {
             continue;
@@ -177,16 +180,52 @@ pub fn attach_reactions(messages: &mut [common::ChatMessage], rows: Vec<Reaction
     }
 }
 
+/// A room, in `ROOMS` order (fields are read in the order they are
+/// written).
+impl Read for StoredRoom {
+    fn read<DB: Driver>(columns: &mut Columns<'_, DB>) -> sqlx::Result<Self> {
+        Ok(StoredRoom {
+            name: columns.next()?,
+            created_at: columns.next()?,
+            created_by: columns.next()?,
+            last_seq: columns.next::<i64>()? as u64,
+            last_active: columns.next()?,
+            visibility: parse_visibility(&columns.next::<String>()?),
+        })
+    }
+}
+
+impl<DB: Dialect> SqlStore<DB> {
+    /// The messages of `room` that `select` finds, in seq order, with
+    /// their reactions.
+    async fn messages(
+        &self,
+        room: &str,
+        select: Statement<'_, DB>,
+        newest_first: bool,
+    ) -> Result<Vec<ChatMessage>> {
+        self.guarded(Access::Read, async |conn| {
+            let mut messages: Vec<ChatMessage> = select.fetch_all(&mut *conn).await?;
+            if newest_first {
+                messages.reverse();
+            }
+            Self::with_reactions(conn, room, &mut messages).await?;
+            Ok(messages)
+        })
+        .await
+    }
+}
+
 /// `Store` for every SQL database (see `SqlStore`).
 #[async_trait::async_trait]
-impl<DB: Dialect> crate::store::Store for SqlStore<DB> {
+impl<DB: Dialect> Store for SqlStore<DB> {
     async fn enter_room(
         &self,
         name: &str,
         user_id: &str,
         create: bool,
         now_ms: i64,
-    ) -> crate::store::Result<Option<crate::store::Entered>> {
+    ) -> Result<Option<Entered>> {
         self.guarded(Access::Write, async |conn| {
             let mut tx = conn.begin().await?;
             if create {
@@ -197,34 +236,28 @@ impl<DB: Dialect> crate::store::Store for SqlStore<DB> {
                     .execute(&mut *tx)
                     .await?;
             }
-            let row: Option<(String, Option<String>, String, i64, i64)> =
-                DB::query(ENTER_ROOM)
-                    .bind(name)
-                    .bind(user_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let row: Option<(String, Option<String>, String, i64, i64)> = DB::query(ENTER_ROOM)
+                .bind(name)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
             tx.commit().await?;
-            Ok(
-                row.map(|(visibility, role, created_by, last_seq, created_at)| {
-                    crate::store::Entered {
-                        last_seq: last_seq as u64,
-                        created_at,
-                        access: crate::store::RoomAccess {
-                            visibility: crate::store::accounts_sql::parse_visibility(&visibility),
-                            role: role.as_deref().map(crate::store::accounts_sql::parse_role),
-                            creator: created_by == user_id,
-                        },
-                    }
-                }),
-            )
+            Ok(row.map(
+                |(visibility, role, created_by, last_seq, created_at)| Entered {
+                    last_seq: last_seq as u64,
+                    created_at,
+                    access: RoomAccess {
+                        visibility: parse_visibility(&visibility),
+                        role: role.as_deref().map(parse_role),
+                        creator: created_by == user_id,
+                    },
+                },
+            ))
         })
         .await
     }
 
-    async fn append_batch(
-        &self,
-        batch: Vec<crate::store::NewEntry>,
-    ) -> crate::store::Result<Vec<crate::store::Result<crate::store::Appended>>> {
+    async fn append_batch(&self, batch: Vec<NewEntry>) -> Result<Vec<Result<Appended>>> {
         self.append_many(batch).await
     }
 
@@ -234,73 +267,32 @@ impl<DB: Dialect> crate::store::Store for SqlStore<DB> {
         after: u64,
         up_to: u64,
         limit: u32,
-    ) -> crate::store::Result<Vec<common::ChatMessage>> {
-        self.guarded(Access::Read, async |conn| {
-            let mut messages: Vec<common::ChatMessage> = DB::query(RANGE)
-                .bind(room)
-                .bind(db_seq(after))
-                .bind(db_seq(up_to))
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?;
-            Self::with_reactions(conn, room, &mut messages).await?;
-            Ok(messages)
-        })
-        .await
+    ) -> Result<Vec<ChatMessage>> {
+        let select = DB::query(RANGE)
+            .bind(room)
+            .bind(db_seq(after))
+            .bind(db_seq(up_to))
+            .bind(i64::from(limit));
+        self.messages(room, select, false).await
     }
 
-    async fn page_before(
-        &self,
-        room: &str,
-        before: u64,
-        limit: u32,
-    ) -> crate::store::Result<Vec<common::ChatMessage>> {
-        self.guarded(Access::Read, async |conn| {
-            let mut messages: Vec<common::ChatMessage> = DB::query(PAGE_BEFORE)
-                .bind(room)
-                .bind(db_seq(before))
-                .bind(i64::from(limit))
-                .fetch_all(&mut *conn)
-                .await?;
-            messages.reverse();
-            Self::with_reactions(conn, room, &mut messages).await?;
-            Ok(messages)
-        })
-        .await
+    async fn page_before(&self, room: &str, before: u64, limit: u32) -> Result<Vec<ChatMessage>> {
+        let select = DB::query(PAGE_BEFORE)
+            .bind(room)
+            .bind(db_seq(before))
+            .bind(i64::from(limit));
+        self.messages(room, select, true).await
     }
 
-    async fn last_seq(&self, room: &str) -> crate::store::Result<Option<u64>> {
-        self.guarded(Access::Read, async |conn| {
-            let last: Option<i64> = DB::query(LAST_SEQ)
-                .bind(room)
-                .fetch_optional(&mut *conn)
-                .await?;
-            Ok(last.map(|seq| seq as u64))
-        })
-        .await
+    async fn last_seq(&self, room: &str) -> Result<Option<u64>> {
+        let last: Option<i64> = self
+            .one(Access::Read, DB::query(LAST_SEQ).bind(room))
+            .await?;
+        Ok(last.map(|seq| seq as u64))
     }
 
-    async fn rooms(&self) -> crate::store::Result<Vec<crate::store::StoredRoom>> {
-        self.guarded(Access::Read, async |conn| {
-            let rows: Vec<(String, i64, String, i64, i64, String)> =
-                DB::query(ROOMS).fetch_all(&mut *conn).await?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(name, created_at, created_by, last_seq, last_active, visibility)| {
-                        StoredRoom {
-                            name,
-                            created_at,
-                            created_by,
-                            last_seq: last_seq as u64,
-                            last_active,
-                            visibility: crate::store::accounts_sql::parse_visibility(&visibility),
-                        }
-                    },
-                )
-                .collect())
-        })
-        .await
+    async fn rooms(&self) -> Result<Vec<StoredRoom>> {
+        self.all(Access::Read, DB::query(ROOMS)).await
     }
 
     async fn rooms_page(
@@ -309,58 +301,29 @@ impl<DB: Dialect> crate::store::Store for SqlStore<DB> {
         after: &str,
         prefix: &str,
         limit: u32,
-    ) -> crate::store::Result<Vec<(crate::store::StoredRoom, Option<common::Role>)>> {
-        self.guarded(Access::Read, async |conn| {
-            let rows: Vec<(String, i64, String, i64, i64, String, Option<String>)> =
-                DB::query(ROOMS_PAGE)
-                    .bind(user_id)
-                    .bind(after)
-                    .bind(prefix_pattern(prefix))
-                    .bind(i64::from(limit))
-                    .fetch_all(&mut *conn)
-                    .await?;
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(name, created_at, created_by, last_seq, last_active, visibility, role)| {
-                        (
-                            StoredRoom {
-                                name,
-                                created_at,
-                                created_by,
-                                last_seq: last_seq as u64,
-                                last_active,
-                                visibility: accounts_sql::parse_visibility(&visibility),
-                            },
-                            role.as_deref().map(accounts_sql::parse_role),
-                        )
-                    },
-                )
-                .collect())
-        })
-        .await
+    ) -> Result<Vec<(StoredRoom, Option<common::Role>)>> {
+        let select = DB::query(ROOMS_PAGE)
+            .bind(user_id)
+            .bind(after)
+            .bind(prefix_pattern(prefix))
+            .bind(i64::from(limit));
+        let rows: Vec<(StoredRoom, Option<String>)> = self.all(Access::Read, select).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(room, role)| (room, role.as_deref().map(parse_role)))
+            .collect())
     }
 
-    async fn prune(
-        &self,
-        keep_per_room: Option<u64>,
-        older_than_ms: Option<i64>,
-    ) -> crate::store::Result<u64> {
+    async fn prune(&self, keep_per_room: Option<u64>, older_than_ms: Option<i64>) -> Result<u64> {
         self.guarded(Access::Write, async |conn| {
             let mut deleted = 0;
             if let Some(keep) = keep_per_room {
-                deleted += DB::query(PRUNE_COUNT)
-                    .bind(db_seq(keep))
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
+                let delete = DB::query(PRUNE_COUNT).bind(db_seq(keep));
+                deleted += delete.execute(&mut *conn).await?.rows_affected();
             }
             if let Some(cutoff) = older_than_ms {
-                deleted += DB::query(PRUNE_AGE)
-                    .bind(cutoff)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
+                let delete = DB::query(PRUNE_AGE).bind(cutoff);
+                deleted += delete.execute(&mut *conn).await?.rows_affected();
             }
             if deleted > 0 {
                 DB::query(PRUNE_REACTIONS).execute(&mut *conn).await?;
@@ -370,17 +333,12 @@ impl<DB: Dialect> crate::store::Store for SqlStore<DB> {
         .await
     }
 
-    async fn mark_read(&self, user_id: &str, room: &str, seq: u64) -> crate::store::Result<()> {
-        self.guarded(Access::Write, async |conn| {
-            DB::query(MARK_READ)
-                .bind(user_id)
-                .bind(room)
-                .bind(db_seq(seq))
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        })
-        .await
+    async fn mark_read(&self, user_id: &str, room: &str, seq: u64) -> Result<()> {
+        let upsert = DB::query(MARK_READ)
+            .bind(user_id)
+            .bind(room)
+            .bind(db_seq(seq));
+        self.change(upsert).await.map(drop)
     }
 
     async fn join_state(
@@ -388,7 +346,7 @@ impl<DB: Dialect> crate::store::Store for SqlStore<DB> {
         user_id: &str,
         username: Option<&str>,
         room: &str,
-    ) -> crate::store::Result<crate::store::JoinState> {
+    ) -> Result<JoinState> {
         self.guarded(Access::Read, async |conn| {
             type Row = (String, Option<i64>, String, Option<String>, String);
             let row: Option<Row> = DB::query(JOIN_STATE)
@@ -397,9 +355,9 @@ impl<DB: Dialect> crate::store::Store for SqlStore<DB> {
                 .fetch_optional(&mut *conn)
                 .await?;
             let (topic, seq, created_by, role, visibility) = row.unwrap_or_default();
-            let access = crate::store::RoomAccess {
-                visibility: crate::store::accounts_sql::parse_visibility(&visibility),
-                role: role.as_deref().map(crate::store::accounts_sql::parse_role),
+            let access = RoomAccess {
+                visibility: parse_visibility(&visibility),
+                role: role.as_deref().map(parse_role),
                 creator: created_by == user_id,
             };
             let seq = seq.unwrap_or(0);
@@ -425,7 +383,7 @@ impl<DB: Dialect> crate::store::Store for SqlStore<DB> {
                     .filter(|text| common::mentions::mentions(text, username))
                     .count() as u32;
             }
-            Ok(crate::store::JoinState {
+            Ok(JoinState {
                 read_seq: seq as u64,
                 unread: unread as u32,
                 mentions,
@@ -437,15 +395,11 @@ impl<DB: Dialect> crate::store::Store for SqlStore<DB> {
         .await
     }
 
-    async fn probe(&self, now_ms: i64) -> crate::store::Result<()> {
-        self.guarded(Access::Write, async |conn| {
-            DB::query(PROBE).bind(now_ms).execute(&mut *conn).await?;
-            Ok(())
-        })
-        .await
+    async fn probe(&self, now_ms: i64) -> Result<()> {
+        self.change(DB::query(PROBE).bind(now_ms)).await.map(drop)
     }
 
-    fn health(&self) -> &crate::store::StoreHealth {
+    fn health(&self) -> &StoreHealth {
         &self.health
     }
 

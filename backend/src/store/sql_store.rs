@@ -19,7 +19,7 @@ use std::future::Future;
 use sqlx::{Database, Pool};
 
 use super::health::{Access, Checkout};
-use super::statement::Driver;
+use super::statement::{Driver, Read, RowsAffected, Statement};
 use super::{NewEntry, Result, StoreHealth};
 
 /// How a database spells "all of these words, each as a prefix" (its
@@ -80,6 +80,38 @@ impl<DB: Database> SqlStore<DB> {
                 checkout.keep();
                 Ok(out)
             })
+            .await
+    }
+}
+
+impl<DB: Dialect> SqlStore<DB> {
+    /// Runs one statement that changes rows: how many it changed.
+    pub(super) async fn change(&self, statement: Statement<'_, DB>) -> Result<u64> {
+        self.guarded(Access::Write, async |conn| {
+            Ok(statement.execute(conn).await?.rows_affected())
+        })
+        .await
+    }
+
+    /// The first row of one statement, if any.
+    pub(super) async fn one<R: Read + Send>(
+        &self,
+        access: Access,
+        statement: Statement<'_, DB>,
+    ) -> Result<Option<R>> {
+        self.guarded(access, async |conn| {
+            Ok(statement.fetch_optional(conn).await?)
+        })
+        .await
+    }
+
+    /// Every row of one statement.
+    pub(super) async fn all<R: Read + Send>(
+        &self,
+        access: Access,
+        statement: Statement<'_, DB>,
+    ) -> Result<Vec<R>> {
+        self.guarded(access, async |conn| Ok(statement.fetch_all(conn).await?))
             .await
     }
 }

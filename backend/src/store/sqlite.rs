@@ -1,14 +1,18 @@
 //! The embedded default: one SQLite file in WAL mode.
 
+use std::future::Future;
 use std::str::FromStr;
+
+use sqlx::Row;
 
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::migrate;
 use super::sql_store::{Dialect, SqlStore};
+use super::statement::Driver;
 use super::{NewEntry, Result, StoreHealth, StoreOptions};
+use super::{append_sql, migrate};
 
 /// How long a pooled connection may sit idle before it is closed.
 pub const SQLITE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -72,29 +76,28 @@ impl Dialect for sqlx::Sqlite {
     /// case or the message did not go in (a duplicate `client_id`, an
     /// unknown or deleted room): nothing was changed, and the general path
     /// finds out which.
-    async fn lone_message(
-        conn: &mut sqlx::SqliteConnection,
-        batch: &[NewEntry],
-    ) -> std::result::Result<Option<i64>, sqlx::Error> {
-        let [m] = batch else { return Ok(None) };
-        if m.kind != common::EntryKind::Message {
-            return Ok(None);
-        }
+    fn lone_message<'c>(
+        conn: &'c mut sqlx::SqliteConnection,
+        batch: &'c [NewEntry],
+    ) -> impl Future<Output = std::result::Result<Option<i64>, sqlx::Error>> + Send + 'c {
+        let insert = match batch {
+            [m] if m.kind == common::EntryKind::Message => {
+                let insert = Self::query(append_sql::SQLITE_LONE_MESSAGE).bind(m.room.as_str());
+                Some(append_sql::bind_sent(insert, m).bind(append_sql::db_seq(m.reply_to)))
+            }
+            _ => None,
+        };
         // Every statement's results are read, so the worker runs them all,
         // through the commit. If one fails the transaction is left open,
         // and the connection is closed (`SqlStore::guarded`), which rolls it back.
-        let seqs: Vec<i64> = sqlx::query_scalar(super::append_sql::SQLITE_LONE_MESSAGE)
-            .bind(m.room.as_str())
-            .bind(m.id.as_str())
-            .bind(&m.user.id)
-            .bind(&m.user.name)
-            .bind(m.content.as_str())
-            .bind(m.ts)
-            .bind(m.client_id.as_str())
-            .bind(&m.user.username)
-            .bind(super::append_sql::db_seq(m.reply_to))
-            .fetch_all(&mut *conn)
-            .await?;
-        Ok(seqs.first().copied())
+        async move {
+            let Some(insert) = insert else {
+                return Ok(None);
+            };
+            // sqlx's own call: `Statement`'s, generic, trips a limit of
+            // the compiler's (rust-lang/rust#100013) in this `Send` future.
+            let rows = insert.into_query().fetch_all(conn).await?;
+            rows.first().map(|row| row.try_get(0)).transpose()
+        }
     }
 }

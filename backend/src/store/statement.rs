@@ -69,7 +69,10 @@ pub trait Driver: Database<QueryResult: RowsAffected> {
 /// A Rust type that goes into and comes out of `DB`'s columns.
 trait Value<DB: Database>: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> {}
 
-impl<DB: Database, T> Value<DB> for T where T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> {}
+impl<DB: Database, T> Value<DB> for T where
+    T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB>
+{
+}
 
 /// The one place that names sqlx's bounds (see the top of this file).
 impl<DB> Driver for DB
@@ -138,6 +141,11 @@ impl<'q, DB: Driver> Statement<'q, DB> {
     /// Binds the next parameter (`$n` in order, or the next `?`).
     pub fn bind(self, value: impl Param<'q>) -> Self {
         Statement(value.bind_to::<DB>(self.0))
+    }
+
+    /// sqlx's own statement, for code written for one database.
+    pub fn into_query(self) -> Query<'q, DB> {
+        self.0
     }
 
     pub async fn execute(self, conn: &mut DB::Connection) -> sqlx::Result<DB::QueryResult> {
@@ -294,12 +302,13 @@ impl<T: Column> Read for T {
     }
 }
 
-/// `Read` for tuples of columns, the way sqlx's `FromRow` does it.
+/// `Read` for tuples, each part read in turn: columns, or a type of the
+/// store's followed by more columns (`(StoredRoom, Option<String>)`).
 macro_rules! read_tuple {
-    ($($column:ident),+) => {
-        impl<$($column: Column),+> Read for ($($column,)+) {
+    ($($part:ident),+) => {
+        impl<$($part: Read),+> Read for ($($part,)+) {
             fn read<DB: Driver>(columns: &mut Columns<'_, DB>) -> sqlx::Result<Self> {
-                Ok(($(columns.next::<$column>()?,)+))
+                Ok(($($part::read(columns)?,)+))
             }
         }
     };

@@ -6,7 +6,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use backend::store::{NewEntry, PostgresStore, SqliteStore, Store, StoreError};
+use backend::store::{NewEntry, PostgresStore, SearchQuery, SqliteStore, Store, StoreError};
 use common::User;
 use sqlx::postgres::PgConnectOptions;
 
@@ -274,13 +274,13 @@ async fn a_database_made_before_sqlx_migrations_upgrades_in_place(t: &Target) {
         .unwrap();
     assert!(access.role.is_some(), "membership kept");
     let found = store
-        .search(
-            "u-alice",
-            &backend::store::search_words("deploy"),
-            None,
-            None,
-            10,
-        )
+        .search(&SearchQuery {
+            user_id: "u-alice",
+            words: &backend::store::search_words("deploy"),
+            room: None,
+            before: None,
+            limit: 10,
+        })
         .await
         .unwrap();
     assert_eq!(found.len(), 1, "the search index came along");
@@ -368,7 +368,13 @@ async fn search_finds_words_in_readable_rooms_only_and_forgets_deleted_text(t: &
         let store = store.clone();
         async move {
             store
-                .search(who, &backend::store::search_words(q), room, before, 10)
+                .search(&SearchQuery {
+                    user_id: who,
+                    words: &backend::store::search_words(q),
+                    room,
+                    before,
+                    limit: 10,
+                })
                 .await
                 .unwrap()
                 .into_iter()

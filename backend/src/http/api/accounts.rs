@@ -20,7 +20,7 @@ use crate::AppState;
 use crate::auth::passwords::{HashError, weakness};
 use crate::auth::{new_secret, new_token, now_secs, secret_hash};
 use crate::hub::now_millis;
-use crate::store::NewUser;
+use crate::store::{NewSession, NewUser};
 
 /// How long a WebSocket ticket may wait to be used.
 const TICKET_TTL_SECS: u64 = 30;
@@ -85,13 +85,13 @@ async fn open_session(app: &AppState, user: User) -> Result<SessionResponse, Res
     let expires_at = now_secs() + app.config.session_ttl_secs;
     app.hub
         .store()
-        .create_session(
-            &id,
-            &secret_hash(&token),
-            &user.id,
-            now_millis(),
+        .create_session(&NewSession {
+            id: &id,
+            token_hash: &secret_hash(&token),
+            user_id: &user.id,
+            created_at_ms: now_millis(),
             expires_at,
-        )
+        })
         .await
         .map_err(internal)?;
     tracing::info!(user = %user.id, session = %id, "session created");

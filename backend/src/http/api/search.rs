@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{Authenticated, error, internal};
 use crate::AppState;
-use crate::store::search_words;
+use crate::store::{self, search_words};
 
 #[derive(Deserialize)]
 pub struct SearchQuery {
@@ -71,13 +71,13 @@ pub async fn search(
     match app
         .hub
         .store()
-        .search(
-            &who.user.id,
-            &words,
-            room.as_deref(),
-            before.as_deref(),
+        .search(&store::SearchQuery {
+            user_id: &who.user.id,
+            words: &words,
+            room: room.as_deref(),
+            before: before.as_deref(),
             limit,
-        )
+        })
         .await
     {
         Ok(messages) => {
