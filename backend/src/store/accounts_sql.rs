@@ -119,12 +119,12 @@ impl<DB: Dialect> Accounts for SqlStore<DB> {
 
     async fn credentials(&self, username: &str) -> Result<Option<Credentials>> {
         let select = DB::query(CREDENTIALS).bind(username);
-        self.one(Access::Read, select).await
+        self.one(select).await
     }
 
     async fn credentials_by_id(&self, user_id: &str) -> Result<Option<Credentials>> {
         let select = DB::query(CREDENTIALS_BY_ID).bind(user_id);
-        self.one(Access::Read, select).await
+        self.one(select).await
     }
 
     async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<()> {
@@ -147,7 +147,7 @@ impl<DB: Dialect> Accounts for SqlStore<DB> {
         let select = DB::query(&statement)
             .bind(token_hash)
             .bind(db_seq(now_secs));
-        self.one(Access::Read, select).await
+        self.one(select).await
     }
 
     async fn revoke_session(&self, id: &str, now_ms: i64) -> Result<bool> {
@@ -264,7 +264,7 @@ impl<DB: Dialect> Accounts for SqlStore<DB> {
 
     async fn room_access(&self, room: &str, user_id: &str) -> Result<Option<RoomAccess>> {
         let select = DB::query(ROOM_ACCESS).bind(room).bind(user_id);
-        let row: Option<(String, Option<String>, String)> = self.one(Access::Read, select).await?;
+        let row: Option<(String, Option<String>, String)> = self.one(select).await?;
         Ok(row.map(|(visibility, role, created_by)| RoomAccess {
             visibility: parse_visibility(&visibility),
             role: role.as_deref().map(parse_role),

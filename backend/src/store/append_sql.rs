@@ -202,23 +202,16 @@ impl<DB: Dialect> SqlStore<DB> {
             // Give the seq back. This transaction has held the
             // room's row since it took the seq, so the seq is still
             // the room's newest.
-            DB::query(RETURN_SEQ)
-                .bind(m.room.as_str())
-                .execute(&mut **tx)
-                .await?;
+            let give_back = DB::query(RETURN_SEQ).bind(m.room.as_str());
+            give_back.execute(&mut **tx).await?;
             return Ok(Outcome::Duplicate(Box::new(earlier)));
         }
         if !Self::apply_change(tx, m).await? {
             // Nothing to change: the entry and its seq go again.
-            DB::query(UNDO_INSERT)
-                .bind(m.room.as_str())
-                .bind(seq)
-                .execute(&mut **tx)
-                .await?;
-            DB::query(RETURN_SEQ)
-                .bind(m.room.as_str())
-                .execute(&mut **tx)
-                .await?;
+            let undo = DB::query(UNDO_INSERT).bind(m.room.as_str()).bind(seq);
+            undo.execute(&mut **tx).await?;
+            let give_back = DB::query(RETURN_SEQ).bind(m.room.as_str());
+            give_back.execute(&mut **tx).await?;
             return Ok(Outcome::Refused(StoreError::NoSuchMessage));
         }
         Ok(Outcome::Stored(seq as u64))

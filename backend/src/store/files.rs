@@ -8,50 +8,55 @@ use std::path::Path;
 /// Creates `dir` (and its parents) as 0700 if it is missing; warns if it
 /// exists and others may read it.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    match std::fs::metadata(dir) {
-        Ok(meta) => {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    dir = %dir.display(),
-                    mode = format!("{mode:o}"),
-                    "the data dir is readable by other users; chmod 700 it"
-                );
-            }
-            Ok(())
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir),
-        Err(err) => Err(err),
-    }
+    use std::os::unix::fs::DirBuilderExt;
+    private(
+        dir,
+        "the data dir is readable by other users; chmod 700 it",
+        |dir| {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+        },
+    )
 }
 
 /// Creates `file` empty as 0600 if it is missing, so the database (and the
 /// -wal and -shm files SQLite gives the same mode) start private; warns if
 /// it exists and others may read it.
 pub fn private_file(file: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    match std::fs::metadata(file) {
+    use std::os::unix::fs::OpenOptionsExt;
+    private(
+        file,
+        "the database is readable by other users; chmod 600 it",
+        |file| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(file)
+                .map(drop)
+        },
+    )
+}
+
+/// Makes `path` with `create` if it is missing; logs `warning` if it
+/// exists and others may read it.
+fn private(
+    path: &Path,
+    warning: &'static str,
+    create: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
         Ok(meta) => {
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
-                tracing::warn!(
-                    file = %file.display(),
-                    mode = format!("{mode:o}"),
-                    "the database is readable by other users; chmod 600 it"
-                );
+                tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "{warning}");
             }
             Ok(())
         }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(file)
-            .map(drop),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => create(path),
         Err(err) => Err(err),
     }
 }

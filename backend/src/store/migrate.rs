@@ -11,12 +11,40 @@
 //! migrator then applies whatever is newer. Tested from databases made by
 //! that older Hearth (`backend/tests/fixtures/schema-10.*`).
 
+use sqlx::Pool;
+
 use super::Result;
 use super::statement::Driver;
 use sqlx::migrate::{Migrate, Migrator};
 
 pub static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 pub static POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Brings `pool`'s database to `migrator`'s newest version: adopts an
+/// older Hearth's versions (`exists`: see `adopt_hearth_schema`), then
+/// applies what is newer. `first` runs first in the adopting transaction:
+/// what makes nodes starting together take turns, where the database needs
+/// it said.
+pub async fn apply<DB>(
+    pool: &Pool<DB>,
+    migrator: &Migrator,
+    exists: &str,
+    first: Option<&str>,
+) -> Result<()>
+where
+    DB: Driver,
+    DB::Connection: Migrate,
+{
+    let mut tx = pool.begin().await?;
+    if let Some(first) = first {
+        DB::query(first).execute(&mut tx).await?;
+    }
+    adopt_hearth_schema::<DB>(&mut tx, migrator, exists).await?;
+    tx.commit().await?;
+    // sqlx's migrator takes a lock of its own while it applies.
+    migrator.run(pool).await?;
+    Ok(())
+}
 
 /// Records the versions in an older Hearth's `hearth_schema` as applied
 /// and drops that table, on `conn` (inside the caller's transaction).

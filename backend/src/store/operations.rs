@@ -199,8 +199,7 @@ impl<DB: Dialect> Operations for SqlStore<DB> {
 
     async fn api_key(&self, key_hash: &str) -> Result<Option<ApiKey>> {
         let statement = format!("{KEY_COLUMNS} WHERE key_hash = $1 AND revoked_at IS NULL");
-        self.one(Access::Read, DB::query(&statement).bind(key_hash))
-            .await
+        self.one(DB::query(&statement).bind(key_hash)).await
     }
 
     async fn revoke_api_key(&self, id: &str, now_ms: i64) -> Result<bool> {

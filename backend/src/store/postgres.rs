@@ -2,14 +2,20 @@
 
 use std::str::FromStr;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::migrate;
 use super::sql_store::{Dialect, SqlStore};
 use super::{NewEntry, Result, StoreHealth, StoreOptions};
 
-/// Any constant works; it only has to be the same on every node.
-const MIGRATION_LOCK: i64 = 0x4845_4152_5448; // "HEARTH"
+/// Any number works (this is "HEARTH" in ASCII); it only has to be the
+/// same on every node.
+const MIGRATION_LOCK: &str = "SELECT pg_advisory_xact_lock(79462285857864)";
+
+/// Finds the table where an older Hearth kept its schema's version (see
+/// `migrate.rs`).
+const HEARTH_SCHEMA: &str =
+    "SELECT CAST(1 AS BIGINT) WHERE to_regclass('hearth_schema') IS NOT NULL";
 
 /// The store on a PostgreSQL database, which several nodes may share.
 pub type PostgresStore = SqlStore<sqlx::Postgres>;
@@ -32,28 +38,15 @@ impl PostgresStore {
             .acquire_timeout(store.timeout)
             .connect_with(options)
             .await?;
-        migrate(&pool).await?;
+        migrate::apply(
+            &pool,
+            &migrate::POSTGRES,
+            HEARTH_SCHEMA,
+            Some(MIGRATION_LOCK),
+        )
+        .await?;
         Ok(SqlStore::new(pool, StoreHealth::new(store.timeout)))
     }
-}
-
-async fn migrate(pool: &PgPool) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    // Nodes starting together take turns; DDL is transactional here.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(MIGRATION_LOCK)
-        .execute(&mut *tx)
-        .await?;
-    migrate::adopt_hearth_schema::<sqlx::Postgres>(
-        &mut tx,
-        &migrate::POSTGRES,
-        "SELECT CAST(1 AS BIGINT) WHERE to_regclass('hearth_schema') IS NOT NULL",
-    )
-    .await?;
-    tx.commit().await?;
-    // sqlx's migrator takes a lock of its own while it applies.
-    migrate::POSTGRES.run(pool).await?;
-    Ok(())
 }
 
 impl Dialect for sqlx::Postgres {

@@ -285,9 +285,7 @@ impl<DB: Dialect> Store for SqlStore<DB> {
     }
 
     async fn last_seq(&self, room: &str) -> Result<Option<u64>> {
-        let last: Option<i64> = self
-            .one(Access::Read, DB::query(LAST_SEQ).bind(room))
-            .await?;
+        let last: Option<i64> = self.one(DB::query(LAST_SEQ).bind(room)).await?;
         Ok(last.map(|seq| seq as u64))
     }
 

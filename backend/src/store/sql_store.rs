@@ -93,16 +93,10 @@ impl<DB: Dialect> SqlStore<DB> {
         .await
     }
 
-    /// The first row of one statement, if any.
-    pub(super) async fn one<R: Read + Send>(
-        &self,
-        access: Access,
-        statement: Statement<'_, DB>,
-    ) -> Result<Option<R>> {
-        self.guarded(access, async |conn| {
-            Ok(statement.fetch_optional(conn).await?)
-        })
-        .await
+    /// The first row of one statement that reads, if any.
+    pub(super) async fn one<R: Read + Send>(&self, select: Statement<'_, DB>) -> Result<Option<R>> {
+        let read = async |conn: &mut DB::Connection| Ok(select.fetch_optional(conn).await?);
+        self.guarded(Access::Read, read).await
     }
 
     /// Every row of one statement.

@@ -5,9 +5,7 @@ use std::str::FromStr;
 
 use sqlx::Row;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use super::sql_store::{Dialect, SqlStore};
 use super::statement::Driver;
@@ -16,6 +14,11 @@ use super::{append_sql, migrate};
 
 /// How long a pooled connection may sit idle before it is closed.
 pub const SQLITE_IDLE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Finds the table where an older Hearth kept its schema's version (see
+/// `migrate.rs`).
+const HEARTH_SCHEMA: &str =
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hearth_schema'";
 
 /// The store on one SQLite file.
 pub type SqliteStore = SqlStore<sqlx::Sqlite>;
@@ -47,22 +50,9 @@ impl SqliteStore {
             .acquire_timeout(store.timeout)
             .connect_with(options)
             .await?;
-        migrate(&pool).await?;
+        migrate::apply(&pool, &migrate::SQLITE, HEARTH_SCHEMA, None).await?;
         Ok(SqlStore::new(pool, StoreHealth::new(store.timeout)))
     }
-}
-
-async fn migrate(pool: &SqlitePool) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    migrate::adopt_hearth_schema::<sqlx::Sqlite>(
-        &mut tx,
-        &migrate::SQLITE,
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hearth_schema'",
-    )
-    .await?;
-    tx.commit().await?;
-    migrate::SQLITE.run(pool).await?;
-    Ok(())
 }
 
 impl Dialect for sqlx::Sqlite {
