@@ -7,8 +7,8 @@
 //! repeat them. Here they are written once, on the blanket impl of
 //! `Driver`; the store's SQL says `DB: Dialect` (which implies `Driver`) and
 //! reaches sqlx through `Statement`, which binds and reads the few column
-//! types the schema uses. Nothing is boxed or converted on the way: each
-//! call is sqlx's own, chosen at compile time.
+//! types the schema uses. Each call is sqlx's own, chosen at compile time;
+//! rows are read by position, as sqlx reads a tuple.
 
 use std::future::Future;
 
