@@ -252,8 +252,8 @@ async fn open_room(page: &Client, room: &str) {
 
 /// Rooms belong to the account: a room Bob joined in one browser is in
 /// "Your rooms" on his second device (a fresh browser, nothing stored),
-/// with its unread count before he opens it; leaving it there leaves it
-/// on the first device too.
+/// with its unread count before he opens it; muting it there mutes it on
+/// the first device; leaving it there leaves it on the first device too.
 async fn rooms_follow_the_account(alice: &Client, bob: &Client, driver_url: &str, base: &str) {
     bob.find(Locator::Css(".new-room input"))
         .await
@@ -301,6 +301,31 @@ async fn rooms_follow_the_account(alice: &Client, bob: &Client, driver_url: &str
         WAIT,
     )
     .await;
+    // Muted on the phone: on the first device too, a new message there
+    // shows as a dot, not a count.
+    phone
+        .find(Locator::Css("select[data-testid=notify]"))
+        .await
+        .unwrap()
+        .select_by_value("mute")
+        .await
+        .unwrap();
+    open_room(alice, "side-room").await;
+    say(alice, "quiet news").await;
+    wait_text(alice, "[data-testid=messages]", "quiet news", WAIT).await;
+    open_room(alice, "general").await;
+    let dot = "//ul[@data-testid='rooms']//button[contains(., 'side-room')]//span[contains(@class,'badge') and contains(@class,'muted')]";
+    let muted = bob
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(dot))
+        .await
+        .expect("muted on the phone: a dot on the first device");
+    assert!(
+        !muted.text().await.unwrap().contains('1'),
+        "a dot, not a count"
+    );
+    screenshot(bob, "bob-muted-room.png").await;
     phone
         .find(Locator::Css("button.leave"))
         .await

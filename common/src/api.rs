@@ -131,6 +131,56 @@ pub struct SetRole {
     pub role: Role,
 }
 
+/// What of a room's messages reach a member as a notification does: a
+/// badge that counts, the tab's title, a desktop notification while the
+/// tab is hidden. Kept on the server per member (`PUT
+/// /api/rooms/{room}/notifications`), so every device of theirs agrees.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Notify {
+    /// Every message of others.
+    All,
+    /// Messages that mention the member's `@username`.
+    Mentions,
+    /// Nothing: unread messages show as a dot, never a count.
+    Mute,
+}
+
+impl Notify {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Notify::All => "all",
+            Notify::Mentions => "mentions",
+            Notify::Mute => "mute",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Notify> {
+        match text {
+            "all" => Some(Notify::All),
+            "mentions" => Some(Notify::Mentions),
+            "mute" => Some(Notify::Mute),
+            _ => None,
+        }
+    }
+
+    /// Until the member says otherwise: everything in a direct
+    /// conversation (it is all for them), mentions elsewhere.
+    pub fn default_for(room: &str) -> Notify {
+        if crate::validate::reserved_room(room) {
+            Notify::All
+        } else {
+            Notify::Mentions
+        }
+    }
+}
+
+/// `PUT /api/rooms/{room}/notifications` request (members only) → `204`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SetNotify {
+    pub notify: Notify,
+}
+
 /// One entry of `GET /api/rooms/{room}/members`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RoomMember {
@@ -168,6 +218,10 @@ pub struct RoomSummary {
     /// Of those, the ones that mention the caller's `@username`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub mentions: u32,
+    /// In a room of the caller's: what of it notifies them (their choice,
+    /// or `Notify::default_for` the room).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
 }
 
 fn is_zero(n: &u32) -> bool {

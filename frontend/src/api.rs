@@ -237,6 +237,15 @@ pub async fn set_role(
     json(authorized(Request::put(&url), token), to_json(&body)).await
 }
 
+/// What of `room` notifies this user, on every device of theirs.
+pub async fn set_notify(token: &str, room: &str, notify: common::Notify) -> Result<(), Failure> {
+    let url = format!("/api/rooms/{room}/notifications");
+    let body = common::SetNotify { notify };
+    send(authorized(Request::put(&url), token), to_json(&body))
+        .await
+        .map(drop)
+}
+
 /// Why a ticket could not be had.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TicketError {

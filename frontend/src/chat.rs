@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use common::{ChatMessage, EntryKind, ServerMsg, User};
+use common::{ChatMessage, EntryKind, Notify, ServerMsg, User};
 
 /// Most messages kept per room in memory.
 pub const MAX_LINES: usize = 500;
@@ -113,6 +113,20 @@ pub struct RoomState {
     /// The lowest seq seen of any entry, message or change (0: none yet):
     /// older history is paged from here.
     pub floor: u64,
+    /// What of the room notifies this user, as the server last said it or
+    /// they last chose it (`None`: not known yet, `Notify::default_for`).
+    pub notify: Option<Notify>,
+}
+
+/// What a room's entry in the sidebar shows of its unread messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Badge {
+    pub unread: u32,
+    /// Of those, the ones that notify (all of them where every message
+    /// does).
+    pub mentions: u32,
+    /// A dot, not a count.
+    pub muted: bool,
 }
 
 /// A gap in a room's live stream: fetch the messages with
@@ -168,8 +182,7 @@ impl Chat {
                 // The server counted from the stored read position; that
                 // covers whatever was replayed before this.
                 state.unread = if is_current { 0 } else { *unread };
-                // In a direct conversation every message is for this user.
-                let mentions = if is_direct(room) { *unread } else { *mentions };
+                let mentions = notifying(notify_of(room, state), *unread, *mentions);
                 state.mentions = if is_current { 0 } else { mentions };
                 state.members = members.iter().map(|u| (u.id.clone(), u.clone())).collect();
                 state.last_seq = state.last_seq.max(*last_seq);
@@ -379,7 +392,7 @@ impl Chat {
     fn show(&mut self, m: &ChatMessage, apply: bool) {
         let is_current = self.current.as_deref() == Some(m.room.as_str());
         let mine = self.me.as_ref().is_some_and(|me| me.id == m.user.id);
-        let mentions_me = !mine && (is_direct(&m.room) || self.mentions_me(&m.content));
+        let for_me = self.is_for_me(m);
         let Some(state) = self.rooms.get_mut(&m.room) else {
             return;
         };
@@ -435,7 +448,7 @@ impl Chat {
             state.typing.remove(&m.user.id);
             if !is_current && !mine && !m.deleted && m.seq > state.read_seq {
                 state.unread += 1;
-                if mentions_me {
+                if for_me {
                     state.mentions += 1;
                 }
             }
@@ -522,13 +535,12 @@ impl Chat {
                 l.seq.is_some_and(|s| s > read) && !l.deleted && Some(&l.user.id) != me.as_ref()
             })
             .collect();
-        let (count, mentions) = (
-            unread.len() as u32,
-            unread
-                .iter()
-                .filter(|l| self.mentions_me(&l.content))
-                .count() as u32,
-        );
+        let count = unread.len() as u32;
+        let mentioning = unread
+            .iter()
+            .filter(|l| self.mentions_me(&l.content))
+            .count() as u32;
+        let mentions = notifying(notify_of(room, state), count, mentioning);
         if let Some(state) = self.rooms.get_mut(room) {
             state.read_seq = read;
             state.unread = count;
@@ -536,9 +548,54 @@ impl Chat {
         }
     }
 
-    /// Unread messages in every room, for the tab's title.
+    /// Unread messages in every room but the muted ones, for the tab's
+    /// title.
     pub fn total_unread(&self) -> u32 {
-        self.rooms.values().map(|r| r.unread).sum()
+        self.rooms
+            .iter()
+            .filter(|(room, state)| notify_of(room, state) != Notify::Mute)
+            .map(|(_, state)| state.unread)
+            .sum()
+    }
+
+    /// What `room`'s entry in the sidebar shows.
+    pub fn badge(&self, room: &str) -> Badge {
+        self.rooms
+            .get(room)
+            .map_or_else(Badge::default, |state| Badge {
+                unread: state.unread,
+                mentions: state.mentions,
+                muted: notify_of(room, state) == Notify::Mute,
+            })
+    }
+
+    /// What of `room` notifies this user.
+    pub fn notify(&self, room: &str) -> Notify {
+        self.rooms
+            .get(room)
+            .and_then(|state| state.notify)
+            .unwrap_or_else(|| Notify::default_for(room))
+    }
+
+    /// This user chose what of `room` notifies them: the counts follow at
+    /// once (from the messages at hand, where only mentions notify).
+    pub fn set_notify(&mut self, room: &str, notify: Notify) {
+        let mentioning = self.rooms.get(room).map_or(0, |state| {
+            state
+                .lines
+                .iter()
+                .filter(|l| {
+                    l.seq.is_some_and(|s| s > state.read_seq)
+                        && !l.deleted
+                        && self.me.as_ref().is_none_or(|me| me.id != l.user.id)
+                        && self.mentions_me(&l.content)
+                })
+                .count() as u32
+        });
+        if let Some(state) = self.rooms.get_mut(room) {
+            state.notify = Some(notify);
+            state.mentions = notifying(notify, state.unread, mentioning.min(state.unread));
+        }
     }
 
     /// The room on screen has messages beyond the read position: moves it
@@ -577,26 +634,40 @@ impl Chat {
             .and_then(|l| l.seq)
     }
 
-    /// What the room list says is unread in a followed room, until its
-    /// `joined` says it (or it is on screen).
-    pub fn listed(&mut self, room: &str, unread: u32, mentions: u32) {
+    /// What the room list says of a followed room: what notifies this
+    /// user, always; and what is unread in it, until its `joined` says it
+    /// (or it is on screen).
+    pub fn listed(&mut self, room: &str, unread: u32, mentions: u32, notify: Option<Notify>) {
         let is_current = self.current.as_deref() == Some(room);
         let Some(state) = self.rooms.get_mut(room) else {
             return;
         };
+        if notify.is_some() && notify != state.notify {
+            state.notify = notify;
+            if state.live {
+                // Chosen on another device: count as it says from now on.
+                let notify = notify_of(room, state);
+                state.mentions = notifying(notify, state.unread, state.mentions.min(state.unread));
+            }
+        }
         if state.live || is_current {
             return;
         }
         state.unread = unread;
-        state.mentions = if is_direct(room) { unread } else { mentions };
+        state.mentions = notifying(notify_of(room, state), unread, mentions);
     }
 
-    /// Whether a message should reach this user as a mention does: it
-    /// names them, or it is in a direct conversation, and they did not
-    /// write it.
+    /// Whether a message should notify this user: they did not write it,
+    /// and the room notifies them of every message, or of mentions and it
+    /// names them.
     pub fn is_for_me(&self, m: &ChatMessage) -> bool {
         let mine = self.me.as_ref().is_some_and(|me| me.id == m.user.id);
-        !mine && (is_direct(&m.room) || self.mentions_me(&m.content))
+        !mine
+            && match self.notify(&m.room) {
+                Notify::All => true,
+                Notify::Mentions => self.mentions_me(&m.content),
+                Notify::Mute => false,
+            }
     }
 
     /// Starts showing a room, creating its entry if the join is on its way.
@@ -697,6 +768,21 @@ fn react(line: &mut Line, change: &ChatMessage, on: bool) {
             }
         }
         (None, false) => {}
+    }
+}
+
+/// What of a room notifies its member, as it knows it or by default.
+fn notify_of(room: &str, state: &RoomState) -> Notify {
+    state.notify.unwrap_or_else(|| Notify::default_for(room))
+}
+
+/// Of `unread` messages, `mentioning` of them naming this user: how many
+/// notify them.
+fn notifying(notify: Notify, unread: u32, mentioning: u32) -> u32 {
+    match notify {
+        Notify::All => unread,
+        Notify::Mentions => mentioning,
+        Notify::Mute => 0,
     }
 }
 

@@ -4,6 +4,7 @@
 //! they are typing). `Conversation` holds its state; the chat screen
 //! passes its callbacks to the message list and the composer.
 
+use common::Notify;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -112,6 +113,30 @@ impl Conversation {
 
     pub fn on_topic(self) -> Callback<String> {
         Callback::new(move |topic: String| self.send(Post::Topic { topic }, new_client_id()))
+    }
+
+    /// This user chooses what of the room on screen notifies them: shown
+    /// at once, kept on the server for their other devices. If the server
+    /// refuses, the choice goes back to what it was and a notice says why.
+    pub fn on_notify(self) -> Callback<Notify> {
+        Callback::new(move |notify: Notify| {
+            let room = self.room.get_untracked();
+            let before = self.chat.with_untracked(|c| c.notify(&room));
+            self.chat.update(|c| c.set_notify(&room, notify));
+            let token = self.token.get_value();
+            let chat = self.chat;
+            spawn_local(async move {
+                if let Err(failure) = api::set_notify(&token, &room, notify).await {
+                    chat.update(|c| {
+                        c.set_notify(&room, before);
+                        c.notice = Some(format!(
+                            "Notifications for #{room} are unchanged: {}",
+                            failure.message
+                        ));
+                    });
+                }
+            });
+        })
     }
 
     /// What can be done to a line of the conversation.

@@ -6,7 +6,7 @@
 //! of) are followed: they are theirs on every device, with what is unread
 //! in them, whichever browser they joined them in.
 
-use common::{RoomSummary, Visibility};
+use common::{Notify, RoomSummary, Visibility};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -15,6 +15,10 @@ use crate::chat::Chat;
 
 /// How often the list is fetched when nothing says it changed.
 const POLL_MS: u32 = 10_000;
+
+/// A room of the user's as the list says it: name, unread, mentions, and
+/// what of it notifies them.
+type Listed = (String, u32, u32, Option<Notify>);
 
 #[derive(Clone, Copy)]
 pub struct Directory {
@@ -36,21 +40,26 @@ impl Directory {
         Effect::new(move |_| {
             // Public rooms joined and direct conversations; a private room
             // one was invited to waits under "Other rooms" to be opened.
-            let mine: Vec<(String, u32, u32)> = directory.list.with(|d| {
+            let mine: Vec<Listed> = directory.list.with(|d| {
                 d.iter()
                     .filter(|r| match r.visibility {
                         Visibility::Public => r.role.is_some(),
                         Visibility::Direct => true,
                         _ => false,
                     })
-                    .map(|r| (r.name.clone(), r.unread, r.mentions))
+                    .map(|r| (r.name.clone(), r.unread, r.mentions, r.notify))
                     .collect()
             });
             // Rooms already joined on this connection know their counts:
-            // the usual poll finds nothing to do and changes nothing.
-            let pending: Vec<(String, u32, u32)> = chat.with_untracked(|c| {
+            // the usual poll finds nothing to do and changes nothing (unless
+            // what notifies was chosen on another device).
+            let pending: Vec<Listed> = chat.with_untracked(|c| {
                 mine.into_iter()
-                    .filter(|(room, ..)| !c.rooms.get(room).is_some_and(|r| r.live))
+                    .filter(|(room, _, _, notify)| {
+                        c.rooms
+                            .get(room)
+                            .is_none_or(|r| !r.live || (notify.is_some() && *notify != r.notify))
+                    })
                     .collect()
             });
             if pending.is_empty() {
@@ -60,8 +69,8 @@ impl Directory {
                 follow.run(room.clone());
             }
             chat.update(|c| {
-                for (room, unread, mentions) in &pending {
-                    c.listed(room, *unread, *mentions);
+                for (room, unread, mentions, notify) in &pending {
+                    c.listed(room, *unread, *mentions, *notify);
                 }
             });
         });

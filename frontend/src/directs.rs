@@ -5,6 +5,7 @@
 use common::{RoomSummary, User, Visibility};
 use leptos::prelude::*;
 
+use crate::chat::Badge;
 use crate::chat::Chat;
 use crate::marks::unread_badge;
 
@@ -26,18 +27,18 @@ pub fn DirectList(
 ) -> impl IntoView {
     // Open ones first (with unread counts), then the rest the server lists.
     let entries = move || {
-        let mut list: Vec<(String, String, (u32, u32), bool)> = chat.with(|c| {
+        let mut list: Vec<(String, String, Badge, bool)> = chat.with(|c| {
             c.rooms
                 .iter()
                 .filter(|(name, _)| is_direct(name))
-                .map(|(name, r)| {
+                .map(|(name, _)| {
                     let who = directory
                         .with(|d| other(d, name))
                         .map_or_else(|| "Conversation".to_owned(), |u| u.name);
                     (
                         name.clone(),
                         who,
-                        (r.unread, r.mentions),
+                        c.badge(name),
                         c.current.as_deref() == Some(name),
                     )
                 })
@@ -50,7 +51,7 @@ pub fn DirectList(
                         .with
                         .as_ref()
                         .map_or_else(|| "Conversation".to_owned(), |u| u.name.clone());
-                    list.push((r.name.clone(), who, (0, 0), false));
+                    list.push((r.name.clone(), who, Badge::default(), false));
                 }
             }
         });
@@ -60,14 +61,14 @@ pub fn DirectList(
         <Show when=move || !entries().is_empty()>
             <h2>"Direct messages"</h2>
             <ul class="rooms directs" data-testid="directs">
-                <For each=entries key=|e| e.clone() children=move |(name, who, (unread, mentions), active)| {
+                <For each=entries key=|e| e.clone() children=move |(name, who, badge, active)| {
                     let open = name.clone();
                     view! {
                         <li class:active=active>
                             <button type="button" class="room-link" aria-current=active.then_some("page")
                                 on:click=move |_| on_open.run(open.clone())>
                                 <span class="room-name"><span aria-hidden="true">"@ "</span>{who}</span>
-                                {unread_badge(unread, mentions)}
+                                {unread_badge(badge)}
                             </button>
                         </li>
                     }

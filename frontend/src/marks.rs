@@ -4,17 +4,33 @@
 
 use leptos::prelude::*;
 
-/// "3", "@ 2" (some mention you) or "99+", named for screen readers;
-/// nothing when all is read.
-pub fn unread_badge(unread: u32, mentions: u32) -> impl IntoView {
+use crate::chat::Badge;
+
+/// "3", "@ 2" (some notify you: they mention you, or the room notifies
+/// of everything) or "99+", named for screen readers; a dot for a muted
+/// room; nothing when all is read.
+pub fn unread_badge(badge: Badge) -> impl IntoView {
+    let Badge {
+        unread,
+        mentions,
+        muted,
+    } = badge;
     (unread > 0).then(|| {
+        if muted {
+            return view! {
+                <span class="badge muted">
+                    <span class="visually-hidden">" unread, muted"</span>
+                </span>
+            }
+            .into_any();
+        }
         let count = if unread >= 100 {
             "99+".to_owned()
         } else {
             unread.to_string()
         };
         let spoken = if mentions > 0 {
-            format!(" unread, {mentions} mentioning you")
+            format!(" unread, {mentions} for you")
         } else {
             " unread".to_owned()
         };
@@ -25,6 +41,7 @@ pub fn unread_badge(unread: u32, mentions: u32) -> impl IntoView {
                 <span class="visually-hidden">{spoken}</span>
             </span>
         }
+        .into_any()
     })
 }
 

@@ -1,6 +1,8 @@
 //! The bar above a conversation: the room's name (or who a direct
-//! conversation is with), its topic, and "Leave room".
+//! conversation is with), its topic, what of it notifies you, and "Leave
+//! room".
 
+use common::Notify;
 use leptos::prelude::*;
 
 use crate::conversation::Conversation;
@@ -16,6 +18,8 @@ pub fn RoomHeader(
     on_leave: Callback<String>,
 ) -> impl IntoView {
     let room = conversation.room;
+    let on_notify = conversation.on_notify();
+    let current = Memo::new(move |_| conversation.chat.with(|c| c.notify(&room.get())));
     view! {
         <header class="room-header">
             <div class="room-title">
@@ -35,8 +39,32 @@ pub fn RoomHeader(
                     <RoomTopic chat=conversation.chat room on_set=conversation.on_topic() />
                 </Show>
             </div>
-            <button type="button" class="link leave"
-                on:click=move |_| on_leave.run(room.get_untracked())>"Leave room"</button>
+            <div class="room-actions">
+                <label>
+                    <span class="visually-hidden">"Notifications"</span>
+                    <select class="notify" data-testid="notify" title="What notifies you here"
+                        on:change=move |ev| {
+                            if let Some(notify) = Notify::parse(&event_target_value(&ev)) {
+                                on_notify.run(notify);
+                            }
+                        }>
+                        {[
+                            (Notify::All, "All messages"),
+                            (Notify::Mentions, "Mentions"),
+                            (Notify::Mute, "Mute"),
+                        ]
+                            .map(|(notify, label)| view! {
+                                // A property, not the attribute: the attribute
+                                // only says which is chosen before anyone chooses.
+                                <option value=notify.as_str() prop:selected=move || current.get() == notify>
+                                    {label}
+                                </option>
+                            })}
+                    </select>
+                </label>
+                <button type="button" class="link leave"
+                    on:click=move |_| on_leave.run(room.get_untracked())>"Leave room"</button>
+            </div>
         </header>
     }
 }

@@ -42,7 +42,7 @@ pub fn RoomSidebar(
                     (
                         name.clone(),
                         r.members.len(),
-                        (r.unread, r.mentions),
+                        c.badge(name),
                         c.current.as_deref() == Some(name),
                     )
                 })
@@ -93,7 +93,7 @@ pub fn RoomSidebar(
             <SearchBox on_search />
             <h2>"Your rooms"</h2>
             <ul class="rooms" data-testid="rooms" on:keydown=arrow_keys>
-                <For each=joined key=|r| r.clone() children=move |(name, members, (unread, mentions), active)| {
+                <For each=joined key=|r| r.clone() children=move |(name, members, badge, active)| {
                     let open = name.clone();
                     view! {
                         <li class:active=active>
@@ -101,7 +101,7 @@ pub fn RoomSidebar(
                                 on:click=move |_| on_open.run(open.clone())>
                                 <span class="room-name">{room_sign(is_private(&name))}{name.clone()}</span>
                                 <span class="count" title="people in this room">{members} " here"</span>
-                                {unread_badge(unread, mentions)}
+                                {unread_badge(badge)}
                             </button>
                         </li>
                     }

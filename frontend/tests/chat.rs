@@ -1,7 +1,7 @@
 //! `chat.rs` through its public API, natively (`cargo test -p frontend`).
 #![cfg(not(target_arch = "wasm32"))]
 
-use common::{ChatMessage, EntryKind, ServerMsg, User};
+use common::{ChatMessage, EntryKind, Notify, ServerMsg, User};
 use frontend::chat::*;
 
 fn user(id: &str) -> User {
@@ -586,6 +586,59 @@ fn every_message_of_a_direct_conversation_counts_like_a_mention() {
         ..from("bob", 1)
     };
     assert!(!chat.is_for_me(&plain));
+}
+
+/// What notifies is the member's choice per room: everything, mentions
+/// (a room's default), or nothing (a dot, no count, no title, no
+/// notification). A choice made on another device arrives with the room
+/// list and counts from then on; one made here counts at once.
+#[test]
+fn a_room_notifies_of_everything_mentions_or_nothing_as_chosen() {
+    let mut chat = Chat::new(User {
+        username: Some("maya".into()),
+        ..user("me")
+    });
+    chat.open_room("elsewhere");
+    assert!(chat.follow("r"));
+    assert_eq!(chat.notify("r"), Notify::Mentions, "a room's default");
+    let dm = common::direct_room("me", "bob");
+    assert_eq!(chat.notify(&dm), Notify::All, "a direct conversation's");
+    let said = |seq: u64, content: &str| ChatMessage {
+        room: "r".into(),
+        seq,
+        user: user("bob"),
+        content: content.into(),
+        client_id: format!("c{seq}"),
+        ..ChatMessage::default()
+    };
+    chat.apply(&ServerMsg::Message(said(1, "hello")), 0.0);
+    chat.apply(&ServerMsg::Message(said(2, "@maya look")), 0.0);
+    let badge = chat.badge("r");
+    assert_eq!((badge.unread, badge.mentions, badge.muted), (2, 1, false));
+    assert!(!chat.is_for_me(&said(3, "hello")) && chat.is_for_me(&said(3, "@maya")));
+
+    // Muted here: a dot, out of the title, nothing notifies.
+    chat.set_notify("r", Notify::Mute);
+    let badge = chat.badge("r");
+    assert_eq!((badge.unread, badge.mentions, badge.muted), (2, 0, true));
+    assert_eq!(chat.total_unread(), 0);
+    assert!(!chat.is_for_me(&said(3, "@maya")));
+    chat.apply(&ServerMsg::Message(said(3, "@maya again")), 0.0);
+    assert_eq!((chat.badge("r").unread, chat.badge("r").mentions), (3, 0));
+
+    // Everything, chosen on another device: the list says so.
+    chat.listed("r", 3, 2, Some(Notify::All));
+    assert_eq!(chat.notify("r"), Notify::All);
+    assert_eq!((chat.badge("r").unread, chat.badge("r").mentions), (3, 3));
+    assert!(chat.is_for_me(&said(4, "plain")));
+    assert_eq!(chat.total_unread(), 3);
+
+    // Back to mentions: counted again from the messages at hand.
+    chat.set_notify("r", Notify::Mentions);
+    assert_eq!((chat.badge("r").unread, chat.badge("r").mentions), (3, 2));
+    // The list of a device that has not chosen says nothing new.
+    chat.listed("r", 3, 2, None);
+    assert_eq!(chat.notify("r"), Notify::Mentions);
 }
 
 /// Up arrow in an empty composer edits the last message of mine that is

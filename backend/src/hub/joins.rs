@@ -131,6 +131,7 @@ impl Hub {
             topic,
             moderator,
             member,
+            ..
         } = match self
             .store
             .join_state(&peer.user.id, peer.user.username.as_deref(), &room.name)

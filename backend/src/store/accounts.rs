@@ -152,6 +152,9 @@ pub trait Accounts: Send + Sync + 'static {
     /// `false`: they were not a member.
     async fn remove_member(&self, room: &str, user_id: &str) -> Result<bool>;
 
+    /// What of `room` notifies `user_id`, a member. `false`: they are not one.
+    async fn set_notify(&self, room: &str, user_id: &str, notify: common::Notify) -> Result<bool>;
+
     /// The room's members and their roles, owners first.
     async fn room_members(&self, room: &str) -> Result<Vec<(User, Role)>>;
 

@@ -53,6 +53,7 @@ pub const SET_ROLE: &str = "INSERT INTO room_members (room, user_id, role, added
 pub const ADD_MEMBER: &str = "INSERT INTO room_members (room, user_id, role, added_at) \
      VALUES ($1, $2, 'member', $3) ON CONFLICT (room, user_id) DO NOTHING";
 pub const REMOVE_MEMBER: &str = "DELETE FROM room_members WHERE room = $1 AND user_id = $2";
+pub const SET_NOTIFY: &str = "UPDATE room_members SET notify = $3 WHERE room = $1 AND user_id = $2";
 pub const ROOM_MEMBERS: &str = "SELECT u.id, u.display_name, u.username, m.role FROM room_members m \
      JOIN users u ON u.id = m.user_id WHERE m.room = $1 ORDER BY m.added_at, u.id";
 /// Followed by the user's parameter and `AND m.room IN (…)`: the rooms'
@@ -295,6 +296,14 @@ impl<DB: Dialect> Accounts for SqlStore<DB> {
     async fn remove_member(&self, room: &str, user_id: &str) -> Result<bool> {
         let delete = DB::query(REMOVE_MEMBER).bind(room).bind(user_id);
         Ok(self.change(delete).await? > 0)
+    }
+
+    async fn set_notify(&self, room: &str, user_id: &str, notify: common::Notify) -> Result<bool> {
+        let update = DB::query(SET_NOTIFY)
+            .bind(room)
+            .bind(user_id)
+            .bind(notify.as_str());
+        Ok(self.change(update).await? > 0)
     }
 
     async fn room_members(&self, room: &str) -> Result<Vec<(common::User, common::Role)>> {

@@ -194,6 +194,8 @@ pub struct JoinState {
     /// The user is a member (has a role): the room is one of theirs on
     /// every device.
     pub member: bool,
+    /// What of the room notifies them, if they chose (`Accounts::set_notify`).
+    pub notify: Option<common::Notify>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -88,8 +88,9 @@ pub const MARK_READ: &str = "INSERT INTO read_marks (user_id, room, seq) VALUES 
      ON CONFLICT (user_id, room) DO UPDATE SET seq = CASE WHEN excluded.seq > read_marks.seq \
      THEN excluded.seq ELSE read_marks.seq END";
 /// The room's topic, how far the user has read it, who created it, and the
-/// user's role in it.
-pub const JOIN_STATE: &str = "SELECT r.topic, m.seq, r.created_by, rm.role, r.visibility FROM rooms r \
+/// user's role in it and what of it notifies them.
+pub const JOIN_STATE: &str = "SELECT r.topic, m.seq, r.created_by, rm.role, r.visibility, rm.notify \
+     FROM rooms r \
      LEFT JOIN read_marks m ON m.room = r.name AND m.user_id = $1 \
      LEFT JOIN room_members rm ON rm.room = r.name AND rm.user_id = $1 WHERE r.name = $2";
 /// Bounded: a badge says "99+" beyond that, and the count stays an index
@@ -346,13 +347,20 @@ impl<DB: Dialect> Store for SqlStore<DB> {
         room: &str,
     ) -> Result<JoinState> {
         self.guarded(Access::Read, async |conn| {
-            type Row = (String, Option<i64>, String, Option<String>, String);
+            type Row = (
+                String,
+                Option<i64>,
+                String,
+                Option<String>,
+                String,
+                Option<String>,
+            );
             let row: Option<Row> = DB::query(JOIN_STATE)
                 .bind(user_id)
                 .bind(room)
                 .fetch_optional(&mut *conn)
                 .await?;
-            let (topic, seq, created_by, role, visibility) = row.unwrap_or_default();
+            let (topic, seq, created_by, role, visibility, notify) = row.unwrap_or_default();
             let access = RoomAccess {
                 visibility: parse_visibility(&visibility),
                 role: role.as_deref().map(parse_role),
@@ -388,6 +396,7 @@ impl<DB: Dialect> Store for SqlStore<DB> {
                 topic,
                 moderator: access.moderates(),
                 member: access.role.is_some(),
+                notify: notify.as_deref().and_then(common::Notify::parse),
             })
         })
         .await

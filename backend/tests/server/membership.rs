@@ -2,7 +2,7 @@
 //! makes you a member, `GET /api/rooms` lists your rooms with what is
 //! unread in them on any device, and leaving is for every device.
 
-use common::{Role, RoomSummary, ServerMsg};
+use common::{Notify, Role, RoomSummary, ServerMsg};
 
 use crate::support::{TestServer, get_json};
 
@@ -77,4 +77,92 @@ async fn joining_makes_a_room_yours_on_every_device_and_leaving_is_for_all_of_th
     // Bob, still there, sees her go.
     bob.recv_where(|m| matches!(m, ServerMsg::UserLeft { user, .. } if user.id == alice.user.id))
         .await;
+}
+
+/// What of a room notifies a member is kept for the account: a choice on
+/// one device is in every device's room list, and each device is told to
+/// list again. A direct conversation notifies of everything until its
+/// member says otherwise; a room, of mentions. Only members choose.
+#[tokio::test]
+async fn what_notifies_is_kept_for_the_account_and_told_to_every_device() {
+    let server = TestServer::start().await;
+    let alice = server.sign_up("alice").await;
+    let bob = server.sign_up("bob").await;
+    let mut laptop = server.connect(&alice).await;
+    let mut phone = server.connect(&alice).await;
+    laptop.join("design").await;
+    phone.join("design").await;
+    let (status, dm) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/dms",
+            Some(&alice.token),
+            Some(serde_json::json!({ "username": "bob" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{dm}");
+    let dm = dm["name"].as_str().unwrap().to_owned();
+    let listed: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &alice.token).await;
+    assert_eq!(
+        find(&listed, "design").unwrap().notify,
+        Some(Notify::Mentions)
+    );
+    assert_eq!(find(&listed, &dm).unwrap().notify, Some(Notify::All));
+
+    let set = |room: String, body: serde_json::Value, token: String| {
+        let server = &server;
+        async move {
+            let path = format!("/api/rooms/{room}/notifications");
+            server
+                .call(reqwest::Method::PUT, &path, Some(&token), Some(body))
+                .await
+        }
+    };
+    let mute = serde_json::json!({ "notify": "mute" });
+    let (status, body) = set("design".into(), mute.clone(), alice.token.clone()).await;
+    assert_eq!(status, 204, "{body}");
+    phone
+        .recv_where(|m| matches!(m, ServerMsg::RoomsChanged))
+        .await;
+    laptop
+        .recv_where(|m| matches!(m, ServerMsg::RoomsChanged))
+        .await;
+    let (status, body) = set(
+        dm.clone(),
+        serde_json::json!({ "notify": "mentions" }),
+        alice.token.clone(),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let listed: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &alice.token).await;
+    assert_eq!(find(&listed, "design").unwrap().notify, Some(Notify::Mute));
+    assert_eq!(find(&listed, &dm).unwrap().notify, Some(Notify::Mentions));
+
+    // Not a member: not yours to choose. Nonsense: a clear 400.
+    let carol = server.sign_up("carol").await;
+    let (status, body) = set("design".into(), mute.clone(), carol.token.clone()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("not_a_member")),
+        "{body}"
+    );
+    let (status, body) = set(dm.clone(), mute, carol.token.clone()).await;
+    assert_eq!(status, 404, "someone else's conversation: {body}");
+    let (status, body) = set(
+        "design".into(),
+        serde_json::json!({ "notify": "loudly" }),
+        alice.token.clone(),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    // Another member's choice is theirs alone. (Bob sees the
+    // conversation once there is something in it.)
+    laptop.join(&dm).await;
+    laptop.say(&dm, "hello Bob", "dm-1").await;
+    laptop
+        .recv_where(|m| matches!(m, ServerMsg::Message(m) if m.room == dm))
+        .await;
+    let listed: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &bob.token).await;
+    let for_bob = find(&listed, &dm).unwrap_or_else(|| panic!("{dm} in {listed:?}"));
+    assert_eq!(for_bob.notify, Some(Notify::All));
 }

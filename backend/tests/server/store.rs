@@ -216,7 +216,51 @@ conformance!(
     search_finds_words_in_readable_rooms_only_and_forgets_deleted_text,
     deleting_a_users_messages_takes_their_reactions_and_those_to_them,
     a_database_made_before_sqlx_migrations_upgrades_in_place,
+    what_notifies_is_a_members_choice,
 );
+
+/// What of a room notifies a member: theirs to choose, only as a member,
+/// read back with the rest of what a join needs.
+async fn what_notifies_is_a_members_choice(t: &Target) {
+    use common::Notify;
+    let store = t.open().await;
+    store.ensure_room("r", "u", 1).await.unwrap();
+    for id in ["ann", "bo"] {
+        store
+            .create_user(&backend::store::NewUser {
+                id,
+                username: Some(id),
+                display_name: id,
+                password_hash: None,
+                created_at_ms: 1,
+            })
+            .await
+            .unwrap();
+    }
+    assert!(
+        !store.set_notify("r", "ann", Notify::Mute).await.unwrap(),
+        "not a member"
+    );
+    store.add_member("r", "ann", 2).await.unwrap();
+    store.add_member("r", "bo", 2).await.unwrap();
+    let notify = async |who: &str| store.join_state(who, None, "r").await.unwrap().notify;
+    assert_eq!(notify("ann").await, None, "not chosen: the room's default");
+    assert!(store.set_notify("r", "ann", Notify::Mute).await.unwrap());
+    assert_eq!(notify("ann").await, Some(Notify::Mute));
+    assert!(store.set_notify("r", "ann", Notify::All).await.unwrap());
+    assert_eq!(notify("ann").await, Some(Notify::All));
+    assert_eq!(notify("bo").await, None, "per member");
+    // Leaving forgets it: joining again starts from the default.
+    store.remove_member("r", "ann").await.unwrap();
+    store.add_member("r", "ann", 3).await.unwrap();
+    assert_eq!(notify("ann").await, None);
+}
+
+/// How many migrations this Hearth has (one file each, per database).
+fn migrations() -> i64 {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+    std::fs::read_dir(dir).unwrap().count() as i64
+}
 
 /// A database made by Hearth's own migration runner (versions in
 /// `hearth_schema`) opens with sqlx's: its versions are adopted, nothing
@@ -228,7 +272,7 @@ async fn a_database_made_before_sqlx_migrations_upgrades_in_place(t: &Target) {
     assert_eq!(
         t.count("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
             .await,
-        11,
+        migrations(),
         "the ten adopted, and the newer ones applied"
     );
     // Migration 11: who wrote in a public room is its member.
@@ -295,7 +339,7 @@ async fn a_database_made_before_sqlx_migrations_upgrades_in_place(t: &Target) {
             .seq,
         3
     );
-    assert_eq!(t.count("SELECT COUNT(*) FROM _sqlx_migrations").await, 11);
+    assert_eq!(t.count("SELECT COUNT(*) FROM _sqlx_migrations").await, migrations());
 }
 
 /// An operator's `delete-messages USER`: their messages, their reactions
@@ -670,6 +714,7 @@ async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
     // again on open. (A new migration adds its undo here.)
     t.exec("DELETE FROM _sqlx_migrations WHERE version >= 4")
         .await;
+    // 12 (`room_members.notify`) goes with `room_members`, dropped below.
     t.exec("ALTER TABLE rooms DROP COLUMN deleted_at").await; // 10
     // 9
     match t {

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod accounts;
+mod notify;
 pub mod publish;
 mod rooms;
 mod search;
@@ -54,6 +55,7 @@ pub fn router() -> Router<Arc<AppState>> {
             "/rooms/{room}/members/{user_id}",
             put(rooms::set_role).delete(rooms::remove),
         )
+        .route("/rooms/{room}/notifications", put(notify::set))
         .route("/search", get(search::search))
         .route("/dms", post(rooms::start_direct))
         .fallback(|| async {

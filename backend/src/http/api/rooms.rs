@@ -21,7 +21,8 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use common::{
-    CreateRoom, Invite, Role, RoomMember, RoomSummary, SetRole, StartDirect, Visibility, validate,
+    CreateRoom, Invite, Notify, Role, RoomMember, RoomSummary, SetRole, StartDirect, Visibility,
+    validate,
 };
 use serde::Deserialize;
 
@@ -32,7 +33,7 @@ use crate::hub::now_millis;
 use crate::store::RoomAccess;
 
 /// The canonical room name from a path or body, or `400 invalid_room`.
-fn room_name(raw: &str) -> Result<String, Response> {
+pub(super) fn room_name(raw: &str) -> Result<String, Response> {
     let room = validate::canonical_room(raw);
     validate::room_name(&room)
         .map(|()| room)
@@ -173,6 +174,11 @@ pub async fn list(
             Ok(state) => {
                 summary.unread = state.unread;
                 summary.mentions = state.mentions;
+                summary.notify = Some(
+                    state
+                        .notify
+                        .unwrap_or_else(|| Notify::default_for(&summary.name)),
+                );
             }
             Err(err) => return internal(err),
         }
