@@ -1235,6 +1235,126 @@ async fn phone_layout(page: &Client, scheme: &str) {
     page.set_window_size(390, 844).await.unwrap();
 }
 
+/// A first visit says what Hearth is. A sign-in that matches no account
+/// offers to create one under that name; one the server refuses for now
+/// (429) counts down to when it may be tried again, with the button off
+/// until then. (On the guests' own server: its sign-in quotas are not
+/// spent by the other tests.)
+async fn a_first_visit_is_introduced_and_a_refused_sign_in_says_what_next(
+    driver_url: &str,
+    base: &str,
+) {
+    let page = browser(driver_url).await;
+    page.goto(base).await.unwrap();
+    wait_text(&page, "form.card", "Rooms and private conversations", WAIT).await;
+    let submit = async || {
+        page.find(Locator::Css("form.card button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    };
+    for (css, text) in [("#username", "newcomer"), ("#password", PASSWORD)] {
+        page.find(Locator::Css(css))
+            .await
+            .unwrap()
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+    submit().await;
+    let offer = page
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("p.offer button"))
+        .await
+        .expect("no such account: an offer to create it");
+    assert!(offer.text().await.unwrap().contains("newcomer"));
+    screenshot(&page, "signin-offers-sign-up.png").await;
+    offer.click().await.unwrap();
+    page.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#display-name"))
+        .await
+        .expect("the sign-up form");
+    let kept = page
+        .find(Locator::Css("#username"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("newcomer"), "the name carried over");
+
+    // The name's sign-in quota spent elsewhere: the page counts down.
+    page.find(Locator::XPath("//button[text()='Sign in']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let status = http
+            .post(format!("{base}api/session"))
+            .json(&serde_json::json!({ "username": "newcomer", "password": "not it" }))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        statuses.push(status.as_u16());
+        if status == 429 {
+            break;
+        }
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    page.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    submit().await;
+    wait_text(&page, "form.card p.error", "Try again in", WAIT).await;
+    let enabled = page
+        .find(Locator::Css("form.card button[type=submit]"))
+        .await
+        .unwrap()
+        .is_enabled()
+        .await
+        .unwrap();
+    assert!(!enabled, "no attempt until then");
+    let first = page
+        .find(Locator::Css("form.card p.error"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // It counts: the text changes within a couple of seconds.
+    let mut counted = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = page
+            .find(Locator::Css("form.card p.error"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if now != first {
+            counted = true;
+            break;
+        }
+    }
+    assert!(counted, "the wait counts down: {first}");
+    let found = axe(&page).await;
+    assert!(found.is_empty(), "sign-in offers and waits: {found:?}");
+    page.close().await.unwrap();
+}
+
 /// Where the operator allows guests, the sign-in page offers a Guest tab: a
 /// display name is enough, and the guest is shown as one to others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1273,6 +1393,7 @@ async fn a_guest_signs_in_with_a_name_and_is_shown_as_a_guest() {
     assert!(found.is_empty(), "guest sign-in and chat: {found:?}");
     member.close().await.unwrap();
     guest.close().await.unwrap();
+    a_first_visit_is_introduced_and_a_refused_sign_in_says_what_next(driver_url, base).await;
     server.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&stage.data);
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use common::SessionResponse;
+use common::{ApiErrorCode, SessionResponse};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -24,6 +24,11 @@ pub fn SignIn(
     let errors = RwSignal::new(BTreeMap::<Field, String>::new());
     let busy = RwSignal::new(false);
     let allow_guests = RwSignal::new(false);
+    // Seconds until the server takes another attempt (after a 429).
+    let wait = RwSignal::new(0u64);
+    // A sign-in that matched no account: perhaps they meant to create one.
+    let offer_sign_up = RwSignal::new(None::<String>);
+    let returning = storage::known();
     spawn_local(async move {
         if let Some(info) = api::server_info().await {
             allow_guests.set(info.allow_guests);
@@ -57,6 +62,7 @@ pub fn SignIn(
             return;
         }
         busy.set(true);
+        offer_sign_up.set(None);
         spawn_local(async move {
             let answer = match mode {
                 Mode::SignIn => api::sign_in(&user, &pass).await,
@@ -70,9 +76,17 @@ pub fn SignIn(
                     notice.set(None);
                     session.set(Some(signed_in));
                 }
+                Err(failure) if failure.retry_after.is_some() => {
+                    errors.set(BTreeMap::new());
+                    wait.set(failure.retry_after.unwrap_or(1).max(1));
+                    count_down(wait);
+                }
                 Err(failure) => {
                     let field = field_for(failure.code);
                     errors.set(BTreeMap::from([(field, capitalized(&failure.text()))]));
+                    if mode == Mode::SignIn && failure.code == Some(ApiErrorCode::BadCredentials) {
+                        offer_sign_up.set(Some(user));
+                    }
                     focus(input_for(field));
                 }
             }
@@ -81,6 +95,7 @@ pub fn SignIn(
     let switch = move |to: Mode| {
         mode.set(to);
         errors.set(BTreeMap::new());
+        offer_sign_up.set(None);
         password.set(String::new());
         request_animation_frame(move || focus(input_for(first_field(to))));
     };
@@ -106,7 +121,8 @@ pub fn SignIn(
             <form class="card" on:submit=submit novalidate>
                 <h1><span class="logo" aria-hidden="true">"H"</span>" Hearth"</h1>
                 <p class="muted">{move || match mode.get() {
-                    Mode::SignIn => "Welcome back. Sign in to your rooms.",
+                    Mode::SignIn if returning => "Welcome back. Sign in to your rooms.",
+                    Mode::SignIn => "Rooms and private conversations, live. Sign in, or create an account to start.",
                     Mode::SignUp => "Create an account: your username is how people find and invite you.",
                     Mode::Guest => "Come in as a guest: no password, but nobody can invite you.",
                 }}</p>
@@ -143,17 +159,44 @@ pub fn SignIn(
                     </Show>
                     <p id="password-error" class="field-error">{error_for(Field::Password)}</p>
                 </Show>
-                <button type="submit" disabled=move || busy.get()>
+                <button type="submit" disabled=move || { busy.get() || wait.get() > 0 }>
                     {move || match (mode.get(), busy.get()) {
                         (_, true) => "One moment…",
                         (Mode::SignUp, false) => "Create account",
                         (Mode::SignIn | Mode::Guest, false) => "Sign in",
                     }}
                 </button>
-                <p class="error" role="alert">{error_for(Field::Form)}</p>
+                <p class="error" role="alert">{move || match wait.get() {
+                    0 => error_for(Field::Form)(),
+                    secs => Some(format!("Too many attempts. Try again in {secs} s.")),
+                }}</p>
+                {move || offer_sign_up.get().map(|name| view! {
+                    <p class="offer">"New here? "
+                        <button type="button" class="link" on:click=move |_| switch(Mode::SignUp)>
+                            "Create an account as “" {name} "”"
+                        </button>
+                    </p>
+                })}
             </form>
         </main>
     }
+}
+
+/// Takes a second off `wait` every second until it is zero (or the page
+/// it counts for is gone).
+fn count_down(wait: RwSignal<u64>) {
+    set_timeout(
+        move || {
+            let left = wait.try_update(|secs| {
+                *secs = secs.saturating_sub(1);
+                *secs
+            });
+            if left.is_some_and(|secs| secs > 0) {
+                count_down(wait);
+            }
+        },
+        std::time::Duration::from_secs(1),
+    );
 }
 
 fn first_field(mode: Mode) -> Field {

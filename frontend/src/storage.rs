@@ -20,7 +20,16 @@ pub fn save(session: &SessionResponse) {
         && let Ok(json) = serde_json::to_string(session)
     {
         let _ = store.set_item(KEY, &json);
+        let _ = store.set_item(KNOWN_KEY, "1");
     }
+}
+
+/// Someone has signed in with this browser before (kept after signing
+/// out): the sign-in page welcomes them back instead of introducing Hearth.
+const KNOWN_KEY: &str = "hearth.known";
+
+pub fn known() -> bool {
+    store().is_some_and(|store| store.get_item(KNOWN_KEY).ok().flatten().is_some())
 }
 
 pub fn clear() {
