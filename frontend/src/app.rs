@@ -268,8 +268,11 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     view! {
         <div class="app" class:drawer-open=drawer class:members-open=members_open
             on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                // Escape closes what is open over the conversation: the
+                // drawer, the members panel, search results.
                 if ev.key() == "Escape" {
                     close_panels();
+                    found.set(None);
                 }
             }>
             <RoomSidebar chat directory=directory.list on_open=open_from_drawer me=session.user.clone()
@@ -277,50 +280,54 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                 on_search=Callback::new(move |query| { close_panels(); on_search.run(query); }) />
             <div class="scrim" aria-hidden="true" on:click=move |_| close_panels()></div>
             <main class="room">
-                <Show when=move || found.with(Option::is_some)>
-                    <SearchResultsPanel found on_open=on_result on_more=searching.on_more() />
-                </Show>
                 <Banner status now_ms on_retry=Callback::new(move |()| dispatch.run(Event::Wake)) />
-                <Show when=move || chat.with(|c| c.notice.is_some())>
-                    <div class="notice-bar" role="status">
-                        <span>{move || chat.with(|c| c.notice.clone().unwrap_or_default())}</span>
-                        <button type="button" class="link" on:click=move |_| chat.update(|c| c.notice = None)>"Dismiss"</button>
+                // Below the banner, so search results never hide the
+                // connection's state.
+                <div class="room-main">
+                    <Show when=move || found.with(Option::is_some)>
+                        <SearchResultsPanel found on_open=on_result on_more=searching.on_more() />
+                    </Show>
+                    <Show when=move || chat.with(|c| c.notice.is_some())>
+                        <div class="notice-bar" role="status">
+                            <span>{move || chat.with(|c| c.notice.clone().unwrap_or_default())}</span>
+                            <button type="button" class="link" on:click=move |_| chat.update(|c| c.notice = None)>"Dismiss"</button>
+                        </div>
+                    </Show>
+                    <div class="phone-bar">
+                        <button type="button" class="link" aria-controls="sidebar"
+                            aria-expanded=move || drawer.get().to_string()
+                            on:click=move |_| { members_open.set(false); drawer.update(|d| *d = !*d); }>"☰ Rooms"</button>
+                        <Show when=move || !current.get().is_empty()>
+                            <button type="button" class="link" aria-controls="members"
+                                aria-expanded=move || members_open.get().to_string()
+                                on:click=move |_| { drawer.set(false); members_open.update(|m| *m = !*m); }>
+                                {move || format!("{} here", here())}
+                            </button>
+                        </Show>
                     </div>
-                </Show>
-                <div class="phone-bar">
-                    <button type="button" class="link" aria-controls="sidebar"
-                        aria-expanded=move || drawer.get().to_string()
-                        on:click=move |_| { members_open.set(false); drawer.update(|d| *d = !*d); }>"☰ Rooms"</button>
-                    <Show when=move || !current.get().is_empty()>
-                        <button type="button" class="link" aria-controls="members"
-                            aria-expanded=move || members_open.get().to_string()
-                            on:click=move |_| { drawer.set(false); members_open.update(|m| *m = !*m); }>
-                            {move || format!("{} here", here())}
-                        </button>
+                    <Show when=move || !current.get().is_empty() fallback=|| view! {
+                        <div class="empty">
+                            <h1>"You are not in any room"</h1>
+                            <p>"Join one with the box on the left, or pick one of the other rooms."</p>
+                        </div>
+                    }>
+                        <RoomHeader conversation directory on_leave=leave_room />
+                        <div class="room-body">
+                            <div class="conversation">
+                                <MessageList chat room=current on_top=conversation.load_older()
+                                    actions=conversation.actions() editing=conversation.editing />
+                                <TypingLine chat room=current />
+                                <Composer room=current on_send=conversation.on_send()
+                                    on_typing=conversation.on_typing() replying=conversation.reply_label()
+                                    on_cancel_reply=Callback::new(move |()| conversation.replying.set(None))
+                                    members=mentionable on_edit_last=conversation.on_edit_last() />
+                            </div>
+                            <div class="side" id="members" class:stale=move || status.get().phase != Phase::Open>
+                                <Members chat room=current token=session.token.clone() me=session.user.clone() on_direct />
+                            </div>
+                        </div>
                     </Show>
                 </div>
-                <Show when=move || !current.get().is_empty() fallback=|| view! {
-                    <div class="empty">
-                        <h1>"You are not in any room"</h1>
-                        <p>"Join one with the box on the left, or pick one of the other rooms."</p>
-                    </div>
-                }>
-                    <RoomHeader conversation directory on_leave=leave_room />
-                    <div class="room-body">
-                        <div class="conversation">
-                            <MessageList chat room=current on_top=conversation.load_older()
-                                actions=conversation.actions() editing=conversation.editing />
-                            <TypingLine chat room=current />
-                            <Composer room=current on_send=conversation.on_send()
-                                on_typing=conversation.on_typing() replying=conversation.reply_label()
-                                on_cancel_reply=Callback::new(move |()| conversation.replying.set(None))
-                                members=mentionable on_edit_last=conversation.on_edit_last() />
-                        </div>
-                        <div class="side" id="members" class:stale=move || status.get().phase != Phase::Open>
-                            <Members chat room=current token=session.token.clone() me=session.user.clone() on_direct />
-                        </div>
-                    </div>
-                </Show>
             </main>
         </div>
     }

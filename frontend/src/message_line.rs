@@ -148,7 +148,15 @@ pub fn MessageLine(
             data-seq=line.seq.map(|s| s.to_string()) title=hover
             // A tap selects the message (focus), which shows its actions
             // on a touch screen, where nothing hovers.
-            tabindex="-1">
+            tabindex="-1"
+            // Escape closes the emoji picker without a choice (and only
+            // that: search results, if open, wait for the next Escape).
+            on:keydown=move |ev: leptos::ev::KeyboardEvent| {
+                if ev.key() == "Escape" && picking.get_untracked() {
+                    ev.stop_propagation();
+                    picking.set(false);
+                }
+            }>
             <div class="meta">
                 {avatar}
                 <button type="button" class="author" title=who.clone()

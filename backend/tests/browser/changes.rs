@@ -214,7 +214,28 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
         .unwrap();
     accessible(alice, "a room with replies, reactions and the picker").await;
     every_reaction_is_visible(alice).await;
-    line_action(alice, "Make it 7", "React").await;
+    // Escape closes the picker, from the emoji the keyboard is on.
+    alice
+        .find(Locator::Css(".line .picker button"))
+        .await
+        .unwrap()
+        .send_keys("\u{E00C}")
+        .await
+        .unwrap();
+    let mut closed = false;
+    for _ in 0..100 {
+        if alice
+            .find_all(Locator::Css(".line .picker"))
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(closed, "Escape closed the emoji picker");
 
     // A reload: history shows the room as it is now.
     bob.refresh().await.unwrap();
@@ -347,6 +368,26 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
         .unwrap();
     wait_text(bob, ".room-header h1", "history", WAIT).await;
     wait_text(bob, ".line.flash", "history #01", WAIT).await;
+    // Escape closes search results too.
+    let search = bob.find(Locator::Css(".search input")).await.unwrap();
+    search.clear().await.unwrap();
+    search.send_keys("History 01\u{E007}").await.unwrap();
+    wait_text(bob, "[data-testid=search-results]", "1 found", WAIT).await;
+    search.send_keys("\u{E00C}").await.unwrap();
+    let mut closed = false;
+    for _ in 0..100 {
+        if bob
+            .find_all(Locator::Css("[data-testid=search-results]"))
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(closed, "Escape closed the search results");
 
     // The members panel asks for the room's roles when another room is on
     // screen (or after an action), not on every change of the chat: it
