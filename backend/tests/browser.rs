@@ -262,6 +262,14 @@ async fn rooms_follow_the_account(alice: &Client, bob: &Client, driver_url: &str
         .await
         .unwrap();
     wait_text(bob, ".room-header h1", "side-room", WAIT).await;
+    // A new room says what it is instead of a blank pane.
+    wait_text(
+        bob,
+        "[data-testid=messages] .intro",
+        "This is the start of #side-room",
+        WAIT,
+    )
+    .await;
     open_room(bob, "general").await;
     alice
         .find(Locator::Css(".new-room input"))

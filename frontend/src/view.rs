@@ -210,6 +210,31 @@ pub fn MessageList(
         let room = room.get();
         chat.with(|c| c.rooms.get(&room).is_some_and(|r| r.older_available))
     };
+    // A room with nothing in it yet says what it is, not a blank pane.
+    let empty = move || {
+        let room = room.get();
+        chat.with(|c| {
+            c.rooms
+                .get(&room)
+                .is_some_and(|r| r.live && r.lines.is_empty() && !r.older_available)
+        })
+    };
+    let intro = move || {
+        let room = room.get();
+        if crate::chat::is_direct(&room) {
+            view! {
+                <h2>"The start of your conversation"</h2>
+                <p>"Only the two of you can read it."</p>
+            }
+            .into_any()
+        } else {
+            view! {
+                <h2>"This is the start of #" {room}</h2>
+                <p>"Say hello. What is said here is kept: whoever joins later can read it."</p>
+            }
+            .into_any()
+        }
+    };
     view! {
         <div class="messages-wrap">
         <Show when=move || { unseen.get() > 0 }>
@@ -221,6 +246,9 @@ pub fn MessageList(
             role="log" aria-live="polite" aria-label="Messages" tabindex="0">
             <Show when=older>
                 <p class="notice">"Scroll up for older messages"</p>
+            </Show>
+            <Show when=empty>
+                <div class="intro">{intro}</div>
             </Show>
             <For
                 each=decorated
