@@ -1071,6 +1071,12 @@ async fn no_accessibility_violations_in_light_and_dark() {
             problems.push(format!("chat at phone size, {name}: {found}"));
         }
         screenshot(&page, &format!("chat-phone-{name}.png")).await;
+        for small in small_tap_targets(&page).await {
+            problems.push(format!(
+                "tap target under 44 px at phone size, {name}: {small}"
+            ));
+        }
+        screenshot(&page, &format!("chat-phone-tapped-{name}.png")).await;
         phone_layout(&page, &name).await;
         if scheme == Scheme::Light {
             page.set_window_size(1100, 720).await.unwrap();
@@ -1161,6 +1167,37 @@ async fn keyboard_and_empty_state(page: &Client) {
     screenshot(page, "empty-light.png").await;
 }
 
+/// Every control on screen (and a message's actions, once it is tapped)
+/// that a finger gets less than 44 × 44 CSS px of: what it says and its
+/// size. A checkbox counts by its label, which takes the tap too; links
+/// inside a message's text are text (WCAG 2.5.5's inline exception).
+async fn small_tap_targets(page: &Client) -> Vec<String> {
+    let found = page
+        .execute(
+            "const line = [...document.querySelectorAll('.messages .line')].pop();
+             if (line) line.focus();
+             const small = [];
+             for (const e of document.querySelectorAll('button, select, input, textarea, a[href]')) {
+               if (e.closest('.content')) continue;
+               const style = getComputedStyle(e);
+               if (style.visibility !== 'visible' || style.display === 'none') continue;
+               const label = e.type === 'checkbox' ? e.closest('label') : null;
+               const r = (label ?? e).getBoundingClientRect();
+               if (r.width === 0 || r.height === 0) continue;
+               if (r.right < 0 || r.left > innerWidth) continue;
+               if (r.width < 44 || r.height < 44) {
+                 const what = (e.getAttribute('aria-label') || e.textContent || e.placeholder || e.tagName).trim();
+                 small.push(what.slice(0, 30) + ' ' + Math.round(r.width) + '×' + Math.round(r.height));
+               }
+             }
+             return small;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    serde_json::from_value(found).unwrap()
+}
+
 /// At phone width the rooms are a drawer and the members a panel, both
 /// reachable from the bar above the room; with the on-screen keyboard open
 /// (a 500 px tall viewport) the composer and the newest message are in view.
@@ -1200,6 +1237,8 @@ async fn phone_layout(page: &Client, scheme: &str) {
     assert_eq!(buttons.len(), 2, "Rooms, and the member count");
     buttons[0].click().await.unwrap();
     assert!(visible_once(".sidebar", true).await, "the drawer opened");
+    let small = small_tap_targets(page).await;
+    assert!(small.is_empty(), "tap targets under 44 px in the drawer: {small:?}");
     let found = axe(page).await;
     assert!(found.is_empty(), "the open drawer passes axe: {found:?}");
     screenshot(page, &format!("drawer-phone-{scheme}.png")).await;
