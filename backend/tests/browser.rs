@@ -932,15 +932,33 @@ async fn private_room_invite_removal_and_sign_out(alice: &Client, bob: &Client, 
     )
     .await;
 
-    alice
+    // Remove asks first; saying no changes nothing.
+    let remove = alice
         .wait()
         .at_most(WAIT)
         .for_element(Locator::Css("button[aria-label='Remove Bob']"))
         .await
-        .unwrap()
-        .click()
+        .unwrap();
+    alice
+        .execute(
+            "window.asked = null; window.confirm = m => { window.asked = m; return false; };",
+            vec![],
+        )
         .await
         .unwrap();
+    remove.click().await.unwrap();
+    let asked = alice.execute("return window.asked", vec![]).await.unwrap();
+    assert!(
+        asked
+            .as_str()
+            .is_some_and(|m| m.contains("Remove Bob from #plans")),
+        "{asked}"
+    );
+    alice
+        .execute("window.confirm = () => true;", vec![])
+        .await
+        .unwrap();
+    remove.click().await.unwrap();
     wait_text(bob, ".notice-bar", "You were removed from #plans", WAIT).await;
     screenshot(bob, "bob-removed.png").await;
     assert!(
@@ -1238,7 +1256,10 @@ async fn phone_layout(page: &Client, scheme: &str) {
     buttons[0].click().await.unwrap();
     assert!(visible_once(".sidebar", true).await, "the drawer opened");
     let small = small_tap_targets(page).await;
-    assert!(small.is_empty(), "tap targets under 44 px in the drawer: {small:?}");
+    assert!(
+        small.is_empty(),
+        "tap targets under 44 px in the drawer: {small:?}"
+    );
     let found = axe(page).await;
     assert!(found.is_empty(), "the open drawer passes axe: {found:?}");
     screenshot(page, &format!("drawer-phone-{scheme}.png")).await;

@@ -171,7 +171,16 @@ pub fn Members(
                                     view! {
                                         <button type="button" class="link small danger" aria-label=format!("Remove {name}") on:click=move |_| {
                                             let (token, room, id) = (token.get_value(), room.get_untracked(), id.clone());
-                                            act(Box::pin(async move { api::remove(&token, &room, &id).await }));
+                                            // They are told, and a private room is closed to
+                                            // them until someone invites them again.
+                                            let sure = window()
+                                                .confirm_with_message(&format!(
+                                                    "Remove {name} from #{room}? They will be told, and can come back only if invited again."
+                                                ))
+                                                .unwrap_or(false);
+                                            if sure {
+                                                act(Box::pin(async move { api::remove(&token, &room, &id).await }));
+                                            }
                                         }>"Remove"</button>
                                     }
                                 }
