@@ -77,6 +77,9 @@ pub struct Line {
     pub reactions: Vec<common::Reaction>,
     /// Bumped by every change, so the view redraws the line.
     pub revision: u32,
+    /// Not a message: the topic was set to `content` (empty: cleared), by
+    /// `user`. Shown as a line of the log, never counted as unread.
+    pub topic: bool,
 }
 
 impl Line {
@@ -406,6 +409,18 @@ impl Chat {
                 apply_change(state, m);
             }
             state.last_seq = state.last_seq.max(m.seq);
+            if m.kind == EntryKind::Topic && !state.lines.iter().any(|l| l.seq == Some(m.seq)) {
+                let line = Line {
+                    key: m.client_id.clone(),
+                    seq: Some(m.seq),
+                    user: m.user.clone(),
+                    content: m.content.clone(),
+                    ts: m.ts,
+                    topic: true,
+                    ..Line::default()
+                };
+                insert_in_order(state, line);
+            }
             return;
         }
         if state.lines.iter().any(|l| l.seq == Some(m.seq)) {
@@ -429,19 +444,9 @@ impl Chat {
             changing: None,
             reactions: m.reactions.clone(),
             revision: 0,
+            topic: false,
         };
-        // Stored lines in seq order, pending ones after them.
-        let at = state
-            .lines
-            .iter()
-            .position(|l| l.seq.is_none_or(|s| s > m.seq))
-            .unwrap_or(state.lines.len());
-        state.lines.insert(at, line);
-        if state.lines.len() > MAX_LINES {
-            let extra = state.lines.len() - MAX_LINES;
-            state.lines.drain(..extra);
-            state.older_available = true;
-        }
+        insert_in_order(state, line);
         let newest = m.seq > state.last_seq;
         state.last_seq = state.last_seq.max(m.seq);
         if newest {
@@ -532,7 +537,10 @@ impl Chat {
             .lines
             .iter()
             .filter(|l| {
-                l.seq.is_some_and(|s| s > read) && !l.deleted && Some(&l.user.id) != me.as_ref()
+                l.seq.is_some_and(|s| s > read)
+                    && !l.deleted
+                    && !l.topic
+                    && Some(&l.user.id) != me.as_ref()
             })
             .collect();
         let count = unread.len() as u32;
@@ -587,6 +595,7 @@ impl Chat {
                 .filter(|l| {
                     l.seq.is_some_and(|s| s > state.read_seq)
                         && !l.deleted
+                        && !l.topic
                         && self.me.as_ref().is_none_or(|me| me.id != l.user.id)
                         && self.mentions_me(&l.content)
                 })
@@ -630,7 +639,7 @@ impl Chat {
             .lines
             .iter()
             .rev()
-            .find(|l| l.user.id == *me && !l.deleted && l.seq.is_some())
+            .find(|l| l.user.id == *me && !l.deleted && !l.topic && l.seq.is_some())
             .and_then(|l| l.seq)
     }
 
@@ -768,6 +777,23 @@ fn react(line: &mut Line, change: &ChatMessage, on: bool) {
             }
         }
         (None, false) => {}
+    }
+}
+
+/// Puts a stored line in seq order, pending ones after them, keeping at
+/// most `MAX_LINES` (the oldest go; they can be paged in again).
+fn insert_in_order(state: &mut RoomState, line: Line) {
+    let seq = line.seq;
+    let at = state
+        .lines
+        .iter()
+        .position(|l| l.seq.is_none() || l.seq > seq)
+        .unwrap_or(state.lines.len());
+    state.lines.insert(at, line);
+    if state.lines.len() > MAX_LINES {
+        let extra = state.lines.len() - MAX_LINES;
+        state.lines.drain(..extra);
+        state.older_available = true;
     }
 }
 

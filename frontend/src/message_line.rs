@@ -39,6 +39,9 @@ pub fn MessageLine(
     editing: RwSignal<Option<u64>>,
     actions: LineActions,
 ) -> impl IntoView {
+    if line.topic {
+        return topic_line(&line).into_any();
+    }
     let own = chat.with_untracked(|c| c.me.as_ref().is_some_and(|me| me.id == line.user.id));
     let handle = reading::handle(&line.user);
     let who = format!("{} · {handle}", line.user.name);
@@ -176,6 +179,26 @@ pub fn MessageLine(
             {body}
             {reactions}
             {menu}
+        </div>
+    }
+    .into_any()
+}
+
+/// "Alice set the topic to “…”" (or cleared it): a line of the log, not
+/// a message, with when it happened.
+fn topic_line(line: &Line) -> impl IntoView + use<> {
+    let (iso, full) = timestamps(line.ts);
+    let what = if line.content.is_empty() {
+        " cleared the topic".to_owned()
+    } else {
+        format!(" set the topic to “{}”", line.content)
+    };
+    view! {
+        <div class="line topic-change" data-seq=line.seq.map(|s| s.to_string()) title=full>
+            <strong>{line.user.name.clone()}</strong>
+            {what}
+            " · "
+            <time datetime=iso>{clock(line.ts)}</time>
         </div>
     }
 }

@@ -50,6 +50,8 @@ pub fn decorate(lines: &[Line], offset_min: i32) -> Vec<Decor> {
         let continued = new_day.is_none()
             && previous.is_some_and(|p| {
                 p.user.id == line.user.id
+                    && !p.topic
+                    && !line.topic
                     && line.ts - p.ts <= GROUP_WITHIN_MS
                     && !matches!(p.status, LineStatus::Failed(_))
             });

@@ -371,7 +371,7 @@ fn line(chat: &Chat, seq: u64) -> Line {
 }
 
 #[test]
-fn live_changes_apply_to_their_message_and_are_not_lines() {
+fn live_changes_apply_to_their_message_and_only_a_topic_is_a_line() {
     let mut chat = chat_in_room();
     chat.open_room("elsewhere");
     chat.apply(&msg(1, "bob", "b1"), 0.0);
@@ -384,7 +384,9 @@ fn live_changes_apply_to_their_message_and_are_not_lines() {
         0.0,
     );
     let state = &chat.rooms["r"];
-    assert_eq!(state.lines.len(), 1, "changes are not lines");
+    // An edit is not a line; a topic is one of the log, not a message.
+    assert_eq!(state.lines.len(), 2, "{:?}", state.lines);
+    assert!(state.lines[1].topic);
     assert_eq!((state.last_seq, state.topic.as_str()), (3, "Plans"));
     assert_eq!(state.unread, 1, "an edit or a topic is not news");
     let edited = line(&chat, 1);
@@ -639,6 +641,34 @@ fn a_room_notifies_of_everything_mentions_or_nothing_as_chosen() {
     // The list of a device that has not chosen says nothing new.
     chat.listed("r", 3, 2, None);
     assert_eq!(chat.notify("r"), Notify::Mentions);
+}
+
+/// A topic change is a line of the log ("Alice set the topic to …"), in
+/// seq order, once; it is never unread and never the message Up edits.
+#[test]
+fn a_topic_change_is_a_line_of_the_log_not_a_message() {
+    let mut chat = chat_in_room();
+    chat.open_room("elsewhere");
+    let topic = ChatMessage {
+        room: "r".into(),
+        seq: 2,
+        user: user("me"),
+        content: "Friday dinner".into(),
+        kind: EntryKind::Topic,
+        client_id: "t".into(),
+        ..ChatMessage::default()
+    };
+    chat.apply(&msg(1, "me", "a"), 0.0);
+    chat.apply(&ServerMsg::Message(topic.clone()), 0.0);
+    chat.apply(&ServerMsg::Message(topic), 0.0);
+    chat.apply(&msg(3, "bob", "b"), 0.0);
+    let lines = &chat.rooms["r"].lines;
+    assert_eq!(seqs(&chat), [Some(1), Some(2), Some(3)], "once, in order");
+    assert!(lines[1].topic && !lines[0].topic && !lines[2].topic);
+    assert_eq!(lines[1].content, "Friday dinner");
+    assert_eq!(chat.rooms["r"].topic, "Friday dinner");
+    assert_eq!(chat.rooms["r"].unread, 1, "bob's message only");
+    assert_eq!(chat.last_own_message("r"), Some(1), "not the topic");
 }
 
 /// Up arrow in an empty composer edits the last message of mine that is

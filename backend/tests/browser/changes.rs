@@ -92,6 +92,16 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
     let topic = alice.find(Locator::Css(".topic-edit input")).await.unwrap();
     topic.send_keys("Friday dinner\u{E007}").await.unwrap();
     wait_text(bob, "[data-testid=topic]", "Friday dinner", WAIT).await;
+    // And it is a line of the log, for both.
+    for page in [alice, bob] {
+        wait_text(
+            page,
+            "[data-testid=messages] .topic-change",
+            "Alice set the topic to “Friday dinner”",
+            WAIT,
+        )
+        .await;
+    }
     wait_text(alice, "[data-testid=topic]", "Friday dinner", WAIT).await;
 
     // A reply quotes what it answers.
@@ -242,6 +252,13 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
     wait_text(bob, "[data-testid=banner]", "Connected", WAIT).await;
     wait_text(bob, ".room-header h1", "dinner", WAIT).await;
     wait_text(bob, "[data-testid=topic]", "Friday dinner", WAIT).await;
+    wait_text(
+        bob,
+        "[data-testid=messages] .topic-change",
+        "set the topic to “Friday dinner”",
+        WAIT,
+    )
+    .await;
     wait_text(
         bob,
         "[data-testid=messages]",

@@ -339,7 +339,10 @@ async fn a_database_made_before_sqlx_migrations_upgrades_in_place(t: &Target) {
             .seq,
         3
     );
-    assert_eq!(t.count("SELECT COUNT(*) FROM _sqlx_migrations").await, migrations());
+    assert_eq!(
+        t.count("SELECT COUNT(*) FROM _sqlx_migrations").await,
+        migrations()
+    );
 }
 
 /// An operator's `delete-messages USER`: their messages, their reactions
