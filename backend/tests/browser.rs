@@ -485,17 +485,18 @@ async fn fill_room(port: u16, room: &str, count: usize) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let username = format!("feeder-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let session: common::SessionResponse = reqwest::Client::new()
+    let response = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/api/accounts"))
         .json(&serde_json::json!({
             "username": username, "password": PASSWORD, "display_name": "Feeder"
         }))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    let session: common::SessionResponse = serde_json::from_str(&body)
+        .unwrap_or_else(|err| panic!("the feeder's sign-up: {status} {body:?}: {err}"));
     // Like the app: a one-time ticket, never the token, in the URL.
     let ticket: common::WsTicket = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/api/ws-ticket"))
@@ -1076,6 +1077,39 @@ async fn no_accessibility_violations_in_light_and_dark() {
         )
         .await;
         wait_text(&page, "[data-testid=messages]", "history #03", WAIT).await;
+        // Signed in: the cursor is in the message box. The first Tab stop
+        // is a link there, past the sidebar and the history.
+        let active = || async {
+            page.execute("return document.activeElement.id", vec![])
+                .await
+                .unwrap()
+        };
+        let mut in_box = false;
+        for _ in 0..40 {
+            if active().await == "composer" {
+                in_box = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(in_box, "focus after sign-in: {}", active().await);
+        let first = page
+            .execute(
+                "const first = document.querySelector('a[href], button, input, select, textarea');
+                 first.focus();
+                 return first.textContent;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(first, "Skip to the message box");
+        page.active_element()
+            .await
+            .unwrap()
+            .send_keys("\u{E007}")
+            .await
+            .unwrap();
+        assert_eq!(active().await, "composer", "the skip link leads to the box");
         say(&page, "Hello from the accessibility check").await;
         wait_text(&page, "[data-testid=messages]", "accessibility check", WAIT).await;
         for found in axe(&page).await {
@@ -1095,6 +1129,22 @@ async fn no_accessibility_violations_in_light_and_dark() {
             ));
         }
         screenshot(&page, &format!("chat-phone-tapped-{name}.png")).await;
+        // A tap in the middle of a short message selects it and does
+        // nothing else (a hidden action bar once caught it).
+        page.find(Locator::Css(".messages .line .content"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let triggered = page
+            .find_all(Locator::Css(".line .picker, .line form.edit"))
+            .await
+            .unwrap();
+        assert!(
+            triggered.is_empty(),
+            "a tap on a message triggered an action"
+        );
         phone_layout(&page, &name).await;
         if scheme == Scheme::Light {
             page.set_window_size(1100, 720).await.unwrap();
@@ -1202,7 +1252,7 @@ async fn small_tap_targets(page: &Client) -> Vec<String> {
                const label = e.type === 'checkbox' ? e.closest('label') : null;
                const r = (label ?? e).getBoundingClientRect();
                if (r.width === 0 || r.height === 0) continue;
-               if (r.right < 0 || r.left > innerWidth) continue;
+               if (r.right < 0 || r.left > innerWidth || r.bottom < 0 || r.top > innerHeight) continue;
                if (r.width < 44 || r.height < 44) {
                  const what = (e.getAttribute('aria-label') || e.textContent || e.placeholder || e.tagName).trim();
                  small.push(what.slice(0, 30) + ' ' + Math.round(r.width) + '×' + Math.round(r.height));

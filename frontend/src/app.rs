@@ -275,6 +275,11 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                     found.set(None);
                 }
             }>
+            // The first Tab stop: past the sidebar and the history, to
+            // the message box (where there is one).
+            <Show when=move || !current.get().is_empty()>
+                <a class="skip-link" href="#composer">"Skip to the message box"</a>
+            </Show>
             <RoomSidebar chat directory=directory.list on_open=open_from_drawer me=session.user.clone()
                 token=session.token.clone() on_sign_out=sign_out
                 on_search=Callback::new(move |query| { close_panels(); on_search.run(query); }) />

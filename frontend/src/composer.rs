@@ -68,6 +68,25 @@ pub fn Composer(
             keep_draft();
         }
     };
+    // Signed in, or a reload: the cursor starts in the box where there
+    // is a keyboard to type with (not on a phone, where focusing would
+    // cover half the screen with one), unless something else has it.
+    request_animation_frame(move || {
+        let wide = window()
+            .match_media("(min-width: 701px)")
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.matches());
+        let elsewhere = document()
+            .active_element()
+            .is_some_and(|el| el.tag_name() != "BODY");
+        if wide
+            && !elsewhere
+            && let Some(el) = area.get_untracked()
+        {
+            let _ = el.focus();
+        }
+    });
     // Choosing a message to answer puts the cursor in the box.
     Effect::new(move |_| {
         if replying.is_some_and(|r| r.get().is_some())
@@ -193,6 +212,7 @@ pub fn Composer(
             {suggestion_list}
             <textarea
                 node_ref=area
+                id="composer"
                 rows="1"
                 placeholder="Write a message…"
                 title="Enter sends, Shift+Enter starts a new line"
