@@ -1216,6 +1216,57 @@ async fn keyboard_and_empty_state(page: &Client) {
         .unwrap();
     assert!(current.text().await.unwrap().starts_with("# general"));
 
+    // The history is one Tab stop: from it, the next is the message box.
+    // Up moves into the messages (the newest first); a message in focus
+    // shows its actions, and Tab reaches its buttons, not the rest.
+    let focus_log = "document.querySelector('[data-testid=messages]').focus()";
+    page.execute(focus_log, vec![]).await.unwrap();
+    let press = |key: &'static str| async move {
+        page.active_element()
+            .await
+            .unwrap()
+            .send_keys(key)
+            .await
+            .unwrap();
+    };
+    press("\u{E004}").await; // Tab
+    let id = page
+        .execute("return document.activeElement.id", vec![])
+        .await
+        .unwrap();
+    assert_eq!(id, "composer", "one Tab from the history to the box");
+    page.execute(focus_log, vec![]).await.unwrap();
+    press("\u{E013}").await; // ArrowUp
+    press("\u{E013}").await;
+    let in_line = page
+        .execute(
+            "const a = document.activeElement;
+             const lines = [...document.querySelectorAll('.messages > .line:not(.topic-change)')];
+             return [a.classList.contains('line'), lines.indexOf(a), lines.length,
+                     getComputedStyle(a.querySelector('.actions')).visibility];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let count = in_line[2].as_i64().unwrap();
+    assert_eq!(in_line[0], true, "{in_line}");
+    assert_eq!(
+        in_line[1].as_i64(),
+        Some(count - 2),
+        "two up from the newest: {in_line}"
+    );
+    assert_eq!(in_line[3], "visible", "its actions show: {in_line}");
+    press("\u{E004}").await;
+    let inside = page
+        .execute(
+            "const a = document.activeElement;
+             return a.tagName === 'BUTTON' && a.closest('.line') !== null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(inside, true, "Tab from a message goes to its buttons");
+
     for _ in 0..2 {
         page.find(Locator::Css(".room-header button.leave"))
             .await

@@ -74,16 +74,21 @@ pub fn MessageLine(
         }
     });
     let grouped = if decor.continued { "cont" } else { "" };
+    // The focus is in this line: its buttons are Tab stops (elsewhere the
+    // whole history is one, see `MessageList`).
+    let inside = RwSignal::new(false);
+    let stop = Signal::derive(move || if inside.get() { "0" } else { "-1" });
+    let element = NodeRef::<leptos::html::Div>::new();
     let quote = line
         .reply_to
-        .map(|target| quote_view(chat, room.clone(), target, actions.quote));
+        .map(|target| quote_view(chat, room.clone(), target, actions.quote, stop));
     // The emoji picker of this line is open.
     let picking = RwSignal::new(false);
     let me = chat.with_untracked(|c| c.me.as_ref().map(|u| u.id.clone()).unwrap_or_default());
     let reactions = line
         .seq
         .filter(|_| !line.deleted)
-        .map(|seq| reactions_view(&line, seq, &me, picking, actions.react));
+        .map(|seq| reactions_view(&line, seq, &me, picking, actions.react, stop));
     let stored = line
         .seq
         .filter(|_| line.status == LineStatus::Sent && !line.deleted);
@@ -159,11 +164,23 @@ pub fn MessageLine(
                     ev.stop_propagation();
                     picking.set(false);
                 }
+            }
+            node_ref=element
+            on:focusin=move |_| inside.set(true)
+            on:focusout=move |_| {
+                // Where the focus went is known once it got there.
+                request_animation_frame(move || {
+                    let within = element
+                        .get_untracked()
+                        .zip(document().active_element())
+                        .is_some_and(|(line, active)| line.contains(Some(&active)));
+                    let _ = inside.try_set(within);
+                });
             }>
             <div class="meta">
                 {avatar}
                 <button type="button" class="author" title=who.clone()
-                    aria-label=who.clone()
+                    aria-label=who.clone() tabindex=stop
                     on:click=move |_| shown_id.update(|s| *s = !*s)>
                     {line.user.name.clone()}
                     <Show when=move || shown_id.get()>
@@ -211,6 +228,7 @@ fn reactions_view(
     me: &str,
     picking: RwSignal<bool>,
     on_react: Option<Callback<(u64, String, bool)>>,
+    stop: Signal<&'static str>,
 ) -> impl IntoView + use<> {
     let toggle = move |emoji: String, on: bool| {
         picking.set(false);
@@ -228,7 +246,7 @@ fn reactions_view(
             let label = format!("{} {}, by {names}", r.emoji, r.users.len());
             let emoji = r.emoji.clone();
             view! {
-                <button type="button" class="chip" aria-pressed=mine.to_string() title=names
+                <button type="button" class="chip" aria-pressed=mine.to_string() title=names tabindex=stop
                     aria-label=label on:click=move |_| toggle(emoji.clone(), !mine)>
                     {r.emoji.clone()} " " <span class="n">{r.users.len()}</span>
                 </button>
@@ -268,6 +286,7 @@ fn quote_view(
     room: String,
     target: u64,
     on_quote: Option<Callback<u64>>,
+    stop: Signal<&'static str>,
 ) -> impl IntoView {
     let described = Memo::new(move |_| {
         chat.with(|c| match c.quoted(&room, target) {
@@ -277,7 +296,7 @@ fn quote_view(
         })
     });
     view! {
-        <button type="button" class="quote" title="Show the message this answers"
+        <button type="button" class="quote" title="Show the message this answers" tabindex=stop
             on:click=move |_| {
                 if let Some(on_quote) = on_quote {
                     on_quote.run(target);

@@ -206,6 +206,53 @@ pub fn MessageList(
             el.set_scroll_top(el.scroll_height());
         }
     };
+    // Up and Down move the focus from message to message (from the list
+    // itself, Up starts at the newest); a focused message shows its
+    // actions, the next Tab stop. One stop for the whole history instead
+    // of four per message.
+    let move_between_lines = move |ev: leptos::ev::KeyboardEvent| {
+        let up = match ev.key().as_str() {
+            "ArrowUp" => true,
+            "ArrowDown" => false,
+            _ => return,
+        };
+        // Not while typing (an edit in place).
+        let typing = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::Element>().ok())
+            .is_some_and(|t| matches!(t.tag_name().as_str(), "TEXTAREA" | "INPUT"));
+        if typing {
+            return;
+        }
+        let Some(el) = list.get_untracked() else {
+            return;
+        };
+        let Ok(lines) = el.query_selector_all(":scope > .line:not(.topic-change)") else {
+            return;
+        };
+        let lines: Vec<web_sys::HtmlElement> = (0..lines.length())
+            .filter_map(|i| lines.item(i))
+            .filter_map(|node| node.dyn_into::<web_sys::HtmlElement>().ok())
+            .collect();
+        if lines.is_empty() {
+            return;
+        }
+        let active = document().active_element();
+        // The message the focus is in (on it, or on one of its buttons).
+        let at = active.and_then(|a| {
+            lines
+                .iter()
+                .position(|line| line.contains(Some(a.unchecked_ref::<web_sys::Node>())))
+        });
+        let next = match (at, up) {
+            (None, _) => lines.len() - 1,
+            (Some(0), true) => 0,
+            (Some(i), true) => i - 1,
+            (Some(i), false) => (i + 1).min(lines.len() - 1),
+        };
+        ev.prevent_default();
+        let _ = lines[next].focus();
+    };
     let older = move || {
         let room = room.get();
         chat.with(|c| c.rooms.get(&room).is_some_and(|r| r.older_available))
@@ -242,8 +289,9 @@ pub fn MessageList(
                 {move || scrolling::unseen_label(unseen.get())}
             </button>
         </Show>
-        <div class="messages" node_ref=list on:scroll=on_scroll data-testid="messages"
-            role="log" aria-live="polite" aria-label="Messages" tabindex="0">
+        <div class="messages" node_ref=list on:scroll=on_scroll on:keydown=move_between_lines
+            data-testid="messages" role="log" aria-live="polite"
+            aria-label="Messages: arrow keys move between them, Tab to a message's actions" tabindex="0">
             <Show when=older>
                 <p class="notice">"Scroll up for older messages"</p>
             </Show>
