@@ -250,8 +250,9 @@ async fn three_nodes_behave_like_one_server() {
                 name: "lobby".into(),
                 members: 3,
                 visibility: common::Visibility::Public,
-                // Joining made him a member.
+                // Joining made him a member, notified of mentions there.
                 role: Some(common::Role::Member),
+                notify: Some(common::Notify::Mentions),
                 ..Default::default()
             }]
         );
