@@ -480,6 +480,29 @@ mod tests {
         );
     }
 
+    /// What notifies: its wire names (the API's and the database's), and
+    /// the default of each kind of room.
+    #[test]
+    fn notify_levels_are_their_names_and_default_by_kind_of_room() {
+        for notify in [Notify::All, Notify::Mentions, Notify::Mute] {
+            let json = serde_json::to_string(&notify).unwrap();
+            assert_eq!(json, format!("\"{}\"", notify.as_str()));
+            assert_eq!(Notify::parse(notify.as_str()), Some(notify));
+        }
+        assert_eq!(Notify::parse("loudly"), None);
+        assert_eq!(Notify::default_for("general"), Notify::Mentions);
+        assert_eq!(Notify::default_for(&direct_room("a", "b")), Notify::All);
+        let listed = RoomSummary {
+            name: "general".into(),
+            notify: Some(Notify::Mute),
+            ..RoomSummary::default()
+        };
+        let wire = serde_json::to_value(&listed).unwrap();
+        assert_eq!(wire["notify"], "mute");
+        let other = serde_json::to_value(RoomSummary::default()).unwrap();
+        assert!(other.get("notify").is_none(), "left out where not a member");
+    }
+
     #[test]
     fn a_direct_room_is_the_same_whoever_starts_it_and_a_reserved_name() {
         let name = direct_room("alice-id", "bob-id");
