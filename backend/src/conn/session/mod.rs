@@ -65,10 +65,6 @@ pub fn run(
         outbox,
         evicted: std::sync::Mutex::new(Vec::new()),
     });
-    // Revoking the session (sign-out, password change) closes this socket.
-    app.hub
-        .live_sessions()
-        .register(&identity.session_id, peer.clone());
     let writer = tokio::spawn(crate::transport::writer::write_loop(
         drain,
         peer.outbox.kick().clone(),
@@ -88,6 +84,12 @@ pub fn run(
                 .min(f64::from(u32::MAX)) as u32,
         },
     }));
+    // Revoking the session (sign-out, password change) closes this socket,
+    // and what is sent to the user (`rooms_changed`) reaches it from now
+    // on: after `welcome`, which must be the first frame.
+    app.hub
+        .live_sessions()
+        .register(&identity.session_id, peer.clone());
 
     let now = std::time::Instant::now();
     let mut session = Session {
