@@ -237,6 +237,20 @@ async fn enter_credentials(page: &Client, username: &str) {
     wait_text(page, "[data-testid=banner]", "Connected", WAIT).await;
 }
 
+/// Whether nothing matches `locator` within `WAIT` (polled, not slept on).
+async fn gone(page: &Client, locator: Locator<'_>) -> bool {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if page.find_all(locator).await.unwrap().is_empty() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Opens `room` from the sidebar's "Your rooms".
 async fn open_room(page: &Client, room: &str) {
     page.find(Locator::XPath(&format!(
@@ -342,20 +356,10 @@ async fn rooms_follow_the_account(alice: &Client, bob: &Client, driver_url: &str
         .await
         .unwrap();
     let on_first = "//ul[@data-testid='rooms']//button[contains(., 'side-room')]";
-    let mut gone = false;
-    for _ in 0..100 {
-        if bob
-            .find_all(Locator::XPath(on_first))
-            .await
-            .unwrap()
-            .is_empty()
-        {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(gone, "left on the phone, gone from the first device");
+    assert!(
+        gone(bob, Locator::XPath(on_first)).await,
+        "left on the phone, gone from the first device"
+    );
     phone.close().await.unwrap();
 }
 

@@ -410,16 +410,7 @@ impl Chat {
             }
             state.last_seq = state.last_seq.max(m.seq);
             if m.kind == EntryKind::Topic && !state.lines.iter().any(|l| l.seq == Some(m.seq)) {
-                let line = Line {
-                    key: m.client_id.clone(),
-                    seq: Some(m.seq),
-                    user: m.user.clone(),
-                    content: m.content.clone(),
-                    ts: m.ts,
-                    topic: true,
-                    ..Line::default()
-                };
-                insert_in_order(state, line);
+                insert_in_order(state, stored_line(m));
             }
             return;
         }
@@ -431,21 +422,7 @@ impl Chat {
                 .lines
                 .retain(|l| !(l.seq.is_none() && l.key == m.client_id));
         }
-        let line = Line {
-            key: m.client_id.clone(),
-            seq: Some(m.seq),
-            user: m.user.clone(),
-            content: m.content.clone(),
-            ts: m.ts,
-            status: LineStatus::Sent,
-            reply_to: m.reply_to,
-            edited: m.edited.is_some(),
-            deleted: m.deleted,
-            changing: None,
-            reactions: m.reactions.clone(),
-            revision: 0,
-            topic: false,
-        };
+        let line = stored_line(m);
         insert_in_order(state, line);
         let newest = m.seq > state.last_seq;
         state.last_seq = state.last_seq.max(m.seq);
@@ -777,6 +754,25 @@ fn react(line: &mut Line, change: &ChatMessage, on: bool) {
             }
         }
         (None, false) => {}
+    }
+}
+
+/// The line of a stored entry: a message, or a topic change.
+fn stored_line(m: &ChatMessage) -> Line {
+    Line {
+        key: m.client_id.clone(),
+        seq: Some(m.seq),
+        user: m.user.clone(),
+        content: m.content.clone(),
+        ts: m.ts,
+        status: LineStatus::Sent,
+        reply_to: m.reply_to,
+        edited: m.edited.is_some(),
+        deleted: m.deleted,
+        changing: None,
+        reactions: m.reactions.clone(),
+        revision: 0,
+        topic: m.kind == EntryKind::Topic,
     }
 }
 

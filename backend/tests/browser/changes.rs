@@ -4,7 +4,7 @@
 use fantoccini::{Client, Locator};
 use std::time::Duration;
 
-use super::{WAIT, axe, say, screenshot, wait_text};
+use super::{WAIT, axe, gone, say, screenshot, wait_text};
 
 /// axe-core finds nothing on `page` as it is now.
 async fn accessible(page: &Client, what: &str) {
@@ -232,20 +232,10 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
         .send_keys("\u{E00C}")
         .await
         .unwrap();
-    let mut closed = false;
-    for _ in 0..100 {
-        if alice
-            .find_all(Locator::Css(".line .picker"))
-            .await
-            .unwrap()
-            .is_empty()
-        {
-            closed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(closed, "Escape closed the emoji picker");
+    assert!(
+        gone(alice, Locator::Css(".line .picker")).await,
+        "Escape closed the emoji picker"
+    );
 
     // A reload: history shows the room as it is now.
     bob.refresh().await.unwrap();
@@ -391,20 +381,10 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
     search.send_keys("History 01\u{E007}").await.unwrap();
     wait_text(bob, "[data-testid=search-results]", "1 found", WAIT).await;
     search.send_keys("\u{E00C}").await.unwrap();
-    let mut closed = false;
-    for _ in 0..100 {
-        if bob
-            .find_all(Locator::Css("[data-testid=search-results]"))
-            .await
-            .unwrap()
-            .is_empty()
-        {
-            closed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(closed, "Escape closed the search results");
+    assert!(
+        gone(bob, Locator::Css("[data-testid=search-results]")).await,
+        "Escape closed the search results"
+    );
 
     // The members panel asks for the room's roles when another room is on
     // screen (or after an action), not on every change of the chat: it
