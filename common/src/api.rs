@@ -36,6 +36,12 @@ pub struct PasswordChange {
     pub new: String,
 }
 
+/// `PATCH /api/account` request: what to change (today the display name).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AccountChange {
+    pub display_name: String,
+}
+
 /// `GET /api/server`: what a client needs to know before signing in.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ServerInfo {

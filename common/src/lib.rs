@@ -16,9 +16,10 @@ pub mod search;
 pub mod validate;
 
 pub use api::{
-    ApiError, ApiErrorCode, CreateRoom, Invite, Notify, PasswordChange, PublishRequest, Published,
-    Role, RoomMember, RoomSummary, SearchResults, ServerInfo, SessionRequest, SessionResponse,
-    SetNotify, SetRole, SignUpRequest, StartDirect, Visibility, WsTicket, direct_room,
+    AccountChange, ApiError, ApiErrorCode, CreateRoom, Invite, Notify, PasswordChange,
+    PublishRequest, Published, Role, RoomMember, RoomSummary, SearchResults, ServerInfo,
+    SessionRequest, SessionResponse, SetNotify, SetRole, SignUpRequest, StartDirect, Visibility,
+    WsTicket, direct_room,
 };
 pub use messages::{
     BOT_ID_PREFIX, ChatMessage, ClientMsg, EntryKind, ErrorCode, Post, Reaction, SendLimit,

@@ -437,6 +437,13 @@ pub enum ServerMsg {
     /// wrote to you in a new direct conversation): list them again with
     /// `GET /api/rooms`.
     RoomsChanged,
+    /// Your account changed on another device or tab (a new display name):
+    /// `user` is what it is now. A client reconnects, so that what it
+    /// sends and its presence carry the new name (the server names a
+    /// connection's messages by the account as it was when it connected).
+    AccountChanged {
+        user: User,
+    },
     /// A type this client version does not know yet: ignored.
     #[serde(other)]
     Unknown,

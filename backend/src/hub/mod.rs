@@ -192,7 +192,19 @@ impl Hub {
     /// `rooms_changed_for`, but not to the connection `except` (the one
     /// that changed them, which knows).
     pub fn rooms_changed_except(&self, user_id: &str, except: Option<ConnId>) {
-        let frame = Frame::encode(&ServerMsg::RoomsChanged);
+        self.tell_user(user_id, except, Frame::encode(&ServerMsg::RoomsChanged));
+    }
+
+    /// Tells every socket of the user, on every node, what their account
+    /// is now (`account_changed`): each reconnects under its new name.
+    pub fn account_changed(&self, user: &common::User) {
+        let frame = Frame::encode(&ServerMsg::AccountChanged { user: user.clone() });
+        self.tell_user(&user.id, None, frame);
+    }
+
+    /// `frame` to every socket of `user_id` (but `except`), here and,
+    /// through the broker, on the other nodes.
+    fn tell_user(&self, user_id: &str, except: Option<ConnId>, frame: Frame) {
         self.live_sessions.to_user_except(user_id, except, &frame);
         self.broker.publish(Envelope {
             origin: self.node_id.clone(),

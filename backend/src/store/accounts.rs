@@ -85,6 +85,10 @@ pub trait Accounts: Send + Sync + 'static {
 
     async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<()>;
 
+    /// Renames the user (what people see; the username never changes).
+    /// Messages already sent keep the name they were sent under.
+    async fn set_display_name(&self, user_id: &str, name: &str) -> Result<()>;
+
     /// Stores a session by the SHA-256 of its token.
     async fn create_session(&self, session: &NewSession<'_>) -> Result<()>;
 

@@ -14,6 +14,7 @@ pub const CREDENTIALS: &str =
 pub const CREDENTIALS_BY_ID: &str =
     "SELECT id, display_name, username, password_hash FROM users WHERE id = $1";
 pub const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2 WHERE id = $1";
+pub const SET_DISPLAY_NAME: &str = "UPDATE users SET display_name = $2 WHERE id = $1";
 pub const CREATE_SESSION: &str = "INSERT INTO sessions (id, token_hash, user_id, created_at, expires_at) \
      VALUES ($1, $2, $3, $4, $5)";
 const SESSION_COLUMNS: &str = "SELECT s.id, s.expires_at, u.id, u.display_name, u.username \
@@ -130,6 +131,11 @@ impl<DB: Dialect> Accounts for SqlStore<DB> {
 
     async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<()> {
         let update = DB::query(SET_PASSWORD).bind(user_id).bind(password_hash);
+        self.change(update).await.map(drop)
+    }
+
+    async fn set_display_name(&self, user_id: &str, name: &str) -> Result<()> {
+        let update = DB::query(SET_DISPLAY_NAME).bind(user_id).bind(name);
         self.change(update).await.map(drop)
     }
 

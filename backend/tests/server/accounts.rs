@@ -538,3 +538,140 @@ async fn old_sessions_are_pruned_and_live_ones_kept() {
         .await;
     assert_eq!(status, 200, "the live session is kept");
 }
+
+#[tokio::test]
+async fn a_new_display_name_reaches_every_device_and_what_is_sent_next() {
+    let server = TestServer::start().await;
+    let alice = server.sign_up("alice").await;
+    let bob = server.sign_up("bob").await;
+    let mut phone = server.connect(&alice).await;
+    let mut watcher = server.connect(&bob).await;
+    phone.join("porch").await;
+    watcher.join("porch").await;
+    phone.say("porch", "before", "before-1").await;
+    watcher
+        .recv_where(|m| matches!(m, common::ServerMsg::Message(m) if m.content == "before"))
+        .await;
+
+    let rename = |name: &str| Some(json!({"display_name": name}));
+    for (bad, code) in [("", "invalid_name"), ("a\u{202e}b", "invalid_name")] {
+        let (status, body) = server
+            .call(
+                Method::PATCH,
+                "/api/account",
+                Some(&alice.token),
+                rename(bad),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some(code)),
+            "{bad:?}"
+        );
+    }
+    let (status, body) = server
+        .call(
+            Method::PATCH,
+            "/api/account",
+            Some(&alice.token),
+            rename("  Alice Liddell "),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["name"], "Alice Liddell", "trimmed like a sign-up's");
+    assert_eq!(body["username"], "alice", "the username never changes");
+
+    // Her other device is told, so it reconnects under the new name.
+    match phone
+        .recv_where(|m| matches!(m, common::ServerMsg::AccountChanged { .. }))
+        .await
+    {
+        common::ServerMsg::AccountChanged { user } => assert_eq!(user.name, "Alice Liddell"),
+        _ => unreachable!(),
+    }
+    let (_, me) = server
+        .call(Method::GET, "/api/session", Some(&alice.token), None)
+        .await;
+    assert_eq!(me["name"], "Alice Liddell");
+    // (`connect` checks that `welcome` names the user as given.)
+    let mut renamed = alice.clone();
+    renamed.user.name = "Alice Liddell".into();
+    let mut again = server.connect(&renamed).await;
+    again.join("porch").await;
+    again.say("porch", "after", "after-1").await;
+    let seen = watcher
+        .recv_where(|m| matches!(m, common::ServerMsg::Message(m) if m.content == "after"))
+        .await;
+    let common::ServerMsg::Message(after) = seen else {
+        unreachable!()
+    };
+    assert_eq!(after.user.name, "Alice Liddell");
+    // History keeps the name each message was sent under.
+    let (_, history) = server
+        .call(
+            Method::GET,
+            "/api/rooms/porch/messages",
+            Some(&bob.token),
+            None,
+        )
+        .await;
+    let names: Vec<_> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["content"].as_str().unwrap(),
+                m["user"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(names.contains(&("after", "Alice Liddell")), "{names:?}");
+    assert!(!names.contains(&("before", "Alice Liddell")), "{names:?}");
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_ends_every_session_this_one_too() {
+    let server = TestServer::start().await;
+    let here = server.sign_up("alice").await;
+    let (_, there) = server
+        .call(
+            Method::POST,
+            "/api/session",
+            None,
+            Some(json!({"username": "alice", "password": PASSWORD})),
+        )
+        .await;
+    let there: common::SessionResponse = serde_json::from_value(there).unwrap();
+    let bob = server.sign_up("bob").await;
+    let mut here_socket = server.connect(&here).await;
+    let mut there_socket = server.connect(&there).await;
+    let mut bob_socket = server.connect(&bob).await;
+    let (status, _) = server
+        .call(
+            Method::DELETE,
+            "/api/account/sessions",
+            Some(&here.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    for socket in [&mut here_socket, &mut there_socket] {
+        assert_eq!(
+            socket.ended().await,
+            Ended::Closed(common::close::TOKEN_INVALID)
+        );
+    }
+    for token in [&here.token, &there.token] {
+        let (status, _) = server
+            .call(Method::GET, "/api/session", Some(token), None)
+            .await;
+        assert_eq!(status, 401);
+    }
+    // Someone else is untouched.
+    bob_socket.join("still-here").await;
+    let (status, _) = server
+        .call(Method::GET, "/api/session", Some(&bob.token), None)
+        .await;
+    assert_eq!(status, 200);
+}

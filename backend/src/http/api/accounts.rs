@@ -1,5 +1,6 @@
 //! Accounts and sessions: sign-up, sign-in (password, or guest where
-//! allowed), sign-out, password change, WebSocket tickets.
+//! allowed), sign-out (here or everywhere), renaming, password change,
+//! WebSocket tickets.
 
 use common::ApiErrorCode;
 use std::net::SocketAddr;
@@ -11,7 +12,8 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use common::{
-    PasswordChange, ServerInfo, SessionRequest, SessionResponse, SignUpRequest, User, validate,
+    AccountChange, PasswordChange, ServerInfo, SessionRequest, SessionResponse, SignUpRequest,
+    User, validate,
 };
 use unicode_normalization::UnicodeNormalization;
 
@@ -301,6 +303,58 @@ pub async fn sign_out(
     tracing::info!(user = %identity.user.id, session = %identity.session_id, "signed out");
     app.hub.revoke_sessions(vec![identity.session_id]);
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `DELETE /api/account/sessions` → `204`: "sign out everywhere". Every
+/// session of the account, this one too, stops working at once, and their
+/// sockets close with 4001 on every node.
+pub async fn sign_out_everywhere(
+    State(app): State<Arc<AppState>>,
+    Authenticated(identity): Authenticated,
+) -> Response {
+    // No session has the empty id: "every session but none".
+    let revoked = match app
+        .hub
+        .store()
+        .revoke_sessions_except(&identity.user.id, "", now_millis())
+        .await
+    {
+        Ok(revoked) => revoked,
+        Err(err) => return internal(err),
+    };
+    tracing::info!(user = %identity.user.id, revoked = revoked.len(), "signed out everywhere");
+    app.hub
+        .revoke_sessions(revoked.into_iter().map(Arc::from).collect());
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `PATCH /api/account {display_name}` → `200 <user>`: the account as it
+/// is now. Every socket of the account is told (`account_changed`) and
+/// reconnects, so its presence and new messages carry the new name;
+/// messages already sent keep the name they were sent under.
+pub async fn change_account(
+    State(app): State<Arc<AppState>>,
+    Authenticated(identity): Authenticated,
+    request: Result<Json<AccountChange>, JsonRejection>,
+) -> Response {
+    let request = match body(request) {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    let name = match display_name(&request.display_name) {
+        Ok(name) => name,
+        Err(response) => return response,
+    };
+    let mut user = identity.user;
+    if name != user.name {
+        if let Err(err) = app.hub.store().set_display_name(&user.id, &name).await {
+            return internal(err);
+        }
+        tracing::info!(user = %user.id, "renamed");
+        user.name = name;
+        app.hub.account_changed(&user);
+    }
+    Json(user).into_response()
 }
 
 /// `PUT /api/account/password {old, new}` → `204`, and every other

@@ -23,7 +23,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use common::ApiError;
 
@@ -40,7 +40,9 @@ pub fn router() -> Router<Arc<AppState>> {
                 .get(accounts::whoami)
                 .delete(accounts::sign_out),
         )
+        .route("/account", patch(accounts::change_account))
         .route("/account/password", put(accounts::change_password))
+        .route("/account/sessions", delete(accounts::sign_out_everywhere))
         .route("/ws-ticket", post(accounts::create_ws_ticket))
         .route("/rooms", get(rooms::list).post(rooms::create))
         .route(
