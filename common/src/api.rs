@@ -228,6 +228,11 @@ pub struct RoomSummary {
     /// or `Notify::default_for` the room).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify: Option<Notify>,
+    /// The caller is invited to this (private) room and has not joined it
+    /// yet: who invited them. Joining takes the invitation up; leaving
+    /// (removing yourself) declines it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited_by: Option<crate::User>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -131,6 +131,7 @@ impl Hub {
             topic,
             moderator,
             member,
+            invited,
             ..
         } = match self
             .store
@@ -148,6 +149,9 @@ impl Hub {
                 }
             }
         };
+        if invited {
+            self.accept_invitation(&room.name, peer).await;
+        }
         if !member && room.visibility == common::Visibility::Public {
             self.become_member(&room.name, peer).await;
         }
@@ -283,6 +287,16 @@ impl Hub {
             Ok(true) => self.rooms_changed_except(&peer.user.id, Some(peer.id)),
             Ok(false) => {}
             Err(err) => tracing::warn!(%err, room, "could not record the membership"),
+        }
+    }
+
+    /// Joining a room one is invited to takes the invitation up: the
+    /// user's other devices list it as theirs, no longer as an invitation.
+    async fn accept_invitation(&self, room: &str, peer: &Peer) {
+        match self.store.accept_invitation(room, &peer.user.id).await {
+            Ok(true) => self.rooms_changed_except(&peer.user.id, Some(peer.id)),
+            Ok(false) => {}
+            Err(err) => tracing::warn!(%err, room, "could not take up the invitation"),
         }
     }
 

@@ -153,6 +153,20 @@ pub trait Accounts: Send + Sync + 'static {
     /// whatever role). `true`: they were not.
     async fn add_member(&self, room: &str, user_id: &str, now_ms: i64) -> Result<bool>;
 
+    /// Invites `user_id` to `room` on behalf of `by`: a member whose
+    /// invitation is pending until they join the room (`accept_invitation`)
+    /// or leave it (declining). `false`: they were a member already.
+    async fn invite_member(&self, room: &str, user_id: &str, by: &str, now_ms: i64)
+    -> Result<bool>;
+
+    /// `user_id` joined `room`: an invitation to it is taken up. `true`:
+    /// there was one.
+    async fn accept_invitation(&self, room: &str, user_id: &str) -> Result<bool>;
+
+    /// The rooms `user_id` is invited to and has not joined yet, each with
+    /// who invited them.
+    async fn invitations(&self, user_id: &str) -> Result<Vec<(String, User)>>;
+
     /// `false`: they were not a member.
     async fn remove_member(&self, room: &str, user_id: &str) -> Result<bool>;
 

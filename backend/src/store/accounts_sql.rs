@@ -53,6 +53,14 @@ pub const SET_ROLE: &str = "INSERT INTO room_members (room, user_id, role, added
 /// have already stays.
 pub const ADD_MEMBER: &str = "INSERT INTO room_members (room, user_id, role, added_at) \
      VALUES ($1, $2, 'member', $3) ON CONFLICT (room, user_id) DO NOTHING";
+pub const INVITE_MEMBER: &str = "INSERT INTO room_members (room, user_id, role, added_at, invited_by) \
+     VALUES ($1, $2, 'member', $4, $3) ON CONFLICT (room, user_id) DO NOTHING";
+pub const ACCEPT_INVITATION: &str = "UPDATE room_members SET invited_by = NULL \
+     WHERE room = $1 AND user_id = $2 AND invited_by IS NOT NULL";
+/// An inviter whose account is gone leaves no invitation to show (the
+/// room is still theirs to open under "Other rooms").
+pub const INVITATIONS: &str = "SELECT m.room, u.id, u.display_name, u.username FROM room_members m \
+     JOIN users u ON u.id = m.invited_by WHERE m.user_id = $1 ORDER BY m.added_at, m.room";
 pub const REMOVE_MEMBER: &str = "DELETE FROM room_members WHERE room = $1 AND user_id = $2";
 pub const SET_NOTIFY: &str = "UPDATE room_members SET notify = $3 WHERE room = $1 AND user_id = $2";
 pub const ROOM_MEMBERS: &str = "SELECT u.id, u.display_name, u.username, m.role FROM room_members m \
@@ -297,6 +305,36 @@ impl<DB: Dialect> Accounts for SqlStore<DB> {
     async fn add_member(&self, room: &str, user_id: &str, now_ms: i64) -> Result<bool> {
         let insert = DB::query(ADD_MEMBER).bind(room).bind(user_id).bind(now_ms);
         Ok(self.change(insert).await? > 0)
+    }
+
+    async fn invite_member(
+        &self,
+        room: &str,
+        user_id: &str,
+        by: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let insert = DB::query(INVITE_MEMBER)
+            .bind(room)
+            .bind(user_id)
+            .bind(by)
+            .bind(now_ms);
+        Ok(self.change(insert).await? > 0)
+    }
+
+    async fn accept_invitation(&self, room: &str, user_id: &str) -> Result<bool> {
+        let update = DB::query(ACCEPT_INVITATION).bind(room).bind(user_id);
+        Ok(self.change(update).await? > 0)
+    }
+
+    async fn invitations(&self, user_id: &str) -> Result<Vec<(String, common::User)>> {
+        let rows: Vec<(String, String, String, Option<String>)> = self
+            .all(Access::Read, DB::query(INVITATIONS).bind(user_id))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(room, id, name, username)| (room, common::User { id, name, username }))
+            .collect())
     }
 
     async fn remove_member(&self, room: &str, user_id: &str) -> Result<bool> {

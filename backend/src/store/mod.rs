@@ -196,6 +196,8 @@ pub struct JoinState {
     pub member: bool,
     /// What of the room notifies them, if they chose (`Accounts::set_notify`).
     pub notify: Option<common::Notify>,
+    /// They are a member by an invitation not taken up yet.
+    pub invited: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

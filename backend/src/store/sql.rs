@@ -88,8 +88,10 @@ pub const MARK_READ: &str = "INSERT INTO read_marks (user_id, room, seq) VALUES 
      ON CONFLICT (user_id, room) DO UPDATE SET seq = CASE WHEN excluded.seq > read_marks.seq \
      THEN excluded.seq ELSE read_marks.seq END";
 /// The room's topic, how far the user has read it, who created it, and the
-/// user's role in it and what of it notifies them.
-pub const JOIN_STATE: &str = "SELECT r.topic, m.seq, r.created_by, rm.role, r.visibility, rm.notify \
+/// user's role in it, what of it notifies them and whether they are only
+/// invited so far.
+pub const JOIN_STATE: &str = "SELECT r.topic, m.seq, r.created_by, rm.role, r.visibility, rm.notify, \
+     rm.invited_by \
      FROM rooms r \
      LEFT JOIN read_marks m ON m.room = r.name AND m.user_id = $1 \
      LEFT JOIN room_members rm ON rm.room = r.name AND rm.user_id = $1 WHERE r.name = $2";
@@ -354,13 +356,15 @@ impl<DB: Dialect> Store for SqlStore<DB> {
                 Option<String>,
                 String,
                 Option<String>,
+                Option<String>,
             );
             let row: Option<Row> = DB::query(JOIN_STATE)
                 .bind(user_id)
                 .bind(room)
                 .fetch_optional(&mut *conn)
                 .await?;
-            let (topic, seq, created_by, role, visibility, notify) = row.unwrap_or_default();
+            let (topic, seq, created_by, role, visibility, notify, invited) =
+                row.unwrap_or_default();
             let access = RoomAccess {
                 visibility: parse_visibility(&visibility),
                 role: role.as_deref().map(parse_role),
@@ -397,6 +401,7 @@ impl<DB: Dialect> Store for SqlStore<DB> {
                 moderator: access.moderates(),
                 member: access.role.is_some(),
                 notify: notify.as_deref().and_then(common::Notify::parse),
+                invited: invited.is_some(),
             })
         })
         .await

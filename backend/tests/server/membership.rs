@@ -166,3 +166,90 @@ async fn what_notifies_is_kept_for_the_account_and_told_to_every_device() {
     let for_bob = find(&listed, &dm).unwrap_or_else(|| panic!("{dm} in {listed:?}"));
     assert_eq!(for_bob.notify, Some(Notify::All));
 }
+
+/// An invitation is an invitation until it is taken up: listed with who
+/// invited, taken up by joining (every device of the invitee hears of it),
+/// declined by leaving. A room one joined is not an invitation.
+#[tokio::test]
+async fn an_invitation_says_who_invited_until_it_is_taken_up_or_declined() {
+    let server = TestServer::start().await;
+    let alice = server.sign_up("alice").await;
+    let bob = server.sign_up("bob").await;
+    let mut bob_phone = server.connect(&bob).await;
+    let mut bob_laptop = server.connect(&bob).await;
+    let invite = |room: &'static str| {
+        let (server, token) = (&server, alice.token.clone());
+        async move {
+            let (status, body) = server
+                .call(
+                    reqwest::Method::POST,
+                    "/api/rooms",
+                    Some(&token),
+                    Some(serde_json::json!({"name": room, "visibility": "private"})),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            let (status, body) = server
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/api/rooms/{room}/members"),
+                    Some(&token),
+                    Some(serde_json::json!({"username": "bob"})),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+        }
+    };
+    invite("plans").await;
+    invite("gifts").await;
+    for _ in 0..2 {
+        bob_laptop
+            .recv_where(|m| matches!(m, ServerMsg::RoomsChanged))
+            .await;
+    }
+    let listed: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &bob.token).await;
+    for room in ["plans", "gifts"] {
+        let summary = find(&listed, room).expect("listed");
+        let by = summary.invited_by.as_ref().expect("an invitation");
+        assert_eq!(
+            (by.id.as_str(), by.username.as_deref()),
+            (alice.user.id.as_str(), Some("alice"))
+        );
+        assert_eq!(summary.role, Some(Role::Member));
+    }
+    // Alice's own list has no invitation in it.
+    let hers: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &alice.token).await;
+    assert!(hers.iter().all(|r| r.invited_by.is_none()), "{hers:?}");
+
+    // Joining on the phone takes "plans" up; the laptop hears of it.
+    bob_phone.join("plans").await;
+    bob_laptop
+        .recv_where(|m| matches!(m, ServerMsg::RoomsChanged))
+        .await;
+    let listed: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &bob.token).await;
+    let plans = find(&listed, "plans").unwrap();
+    assert_eq!(
+        (plans.role, plans.invited_by.as_ref()),
+        (Some(Role::Member), None)
+    );
+    // Joining again changes nothing and tells nobody.
+    bob_phone.join("plans").await;
+    bob_laptop
+        .expect_silence(std::time::Duration::from_millis(200))
+        .await;
+
+    // Declining "gifts" is leaving it: gone from his list.
+    let path = format!("/api/rooms/gifts/members/{}", bob.user.id);
+    let (status, _) = server
+        .call(reqwest::Method::DELETE, &path, Some(&bob.token), None)
+        .await;
+    assert_eq!(status, 204);
+    let listed: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &bob.token).await;
+    assert!(find(&listed, "gifts").is_none(), "{listed:?}");
+    let members: Vec<common::RoomMember> =
+        get_json(&server.url("/api/rooms/gifts/members"), &alice.token).await;
+    assert!(
+        members.iter().all(|m| m.user.id != bob.user.id),
+        "{members:?}"
+    );
+}

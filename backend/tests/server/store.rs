@@ -217,6 +217,7 @@ conformance!(
     deleting_a_users_messages_takes_their_reactions_and_those_to_them,
     a_database_made_before_sqlx_migrations_upgrades_in_place,
     what_notifies_is_a_members_choice,
+    an_invitation_is_pending_until_joined_and_names_who_invited,
 );
 
 /// What of a room notifies a member: theirs to choose, only as a member,
@@ -254,6 +255,53 @@ async fn what_notifies_is_a_members_choice(t: &Target) {
     store.remove_member("r", "ann").await.unwrap();
     store.add_member("r", "ann", 3).await.unwrap();
     assert_eq!(notify("ann").await, None);
+}
+
+/// An invitation makes a member whose invitation is pending, with who
+/// invited, until they take it up; it never overrides a membership.
+async fn an_invitation_is_pending_until_joined_and_names_who_invited(t: &Target) {
+    let store = t.open().await;
+    for room in ["p", "q"] {
+        store.ensure_room(room, "ann", 1).await.unwrap();
+    }
+    for id in ["ann", "bo"] {
+        store
+            .create_user(&backend::store::NewUser {
+                id,
+                username: Some(id),
+                display_name: id,
+                password_hash: None,
+                created_at_ms: 1,
+            })
+            .await
+            .unwrap();
+    }
+    assert!(store.invite_member("p", "bo", "ann", 2).await.unwrap());
+    assert!(store.invite_member("q", "bo", "ann", 3).await.unwrap());
+    assert!(
+        !store.invite_member("p", "bo", "ann", 4).await.unwrap(),
+        "a member already"
+    );
+    let invited = store.invitations("bo").await.unwrap();
+    let rooms: Vec<(&str, &str)> = invited
+        .iter()
+        .map(|(room, by)| (room.as_str(), by.id.as_str()))
+        .collect();
+    assert_eq!(rooms, [("p", "ann"), ("q", "ann")]);
+    let state = store.join_state("bo", None, "p").await.unwrap();
+    assert!(state.member && state.invited);
+    assert!(store.accept_invitation("p", "bo").await.unwrap());
+    assert!(!store.accept_invitation("p", "bo").await.unwrap(), "once");
+    let state = store.join_state("bo", None, "p").await.unwrap();
+    assert!(state.member && !state.invited);
+    assert_eq!(store.invitations("bo").await.unwrap().len(), 1);
+    // Declined (left): no longer a member, nor invited.
+    assert!(store.remove_member("q", "bo").await.unwrap());
+    assert!(store.invitations("bo").await.unwrap().is_empty());
+    assert!(!store.join_state("bo", None, "q").await.unwrap().invited);
+    // One who joined was never invited.
+    store.add_member("q", "ann", 5).await.unwrap();
+    assert!(!store.join_state("ann", None, "q").await.unwrap().invited);
 }
 
 /// How many migrations this Hearth has (one file each, per database).

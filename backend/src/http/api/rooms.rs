@@ -161,6 +161,16 @@ pub async fn list(
             summary.with = Some(user);
         }
     }
+    // Invitations say who invited: one query for all of them.
+    let invitations = match app.hub.store().invitations(&who.user.id).await {
+        Ok(invitations) => invitations,
+        Err(err) => return internal(err),
+    };
+    for (room, by) in invitations {
+        if let Some(summary) = list.iter_mut().find(|r| r.name == room) {
+            summary.invited_by = Some(by);
+        }
+    }
     // The caller's own rooms say what is unread in them, so that a device
     // shows it before any room is opened.
     let username = who.user.username.as_deref();
@@ -392,7 +402,7 @@ pub async fn invite(
         Err(err) => return internal(err),
     }
     if let Err(err) = store
-        .set_role(&room, &invitee.id, Role::Member, now_millis())
+        .invite_member(&room, &invitee.id, &who.user.id, now_millis())
         .await
     {
         return internal(err);
