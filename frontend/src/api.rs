@@ -2,7 +2,7 @@
 
 use common::{
     ApiError, ApiErrorCode, ChatMessage, Role, RoomMember, RoomSummary, ServerInfo, SessionRequest,
-    SessionResponse, SignUpRequest, Visibility,
+    SessionResponse, SignUpRequest, User, Visibility,
 };
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
@@ -147,6 +147,42 @@ pub async fn sign_out(token: &str) -> Result<(), Failure> {
     send(authorized(Request::delete("/api/session"), token), None)
         .await
         .map(drop)
+}
+
+/// Ends every session of the account, this one too.
+pub async fn sign_out_everywhere(token: &str) -> Result<(), Failure> {
+    send(
+        authorized(Request::delete("/api/account/sessions"), token),
+        None,
+    )
+    .await
+    .map(drop)
+}
+
+/// Renames the account; the answer is the account as it is now.
+pub async fn rename(token: &str, display_name: &str) -> Result<User, Failure> {
+    let body = common::AccountChange {
+        display_name: display_name.to_owned(),
+    };
+    json(
+        authorized(Request::patch("/api/account"), token),
+        to_json(&body),
+    )
+    .await
+}
+
+/// Changes the password; the account's other sessions end.
+pub async fn change_password(token: &str, old: &str, new: &str) -> Result<(), Failure> {
+    let body = common::PasswordChange {
+        old: old.to_owned(),
+        new: new.to_owned(),
+    };
+    send(
+        authorized(Request::put("/api/account/password"), token),
+        to_json(&body),
+    )
+    .await
+    .map(drop)
 }
 
 pub async fn rooms(token: &str) -> Result<Vec<RoomSummary>, String> {

@@ -17,7 +17,9 @@ use crate::directory::Directory;
 use crate::driver::{Driver, Listener, page_endpoint};
 use crate::members::Members;
 use crate::notify;
+use crate::profile::Profile;
 use crate::room_header::RoomHeader;
+use crate::routing;
 use crate::search::{SearchResultsPanel, Searching};
 use crate::sidebar::RoomSidebar;
 use crate::signin::SignIn;
@@ -53,8 +55,10 @@ struct UiListener {
 impl Listener for UiListener {
     fn on_message(&self, msg: &ServerMsg) {
         let now = js_sys::Date::now();
-        if let ServerMsg::Message(m) = msg {
-            notify::mention(self.chat, m);
+        match msg {
+            ServerMsg::Message(m) => notify::mention(self.chat, m),
+            ServerMsg::AccountChanged { user } => storage::save_user(user),
+            _ => {}
         }
         let Some(Some(gap)) = self.chat.try_update(|c| c.apply(msg, now)) else {
             return;
@@ -247,6 +251,8 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     // behind a button in the bar above the room (CSS shows those buttons
     // only on narrow screens).
     let drawer = RwSignal::new(false);
+    let account_open = RwSignal::new(false);
+    let profile_token = session.token.clone();
     let members_open = RwSignal::new(false);
     let close_panels = move || {
         drawer.set(false);
@@ -282,8 +288,12 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
             </Show>
             <RoomSidebar chat directory=directory.list on_open=open_from_drawer me=session.user.clone()
                 token=session.token.clone() on_sign_out=sign_out
+                on_account=Callback::new(move |()| { close_panels(); account_open.set(true); })
                 on_search=Callback::new(move |query| { close_panels(); on_search.run(query); }) />
             <div class="scrim" aria-hidden="true" on:click=move |_| close_panels()></div>
+            <Show when=move || account_open.get()>
+                <Profile chat token=profile_token.clone() open=account_open dispatch on_signed_out />
+            </Show>
             <main class="room">
                 <Banner status now_ms on_retry=Callback::new(move |()| dispatch.run(Event::Wake)) />
                 // Below the banner, so search results never hide the

@@ -198,6 +198,8 @@ impl Chat {
             }
             ServerMsg::Read { room, seq } => self.read_elsewhere(room, *seq),
             ServerMsg::RoomsChanged => self.rooms_changed += 1,
+            // Renamed (here or on another device): the name shown as ours.
+            ServerMsg::AccountChanged { user } => self.me = Some(user.clone()),
             ServerMsg::Left { room, reason } => {
                 self.forget(room);
                 if reason.is_some() {

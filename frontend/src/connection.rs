@@ -26,6 +26,9 @@
 //!   timer, not a clock): a storm of wake-ups costs at most one attempt a
 //!   second.
 //! - After (re)connecting, re-join every room, from the last seq seen.
+//! - `account_changed` (renamed on some device) drops the connection and
+//!   makes a new one after a short jitter: the server names a connection's
+//!   messages by the account as it was when it connected.
 //! - Sends go to an outbox and stay there until acked. After a reconnect they
 //!   are re-sent with their original `client_id`, once their room is joined.
 //! - Sends are paced to the rate the server announces in `welcome` (a
@@ -434,6 +437,19 @@ impl Connection {
                 }
             }
             ServerMsg::Ping => fx.push(Effect::SendFrame(ClientMsg::Pong)),
+            // Renamed: a new connection carries the new name. Dropped and
+            // made again soon (jittered, resumed), as after a lost link
+            // that a wake-up brought forward.
+            ServerMsg::AccountChanged { .. } => {
+                fx.push(Effect::Disconnect);
+                self.lost(None, fx, random);
+                if self.gate_open {
+                    self.wake(fx, random);
+                } else {
+                    self.woken = true;
+                }
+                return;
+            }
             ServerMsg::Joined { room, last_seq, .. } => {
                 if let Some(cursor) = self.rooms.get_mut(&room) {
                     cursor.joined = true;

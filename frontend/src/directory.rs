@@ -30,22 +30,23 @@ impl Directory {
     /// Lists the rooms now, then keeps the list fresh for as long as the
     /// chat screen is mounted. Every public room of the user's and every
     /// direct conversation listed is followed (`follow`), so its messages
-    /// reach them at once, with a badge, without opening it. (Not a private
-    /// room: being its member may be an invitation not yet taken up.)
+    /// reach them at once, with a badge, without opening it; so is every
+    /// private room they joined (not one they are only invited to: that
+    /// waits under "Invitations" to be joined or declined).
     pub fn start(chat: RwSignal<Chat>, token: String, follow: Callback<String>) -> Directory {
         let directory = Directory {
             list: RwSignal::new(Vec::new()),
             token: StoredValue::new(token),
         };
         Effect::new(move |_| {
-            // Public rooms joined and direct conversations; a private room
-            // one was invited to waits under "Other rooms" to be opened.
+            // Rooms joined and direct conversations, not invitations.
             let mine: Vec<Listed> = directory.list.with(|d| {
                 d.iter()
                     .filter(|r| match r.visibility {
-                        Visibility::Public => r.role.is_some(),
+                        Visibility::Public | Visibility::Private => {
+                            r.role.is_some() && r.invited_by.is_none()
+                        }
                         Visibility::Direct => true,
-                        _ => false,
                     })
                     .map(|r| (r.name.clone(), r.unread, r.mentions, r.notify))
                     .collect()

@@ -70,6 +70,17 @@ pub fn check(
     problems
 }
 
+/// Server and rule messages start lowercase; on their own line, capitalized.
+/// (They are English: ASCII case rules are enough, and keep the bundle
+/// free of Unicode's case tables.)
+pub fn capitalized(text: &str) -> String {
+    let mut text = text.to_owned();
+    if let Some(first) = text.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,8 @@ pub mod directs;
 #[cfg(target_arch = "wasm32")]
 pub mod driver;
 #[cfg(target_arch = "wasm32")]
+pub mod invitations;
+#[cfg(target_arch = "wasm32")]
 pub mod marks;
 #[cfg(target_arch = "wasm32")]
 pub mod members;
@@ -34,7 +36,11 @@ pub mod message_line;
 #[cfg(target_arch = "wasm32")]
 pub mod notify;
 #[cfg(target_arch = "wasm32")]
+pub mod profile;
+#[cfg(target_arch = "wasm32")]
 pub mod room_header;
+#[cfg(target_arch = "wasm32")]
+pub mod routing;
 #[cfg(target_arch = "wasm32")]
 pub mod search;
 #[cfg(target_arch = "wasm32")]

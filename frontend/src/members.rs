@@ -96,6 +96,7 @@ pub fn Members(
         });
     };
     let invitee = RwSignal::new(String::new());
+    let invited = RwSignal::new(String::new());
     let invite = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let username = common::validate::canonical_username(&invitee.get_untracked());
@@ -104,9 +105,43 @@ pub fn Members(
         }
         let (token, room) = (token.get_value(), room.get_untracked());
         invitee.set(String::new());
-        act(Box::pin(async move {
-            api::invite(&token, &room, &username).await.map(drop)
-        }));
+        spawn_local(async move {
+            match api::invite(&token, &room, &username).await {
+                Ok(member) => {
+                    error.set(String::new());
+                    invited.set(format!(
+                        "Invited {} (@{username}): they see it under Invitations.",
+                        member.user.name
+                    ));
+                }
+                Err(failure) => {
+                    invited.set(String::new());
+                    error.set(failure.text());
+                }
+            }
+            revision.update(|r| *r += 1);
+        });
+    };
+    // Completion for the invite box: people this page has seen (in any
+    // room, or writing) who have a username and are not members here.
+    let known = move || {
+        let here: Vec<String> = people().into_iter().map(|(u, ..)| u.id).collect();
+        chat.with(|c| {
+            let mut seen = std::collections::BTreeMap::new();
+            for state in c.rooms.values() {
+                let writers = state.lines.iter().map(|l| &l.user);
+                for user in state.members.values().chain(writers) {
+                    if let Some(username) = &user.username
+                        && !here.contains(&user.id)
+                        && !user.id.starts_with(common::BOT_ID_PREFIX)
+                    {
+                        seen.entry(username.clone())
+                            .or_insert_with(|| user.name.clone());
+                    }
+                }
+            }
+            seen.into_iter().collect::<Vec<_>>()
+        })
     };
     let me_id = me.id.clone();
     let me_is_guest = me.is_guest();
@@ -195,10 +230,17 @@ pub fn Members(
                     <label for="invitee">"Invite by username"</label>
                     <div class="row">
                         <input id="invitee" autocapitalize="none" spellcheck="false" placeholder="username" maxlength="32"
+                            list="known-people" autocomplete="off"
                             prop:value=move || invitee.get()
-                            on:input=move |ev| invitee.set(event_target_value(&ev)) />
+                            on:input=move |ev| { invitee.set(event_target_value(&ev)); invited.set(String::new()); } />
                         <button type="submit">"Invite"</button>
                     </div>
+                    <datalist id="known-people">
+                        <For each=known key=|p| p.0.clone() children=|(username, name)| view! {
+                            <option value=username.clone()>{format!("{name} (@{username})")}</option>
+                        } />
+                    </datalist>
+                    <p class="muted small" role="status">{move || invited.get()}</p>
                 </form>
             </Show>
             <p class="error" role="alert">{move || error.get()}</p>

@@ -71,6 +71,21 @@ pub fn mention(chat: RwSignal<Chat>, m: &ChatMessage) {
     }
 }
 
+/// A desktop notification for an invitation to `room` by `by`, on the
+/// same terms as a mention (hidden tab, allowed).
+pub fn invitation(room: &str, by: &common::User) {
+    if !supported()
+        || !document().hidden()
+        || Notification::permission() != NotificationPermission::Granted
+    {
+        return;
+    }
+    let options = NotificationOptions::new();
+    options.set_body(&format!("{} invited you to #{room}", by.name));
+    options.set_tag(&format!("hearth-invite-{room}"));
+    let _ = Notification::new_with_options("Hearth: an invitation", &options);
+}
+
 /// `Notification` exists in this browser (not in every webview).
 fn supported() -> bool {
     js_sys::Reflect::has(&window(), &"Notification".into()).unwrap_or(false)

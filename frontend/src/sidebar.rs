@@ -10,6 +10,7 @@ use wasm_bindgen::JsCast;
 use crate::api;
 use crate::chat::Chat;
 use crate::directs::{self, DirectList};
+use crate::invitations::InvitationList;
 use crate::marks::{room_sign, unread_badge};
 use crate::notify;
 use crate::search::SearchBox;
@@ -23,7 +24,10 @@ pub fn RoomSidebar(
     token: String,
     on_sign_out: impl Fn(leptos::ev::MouseEvent) + 'static,
     on_search: Callback<String>,
+    /// Opens the account screen.
+    on_account: Callback<()>,
 ) -> impl IntoView {
+    let invite_token = token.clone();
     let new_room = RwSignal::new(String::new());
     let private = RwSignal::new(false);
     let error = RwSignal::new(String::new());
@@ -53,7 +57,11 @@ pub fn RoomSidebar(
         let joined: Vec<String> = chat.with(|c| c.rooms.keys().cloned().collect());
         directory.with(|d| {
             d.iter()
-                .filter(|r| !joined.contains(&r.name) && r.visibility != Visibility::Direct)
+                .filter(|r| {
+                    !joined.contains(&r.name)
+                        && r.visibility != Visibility::Direct
+                        && r.invited_by.is_none()
+                })
                 .cloned()
                 .collect::<Vec<_>>()
         })
@@ -91,6 +99,7 @@ pub fn RoomSidebar(
         <nav class="sidebar" id="sidebar" aria-label="Rooms">
             <div class="brand"><span class="logo" aria-hidden="true">"H"</span>" Hearth"</div>
             <SearchBox on_search />
+            <InvitationList chat directory token=invite_token me=me.id.clone() on_open />
             <h2>"Your rooms"</h2>
             <ul class="rooms" data-testid="rooms" on:keydown=arrow_keys>
                 <For each=joined key=|r| r.clone() children=move |(name, members, badge, active)| {
@@ -144,8 +153,14 @@ pub fn RoomSidebar(
                 }>"Notify me when I am mentioned"</button>
             </Show>
             <div class="me">
-                <span title=crate::reading::handle(&me)>"Signed in as " <strong>{me.name.clone()}</strong></span>
-                <button class="link" on:click=on_sign_out>"Sign out"</button>
+                <span title=crate::reading::handle(&me)>"Signed in as "
+                    // Renamed on this device or another: the name as it is now.
+                    <strong>{move || chat.with(|c| c.me.as_ref().map_or_else(String::new, |u| u.name.clone()))}</strong></span>
+                <span class="me-actions">
+                    <button type="button" class="link" aria-haspopup="dialog"
+                        on:click=move |_| on_account.run(())>"Account"</button>
+                    <button type="button" class="link" on:click=on_sign_out>"Sign out"</button>
+                </span>
             </div>
         </nav>
     }

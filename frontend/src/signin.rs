@@ -8,7 +8,7 @@ use common::{ApiErrorCode, SessionResponse};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
-use crate::forms::{Field, Mode, check, field_for};
+use crate::forms::{Field, Mode, capitalized, check, field_for};
 use crate::view::focus;
 use crate::{api, storage};
 
@@ -213,15 +213,4 @@ fn input_for(field: Field) -> &'static str {
         Field::Password => "#password",
         Field::Form => "button[type=submit]",
     }
-}
-
-/// Server and rule messages start lowercase; on their own line, capitalized.
-/// (They are English: ASCII case rules are enough, and keep the bundle
-/// free of Unicode's case tables.)
-fn capitalized(text: &str) -> String {
-    let mut text = text.to_owned();
-    if let Some(first) = text.get_mut(..1) {
-        first.make_ascii_uppercase();
-    }
-    text
 }

@@ -24,6 +24,14 @@ pub fn save(session: &SessionResponse) {
     }
 }
 
+/// The signed-in account as it is now (renamed), kept with its session.
+pub fn save_user(user: &common::User) {
+    if let Some(mut session) = load() {
+        session.user = user.clone();
+        save(&session);
+    }
+}
+
 /// Someone has signed in with this browser before (kept after signing
 /// out): the sign-in page welcomes them back instead of introducing Hearth.
 const KNOWN_KEY: &str = "hearth.known";

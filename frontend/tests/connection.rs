@@ -628,3 +628,62 @@ fn a_room_left_on_another_device_is_not_joined_again() {
         "{fx:?}"
     );
 }
+
+#[test]
+fn a_rename_reconnects_soon_and_resumes_what_was_unsent() {
+    let mut c = open_machine();
+    c.handle(Event::GateTimerFired, &mut mid());
+    c.handle(Event::Join { room: "r".into() }, &mut mid());
+    c.handle(joined("r", 4), &mut mid());
+    c.handle(
+        Event::Send {
+            room: "r".into(),
+            client_id: "c1".into(),
+            post: Post::text("hi"),
+        },
+        &mut mid(),
+    );
+    let renamed = Event::Received(ServerMsg::AccountChanged {
+        user: User {
+            id: "me".into(),
+            name: "new me".into(),
+            username: None,
+        },
+    });
+    let fx = c.handle(renamed.clone(), &mut || 0.5);
+    assert!(fx.contains(&Effect::Disconnect), "{fx:?}");
+    // A short jitter, not a backoff (the later timer replaces the first).
+    let last_retry = fx.iter().rev().find_map(|e| match e {
+        Effect::StartRetryTimer { ms } => Some(*ms),
+        _ => None,
+    });
+    assert_eq!(last_retry, Some(250), "{fx:?}");
+    assert!(matches!(c.phase(), Phase::Waiting { delay_ms: 250, .. }));
+    let fx = c.handle(Event::RetryTimerFired, &mut mid());
+    assert!(fx.contains(&Effect::Connect));
+    c.handle(Event::Opened, &mut mid());
+    let fx = c.handle(welcome(), &mut mid());
+    assert_eq!(
+        frames(&fx),
+        [ClientMsg::Join {
+            room: "r".into(),
+            since: Some(4)
+        }]
+    );
+    let fx = c.handle(joined("r", 4), &mut mid());
+    assert!(
+        matches!(&frames(&fx)[..], [ClientMsg::Send { client_id, .. }] if client_id == "c1"),
+        "the unacked message again, same client_id: {fx:?}"
+    );
+    // Told again less than a second after connecting: the gate holds the
+    // next attempt to one a second.
+    let fx = c.handle(renamed, &mut || 0.0);
+    assert!(fx.contains(&Effect::Disconnect));
+    assert!(
+        matches!(c.phase(), Phase::Waiting { delay_ms, .. } if delay_ms >= 500),
+        "{fx:?}"
+    );
+    // The gate opens: the attempt it held comes soon after.
+    let fx = c.handle(Event::GateTimerFired, &mut || 0.0);
+    assert_eq!(retry_ms(&fx), Some(0));
+}
