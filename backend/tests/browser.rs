@@ -251,6 +251,39 @@ async fn gone(page: &Client, locator: Locator<'_>) -> bool {
     }
 }
 
+/// Opens the account screen from the sidebar.
+async fn open_account(page: &Client) {
+    page.find(Locator::Css(".me button[aria-haspopup=dialog]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    page.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("dialog.profile #profile-name"))
+        .await
+        .unwrap();
+}
+
+/// Renames the account from the account screen, and closes it.
+async fn rename(page: &Client, name: &str) {
+    open_account(page).await;
+    let input = page.find(Locator::Css("#profile-name")).await.unwrap();
+    input.clear().await.unwrap();
+    input.send_keys(&format!("{name}\u{E007}")).await.unwrap();
+    wait_text(page, "#profile-name-said", "Saved", WAIT).await;
+    page.find(Locator::XPath(
+        "//dialog//button[normalize-space()='Close']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    assert!(gone(page, Locator::Css("dialog.profile")).await);
+}
+
 /// Opens `room` from the sidebar's "Your rooms".
 async fn open_room(page: &Client, room: &str) {
     page.find(Locator::XPath(&format!(
@@ -323,6 +356,21 @@ async fn rooms_follow_the_account(alice: &Client, bob: &Client, driver_url: &str
         WAIT,
     )
     .await;
+    // What he had not read begins under "New".
+    let after_new = phone
+        .execute(
+            "const d = document.querySelector('.messages > .new-divider');
+             return d && d.nextElementSibling.textContent;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        after_new
+            .as_str()
+            .is_some_and(|t| t.contains("news for the side room")),
+        "the New divider: {after_new}"
+    );
     // Muted on the phone: on the first device too, a new message there
     // shows as a dot, not a count.
     phone
@@ -348,6 +396,26 @@ async fn rooms_follow_the_account(alice: &Client, bob: &Client, driver_url: &str
         "a dot, not a count"
     );
     screenshot(bob, "bob-muted-room.png").await;
+    // Renamed on the phone: the first device shows it at once, and what
+    // Bob says there next carries it; then back.
+    rename(&phone, "Robert").await;
+    wait_text(bob, ".me strong", "Robert", WAIT).await;
+    say(bob, "signed, Robert").await;
+    let by_robert = "//div[contains(@class,'line')][.//div[@class='content' and text()='signed, Robert']]//*[contains(@class,'author')]";
+    let author = alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(by_robert))
+        .await
+        .expect("Alice sees what Bob said");
+    assert_eq!(author.text().await.unwrap(), "Robert");
+    rename(&phone, "Bob").await;
+    wait_text(bob, ".me strong", "Bob", WAIT).await;
+    // Back on a connection under his name again (in its rooms) before the
+    // phone leaves one: a leave while a device is offline reaches it only
+    // through the room list (see the issue note).
+    wait_text(bob, "[data-testid=banner]", "Connected", WAIT).await;
+
     phone
         .find(Locator::Css("button.leave"))
         .await
@@ -788,6 +856,16 @@ async fn two_people_chat_and_survive_a_server_restart() {
         .unwrap();
     assert_eq!(lines.len(), 60, "older messages were added above");
 
+    // She reads from "history #05" at the top of the view.
+    alice
+        .execute(
+            "[...document.querySelectorAll('.messages .line')]
+               .find(e => e.textContent.includes('history #05')).scrollIntoView({block: 'start'});",
+            vec![],
+        )
+        .await
+        .unwrap();
+
     // Read state lives on the server: after a reload Alice is back in the
     // room she was in, and the rooms she has read show no unread badge.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -797,6 +875,124 @@ async fn two_people_chat_and_survive_a_server_restart() {
     wait_text(&alice, "[data-testid=rooms]", "general", WAIT).await;
     let badges = alice.find_all(Locator::Css(".rooms .badge")).await.unwrap();
     assert!(badges.is_empty(), "no unread badge for rooms she has read");
+    // And at her reading place, not at the bottom: "history #05" (older
+    // than what a join replays, so paged in) is back at the top.
+    let place = "const list = document.querySelector('.messages');
+         const l = [...list.querySelectorAll('.line')].find(e => e.textContent.includes('history #05'));
+         return l ? Math.round(l.getBoundingClientRect().top - list.getBoundingClientRect().top) : null;";
+    let mut offset = serde_json::Value::Null;
+    for _ in 0..100 {
+        offset = alice.execute(place, vec![]).await.unwrap();
+        if offset.as_i64().is_some_and(|px| px.abs() < 40) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        offset.as_i64().is_some_and(|px| px.abs() < 40),
+        "the reading place after a reload: {offset}"
+    );
+
+    // Bob comes to the history room with all 60 unread: "Jump to first
+    // unread" pages back to where they begin, under "New".
+    bob.find(Locator::Css(".new-room input"))
+        .await
+        .unwrap()
+        .send_keys("history\u{E007}")
+        .await
+        .unwrap();
+    wait_text(&bob, "[data-testid=messages]", "history #60", WAIT).await;
+    bob.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".jump-new"))
+        .await
+        .expect("Jump to first unread")
+        .click()
+        .await
+        .unwrap();
+    let divider = "const list = document.querySelector('.messages');
+         const d = list.querySelector(':scope > .new-divider');
+         return d ? [d.nextElementSibling.textContent,
+           Math.round(d.getBoundingClientRect().top - list.getBoundingClientRect().top)] : null;";
+    let mut shown = serde_json::Value::Null;
+    for _ in 0..100 {
+        shown = bob.execute(divider, vec![]).await.unwrap();
+        if shown[1].as_i64().is_some_and(|px| (0..100).contains(&px)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        shown[0].as_str().is_some_and(|t| t.contains("history #01"))
+            && shown[1].as_i64().is_some_and(|px| (0..100).contains(&px)),
+        "New, before the first unread, at the top: {shown}"
+    );
+    assert!(
+        gone(&bob, Locator::Css(".jump-new")).await,
+        "nothing left to jump to"
+    );
+    screenshot(&bob, "bob-new-divider.png").await;
+    // Left at once (within the second the read report waits for): still
+    // read, on this device and after a reload.
+    open_room(&bob, "general").await;
+    bob.refresh().await.unwrap();
+    wait_text(&bob, "[data-testid=banner]", "Connected", WAIT).await;
+    wait_text(&bob, "[data-testid=rooms]", "history", WAIT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(bob.title().await.unwrap(), "Hearth", "nothing unread");
+
+    // Addresses: the room on screen is in the address bar, Back and
+    // Forward move between rooms, and a link to a message opens it in
+    // place (older than a join replays: paged in).
+    async fn path_is(page: &Client, want: &str) {
+        for _ in 0..100 {
+            if page.current_url().await.unwrap().path() == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the address never became {want}: {}",
+            page.current_url().await.unwrap()
+        );
+    }
+    path_is(&alice, "/rooms/history").await;
+    open_room(&alice, "general").await;
+    path_is(&alice, "/rooms/general").await;
+    alice.back().await.unwrap();
+    wait_text(&alice, ".room-header h1", "history", WAIT).await;
+    alice.forward().await.unwrap();
+    wait_text(&alice, ".room-header h1", "general", WAIT).await;
+    alice.goto(&format!("{base}rooms/history/3")).await.unwrap();
+    wait_text(&alice, ".room-header h1", "history", WAIT).await;
+    let in_view = "const list = document.querySelector('.messages');
+         const l = [...list.querySelectorAll('.line')].find(e => e.textContent.includes('history #03'));
+         if (!l) return false;
+         const a = l.getBoundingClientRect(), b = list.getBoundingClientRect();
+         return a.top >= b.top - 2 && a.bottom <= b.bottom + 2;";
+    let mut shown = false;
+    for _ in 0..100 {
+        if alice.execute(in_view, vec![]).await.unwrap() == serde_json::json!(true) {
+            shown = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(shown, "the linked message is on screen");
+    let href = alice
+        .execute(
+            "return [...document.querySelectorAll('.messages .line')]
+               .find(e => e.textContent.includes('history #03'))
+               .querySelector('a.permalink').getAttribute('href')",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        href,
+        serde_json::json!("/rooms/history/3"),
+        "its time is its link"
+    );
 
     no_token_in_any_url(&alice, data).await;
     no_token_in_any_url(&bob, data).await;
@@ -807,6 +1003,7 @@ async fn two_people_chat_and_survive_a_server_restart() {
     the_composer_keeps_drafts_and_up_edits_the_last_message(&alice).await;
 
     private_room_invite_removal_and_sign_out(&alice, &bob, port).await;
+    the_account_screen_changes_the_password_and_signs_out_everywhere(&alice, port).await;
 
     alice.close().await.unwrap();
     bob.close().await.unwrap();
@@ -912,22 +1109,55 @@ async fn private_room_invite_removal_and_sign_out(alice: &Client, bob: &Client, 
         .for_element(Locator::Css("#invitee"))
         .await
         .unwrap();
+    // The invite box completes the people she has seen (Bob, in general).
+    let known = alice
+        .execute(
+            "return [...document.querySelectorAll('#known-people option')].map(o => o.value)",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let known: Vec<String> = serde_json::from_value(known).unwrap();
+    assert!(
+        known.contains(&"bob".to_owned()) && !known.contains(&"alice".to_owned()),
+        "Bob offered to invite, not Alice herself: {known:?}"
+    );
     invite.send_keys("bob\u{E007}").await.unwrap();
     wait_text(alice, "[data-testid=members]", "Bob", WAIT).await;
+    wait_text(alice, ".invite", "Invited Bob (@bob)", WAIT).await;
     screenshot(alice, "alice-private-room.png").await;
 
     // Bob is told of the invitation at once (`rooms_changed`), well
-    // before his room list's 10-s refresh.
-    wait_text(bob, ".directory", "plans", Duration::from_secs(5)).await;
-    bob.find(Locator::XPath(
-        "//ul[contains(@class,'directory')]//button[contains(., 'plans')]",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    // before his room list's 10-s refresh: an invitation, saying who.
+    wait_text(
+        bob,
+        "[data-testid=invitations]",
+        "Alice (@alice) invited you",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(
+        bob.find_all(Locator::XPath(
+            "//ul[contains(@class,'directory')]//button[contains(., 'plans')]"
+        ))
+        .await
+        .unwrap()
+        .is_empty(),
+        "an invitation, not one of the other rooms"
+    );
+    screenshot(bob, "bob-invited.png").await;
+    bob.find(Locator::Css("button[aria-label='Join #plans']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_text(bob, ".room-header h1", "plans", WAIT).await;
+    wait_text(bob, "[data-testid=rooms]", "plans", WAIT).await;
+    assert!(
+        gone(bob, Locator::Css("[data-testid=invitations]")).await,
+        "taken up"
+    );
     say(bob, "glad to be in on the plans").await;
     wait_text(
         alice,
@@ -1010,6 +1240,100 @@ async fn private_room_invite_removal_and_sign_out(alice: &Client, bob: &Client, 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(revoked, "signing out revoked the token on the server");
+}
+
+/// The account screen: a wrong current password is said under it; the
+/// right one changes the password; "Sign out everywhere" ends every
+/// session of hers (one made elsewhere too) and shows sign-in.
+async fn the_account_screen_changes_the_password_and_signs_out_everywhere(
+    alice: &Client,
+    port: u16,
+) {
+    const NEW_PASSWORD: &str = "a much newer passphrase";
+    open_account(alice).await;
+    let fill = |css: &'static str, text: &'static str| async move {
+        let input = alice.find(Locator::Css(css)).await.unwrap();
+        input.clear().await.unwrap();
+        input.send_keys(text).await.unwrap();
+    };
+    fill("#profile-old", "not my password").await;
+    fill("#profile-new", NEW_PASSWORD).await;
+    alice
+        .find(Locator::XPath(
+            "//dialog//button[normalize-space()='Change password']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(
+        alice,
+        "#profile-password-said",
+        "current password is wrong",
+        WAIT,
+    )
+    .await;
+    let invalid = alice
+        .find(Locator::Css("#profile-old"))
+        .await
+        .unwrap()
+        .attr("aria-invalid")
+        .await
+        .unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    fill("#profile-old", PASSWORD).await;
+    alice
+        .find(Locator::XPath(
+            "//dialog//button[normalize-space()='Change password']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_text(alice, "#profile-password-said", "Password changed", WAIT).await;
+    screenshot(alice, "account-password-changed.png").await;
+
+    // Signed in elsewhere with the new password.
+    let http = reqwest::Client::new();
+    let elsewhere: common::SessionResponse = http
+        .post(format!("http://127.0.0.1:{port}/api/session"))
+        .json(&serde_json::json!({"username": "alice", "password": NEW_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    alice
+        .execute("window.confirm = () => true;", vec![])
+        .await
+        .unwrap();
+    alice
+        .find(Locator::XPath(
+            "//dialog//button[normalize-space()='Sign out everywhere']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#username"))
+        .await
+        .expect("back at sign-in");
+    wait_text(alice, "form.card", "You signed out on every device", WAIT).await;
+    let status = http
+        .get(format!("http://127.0.0.1:{port}/api/session"))
+        .bearer_auth(&elsewhere.token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401, "the other session ended too");
 }
 
 /// Runs axe-core in the page and returns its violations, one line each.
@@ -1120,6 +1444,31 @@ async fn no_accessibility_violations_in_light_and_dark() {
             problems.push(format!("chat, {name}: {found}"));
         }
         screenshot(&page, &format!("chat-{name}.png")).await;
+        // The account screen, a modal dialog, at both sizes.
+        open_account(&page).await;
+        for found in axe(&page).await {
+            problems.push(format!("account dialog, {name}: {found}"));
+        }
+        screenshot(&page, &format!("account-{name}.png")).await;
+        page.set_window_size(390, 844).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        screenshot(&page, &format!("account-phone-{name}.png")).await;
+        for small in small_tap_targets(&page).await {
+            problems.push(format!(
+                "tap target under 44 px in the account dialog, {name}: {small}"
+            ));
+        }
+        page.active_element()
+            .await
+            .unwrap()
+            .send_keys("\u{E00C}")
+            .await
+            .unwrap();
+        assert!(
+            gone(&page, Locator::Css("dialog.profile")).await,
+            "Escape closes the account dialog"
+        );
+        page.set_window_size(1100, 720).await.unwrap();
 
         page.set_window_size(390, 844).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -9,6 +9,7 @@ use std::rc::Rc;
 use common::{ServerMsg, SessionResponse};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use leptos_router::components::Router;
 
 use crate::chat::Chat;
 use crate::connection::{Event, Phase, Policy};
@@ -32,15 +33,19 @@ const DEFAULT_ROOM: &str = "general";
 pub fn App() -> impl IntoView {
     let session = RwSignal::new(storage::load());
     let notice = RwSignal::new(None::<String>);
+    // The router keeps the address (`/rooms/{room}`, see `routing.rs`)
+    // across signing in: a link opened signed out leads there after.
     view! {
-        {move || match session.get() {
-            None => view! { <SignIn session notice /> }.into_any(),
-            Some(s) => view! { <ChatScreen session=s on_signed_out=Callback::new(move |why: Option<String>| {
-                storage::clear();
-                notice.set(why);
-                session.set(None);
-            }) /> }.into_any(),
-        }}
+        <Router>
+            {move || match session.get() {
+                None => view! { <SignIn session notice /> }.into_any(),
+                Some(s) => view! { <ChatScreen session=s on_signed_out=Callback::new(move |why: Option<String>| {
+                    storage::clear();
+                    notice.set(why);
+                    session.set(None);
+                }) /> }.into_any(),
+            }}
+        </Router>
     }
 }
 
@@ -143,6 +148,14 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     let _ticker = StoredValue::new_local(ticker);
 
     let open_room = Callback::new(move |room: String| {
+        // The room being left was read as far as it was on screen: told
+        // now, or a switch within the second the report waits for would
+        // leave it unread on every device.
+        if !document().hidden()
+            && let Some(Some((left, seq))) = chat.try_update(Chat::to_report)
+        {
+            dispatch.run(Event::Read { room: left, seq });
+        }
         chat.update(|c| c.open_room(&room));
         storage::save_current(&room);
         storage::save_rooms(&chat.with_untracked(|c| c.rooms.keys().cloned().collect::<Vec<_>>()));
@@ -175,17 +188,27 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     if rooms.is_empty() {
         rooms.push(DEFAULT_ROOM.to_owned());
     }
-    // Back to the room that was on screen: it is opened last.
+    // Back to the room that was on screen: it is opened last. The room
+    // the address names, if any, is opened last of all.
     if let Some(current) = storage::load_current()
         && let Some(at) = rooms.iter().position(|r| *r == current)
     {
         let room = rooms.remove(at);
         rooms.insert(0, room);
     }
+    if let Some(linked) = routing::linked() {
+        if linked.seq.is_some() {
+            // A link to a message beats the place kept from before.
+            storage::save_place(&linked.room, None);
+        }
+        rooms.retain(|r| *r != linked.room);
+        rooms.insert(0, linked.room);
+    }
     dispatch.run(Event::Start);
     for room in rooms.iter().rev() {
         open_room.run(room.clone());
     }
+    routing::follow(chat, open_room, session.token.clone());
 
     // The tab says how much is unread: "(3) Hearth".
     Effect::new(move |_| notify::title(chat.with(Chat::total_unread)));
@@ -282,9 +305,10 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                 }
             }>
             // The first Tab stop: past the sidebar and the history, to
-            // the message box (where there is one).
+            // the message box (where there is one). `external`: the
+            // browser follows it (and moves the focus), not the router.
             <Show when=move || !current.get().is_empty()>
-                <a class="skip-link" href="#composer">"Skip to the message box"</a>
+                <a class="skip-link" href="#composer" rel="external">"Skip to the message box"</a>
             </Show>
             <RoomSidebar chat directory=directory.list on_open=open_from_drawer me=session.user.clone()
                 token=session.token.clone() on_sign_out=sign_out
@@ -330,7 +354,8 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                         <div class="room-body">
                             <div class="conversation">
                                 <MessageList chat room=current on_top=conversation.load_older()
-                                    actions=conversation.actions() editing=conversation.editing />
+                                    actions=conversation.actions() editing=conversation.editing
+                                    on_jump=conversation.jump_to_new() />
                                 <TypingLine chat room=current />
                                 <Composer room=current on_send=conversation.on_send()
                                     on_typing=conversation.on_typing() replying=conversation.reply_label()

@@ -119,6 +119,13 @@ pub struct RoomState {
     /// What of the room notifies this user, as the server last said it or
     /// they last chose it (`None`: not known yet, `Notify::default_for`).
     pub notify: Option<Notify>,
+    /// The "New" divider goes after this seq: how far this user had read
+    /// when they came to the room with unread messages (see `place.rs`).
+    /// Set when the room is opened, kept while it stays on screen.
+    pub new_after: Option<u64>,
+    /// A `joined` arrived for it since the page loaded: `read_seq` is the
+    /// server's, not a guess.
+    pub joined_once: bool,
 }
 
 /// What a room's entry in the sidebar shows of its unread messages.
@@ -153,6 +160,10 @@ pub struct Chat {
     /// Bumped when the server says the rooms this user may see changed (an
     /// invitation, a new direct conversation): time to list them again.
     pub rooms_changed: u32,
+    /// The last message asked to be brought into view and highlighted (a
+    /// link to it, a search result, a quote), once it is loaded: room, seq,
+    /// and the number of the request (see `bring_into_view`).
+    pub shown: Option<(String, u64, u32)>,
 }
 
 impl Chat {
@@ -190,6 +201,12 @@ impl Chat {
                 state.members = members.iter().map(|u| (u.id.clone(), u.clone())).collect();
                 state.last_seq = state.last_seq.max(*last_seq);
                 state.live = true;
+                // Opened before the server said how far it was read (a
+                // reload): the divider goes where the reading stopped.
+                if is_current && !state.joined_once && *unread > 0 {
+                    state.new_after = Some(*read_seq);
+                }
+                state.joined_once = true;
                 state.topic = topic.clone();
                 state.moderator = *moderator;
                 if !recovered || state.floor > 1 {
@@ -661,9 +678,35 @@ impl Chat {
     /// Starts showing a room, creating its entry if the join is on its way.
     pub fn open_room(&mut self, room: &str) {
         let state = self.rooms.entry(room.to_owned()).or_default();
+        // Back with unread messages: "New" goes where the reading stopped.
+        // Not known before its first `joined`, which then sets it.
+        if self.current.as_deref() != Some(room) {
+            state.new_after = (state.joined_once && state.unread > 0).then_some(state.read_seq);
+        }
         state.unread = 0;
         state.mentions = 0;
         self.current = Some(room.to_owned());
+    }
+
+    /// The seq of the line the "New" divider goes before in `room`, if it
+    /// is loaded (see `place::first_new`).
+    pub fn first_new(&self, room: &str) -> Option<u64> {
+        let state = self.rooms.get(room)?;
+        let read = state.new_after?;
+        // Older unread history not paged in yet: the first of what is
+        // here is not the first unread.
+        if state.older_available && state.floor > read + 1 {
+            return None;
+        }
+        let me = self.me.as_ref().map_or("", |me| me.id.as_str());
+        crate::place::first_new(&state.lines, read, me)
+    }
+
+    /// Asks the list to bring message `seq` of `room` into view: a new
+    /// request, even for the message shown last.
+    pub fn bring_into_view(&mut self, room: String, seq: u64) {
+        let number = self.shown.as_ref().map_or(0, |(.., n)| n.wrapping_add(1));
+        self.shown = Some((room, seq, number));
     }
 
     /// Drops typing indicators that were not refreshed in time. Returns

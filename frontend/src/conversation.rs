@@ -196,6 +196,26 @@ impl Conversation {
         })
     }
 
+    /// "Jump to first unread": pages in history back to the "New"
+    /// divider (at most 20 pages of 100); the list shows it once drawn.
+    pub fn jump_to_new(self) -> Callback<()> {
+        Callback::new(move |()| {
+            let (room, token) = (self.room.get_untracked(), self.token.get_value());
+            let chat = self.chat;
+            spawn_local(async move {
+                for _ in 0..20 {
+                    let missing = chat.with_untracked(|c| {
+                        c.first_new(&room).is_none()
+                            && c.rooms.get(&room).is_some_and(|r| r.new_after.is_some())
+                    });
+                    if !missing || !older_page(chat, &token, &room, 100).await {
+                        break;
+                    }
+                }
+            });
+        })
+    }
+
     /// The room on screen is read up to its newest message: tell the
     /// server (stored per user, so every tab and a reload agree), at most
     /// once a second, and not while the page is hidden.
@@ -258,23 +278,8 @@ pub async fn reveal(chat: RwSignal<Chat>, token: String, room: String, seq: u64)
     while !chat.with_untracked(|c| c.has_line(&room, seq))
         && older_page(chat, &token, &room, 100).await
     {}
-    show_message(seq);
-}
-
-/// Scrolls message `seq` into view and highlights it for a moment.
-fn show_message(seq: u64) {
-    let selector = format!(".messages [data-seq=\"{seq}\"]");
-    request_animation_frame(move || {
-        let Some(el) = document().query_selector(&selector).ok().flatten() else {
-            return;
-        };
-        el.scroll_into_view();
-        let _ = el.class_list().add_1("flash");
-        gloo_timers::callback::Timeout::new(1_600, move || {
-            let _ = el.class_list().remove_1("flash");
-        })
-        .forget();
-    });
+    // The list scrolls to it (and stops following the newest).
+    chat.update(|c| c.bring_into_view(room, seq));
 }
 
 /// A unique id for a message, chosen before sending so retries can't

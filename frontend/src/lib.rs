@@ -8,6 +8,8 @@
 pub mod chat;
 pub mod connection;
 pub mod forms;
+pub mod links;
+pub mod place;
 pub mod reading;
 pub mod scrolling;
 

@@ -6,6 +6,7 @@
 use leptos::prelude::*;
 
 use crate::chat::{Chat, Line, LineStatus};
+use crate::links;
 use crate::marks::clock;
 use crate::reading::{self, Decor, Piece};
 
@@ -144,7 +145,7 @@ pub fn MessageLine(
             .into_any(),
             _ => view! {
                 <div class="content">
-                    {content(&text, my_username.as_deref())}
+                    {content(&text, my_username.as_deref(), stop)}
                     {edited.then(|| view! { <span class="edited">" (edited)"</span> })}
                 </div>
             }
@@ -188,7 +189,17 @@ pub fn MessageLine(
                     </Show>
                 </button>
                 {line.user.is_bot().then(|| view! { <span class="tag">"bot"</span> })}
-                <time datetime=iso title=full>{clock(line.ts)}</time>
+                {match line.seq {
+                    // The time is the message's link (`/rooms/{room}/{seq}`):
+                    // to copy, or to follow back to it in place.
+                    Some(seq) => view! {
+                        <a class="permalink" href=links::path(&room, Some(seq)) tabindex=stop
+                            aria-label=format!("Link to this message, {full}")>
+                            <time datetime=iso title=full.clone()>{clock(line.ts)}</time>
+                        </a>
+                    }.into_any(),
+                    None => view! { <time datetime=iso title=full>{clock(line.ts)}</time> }.into_any(),
+                }}
                 <span class="state">{status_text}</span>
                 {retry}
             </div>
@@ -367,7 +378,12 @@ fn edit_form(
 
 /// Message text, with http(s) links as links and `@username` mentions
 /// highlighted (yours more so), and nothing else as markup.
-fn content(text: &str, my_username: Option<&str>) -> impl IntoView + use<> {
+/// Links are Tab stops only while the focus is in their message (`stop`).
+fn content(
+    text: &str,
+    my_username: Option<&str>,
+    stop: Signal<&'static str>,
+) -> impl IntoView + use<> {
     reading::pieces(text)
         .into_iter()
         .map(|piece| match piece {
@@ -383,7 +399,7 @@ fn content(text: &str, my_username: Option<&str>) -> impl IntoView + use<> {
                 view! { <span class="mention" class:you=me>{name.to_owned()}</span> }.into_any()
             }
             Piece::Link(url) => view! {
-                <a href=url.to_owned() dir="ltr" target="_blank" rel="noopener noreferrer">{url.to_owned()}</a>
+                <a href=url.to_owned() dir="ltr" target="_blank" rel="noopener noreferrer" tabindex=stop>{url.to_owned()}</a>
             }
             .into_any(),
         })

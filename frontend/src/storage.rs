@@ -75,11 +75,33 @@ pub fn save_current(room: &str) {
     }
 }
 
-/// The key of `room`'s draft for the signed-in account: drafts are per
-/// account and per room.
-fn draft_key(room: &str) -> Option<String> {
+/// The key of `room`'s `what` ("draft", "place") for the signed-in
+/// account: kept per account and per room.
+fn room_key(what: &str, room: &str) -> Option<String> {
     let user = load()?.user.id;
-    Some(format!("hearth.draft.{user}.{room}"))
+    Some(format!("hearth.{what}.{user}.{room}"))
+}
+
+fn draft_key(room: &str) -> Option<String> {
+    room_key("draft", room)
+}
+
+/// Where the person was reading `room`, kept across reloads.
+pub fn load_place(room: &str) -> Option<crate::place::Anchor> {
+    let text = store()?.get_item(&room_key("place", room)?).ok()??;
+    crate::place::Anchor::parse(&text)
+}
+
+/// Keeps `anchor` as `room`'s reading place; `None` (following the newest
+/// messages) forgets it.
+pub fn save_place(room: &str, anchor: Option<crate::place::Anchor>) {
+    let (Some(store), Some(key)) = (store(), room_key("place", room)) else {
+        return;
+    };
+    let _ = match anchor {
+        Some(anchor) => store.set_item(&key, &anchor.to_text()),
+        None => store.remove_item(&key),
+    };
 }
 
 /// What was typed in `room` and not sent, kept across reloads.

@@ -687,3 +687,92 @@ fn the_last_own_message_is_the_newest_not_deleted_one() {
     );
     assert_eq!(chat.last_own_message("r"), Some(1));
 }
+
+fn joined_at(room: &str, last_seq: u64, read_seq: u64, unread: u32) -> ServerMsg {
+    ServerMsg::Joined {
+        room: room.into(),
+        members: vec![],
+        last_seq,
+        recovered: true,
+        read_seq,
+        unread,
+        mentions: 0,
+        topic: String::new(),
+        moderator: false,
+    }
+}
+
+#[test]
+fn new_marks_where_the_reading_stopped_until_the_room_is_left() {
+    let mut chat = chat_in_room();
+    for seq in 1..=3 {
+        chat.apply(&msg(seq, "bob", &format!("b{seq}")), 0.0);
+    }
+    // Read to 1 elsewhere; two unread when the room is opened.
+    chat.apply(
+        &ServerMsg::Read {
+            room: "r".into(),
+            seq: 1,
+        },
+        0.0,
+    );
+    chat.open_room("r");
+    assert_eq!(chat.first_new("r"), Some(2));
+    // Reading on screen does not move it; more messages come below it.
+    assert_eq!(chat.to_report(), Some(("r".into(), 3)));
+    chat.apply(&msg(4, "bob", "b4"), 0.0);
+    assert_eq!(chat.first_new("r"), Some(2));
+    chat.open_room("r");
+    assert_eq!(chat.first_new("r"), Some(2), "opening it again keeps it");
+    // Away and back with nothing new: no divider.
+    chat.apply(&joined_at("other", 0, 0, 0), 0.0);
+    chat.open_room("other");
+    chat.open_room("r");
+    assert_eq!(chat.first_new("r"), None);
+}
+
+#[test]
+fn after_a_reload_new_comes_from_the_first_joined() {
+    let mut chat = Chat::new(user("me"));
+    // Opened at once, before the server said anything of it.
+    chat.open_room("r");
+    assert_eq!(chat.first_new("r"), None);
+    // The replay, then `joined`: read to 5 of 7.
+    for seq in 4..=7 {
+        chat.apply(
+            &msg(seq, if seq == 6 { "me" } else { "bob" }, &format!("c{seq}")),
+            0.0,
+        );
+    }
+    chat.apply(&joined_at("r", 7, 5, 1), 0.0);
+    assert_eq!(chat.first_new("r"), Some(7), "not my own message");
+    // A reconnect's `joined` does not move it.
+    chat.apply(&joined_at("r", 7, 7, 0), 0.0);
+    assert_eq!(chat.first_new("r"), Some(7));
+}
+
+#[test]
+fn new_is_not_placed_while_older_unread_history_is_not_here() {
+    let mut chat = Chat::new(user("me"));
+    chat.open_room("r");
+    // A fresh join replays the newest: 11..=12 of 12, none of them read.
+    for seq in 11..=12 {
+        chat.apply(&msg(seq, "bob", &format!("c{seq}")), 0.0);
+    }
+    chat.apply(&joined_at("r", 12, 0, 12), 0.0);
+    assert_eq!(chat.rooms["r"].new_after, Some(0));
+    assert_eq!(
+        chat.first_new("r"),
+        None,
+        "the first unread is seq 1, not here"
+    );
+    // Paged in back to the start: there it is.
+    let older: Vec<ChatMessage> = (1..=10)
+        .map(|seq| match msg(seq, "bob", &format!("c{seq}")) {
+            ServerMsg::Message(m) => m,
+            _ => unreachable!(),
+        })
+        .collect();
+    chat.prepend("r", &older);
+    assert_eq!(chat.first_new("r"), Some(1));
+}

@@ -240,7 +240,10 @@ async fn messages_are_grouped_dated_and_links_are_safe_links() {
     tick().await;
     assert_eq!(author.text_content().unwrap(), "Bob");
     // The link is a real, safe link; the rest stays text.
-    let link = root.query_selector(".line a").unwrap().expect("a link");
+    let link = root
+        .query_selector(".line .content a")
+        .unwrap()
+        .expect("a link");
     assert_eq!(
         link.get_attribute("href").as_deref(),
         Some("https://example.org/x")
@@ -250,7 +253,27 @@ async fn messages_are_grouped_dated_and_links_are_safe_links() {
         Some("noopener noreferrer")
     );
     assert_eq!(link.get_attribute("target").as_deref(), Some("_blank"));
-    assert_eq!(root.query_selector_all(".line a").unwrap().length(), 1);
+    assert_eq!(
+        root.query_selector_all(".line .content a")
+            .unwrap()
+            .length(),
+        1
+    );
+    // Each stored message's time is its link, out of the Tab order until
+    // the focus is in its message (as its link in the text is).
+    let permalink = root
+        .query_selector(".line[data-seq='3'] a.permalink")
+        .unwrap()
+        .expect("a permalink");
+    assert!(
+        permalink
+            .get_attribute("href")
+            .is_some_and(|href| href.starts_with("/rooms/") && href.ends_with("/3")),
+        "{:?}",
+        permalink.get_attribute("href")
+    );
+    assert_eq!(permalink.get_attribute("tabindex").as_deref(), Some("-1"));
+    assert_eq!(link.get_attribute("tabindex").as_deref(), Some("-1"));
     let time = root.query_selector(".line time").unwrap().unwrap();
     assert!(time.get_attribute("datetime").unwrap().ends_with('Z'));
     assert!(!time.get_attribute("title").unwrap().is_empty());
