@@ -336,6 +336,15 @@ async fn rooms_follow_the_account(alice: &Client, bob: &Client, driver_url: &str
     .await;
     open_room(alice, "general").await;
 
+    // Bob starts a message in #general and leaves it unsent.
+    bob.find(Locator::Css(".composer textarea"))
+        .await
+        .unwrap()
+        .send_keys("a half-written plan")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+
     let phone = browser(driver_url).await;
     sign_in(&phone, base, "bob").await;
     let badge = "//ul[@data-testid='rooms']//button[contains(., 'side-room')]//span[contains(@class,'badge')]";
@@ -347,6 +356,33 @@ async fn rooms_follow_the_account(alice: &Client, bob: &Client, driver_url: &str
         .expect("side-room, with a badge, on the second device");
     assert!(shown.text().await.unwrap().contains('1'));
     screenshot(&phone, "bob-second-device.png").await;
+    // His draft is there too.
+    let mut draft = None;
+    for _ in 0..100 {
+        draft = phone
+            .find(Locator::Css(".composer textarea"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap();
+        if draft.as_deref() == Some("a half-written plan") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        draft.as_deref(),
+        Some("a half-written plan"),
+        "the draft on the phone"
+    );
+    // Emptied on the first device (as a person would: an input event).
+    bob.find(Locator::Css(".composer textarea"))
+        .await
+        .unwrap()
+        .send_keys("\u{E009}a\u{E000}\u{E003}")
+        .await
+        .unwrap();
 
     open_room(&phone, "side-room").await;
     wait_text(

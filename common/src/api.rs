@@ -233,6 +233,17 @@ pub struct RoomSummary {
     /// (removing yourself) declines it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub invited_by: Option<crate::User>,
+    /// In a room of the caller's: what they typed there and have not sent,
+    /// on any device (`PUT /api/rooms/{room}/draft`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<String>,
+}
+
+/// `PUT /api/rooms/{room}/draft` request: what is typed and not sent
+/// (empty: nothing).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SetDraft {
+    pub text: String,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -18,8 +18,8 @@ pub mod validate;
 pub use api::{
     AccountChange, ApiError, ApiErrorCode, CreateRoom, Invite, Notify, PasswordChange,
     PublishRequest, Published, Role, RoomMember, RoomSummary, SearchResults, ServerInfo,
-    SessionRequest, SessionResponse, SetNotify, SetRole, SignUpRequest, StartDirect, Visibility,
-    WsTicket, direct_room,
+    SessionRequest, SessionResponse, SetDraft, SetNotify, SetRole, SignUpRequest, StartDirect,
+    Visibility, WsTicket, direct_room,
 };
 pub use messages::{
     BOT_ID_PREFIX, ChatMessage, ClientMsg, EntryKind, ErrorCode, Post, Reaction, SendLimit,

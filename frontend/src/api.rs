@@ -149,6 +149,17 @@ pub async fn sign_out(token: &str) -> Result<(), Failure> {
         .map(drop)
 }
 
+/// Keeps what is typed in `room` for the account (empty: nothing).
+pub async fn save_draft(token: &str, room: &str, text: &str) -> Result<(), Failure> {
+    let url = format!("/api/rooms/{room}/draft");
+    let body = common::SetDraft {
+        text: text.to_owned(),
+    };
+    send(authorized(Request::put(&url), token), to_json(&body))
+        .await
+        .map(drop)
+}
+
 /// Ends every session of the account, this one too.
 pub async fn sign_out_everywhere(token: &str) -> Result<(), Failure> {
     send(

@@ -15,6 +15,7 @@ use crate::chat::Chat;
 use crate::connection::{Event, Phase, Policy};
 use crate::conversation::{Conversation, reveal};
 use crate::directory::Directory;
+use crate::drafts::Drafts;
 use crate::driver::{Driver, Listener, page_endpoint};
 use crate::members::Members;
 use crate::notify;
@@ -268,6 +269,15 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         }
     });
     let directory = Directory::start(chat, session.token.clone(), follow);
+    // Drafts follow the account: each listing brings what other devices
+    // typed (see `drafts.rs`).
+    let drafts = Drafts::new(session.token.clone());
+    Effect::new(move |_| {
+        directory.list.with(|listed| {
+            let on_screen = chat.with_untracked(|c| c.current.clone());
+            drafts.adopt(listed, on_screen.as_deref());
+        });
+    });
     let on_direct = directory.on_direct(chat, open_room);
 
     // At phone width the rooms are a drawer, and the members a panel, each
@@ -360,7 +370,8 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
                                 <Composer room=current on_send=conversation.on_send()
                                     on_typing=conversation.on_typing() replying=conversation.reply_label()
                                     on_cancel_reply=Callback::new(move |()| conversation.replying.set(None))
-                                    members=mentionable on_edit_last=conversation.on_edit_last() />
+                                    members=mentionable on_edit_last=conversation.on_edit_last()
+                                    on_draft=drafts.on_typed() incoming=drafts.incoming />
                             </div>
                             <div class="side" id="members" class:stale=move || status.get().phase != Phase::Open>
                                 <Members chat room=current token=session.token.clone() me=session.user.clone() on_direct />

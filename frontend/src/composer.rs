@@ -29,6 +29,13 @@ pub fn Composer(
     /// Up arrow in the empty box: edit the last message sent.
     #[prop(optional)]
     on_edit_last: Option<Callback<()>>,
+    /// `(room, text)` as typed, to keep the draft for the account.
+    #[prop(optional)]
+    on_draft: Option<Callback<(String, String)>>,
+    /// A draft from another device, `(room, text)`: put in the box if it
+    /// is for the room on screen and the box is empty.
+    #[prop(optional, into)]
+    incoming: Option<Signal<Option<(String, String)>>>,
 ) -> impl IntoView {
     use common::validate::MAX_CONTENT_BYTES;
     // Each room's draft is kept as it is typed: here, and in `storage`
@@ -56,10 +63,26 @@ pub fn Composer(
     let keep_draft = move || {
         let (room, value) = (shown.get_value(), text.get_untracked());
         crate::storage::save_draft(&room, &value);
+        if let Some(on_draft) = on_draft {
+            on_draft.run((room.clone(), value.clone()));
+        }
         drafts.update_value(|d| {
             d.insert(room, value);
         });
     };
+    if let Some(incoming) = incoming {
+        Effect::new(move |_| {
+            let Some((room, draft)) = incoming.get() else {
+                return;
+            };
+            if room == shown.get_value() && text.with_untracked(String::is_empty) {
+                text.set(draft.clone());
+                drafts.update_value(|d| {
+                    d.insert(room, draft);
+                });
+            }
+        });
+    }
     let send = move || {
         let value = text.get_untracked();
         if common::validate::content(&value).is_ok() {

@@ -26,6 +26,8 @@ pub mod directory;
 #[cfg(target_arch = "wasm32")]
 pub mod directs;
 #[cfg(target_arch = "wasm32")]
+pub mod drafts;
+#[cfg(target_arch = "wasm32")]
 pub mod driver;
 #[cfg(target_arch = "wasm32")]
 pub mod invitations;

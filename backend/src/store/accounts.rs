@@ -170,6 +170,10 @@ pub trait Accounts: Send + Sync + 'static {
     /// `false`: they were not a member.
     async fn remove_member(&self, room: &str, user_id: &str) -> Result<bool>;
 
+    /// What `user_id`, a member, typed in `room` and has not sent (`None`:
+    /// nothing). `false`: they are not a member.
+    async fn set_draft(&self, room: &str, user_id: &str, draft: Option<&str>) -> Result<bool>;
+
     /// What of `room` notifies `user_id`, a member. `false`: they are not one.
     async fn set_notify(&self, room: &str, user_id: &str, notify: common::Notify) -> Result<bool>;
 

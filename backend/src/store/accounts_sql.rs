@@ -62,6 +62,7 @@ pub const ACCEPT_INVITATION: &str = "UPDATE room_members SET invited_by = NULL \
 pub const INVITATIONS: &str = "SELECT m.room, u.id, u.display_name, u.username FROM room_members m \
      JOIN users u ON u.id = m.invited_by WHERE m.user_id = $1 ORDER BY m.added_at, m.room";
 pub const REMOVE_MEMBER: &str = "DELETE FROM room_members WHERE room = $1 AND user_id = $2";
+pub const SET_DRAFT: &str = "UPDATE room_members SET draft = $3 WHERE room = $1 AND user_id = $2";
 pub const SET_NOTIFY: &str = "UPDATE room_members SET notify = $3 WHERE room = $1 AND user_id = $2";
 pub const ROOM_MEMBERS: &str = "SELECT u.id, u.display_name, u.username, m.role FROM room_members m \
      JOIN users u ON u.id = m.user_id WHERE m.room = $1 ORDER BY m.added_at, u.id";
@@ -340,6 +341,11 @@ impl<DB: Dialect> Accounts for SqlStore<DB> {
     async fn remove_member(&self, room: &str, user_id: &str) -> Result<bool> {
         let delete = DB::query(REMOVE_MEMBER).bind(room).bind(user_id);
         Ok(self.change(delete).await? > 0)
+    }
+
+    async fn set_draft(&self, room: &str, user_id: &str, draft: Option<&str>) -> Result<bool> {
+        let update = DB::query(SET_DRAFT).bind(room).bind(user_id).bind(draft);
+        Ok(self.change(update).await? > 0)
     }
 
     async fn set_notify(&self, room: &str, user_id: &str, notify: common::Notify) -> Result<bool> {

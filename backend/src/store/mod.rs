@@ -198,6 +198,8 @@ pub struct JoinState {
     pub notify: Option<common::Notify>,
     /// They are a member by an invitation not taken up yet.
     pub invited: bool,
+    /// What they typed here and have not sent (`Accounts::set_draft`).
+    pub draft: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

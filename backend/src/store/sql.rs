@@ -88,10 +88,10 @@ pub const MARK_READ: &str = "INSERT INTO read_marks (user_id, room, seq) VALUES 
      ON CONFLICT (user_id, room) DO UPDATE SET seq = CASE WHEN excluded.seq > read_marks.seq \
      THEN excluded.seq ELSE read_marks.seq END";
 /// The room's topic, how far the user has read it, who created it, and the
-/// user's role in it, what of it notifies them and whether they are only
-/// invited so far.
+/// user's role in it, what of it notifies them, whether they are only
+/// invited so far, and their draft.
 pub const JOIN_STATE: &str = "SELECT r.topic, m.seq, r.created_by, rm.role, r.visibility, rm.notify, \
-     rm.invited_by \
+     rm.invited_by, rm.draft \
      FROM rooms r \
      LEFT JOIN read_marks m ON m.room = r.name AND m.user_id = $1 \
      LEFT JOIN room_members rm ON rm.room = r.name AND rm.user_id = $1 WHERE r.name = $2";
@@ -357,13 +357,14 @@ impl<DB: Dialect> Store for SqlStore<DB> {
                 String,
                 Option<String>,
                 Option<String>,
+                Option<String>,
             );
             let row: Option<Row> = DB::query(JOIN_STATE)
                 .bind(user_id)
                 .bind(room)
                 .fetch_optional(&mut *conn)
                 .await?;
-            let (topic, seq, created_by, role, visibility, notify, invited) =
+            let (topic, seq, created_by, role, visibility, notify, invited, draft) =
                 row.unwrap_or_default();
             let access = RoomAccess {
                 visibility: parse_visibility(&visibility),
@@ -402,6 +403,7 @@ impl<DB: Dialect> Store for SqlStore<DB> {
                 member: access.role.is_some(),
                 notify: notify.as_deref().and_then(common::Notify::parse),
                 invited: invited.is_some(),
+                draft,
             })
         })
         .await

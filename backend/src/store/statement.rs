@@ -320,3 +320,4 @@ read_tuple!(A, B, C, D);
 read_tuple!(A, B, C, D, E);
 read_tuple!(A, B, C, D, E, F);
 read_tuple!(A, B, C, D, E, F, G);
+read_tuple!(A, B, C, D, E, F, G, H);

@@ -253,3 +253,52 @@ async fn an_invitation_says_who_invited_until_it_is_taken_up_or_declined() {
         "{members:?}"
     );
 }
+
+/// A draft is kept for the account: typed on one device, listed on another;
+/// emptied, gone; only a member's, only as long as a message.
+#[tokio::test]
+async fn a_draft_follows_the_account_to_another_device() {
+    let server = TestServer::start().await;
+    let alice = server.sign_up("alice").await;
+    let mut laptop = server.connect(&alice).await;
+    laptop.join("plans").await;
+    let put = |room: &'static str, text: String| {
+        let (server, token) = (&server, alice.token.clone());
+        async move {
+            server
+                .call(
+                    reqwest::Method::PUT,
+                    &format!("/api/rooms/{room}/draft"),
+                    Some(&token),
+                    Some(serde_json::json!({ "text": text })),
+                )
+                .await
+        }
+    };
+    let draft_of = || async {
+        let listed: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &alice.token).await;
+        find(&listed, "plans").and_then(|r| r.draft.clone())
+    };
+    assert_eq!(draft_of().await, None);
+    let (status, body) = put("plans", "half a thought ✍".into()).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(draft_of().await.as_deref(), Some("half a thought ✍"));
+    let (status, body) = put("plans", "x".repeat(4097)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_content"))
+    );
+    assert_eq!(
+        draft_of().await.as_deref(),
+        Some("half a thought ✍"),
+        "kept"
+    );
+    let (status, body) = put("elsewhere", "hello".into()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (404, Some("not_a_member"))
+    );
+    let (status, _) = put("plans", String::new()).await;
+    assert_eq!(status, 204);
+    assert_eq!(draft_of().await, None, "sent or emptied: gone");
+}

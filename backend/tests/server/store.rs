@@ -251,6 +251,14 @@ async fn what_notifies_is_a_members_choice(t: &Target) {
     assert!(store.set_notify("r", "ann", Notify::All).await.unwrap());
     assert_eq!(notify("ann").await, Some(Notify::All));
     assert_eq!(notify("bo").await, None, "per member");
+    // A draft is a member's too.
+    assert!(store.set_draft("r", "ann", Some("half")).await.unwrap());
+    let draft = async |who: &str| store.join_state(who, None, "r").await.unwrap().draft;
+    assert_eq!(draft("ann").await.as_deref(), Some("half"));
+    assert_eq!(draft("bo").await, None);
+    assert!(store.set_draft("r", "ann", None).await.unwrap());
+    assert_eq!(draft("ann").await, None);
+    assert!(!store.set_draft("r", "nobody", Some("x")).await.unwrap());
     // Leaving forgets it: joining again starts from the default.
     store.remove_member("r", "ann").await.unwrap();
     store.add_member("r", "ann", 3).await.unwrap();

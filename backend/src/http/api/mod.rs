@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod accounts;
+mod drafts;
 mod notify;
 pub mod publish;
 mod rooms;
@@ -58,6 +59,7 @@ pub fn router() -> Router<Arc<AppState>> {
             put(rooms::set_role).delete(rooms::remove),
         )
         .route("/rooms/{room}/notifications", put(notify::set))
+        .route("/rooms/{room}/draft", put(drafts::set))
         .route("/search", get(search::search))
         .route("/dms", post(rooms::start_direct))
         .fallback(|| async {

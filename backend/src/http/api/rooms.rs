@@ -184,6 +184,7 @@ pub async fn list(
             Ok(state) => {
                 summary.unread = state.unread;
                 summary.mentions = state.mentions;
+                summary.draft = state.draft;
                 summary.notify = Some(
                     state
                         .notify
