@@ -968,6 +968,8 @@ async fn two_people_chat_and_survive_a_server_restart() {
         "nothing left to jump to"
     );
     screenshot(&bob, "bob-new-divider.png").await;
+    let found = axe(&bob).await;
+    assert!(found.is_empty(), "axe, the New divider: {found:?}");
     // Left at once (within the second the read report waits for): still
     // read, on this device and after a reload.
     open_room(&bob, "general").await;
@@ -1182,6 +1184,8 @@ async fn private_room_invite_removal_and_sign_out(alice: &Client, bob: &Client, 
         "an invitation, not one of the other rooms"
     );
     screenshot(bob, "bob-invited.png").await;
+    let found = axe(bob).await;
+    assert!(found.is_empty(), "axe, an invitation: {found:?}");
     bob.find(Locator::Css("button[aria-label='Join #plans']"))
         .await
         .unwrap()

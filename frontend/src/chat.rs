@@ -120,7 +120,7 @@ pub struct RoomState {
     /// they last chose it (`None`: not known yet, `Notify::default_for`).
     pub notify: Option<Notify>,
     /// The "New" divider goes after this seq: how far this user had read
-    /// when they came to the room with unread messages (see `place.rs`).
+    /// when they came to the room with unread messages (see `first_new`).
     /// Set when the room is opened, kept while it stays on screen.
     pub new_after: Option<u64>,
     /// A `joined` arrived for it since the page loaded: `read_seq` is the
@@ -688,8 +688,9 @@ impl Chat {
         self.current = Some(room.to_owned());
     }
 
-    /// The seq of the line the "New" divider goes before in `room`, if it
-    /// is loaded (see `place::first_new`).
+    /// The seq of the line the "New" divider goes before in `room`: the
+    /// first message someone else sent after the read position the person
+    /// came to the room with (`new_after`), if it is loaded.
     pub fn first_new(&self, room: &str) -> Option<u64> {
         let state = self.rooms.get(room)?;
         let read = state.new_after?;
@@ -698,8 +699,14 @@ impl Chat {
         if state.older_available && state.floor > read + 1 {
             return None;
         }
+        // A message, still there, from someone else.
         let me = self.me.as_ref().map_or("", |me| me.id.as_str());
-        crate::place::first_new(&state.lines, read, me)
+        state
+            .lines
+            .iter()
+            .filter(|l| !l.topic && !l.deleted && l.user.id != me)
+            .filter_map(|l| l.seq)
+            .find(|seq| *seq > read)
     }
 
     /// Asks the list to bring message `seq` of `room` into view: a new

@@ -1,21 +1,7 @@
-//! Where a reader is in a room, as pure functions (the view measures and
-//! scrolls; this decides):
-//! - the "New" divider: before the first message someone else sent after
-//!   the reader's read position, as it was when they came to the room;
-//! - the reading place kept across a reload: the message at the top of the
-//!   view and how far it sat from the top, stored as text.
-
-use crate::chat::Line;
-
-/// The seq of the first line after `read` that counts as new: a message,
-/// still there, from someone other than `me`. `None` if none is loaded.
-pub fn first_new(lines: &[Line], read: u64, me: &str) -> Option<u64> {
-    lines
-        .iter()
-        .filter(|l| !l.topic && !l.deleted && l.user.id != me)
-        .filter_map(|l| l.seq)
-        .find(|seq| *seq > read)
-}
+//! The reading place kept across a reload, as pure functions (the view
+//! measures and scrolls; this decides): the message at the top of the view
+//! and how far it sat from the top, stored as text. (Where the "New"
+//! divider goes is the chat state's: `Chat::first_new`.)
 
 /// A reading place: the message at the top of the view, and its top's
 /// distance in CSS pixels below the top of the list (negative when it is
@@ -56,33 +42,6 @@ pub fn anchor_of(lines: impl IntoIterator<Item = (u64, i32, i32)>) -> Option<Anc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::User;
-
-    fn line(seq: u64, from: &str) -> Line {
-        Line {
-            key: format!("k{seq}"),
-            seq: Some(seq),
-            user: User {
-                id: from.into(),
-                name: from.into(),
-                username: None,
-            },
-            ..Line::default()
-        }
-    }
-
-    #[test]
-    fn new_starts_at_the_first_message_of_someone_else_after_the_read_position() {
-        let mut lines: Vec<Line> = (1..=6).map(|s| line(s, "bob")).collect();
-        lines[3].user.id = "me".into(); // 4: mine
-        lines[4].deleted = true; // 5: deleted
-        lines[2].topic = true; // 3: a topic change
-        assert_eq!(first_new(&lines, 2, "me"), Some(6));
-        assert_eq!(first_new(&lines, 0, "me"), Some(1));
-        assert_eq!(first_new(&lines, 6, "me"), None, "all read");
-        // Not loaded yet: no divider to show.
-        assert_eq!(first_new(&lines[..2], 2, "me"), None);
-    }
 
     #[test]
     fn a_place_survives_storage_and_refuses_nonsense() {

@@ -776,3 +776,18 @@ fn new_is_not_placed_while_older_unread_history_is_not_here() {
     chat.prepend("r", &older);
     assert_eq!(chat.first_new("r"), Some(1));
 }
+
+#[test]
+fn new_starts_at_a_message_of_someone_else_still_there() {
+    let mut chat = chat_in_room();
+    for seq in 1..=5 {
+        chat.apply(&msg(seq, "bob", &format!("b{seq}")), 0.0);
+    }
+    chat.open_room("r");
+    let state = chat.rooms.get_mut("r").unwrap();
+    state.lines[0].topic = true; // 1: a topic change
+    state.lines[1].deleted = true; // 2: deleted
+    state.lines[2].user = user("me"); // 3: mine
+    assert_eq!(state.new_after, Some(0));
+    assert_eq!(chat.first_new("r"), Some(4));
+}
