@@ -38,6 +38,8 @@ pub mod members;
 #[cfg(target_arch = "wasm32")]
 pub mod message_line;
 #[cfg(target_arch = "wasm32")]
+pub mod message_list;
+#[cfg(target_arch = "wasm32")]
 pub mod notify;
 #[cfg(target_arch = "wasm32")]
 pub mod profile;

@@ -8,6 +8,20 @@ use serde_json::json;
 
 use crate::support::{Ended, PASSWORD, TestServer, ws_request};
 
+/// Another session of an account (`PASSWORD`): another device.
+async fn second_session(server: &TestServer, username: &str) -> common::SessionResponse {
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/session",
+            None,
+            Some(json!({"username": username, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_value(body).unwrap()
+}
+
 fn sign_up_body(username: &str, password: &str, name: &str) -> Option<serde_json::Value> {
     Some(json!({"username": username, "password": password, "display_name": name}))
 }
@@ -329,15 +343,7 @@ async fn a_ticket_dies_with_its_session() {
 async fn changing_the_password_revokes_every_other_session() {
     let server = TestServer::start().await;
     let here = server.sign_up("alice").await;
-    let (_, there) = server
-        .call(
-            Method::POST,
-            "/api/session",
-            None,
-            Some(json!({"username": "alice", "password": PASSWORD})),
-        )
-        .await;
-    let there: common::SessionResponse = serde_json::from_value(there).unwrap();
+    let there = second_session(&server, "alice").await;
     let mut there_socket = server.connect(&there).await;
     let mut here_socket = server.connect(&here).await;
     let change = |old: &str, new: &str| Some(json!({"old": old, "new": new}));
@@ -634,15 +640,7 @@ async fn a_new_display_name_reaches_every_device_and_what_is_sent_next() {
 async fn signing_out_everywhere_ends_every_session_this_one_too() {
     let server = TestServer::start().await;
     let here = server.sign_up("alice").await;
-    let (_, there) = server
-        .call(
-            Method::POST,
-            "/api/session",
-            None,
-            Some(json!({"username": "alice", "password": PASSWORD})),
-        )
-        .await;
-    let there: common::SessionResponse = serde_json::from_value(there).unwrap();
+    let there = second_session(&server, "alice").await;
     let bob = server.sign_up("bob").await;
     let mut here_socket = server.connect(&here).await;
     let mut there_socket = server.connect(&there).await;
