@@ -220,13 +220,9 @@ conformance!(
     an_invitation_is_pending_until_joined_and_names_who_invited,
 );
 
-/// What of a room notifies a member: theirs to choose, only as a member,
-/// read back with the rest of what a join needs.
-async fn what_notifies_is_a_members_choice(t: &Target) {
-    use common::Notify;
-    let store = t.open().await;
-    store.ensure_room("r", "u", 1).await.unwrap();
-    for id in ["ann", "bo"] {
+/// Accounts with these ids (each its own username and display name).
+async fn accounts(store: &dyn backend::store::Store, ids: &[&str]) {
+    for id in ids {
         store
             .create_user(&backend::store::NewUser {
                 id,
@@ -238,6 +234,15 @@ async fn what_notifies_is_a_members_choice(t: &Target) {
             .await
             .unwrap();
     }
+}
+
+/// What of a room notifies a member: theirs to choose, only as a member,
+/// read back with the rest of what a join needs.
+async fn what_notifies_is_a_members_choice(t: &Target) {
+    use common::Notify;
+    let store = t.open().await;
+    store.ensure_room("r", "u", 1).await.unwrap();
+    accounts(store.as_ref(), &["ann", "bo"]).await;
     assert!(
         !store.set_notify("r", "ann", Notify::Mute).await.unwrap(),
         "not a member"
@@ -272,18 +277,7 @@ async fn an_invitation_is_pending_until_joined_and_names_who_invited(t: &Target)
     for room in ["p", "q"] {
         store.ensure_room(room, "ann", 1).await.unwrap();
     }
-    for id in ["ann", "bo"] {
-        store
-            .create_user(&backend::store::NewUser {
-                id,
-                username: Some(id),
-                display_name: id,
-                password_hash: None,
-                created_at_ms: 1,
-            })
-            .await
-            .unwrap();
-    }
+    accounts(store.as_ref(), &["ann", "bo"]).await;
     assert!(store.invite_member("p", "bo", "ann", 2).await.unwrap());
     assert!(store.invite_member("q", "bo", "ann", 3).await.unwrap());
     assert!(
