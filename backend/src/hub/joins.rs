@@ -14,7 +14,7 @@ use super::admission::{Admission, admit};
 use super::{HistoryPolicy, Hub, Member, REMOVED, Room, RoomState, lock};
 use crate::broker::{Envelope, Event};
 use crate::conn::Peer;
-use crate::store::{RoomAccess, StoreError};
+use crate::store::{Departure, JoinState, RoomAccess, StoreError};
 use crate::transport::frame::Frame;
 
 /// Why a join did not start.
@@ -28,6 +28,10 @@ pub enum JoinError {
     /// The room stopped existing (deleted) while the join looked at it.
     #[error("the room no longer exists")]
     Gone,
+    /// A resume of a public room the user left (or was removed from) on
+    /// another device while this one was away: the departure stands.
+    #[error("left this room meanwhile")]
+    Departed(Departure),
 }
 
 /// What a join must replay before `joined`: the room's entries after
@@ -93,7 +97,7 @@ impl Hub {
     ) -> Result<JoinTicket, JoinError> {
         // A room unloaded between `load` and entering it is loaded again.
         let mut attempts = 0;
-        let (room, up_to, already_live) = loop {
+        let (room, up_to, already_live, early, evicted_meanwhile) = loop {
             attempts += 1;
             let Some((room, fresh)) = self.load(name, &peer.user.id, create).await? else {
                 return Err(JoinError::Gone);
@@ -110,21 +114,70 @@ impl Hub {
             if admitted != Admission::Enter {
                 return Err(JoinError::Refused);
             }
+            let public = room.visibility == common::Visibility::Public;
+            // A device that resumes a public room (`since`) was in it
+            // before it went away; if its user has left the room since, on
+            // another device, this one follows, rather than making them a
+            // member again. (A fresh join is a choice to come back.) Read
+            // before entering, so that the room never sees them come back.
+            let evictions = room.lock().evictions;
+            let early = if public {
+                let state = self.join_state(&room, peer).await;
+                if since.is_some()
+                    && !state.member
+                    && let Some(why) = state.departed
+                {
+                    return Err(JoinError::Departed(why));
+                }
+                Some(state)
+            } else {
+                None
+            };
             self.catch_up_to(&room, since).await;
-            let mut state = room.lock();
-            if state.unloaded && attempts < 5 {
+            let mut room_state = room.lock();
+            if room_state.unloaded && attempts < 5 {
                 continue;
             }
-            let already_live = state.peers.contains_key(&peer.id);
-            if !already_live && !state.joining.contains_key(&peer.id) {
-                state.joining.insert(peer.id, (peer.clone(), Vec::new()));
-                self.add_member(&room, &mut state, peer);
+            let already_live = room_state.peers.contains_key(&peer.id);
+            if !already_live && !room_state.joining.contains_key(&peer.id) {
+                room_state
+                    .joining
+                    .insert(peer.id, (peer.clone(), Vec::new()));
+                self.add_member(&room, &mut room_state, peer);
             }
-            let up_to = state.order.next_seq() - 1;
-            drop(state);
-            break (room, up_to, already_live);
+            let up_to = room_state.order.next_seq() - 1;
+            let evicted_meanwhile = room_state.evictions != evictions;
+            drop(room_state);
+            break (room, up_to, already_live, early, evicted_meanwhile);
         };
-        let crate::store::JoinState {
+        // What was read before entering is stale if someone was taken out
+        // of the room meanwhile: that may have been this user, looked for
+        // before this connection was there to be found.
+        let join_state = match early {
+            Some(state) if !evicted_meanwhile => state,
+            Some(_) => {
+                let state = self.join_state(&room, peer).await;
+                if since.is_some()
+                    && !state.member
+                    && let Some(why) = state.departed
+                {
+                    self.leave_room(&room, peer);
+                    return Err(JoinError::Departed(why));
+                }
+                state
+            }
+            // Not public: always read after entering, for the same reason
+            // (a removal there must never leave a stranger in).
+            None => {
+                let state = self.join_state(&room, peer).await;
+                if !state.member && !already_live {
+                    self.leave_room(&room, peer);
+                    return Err(JoinError::Refused);
+                }
+                state
+            }
+        };
+        let JoinState {
             read_seq,
             unread,
             mentions,
@@ -133,27 +186,17 @@ impl Hub {
             member,
             invited,
             ..
-        } = match self
-            .store
-            .join_state(&peer.user.id, peer.user.username.as_deref(), &room.name)
-            .await
-        {
-            Ok(state) => state,
-            // Unread counts are a convenience: a join does not fail for them.
-            // (The topic arrives with the next topic change, or join.)
-            Err(err) => {
-                tracing::warn!(%err, room = %room.name, "could not read the read position");
-                crate::store::JoinState {
-                    member: true,
-                    ..Default::default()
-                }
-            }
-        };
+        } = join_state;
         if invited {
             self.accept_invitation(&room.name, peer).await;
         }
-        if !member && room.visibility == common::Visibility::Public {
-            self.become_member(&room.name, peer).await;
+        if !member
+            && room.visibility == common::Visibility::Public
+            && !self.become_member(&room.name, peer, since.is_some()).await
+        {
+            // They left on another device while this one was entering.
+            self.leave_room(&room, peer);
+            return Err(JoinError::Departed(Departure::Left));
         }
         if already_live {
             // A repeated join: it already has everything, and replaying
@@ -184,6 +227,26 @@ impl Hub {
             topic,
             moderator,
         })
+    }
+
+    /// The user's standing in the room, read for a join. Unread counts
+    /// are a convenience: a join does not fail for them (the topic arrives
+    /// with the next topic change, or join).
+    async fn join_state(&self, room: &Room, peer: &Peer) -> JoinState {
+        match self
+            .store
+            .join_state(&peer.user.id, peer.user.username.as_deref(), &room.name)
+            .await
+        {
+            Ok(state) => state,
+            Err(err) => {
+                tracing::warn!(%err, room = %room.name, "could not read the read position");
+                JoinState {
+                    member: true,
+                    ..Default::default()
+                }
+            }
+        }
     }
 
     /// Before a join replays from `since`: the client may have seen more
@@ -281,13 +344,26 @@ impl Hub {
     /// rooms on every device (`GET /api/rooms`), whose other connections
     /// hear of it at once. Only the first join writes; a failure costs the
     /// join nothing.
-    async fn become_member(&self, room: &str, peer: &Peer) {
+    ///
+    /// A resume does not undo a departure (`Store::resume_member`): `false`
+    /// if one was recorded since the join looked.
+    async fn become_member(&self, room: &str, peer: &Peer, resuming: bool) -> bool {
         let now = super::now_millis();
-        match self.store.add_member(room, &peer.user.id, now).await {
-            Ok(true) => self.rooms_changed_except(&peer.user.id, Some(peer.id)),
-            Ok(false) => {}
+        let added = if resuming {
+            self.store.resume_member(room, &peer.user.id, now).await
+        } else {
+            self.store
+                .add_member(room, &peer.user.id, now)
+                .await
+                .map(Some)
+        };
+        match added {
+            Ok(Some(true)) => self.rooms_changed_except(&peer.user.id, Some(peer.id)),
+            Ok(Some(false)) => {}
+            Ok(None) => return false,
             Err(err) => tracing::warn!(%err, room, "could not record the membership"),
         }
+        true
     }
 
     /// Joining a room one is invited to takes the invitation up: the
@@ -320,6 +396,7 @@ impl Hub {
         let Some(loaded) = self.existing(room) else {
             return;
         };
+        loaded.lock().evictions += 1;
         let reason = (!left).then_some(REMOVED);
         self.remove_where(&loaded, reason, |peer| &*peer.user_id == user_id);
     }

@@ -144,6 +144,7 @@ impl Hub {
                     last_message: Some(now),
                     unloaded: false,
                     owed: Vec::new(),
+                    evictions: 0,
                 }),
             })
         });

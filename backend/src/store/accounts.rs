@@ -47,6 +47,34 @@ pub struct SessionRecord {
     pub expires_at: u64,
 }
 
+/// Why someone is no longer a member of a room (`Accounts::remove_member`):
+/// kept until they join it again, so that a device of theirs that was
+/// offline meanwhile does not make them a member again by resuming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// They left, on some device.
+    Left,
+    /// A moderator removed them.
+    Removed,
+}
+
+impl Departure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Departure::Left => "left",
+            Departure::Removed => "removed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Departure {
+        if text == "removed" {
+            Departure::Removed
+        } else {
+            Departure::Left
+        }
+    }
+}
+
 /// What a user may do with a room that exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoomAccess {
@@ -150,8 +178,14 @@ pub trait Accounts: Send + Sync + 'static {
     async fn set_role(&self, room: &str, user_id: &str, role: Role, now_ms: i64) -> Result<()>;
 
     /// Makes `user_id` a member of `room` unless they are one (with
-    /// whatever role). `true`: they were not.
+    /// whatever role), forgetting a departure. `true`: they were not.
     async fn add_member(&self, room: &str, user_id: &str, now_ms: i64) -> Result<bool>;
+
+    /// `add_member` for a device that resumes `room` (it was in it before
+    /// it went away), which does not undo a departure recorded meanwhile:
+    /// `None` if there is one (they left, or were removed, on another
+    /// device), else whether they were not a member.
+    async fn resume_member(&self, room: &str, user_id: &str, now_ms: i64) -> Result<Option<bool>>;
 
     /// Invites `user_id` to `room` on behalf of `by`: a member whose
     /// invitation is pending until they join the room (`accept_invitation`)
@@ -167,8 +201,17 @@ pub trait Accounts: Send + Sync + 'static {
     /// who invited them.
     async fn invitations(&self, user_id: &str) -> Result<Vec<(String, User)>>;
 
-    /// `false`: they were not a member.
-    async fn remove_member(&self, room: &str, user_id: &str) -> Result<bool>;
+    /// Ends `user_id`'s membership of `room`, recording why (`Departure`,
+    /// read back by `Store::join_state`) even if they were not a member (a
+    /// reader of a public room from before rooms had members). `false`:
+    /// they were not a member.
+    async fn remove_member(
+        &self,
+        room: &str,
+        user_id: &str,
+        why: Departure,
+        now_ms: i64,
+    ) -> Result<bool>;
 
     /// What `user_id`, a member, typed in `room` and has not sent (`None`:
     /// nothing). `false`: they are not a member.

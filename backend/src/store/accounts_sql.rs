@@ -4,7 +4,8 @@ use super::health::Access;
 use super::sql_store::{Dialect, SqlStore, placeholders};
 use super::statement::{Columns, Driver, Read, RowsAffected};
 use super::{
-    Accounts, Credentials, NewSession, NewUser, Result, RoomAccess, SessionRecord, db_seq,
+    Accounts, Credentials, Departure, NewSession, NewUser, Result, RoomAccess, SessionRecord,
+    db_seq,
 };
 use sqlx::Connection;
 pub const CREATE_USER: &str = "INSERT INTO users (id, username, display_name, password_hash, created_at) \
@@ -62,6 +63,16 @@ pub const ACCEPT_INVITATION: &str = "UPDATE room_members SET invited_by = NULL \
 pub const INVITATIONS: &str = "SELECT m.room, u.id, u.display_name, u.username FROM room_members m \
      JOIN users u ON u.id = m.invited_by WHERE m.user_id = $1 ORDER BY m.added_at, m.room";
 pub const REMOVE_MEMBER: &str = "DELETE FROM room_members WHERE room = $1 AND user_id = $2";
+pub const RECORD_DEPARTURE: &str = "INSERT INTO departures (room, user_id, why, at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (room, user_id) DO UPDATE SET why = excluded.why, at = excluded.at";
+/// `ADD_MEMBER` unless a departure is recorded. (SQLite needs the `WHERE`
+/// before an upsert's `ON CONFLICT` after a `SELECT`.)
+pub const RESUME_MEMBER: &str = "INSERT INTO room_members (room, user_id, role, added_at) \
+     SELECT $1, $2, 'member', $3 WHERE NOT EXISTS \
+     (SELECT 1 FROM departures WHERE room = $1 AND user_id = $2) \
+     ON CONFLICT (room, user_id) DO NOTHING";
+pub const IS_MEMBER: &str = "SELECT COUNT(*) FROM room_members WHERE room = $1 AND user_id = $2";
+pub const FORGET_DEPARTURE: &str = "DELETE FROM departures WHERE room = $1 AND user_id = $2";
 pub const SET_DRAFT: &str = "UPDATE room_members SET draft = $3 WHERE room = $1 AND user_id = $2";
 pub const SET_NOTIFY: &str = "UPDATE room_members SET notify = $3 WHERE room = $1 AND user_id = $2";
 pub const ROOM_MEMBERS: &str = "SELECT u.id, u.display_name, u.username, m.role FROM room_members m \
@@ -304,8 +315,55 @@ impl<DB: Dialect> Accounts for SqlStore<DB> {
     }
 
     async fn add_member(&self, room: &str, user_id: &str, now_ms: i64) -> Result<bool> {
-        let insert = DB::query(ADD_MEMBER).bind(room).bind(user_id).bind(now_ms);
-        Ok(self.change(insert).await? > 0)
+        self.guarded(Access::Write, async |conn| {
+            let mut tx = conn.begin().await?;
+            let added = DB::query(ADD_MEMBER)
+                .bind(room)
+                .bind(user_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            if added {
+                DB::query(FORGET_DEPARTURE)
+                    .bind(room)
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(added)
+        })
+        .await
+    }
+
+    async fn resume_member(&self, room: &str, user_id: &str, now_ms: i64) -> Result<Option<bool>> {
+        self.guarded(Access::Write, async |conn| {
+            let mut tx = conn.begin().await?;
+            let added = DB::query(RESUME_MEMBER)
+                .bind(room)
+                .bind(user_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            let outcome = if added {
+                Some(true)
+            } else {
+                // A member already, or departed.
+                let member: i64 = DB::query(IS_MEMBER)
+                    .bind(room)
+                    .bind(user_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                (member > 0).then_some(false)
+            };
+            tx.commit().await?;
+            Ok(outcome)
+        })
+        .await
     }
 
     async fn invite_member(
@@ -338,9 +396,33 @@ impl<DB: Dialect> Accounts for SqlStore<DB> {
             .collect())
     }
 
-    async fn remove_member(&self, room: &str, user_id: &str) -> Result<bool> {
-        let delete = DB::query(REMOVE_MEMBER).bind(room).bind(user_id);
-        Ok(self.change(delete).await? > 0)
+    async fn remove_member(
+        &self,
+        room: &str,
+        user_id: &str,
+        why: Departure,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.guarded(Access::Write, async |conn| {
+            let mut tx = conn.begin().await?;
+            let removed = DB::query(REMOVE_MEMBER)
+                .bind(room)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                > 0;
+            DB::query(RECORD_DEPARTURE)
+                .bind(room)
+                .bind(user_id)
+                .bind(why.as_str())
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(removed)
+        })
+        .await
     }
 
     async fn set_draft(&self, room: &str, user_id: &str, draft: Option<&str>) -> Result<bool> {

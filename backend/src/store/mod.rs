@@ -30,7 +30,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::{ChatMessage, EntryKind, Post, User};
 
-pub use accounts::{Accounts, Credentials, NewSession, NewUser, RoomAccess, SessionRecord};
+pub use accounts::{
+    Accounts, Credentials, Departure, NewSession, NewUser, RoomAccess, SessionRecord,
+};
 pub use health::StoreHealth;
 pub use operations::{ApiKey, Operations, RoomScope, UserSummary};
 pub use postgres::PostgresStore;
@@ -200,6 +202,9 @@ pub struct JoinState {
     pub invited: bool,
     /// What they typed here and have not sent (`Accounts::set_draft`).
     pub draft: Option<String>,
+    /// They left the room or were removed from it, and have not joined it
+    /// afresh since (`Accounts::remove_member`).
+    pub departed: Option<Departure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

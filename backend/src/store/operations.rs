@@ -145,6 +145,7 @@ pub const DELETED_SINCE: &str =
     "SELECT name, created_at FROM rooms WHERE visibility = 'deleted' AND deleted_at >= $1";
 pub const DELETE_ROOM_MESSAGES: &str = "DELETE FROM messages WHERE room = $1";
 pub const DELETE_ROOM_MEMBERS: &str = "DELETE FROM room_members WHERE room = $1";
+pub const DELETE_ROOM_DEPARTURES: &str = "DELETE FROM departures WHERE room = $1";
 pub const DELETE_ROOM_READ_MARKS: &str = "DELETE FROM read_marks WHERE room = $1";
 pub const DELETE_ROOM_REACTIONS: &str = "DELETE FROM reactions WHERE room = $1";
 pub const DELETE_USER_MESSAGES: &str = "DELETE FROM messages WHERE user_id = $1";
@@ -230,6 +231,7 @@ impl<DB: Dialect> Operations for SqlStore<DB> {
             let messages = delete.execute(&mut *tx).await?.rows_affected();
             for statement in [
                 DELETE_ROOM_MEMBERS,
+                DELETE_ROOM_DEPARTURES,
                 DELETE_ROOM_READ_MARKS,
                 DELETE_ROOM_REACTIONS,
             ] {

@@ -7,8 +7,8 @@ use super::health::Access;
 use super::sql_store::{Dialect, SqlStore};
 use super::statement::{Columns, Driver, Read, RowsAffected, Statement};
 use super::{
-    Appended, Entered, JoinState, NewEntry, Result, RoomAccess, Store, StoreHealth, StoredRoom,
-    db_seq,
+    Appended, Departure, Entered, JoinState, NewEntry, Result, RoomAccess, Store, StoreHealth,
+    StoredRoom, db_seq,
 };
 use common::ChatMessage;
 use sqlx::Connection;
@@ -91,10 +91,11 @@ pub const MARK_READ: &str = "INSERT INTO read_marks (user_id, room, seq) VALUES 
 /// user's role in it, what of it notifies them, whether they are only
 /// invited so far, and their draft.
 pub const JOIN_STATE: &str = "SELECT r.topic, m.seq, r.created_by, rm.role, r.visibility, rm.notify, \
-     rm.invited_by, rm.draft \
+     rm.invited_by, rm.draft, d.why \
      FROM rooms r \
      LEFT JOIN read_marks m ON m.room = r.name AND m.user_id = $1 \
-     LEFT JOIN room_members rm ON rm.room = r.name AND rm.user_id = $1 WHERE r.name = $2";
+     LEFT JOIN room_members rm ON rm.room = r.name AND rm.user_id = $1 \
+     LEFT JOIN departures d ON d.room = r.name AND d.user_id = $1 WHERE r.name = $2";
 /// Bounded: a badge says "99+" beyond that, and the count stays an index
 /// scan. Edits, deletes and topic changes are not news; deleted messages
 /// are gone.
@@ -358,13 +359,14 @@ impl<DB: Dialect> Store for SqlStore<DB> {
                 Option<String>,
                 Option<String>,
                 Option<String>,
+                Option<String>,
             );
             let row: Option<Row> = DB::query(JOIN_STATE)
                 .bind(user_id)
                 .bind(room)
                 .fetch_optional(&mut *conn)
                 .await?;
-            let (topic, seq, created_by, role, visibility, notify, invited, draft) =
+            let (topic, seq, created_by, role, visibility, notify, invited, draft, departed) =
                 row.unwrap_or_default();
             let access = RoomAccess {
                 visibility: parse_visibility(&visibility),
@@ -403,6 +405,7 @@ impl<DB: Dialect> Store for SqlStore<DB> {
                 member: access.role.is_some(),
                 notify: notify.as_deref().and_then(common::Notify::parse),
                 invited: invited.is_some(),
+                departed: departed.as_deref().map(Departure::parse),
                 draft,
             })
         })

@@ -321,3 +321,4 @@ read_tuple!(A, B, C, D, E);
 read_tuple!(A, B, C, D, E, F);
 read_tuple!(A, B, C, D, E, F, G);
 read_tuple!(A, B, C, D, E, F, G, H);
+read_tuple!(A, B, C, D, E, F, G, H, I);

@@ -17,6 +17,7 @@ mod heartbeat;
 mod layers;
 mod limits;
 mod membership;
+mod membership_races;
 mod messages;
 #[path = "../shared/ports.rs"]
 mod ports;

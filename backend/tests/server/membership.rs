@@ -302,3 +302,108 @@ async fn a_draft_follows_the_account_to_another_device() {
     assert_eq!(status, 204);
     assert_eq!(draft_of().await, None, "sent or emptied: gone");
 }
+
+/// A device that was away while its user left a public room (or was
+/// removed from it) follows on reconnecting: resuming the room answers
+/// `left`, as if it had been there, and the room stays not theirs. Only a
+/// fresh join brings them back. Someone who never left (a reader from
+/// before rooms had members) still becomes a member by resuming.
+#[tokio::test]
+async fn a_device_that_was_away_when_its_user_left_does_not_rejoin_by_resuming() {
+    let server = TestServer::start().await;
+    let carol = server.sign_up("carol").await;
+    let alice = server.sign_up("alice").await;
+    let bob = server.sign_up("bob").await;
+    // Carol owns "lobby", public; Alice (two devices) and Bob are in it.
+    let created = serde_json::json!({"name":"lobby","visibility":"public"});
+    let (status, body) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/rooms",
+            Some(&carol.token),
+            Some(created),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mut owner = server.connect(&carol).await;
+    let mut laptop = server.connect(&alice).await;
+    let mut phone = server.connect(&alice).await;
+    let mut bob_phone = server.connect(&bob).await;
+    for client in [&mut owner, &mut laptop, &mut phone, &mut bob_phone] {
+        client.join("lobby").await;
+    }
+    owner.say("lobby", "hello", "h1").await;
+    for client in [&mut phone, &mut bob_phone] {
+        client
+            .recv_where(|m| matches!(m, ServerMsg::Message(m) if m.seq == 1))
+            .await;
+    }
+
+    // The phones go away (a tunnel). Meanwhile Alice leaves "lobby" on her
+    // laptop, Carol removes Bob, and the room goes on.
+    drop(phone);
+    drop(bob_phone);
+    for (user, token) in [(&alice.user.id, &alice.token), (&bob.user.id, &carol.token)] {
+        let path = format!("/api/rooms/lobby/members/{user}");
+        let (status, body) = server
+            .call(reqwest::Method::DELETE, &path, Some(token), None)
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
+    laptop
+        .recv_where(|m| matches!(m, ServerMsg::Left { room, .. } if room == "lobby"))
+        .await;
+    owner.say("lobby", "after", "h2").await;
+    owner
+        .recv_where(|m| matches!(m, ServerMsg::Ack { seq: 2, .. }))
+        .await;
+
+    // Back: each phone resumes "lobby" from seq 1, and is told it left
+    // (Bob: removed), with no history and no `joined`.
+    let resume = serde_json::json!({"type":"join","room":"lobby","since":1});
+    for (session, reason) in [(&alice, None), (&bob, Some("removed"))] {
+        let mut phone = server.connect(session).await;
+        phone.send_json(resume.clone()).await;
+        match phone.recv().await {
+            ServerMsg::Left { room, reason: why } => {
+                assert_eq!(room, "lobby");
+                assert_eq!(why.as_deref(), reason);
+            }
+            other => panic!("{} resumed into the room: {other:?}", session.user.name),
+        }
+        let listed: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &session.token).await;
+        assert_eq!(
+            find(&listed, "lobby").and_then(|r| r.role),
+            None,
+            "{listed:?}"
+        );
+    }
+    // The room heard nobody come back.
+    owner
+        .expect_silence(std::time::Duration::from_millis(200))
+        .await;
+
+    // A fresh join is coming back: a member again, and a later resume (on
+    // the other device) works as ever.
+    laptop.join("lobby").await;
+    let listed: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &alice.token).await;
+    assert_eq!(find(&listed, "lobby").unwrap().role, Some(Role::Member));
+    let mut phone = server.connect(&alice).await;
+    phone.send_json(resume).await;
+    phone
+        .recv_where(|m| matches!(m, ServerMsg::Joined { room, .. } if room == "lobby"))
+        .await;
+
+    // Dan read "lobby" before rooms had members (no membership, no
+    // departure): resuming makes him one, as it always did.
+    let dan = server.sign_up("dan").await;
+    let mut dan_phone = server.connect(&dan).await;
+    dan_phone
+        .send_json(serde_json::json!({"type":"join","room":"lobby","since":2}))
+        .await;
+    dan_phone
+        .recv_where(|m| matches!(m, ServerMsg::Joined { room, .. } if room == "lobby"))
+        .await;
+    let listed: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &dan.token).await;
+    assert_eq!(find(&listed, "lobby").unwrap().role, Some(Role::Member));
+}

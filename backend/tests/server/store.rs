@@ -6,7 +6,9 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use backend::store::{NewEntry, PostgresStore, SearchQuery, SqliteStore, Store, StoreError};
+use backend::store::{
+    Departure, NewEntry, PostgresStore, SearchQuery, SqliteStore, Store, StoreError,
+};
 use common::User;
 use sqlx::postgres::PgConnectOptions;
 
@@ -218,6 +220,7 @@ conformance!(
     a_database_made_before_sqlx_migrations_upgrades_in_place,
     what_notifies_is_a_members_choice,
     an_invitation_is_pending_until_joined_and_names_who_invited,
+    a_departure_is_kept_until_the_room_is_joined_again,
 );
 
 /// Accounts with these ids (each its own username and display name).
@@ -265,7 +268,10 @@ async fn what_notifies_is_a_members_choice(t: &Target) {
     assert_eq!(draft("ann").await, None);
     assert!(!store.set_draft("r", "nobody", Some("x")).await.unwrap());
     // Leaving forgets it: joining again starts from the default.
-    store.remove_member("r", "ann").await.unwrap();
+    store
+        .remove_member("r", "ann", Departure::Left, 3)
+        .await
+        .unwrap();
     store.add_member("r", "ann", 3).await.unwrap();
     assert_eq!(notify("ann").await, None);
 }
@@ -298,12 +304,62 @@ async fn an_invitation_is_pending_until_joined_and_names_who_invited(t: &Target)
     assert!(state.member && !state.invited);
     assert_eq!(store.invitations("bo").await.unwrap().len(), 1);
     // Declined (left): no longer a member, nor invited.
-    assert!(store.remove_member("q", "bo").await.unwrap());
+    assert!(
+        store
+            .remove_member("q", "bo", Departure::Left, 5)
+            .await
+            .unwrap()
+    );
     assert!(store.invitations("bo").await.unwrap().is_empty());
     assert!(!store.join_state("bo", None, "q").await.unwrap().invited);
     // One who joined was never invited.
     store.add_member("q", "ann", 5).await.unwrap();
     assert!(!store.join_state("ann", None, "q").await.unwrap().invited);
+}
+
+/// Leaving a room, or being removed from it, is remembered (for a device
+/// that resumes the room later) until the user is a member again; a
+/// deleted room forgets it with everything else.
+async fn a_departure_is_kept_until_the_room_is_joined_again(t: &Target) {
+    let store = t.open().await;
+    store.ensure_room("r", "ann", 1).await.unwrap();
+    accounts(store.as_ref(), &["ann", "bo", "cy"]).await;
+    let departed = async |who: &str| store.join_state(who, None, "r").await.unwrap().departed;
+    assert!(store.add_member("r", "bo", 2).await.unwrap());
+    assert_eq!(departed("bo").await, None);
+    assert!(
+        store
+            .remove_member("r", "bo", Departure::Left, 3)
+            .await
+            .unwrap()
+    );
+    let state = store.join_state("bo", None, "r").await.unwrap();
+    assert!(!state.member);
+    assert_eq!(state.departed, Some(Departure::Left));
+    // Removed by a moderator afterwards: the newer reason stands, and a
+    // reader who never was a member leaves a departure too.
+    assert!(
+        !store
+            .remove_member("r", "bo", Departure::Removed, 4)
+            .await
+            .unwrap()
+    );
+    assert_eq!(departed("bo").await, Some(Departure::Removed));
+    assert!(
+        !store
+            .remove_member("r", "cy", Departure::Left, 4)
+            .await
+            .unwrap()
+    );
+    assert_eq!(departed("cy").await, Some(Departure::Left));
+    assert_eq!(departed("ann").await, None, "per user");
+    // Joining again forgets it.
+    assert!(store.add_member("r", "bo", 5).await.unwrap());
+    assert_eq!(departed("bo").await, None);
+    // A deleted room (and a new one by its name) has none.
+    assert!(store.delete_room("r", 6).await.unwrap().is_some());
+    store.ensure_room("r", "ann", 7).await.unwrap();
+    assert_eq!(departed("cy").await, None);
 }
 
 /// How many migrations this Hearth has (one file each, per database).
@@ -768,6 +824,7 @@ async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
     t.exec("DELETE FROM _sqlx_migrations WHERE version >= 4")
         .await;
     // 12 (`room_members.notify`) goes with `room_members`, dropped below.
+    t.exec("DROP TABLE departures").await; // 15
     t.exec("ALTER TABLE rooms DROP COLUMN deleted_at").await; // 10
     // 9
     match t {

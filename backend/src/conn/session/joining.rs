@@ -8,8 +8,9 @@ use common::{ErrorCode, ServerMsg, validate};
 use tokio::time::Instant;
 
 use super::Session;
-use crate::hub::{JoinError, JoinTicket};
+use crate::hub::{JoinError, JoinTicket, REMOVED};
 use crate::prometheus;
+use crate::store::Departure;
 use crate::transport::frame::Frame;
 
 /// How long a joiner may take to make room in its queue during a replay.
@@ -72,6 +73,14 @@ impl Session {
                         "this room is private; ask a member to invite you",
                         Some(room),
                     );
+                }
+                Err(JoinError::Departed(why)) => {
+                    // As if this device had been there when it happened.
+                    let reason = (why == Departure::Removed).then(|| REMOVED.to_owned());
+                    self.peer
+                        .outbox
+                        .push(Frame::encode(&ServerMsg::Left { room, reason }));
+                    return;
                 }
                 Err(JoinError::Store(err)) => {
                     tracing::error!(%err, room, "join failed");

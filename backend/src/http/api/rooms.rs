@@ -30,6 +30,7 @@ use super::{Authenticated, body, error, internal};
 use crate::AppState;
 use crate::auth::Identity;
 use crate::hub::now_millis;
+use crate::store::Departure;
 use crate::store::RoomAccess;
 
 /// The canonical room name from a path or body, or `400 invalid_room`.
@@ -459,10 +460,18 @@ pub async fn remove(
             return forbidden("only the owner may remove a moderator");
         }
     }
-    if let Err(err) = store.remove_member(&room, &user_id).await {
+    let left = user_id == who.user.id;
+    let why = if left {
+        Departure::Left
+    } else {
+        Departure::Removed
+    };
+    if let Err(err) = store
+        .remove_member(&room, &user_id, why, now_millis())
+        .await
+    {
         return internal(err);
     }
-    let left = user_id == who.user.id;
     tracing::info!(room, by = %who.user.id, user = %user_id, left, "removed");
     app.hub.evict(&room, &user_id, left);
     if left {
