@@ -234,3 +234,83 @@ async fn a_join_leave_loop_gets_no_more_than_its_replay_budget() {
         .recv_where(|m| matches!(m, ServerMsg::Ack { .. }))
         .await;
 }
+
+/// A client that saves its draft in a loop (a script, or a broken timer)
+/// writes to the store at most its API quota a minute: past it, `429
+/// rate_limited`, and the draft it last saved is the one kept. Another
+/// person, on the same address, saves theirs and chats meanwhile.
+#[tokio::test]
+async fn a_draft_flood_stops_at_the_api_quota_and_costs_nobody_else() {
+    let server = TestServer::start_with(|c| {
+        c.api_per_token_per_minute = 60;
+        c.api_per_ip_per_minute = 1_000;
+    })
+    .await;
+    let flooder = server.sign_up("flooder").await;
+    let bystander = server.sign_up("bystander").await;
+    server.connect(&flooder).await.join("lobby").await;
+    let mut chatting = server.connect(&bystander).await;
+    chatting.join("lobby").await;
+    let draft = |n: u32| Some(serde_json::json!({"text": format!("draft {n}")}));
+    let mut statuses = Vec::new();
+    let mut last_saved = None;
+    for n in 0..200 {
+        let (status, body) = server
+            .call(
+                reqwest::Method::PUT,
+                "/api/rooms/lobby/draft",
+                Some(&flooder.token),
+                draft(n),
+            )
+            .await;
+        match status {
+            204 => last_saved = Some(format!("draft {n}")),
+            429 => assert_eq!(body["error"], "rate_limited", "{body}"),
+            other => panic!("{other}: {body}"),
+        }
+        statuses.push(status);
+    }
+    let saved = statuses.iter().filter(|s| **s == 204).count();
+    // The quota, less the requests before the flood (sign-up, …), plus at
+    // most a refill or two while it ran.
+    assert!((50..=62).contains(&saved), "{saved} saved: {statuses:?}");
+    // Read back once the quota lets the flooder ask (a second or so).
+    let listed = loop {
+        let (status, body) = server
+            .call(
+                reqwest::Method::GET,
+                "/api/rooms",
+                Some(&flooder.token),
+                None,
+            )
+            .await;
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 429, "{body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let listed: Vec<common::RoomSummary> = serde_json::from_value(listed).unwrap();
+    let kept = listed
+        .iter()
+        .find(|r| r.name == "lobby")
+        .unwrap()
+        .draft
+        .clone();
+    assert_eq!(kept, last_saved, "the last one saved is kept");
+
+    // The bystander, behind the same address, is unaffected.
+    let (status, body) = server
+        .call(
+            reqwest::Method::PUT,
+            "/api/rooms/lobby/draft",
+            Some(&bystander.token),
+            draft(0),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    chatting.say("lobby", "still here", "s1").await;
+    chatting
+        .recv_where(|m| matches!(m, ServerMsg::Ack { client_id, .. } if client_id == "s1"))
+        .await;
+}

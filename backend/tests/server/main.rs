@@ -12,6 +12,7 @@ mod cluster;
 mod conformance;
 mod connections;
 mod faults;
+mod faults_accounts;
 mod faults_support;
 mod heartbeat;
 mod layers;
