@@ -26,6 +26,11 @@ pub struct Drafts {
     waiting: StoredValue<HashMap<String, gloo_timers::callback::Timeout>, LocalStorage>,
     /// When this page last saved each room's draft.
     saved_at: StoredValue<HashMap<String, f64>>,
+    /// Rooms with a save on its way to the server, each with the text to
+    /// save once it lands (the newest typed meanwhile): one request per
+    /// room at a time, so an older draft never lands after a newer one
+    /// (a save racing the emptied box of a sent message).
+    in_flight: StoredValue<HashMap<String, Option<String>>>,
     token: StoredValue<String>,
 }
 
@@ -35,6 +40,7 @@ impl Drafts {
             incoming: RwSignal::new(None),
             waiting: StoredValue::new_local(HashMap::new()),
             saved_at: StoredValue::new(HashMap::new()),
+            in_flight: StoredValue::new(HashMap::new()),
             token: StoredValue::new(token),
         }
     }
@@ -45,15 +51,10 @@ impl Drafts {
             self.saved_at.update_value(|s| {
                 s.insert(room.clone(), js_sys::Date::now());
             });
-            let (token, emptied) = (self.token.get_value(), text.is_empty());
+            let emptied = text.is_empty();
             let save = {
                 let room = room.clone();
-                move || {
-                    spawn_local(async move {
-                        // Best effort: this browser has it either way.
-                        let _ = api::save_draft(&token, &room, &text).await;
-                    });
-                }
+                move || self.save(room, text)
             };
             if emptied {
                 self.waiting.update_value(|w| {
@@ -67,6 +68,48 @@ impl Drafts {
                 w.insert(room, timer);
             });
         })
+    }
+
+    /// Sends `text` as `room`'s draft, after the save on its way if there
+    /// is one (which then sends only the newest text typed meanwhile).
+    fn save(self, room: String, text: String) {
+        let busy = self
+            .in_flight
+            .try_update_value(|flying| match flying.get_mut(&room) {
+                Some(next) => {
+                    *next = Some(text.clone());
+                    true
+                }
+                None => {
+                    flying.insert(room.clone(), None);
+                    false
+                }
+            });
+        if busy != Some(false) {
+            return;
+        }
+        let token = self.token.get_value();
+        spawn_local(async move {
+            let mut text = text;
+            loop {
+                // Best effort: this browser has it either way.
+                let _ = api::save_draft(&token, &room, &text).await;
+                let next = self
+                    .in_flight
+                    .try_update_value(|flying| match flying.get_mut(&room) {
+                        Some(next @ Some(_)) => next.take(),
+                        _ => {
+                            flying.remove(&room);
+                            None
+                        }
+                    })
+                    .flatten();
+                match next {
+                    Some(newer) => text = newer,
+                    None => break,
+                }
+            }
+        });
     }
 
     /// The room list says what is drafted on the account's devices: taken
