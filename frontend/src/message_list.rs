@@ -85,6 +85,9 @@ pub fn MessageList(
     // The scroll height before older messages were requested, to keep the
     // reader's place when they arrive above.
     let anchor = StoredValue::new(None::<i32>);
+    // The reading place is written to storage once scrolling pauses, not
+    // on every scroll event; a new scroll replaces (cancels) the timer.
+    let place_save = StoredValue::new_local(None::<gloo_timers::callback::Timeout>);
     let mine = move |line: &crate::chat::Line| {
         chat.with_untracked(|c| c.me.as_ref().is_some_and(|me| me.id == line.user.id))
     };
@@ -227,8 +230,19 @@ pub fn MessageList(
             };
             let room_now = room.get_untracked();
             // Kept across a reload, unless following the newest.
-            let reading_at = if at_bottom { None } else { anchor_in(&el) };
-            storage::save_place(&room_now, reading_at);
+            let save = {
+                let (el, room_then) = (el.clone(), room_now.clone());
+                move || {
+                    if room.get_untracked() == room_then {
+                        let reading_at = if at_bottom { None } else { anchor_in(&el) };
+                        storage::save_place(&room_then, reading_at);
+                    }
+                }
+            };
+            place_save.set_value(Some(gloo_timers::callback::Timeout::new(
+                PLACE_SAVE_AFTER_MS,
+                save,
+            )));
             new_above.set(new_is_above(&el, chat, &room_now));
             places.update_value(|p| {
                 p.insert(room_now, place);
@@ -424,6 +438,9 @@ fn line_element(list: &web_sys::HtmlDivElement, seq: u64) -> Option<web_sys::Ele
 }
 
 /// The reading place of the list as it is scrolled now.
+/// How long scrolling must pause before the reading place is kept.
+const PLACE_SAVE_AFTER_MS: u32 = 250;
+
 fn anchor_in(list: &web_sys::HtmlDivElement) -> Option<Anchor> {
     let top = list.get_bounding_client_rect().top();
     let lines = list.query_selector_all(":scope > .line[data-seq]").ok()?;

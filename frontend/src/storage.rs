@@ -20,9 +20,15 @@ pub fn save(session: &SessionResponse) {
         && let Ok(json) = serde_json::to_string(session)
     {
         let _ = store.set_item(KEY, &json);
+        let _ = store.set_item(USER_KEY, &session.user.id);
         let _ = store.set_item(KNOWN_KEY, "1");
     }
 }
+
+/// The signed-in account's id on its own, for the keys of what is kept per
+/// account (`room_key`, on every keystroke and scroll): no session to
+/// parse for it.
+const USER_KEY: &str = "hearth.session.user";
 
 /// The signed-in account as it is now (renamed), kept with its session.
 pub fn save_user(user: &common::User) {
@@ -43,6 +49,7 @@ pub fn known() -> bool {
 pub fn clear() {
     if let Some(store) = store() {
         let _ = store.remove_item(KEY);
+        let _ = store.remove_item(USER_KEY);
     }
 }
 
@@ -78,7 +85,11 @@ pub fn save_current(room: &str) {
 /// The key of `room`'s `what` ("draft", "place") for the signed-in
 /// account: kept per account and per room.
 fn room_key(what: &str, room: &str) -> Option<String> {
-    let user = load()?.user.id;
+    // A session saved before the id was kept on its own has it inside.
+    let user = match store()?.get_item(USER_KEY).ok()? {
+        Some(id) => id,
+        None => load()?.user.id,
+    };
     Some(format!("hearth.{what}.{user}.{room}"))
 }
 
