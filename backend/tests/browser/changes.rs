@@ -4,7 +4,7 @@
 use fantoccini::{Client, Locator};
 use std::time::Duration;
 
-use super::{WAIT, axe, gone, say, screenshot, wait_text};
+use super::{WAIT, axe, gone, poll_js, say, screenshot, wait_text};
 
 /// axe-core finds nothing on `page` as it is now.
 async fn accessible(page: &Client, what: &str) {
@@ -306,14 +306,8 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
         .unwrap();
     open_room(bob, "dinner").await;
     wait_text(bob, ".line .mention.you", "@bob", WAIT).await;
-    for _ in 0..50 {
-        if bob.execute("return document.title", vec![]).await.unwrap() == "Hearth" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     assert_eq!(
-        bob.execute("return document.title", vec![]).await.unwrap(),
+        poll_js(bob, "return document.title", |v| v == "Hearth").await,
         "Hearth",
         "read: nothing unread"
     );
