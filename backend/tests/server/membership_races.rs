@@ -1,7 +1,8 @@
-//! Membership changes racing joins, raced hundreds of times with jitter on
-//! either side, on both stores where the store's timing matters. Each
-//! trial ends by asking the joining socket to post in the room: an `ack`
-//! there means it is in a room its user is not a member of.
+//! Membership changes racing joins (and a rename racing sends), raced
+//! hundreds of times with jitter on either side, on both stores where the
+//! store's timing matters. Each join trial ends by asking the joining
+//! socket to post in the room: an `ack` there means it is in a room its
+//! user is not a member of.
 
 use std::time::Duration;
 
@@ -267,4 +268,83 @@ async fn an_invitation_racing_a_join_is_taken_up_or_waits() {
     }
     println!("200 races: refused and invited {waiting}, joined {taken_up}");
     assert!(waiting > 0 && taken_up > 0, "both orders happened");
+}
+
+/// Bob renames himself on his laptop while his phone is sending as fast
+/// as it may. Every message the phone had acked is stored once, under the
+/// name the connection had when it was sent; the phone is told of the new
+/// name (`account_changed`), and a connection made after carries it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_racing_sends_loses_nothing_and_names_what_follows() {
+    let server = TestServer::start_with(racing).await;
+    let bob = server.sign_up("bob").await;
+    let mut phone = server.connect(&bob).await;
+    phone.join("lobby").await;
+    for trial in 0..20 {
+        let new_name = format!("Bob {trial}");
+        let (rename_after, _) = jitter();
+        let rename = async {
+            tokio::time::sleep(rename_after).await;
+            let body = json!({"display_name": new_name});
+            server
+                .call(Method::PATCH, "/api/account", Some(&bob.token), Some(body))
+                .await
+                .0
+        };
+        let sends = async {
+            let (mut acked, mut told) = (Vec::new(), false);
+            for i in 0..10 {
+                let id = format!("t{trial}-{i}");
+                phone.say("lobby", "racing", &id).await;
+                loop {
+                    match phone
+                        .recv_where(|m| match m {
+                            ServerMsg::Ack { client_id, .. } => *client_id == id,
+                            ServerMsg::AccountChanged { .. } => true,
+                            _ => false,
+                        })
+                        .await
+                    {
+                        ServerMsg::Ack { seq, .. } => break acked.push(seq),
+                        _ => told = true,
+                    }
+                }
+            }
+            if !told {
+                phone
+                    .recv_where(|m| matches!(m, ServerMsg::AccountChanged { .. }))
+                    .await;
+            }
+            acked
+        };
+        let (status, acked) = tokio::join!(rename, sends);
+        assert_eq!(status, 200);
+        // Every acked seq holds one of this trial's messages, once.
+        let url = server.url(&format!(
+            "/api/rooms/lobby/messages?limit=200&before={}",
+            acked[9] + 1
+        ));
+        let page: Vec<common::ChatMessage> = get_json(&url, &bob.token).await;
+        for seq in &acked {
+            let stored: Vec<_> = page.iter().filter(|m| m.seq == *seq).collect();
+            assert_eq!(stored.len(), 1, "trial {trial}: seq {seq}");
+            assert_eq!(stored[0].content, "racing");
+        }
+        let ids: std::collections::HashSet<u64> = acked.iter().copied().collect();
+        assert_eq!(ids.len(), 10, "trial {trial}: ten distinct messages");
+        // A connection made now speaks under the new name.
+        let mut renamed = bob.clone();
+        renamed.user.name = new_name.clone();
+        phone = server.connect(&renamed).await;
+        phone.join("lobby").await;
+        let id = format!("after-{trial}");
+        phone.say("lobby", "renamed", &id).await;
+        let said = phone
+            .recv_where(|m| matches!(m, ServerMsg::Message(m) if m.client_id == id))
+            .await;
+        let ServerMsg::Message(said) = said else {
+            unreachable!()
+        };
+        assert_eq!(said.user.name, new_name);
+    }
 }
