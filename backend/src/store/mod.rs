@@ -333,6 +333,17 @@ pub trait Store: Accounts + Operations + Search {
         room: &str,
     ) -> Result<JoinState>;
 
+    /// For a list of rooms (each with its last seq): `join_state`'s read
+    /// position, unread counts, notification choice and draft, for those
+    /// the user is a member of. One query for all, then the counts of the
+    /// rooms with something past the read position, on one connection.
+    async fn member_states(
+        &self,
+        user_id: &str,
+        username: Option<&str>,
+        rooms: &[(&str, u64)],
+    ) -> Result<Vec<(String, JoinState)>>;
+
     /// A tiny write, to learn whether the store takes writes again.
     async fn probe(&self, now_ms: i64) -> Result<()>;
 

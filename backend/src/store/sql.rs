@@ -4,7 +4,7 @@
 
 use super::accounts_sql::{parse_role, parse_visibility};
 use super::health::Access;
-use super::sql_store::{Dialect, SqlStore};
+use super::sql_store::{Dialect, SqlStore, placeholders};
 use super::statement::{Columns, Driver, Read, RowsAffected, Statement};
 use super::{
     Appended, Departure, Entered, JoinState, NewEntry, Result, RoomAccess, Store, StoreHealth,
@@ -199,7 +199,48 @@ impl Read for StoredRoom {
     }
 }
 
+/// Followed by the user's parameter and `AND rm.room IN (…)`: for each of
+/// those rooms the user is a member of, how far they read, what notifies
+/// them and their draft. (Parameters built at run time: see
+/// `placeholders`.)
+pub const MEMBER_STATES: &str = "SELECT rm.room, m.seq, rm.notify, rm.draft FROM room_members rm \
+     LEFT JOIN read_marks m ON m.room = rm.room AND m.user_id = rm.user_id WHERE rm.user_id = ";
+
 impl<DB: Dialect> SqlStore<DB> {
+    /// Messages of other people in `room` after `seq` (up to 100), and how
+    /// many of those mention `username`.
+    async fn unread(
+        conn: &mut DB::Connection,
+        room: &str,
+        seq: i64,
+        user_id: &str,
+        username: Option<&str>,
+    ) -> Result<(u32, u32)> {
+        let unread: i64 = DB::query(UNREAD)
+            .bind(room)
+            .bind(seq)
+            .bind(user_id)
+            .fetch_one(&mut *conn)
+            .await?;
+        let mut mentions = 0;
+        if let Some(username) = username
+            && unread > 0
+        {
+            let candidates: Vec<String> = DB::query(MENTION_CANDIDATES)
+                .bind(room)
+                .bind(seq)
+                .bind(user_id)
+                .bind(mention_pattern(username))
+                .fetch_all(&mut *conn)
+                .await?;
+            mentions = candidates
+                .iter()
+                .filter(|text| common::mentions::mentions(text, username))
+                .count() as u32;
+        }
+        Ok((unread as u32, mentions))
+    }
+
     /// The messages of `room` that `select` finds, in seq order, with
     /// their reactions.
     async fn messages(
@@ -374,31 +415,10 @@ impl<DB: Dialect> Store for SqlStore<DB> {
                 creator: created_by == user_id,
             };
             let seq = seq.unwrap_or(0);
-            let unread: i64 = DB::query(UNREAD)
-                .bind(room)
-                .bind(seq)
-                .bind(user_id)
-                .fetch_one(&mut *conn)
-                .await?;
-            let mut mentions = 0;
-            if let Some(username) = username
-                && unread > 0
-            {
-                let candidates: Vec<String> = DB::query(MENTION_CANDIDATES)
-                    .bind(room)
-                    .bind(seq)
-                    .bind(user_id)
-                    .bind(mention_pattern(username))
-                    .fetch_all(&mut *conn)
-                    .await?;
-                mentions = candidates
-                    .iter()
-                    .filter(|text| common::mentions::mentions(text, username))
-                    .count() as u32;
-            }
+            let (unread, mentions) = Self::unread(conn, room, seq, user_id, username).await?;
             Ok(JoinState {
                 read_seq: seq as u64,
-                unread: unread as u32,
+                unread,
                 mentions,
                 topic,
                 moderator: access.moderates(),
@@ -408,6 +428,56 @@ impl<DB: Dialect> Store for SqlStore<DB> {
                 departed: departed.as_deref().map(Departure::parse),
                 draft,
             })
+        })
+        .await
+    }
+
+    async fn member_states(
+        &self,
+        user_id: &str,
+        username: Option<&str>,
+        rooms: &[(&str, u64)],
+    ) -> Result<Vec<(String, JoinState)>> {
+        if rooms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let statement = format!(
+            "{MEMBER_STATES}{} AND rm.room IN ({})",
+            placeholders::<DB>(1, 1),
+            placeholders::<DB>(2, rooms.len())
+        );
+        self.guarded(Access::Read, async |conn| {
+            let mut select = DB::query(&statement).bind(user_id);
+            for (room, _) in rooms {
+                select = select.bind(*room);
+            }
+            type Row = (String, Option<i64>, Option<String>, Option<String>);
+            let rows: Vec<Row> = select.fetch_all(&mut *conn).await?;
+            let mut states = Vec::with_capacity(rows.len());
+            for (room, seq, notify, draft) in rows {
+                let seq = seq.unwrap_or(0);
+                let last_seq = rooms
+                    .iter()
+                    .find(|(name, _)| *name == room)
+                    .map_or(0, |(_, last)| *last);
+                // Only where something follows the read position.
+                let (unread, mentions) = if last_seq > seq as u64 {
+                    Self::unread(conn, &room, seq, user_id, username).await?
+                } else {
+                    (0, 0)
+                };
+                let state = JoinState {
+                    read_seq: seq as u64,
+                    unread,
+                    mentions,
+                    member: true,
+                    notify: notify.as_deref().and_then(common::Notify::parse),
+                    draft,
+                    ..JoinState::default()
+                };
+                states.push((room, state));
+            }
+            Ok(states)
         })
         .await
     }

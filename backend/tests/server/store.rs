@@ -221,6 +221,7 @@ conformance!(
     what_notifies_is_a_members_choice,
     an_invitation_is_pending_until_joined_and_names_who_invited,
     a_departure_is_kept_until_the_room_is_joined_again,
+    a_room_list_reads_every_member_state_at_once,
 );
 
 /// Accounts with these ids (each its own username and display name).
@@ -360,6 +361,70 @@ async fn a_departure_is_kept_until_the_room_is_joined_again(t: &Target) {
     assert!(store.delete_room("r", 6).await.unwrap().is_some());
     store.ensure_room("r", "ann", 7).await.unwrap();
     assert_eq!(departed("cy").await, None);
+}
+
+/// `member_states` says for a page of rooms what `join_state` says for
+/// each (read position, unread, mentions, notify, draft), for the rooms the
+/// user is a member of only.
+async fn a_room_list_reads_every_member_state_at_once(t: &Target) {
+    let store = t.open().await;
+    for room in ["r", "s", "t"] {
+        store.ensure_room(room, "bo", 1).await.unwrap();
+    }
+    accounts(store.as_ref(), &["ann", "bo"]).await;
+    for room in ["r", "s"] {
+        store.add_member(room, "ann", 2).await.unwrap();
+    }
+    let mut last = 0;
+    for (i, id) in ["one", "@ann two", "three"].iter().enumerate() {
+        last = append(&*store, "r", &user("bo"), id, 10 + i as i64)
+            .await
+            .message
+            .seq;
+    }
+    store.mark_read("ann", "r", 1).await.unwrap();
+    store
+        .set_notify("s", "ann", common::Notify::Mute)
+        .await
+        .unwrap();
+    store.set_draft("s", "ann", Some("later")).await.unwrap();
+    let rooms = [("r", last), ("s", 0), ("t", 0)];
+    let mut states = store
+        .member_states("ann", Some("ann"), &rooms)
+        .await
+        .unwrap();
+    states.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<&str> = states.iter().map(|(room, _)| room.as_str()).collect();
+    assert_eq!(names, ["r", "s"], "not a member of t");
+    for (room, state) in &states {
+        let one = store.join_state("ann", Some("ann"), room).await.unwrap();
+        assert_eq!(
+            (
+                state.read_seq,
+                state.unread,
+                state.mentions,
+                state.notify,
+                &state.draft
+            ),
+            (
+                one.read_seq,
+                one.unread,
+                one.mentions,
+                one.notify,
+                &one.draft
+            ),
+            "{room}"
+        );
+    }
+    assert_eq!((states[0].1.unread, states[0].1.mentions), (2, 1));
+    assert_eq!(states[1].1.draft.as_deref(), Some("later"));
+    assert!(
+        store
+            .member_states("ann", None, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// How many migrations this Hearth has (one file each, per database).

@@ -124,6 +124,10 @@ pub async fn list(
         .then(|| page.last().map(|(room, _)| room.name.clone()))
         .flatten();
     let names: Vec<&str> = page.iter().map(|(room, _)| room.name.as_str()).collect();
+    let last_seqs: std::collections::HashMap<String, u64> = page
+        .iter()
+        .map(|(room, _)| (room.name.clone(), room.last_seq))
+        .collect();
     let counts = app.hub.member_counts(&names).await;
     let idle_ms =
         i64::try_from(app.config.room_list_idle_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
@@ -174,25 +178,35 @@ pub async fn list(
     }
     // The caller's own rooms say what is unread in them, so that a device
     // shows it before any room is opened.
-    let username = who.user.username.as_deref();
-    for summary in list.iter_mut().filter(|r| r.role.is_some()) {
-        match app
-            .hub
-            .store()
-            .join_state(&who.user.id, username, &summary.name)
-            .await
-        {
-            Ok(state) => {
-                summary.unread = state.unread;
-                summary.mentions = state.mentions;
-                summary.draft = state.draft;
-                summary.notify = Some(
-                    state
-                        .notify
-                        .unwrap_or_else(|| Notify::default_for(&summary.name)),
-                );
-            }
-            Err(err) => return internal(err),
+    let own: Vec<(&str, u64)> = list
+        .iter()
+        .filter(|r| r.role.is_some())
+        .map(|r| {
+            (
+                r.name.as_str(),
+                last_seqs.get(r.name.as_str()).copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    let states = match app
+        .hub
+        .store()
+        .member_states(&who.user.id, who.user.username.as_deref(), &own)
+        .await
+    {
+        Ok(states) => states,
+        Err(err) => return internal(err),
+    };
+    for (room, state) in states {
+        if let Some(summary) = list.iter_mut().find(|r| r.name == room) {
+            summary.unread = state.unread;
+            summary.mentions = state.mentions;
+            summary.draft = state.draft;
+            summary.notify = Some(
+                state
+                    .notify
+                    .unwrap_or_else(|| Notify::default_for(&summary.name)),
+            );
         }
     }
     let mut response = Json(list).into_response();
