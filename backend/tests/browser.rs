@@ -1157,6 +1157,14 @@ async fn private_room_invite_removal_and_sign_out(alice: &Client, bob: &Client, 
     invite.send_keys("bob\u{E007}").await.unwrap();
     wait_text(alice, "[data-testid=members]", "Bob", WAIT).await;
     wait_text(alice, ".invite", "Invited Bob (@bob)", WAIT).await;
+    // Marked as invited in her list until he joins.
+    let mark = "//aside[@data-testid='members']//li[.//span[contains(@class,'who') and contains(., 'Bob')]]//span[@class='tag' and text()='invited']";
+    alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(mark))
+        .await
+        .expect("Bob marked as invited");
     screenshot(alice, "alice-private-room.png").await;
 
     // Bob is told of the invitation at once (`rooms_changed`), well
@@ -1200,6 +1208,8 @@ async fn private_room_invite_removal_and_sign_out(alice: &Client, bob: &Client, 
         WAIT,
     )
     .await;
+    // Here now: no longer marked as invited on Alice's screen.
+    assert!(gone(alice, Locator::XPath(mark)).await, "no longer invited");
 
     // Remove asks first; saying no changes nothing.
     let remove = alice

@@ -192,6 +192,9 @@ pub struct SetNotify {
 pub struct RoomMember {
     pub user: User,
     pub role: Role,
+    /// Invited, and has not joined the room yet (absent: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub invited: bool,
 }
 
 /// `POST /api/ws-ticket` response: a one-time ticket for `/ws?ticket=`,

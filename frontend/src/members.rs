@@ -53,6 +53,10 @@ pub fn Members(
     let role_of = move |user_id: &str| {
         roles.with(|r| r.iter().find(|m| m.user.id == user_id).map(|m| m.role))
     };
+    // Invited and not here yet: shown as such, so nobody takes them for a
+    // member who is merely away.
+    let invited =
+        move |user_id: &str| roles.with(|r| r.iter().any(|m| m.user.id == user_id && m.invited));
     // Everyone here now, plus members with a role who are away.
     let people = move || {
         let present: Vec<User> = chat.with(|c| {
@@ -96,7 +100,7 @@ pub fn Members(
         });
     };
     let invitee = RwSignal::new(String::new());
-    let invited = RwSignal::new(String::new());
+    let invited_now = RwSignal::new(String::new());
     let invite = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         let username = common::validate::canonical_username(&invitee.get_untracked());
@@ -109,13 +113,13 @@ pub fn Members(
             match api::invite(&token, &room, &username).await {
                 Ok(member) => {
                     error.set(String::new());
-                    invited.set(format!(
+                    invited_now.set(format!(
                         "Invited {} (@{username}): they see it under Invitations.",
                         member.user.name
                     ));
                 }
                 Err(failure) => {
-                    invited.set(String::new());
+                    invited_now.set(String::new());
                     error.set(failure.text());
                 }
             }
@@ -150,6 +154,10 @@ pub fn Members(
             <h2>"In this room · " {here}</h2>
             <ul>
                 <For each=people key=|(u, present, role)| (u.id.clone(), *present, *role) children=move |(user, present, role)| {
+                    let pending = {
+                        let id = user.id.clone();
+                        move || !present && invited(&id)
+                    };
                     let handle = reading::handle(&user);
                     let label = format!("{} ({handle})", user.name);
                     let is_me = user.id == me_id;
@@ -172,6 +180,7 @@ pub fn Members(
                                 <span class="handle">{handle}</span>
                             </span>
                             {role.filter(|r| *r != Role::Member).map(|r| view! { <span class="tag role">{r.as_str()}</span> })}
+                            {move || pending().then(|| view! { <span class="tag">"invited"</span> })}
                             <span class="actions">
                             {on_direct
                                 .filter(|_| !is_me && !me_is_guest)
@@ -232,7 +241,7 @@ pub fn Members(
                         <input id="invitee" autocapitalize="none" spellcheck="false" placeholder="username" maxlength="32"
                             list="known-people" autocomplete="off"
                             prop:value=move || invitee.get()
-                            on:input=move |ev| { invitee.set(event_target_value(&ev)); invited.set(String::new()); } />
+                            on:input=move |ev| { invitee.set(event_target_value(&ev)); invited_now.set(String::new()); } />
                         <button type="submit">"Invite"</button>
                     </div>
                     <datalist id="known-people">
@@ -240,7 +249,7 @@ pub fn Members(
                             <option value=username.clone()>{format!("{name} (@{username})")}</option>
                         } />
                     </datalist>
-                    <p class="muted small" role="status">{move || invited.get()}</p>
+                    <p class="muted small" role="status">{move || invited_now.get()}</p>
                 </form>
             </Show>
             <p class="error" role="alert">{move || error.get()}</p>

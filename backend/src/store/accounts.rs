@@ -221,7 +221,7 @@ pub trait Accounts: Send + Sync + 'static {
     async fn set_notify(&self, room: &str, user_id: &str, notify: common::Notify) -> Result<bool>;
 
     /// The room's members and their roles, owners first.
-    async fn room_members(&self, room: &str) -> Result<Vec<(User, Role)>>;
+    async fn room_members(&self, room: &str) -> Result<Vec<common::RoomMember>>;
 
     /// For each of `rooms`, its members other than `user_id`, in one query:
     /// who a page of direct conversations is with.

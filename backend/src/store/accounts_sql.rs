@@ -75,7 +75,7 @@ pub const IS_MEMBER: &str = "SELECT COUNT(*) FROM room_members WHERE room = $1 A
 pub const FORGET_DEPARTURE: &str = "DELETE FROM departures WHERE room = $1 AND user_id = $2";
 pub const SET_DRAFT: &str = "UPDATE room_members SET draft = $3 WHERE room = $1 AND user_id = $2";
 pub const SET_NOTIFY: &str = "UPDATE room_members SET notify = $3 WHERE room = $1 AND user_id = $2";
-pub const ROOM_MEMBERS: &str = "SELECT u.id, u.display_name, u.username, m.role FROM room_members m \
+pub const ROOM_MEMBERS: &str = "SELECT u.id, u.display_name, u.username, m.role, m.invited_by FROM room_members m \
      JOIN users u ON u.id = m.user_id WHERE m.room = $1 ORDER BY m.added_at, u.id";
 /// Followed by the user's parameter and `AND m.room IN (…)`: the rooms'
 /// members but one. (Parameters built at run time: see `placeholders`.)
@@ -438,18 +438,22 @@ impl<DB: Dialect> Accounts for SqlStore<DB> {
         Ok(self.change(update).await? > 0)
     }
 
-    async fn room_members(&self, room: &str) -> Result<Vec<(common::User, common::Role)>> {
+    async fn room_members(&self, room: &str) -> Result<Vec<common::RoomMember>> {
         let select = DB::query(ROOM_MEMBERS).bind(room);
-        let rows: Vec<(String, String, Option<String>, String)> =
-            self.all(Access::Read, select).await?;
-        let mut members: Vec<(common::User, common::Role)> = rows
+        type Row = (String, String, Option<String>, String, Option<String>);
+        let rows: Vec<Row> = self.all(Access::Read, select).await?;
+        let mut members: Vec<common::RoomMember> = rows
             .into_iter()
-            .map(|(id, name, username, role)| {
-                (common::User { id, name, username }, parse_role(&role))
-            })
+            .map(
+                |(id, name, username, role, invited_by)| common::RoomMember {
+                    user: common::User { id, name, username },
+                    role: parse_role(&role),
+                    invited: invited_by.is_some(),
+                },
+            )
             .collect();
         // Stable: by role, then in the order they were added.
-        members.sort_by_key(|m| std::cmp::Reverse(m.1));
+        members.sort_by_key(|m| std::cmp::Reverse(m.role));
         Ok(members)
     }
 

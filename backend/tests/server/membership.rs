@@ -217,9 +217,17 @@ async fn an_invitation_says_who_invited_until_it_is_taken_up_or_declined() {
         );
         assert_eq!(summary.role, Some(Role::Member));
     }
-    // Alice's own list has no invitation in it.
+    // Alice's own list has no invitation in it; her member list says Bob
+    // is invited (not a member who is away).
     let hers: Vec<RoomSummary> = get_json(&server.url("/api/rooms"), &alice.token).await;
     assert!(hers.iter().all(|r| r.invited_by.is_none()), "{hers:?}");
+    let invited = async || {
+        let members: Vec<common::RoomMember> =
+            get_json(&server.url("/api/rooms/plans/members"), &alice.token).await;
+        let of = |id: &str| members.iter().find(|m| m.user.id == id).map(|m| m.invited);
+        (of(&alice.user.id), of(&bob.user.id))
+    };
+    assert_eq!(invited().await, (Some(false), Some(true)));
 
     // Joining on the phone takes "plans" up; the laptop hears of it.
     bob_phone.join("plans").await;
@@ -232,6 +240,7 @@ async fn an_invitation_says_who_invited_until_it_is_taken_up_or_declined() {
         (plans.role, plans.invited_by.as_ref()),
         (Some(Role::Member), None)
     );
+    assert_eq!(invited().await, (Some(false), Some(false)), "a member now");
     // Joining again changes nothing and tells nobody.
     bob_phone.join("plans").await;
     bob_laptop

@@ -358,13 +358,7 @@ pub async fn members(
         return response;
     }
     match app.hub.store().room_members(&room).await {
-        Ok(members) => Json(
-            members
-                .into_iter()
-                .map(|(user, role)| RoomMember { user, role })
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
+        Ok(members) => Json(members).into_response(),
         Err(err) => internal(err),
     }
 }
@@ -411,6 +405,7 @@ pub async fn invite(
             return Json(RoomMember {
                 user: invitee,
                 role,
+                invited: false,
             })
             .into_response();
         }
@@ -431,6 +426,7 @@ pub async fn invite(
         Json(RoomMember {
             user: invitee,
             role: Role::Member,
+            invited: true,
         }),
     )
         .into_response()
@@ -527,10 +523,10 @@ pub async fn set_role(
     }
     let store = app.hub.store();
     let member = match store.room_members(&room).await {
-        Ok(members) => members.into_iter().find(|(user, _)| user.id == user_id),
+        Ok(members) => members.into_iter().find(|m| m.user.id == user_id),
         Err(err) => return internal(err),
     };
-    let Some((user, _)) = member else {
+    let Some(RoomMember { user, invited, .. }) = member else {
         return error(
             StatusCode::NOT_FOUND,
             ApiErrorCode::NotAMember,
@@ -546,6 +542,7 @@ pub async fn set_role(
     Json(RoomMember {
         user,
         role: request.role,
+        invited,
     })
     .into_response()
 }
