@@ -569,6 +569,20 @@ async fn say(page: &Client, text: &str) {
     area.send_keys(&format!("{text}\u{E007}")).await.unwrap();
 }
 
+/// Sends `text` with its line breaks (as Shift+Enter would make them):
+/// put in the box as if typed, then Enter.
+async fn say_lines(page: &Client, text: &str) {
+    page.execute(
+        "const area = document.querySelector('.composer textarea');
+         area.value = arguments[0];
+         area.dispatchEvent(new Event('input', {bubbles: true}));",
+        vec![serde_json::json!(text)],
+    )
+    .await
+    .unwrap();
+    say(page, "").await;
+}
+
 async fn screenshot(page: &Client, name: &str) {
     let png = page.screenshot().await.unwrap();
     let dir = workspace().join("target/e2e");
@@ -1472,6 +1486,21 @@ async fn no_accessibility_violations_in_light_and_dark() {
         assert_eq!(active().await, "composer", "the skip link leads to the box");
         say(&page, "Hello from the accessibility check").await;
         wait_text(&page, "[data-testid=messages]", "accessibility check", WAIT).await;
+        // Formatting, checked like everything else on screen.
+        say_lines(
+            &page,
+            "**Formatted**, _slanted_, ~~struck~~ and `inline code`, [a link](https://example.org)\n\n> a quote\n\n- one\n- two\n\n```rust\nfn main() { println!(\"a long line of code that scrolls sideways rather than wrapping\"); }\n```",
+        )
+        .await;
+        wait_text(&page, "[data-testid=messages]", "slanted", WAIT).await;
+        page.wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(".line .content strong"))
+            .await
+            .expect("bold drawn as bold");
+        page.find(Locator::Css(".line .content .code-block button.copy"))
+            .await
+            .expect("a code block with its copy button");
         for found in axe(&page).await {
             problems.push(format!("chat, {name}: {found}"));
         }

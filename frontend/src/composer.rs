@@ -238,7 +238,7 @@ pub fn Composer(
                 id="composer"
                 rows="1"
                 placeholder="Write a message…"
-                title="Enter sends, Shift+Enter starts a new line"
+                title="Enter sends, Shift+Enter starts a new line; Ctrl+B bold, Ctrl+I italic, Ctrl+E code"
                 aria-label="Message"
                 aria-describedby="composer-counter"
                 prop:value=move || text.get()
@@ -280,6 +280,27 @@ pub fn Composer(
                                 return;
                             }
                             _ => {}
+                        }
+                    }
+                    // Ctrl/Cmd+B, I, E: bold, italic, code around the
+                    // selection (again: undone).
+                    if (ev.ctrl_key() || ev.meta_key()) && !ev.alt_key() && !ev.shift_key() {
+                        let marker = match ev.key().to_ascii_lowercase().as_str() {
+                            "b" => Some("**"),
+                            "i" => Some("_"),
+                            "e" => Some("`"),
+                            _ => None,
+                        };
+                        if let (Some(marker), Some(el)) = (marker, area.get_untracked()) {
+                            ev.prevent_default();
+                            let start = el.selection_start().ok().flatten().unwrap_or(0);
+                            let end = el.selection_end().ok().flatten().unwrap_or(start);
+                            let (value, start, end) = crate::markup::toggle_wrap(&text.get_untracked(), start, end, marker);
+                            el.set_value(&value);
+                            let _ = el.set_selection_range(start, end);
+                            text.set(value);
+                            keep_draft();
+                            return;
                         }
                     }
                     if ev.key() == "ArrowUp"

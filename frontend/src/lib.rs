@@ -9,6 +9,7 @@ pub mod chat;
 pub mod connection;
 pub mod forms;
 pub mod links;
+pub mod markup;
 pub mod place;
 pub mod reading;
 pub mod scrolling;
@@ -43,6 +44,8 @@ pub mod message_list;
 pub mod notify;
 #[cfg(target_arch = "wasm32")]
 pub mod profile;
+#[cfg(target_arch = "wasm32")]
+pub mod rich_text;
 #[cfg(target_arch = "wasm32")]
 pub mod room_header;
 #[cfg(target_arch = "wasm32")]

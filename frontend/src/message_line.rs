@@ -1,5 +1,5 @@
 //! One message in the list: who and when, the quote it answers, its text
-//! (as text nodes only: links are the one markup), its state (sending,
+//! (formatted, see `rich_text.rs`), its state (sending,
 //! failed, edited, deleted), and what the reader can do with it (reply,
 //! edit, delete, retry). Editing happens in place.
 
@@ -8,7 +8,8 @@ use leptos::prelude::*;
 use crate::chat::{Chat, Line, LineStatus};
 use crate::links;
 use crate::marks::clock;
-use crate::reading::{self, Decor, Piece};
+use crate::reading::{self, Decor};
+use crate::{markup, rich_text};
 
 /// What the reader can do to a line; each is offered only if given.
 #[derive(Clone, Copy, Default)]
@@ -145,7 +146,7 @@ pub fn MessageLine(
             .into_any(),
             _ => view! {
                 <div class="content">
-                    {content(&text, my_username.as_deref(), stop)}
+                    {rich_text::content(&text, my_username.as_deref(), stop)}
                     {edited.then(|| view! { <span class="edited">" (edited)"</span> })}
                 </div>
             }
@@ -320,8 +321,10 @@ fn quote_view(
     }
 }
 
-/// The first line of `text`, shortened to `QUOTE_CHARS`.
+/// The first line of `text` as plain text (no formatting syntax),
+/// shortened to `QUOTE_CHARS`.
 pub fn snippet(text: &str) -> String {
+    let text = markup::plain_text(text);
     let first = text.lines().next().unwrap_or_default();
     if first.chars().count() > QUOTE_CHARS || text.lines().nth(1).is_some() {
         let short: String = first.chars().take(QUOTE_CHARS).collect();
@@ -374,36 +377,6 @@ fn edit_form(
             </div>
         </form>
     }
-}
-
-/// Message text, with http(s) links as links and `@username` mentions
-/// highlighted (yours more so), and nothing else as markup.
-/// Links are Tab stops only while the focus is in their message (`stop`).
-fn content(
-    text: &str,
-    my_username: Option<&str>,
-    stop: Signal<&'static str>,
-) -> impl IntoView + use<> {
-    reading::pieces(text)
-        .into_iter()
-        .map(|piece| match piece {
-            // The server refuses reordering characters; older messages may
-            // still have them, and they are not shown.
-            Piece::Text(t) => t
-                .chars()
-                .filter(|&c| !common::validate::reorders(c))
-                .collect::<String>()
-                .into_any(),
-            Piece::Mention(name) => {
-                let me = my_username.is_some_and(|me| name[1..].eq_ignore_ascii_case(me));
-                view! { <span class="mention" class:you=me>{name.to_owned()}</span> }.into_any()
-            }
-            Piece::Link(url) => view! {
-                <a href=url.to_owned() dir="ltr" target="_blank" rel="noopener noreferrer" tabindex=stop>{url.to_owned()}</a>
-            }
-            .into_any(),
-        })
-        .collect_view()
 }
 
 /// `datetime` (ISO 8601) and a full local date and time, for `<time>`.

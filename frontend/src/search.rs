@@ -98,7 +98,9 @@ pub fn SearchResultsPanel(
                 .iter()
                 .map(|m| {
                     let (room, seq) = (m.room.clone(), m.seq);
-                    let marked = reading::highlight(&m.content, &words)
+                    // The text as read, without its formatting syntax.
+                    let plain = crate::markup::plain_text(&m.content);
+                    let marked = reading::highlight(&plain, &words)
                         .into_iter()
                         .map(|(run, hit)| {
                             if hit {

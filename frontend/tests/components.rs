@@ -580,6 +580,123 @@ async fn the_composer_sends_on_enter_and_not_on_shift_enter() {
     assert_eq!(sent.get_untracked().len(), 1);
 }
 
+#[wasm_bindgen_test]
+async fn formatting_is_drawn_as_elements_and_never_as_markup() {
+    let root = container();
+    let chat = RwSignal::new(chat_with_room());
+    let bob = user("bob", "Bob");
+    chat.update(|c| {
+        let inline = "**bold** _it_ ~~gone~~ `x` <b>raw</b> [docs](https://example.org) \
+            [https://bank.example](https://evil.example/) [bad](javascript:alert(1))";
+        c.apply(&message(1, bob.clone(), inline), 0.0);
+        c.apply(&message(2, bob.clone(), "```rust\nfn main() {}\n```"), 0.0);
+        c.apply(
+            &message(3, bob.clone(), "> quoted\n\n- one\n- two\n\n# Big"),
+            0.0,
+        );
+    });
+    let room = Signal::derive(|| "general".to_owned());
+    let _mounted = mount_to(root.clone(), move || view! { <MessageList chat room /> });
+    tick().await;
+    let line =
+        |seq: u32, css: &str| text_of(&root, &format!(".line[data-seq='{seq}'] .content {css}"));
+    assert_eq!(line(1, "strong"), "bold");
+    assert_eq!(line(1, "em"), "it");
+    assert_eq!(line(1, "del"), "gone");
+    assert_eq!(line(1, "code"), "x");
+    // Raw HTML is text; only the formatting made elements.
+    assert!(root.query_selector(".content b").unwrap().is_none());
+    assert!(line(1, "").contains("<b>raw</b>"));
+    let docs = root
+        .query_selector(".line[data-seq='1'] a[href='https://example.org']")
+        .unwrap()
+        .expect("the link");
+    assert_eq!(docs.text_content().unwrap(), "docs");
+    assert_eq!(
+        docs.get_attribute("rel").as_deref(),
+        Some("noopener noreferrer")
+    );
+    // A link whose text names another host says where it really goes.
+    assert_eq!(line(1, ".link-host"), " (evil.example)");
+    // No script link: its text only.
+    assert!(
+        root.query_selector("a[href^='javascript']")
+            .unwrap()
+            .is_none()
+    );
+    assert!(line(1, "").contains("bad"));
+
+    assert_eq!(line(2, ".code-block pre code"), "fn main() {}");
+    assert_eq!(line(2, ".code-block button.copy"), "Copy");
+    assert_eq!(
+        root.query_selector(".code-block pre code")
+            .unwrap()
+            .unwrap()
+            .get_attribute("tabindex")
+            .as_deref(),
+        Some("-1"),
+        "a region that scrolls is a Tab stop only while its message has the focus"
+    );
+
+    assert_eq!(line(3, "blockquote"), "quoted");
+    assert_eq!(
+        root.query_selector_all(".line[data-seq='3'] ul li")
+            .unwrap()
+            .length(),
+        2
+    );
+    assert!(
+        root.query_selector(".content h1").unwrap().is_none(),
+        "no big heading"
+    );
+    assert_eq!(line(3, "p strong"), "Big");
+}
+
+#[wasm_bindgen_test]
+async fn ctrl_b_i_e_wrap_the_selection_in_the_composer() {
+    let root = container();
+    let _mounted = mount_to(root.clone(), move || {
+        view! { <Composer room=Signal::derive(|| "fmt".to_owned()) on_send=Callback::new(|_: String| {}) on_typing=Callback::new(|()| {}) /> }
+    });
+    tick().await;
+    let area: web_sys::HtmlTextAreaElement = root
+        .query_selector("textarea")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    type_into(&area, "make this bold");
+    let ctrl = |k: &str| {
+        let init = web_sys::KeyboardEventInit::new();
+        init.set_key(k);
+        init.set_ctrl_key(true);
+        init.set_bubbles(true);
+        init.set_cancelable(true);
+        web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap()
+    };
+    area.set_selection_range(10, 14).unwrap();
+    let bold = ctrl("b");
+    area.dispatch_event(&bold).unwrap();
+    assert!(bold.default_prevented());
+    assert_eq!(area.value(), "make this **bold**");
+    assert_eq!(
+        (
+            area.selection_start().unwrap(),
+            area.selection_end().unwrap()
+        ),
+        (Some(12), Some(16)),
+        "the same words stay selected"
+    );
+    // Again: undone.
+    area.dispatch_event(&ctrl("b")).unwrap();
+    assert_eq!(area.value(), "make this bold");
+    area.set_selection_range(0, 4).unwrap();
+    area.dispatch_event(&ctrl("e")).unwrap();
+    assert_eq!(area.value(), "`make` this bold");
+    area.set_selection_range(7, 11).unwrap();
+    area.dispatch_event(&ctrl("i")).unwrap();
+    assert_eq!(area.value(), "`make` _this_ bold");
+}
+
 /// Lets effects (not only rendering) run, and an animation frame pass.
 async fn settle() {
     for _ in 0..3 {
