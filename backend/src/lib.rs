@@ -12,6 +12,7 @@ pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod conn;
+pub mod emoji;
 pub mod http;
 pub mod hub;
 pub mod limits;

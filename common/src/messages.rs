@@ -204,7 +204,7 @@ pub enum ClientMsg {
         target: u64,
         client_id: String,
     },
-    /// React to message `target` with one of `validate::REACTIONS`
+    /// React to message `target` with any one emoji
     /// (`on`), or take the reaction back. Reacting twice is reacting once.
     React {
         room: String,

@@ -118,7 +118,7 @@ async fn edits_deletes_replies_and_topics_are_entries_of_the_log() {
         .await;
     assert_eq!(refused(&mut bob, "b6").await, ErrorCode::InvalidContent);
 
-    // Reactions: a small set of emoji, toggled; anything else is refused.
+    // Reactions: an emoji, toggled; anything else is refused.
     bob.send_json(
         json!({"type":"react","room":"plans","target":1,"emoji":"👍","on":true,"client_id":"b7"}),
     )
@@ -233,6 +233,75 @@ async fn edits_deletes_replies_and_topics_are_entries_of_the_log() {
 /// `GET /api/search`: every word as a prefix, newest first, in the rooms
 /// the caller may read; paged with `next`; a query with no words is a
 /// `400 invalid_query`, and query syntax is just words.
+/// A reaction is any one emoji (not a short list), kept in its full form:
+/// "❤" without its variation selector is the same reaction as "❤️". Text,
+/// two emoji or a lone skin-tone modifier is refused, and the connection
+/// goes on. The picker's data is one request away, compressed.
+#[tokio::test]
+async fn any_one_emoji_is_a_reaction_in_its_full_form() {
+    let server = TestServer::start().await;
+    let alice_session = server.sign_in("alice").await;
+    let mut alice = server.connect(&alice_session).await;
+    let mut bob = server.client("bob").await;
+    alice.join("crabs").await;
+    bob.join("crabs").await;
+    alice.say("crabs", "Rust 2026 is out", "a1").await;
+    assert_eq!(acked(&mut alice, "a1").await, 1);
+    let react = |emoji: &str, id: &str| json!({"type":"react","room":"crabs","target":1,"emoji":emoji,"on":true,"client_id":id});
+    for (emoji, stored, id) in [
+        ("🦀", "🦀", "b1"),
+        ("👍🏽", "👍🏽", "b2"),
+        ("👩‍💻", "👩‍💻", "b3"),
+        ("\u{2764}", "\u{2764}\u{fe0f}", "b4"),
+    ] {
+        bob.send_json(react(emoji, id)).await;
+        acked(&mut bob, id).await;
+        let seen = event(&mut alice).await;
+        assert_eq!(
+            (seen.kind, seen.content.as_str()),
+            (EntryKind::React, stored)
+        );
+    }
+    for (not, id) in [
+        ("ok", "b5"),
+        ("👍👍", "b6"),
+        ("\u{1f3fd}", "b7"),
+        (":crab:", "b8"),
+    ] {
+        bob.send_json(react(not, id)).await;
+        assert_eq!(
+            refused(&mut bob, id).await,
+            ErrorCode::InvalidContent,
+            "{not}"
+        );
+    }
+    // The history has them, once each, under the full form.
+    let url = server.url("/api/rooms/crabs/messages");
+    let page: Vec<ChatMessage> = crate::support::get_json(&url, &alice_session.token).await;
+    let mut emoji: Vec<&str> = page[0].reactions.iter().map(|r| r.emoji.as_str()).collect();
+    emoji.sort_unstable();
+    let mut want = vec!["🦀", "👍🏽", "👩‍💻", "\u{2764}\u{fe0f}"];
+    want.sort_unstable();
+    assert_eq!(emoji, want);
+
+    let catalog = reqwest::Client::new()
+        .get(server.url("/api/emoji"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(catalog.status(), 200);
+    assert_eq!(catalog.headers()["content-encoding"], "gzip");
+    assert!(
+        catalog.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+    let size = catalog.bytes().await.unwrap().len();
+    assert!((10_000..60_000).contains(&size), "{size} bytes gzipped");
+}
+
 #[tokio::test]
 async fn search_finds_messages_in_rooms_you_may_read() {
     let server = TestServer::start().await;

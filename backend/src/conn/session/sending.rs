@@ -19,7 +19,7 @@ pub(super) type SendOutcome = (String, String, Result<(), crate::store::StoreErr
 impl Session {
     /// Adds an entry to the room's log: a message, or a change. All of them
     /// are paced by the same send limit, stored in order, and acked.
-    pub(super) async fn send(&mut self, room: String, client_id: String, entry: Post) {
+    pub(super) async fn send(&mut self, room: String, client_id: String, mut entry: Post) {
         if let Err(why) = validate::client_id(&client_id) {
             return self.reject(ErrorCode::InvalidClientId, why, Some(client_id));
         }
@@ -39,11 +39,28 @@ impl Session {
                 validate::content(content)
             }
             Post::Topic { topic } => validate::topic(topic),
-            Post::React { emoji, .. } => validate::reaction(emoji),
+            Post::React { .. } => Ok(()),
             Post::Delete { .. } => Ok(()),
         };
         if let Err(why) = checked {
             return self.reject(ErrorCode::InvalidContent, why, Some(client_id));
+        }
+        // Any one emoji, stored in its full form (see `emoji.rs`).
+        if let Post::React { emoji, .. } = &mut entry {
+            match crate::emoji::reaction(emoji) {
+                Some(canonical) => {
+                    if emoji != canonical {
+                        *emoji = canonical.to_owned();
+                    }
+                }
+                None => {
+                    return self.reject(
+                        ErrorCode::InvalidContent,
+                        "react with one emoji",
+                        Some(client_id),
+                    );
+                }
+            }
         }
         if !self.send_bucket.try_take(std::time::Instant::now()) {
             prometheus::rate_limited("send");

@@ -11,6 +11,7 @@
 
 mod accounts;
 mod drafts;
+mod emoji;
 mod notify;
 pub mod publish;
 mod rooms;
@@ -62,6 +63,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/rooms/{room}/draft", put(drafts::set))
         .route("/search", get(search::search))
         .route("/dms", post(rooms::start_direct))
+        .route("/emoji", get(emoji::catalog))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
