@@ -319,3 +319,15 @@ pub async fn ws_ticket(api_base: &str, token: &str) -> Result<String, TicketErro
         _ => Err(TicketError::Unavailable),
     }
 }
+
+/// Every emoji, for the picker (`GET /api/emoji`; no session needed).
+pub async fn emoji_catalog() -> Result<Vec<crate::emoji::Group>, Failure> {
+    let response = send(Request::get("/api/emoji"), None).await?;
+    let text = response.text().await.map_err(|_| Failure::unreachable())?;
+    crate::emoji::parse(&text).ok_or(Failure {
+        status: response.status(),
+        code: None,
+        message: "the emoji list did not load".into(),
+        retry_after: None,
+    })
+}

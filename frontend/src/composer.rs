@@ -1,11 +1,13 @@
 //! The message box of the room on screen: a draft per room (kept across
 //! reloads), Enter to send, growing with its text,
-//! a byte counter near the limit, the message being answered, and
-//! `@username` completion from the room's members.
+//! a byte counter near the limit, the message being answered,
+//! `@username` completion from the room's members, an emoji picker, and
+//! Ctrl/Cmd+B, I, E for bold, italic and code.
 
 use common::User;
 use leptos::prelude::*;
 
+use crate::emoji_picker::EmojiPicker;
 use crate::reading;
 
 /// Show the byte counter once a message is this close to the limit.
@@ -192,6 +194,32 @@ pub fn Composer(
             });
         }
     };
+    // The emoji picker, for the box: what is picked goes in at the cursor.
+    let emoji_open = RwSignal::new(false);
+    let insert_emoji = Callback::new(move |emoji: String| {
+        emoji_open.set(false);
+        let Some(el) = area.get_untracked() else {
+            return;
+        };
+        let value = text.get_untracked();
+        let start = byte_offset(
+            &value,
+            el.selection_start().ok().flatten().unwrap_or(u32::MAX),
+        );
+        let end = byte_offset(
+            &value,
+            el.selection_end().ok().flatten().unwrap_or(u32::MAX),
+        )
+        .max(start);
+        let value = format!("{}{emoji}{}", &value[..start], &value[end..]);
+        let caret = value[..start + emoji.len()].encode_utf16().count() as u32;
+        text.set(value);
+        keep_draft();
+        request_animation_frame(move || {
+            let _ = el.focus();
+            let _ = el.set_selection_range(caret, caret);
+        });
+    });
     let suggestion_list = move || {
         let list = suggestions.get();
         (!list.is_empty()).then(|| {
@@ -319,6 +347,14 @@ pub fn Composer(
                     }
                 }
             ></textarea>
+            <div class="composer-emoji">
+                <button type="button" class="emoji-button" aria-label="Insert an emoji" title="Insert an emoji"
+                    aria-expanded=move || emoji_open.get().to_string()
+                    on:click=move |_| emoji_open.update(|o| *o = !*o)>"☺"</button>
+                <Show when=move || emoji_open.get()>
+                    <EmojiPicker on_pick=insert_emoji on_close=Callback::new(move |()| emoji_open.set(false)) />
+                </Show>
+            </div>
             <button type="submit" disabled=too_long>"Send"</button>
             <p id="composer-counter" class="counter" class:over=too_long aria-live="polite">
                 {move || (bytes() > COUNTER_FROM_BYTES).then(counter)}

@@ -7,6 +7,7 @@
 
 pub mod chat;
 pub mod connection;
+pub mod emoji;
 pub mod forms;
 pub mod links;
 pub mod markup;
@@ -30,6 +31,8 @@ pub mod directs;
 pub mod drafts;
 #[cfg(target_arch = "wasm32")]
 pub mod driver;
+#[cfg(target_arch = "wasm32")]
+pub mod emoji_picker;
 #[cfg(target_arch = "wasm32")]
 pub mod invitations;
 #[cfg(target_arch = "wasm32")]

@@ -6,6 +6,7 @@
 use leptos::prelude::*;
 
 use crate::chat::{Chat, Line, LineStatus};
+use crate::emoji_picker::EmojiPicker;
 use crate::links;
 use crate::marks::clock;
 use crate::reading::{self, Decor};
@@ -265,11 +266,23 @@ fn reactions_view(
             }
         })
         .collect_view();
-    let mine: Vec<String> = common::validate::REACTIONS
+    // Every emoji this person reacted with here: picking one again takes
+    // it back.
+    let mine: Vec<String> = line
+        .reactions
         .iter()
-        .filter(|e| line.reacted(e, me))
-        .map(|e| (*e).to_owned())
+        .filter(|r| r.users.iter().any(|u| u.id == me))
+        .map(|r| r.emoji.clone())
         .collect();
+    let more = RwSignal::new(false);
+    let from_picker = {
+        let mine = mine.clone();
+        Callback::new(move |emoji: String| {
+            more.set(false);
+            let on = !mine.contains(&emoji);
+            toggle(emoji, on);
+        })
+    };
     view! {
         <div class="reactions">
             {chips}
@@ -285,7 +298,13 @@ fn reactions_view(
                             }
                         })
                         .collect_view()}
+                    <button type="button" class="more-emoji" aria-label="More emoji" title="More emoji"
+                        aria-expanded=move || more.get().to_string()
+                        on:click=move |_| more.update(|m| *m = !*m)>"+"</button>
                 </div>
+                <Show when=move || more.get()>
+                    <EmojiPicker on_pick=from_picker on_close=Callback::new(move |()| more.set(false)) />
+                </Show>
             </Show>
         </div>
     }

@@ -133,3 +133,37 @@ pub fn save_draft(room: &str, text: &str) {
         store.set_item(&key, text)
     };
 }
+
+const RECENT_EMOJI_KEY: &str = "hearth.emoji.recent";
+const TONE_KEY: &str = "hearth.emoji.tone";
+
+/// The emoji this browser used last, newest first.
+pub fn load_recent_emoji() -> Vec<String> {
+    store()
+        .and_then(|s| s.get_item(RECENT_EMOJI_KEY).ok().flatten())
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default()
+}
+
+pub fn save_recent_emoji(recent: &[String]) {
+    if let Some(store) = store() {
+        let _ = store.set_item(
+            RECENT_EMOJI_KEY,
+            &serde_json::to_string(recent).unwrap_or_default(),
+        );
+    }
+}
+
+/// The skin tone chosen in the picker (`None`: the default yellow).
+pub fn load_tone() -> Option<char> {
+    store()?.get_item(TONE_KEY).ok()??.chars().next()
+}
+
+pub fn save_tone(tone: Option<char>) {
+    if let Some(store) = store() {
+        let _ = match tone {
+            Some(tone) => store.set_item(TONE_KEY, &tone.to_string()),
+            None => store.remove_item(TONE_KEY),
+        };
+    }
+}

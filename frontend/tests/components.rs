@@ -752,7 +752,7 @@ async fn each_room_keeps_its_draft_and_the_counter_warns_near_the_limit() {
         "4 bytes too long: a message holds at most 4096 bytes"
     );
     let button: web_sys::HtmlButtonElement = root
-        .query_selector("button")
+        .query_selector("button[type=submit]")
         .unwrap()
         .unwrap()
         .unchecked_into();

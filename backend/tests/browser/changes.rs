@@ -158,6 +158,104 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
         .unwrap();
     wait_text(bob, ".line .chip", "👍 1", WAIT).await;
 
+    // Any emoji: Alice opens the full picker from the same row, searches,
+    // picks a skin tone, and reacts with it; Bob sees it. The picker's
+    // data came from the server when it first opened.
+    line_action(alice, "Make it 7", "React").await;
+    alice
+        .find(Locator::Css(".line .picker button.more-emoji"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let search = alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".line .emoji-picker input.emoji-search"))
+        .await
+        .unwrap();
+    alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".line .emoji-picker .emoji-grid button.emoji"))
+        .await
+        .expect("the emoji loaded");
+    let found = axe(alice).await;
+    assert!(found.is_empty(), "axe, the emoji picker: {found:?}");
+    // Glyphs of a color font not used before are drawn a moment later.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    screenshot(alice, "alice-emoji-picker.png").await;
+    alice
+        .find(Locator::Css(
+            ".emoji-picker .tone[aria-label='Skin tone: medium']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    search.send_keys("wave").await.unwrap();
+    alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(
+            ".emoji-grid button.emoji[aria-label='waving hand']",
+        ))
+        .await
+        .expect("found by name")
+        .click()
+        .await
+        .unwrap();
+    bob.wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(
+            "//button[contains(@class,'chip') and contains(., '👋🏽')]",
+        ))
+        .await
+        .expect("Bob sees Alice's 👋🏽");
+    assert!(
+        gone(alice, Locator::Css(".emoji-picker")).await,
+        "closed once picked"
+    );
+    // The same picker puts an emoji in the message box, at the cursor.
+    alice
+        .find(Locator::Css(".composer .emoji-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".composer .emoji-picker input.emoji-search"))
+        .await
+        .unwrap()
+        .send_keys("tada")
+        .await
+        .unwrap();
+    alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(
+            ".composer .emoji-grid button.emoji[aria-label='party popper']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let typed = poll_js(
+        alice,
+        "return document.querySelector('.composer textarea').value",
+        |v| v == "🎉",
+    )
+    .await;
+    assert_eq!(typed, "🎉", "inserted in the box");
+    say(alice, " agreed").await;
+    wait_text(bob, "[data-testid=messages]", "🎉 agreed", WAIT).await;
+
     // Bob corrects his question: both see it edited, and the quote follows.
     line_action(bob, "Meet at 6?", "Edit").await;
     type_edit(bob, "Meet at 6:30?").await;
@@ -424,7 +522,7 @@ async fn every_reaction_is_visible(page: &Client) {
             "const picker = document.querySelector('.line .picker');
              const bg = getComputedStyle(picker).backgroundColor;
              const [br, bgr, bb] = bg.match(/\\d+/g).map(Number);
-             return [...picker.querySelectorAll('button')].map(b => {
+             return [...picker.querySelectorAll('button:not(.more-emoji)')].map(b => {
                const cs = getComputedStyle(b);
                const c = document.createElement('canvas');
                c.width = 64; c.height = 64;
