@@ -7,8 +7,10 @@
 use common::User;
 use leptos::prelude::*;
 
-use crate::emoji_picker::EmojiPicker;
-use crate::reading;
+use leptos::task::spawn_local;
+
+use crate::emoji_picker::{self, EmojiPicker};
+use crate::{emoji, reading};
 
 /// Show the byte counter once a message is this close to the limit.
 const COUNTER_FROM_BYTES: usize = common::validate::MAX_CONTENT_BYTES - 512;
@@ -136,19 +138,21 @@ pub fn Composer(
             }
         })
     };
-    // `@` completion: who matches what is typed after the `@` at the cursor.
-    let suggestions = RwSignal::new(Vec::<User>::new());
+    // `@` completion: who matches what is typed after the `@` at the cursor;
+    // `:shortcode` completion: which emoji (the list loads on first use).
+    let suggestions = RwSignal::new(Vec::<Suggestion>::new());
     let chosen = RwSignal::new(0usize);
     let typing_at = StoredValue::new(None::<(usize, usize)>);
+    let emoji_loaded = RwSignal::new(0u32);
     let suggest = move || {
         let Some(el) = area.get_untracked() else {
             return;
         };
         let value = text.get_untracked();
         let cursor = byte_offset(&value, el.selection_start().ok().flatten().unwrap_or(0));
-        let found = reading::mention_at(&value, cursor).and_then(|(at, typed)| {
+        let people = reading::mention_at(&value, cursor).and_then(|(at, typed)| {
             let typed = typed.to_ascii_lowercase();
-            let list: Vec<User> = members?.with_untracked(|all| {
+            let list: Vec<Suggestion> = members?.with_untracked(|all| {
                 all.iter()
                     .filter(|u| {
                         u.username.as_deref().is_some_and(|n| n.starts_with(&typed))
@@ -157,8 +161,29 @@ pub fn Composer(
                     .filter(|u| u.username.is_some())
                     .take(6)
                     .cloned()
+                    .map(Suggestion::Person)
                     .collect()
             });
+            (!list.is_empty()).then_some((at, cursor, list))
+        });
+        let found = people.or_else(|| {
+            let (at, typed) = emoji::shortcode_at(&value, cursor)?;
+            let Some(groups) = emoji_picker::cached() else {
+                // Asked again once the list is here.
+                spawn_local(async move {
+                    if emoji_picker::load().await.is_ok() {
+                        let _ = emoji_loaded.try_update(|n| *n += 1);
+                    }
+                });
+                return None;
+            };
+            let list: Vec<Suggestion> = emoji::by_shortcode(&groups, typed, 6)
+                .into_iter()
+                .map(|(e, code)| Suggestion::Emoji {
+                    emoji: e.emoji.clone(),
+                    code: code.to_owned(),
+                })
+                .collect();
             (!list.is_empty()).then_some((at, cursor, list))
         });
         match found {
@@ -175,13 +200,34 @@ pub fn Composer(
             }
         }
     };
-    let complete = move |user: &User| {
-        let (Some((at, cursor)), Some(username)) =
-            (typing_at.get_value(), user.username.as_deref())
-        else {
+    // The emoji list arrived while a shortcode was being typed: suggest.
+    Effect::new(move |first: Option<()>| {
+        emoji_loaded.track();
+        if first.is_some() {
+            suggest();
+        }
+    });
+    let complete = move |picked: &Suggestion| {
+        let Some((at, cursor)) = typing_at.get_value() else {
             return;
         };
-        let (value, after) = reading::complete_mention(&text.get_untracked(), at, cursor, username);
+        let value = text.get_untracked();
+        let (value, after) = match picked {
+            Suggestion::Person(user) => {
+                let Some(username) = user.username.as_deref() else {
+                    return;
+                };
+                reading::complete_mention(&value, at, cursor, username)
+            }
+            Suggestion::Emoji { emoji, .. } => {
+                let done = format!(
+                    "{}{emoji}{}",
+                    &value[..at],
+                    &value[cursor.min(value.len())..]
+                );
+                (done, at + emoji.len())
+            }
+        };
         let caret = value[..after].encode_utf16().count() as u32;
         text.set(value);
         keep_draft();
@@ -224,18 +270,25 @@ pub fn Composer(
         let list = suggestions.get();
         (!list.is_empty()).then(|| {
             view! {
-                <ul class="mentions-list" id="mention-list" role="listbox" aria-label="People to mention">
+                <ul class="mentions-list" id="mention-list" role="listbox" aria-label="Suggestions">
                     {list
                         .into_iter()
                         .enumerate()
-                        .map(|(i, user)| {
-                            let handle = reading::handle(&user);
-                            let picked = user.clone();
+                        .map(|(i, suggestion)| {
+                            let shown = match &suggestion {
+                                Suggestion::Person(user) => {
+                                    let handle = reading::handle(user);
+                                    view! { <strong>{user.name.clone()}</strong> " " <span class="muted">{handle}</span> }.into_any()
+                                }
+                                Suggestion::Emoji { emoji, code } => {
+                                    view! { <span class="emoji">{emoji.clone()}</span> " " <span class="muted">{format!(":{code}:")}</span> }.into_any()
+                                }
+                            };
                             view! {
                                 <li role="option" id=format!("mention-{i}")
                                     aria-selected=move || (chosen.get() == i).to_string()
-                                    on:mousedown=move |ev| { ev.prevent_default(); complete(&picked); }>
-                                    <strong>{user.name.clone()}</strong> " " <span class="muted">{handle}</span>
+                                    on:mousedown=move |ev| { ev.prevent_default(); complete(&suggestion); }>
+                                    {shown}
                                 </li>
                             }
                         })
@@ -298,8 +351,8 @@ pub fn Composer(
                             }
                             "Enter" | "Tab" => {
                                 ev.prevent_default();
-                                let user = suggestions.with_untracked(|s| s[chosen.get_untracked().min(open - 1)].clone());
-                                complete(&user);
+                                let picked = suggestions.with_untracked(|s| s[chosen.get_untracked().min(open - 1)].clone());
+                                complete(&picked);
                                 return;
                             }
                             "Escape" => {
@@ -361,6 +414,15 @@ pub fn Composer(
             </p>
         </form>
     }
+}
+
+/// What the list over the box offers for what is being typed.
+#[derive(Clone)]
+enum Suggestion {
+    /// `@username`
+    Person(User),
+    /// `:shortcode`
+    Emoji { emoji: String, code: String },
 }
 
 /// The byte offset in `text` of a position counted in UTF-16 units (what

@@ -137,6 +137,46 @@ pub fn name_of<'a>(groups: &'a [Group], emoji: &str) -> Option<&'a str> {
         .map(|e| e.name.as_str())
 }
 
+/// A `:shortcode` being typed at `cursor` (a byte offset): where its colon
+/// is and what follows it, once that is two characters or more. The colon
+/// starts a word (so "10:30" and "http://" are no shortcodes).
+pub fn shortcode_at(text: &str, cursor: usize) -> Option<(usize, &str)> {
+    let before = text.get(..cursor)?;
+    let start = before
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-')))
+        .filter(|at| before[*at..].starts_with(':'))?;
+    let typed = &before[start + 1..];
+    let opens_word = before[..start]
+        .chars()
+        .next_back()
+        .is_none_or(|c| c.is_whitespace() || matches!(c, '(' | '"' | '\''));
+    (opens_word && typed.chars().count() >= 2).then_some((start, typed))
+}
+
+/// Emoji with a shortcode starting with `typed` (an exact one first), each
+/// with that shortcode; at most `limit`.
+pub fn by_shortcode<'a>(
+    groups: &'a [Group],
+    typed: &str,
+    limit: usize,
+) -> Vec<(&'a Emoji, &'a str)> {
+    let typed = typed.to_ascii_lowercase();
+    let mut found: Vec<(bool, &Emoji, &str)> = groups
+        .iter()
+        .flat_map(|g| &g.emoji)
+        .filter_map(|e| {
+            let code = e.shortcodes.iter().find(|s| s.starts_with(&typed))?;
+            Some((*code != typed, e, code.as_str()))
+        })
+        .collect();
+    found.sort_by_key(|(inexact, ..)| *inexact);
+    found
+        .into_iter()
+        .take(limit)
+        .map(|(_, e, code)| (e, code))
+        .collect()
+}
+
 /// How many emoji "Recently used" keeps.
 pub const RECENT: usize = 24;
 
@@ -225,6 +265,26 @@ mod tests {
         assert_eq!(name_of(&groups, "👍🏽"), Some("thumbs up"));
         assert_eq!(name_of(&groups, "\u{2764}"), Some("red heart"));
         assert_eq!(name_of(&groups, "x"), None);
+    }
+
+    #[test]
+    fn a_shortcode_is_completed_where_a_word_starts() {
+        assert_eq!(shortcode_at("nice :cr", 8), Some((5, "cr")));
+        assert_eq!(shortcode_at(":+1", 3), Some((0, "+1")));
+        assert_eq!(shortcode_at("nice :c", 7), None, "two characters first");
+        assert_eq!(shortcode_at("at 10:30", 8), None, "a time");
+        assert_eq!(shortcode_at("see http://x", 12), None);
+        assert_eq!(shortcode_at("nice :crab: ok", 14), None, "done");
+        assert_eq!(shortcode_at("é :ta", 6), Some((3, "ta")));
+        let groups = catalog();
+        let found = by_shortcode(&groups, "crab", 3);
+        assert_eq!((found[0].0.emoji.as_str(), found[0].1), ("🦀", "crab"));
+        assert!(
+            by_shortcode(&groups, "ta", 6)
+                .iter()
+                .any(|(e, _)| e.emoji == "🎉")
+        );
+        assert!(by_shortcode(&groups, "zzqq", 6).is_empty());
     }
 
     #[test]

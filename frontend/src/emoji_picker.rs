@@ -21,19 +21,32 @@ thread_local! {
     static CATALOG: RefCell<Option<Arc<Vec<Group>>>> = const { RefCell::new(None) };
 }
 
+/// The catalog if this page has it already.
+pub fn cached() -> Option<Arc<Vec<Group>>> {
+    CATALOG.with(|c| c.borrow().clone())
+}
+
+/// The catalog, fetched once (`GET /api/emoji`) and kept for the page.
+pub async fn load() -> Result<Arc<Vec<Group>>, api::Failure> {
+    if let Some(groups) = cached() {
+        return Ok(groups);
+    }
+    let groups = Arc::new(api::emoji_catalog().await?);
+    CATALOG.with(|c| *c.borrow_mut() = Some(groups.clone()));
+    Ok(groups)
+}
+
 /// Lets a person choose an emoji; `on_pick` gets it (in their skin tone).
 /// Escape, or `on_close`, closes it.
 #[component]
 pub fn EmojiPicker(on_pick: Callback<String>, on_close: Callback<()>) -> impl IntoView {
-    let catalog = RwSignal::new(CATALOG.with(|c| c.borrow().clone()));
+    let catalog = RwSignal::new(cached());
     let failed = RwSignal::new(None::<String>);
     if catalog.get_untracked().is_none() {
         spawn_local(async move {
-            match api::emoji_catalog().await {
+            match load().await {
+                // The picker may be closed by now.
                 Ok(groups) => {
-                    let groups = Arc::new(groups);
-                    CATALOG.with(|c| *c.borrow_mut() = Some(groups.clone()));
-                    // The picker may be closed by now.
                     let _ = catalog.try_set(Some(groups));
                 }
                 Err(failure) => {

@@ -255,6 +255,23 @@ pub async fn replies_edits_deletes_and_topic(alice: &Client, bob: &Client) {
     assert_eq!(typed, "🎉", "inserted in the box");
     say(alice, " agreed").await;
     wait_text(bob, "[data-testid=messages]", "🎉 agreed", WAIT).await;
+    // `:shortcode` completes like a mention: Enter takes the first.
+    let area = alice
+        .find(Locator::Css(".composer textarea"))
+        .await
+        .unwrap();
+    area.send_keys(":tad").await.unwrap();
+    wait_text(alice, "#mention-list", ":tada:", WAIT).await;
+    area.send_keys("\u{E007}").await.unwrap();
+    let typed = poll_js(
+        alice,
+        "return document.querySelector('.composer textarea').value",
+        |v| v == "🎉",
+    )
+    .await;
+    assert_eq!(typed, "🎉", "the shortcode became its emoji");
+    say(alice, " by shortcode").await;
+    wait_text(bob, "[data-testid=messages]", "🎉 by shortcode", WAIT).await;
 
     // Bob corrects his question: both see it edited, and the quote follows.
     line_action(bob, "Meet at 6?", "Edit").await;
