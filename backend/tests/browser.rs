@@ -1543,6 +1543,38 @@ async fn no_accessibility_violations_in_light_and_dark() {
             ));
         }
         screenshot(&page, &format!("chat-phone-tapped-{name}.png")).await;
+        // The emoji picker over the box, at phone size.
+        page.find(Locator::Css(".composer .emoji-button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        page.wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(".emoji-grid button.emoji"))
+            .await
+            .expect("the emoji loaded");
+        for found in axe(&page).await {
+            problems.push(format!("emoji picker at phone size, {name}: {found}"));
+        }
+        for small in small_tap_targets(&page).await {
+            problems.push(format!(
+                "tap target under 44 px in the emoji picker, {name}: {small}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        screenshot(&page, &format!("emoji-phone-{name}.png")).await;
+        page.find(Locator::Css(".emoji-search"))
+            .await
+            .unwrap()
+            .send_keys("\u{E00C}")
+            .await
+            .unwrap();
+        assert!(
+            gone(&page, Locator::Css(".emoji-picker")).await,
+            "Escape closes the emoji picker"
+        );
         // A tap in the middle of a short message selects it and does
         // nothing else (a hidden action bar once caught it).
         page.find(Locator::Css(".messages .line .content"))
