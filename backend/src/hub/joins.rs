@@ -97,7 +97,7 @@ impl Hub {
     ) -> Result<JoinTicket, JoinError> {
         // A room unloaded between `load` and entering it is loaded again.
         let mut attempts = 0;
-        let (room, up_to, already_live, early, evicted_meanwhile) = loop {
+        let (room, up_to, already_live) = loop {
             attempts += 1;
             let Some((room, fresh)) = self.load(name, &peer.user.id, create).await? else {
                 return Err(JoinError::Gone);
@@ -114,25 +114,6 @@ impl Hub {
             if admitted != Admission::Enter {
                 return Err(JoinError::Refused);
             }
-            let public = room.visibility == common::Visibility::Public;
-            // A device that resumes a public room (`since`) was in it
-            // before it went away; if its user has left the room since, on
-            // another device, this one follows, rather than making them a
-            // member again. (A fresh join is a choice to come back.) Read
-            // before entering, so that the room never sees them come back.
-            let evictions = room.lock().evictions;
-            let early = if public {
-                let state = self.join_state(&room, peer).await;
-                if since.is_some()
-                    && !state.member
-                    && let Some(why) = state.departed
-                {
-                    return Err(JoinError::Departed(why));
-                }
-                Some(state)
-            } else {
-                None
-            };
             self.catch_up_to(&room, since).await;
             let mut room_state = room.lock();
             if room_state.unloaded && attempts < 5 {
@@ -146,37 +127,32 @@ impl Hub {
                 self.add_member(&room, &mut room_state, peer);
             }
             let up_to = room_state.order.next_seq() - 1;
-            let evicted_meanwhile = room_state.evictions != evictions;
             drop(room_state);
-            break (room, up_to, already_live, early, evicted_meanwhile);
+            break (room, up_to, already_live);
         };
-        // What was read before entering is stale if someone was taken out
-        // of the room meanwhile: that may have been this user, looked for
-        // before this connection was there to be found.
-        let join_state = match early {
-            Some(state) if !evicted_meanwhile => state,
-            Some(_) => {
-                let state = self.join_state(&room, peer).await;
-                if since.is_some()
-                    && !state.member
-                    && let Some(why) = state.departed
-                {
-                    self.leave_room(&room, peer);
-                    return Err(JoinError::Departed(why));
-                }
-                state
+        // The user's standing, read only now that the connection is in the
+        // room: a removal (or a leave on another device) that committed
+        // before this read is seen here; one after it finds the connection
+        // in the room and takes it out (`evict`). Read before entering, a
+        // removal in between would have found nobody to evict.
+        let join_state = self.join_state(&room, peer).await;
+        if !already_live && !join_state.member {
+            // Not public: nobody stays in without membership.
+            if room.visibility != common::Visibility::Public {
+                self.leave_room(&room, peer);
+                return Err(JoinError::Refused);
             }
-            // Not public: always read after entering, for the same reason
-            // (a removal there must never leave a stranger in).
-            None => {
-                let state = self.join_state(&room, peer).await;
-                if !state.member && !already_live {
-                    self.leave_room(&room, peer);
-                    return Err(JoinError::Refused);
-                }
-                state
+            // A device that resumes a public room (`since`) was in it
+            // before it went away; if its user has left it since, on
+            // another device, this one follows rather than making them a
+            // member again. (A fresh join is a choice to come back.)
+            if since.is_some()
+                && let Some(why) = join_state.departed
+            {
+                self.leave_room(&room, peer);
+                return Err(JoinError::Departed(why));
             }
-        };
+        }
         let JoinState {
             read_seq,
             unread,
@@ -396,7 +372,6 @@ impl Hub {
         let Some(loaded) = self.existing(room) else {
             return;
         };
-        loaded.lock().evictions += 1;
         let reason = (!left).then_some(REMOVED);
         self.remove_where(&loaded, reason, |peer| &*peer.user_id == user_id);
     }

@@ -130,11 +130,6 @@ struct RoomState {
     /// Writes queued under the lock for sockets nobody was writing to,
     /// made as the lock goes (`delivery.rs`). Empty whenever unlocked.
     owed: Vec<(Arc<Peer>, Owed)>,
-    /// How many times someone was taken out of the room for leaving it or
-    /// being removed (`Hub::evict`): a join that read the store before
-    /// entering reads again if this moved meanwhile, since the eviction
-    /// looked for it before it was there.
-    evictions: u64,
 }
 
 /// A message waiting in the reorder buffer, with the sender's connection

@@ -144,7 +144,6 @@ impl Hub {
                     last_message: Some(now),
                     unloaded: false,
                     owed: Vec::new(),
-                    evictions: 0,
                 }),
             })
         });
