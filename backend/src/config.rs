@@ -197,6 +197,20 @@ pub struct Config {
     #[arg(long, env = "HEARTH_API_PER_TOKEN_PER_MINUTE", default_value_t = 300)]
     pub api_per_token_per_minute: u32,
 
+    /// Largest file one upload may be, in bytes (`413 too_large` beyond).
+    #[arg(long, env = "HEARTH_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// Bytes the files one user uploaded may take in all (`413
+    /// quota_exceeded` beyond).
+    #[arg(long, env = "HEARTH_UPLOAD_QUOTA_BYTES", default_value_t = 1024 * 1024 * 1024)]
+    pub upload_quota_bytes: u64,
+
+    /// Uploads per user per minute (also the burst); over it: `429
+    /// rate_limited` with `Retry-After`.
+    #[arg(long, env = "HEARTH_UPLOADS_PER_MINUTE", default_value_t = 20)]
+    pub uploads_per_minute: u32,
+
     /// History a connection may be sent on joins, in bytes per second (the
     /// burst is twice this). A join whose replay would exceed it waits up
     /// to 5 s, or is refused with `rate_limited`.

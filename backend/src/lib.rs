@@ -53,6 +53,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     pub passwords: passwords::Passwords,
     pub throttle: throttle::Throttle,
+    /// The bytes of uploaded files (`store/blobs.rs`).
+    pub blobs: Arc<dyn store::Blobs>,
     /// Caps on open WebSockets.
     pub slots: Arc<slots::Slots>,
     /// Cancelled when the server shuts down; every session watches it.
@@ -206,6 +208,9 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     .await
     .context("opening the message store")?;
     tracing::info!(kind = store.kind(), "message store ready");
+    let blobs = store::open_blobs(config.database_url.as_deref(), &config.data_dir)
+        .await
+        .context("opening the file store")?;
     let broker: Arc<dyn Broker> = match &config.redis_url {
         Some(url) => {
             anyhow::ensure!(
@@ -287,6 +292,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
             api_per_token: config.api_per_token_per_minute,
             history_bytes_per_user: config.replay_bytes_per_user_per_sec,
             history_bytes_per_ip: config.replay_bytes_per_ip_per_sec,
+            uploads_per_user: config.uploads_per_minute,
         },
         config.trusted_proxies.clone(),
     );
@@ -303,6 +309,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let state = Arc::new(AppState {
         passwords: passwords::Passwords::new(config.hash_concurrency),
         throttle,
+        blobs,
         slots: slots::Slots::new(slot_limits),
         config,
         hub,

@@ -140,6 +140,7 @@ pub const RATE_LIMIT_KINDS: &[&str] = &[
     "send",
     "sign_in",
     "sign_in_username",
+    "uploads",
 ];
 
 /// The close codes the server sends (`CONNECTIONS_CLOSED`'s `code`).

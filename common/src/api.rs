@@ -197,6 +197,22 @@ pub struct RoomMember {
     pub invited: bool,
 }
 
+/// A file as uploaded (`POST /api/rooms/{room}/files`): its id is what a
+/// message refers to, and `GET /api/files/{id}` serves it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileInfo {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+    /// Sniffed from the bytes by the server.
+    pub content_type: String,
+    /// An image's size in pixels, so a layout can keep its place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+}
+
 /// `POST /api/ws-ticket` response: a one-time ticket for `/ws?ticket=`,
 /// valid for `expires_in_secs`, so the long-lived token never goes in a URL.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -332,8 +348,10 @@ pub enum ApiErrorCode {
     RateLimited,
     RequestTimeout,
     RoomExists,
+    QuotaExceeded,
     ServerFull,
     TokenInUrl,
+    TooLarge,
     TooManyConnections,
     Unavailable,
     UnknownRoom,
@@ -347,7 +365,7 @@ pub enum ApiErrorCode {
 
 impl ApiErrorCode {
     /// Every code the server sends (not `Unknown`, the client's fallback).
-    pub const ALL: [ApiErrorCode; 34] = [
+    pub const ALL: [ApiErrorCode; 36] = [
         ApiErrorCode::BadCredentials,
         ApiErrorCode::Busy,
         ApiErrorCode::Forbidden,
@@ -374,8 +392,10 @@ impl ApiErrorCode {
         ApiErrorCode::RateLimited,
         ApiErrorCode::RequestTimeout,
         ApiErrorCode::RoomExists,
+        ApiErrorCode::QuotaExceeded,
         ApiErrorCode::ServerFull,
         ApiErrorCode::TokenInUrl,
+        ApiErrorCode::TooLarge,
         ApiErrorCode::TooManyConnections,
         ApiErrorCode::Unavailable,
         ApiErrorCode::UnknownRoom,
@@ -412,8 +432,10 @@ impl ApiErrorCode {
             ApiErrorCode::RateLimited => "rate_limited",
             ApiErrorCode::RequestTimeout => "request_timeout",
             ApiErrorCode::RoomExists => "room_exists",
+            ApiErrorCode::QuotaExceeded => "quota_exceeded",
             ApiErrorCode::ServerFull => "server_full",
             ApiErrorCode::TokenInUrl => "token_in_url",
+            ApiErrorCode::TooLarge => "too_large",
             ApiErrorCode::TooManyConnections => "too_many_connections",
             ApiErrorCode::Unavailable => "unavailable",
             ApiErrorCode::UnknownRoom => "unknown_room",

@@ -16,7 +16,7 @@ pub mod search;
 pub mod validate;
 
 pub use api::{
-    AccountChange, ApiError, ApiErrorCode, CreateRoom, Invite, Notify, PasswordChange,
+    AccountChange, ApiError, ApiErrorCode, CreateRoom, FileInfo, Invite, Notify, PasswordChange,
     PublishRequest, Published, Role, RoomMember, RoomSummary, SearchResults, ServerInfo,
     SessionRequest, SessionResponse, SetDraft, SetNotify, SetRole, SignUpRequest, StartDirect,
     Visibility, WsTicket, direct_room,

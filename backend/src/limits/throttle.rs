@@ -39,6 +39,8 @@ pub struct Limits {
     /// per user and per address; the burst is twice this.
     pub history_bytes_per_user: u32,
     pub history_bytes_per_ip: u32,
+    /// File uploads per user per minute.
+    pub uploads_per_user: u32,
 }
 
 pub struct Throttle {
@@ -62,6 +64,8 @@ pub struct Throttle {
     /// The bursts of those two, in KiB: a request for more than a whole
     /// burst is charged a whole burst (it could never be served otherwise).
     history_burst_kib: (NonZeroU32, NonZeroU32),
+    /// File uploads, per user id.
+    uploads: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
     trusted_proxies: Vec<IpAddr>,
 }
@@ -79,6 +83,7 @@ impl Throttle {
             api_per_token,
             history_bytes_per_user,
             history_bytes_per_ip,
+            uploads_per_user,
         } = limits;
         let n = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
         let burst_kib = |bytes: u32| n(bytes.div_ceil(1024).saturating_mul(2));
@@ -102,9 +107,18 @@ impl Throttle {
                 burst_kib(history_bytes_per_ip),
                 burst_kib(history_bytes_per_user),
             ),
+            uploads: DefaultKeyedRateLimiter::keyed(Quota::per_minute(n(uploads_per_user))),
             clock: DefaultClock::default(),
             trusted_proxies,
         }
+    }
+
+    /// One file upload by `user_id`: `Err` says how long to wait.
+    pub fn upload(&self, user_id: &str) -> Result<(), Duration> {
+        let now = self.clock.now();
+        self.uploads
+            .check_key(&user_id.to_owned())
+            .map_err(|not_until| not_until.wait_time_from(now))
     }
 
     /// One attempt from `ip`, for `username` if there is one. `Err` says
@@ -239,6 +253,8 @@ impl Throttle {
         self.failures_by_username.shrink_to_fit();
         self.rooms_created.shrink_to_fit();
         self.rooms_created_by_ip.shrink_to_fit();
+        self.uploads.retain_recent();
+        self.uploads.shrink_to_fit();
     }
 
     /// The client's address: the peer's, or, when the peer is a trusted
@@ -311,6 +327,7 @@ mod tests {
                 api_per_token: 100,
                 history_bytes_per_user: 4096,
                 history_bytes_per_ip: 8192,
+                uploads_per_user: 2,
             },
             Vec::new(),
         );

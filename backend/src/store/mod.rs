@@ -1,5 +1,5 @@
 //! Durable rooms, messages, accounts and operators' data behind the `Store`
-//! trait and its parts (`Accounts`, `Operations`, `Search`), with two
+//! trait and its parts (`Accounts`, `Operations`, `Search`, `Uploads`), with two
 //! implementations: SQLite (the embedded default) and PostgreSQL (shared by
 //! several nodes). Which one is chosen by the URL scheme.
 //!
@@ -12,6 +12,8 @@
 mod accounts;
 pub(crate) mod accounts_sql;
 pub(crate) mod append_sql;
+pub mod blobs;
+mod blobs_pg;
 pub mod files;
 pub mod group_commit;
 mod health;
@@ -23,6 +25,7 @@ mod sql;
 mod sql_store;
 mod sqlite;
 mod statement;
+mod uploads;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,11 +36,14 @@ use common::{ChatMessage, EntryKind, Post, User};
 pub use accounts::{
     Accounts, Credentials, Departure, NewSession, NewUser, RoomAccess, SessionRecord,
 };
+pub use blobs::{BlobStream, Blobs, DiskBlobs};
+pub use blobs_pg::PgBlobs;
 pub use health::StoreHealth;
 pub use operations::{ApiKey, Operations, RoomScope, UserSummary};
 pub use postgres::PostgresStore;
 pub use search::{Search, SearchQuery, words as search_words};
 pub use sqlite::SqliteStore;
+pub use uploads::{FileRecord, Uploads};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -240,7 +246,7 @@ pub struct Entered {
 /// supertrait's (`accounts.rs`), and so are operators' commands and API
 /// keys (`operations.rs`), and full-text search (`search.rs`).
 #[async_trait]
-pub trait Store: Accounts + Operations + Search {
+pub trait Store: Accounts + Operations + Search + Uploads {
     /// Enters `name` as `user_id` in one transaction: creates it (public,
     /// created by the user) if it does not exist and `create` is set, then
     /// reads its newest seq and what the user may do in it. `None`: there
@@ -371,6 +377,23 @@ impl Default for StoreOptions {
 
 /// Opens the store named by `url`: `sqlite://path` (or `sqlite::memory:`) or
 /// `postgres://…`. Without a URL, an SQLite file in the data dir.
+/// The file store that goes with the database at `url`: the data dir's
+/// `files/` beside SQLite, the database itself with PostgreSQL (which every
+/// node shares).
+pub async fn open_blobs(url: Option<&str>, data_dir: &Path) -> Result<Arc<dyn Blobs>> {
+    match url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(PgBlobs::connect(url).await?))
+        }
+        _ => {
+            let root = data_dir.join("files");
+            let blobs = DiskBlobs::open(root.clone())
+                .map_err(|e| StoreError::Config(format!("creating {}: {e}", root.display())))?;
+            Ok(Arc::new(blobs))
+        }
+    }
+}
+
 pub async fn open(
     url: Option<&str>,
     data_dir: &Path,

@@ -14,6 +14,7 @@ mod connections;
 mod faults;
 mod faults_accounts;
 mod faults_support;
+mod files;
 mod heartbeat;
 mod layers;
 mod limits;

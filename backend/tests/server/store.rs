@@ -222,6 +222,7 @@ conformance!(
     an_invitation_is_pending_until_joined_and_names_who_invited,
     a_departure_is_kept_until_the_room_is_joined_again,
     a_room_list_reads_every_member_state_at_once,
+    an_uploaded_file_is_recorded_and_counted_against_its_uploader,
 );
 
 /// Accounts with these ids (each its own username and display name).
@@ -425,6 +426,44 @@ async fn a_room_list_reads_every_member_state_at_once(t: &Target) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// What was uploaded, by whom, to which room: read back whole, summed per
+/// uploader for the quota, counted per content for the file store.
+async fn an_uploaded_file_is_recorded_and_counted_against_its_uploader(t: &Target) {
+    let store = t.open().await;
+    let file = |id: &str, uploader: &str, size: u64, sha: &str| backend::store::FileRecord {
+        id: id.into(),
+        room: "r".into(),
+        uploader: uploader.into(),
+        name: format!("{id}.png"),
+        size,
+        content_type: "image/png".into(),
+        sha256: sha.into(),
+        width: Some(640),
+        height: None,
+        created_at: 7,
+    };
+    let a = file("a", "ann", 1_000, &"1".repeat(64));
+    store.add_file(&a).await.unwrap();
+    store
+        .add_file(&file("b", "ann", 3_000_000_000, &"2".repeat(64)))
+        .await
+        .unwrap();
+    store
+        .add_file(&file("c", "bo", 5, &"1".repeat(64)))
+        .await
+        .unwrap();
+    assert_eq!(store.file("a").await.unwrap(), Some(a));
+    assert_eq!(store.file("zz").await.unwrap(), None);
+    assert_eq!(
+        store.stored_by("ann").await.unwrap(),
+        3_000_001_000,
+        "past 32 bits"
+    );
+    assert_eq!(store.stored_by("nobody").await.unwrap(), 0);
+    assert_eq!(store.files_with_content(&"1".repeat(64)).await.unwrap(), 2);
+    assert_eq!(store.files_with_content(&"3".repeat(64)).await.unwrap(), 0);
 }
 
 /// How many migrations this Hearth has (one file each, per database).
@@ -889,6 +928,10 @@ async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
     t.exec("DELETE FROM _sqlx_migrations WHERE version >= 4")
         .await;
     // 12 (`room_members.notify`) goes with `room_members`, dropped below.
+    t.exec("DROP TABLE files").await; // 16
+    if let Target::Postgres { .. } = t {
+        t.exec("DROP TABLE file_chunks").await;
+    }
     t.exec("DROP TABLE departures").await; // 15
     t.exec("ALTER TABLE rooms DROP COLUMN deleted_at").await; // 10
     // 9

@@ -12,6 +12,7 @@
 mod accounts;
 mod drafts;
 mod emoji;
+mod files;
 mod notify;
 pub mod publish;
 mod rooms;
@@ -64,6 +65,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/search", get(search::search))
         .route("/dms", post(rooms::start_direct))
         .route("/emoji", get(emoji::catalog))
+        .route("/rooms/{room}/files", post(files::upload))
+        .route("/files/{id}", get(files::download))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,

@@ -62,7 +62,11 @@ async fn account(app: &AppState, username: &str) -> Result<common::User, Respons
 /// The room's access for this user, if they may see it at all: `404
 /// unknown_room` if it does not exist, `403 forbidden` if it is private
 /// and they are not a member.
-async fn enter(app: &AppState, room: &str, who: &Identity) -> Result<RoomAccess, Response> {
+pub(super) async fn enter(
+    app: &AppState,
+    room: &str,
+    who: &Identity,
+) -> Result<RoomAccess, Response> {
     match app.hub.store().room_access(room, &who.user.id).await {
         Ok(Some(access)) if access.may_enter() => Ok(access),
         Ok(Some(_)) => Err(forbidden("this room is private")),

@@ -1,0 +1,327 @@
+//! Files: the file store's two kinds under one conformance test, and the
+//! upload and download API against the real server — what a file is comes
+//! from its bytes, private rooms' files are their members' only, and every
+//! limit refuses with its code and stores nothing.
+
+use std::path::Path;
+
+use backend::store::{Blobs, DiskBlobs, PgBlobs};
+use common::{FileInfo, SessionResponse};
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::support::{Database, TestServer, temp_dir};
+
+fn sha(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn read_all(blobs: &dyn Blobs, sha256: &str) -> Option<Vec<u8>> {
+    let mut stream = blobs.get(sha256).await.unwrap()?;
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk.unwrap());
+    }
+    Some(out)
+}
+
+/// Keeps, reads back in order (across chunks), keeps the same bytes once,
+/// forgets, and never takes a name that is not a hash.
+async fn a_file_store_keeps_bytes_by_content(blobs: &dyn Blobs, scratch: &Path) {
+    // Larger than one PostgreSQL chunk, and not a multiple of it.
+    let big: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    let small = b"hello".to_vec();
+    for bytes in [&big, &small, &Vec::new()] {
+        let temp = scratch.join(uuid::Uuid::new_v4().to_string());
+        std::fs::write(&temp, bytes).unwrap();
+        let hash = sha(bytes);
+        blobs.put(&hash, &temp).await.unwrap();
+        assert!(!temp.exists(), "the temp file is taken");
+        assert_eq!(read_all(blobs, &hash).await.as_ref(), Some(bytes));
+        // The same bytes again: kept once, still readable.
+        let again = scratch.join(uuid::Uuid::new_v4().to_string());
+        std::fs::write(&again, bytes).unwrap();
+        blobs.put(&hash, &again).await.unwrap();
+        assert!(!again.exists());
+        assert_eq!(read_all(blobs, &hash).await.as_ref(), Some(bytes));
+    }
+    let hash = sha(&small);
+    blobs.delete(&hash).await.unwrap();
+    assert_eq!(read_all(blobs, &hash).await, None);
+    blobs.delete(&hash).await.unwrap();
+    assert!(blobs.get("../../etc/passwd").await.is_err());
+    assert!(blobs.delete("AB").await.is_err());
+}
+
+#[tokio::test]
+async fn the_data_dir_file_store_keeps_bytes_by_content() {
+    let dir = temp_dir();
+    let blobs = DiskBlobs::open(dir.join("files")).unwrap();
+    a_file_store_keeps_bytes_by_content(&blobs, &dir).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn the_postgres_file_store_keeps_bytes_by_content() {
+    let db = Database::create().await;
+    // The schema (file_chunks) comes with the store's migrations.
+    let _store = backend::store::open(Some(&db.url()), Path::new("."), Default::default())
+        .await
+        .unwrap();
+    let blobs = PgBlobs::connect(&db.url()).await.unwrap();
+    let dir = temp_dir();
+    a_file_store_keeps_bytes_by_content(&blobs, &dir).await;
+    drop(blobs);
+    let _ = std::fs::remove_dir_all(dir);
+    db.drop_now().await;
+}
+
+/// A PNG of `width` × `height` as far as anyone reading its header can tell.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    bytes.extend_from_slice(&width.to_be_bytes());
+    bytes.extend_from_slice(&height.to_be_bytes());
+    bytes.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    bytes.extend_from_slice(&[0; 64]);
+    bytes
+}
+
+async fn upload(
+    server: &TestServer,
+    who: &SessionResponse,
+    room: &str,
+    name: &str,
+    bytes: Vec<u8>,
+) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(server.url(&format!("/api/rooms/{room}/files?name={name}")))
+        .bearer_auth(&who.token)
+        .header("content-type", "text/plain")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn download(server: &TestServer, who: &SessionResponse, id: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(server.url(&format!("/api/files/{id}")))
+        .bearer_auth(&who.token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Files kept in the data dir's store, and left in its uploads dir.
+fn kept(server: &TestServer) -> (usize, usize) {
+    let count = |dir: &Path| -> usize {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .map(|e| {
+                let path = e.unwrap().path();
+                if path.is_dir() { count_files(&path) } else { 1 }
+            })
+            .sum()
+    };
+    fn count_files(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                if path.is_dir() { count_files(&path) } else { 1 }
+            })
+            .sum()
+    }
+    let data = server.dir.join("data");
+    (count(&data.join("files")), count(&data.join("uploads")))
+}
+
+#[tokio::test]
+async fn an_upload_is_what_its_bytes_say_and_its_rooms_members_only() {
+    let server = TestServer::start().await;
+    let alice = server.sign_up("alice").await;
+    let bob = server.sign_up("bob").await;
+    let eve = server.sign_up("eve").await;
+    let created = json!({"name": "plans", "visibility": "private"});
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/rooms",
+            Some(&alice.token),
+            Some(created),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server
+        .call(
+            Method::POST,
+            "/api/rooms/plans/members",
+            Some(&alice.token),
+            Some(json!({"username": "bob"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    // An image: its type from its bytes (the client said text/plain), its
+    // size from its header.
+    let image = png(640, 480);
+    let response = upload(&server, &alice, "plans", "../holiday.png", image.clone()).await;
+    assert_eq!(response.status(), 201);
+    let file: FileInfo = response.json().await.unwrap();
+    assert_eq!(
+        (file.name.as_str(), file.size, file.content_type.as_str()),
+        ("holiday.png", image.len() as u64, "image/png")
+    );
+    assert_eq!((file.width, file.height), (Some(640), Some(480)));
+
+    // A member reads it, inline (a raster image), never sniffed.
+    let got = download(&server, &bob, &file.id).await;
+    assert_eq!(got.status(), 200);
+    let headers = got.headers().clone();
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("inline;")
+    );
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+    assert_eq!(got.bytes().await.unwrap().as_ref(), image.as_slice());
+
+    // A stranger can neither read it (the same answer as no such file) nor
+    // upload to the room.
+    assert_eq!(download(&server, &eve, &file.id).await.status(), 404);
+    assert_eq!(download(&server, &eve, "no-such-file").await.status(), 404);
+    assert_eq!(
+        upload(&server, &eve, "plans", "x.txt", b"x".to_vec())
+            .await
+            .status(),
+        403
+    );
+
+    // HTML is never shown inline, whatever it is called.
+    let page = b"<!doctype html><script>alert(1)</script>".to_vec();
+    let response = upload(&server, &bob, "plans", "cat.png", page).await;
+    assert_eq!(response.status(), 201);
+    let html: FileInfo = response.json().await.unwrap();
+    assert_eq!(
+        html.content_type, "text/html",
+        "sniffed, not taken from the name"
+    );
+    assert!(html.width.is_none());
+    let got = download(&server, &alice, &html.id).await;
+    assert!(
+        got.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    assert_eq!(
+        got.headers()["content-type"],
+        "application/octet-stream",
+        "never as HTML"
+    );
+
+    // The same bytes twice are kept once; nothing is left in uploads/.
+    let response = upload(&server, &bob, "plans", "again.png", image).await;
+    assert_eq!(response.status(), 201);
+    assert_eq!(kept(&server), (2, 0));
+}
+
+#[tokio::test]
+async fn every_upload_limit_refuses_with_its_code_and_stores_nothing() {
+    let server = TestServer::start_with(|c| {
+        c.max_upload_bytes = 10_000;
+        c.upload_quota_bytes = 25_000;
+        c.uploads_per_minute = 6;
+    })
+    .await;
+    let alice = server.sign_up("alice").await;
+    server.connect(&alice).await.join("lobby").await;
+    let code = async |response: reqwest::Response| -> (u16, String) {
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        (
+            status,
+            body["error"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+
+    // Too large: said up front, or found while streaming (chunked, no
+    // Content-Length).
+    let response = upload(&server, &alice, "lobby", "big", vec![1; 10_001]).await;
+    assert_eq!(code(response).await, (413, "too_large".to_owned()));
+    let chunks = futures_util::stream::iter(
+        (0..11).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![2u8; 1_000]))),
+    );
+    let response = reqwest::Client::new()
+        .post(server.url("/api/rooms/lobby/files?name=streamed"))
+        .bearer_auth(&alice.token)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(code(response).await, (413, "too_large".to_owned()));
+    assert_eq!(kept(&server), (0, 0), "nothing of them is kept");
+
+    // The quota: two files of 10 000 fit in 25 000, a third does not.
+    for n in 0..2u8 {
+        let response = upload(&server, &alice, "lobby", "f", vec![n + 10; 10_000]).await;
+        assert_eq!(response.status(), 201);
+    }
+    let response = upload(&server, &alice, "lobby", "f", vec![9; 6_000]).await;
+    assert_eq!(code(response).await, (413, "quota_exceeded".to_owned()));
+    assert_eq!(kept(&server), (2, 0));
+
+    // The rate: six a minute (those refused above counted too).
+    let response = upload(&server, &alice, "lobby", "f", vec![7; 10]).await;
+    assert_eq!(response.status(), 201);
+    let response = upload(&server, &alice, "lobby", "f", vec![8; 10]).await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    // Another person uploads meanwhile.
+    let bob = server.sign_up("bob").await;
+    assert_eq!(
+        upload(&server, &bob, "lobby", "f", vec![3; 100])
+            .await
+            .status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn files_on_postgres_are_shared_by_every_node() {
+    let db = Database::create().await;
+    let url = db.url();
+    let one = TestServer::start_with(|c| c.database_url = Some(url.clone())).await;
+    let two = TestServer::start_with(|c| c.database_url = Some(url.clone())).await;
+    let alice = one.sign_up("alice").await;
+    one.connect(&alice).await.join("lobby").await;
+    let image = png(2, 3);
+    let response = upload(&one, &alice, "lobby", "tiny.png", image.clone()).await;
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    let file: FileInfo = serde_json::from_str(&body).unwrap();
+    // Read through the other node: the bytes are in the database, not on
+    // the first node's disk.
+    let got = download(&two, &alice, &file.id).await;
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), image.as_slice());
+    assert_eq!(kept(&one), (0, 0));
+    drop((one, two));
+    db.drop_now().await;
+}
