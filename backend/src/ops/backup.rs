@@ -8,9 +8,16 @@
 //! messages keep flowing while it runs. The copy is compact (vacuumed), a
 //! plain SQLite file with no -wal beside it, and private (mode 0600).
 //!
-//! PostgreSQL has its own tool for this: `pg_dump` (see docs/deploy.md).
+//! Uploaded files (the data dir's `files/`, kept by content and never
+//! changed) are copied after it into `<file>.files/`: every file the copy
+//! of the database names exists by then (a file's bytes are stored before
+//! its record). To restore, the copy is `hearth.db` and `<file>.files/` is
+//! `files/` in a data dir.
+//!
+//! PostgreSQL has its own tool for this: `pg_dump` (see docs/deploy.md),
+//! which includes the files (`file_chunks`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -62,5 +69,29 @@ pub async fn sqlite(config: &Config, target: &Path) -> anyhow::Result<u64> {
         .execute(&mut conn)
         .await
         .context("copying the database")?;
-    Ok(std::fs::metadata(target)?.len())
+    let mut bytes = std::fs::metadata(target)?.len();
+    let files = config.data_dir.join("files");
+    if files.is_dir() {
+        let copy = PathBuf::from(format!("{target_name}.files"));
+        ensure!(!copy.exists(), "{} exists already", copy.display());
+        bytes += copy_tree(&files, &copy)
+            .with_context(|| format!("copying the files to {}", copy.display()))?;
+    }
+    Ok(bytes)
+}
+
+/// Copies `from` into `to` (created private), file by file: their bytes.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<u64> {
+    crate::store::files::private_dir(to)?;
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            bytes += copy_tree(&entry.path(), &target)?;
+        } else {
+            bytes += std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(bytes)
 }

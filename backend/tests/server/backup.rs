@@ -166,3 +166,49 @@ async fn a_backup_taken_while_messages_flow_restores_a_consistent_prefix() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The uploaded files come with a backup: restored as a data dir, the copy
+/// serves the same bytes.
+#[tokio::test]
+async fn a_backup_carries_the_uploaded_files() {
+    let dir = temp_dir();
+    let (mut server, addr) = start(&dir.join("data"), &dir).await;
+    let alice = sign_in_at(&addr, "alice").await;
+    connect_at(&addr, &alice).await.join("ops").await;
+    let bytes: Vec<u8> = (0..50_000u32).map(|i| (i % 199) as u8).collect();
+    let uploaded: common::FileInfo = reqwest::Client::new()
+        .post(format!("http://{addr}/api/rooms/ops/files?name=notes.bin"))
+        .bearer_auth(&alice.token)
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let copy = dir.join("backup.db");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("backup")
+        .arg(&copy)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let _ = server.kill().await;
+
+    let restored = dir.join("restored");
+    std::fs::create_dir_all(&restored).unwrap();
+    std::fs::rename(&copy, restored.join("hearth.db")).unwrap();
+    std::fs::rename(dir.join("backup.db.files"), restored.join("files")).unwrap();
+    let (_restored, addr) = start(&restored, &dir).await;
+    let got = reqwest::Client::new()
+        .get(format!("http://{addr}/api/files/{}", uploaded.id))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice());
+}
