@@ -206,6 +206,11 @@ pub struct Config {
     #[arg(long, env = "HEARTH_UPLOAD_QUOTA_BYTES", default_value_t = 1024 * 1024 * 1024)]
     pub upload_quota_bytes: u64,
 
+    /// How long an upload's body may send nothing before it is given up
+    /// (`408 request_timeout`, nothing stored).
+    #[arg(long, env = "HEARTH_UPLOAD_IDLE_MS", default_value_t = 30_000)]
+    pub upload_idle_ms: u64,
+
     /// Uploads per user per minute (also the burst); over it: `429
     /// rate_limited` with `Retry-After`.
     #[arg(long, env = "HEARTH_UPLOADS_PER_MINUTE", default_value_t = 20)]

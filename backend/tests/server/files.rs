@@ -325,3 +325,40 @@ async fn files_on_postgres_are_shared_by_every_node() {
     drop((one, two));
     db.drop_now().await;
 }
+
+/// An upload that starts and then sends nothing (slowloris, or a dead
+/// link) is given up after `--upload-idle-ms` with `408`, leaving nothing
+/// behind; someone else uploads meanwhile.
+#[tokio::test]
+async fn a_stalled_upload_is_given_up_and_leaves_nothing() {
+    let server = TestServer::start_with(|c| c.upload_idle_ms = 300).await;
+    let alice = server.sign_up("alice").await;
+    let bob = server.sign_up("bob").await;
+    server.connect(&alice).await.join("lobby").await;
+    // Half a file, then silence (the sender stays connected).
+    let half = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(vec![
+        1u8;
+        4_096
+    ]))])
+    .chain(futures_util::stream::pending());
+    let stalled = reqwest::Client::new()
+        .post(server.url("/api/rooms/lobby/files?name=slow"))
+        .bearer_auth(&alice.token)
+        .body(reqwest::Body::wrap_stream(half))
+        .send();
+    let bystander = async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        upload(&server, &bob, "lobby", "quick", vec![2; 100])
+            .await
+            .status()
+    };
+    let (stalled, bystander) = tokio::join!(stalled, bystander);
+    assert_eq!(bystander, 201, "another upload goes through meanwhile");
+    let response = stalled.unwrap();
+    assert_eq!(response.status(), 408);
+    assert_eq!(
+        kept(&server),
+        (1, 0),
+        "only the bystander's file, no temp file"
+    );
+}

@@ -33,8 +33,6 @@ use super::{Authenticated, error, internal};
 use crate::AppState;
 use crate::store::FileRecord;
 
-/// How long an upload may send nothing before it is given up.
-const IDLE: Duration = Duration::from_secs(30);
 /// The bytes kept to tell what a file is and an image's size.
 const HEAD: usize = 64 * 1024;
 /// Shown inline; anything else is downloaded.
@@ -96,8 +94,8 @@ fn too_large(why: ApiErrorCode, message: &str) -> Response {
 /// `POST /api/rooms/{room}/files?name=…`, the file as the body →
 /// `201 FileInfo`. `413 too_large` past `--max-upload-bytes`, `413
 /// quota_exceeded` past `--upload-quota-bytes`, `429 rate_limited` past
-/// `--uploads-per-minute`, `408 request_timeout` if the body stalls: in
-/// each case nothing is stored.
+/// `--uploads-per-minute`, `408 request_timeout` if the body sends nothing
+/// for `--upload-idle-ms`: in each case nothing is stored.
 pub async fn upload(
     State(app): State<Arc<AppState>>,
     Authenticated(who): Authenticated,
@@ -171,9 +169,10 @@ pub async fn upload(
     let mut hasher = Sha256::new();
     let mut head = Vec::with_capacity(HEAD);
     let mut size: u64 = 0;
+    let idle = Duration::from_millis(app.config.upload_idle_ms.max(1));
     let mut stream = body.into_data_stream();
     loop {
-        let chunk = match tokio::time::timeout(IDLE, stream.next()).await {
+        let chunk = match tokio::time::timeout(idle, stream.next()).await {
             Err(_) => {
                 return error(
                     StatusCode::REQUEST_TIMEOUT,
