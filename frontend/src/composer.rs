@@ -363,26 +363,12 @@ pub fn Composer(
                             _ => {}
                         }
                     }
-                    // Ctrl/Cmd+B, I, E: bold, italic, code around the
-                    // selection (again: undone).
-                    if (ev.ctrl_key() || ev.meta_key()) && !ev.alt_key() && !ev.shift_key() {
-                        let marker = match ev.key().to_ascii_lowercase().as_str() {
-                            "b" => Some("**"),
-                            "i" => Some("_"),
-                            "e" => Some("`"),
-                            _ => None,
-                        };
-                        if let (Some(marker), Some(el)) = (marker, area.get_untracked()) {
-                            ev.prevent_default();
-                            let start = el.selection_start().ok().flatten().unwrap_or(0);
-                            let end = el.selection_end().ok().flatten().unwrap_or(start);
-                            let (value, start, end) = crate::markup::toggle_wrap(&text.get_untracked(), start, end, marker);
-                            el.set_value(&value);
-                            let _ = el.set_selection_range(start, end);
-                            text.set(value);
-                            keep_draft();
-                            return;
-                        }
+                    if let Some(el) = area.get_untracked()
+                        && let Some(value) = format_shortcut(&ev, &el)
+                    {
+                        text.set(value);
+                        keep_draft();
+                        return;
                     }
                     if ev.key() == "ArrowUp"
                         && text.with_untracked(String::is_empty)
@@ -414,6 +400,31 @@ pub fn Composer(
             </p>
         </form>
     }
+}
+
+/// Ctrl/Cmd+B, I, E: bold, italic or code around the selection of `el`
+/// (again: undone), for the message box and the edit box. The new text,
+/// already in `el` with the same words selected, if the key was one.
+pub fn format_shortcut(
+    ev: &leptos::ev::KeyboardEvent,
+    el: &web_sys::HtmlTextAreaElement,
+) -> Option<String> {
+    if !(ev.ctrl_key() || ev.meta_key()) || ev.alt_key() || ev.shift_key() {
+        return None;
+    }
+    let marker = match ev.key().to_ascii_lowercase().as_str() {
+        "b" => "**",
+        "i" => "_",
+        "e" => "`",
+        _ => return None,
+    };
+    ev.prevent_default();
+    let start = el.selection_start().ok().flatten().unwrap_or(0);
+    let end = el.selection_end().ok().flatten().unwrap_or(start);
+    let (value, start, end) = crate::markup::toggle_wrap(&el.value(), start, end, marker);
+    el.set_value(&value);
+    let _ = el.set_selection_range(start, end);
+    Some(value)
 }
 
 /// What the list over the box offers for what is being typed.

@@ -6,6 +6,7 @@
 use leptos::prelude::*;
 
 use crate::chat::{Chat, Line, LineStatus};
+use crate::composer::format_shortcut;
 use crate::emoji_picker::EmojiPicker;
 use crate::links;
 use crate::marks::clock;
@@ -354,7 +355,7 @@ pub fn snippet(text: &str) -> String {
 }
 
 /// Editing a message in place: Enter saves, Shift+Enter starts a new line,
-/// Escape cancels.
+/// Escape cancels, Ctrl/Cmd+B, I, E format as in the message box.
 fn edit_form(
     seq: u64,
     original: String,
@@ -382,7 +383,11 @@ fn edit_form(
                 prop:value=move || text.get()
                 on:input=move |ev| text.set(event_target_value(&ev))
                 on:keydown=move |ev: leptos::ev::KeyboardEvent| {
-                    if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+                    if let Some(el) = area.get_untracked()
+                        && let Some(value) = format_shortcut(&ev, &el)
+                    {
+                        text.set(value);
+                    } else if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
                         ev.prevent_default();
                         save();
                     } else if ev.key() == "Escape" {

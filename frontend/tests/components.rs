@@ -510,10 +510,21 @@ async fn replies_edits_and_deletes_show_in_place() {
     tick().await;
     assert_eq!(area.value(), "Yes!", "{}", root.inner_html());
     type_into(&area, "Yes, at one");
+    // Ctrl+B formats here as in the message box.
+    area.set_selection_range(8, 11).unwrap();
+    let init = web_sys::KeyboardEventInit::new();
+    init.set_key("b");
+    init.set_ctrl_key(true);
+    init.set_bubbles(true);
+    init.set_cancelable(true);
+    let bold = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
+    area.dispatch_event(&bold).unwrap();
+    assert!(bold.default_prevented());
+    assert_eq!(area.value(), "Yes, at **one**");
     area.dispatch_event(&key("keydown", "Enter", false))
         .unwrap();
     tick().await;
-    assert_eq!(edits.get_untracked(), [(2, "Yes, at one".to_owned())]);
+    assert_eq!(edits.get_untracked(), [(2, "Yes, at **one**".to_owned())]);
     assert!(root.query_selector("form.edit").unwrap().is_none());
 }
 
