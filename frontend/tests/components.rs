@@ -512,12 +512,7 @@ async fn replies_edits_and_deletes_show_in_place() {
     type_into(&area, "Yes, at one");
     // Ctrl+B formats here as in the message box.
     area.set_selection_range(8, 11).unwrap();
-    let init = web_sys::KeyboardEventInit::new();
-    init.set_key("b");
-    init.set_ctrl_key(true);
-    init.set_bubbles(true);
-    init.set_cancelable(true);
-    let bold = web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap();
+    let bold = ctrl("b");
     area.dispatch_event(&bold).unwrap();
     assert!(bold.default_prevented());
     assert_eq!(area.value(), "Yes, at **one**");
@@ -526,6 +521,16 @@ async fn replies_edits_and_deletes_show_in_place() {
     tick().await;
     assert_eq!(edits.get_untracked(), [(2, "Yes, at **one**".to_owned())]);
     assert!(root.query_selector("form.edit").unwrap().is_none());
+}
+
+/// Ctrl and `key`, pressed.
+fn ctrl(key: &str) -> web_sys::KeyboardEvent {
+    let init = web_sys::KeyboardEventInit::new();
+    init.set_key(key);
+    init.set_ctrl_key(true);
+    init.set_bubbles(true);
+    init.set_cancelable(true);
+    web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap()
 }
 
 fn key(kind: &str, key: &str, shift: bool) -> web_sys::KeyboardEvent {
@@ -676,14 +681,6 @@ async fn ctrl_b_i_e_wrap_the_selection_in_the_composer() {
         .unwrap()
         .unchecked_into();
     type_into(&area, "make this bold");
-    let ctrl = |k: &str| {
-        let init = web_sys::KeyboardEventInit::new();
-        init.set_key(k);
-        init.set_ctrl_key(true);
-        init.set_bubbles(true);
-        init.set_cancelable(true);
-        web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap()
-    };
     area.set_selection_range(10, 14).unwrap();
     let bold = ctrl("b");
     area.dispatch_event(&bold).unwrap();
