@@ -362,3 +362,85 @@ async fn a_stalled_upload_is_given_up_and_leaves_nothing() {
         "only the bystander's file, no temp file"
     );
 }
+
+/// The disk fills up under an upload: refused with `500 internal`, its
+/// partial temp file gone, the files already kept intact; once there is
+/// room again, uploads work without a restart.
+#[tokio::test]
+async fn an_upload_onto_a_full_disk_is_refused_whole_and_the_next_one_works() {
+    let disk = crate::faults_support::Tmpfs::mount("4m");
+    let data = disk.dir.join("data");
+    let server = TestServer::start_with(|c| c.data_dir = data.clone()).await;
+    let alice = server.sign_up("alice").await;
+    server.connect(&alice).await.join("lobby").await;
+    let before: Vec<u8> = (0..200_000u32).map(|i| (i % 97) as u8).collect();
+    let response = upload(&server, &alice, "lobby", "before", before.clone()).await;
+    assert_eq!(response.status(), 201);
+    let kept_before: FileInfo = response.json().await.unwrap();
+
+    disk.fill();
+    let response = upload(&server, &alice, "lobby", "full", vec![5; 300_000]).await;
+    assert_eq!(response.status(), 500);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "internal", "{body}");
+    let left = std::fs::read_dir(data.join("uploads")).unwrap().count();
+    assert_eq!(left, 0, "no partial upload left behind");
+    let got = download(&server, &alice, &kept_before.id).await;
+    assert_eq!(got.bytes().await.unwrap().as_ref(), before.as_slice());
+
+    disk.free();
+    let after = vec![6u8; 300_000];
+    let response = upload(&server, &alice, "lobby", "after", after.clone()).await;
+    assert_eq!(response.status(), 201);
+    let file: FileInfo = response.json().await.unwrap();
+    let got = download(&server, &alice, &file.id).await;
+    assert_eq!(got.bytes().await.unwrap().as_ref(), after.as_slice());
+    drop(server);
+}
+
+/// The PostgreSQL server behind the file store stops and starts: refused
+/// while it is down (`503`/`500` with their codes), served again by the
+/// same node once it is back.
+#[tokio::test]
+async fn the_postgres_file_store_comes_back_after_a_restart() {
+    let mut pg = crate::faults_support::OwnPostgres::start();
+    let url = pg.url();
+    let server = TestServer::start_with(|c| {
+        c.database_url = Some(url.clone());
+        c.store_timeout_ms = 1_500;
+        c.store_probe_ms = 100;
+    })
+    .await;
+    let alice = server.sign_up("alice").await;
+    server.connect(&alice).await.join("lobby").await;
+    let bytes = png(8, 8);
+    let response = upload(&server, &alice, "lobby", "p.png", bytes.clone()).await;
+    assert_eq!(response.status(), 201);
+    let file: FileInfo = response.json().await.unwrap();
+
+    pg.stop_server();
+    let down = download(&server, &alice, &file.id).await;
+    assert!(
+        matches!(down.status().as_u16(), 500 | 503),
+        "{}",
+        down.status()
+    );
+    let body: serde_json::Value = down.json().await.unwrap();
+    assert!(
+        matches!(body["error"].as_str(), Some("internal" | "unavailable")),
+        "{body}"
+    );
+    pg.start_server();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let got = download(&server, &alice, &file.id).await;
+        if got.status() == 200 {
+            assert_eq!(got.bytes().await.unwrap().as_ref(), bytes.as_slice());
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", got.status());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let response = upload(&server, &alice, "lobby", "again.png", png(9, 9)).await;
+    assert_eq!(response.status(), 201, "uploads work again too");
+}
