@@ -10,14 +10,7 @@ use common::{ErrorCode, RoomSummary, ServerMsg};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{Client, TestServer, get_json};
-
-fn racing(config: &mut backend::Config) {
-    crate::support::no_rate_limit(config);
-    config.max_rooms = 10_000;
-    config.api_per_ip_per_minute = 1_000_000;
-    config.api_per_token_per_minute = 1_000_000;
-}
+use crate::support::{Client, TestServer, get_json, racing};
 
 /// Two delays of up to 4 ms, to shift the race either way.
 fn jitter() -> (Duration, Duration) {

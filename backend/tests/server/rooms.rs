@@ -9,7 +9,7 @@ use common::{ErrorCode, ServerMsg};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::TestServer;
+use crate::support::{TestServer, racing};
 
 async fn create(server: &TestServer, token: &str, name: &str, visibility: &str) -> u16 {
     server
@@ -503,11 +503,6 @@ async fn a_join_racing_a_private_room_never_gets_in(server: &TestServer, trials:
             .all(|r| r["visibility"] == "public"),
         "{rooms}"
     );
-}
-
-fn racing(config: &mut backend::Config) {
-    crate::support::no_rate_limit(config);
-    config.max_rooms = 10_000;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

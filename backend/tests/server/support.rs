@@ -217,6 +217,15 @@ pub fn no_rate_limit(config: &mut Config) {
     config.send_burst = 1_000_000;
 }
 
+/// For tests that race requests hundreds of times: no send, room or API
+/// quota in the way.
+pub fn racing(config: &mut Config) {
+    no_rate_limit(config);
+    config.max_rooms = 10_000;
+    config.api_per_ip_per_minute = 1_000_000;
+    config.api_per_token_per_minute = 1_000_000;
+}
+
 /// A port for a server that cannot pick its own (see `tests/shared/ports.rs`).
 pub use crate::ports::unused_port;
 
