@@ -92,6 +92,11 @@ pub struct Config {
     #[arg(long, env = "HEARTH_RETENTION_INTERVAL_SECS", default_value_t = 300)]
     pub retention_interval_secs: u64,
 
+    /// How often the file store is swept of bytes no file refers to (a
+    /// deleted message's files, uploads never sent), in seconds.
+    #[arg(long, env = "HEARTH_FILE_SWEEP_SECS", default_value_t = 300)]
+    pub file_sweep_secs: u64,
+
     /// Redis for fan-out between nodes (`redis://host:6379`). Without it
     /// this is a single node. Needs a shared PostgreSQL `--database-url`.
     #[arg(long, env = "HEARTH_REDIS_URL", hide_env_values = true)]

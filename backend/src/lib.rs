@@ -20,6 +20,7 @@ pub mod ops;
 pub mod prometheus;
 pub mod store;
 pub mod tasks;
+pub mod thumbnail;
 pub mod transport;
 
 use common::ApiErrorCode;
@@ -326,6 +327,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         Ok(())
     });
     tasks::throttle_cleanup(&background, state.clone());
+    tasks::file_sweep(
+        &background,
+        &state.config,
+        state.hub.store().clone(),
+        state.blobs.clone(),
+    );
     tracing::info!(%addr, node = %state.hub.node_id(), "listening");
     Ok(Server {
         addr,

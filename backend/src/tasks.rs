@@ -19,7 +19,7 @@ use crate::AppState;
 use crate::broker::{Broker, Delivery};
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::store::Store;
+use crate::store::{Blobs, Store};
 
 /// Where background loops run: tracked, and stopped on shutdown.
 #[derive(Clone)]
@@ -74,6 +74,27 @@ pub fn retention(tasks: &Tasks, config: &Config, store: Arc<dyn Store>) {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "retention removed old messages"),
                 Err(err) => tracing::warn!(%err, "retention failed"),
+            }
+        }
+    });
+}
+
+/// Keeps the file store to what files refer to (`store/file_sweep.rs`).
+pub fn file_sweep(tasks: &Tasks, config: &Config, store: Arc<dyn Store>, blobs: Arc<dyn Blobs>) {
+    let every = Duration::from_secs(config.file_sweep_secs.max(1));
+    tasks.spawn("file sweep", async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let now = crate::hub::now_millis();
+            match crate::store::file_sweep::sweep(&*store, &*blobs, now).await {
+                Ok(swept) if swept == Default::default() => {}
+                Ok(swept) => tracing::info!(
+                    files = swept.files,
+                    contents = swept.contents,
+                    "file sweep removed what nothing refers to"
+                ),
+                Err(err) => tracing::warn!(%err, "file sweep failed"),
             }
         }
     });

@@ -197,20 +197,15 @@ pub struct RoomMember {
     pub invited: bool,
 }
 
-/// A file as uploaded (`POST /api/rooms/{room}/files`): its id is what a
-/// message refers to, and `GET /api/files/{id}` serves it.
+/// `GET /api/rooms/{room}/files`: one file shared in the room, newest
+/// first, with the message it was shared in.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct FileInfo {
-    pub id: String,
-    pub name: String,
-    pub size: u64,
-    /// Sniffed from the bytes by the server.
-    pub content_type: String,
-    /// An image's size in pixels, so a layout can keep its place.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub width: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub height: Option<u32>,
+pub struct SharedFile {
+    pub file: crate::FileInfo,
+    /// The message it was sent in.
+    pub seq: u64,
+    pub user: crate::User,
+    pub ts: i64,
 }
 
 /// `POST /api/ws-ticket` response: a one-time ticket for `/ws?ticket=`,

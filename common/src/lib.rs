@@ -16,14 +16,14 @@ pub mod search;
 pub mod validate;
 
 pub use api::{
-    AccountChange, ApiError, ApiErrorCode, CreateRoom, FileInfo, Invite, Notify, PasswordChange,
+    AccountChange, ApiError, ApiErrorCode, CreateRoom, Invite, Notify, PasswordChange,
     PublishRequest, Published, Role, RoomMember, RoomSummary, SearchResults, ServerInfo,
-    SessionRequest, SessionResponse, SetDraft, SetNotify, SetRole, SignUpRequest, StartDirect,
-    Visibility, WsTicket, direct_room,
+    SessionRequest, SessionResponse, SetDraft, SetNotify, SetRole, SharedFile, SignUpRequest,
+    StartDirect, Visibility, WsTicket, direct_room,
 };
 pub use messages::{
-    BOT_ID_PREFIX, ChatMessage, ClientMsg, EntryKind, ErrorCode, Post, Reaction, SendLimit,
-    ServerMsg, User,
+    BOT_ID_PREFIX, ChatMessage, ClientMsg, EntryKind, ErrorCode, FileInfo, MAX_FILES_PER_MESSAGE,
+    Post, Reaction, SendLimit, ServerMsg, User,
 };
 
 /// Bumped on any incompatible change to the messages below. The server sends

@@ -93,7 +93,32 @@ pub struct ChatMessage {
     /// reacted with it, in the order they first did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
+    /// A message's files (none once it is deleted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileInfo>,
 }
+
+/// A file as uploaded (`POST /api/rooms/{room}/files`): its id is what a
+/// message refers to, and `GET /api/files/{id}` serves it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileInfo {
+    pub id: String,
+    pub name: String,
+    pub size: u64,
+    /// Sniffed from the bytes by the server.
+    pub content_type: String,
+    /// An image's size in pixels, so a layout can keep its place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// `GET /api/files/{id}/thumbnail` serves a small version (an image).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub thumbnail: bool,
+}
+
+/// The most files one message may carry.
+pub const MAX_FILES_PER_MESSAGE: usize = 10;
 
 /// One emoji on a message, and who reacted with it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -188,6 +213,11 @@ pub enum ClientMsg {
         /// The seq of the message this one answers, if it is a reply.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reply_to: Option<u64>,
+        /// Files uploaded to this room by the sender, not yet sent
+        /// (`POST /api/rooms/{room}/files`), at most
+        /// `MAX_FILES_PER_MESSAGE`. With files, `content` may be empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        files: Vec<String>,
     },
     /// Change the text of your own message `target`. Acked like a send:
     /// the edit is an entry of the room's log with a seq of its own.
@@ -242,6 +272,8 @@ pub enum Post {
     Message {
         content: String,
         reply_to: Option<u64>,
+        /// The ids of its files (see `ClientMsg::Send`).
+        files: Vec<String>,
     },
     Edit {
         target: u64,
@@ -266,17 +298,23 @@ impl Post {
         Post::Message {
             content: content.into(),
             reply_to: None,
+            files: Vec::new(),
         }
     }
 
     /// The frame that posts it.
     pub fn into_msg(self, room: String, client_id: String) -> ClientMsg {
         match self {
-            Post::Message { content, reply_to } => ClientMsg::Send {
+            Post::Message {
+                content,
+                reply_to,
+                files,
+            } => ClientMsg::Send {
                 room,
                 content,
                 client_id,
                 reply_to,
+                files,
             },
             Post::Edit { target, content } => ClientMsg::Edit {
                 room,
@@ -315,7 +353,16 @@ impl ClientMsg {
                 content,
                 client_id,
                 reply_to,
-            } => (room, client_id, Post::Message { content, reply_to }),
+                files,
+            } => (
+                room,
+                client_id,
+                Post::Message {
+                    content,
+                    reply_to,
+                    files,
+                },
+            ),
             ClientMsg::Edit {
                 room,
                 target,
@@ -488,6 +535,9 @@ pub enum ErrorCode {
     /// The message to edit or delete does not exist, was deleted, or is
     /// not yours to change.
     NoSuchMessage,
+    /// A file of the send is not one the sender uploaded to this room, or
+    /// was sent in another message already.
+    NoSuchFile,
     /// A code this client version does not know yet.
     #[serde(other)]
     Unknown,
@@ -495,7 +545,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code the server sends (not `Unknown`, the client's fallback).
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadFrame,
         ErrorCode::UnknownType,
         ErrorCode::InvalidRoom,
@@ -508,6 +558,7 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::RoomLimit,
         ErrorCode::NoSuchMessage,
+        ErrorCode::NoSuchFile,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -524,6 +575,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::RoomLimit => "room_limit",
             ErrorCode::NoSuchMessage => "no_such_message",
+            ErrorCode::NoSuchFile => "no_such_file",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -587,6 +639,7 @@ mod tests {
                     content: "hi".into(),
                     client_id: "c-1".into(),
                     reply_to: None,
+                    files: Vec::new(),
                 },
             ),
             (
@@ -596,6 +649,17 @@ mod tests {
                     content: "yes".into(),
                     client_id: "c-2".into(),
                     reply_to: Some(3),
+                    files: Vec::new(),
+                },
+            ),
+            (
+                json!({"type":"send","room":"general","content":"","client_id":"c-5","files":["f1","f2"]}),
+                ClientMsg::Send {
+                    room: "general".into(),
+                    content: String::new(),
+                    client_id: "c-5".into(),
+                    reply_to: None,
+                    files: vec!["f1".into(), "f2".into()],
                 },
             ),
             (
@@ -794,6 +858,7 @@ mod tests {
             ErrorCode::Forbidden,
             ErrorCode::RoomLimit,
             ErrorCode::NoSuchMessage,
+            ErrorCode::NoSuchFile,
         ] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }

@@ -36,15 +36,15 @@ pub const FIND_CLIENT_ID: &str = concat!(
 /// Nothing (no row returned) if the user already sent this `client_id` to
 /// the room: `messages_client_id` is unique.
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, \
-     client_id, username, kind, target, reply_to) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+     client_id, username, files, kind, target, reply_to) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
      ON CONFLICT (room, user_id, client_id) DO NOTHING RETURNING seq";
 /// A lone new message on SQLite, in one call to the connection's thread
 /// (see `SqliteStore::lone_message`): the insert takes the room's next seq
 /// itself, and the seq moves only if the row went in (not for a
 /// duplicate `client_id` or a deleted room). `$N` parameters are shared by
 /// the statements.
-pub const SQLITE_LONE_MESSAGE: &str = "BEGIN IMMEDIATE;      INSERT INTO messages (room, seq, id, user_id, user_name, content, ts,      client_id, username, kind, target, reply_to)      SELECT $1, last_seq + 1, $2, $3, $4, $5, $6, $7, $8, 'message', NULL, $9 FROM rooms      WHERE name = $1 AND visibility <> 'deleted'      ON CONFLICT (room, user_id, client_id) DO NOTHING RETURNING seq;      UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1      AND EXISTS (SELECT 1 FROM messages WHERE room = $1 AND seq = rooms.last_seq + 1);      COMMIT;";
+pub const SQLITE_LONE_MESSAGE: &str = "BEGIN IMMEDIATE;      INSERT INTO messages (room, seq, id, user_id, user_name, content, ts,      client_id, username, files, kind, target, reply_to)      SELECT $1, last_seq + 1, $2, $3, $4, $5, $6, $7, $8, $9, 'message', NULL, $10 FROM rooms      WHERE name = $1 AND visibility <> 'deleted'      ON CONFLICT (room, user_id, client_id) DO NOTHING RETURNING seq;      UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1      AND EXISTS (SELECT 1 FROM messages WHERE room = $1 AND seq = rooms.last_seq + 1);      COMMIT;";
 /// Undoes `INSERT_MESSAGE` in the same transaction (a refused change).
 pub const UNDO_INSERT: &str = "DELETE FROM messages WHERE room = $1 AND seq = $2";
 /// A room with at most this many messages in a batch takes them one at a
@@ -58,9 +58,9 @@ pub const FIND_CLIENT_IDS: &str =
 /// Followed by `(…), (…)`: the room's new messages, which the duplicate
 /// check under the room's lock has shown to be new.
 pub const INSERT_MESSAGES: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, \
-     client_id, username, kind, target, reply_to) VALUES ";
+     client_id, username, files, kind, target, reply_to) VALUES ";
 /// The columns of `INSERT_MESSAGES`.
-pub const INSERT_COLUMNS: usize = 12;
+pub const INSERT_COLUMNS: usize = 13;
 /// Rows per INSERT: `INSERT_COLUMNS` parameters each, well under SQLite's and
 /// PostgreSQL's limits on parameters per statement.
 pub const INSERT_ROWS: usize = 100;
@@ -71,11 +71,11 @@ pub const EDIT: &str = "UPDATE messages SET content = $4, edited_at = $5 \
      WHERE room = $1 AND seq = $2 AND user_id = $3 AND kind = 'message' \
      AND deleted_at IS NULL RETURNING seq";
 /// A delete by the author: the text goes, the row stays (its seq is taken).
-pub const DELETE_OWN: &str = "UPDATE messages SET content = '', deleted_at = $4 \
+pub const DELETE_OWN: &str = "UPDATE messages SET content = '', files = NULL, deleted_at = $4 \
      WHERE room = $1 AND seq = $2 AND user_id = $3 AND kind = 'message' \
      AND deleted_at IS NULL RETURNING seq";
 /// A delete by an owner or moderator: anyone's message.
-pub const DELETE_ANY: &str = "UPDATE messages SET content = '', deleted_at = $3 \
+pub const DELETE_ANY: &str = "UPDATE messages SET content = '', files = NULL, deleted_at = $3 \
      WHERE room = $1 AND seq = $2 AND kind = 'message' AND deleted_at IS NULL RETURNING seq";
 /// A deleted message's earlier texts, kept by its edits, go too.
 pub const ERASE_EDITS: &str =
@@ -91,6 +91,11 @@ pub const UNREACT: &str =
     "DELETE FROM reactions WHERE room = $1 AND target = $2 AND emoji = $3 AND user_id = $4";
 /// A deleted message's reactions go with it.
 pub const ERASE_REACTIONS: &str = "DELETE FROM reactions WHERE room = $1 AND target = $2";
+/// And its files: no longer served, and their bytes removed by the next
+/// sweep (`Uploads::sweep_files`) once no other file holds them.
+pub const ERASE_FILES: &str = "DELETE FROM files WHERE room = $1 AND claimed_by IS NOT NULL \
+     AND EXISTS (SELECT 1 FROM messages m WHERE m.room = $1 AND m.seq = $2 \
+     AND m.user_id = files.uploader AND m.client_id = files.claimed_by)";
 
 /// Seqs are u64 on the wire and BIGINT in the database.
 pub fn db_seq(seq: Option<u64>) -> Option<i64> {
@@ -133,7 +138,7 @@ pub(super) enum Outcome {
 
 /// Binds what the sender sent, in the order of the columns that follow
 /// `room, seq` in every insert of an entry: `id, user_id, user_name,
-/// content, ts, client_id, username`.
+/// content, ts, client_id, username, files`.
 pub fn bind_sent<'q, DB: Driver>(query: Statement<'q, DB>, m: &'q NewEntry) -> Statement<'q, DB> {
     query
         .bind(m.id.as_str())
@@ -143,6 +148,7 @@ pub fn bind_sent<'q, DB: Driver>(query: Statement<'q, DB>, m: &'q NewEntry) -> S
         .bind(m.ts)
         .bind(m.client_id.as_str())
         .bind(&m.user.username)
+        .bind(m.files_column())
 }
 
 /// Appends, for every SQL database (see `SqlStore`).
@@ -294,7 +300,7 @@ impl<DB: Dialect> SqlStore<DB> {
             EntryKind::Unknown => None,
         };
         if changed.is_some() && m.kind == EntryKind::Delete {
-            for erase in [ERASE_EDITS, ERASE_REACTIONS] {
+            for erase in [ERASE_EDITS, ERASE_REACTIONS, ERASE_FILES] {
                 DB::query(erase)
                     .bind(m.room.as_str())
                     .bind(target)

@@ -46,13 +46,23 @@ impl Blobs for PgBlobs {
     async fn put(&self, sha256: &str, temp: &Path) -> io::Result<()> {
         let sha256 = checked(sha256)?;
         let mut tx = self.pool.begin().await.map_err(io::Error::other)?;
+        let now = super::now_millis();
+        // Locks the first chunk's row, so a sweep's `delete` of the same
+        // bytes waits for this to renew them, or went before.
         let kept: Option<i64> =
-            sqlx::query_scalar("SELECT n FROM file_chunks WHERE sha256 = $1 AND n = 0")
+            sqlx::query_scalar("SELECT n FROM file_chunks WHERE sha256 = $1 AND n = 0 FOR UPDATE")
                 .bind(sha256)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(io::Error::other)?;
-        if kept.is_none() {
+        if kept.is_some() {
+            sqlx::query("UPDATE file_chunks SET stored_at = $2 WHERE sha256 = $1 AND n = 0")
+                .bind(sha256)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(io::Error::other)?;
+        } else {
             let mut file = tokio::fs::File::open(temp).await?;
             let mut buffer = vec![0; CHUNK];
             let mut n: i64 = 0;
@@ -68,13 +78,19 @@ impl Blobs for PgBlobs {
                 if filled == 0 && n > 0 {
                     break;
                 }
-                sqlx::query("INSERT INTO file_chunks (sha256, n, data) VALUES ($1, $2, $3)")
-                    .bind(sha256)
-                    .bind(n)
-                    .bind(&buffer[..filled])
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(io::Error::other)?;
+                // Another node storing the same new bytes at once
+                // wrote the same chunks.
+                sqlx::query(
+                    "INSERT INTO file_chunks (sha256, n, data, stored_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(sha256)
+                .bind(n)
+                .bind(&buffer[..filled])
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(io::Error::other)?;
                 n += 1;
                 if filled < CHUNK {
                     break;
@@ -115,12 +131,33 @@ impl Blobs for PgBlobs {
         Ok(Some(Box::pin(futures_util::StreamExt::chain(first, rest))))
     }
 
-    async fn delete(&self, sha256: &str) -> io::Result<()> {
+    async fn stored_before(&self, cutoff_ms: i64) -> io::Result<Vec<String>> {
+        sqlx::query_scalar("SELECT sha256 FROM file_chunks WHERE n = 0 AND stored_at < $1")
+            .bind(cutoff_ms)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(io::Error::other)
+    }
+
+    async fn delete(&self, sha256: &str, cutoff_ms: i64) -> io::Result<bool> {
+        let sha256 = checked(sha256)?;
+        let mut tx = self.pool.begin().await.map_err(io::Error::other)?;
+        let stored_at: Option<i64> = sqlx::query_scalar(
+            "SELECT stored_at FROM file_chunks WHERE sha256 = $1 AND n = 0 FOR UPDATE",
+        )
+        .bind(sha256)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(io::Error::other)?;
+        if stored_at.is_none_or(|at| at >= cutoff_ms) {
+            return Ok(false);
+        }
         sqlx::query("DELETE FROM file_chunks WHERE sha256 = $1")
-            .bind(checked(sha256)?)
-            .execute(&self.pool)
+            .bind(sha256)
+            .execute(&mut *tx)
             .await
             .map_err(io::Error::other)?;
-        Ok(())
+        tx.commit().await.map_err(io::Error::other)?;
+        Ok(true)
     }
 }

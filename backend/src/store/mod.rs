@@ -14,6 +14,7 @@ pub(crate) mod accounts_sql;
 pub(crate) mod append_sql;
 pub mod blobs;
 mod blobs_pg;
+pub mod file_sweep;
 pub mod files;
 pub mod group_commit;
 mod health;
@@ -43,7 +44,7 @@ pub use operations::{ApiKey, Operations, RoomScope, UserSummary};
 pub use postgres::PostgresStore;
 pub use search::{Search, SearchQuery, words as search_words};
 pub use sqlite::SqliteStore;
-pub use uploads::{FileRecord, Uploads};
+pub use uploads::{FileRecord, Shared, UNSENT_FILES_KEPT_MS, Uploads};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -112,6 +113,8 @@ pub struct NewEntry {
     /// A delete may remove anyone's message (the user owns or moderates
     /// the room), not only the user's own.
     pub moderator: bool,
+    /// A message's files, claimed for it (`Uploads::claim_files`).
+    pub files: Vec<common::FileInfo>,
 }
 
 impl NewEntry {
@@ -128,6 +131,7 @@ impl NewEntry {
             target: None,
             reply_to: None,
             moderator: false,
+            files: Vec::new(),
         }
     }
 
@@ -135,7 +139,11 @@ impl NewEntry {
     /// anyone's message.
     pub fn of(post: Post, room: String, user: User, client_id: String, moderator: bool) -> Self {
         let (kind, content, target, reply_to) = match post {
-            Post::Message { content, reply_to } => (EntryKind::Message, content, None, reply_to),
+            // Its files' ids become the files themselves when they are
+            // claimed (`Uploads::claim_files`).
+            Post::Message {
+                content, reply_to, ..
+            } => (EntryKind::Message, content, None, reply_to),
             Post::Edit { target, content } => (EntryKind::Edit, content, Some(target), None),
             Post::Delete { target } => (EntryKind::Delete, String::new(), Some(target), None),
             Post::Topic { topic } => (EntryKind::Topic, topic, None, None),
@@ -174,7 +182,16 @@ impl NewEntry {
             edited: None,
             deleted: false,
             reactions: Vec::new(),
+            files: self.files,
         }
+    }
+
+    /// Its files as stored (`messages.files`): JSON, or NULL for none.
+    pub fn files_column(&self) -> Option<String> {
+        if self.files.is_empty() {
+            return None;
+        }
+        Some(serde_json::to_string(&self.files).expect("files serialize"))
     }
 }
 

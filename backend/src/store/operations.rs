@@ -148,11 +148,16 @@ pub const DELETE_ROOM_MEMBERS: &str = "DELETE FROM room_members WHERE room = $1"
 pub const DELETE_ROOM_DEPARTURES: &str = "DELETE FROM departures WHERE room = $1";
 pub const DELETE_ROOM_READ_MARKS: &str = "DELETE FROM read_marks WHERE room = $1";
 pub const DELETE_ROOM_REACTIONS: &str = "DELETE FROM reactions WHERE room = $1";
+/// Sent or not: their bytes go with the next sweep (`Uploads::sweep_files`).
+pub const DELETE_ROOM_FILES: &str = "DELETE FROM files WHERE room = $1";
 pub const DELETE_USER_MESSAGES: &str = "DELETE FROM messages WHERE user_id = $1";
 pub const DELETE_USER_MESSAGES_IN: &str = "DELETE FROM messages WHERE user_id = $1 AND room = $2";
 /// Their reactions go with their messages (the events that made them did).
 pub const DELETE_USER_REACTIONS: &str = "DELETE FROM reactions WHERE user_id = $1";
 pub const DELETE_USER_REACTIONS_IN: &str = "DELETE FROM reactions WHERE user_id = $1 AND room = $2";
+/// Their files go too: those of their messages, and those not sent yet.
+pub const DELETE_USER_FILES: &str = "DELETE FROM files WHERE uploader = $1";
+pub const DELETE_USER_FILES_IN: &str = "DELETE FROM files WHERE uploader = $1 AND room = $2";
 
 /// An API key, in `KEY_COLUMNS` order (fields are read in the order they
 /// are written).
@@ -234,6 +239,7 @@ impl<DB: Dialect> Operations for SqlStore<DB> {
                 DELETE_ROOM_DEPARTURES,
                 DELETE_ROOM_READ_MARKS,
                 DELETE_ROOM_REACTIONS,
+                DELETE_ROOM_FILES,
             ] {
                 DB::query(statement).bind(room).execute(&mut *tx).await?;
             }
@@ -249,9 +255,17 @@ impl<DB: Dialect> Operations for SqlStore<DB> {
     }
 
     async fn delete_user_messages(&self, user_id: &str, room: Option<&str>) -> Result<u64> {
-        let (reactions, messages) = match room {
-            Some(_) => (DELETE_USER_REACTIONS_IN, DELETE_USER_MESSAGES_IN),
-            None => (DELETE_USER_REACTIONS, DELETE_USER_MESSAGES),
+        let (reactions, files, messages) = match room {
+            Some(_) => (
+                DELETE_USER_REACTIONS_IN,
+                DELETE_USER_FILES_IN,
+                DELETE_USER_MESSAGES_IN,
+            ),
+            None => (
+                DELETE_USER_REACTIONS,
+                DELETE_USER_FILES,
+                DELETE_USER_MESSAGES,
+            ),
         };
         // `$1` the user, and `$2` the room where there is one.
         let of_user = |statement| {
@@ -264,6 +278,7 @@ impl<DB: Dialect> Operations for SqlStore<DB> {
         self.guarded(Access::Write, async |conn| {
             let mut tx = conn.begin().await?;
             of_user(reactions).execute(&mut *tx).await?;
+            of_user(files).execute(&mut *tx).await?;
             let deleted = of_user(messages).execute(&mut *tx).await?.rows_affected();
             // And other people's reactions to the messages now gone.
             DB::query(super::sql::PRUNE_REACTIONS)

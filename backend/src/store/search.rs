@@ -43,7 +43,7 @@ pub use common::search::words;
 macro_rules! columns_of_m {
     () => {
         "m.room, m.seq, m.id, m.user_id, m.user_name, m.content, m.ts, m.client_id, m.username, \
-         m.kind, m.target, m.reply_to, m.edited_at, m.deleted_at"
+         m.kind, m.target, m.reply_to, m.edited_at, m.deleted_at, m.files"
     };
 }
 

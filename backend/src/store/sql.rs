@@ -30,7 +30,7 @@ pub const ENTER_ROOM: &str = "SELECT r.visibility, m.role, r.created_by, r.last_
 macro_rules! entry_columns {
     () => {
         "room, seq, id, user_id, user_name, content, ts, client_id, username, \
-         kind, target, reply_to, edited_at, deleted_at"
+         kind, target, reply_to, edited_at, deleted_at, files"
     };
 }
 pub(crate) use entry_columns;
@@ -81,6 +81,15 @@ fn like_pattern(start: &str, text: &str) -> String {
 /// Seqs are contiguous, so "beyond the newest N" is `seq <= last_seq - N`.
 pub const PRUNE_COUNT: &str = "DELETE FROM messages WHERE seq <= (SELECT last_seq FROM rooms WHERE rooms.name = messages.room) - $1";
 pub const PRUNE_AGE: &str = "DELETE FROM messages WHERE ts < $1";
+/// The files of the messages `PRUNE_COUNT` deletes, deleted before them.
+pub const PRUNE_FILES_COUNT: &str = "DELETE FROM files WHERE claimed_by IS NOT NULL AND EXISTS \
+     (SELECT 1 FROM messages m WHERE m.room = files.room AND m.user_id = files.uploader \
+     AND m.client_id = files.claimed_by \
+     AND m.seq <= (SELECT last_seq FROM rooms WHERE rooms.name = m.room) - $1)";
+/// The files of the messages `PRUNE_AGE` deletes, deleted before them.
+pub const PRUNE_FILES_AGE: &str = "DELETE FROM files WHERE claimed_by IS NOT NULL AND EXISTS \
+     (SELECT 1 FROM messages m WHERE m.room = files.room AND m.user_id = files.uploader \
+     AND m.client_id = files.claimed_by AND m.ts < $1)";
 /// Reactions whose message retention deleted go too.
 pub const PRUNE_REACTIONS: &str = "DELETE FROM reactions WHERE NOT EXISTS \
      (SELECT 1 FROM messages m WHERE m.room = reactions.room AND m.seq = reactions.target)";
@@ -133,6 +142,7 @@ impl Read for ChatMessage {
         let reply_to: Option<i64> = columns.next()?;
         let edited = columns.next()?;
         let deleted_at: Option<i64> = columns.next()?;
+        let files: Option<String> = columns.next()?;
         Ok(ChatMessage {
             room,
             seq: seq as u64,
@@ -151,6 +161,11 @@ impl Read for ChatMessage {
             edited,
             deleted: deleted_at.is_some(),
             reactions: Vec::new(),
+            // Written by `NewEntry::files_column`; a row it cannot read
+            // (a hand edit) shows no files rather than failing the page.
+            files: files
+                .and_then(|json| serde_json::from_str(&json).ok())
+                .unwrap_or_default(),
         })
     }
 }
@@ -361,10 +376,14 @@ impl<DB: Dialect> Store for SqlStore<DB> {
         self.guarded(Access::Write, async |conn| {
             let mut deleted = 0;
             if let Some(keep) = keep_per_room {
+                let files = DB::query(PRUNE_FILES_COUNT).bind(db_seq(keep));
+                files.execute(&mut *conn).await?;
                 let delete = DB::query(PRUNE_COUNT).bind(db_seq(keep));
                 deleted += delete.execute(&mut *conn).await?.rows_affected();
             }
             if let Some(cutoff) = older_than_ms {
+                let files = DB::query(PRUNE_FILES_AGE).bind(cutoff);
+                files.execute(&mut *conn).await?;
                 let delete = DB::query(PRUNE_AGE).bind(cutoff);
                 deleted += delete.execute(&mut *conn).await?.rows_affected();
             }

@@ -223,6 +223,7 @@ conformance!(
     a_departure_is_kept_until_the_room_is_joined_again,
     a_room_list_reads_every_member_state_at_once,
     an_uploaded_file_is_recorded_and_counted_against_its_uploader,
+    a_file_is_sent_once_and_goes_with_its_message,
 );
 
 /// Accounts with these ids (each its own username and display name).
@@ -443,6 +444,7 @@ async fn an_uploaded_file_is_recorded_and_counted_against_its_uploader(t: &Targe
         width: Some(640),
         height: None,
         created_at: 7,
+        thumb_sha256: None,
     };
     let a = file("a", "ann", 1_000, &"1".repeat(64));
     store.add_file(&a).await.unwrap();
@@ -464,6 +466,180 @@ async fn an_uploaded_file_is_recorded_and_counted_against_its_uploader(t: &Targe
     assert_eq!(store.stored_by("nobody").await.unwrap(), 0);
     assert_eq!(store.files_with_content(&"1".repeat(64)).await.unwrap(), 2);
     assert_eq!(store.files_with_content(&"3".repeat(64)).await.unwrap(), 0);
+}
+
+/// A send claims the sender's own files of the room, all or none, once (a
+/// retry claims them again); the message carries them in history; the
+/// room's file list shows them; and every way a message goes takes its
+/// files with it: a delete, retention, an operator's delete of a user's
+/// messages, the room's deletion, and the sweep of files never sent.
+async fn a_file_is_sent_once_and_goes_with_its_message(t: &Target) {
+    use backend::store::{FileRecord, UNSENT_FILES_KEPT_MS};
+    let store = t.open().await;
+    for room in ["r", "s"] {
+        store.ensure_room(room, "ann", 1).await.unwrap();
+    }
+    let (ann, bo) = (user("ann"), user("bo"));
+    let now = 1_000_000_000;
+    let add = async |id: &str, room: &str, uploader: &str| {
+        let file = FileRecord {
+            id: id.into(),
+            room: room.into(),
+            uploader: uploader.into(),
+            name: format!("{id}.pdf"),
+            size: 10,
+            content_type: "application/pdf".into(),
+            sha256: id.repeat(64)[..64].to_owned(),
+            width: None,
+            height: None,
+            created_at: now,
+            thumb_sha256: (id == "a").then(|| "f".repeat(64)),
+        };
+        store.add_file(&file).await.unwrap();
+        file
+    };
+    let a = add("a", "r", "ann").await;
+    let b = add("b", "r", "ann").await;
+    add("c", "r", "bo").await;
+    add("d", "s", "ann").await;
+    add("e", "r", "ann").await;
+    let ids = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let claim = async |room: &str, who: &str, client_id: &str, files: &[&str]| {
+        store
+            .claim_files(room, who, client_id, &ids(files), now)
+            .await
+            .unwrap()
+            .map(|files| files.into_iter().map(|f| f.id).collect::<Vec<_>>())
+    };
+    assert_eq!(
+        claim("r", "ann", "m1", &["a", "b"]).await,
+        Some(ids(&["a", "b"]))
+    );
+    assert_eq!(
+        claim("r", "ann", "m1", &["a", "b"]).await,
+        Some(ids(&["a", "b"])),
+        "a retry"
+    );
+    assert_eq!(claim("r", "ann", "m2", &["a"]).await, None, "sent already");
+    assert_eq!(claim("r", "ann", "m2", &["c"]).await, None, "bo's");
+    assert_eq!(
+        claim("r", "ann", "m2", &["d"]).await,
+        None,
+        "another room's"
+    );
+    assert_eq!(claim("r", "ann", "m2", &["zz"]).await, None, "no such file");
+    assert_eq!(claim("r", "ann", "m2", &["e", "c"]).await, None);
+    assert_eq!(
+        claim("r", "ann", "m2", &["e"]).await,
+        Some(ids(&["e"])),
+        "all or none"
+    );
+    assert_eq!(
+        store.files_with_content(&"f".repeat(64)).await.unwrap(),
+        1,
+        "a thumbnail holds bytes"
+    );
+
+    // The message carries its files, in history and in the room's list.
+    let infos = vec![a.info(), b.info()];
+    assert!(infos[0].thumbnail && !infos[1].thumbnail);
+    let sent = store
+        .append(NewEntry {
+            files: infos.clone(),
+            ..entry("r", "id-1", &ann, "", now, "m1")
+        })
+        .await
+        .unwrap();
+    assert_eq!(sent.message.files, infos);
+    append(&*store, "r", &bo, "m3", now).await;
+    let history = store.range("r", 0, 10, 10).await.unwrap();
+    assert_eq!(history[0].files, infos);
+    assert!(history[1].files.is_empty());
+    let listed = store.room_files("r", u64::MAX, 10).await.unwrap();
+    let listed: Vec<(&str, u64, &str)> = listed
+        .iter()
+        .map(|s| (s.file.id.as_str(), s.seq, s.user.id.as_str()))
+        .collect();
+    assert_eq!(listed, [("a", 1, "ann"), ("b", 1, "ann")]);
+    assert!(
+        store.room_files("r", 1, 10).await.unwrap().is_empty(),
+        "paged by seq"
+    );
+
+    // A delete takes them: not served from that moment.
+    store
+        .append(NewEntry {
+            kind: common::EntryKind::Delete,
+            target: Some(1),
+            ..entry("r", "id-3", &ann, "", now, "m4")
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.file("a").await.unwrap(), None);
+    assert_eq!(store.file("b").await.unwrap(), None);
+    assert!(
+        store.range("r", 0, 1, 10).await.unwrap()[0]
+            .files
+            .is_empty()
+    );
+    assert!(
+        store
+            .room_files("r", u64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.files_with_content(&"f".repeat(64)).await.unwrap(), 0);
+
+    // "e" was claimed by a send never stored, "d" never sent: kept a day.
+    assert_eq!(store.sweep_files(now - 1).await.unwrap(), 0);
+    assert!(store.file("e").await.unwrap().is_some());
+    assert_eq!(
+        store.sweep_files(now + UNSENT_FILES_KEPT_MS).await.unwrap(),
+        3
+    );
+    assert_eq!(store.file("e").await.unwrap(), None);
+    assert_eq!(store.file("d").await.unwrap(), None);
+    assert!(
+        store.file("c").await.unwrap().is_none(),
+        "c was never sent either"
+    );
+
+    // Retention, an operator's delete and the room's deletion take theirs.
+    let sent_with = async |id: &str, room: &str, who: &User, client_id: &str| {
+        let file = add(id, room, &who.id).await;
+        store
+            .claim_files(room, &who.id, client_id, &ids(&[id]), now)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .append(NewEntry {
+                files: vec![file.info()],
+                ..entry(
+                    room,
+                    &uuid::Uuid::now_v7().to_string(),
+                    who,
+                    "here",
+                    now,
+                    client_id,
+                )
+            })
+            .await
+            .unwrap();
+    };
+    sent_with("g", "r", &ann, "m5").await;
+    store.prune(None, Some(now + 1)).await.unwrap();
+    assert_eq!(store.file("g").await.unwrap(), None, "retention");
+    sent_with("h", "r", &bo, "m6").await;
+    sent_with("i", "r", &ann, "m7").await;
+    store.delete_user_messages("bo", Some("r")).await.unwrap();
+    assert_eq!(store.file("h").await.unwrap(), None, "an operator's delete");
+    assert!(store.file("i").await.unwrap().is_some());
+    add("j", "r", "ann").await;
+    store.delete_room("r", now).await.unwrap();
+    assert_eq!(store.file("i").await.unwrap(), None, "the room's deletion");
+    assert_eq!(store.file("j").await.unwrap(), None);
 }
 
 /// How many migrations this Hearth has (one file each, per database).
@@ -928,6 +1104,7 @@ async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
     t.exec("DELETE FROM _sqlx_migrations WHERE version >= 4")
         .await;
     // 12 (`room_members.notify`) goes with `room_members`, dropped below.
+    t.exec("ALTER TABLE messages DROP COLUMN files").await; // 17 (and 16, 17 below)
     t.exec("DROP TABLE files").await; // 16
     if let Target::Postgres { .. } = t {
         t.exec("DROP TABLE file_chunks").await;

@@ -35,6 +35,14 @@ impl Session {
             } if *seq == 0 || *seq > self.app.hub.delivered_seq(&room).unwrap_or(0) => {
                 Err("reply_to is not a message of this room")
             }
+            Post::Message { files, .. } if files.len() > common::MAX_FILES_PER_MESSAGE => {
+                Err("a message carries at most 10 files")
+            }
+            // A message of files alone needs no text, but what it has is
+            // checked like any other.
+            Post::Message { content, files, .. } if !files.is_empty() && content.is_empty() => {
+                Ok(())
+            }
             Post::Message { content, .. } | Post::Edit { content, .. } => {
                 validate::content(content)
             }
@@ -95,6 +103,40 @@ impl Session {
             }
             _ => false,
         };
+        // A message's files are claimed for it now, before it is queued:
+        // the sender's own, uploaded to this room, and not sent in another
+        // message (a retry of this one claims them again). Only messages
+        // with files ask the store.
+        let mut files = Vec::new();
+        if let Post::Message { files: ids, .. } = &entry
+            && !ids.is_empty()
+        {
+            let claim = self.app.hub.store().claim_files(
+                &room,
+                &self.peer.user.id,
+                &client_id,
+                ids,
+                crate::store::now_millis(),
+            );
+            match claim.await {
+                Ok(Some(claimed)) => files = claimed.iter().map(|f| f.info()).collect(),
+                Ok(None) => {
+                    return self.reject(
+                        ErrorCode::NoSuchFile,
+                        "a file is not one you uploaded to this room, or was sent already",
+                        Some(client_id),
+                    );
+                }
+                Err(err) => {
+                    tracing::error!(%err, room, "claiming files failed");
+                    return self.tell(
+                        ErrorCode::Internal,
+                        "the message could not be stored; try again",
+                        Some(client_id),
+                    );
+                }
+            }
+        }
         if matches!(entry, Post::Topic { .. }) && !moderator {
             return self.reject(
                 ErrorCode::Forbidden,
@@ -105,8 +147,9 @@ impl Session {
         // Built once the committer's queue has room (see
         // `GroupCommit::submit_with`).
         let user = &self.peer.user;
-        let entry = || {
-            NewEntry::of(
+        let entry = || NewEntry {
+            files,
+            ..NewEntry::of(
                 entry,
                 room.clone(),
                 user.clone(),

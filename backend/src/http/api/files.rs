@@ -1,17 +1,13 @@
-//! Files: `POST /api/rooms/{room}/files` uploads one, `GET
-//! /api/files/{id}` serves it to people who may read its room.
+//! Uploads: `POST /api/rooms/{room}/files` (serving them is
+//! `downloads.rs`).
 //!
 //! An upload streams to a temp file in the data dir as it arrives, hashed
 //! and counted on the way: never whole in memory, refused the moment it
 //! passes the size limit or the uploader's quota, and moved into the file
 //! store (`store/blobs.rs`) durably before it is answered. What it is comes
 //! from its bytes (`infer`), never from the client; an image's size from
-//! its header (`imagesize`).
-//!
-//! A download is authorized like the room's history: a private room's or a
-//! direct conversation's files are its members' only, whatever the URL.
-//! Only raster images are shown inline; everything else (SVG and HTML too)
-//! is an attachment, with `nosniff` and a sandboxing CSP.
+//! its header (`imagesize`). A large image gets a thumbnail
+//! (`thumbnail.rs`); one whose header claims a huge size is refused.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +18,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use common::{ApiErrorCode, FileInfo};
+use common::ApiErrorCode;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -35,18 +31,9 @@ use crate::store::FileRecord;
 
 /// The bytes kept to tell what a file is and an image's size.
 const HEAD: usize = 64 * 1024;
-/// Shown inline; anything else is downloaded.
-const INLINE: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
-/// Served as bytes (`application/octet-stream`), not as what they are: a
-/// browser would run them if it ever displayed them.
-const ACTIVE: [&str; 6] = [
-    "text/html",
-    "application/xhtml+xml",
-    "image/svg+xml",
-    "text/xml",
-    "application/xml",
-    "application/javascript",
-];
+
+/// Images a thumbnail is made of.
+const RASTER: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
 
 #[derive(Deserialize)]
 pub struct UploadQuery {
@@ -228,6 +215,22 @@ pub async fn upload(
     } else {
         (None, None)
     };
+    if let (Some(w), Some(h)) = (width, height)
+        && !crate::thumbnail::acceptable(w, h)
+    {
+        return too_large(ApiErrorCode::TooLarge, "an image is at most 50 megapixels");
+    }
+    let thumb_sha256 = match (width, height) {
+        (Some(w), Some(h))
+            if RASTER.contains(&content_type.as_str()) && crate::thumbnail::wanted(w, h) =>
+        {
+            match thumbnail(&app, &path, &id).await {
+                Ok(thumb) => thumb,
+                Err(err) => return storage_failed(err),
+            }
+        }
+        _ => None,
+    };
     if let Err(err) = app.blobs.put(&sha256, &path).await {
         return storage_failed(err);
     }
@@ -243,26 +246,36 @@ pub async fn upload(
         width,
         height,
         created_at: crate::store::now_millis(),
+        thumb_sha256,
     };
     if let Err(err) = store.add_file(&record).await {
         return internal(err);
     }
     tracing::info!(id = %record.id, room = %record.room, size, "uploaded");
-    (StatusCode::CREATED, Json(info(record))).into_response()
+    (StatusCode::CREATED, Json(record.info())).into_response()
 }
 
-fn info(record: FileRecord) -> FileInfo {
-    FileInfo {
-        id: record.id,
-        name: record.name,
-        size: record.size,
-        content_type: record.content_type,
-        width: record.width,
-        height: record.height,
+/// Makes, hashes and stores the thumbnail of the image at `path` (an
+/// upload's temp file, named `id`): the thumbnail's hash, or `None` if
+/// the image could not be decoded within the limits.
+async fn thumbnail(
+    app: &AppState,
+    path: &std::path::Path,
+    id: &str,
+) -> std::io::Result<Option<String>> {
+    let dest = path.with_file_name(format!("{id}.thumb"));
+    let mut temp = Temp(Some(dest.clone()));
+    if !crate::thumbnail::make(path.to_owned(), dest.clone()).await? {
+        return Ok(None);
     }
+    let bytes = tokio::fs::read(&dest).await?;
+    let sha256 = hex(&Sha256::digest(&bytes));
+    app.blobs.put(&sha256, &dest).await?;
+    temp.0 = None;
+    Ok(Some(sha256))
 }
 
-fn storage_failed(err: std::io::Error) -> Response {
+pub(super) fn storage_failed(err: std::io::Error) -> Response {
     tracing::error!(%err, "file store");
     error(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -279,90 +292,6 @@ fn hex(bytes: &[u8]) -> String {
     })
 }
 
-/// `GET /api/files/{id}` → the bytes, to people who may read the file's
-/// room; `404 not_found` to anyone else, as for a file that does not exist.
-pub async fn download(
-    State(app): State<Arc<AppState>>,
-    Authenticated(who): Authenticated,
-    Path(id): Path<String>,
-) -> Response {
-    let not_found = || {
-        error(
-            StatusCode::NOT_FOUND,
-            ApiErrorCode::NotFound,
-            "no such file",
-        )
-    };
-    let record = match app.hub.store().file(&id).await {
-        Ok(Some(record)) => record,
-        Ok(None) => return not_found(),
-        Err(err) => return internal(err),
-    };
-    // The same answer for "not yours to read" as for "no such file".
-    if enter(&app, &record.room, &who).await.is_err() {
-        return not_found();
-    }
-    let stream = match app.blobs.get(&record.sha256).await {
-        Ok(Some(stream)) => stream,
-        Ok(None) => return not_found(),
-        Err(err) => return storage_failed(err),
-    };
-    let mut response = Body::from_stream(stream).into_response();
-    let headers = response.headers_mut();
-    let inline = INLINE.contains(&record.content_type.as_str());
-    let content_type = if ACTIVE.contains(&record.content_type.as_str()) {
-        HeaderValue::from_static("application/octet-stream")
-    } else {
-        HeaderValue::from_str(&record.content_type)
-            .unwrap_or(HeaderValue::from_static("application/octet-stream"))
-    };
-    headers.insert(header::CONTENT_TYPE, content_type);
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(record.size));
-    headers.insert(
-        header::CONTENT_DISPOSITION,
-        disposition(if inline { "inline" } else { "attachment" }, &record.name),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; sandbox"),
-    );
-    // Private to the browser that asked (a file of a private room).
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=3600"),
-    );
-    response
-}
-
-/// `inline` or `attachment`, with the name both as plain ASCII and (RFC
-/// 5987) in full.
-fn disposition(kind: &str, name: &str) -> HeaderValue {
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let encoded: String = name
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    HeaderValue::from_str(&format!(
-        "{kind}; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
-    ))
-    .unwrap_or(HeaderValue::from_static("attachment"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,21 +304,5 @@ mod tests {
         assert_eq!(file_name(Some("..")), "file");
         assert_eq!(file_name(None), "file");
         assert!(file_name(Some(&"é".repeat(300))).len() <= 255);
-    }
-
-    #[test]
-    fn the_disposition_names_the_file_safely() {
-        let value = disposition("attachment", "plan \"v2\".pdf");
-        assert_eq!(
-            value.to_str().unwrap(),
-            "attachment; filename=\"plan _v2_.pdf\"; filename*=UTF-8''plan%20%22v2%22.pdf"
-        );
-        let value = disposition("inline", "été.png");
-        assert!(
-            value
-                .to_str()
-                .unwrap()
-                .contains("filename*=UTF-8''%C3%A9t%C3%A9.png")
-        );
     }
 }

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod accounts;
+mod downloads;
 mod drafts;
 mod emoji;
 mod files;
@@ -65,8 +66,12 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/search", get(search::search))
         .route("/dms", post(rooms::start_direct))
         .route("/emoji", get(emoji::catalog))
-        .route("/rooms/{room}/files", post(files::upload))
-        .route("/files/{id}", get(files::download))
+        .route(
+            "/rooms/{room}/files",
+            post(files::upload).get(downloads::room_files),
+        )
+        .route("/files/{id}", get(downloads::download))
+        .route("/files/{id}/thumbnail", get(downloads::thumbnail))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
