@@ -212,6 +212,14 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     let blobs = store::open_blobs(config.database_url.as_deref(), &config.data_dir)
         .await
         .context("opening the file store")?;
+    // Uploads in progress when this node last stopped (a crash, a kill)
+    // never reached the file store; their temp files go. None is in
+    // progress yet: the data dir is this node's alone.
+    match store::files::clear_dir(&config.data_dir.join("uploads")) {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "removed uploads cut off by the last stop"),
+        Err(err) => tracing::warn!(%err, "clearing the uploads dir"),
+    }
     let broker: Arc<dyn Broker> = match &config.redis_url {
         Some(url) => {
             anyhow::ensure!(

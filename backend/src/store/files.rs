@@ -21,6 +21,25 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     )
 }
 
+/// Empties `dir` of what an earlier run left in it (uploads cut off by a
+/// crash); nothing if it does not exist.
+pub fn clear_dir(dir: &Path) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(err),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Creates `file` empty as 0600 if it is missing, so the database (and the
 /// -wal and -shm files SQLite gives the same mode) start private; warns if
 /// it exists and others may read it.

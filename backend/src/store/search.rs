@@ -95,6 +95,30 @@ impl SearchSyntax for sqlx::Postgres {
     }
 }
 
+/// Messages with a file whose name has every word, in order, anywhere
+/// in it (`$1`, a LIKE pattern: the words are letters and digits only),
+/// for both engines; `$2`… as for `SEARCH`.
+const BY_FILE_NAME: &str = concat!(
+    "SELECT ",
+    columns_of_m!(),
+    " FROM files f JOIN messages m ON m.room = f.room AND m.user_id = f.uploader \
+     AND m.client_id = f.claimed_by \
+     JOIN rooms r ON r.name = m.room \
+     LEFT JOIN room_members rm ON rm.room = m.room AND rm.user_id = $2 \
+     WHERE lower(f.name) LIKE $1",
+    readable!()
+);
+
+/// `%deploy%fail%`: a file's name with the words in order.
+fn name_pattern(words: &[String]) -> String {
+    let mut pattern = String::from("%");
+    for word in words {
+        pattern.push_str(word);
+        pattern.push('%');
+    }
+    pattern
+}
+
 /// Cursor for the first page: after every id.
 pub const NO_CURSOR: &str = "~";
 
@@ -105,19 +129,45 @@ impl<DB: Dialect> Search for SqlStore<DB> {
         if query.words.is_empty() {
             return Ok(Vec::new());
         }
-        let select = DB::query(DB::SEARCH)
-            .bind(DB::search_query(query.words))
-            .bind(query.user_id)
-            .bind(query.room.unwrap_or(""))
-            .bind(query.before.unwrap_or(NO_CURSOR))
-            .bind(i64::from(query.limit));
-        self.all(Access::Read, select).await
+        let select = |statement, words| {
+            DB::query(statement)
+                .bind(words)
+                .bind(query.user_id)
+                .bind(query.room.unwrap_or(""))
+                .bind(query.before.unwrap_or(NO_CURSOR))
+                .bind(i64::from(query.limit))
+        };
+        let mut found: Vec<ChatMessage> = self
+            .all(
+                Access::Read,
+                select(DB::SEARCH, DB::search_query(query.words)),
+            )
+            .await?;
+        // And by their files' names: a page of each, merged newest first.
+        let by_name: Vec<ChatMessage> = self
+            .all(
+                Access::Read,
+                select(BY_FILE_NAME, name_pattern(query.words)),
+            )
+            .await?;
+        if !by_name.is_empty() {
+            found.extend(by_name);
+            found.sort_by(|a, b| b.id.cmp(&a.id));
+            found.dedup_by(|a, b| a.id == b.id);
+            found.truncate(query.limit as usize);
+        }
+        Ok(found)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_files_name_is_matched_by_its_words_in_order() {
+        assert_eq!(name_pattern(&words("Q3 report.pdf")), "%q3%report%pdf%");
+    }
 
     #[test]
     fn each_dialect_asks_for_every_word_as_a_prefix() {

@@ -110,7 +110,7 @@ async fn the_postgres_file_store_keeps_bytes_by_content() {
 }
 
 /// A PNG of `width` × `height` as far as anyone reading its header can tell.
-fn png(width: u32, height: u32) -> Vec<u8> {
+pub fn png(width: u32, height: u32) -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
     bytes.extend_from_slice(&width.to_be_bytes());
     bytes.extend_from_slice(&height.to_be_bytes());
@@ -119,7 +119,7 @@ fn png(width: u32, height: u32) -> Vec<u8> {
     bytes
 }
 
-async fn upload(
+pub async fn upload(
     server: &TestServer,
     who: &SessionResponse,
     room: &str,
@@ -136,7 +136,7 @@ async fn upload(
         .unwrap()
 }
 
-async fn download(server: &TestServer, who: &SessionResponse, id: &str) -> reqwest::Response {
+pub async fn download(server: &TestServer, who: &SessionResponse, id: &str) -> reqwest::Response {
     reqwest::Client::new()
         .get(server.url(&format!("/api/files/{id}")))
         .bearer_auth(&who.token)
@@ -146,7 +146,7 @@ async fn download(server: &TestServer, who: &SessionResponse, id: &str) -> reqwe
 }
 
 /// Files kept in the data dir's store, and left in its uploads dir.
-fn kept(server: &TestServer) -> (usize, usize) {
+pub fn kept(server: &TestServer) -> (usize, usize) {
     let count = |dir: &Path| -> usize {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return 0;
@@ -471,4 +471,67 @@ async fn the_postgres_file_store_comes_back_after_a_restart() {
     }
     let response = upload(&server, &alice, "lobby", "again.png", png(9, 9)).await;
     assert_eq!(response.status(), 201, "uploads work again too");
+}
+
+/// A node killed (SIGKILL) in the middle of an upload: the half file was
+/// never visible (no record, nothing in the file store), and the node
+/// started again removes its temp file and takes uploads.
+#[tokio::test]
+async fn a_node_killed_mid_upload_leaves_no_half_file() {
+    let dir = temp_dir();
+    let args = ["--data-dir".to_owned(), dir.display().to_string()];
+    let (mut node, addr) = crate::support::spawn_hearth(&args).await;
+    let alice = crate::support::sign_up_at(&addr, "alice").await;
+    crate::support::connect_at(&addr, &alice)
+        .await
+        .join("lobby")
+        .await;
+    let half = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(vec![
+        1u8;
+        100_000
+    ]))])
+    .chain(futures_util::stream::pending());
+    let url = format!("http://{addr}/api/rooms/lobby/files?name=half");
+    let token = alice.token.clone();
+    let cut = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(token)
+            .body(reqwest::Body::wrap_stream(half))
+            .send()
+            .await
+    });
+    // Until the half file is on the node's disk.
+    let uploads = dir.join("uploads");
+    for _ in 0..200 {
+        let written: u64 = std::fs::read_dir(&uploads)
+            .map(|entries| entries.map(|e| e.unwrap().metadata().unwrap().len()).sum())
+            .unwrap_or(0);
+        if written == 100_000 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 1);
+    node.kill().await.unwrap();
+    assert!(cut.await.unwrap().is_err(), "the upload was cut off");
+
+    let (_node, addr) = crate::support::spawn_hearth(&args).await;
+    assert_eq!(
+        std::fs::read_dir(&uploads).unwrap().count(),
+        0,
+        "the temp file is gone"
+    );
+    let files = std::fs::read_dir(dir.join("files")).map_or(0, |e| e.count());
+    assert_eq!(files, 0, "nothing reached the file store");
+    // Her session outlives the node.
+    let again = reqwest::Client::new()
+        .post(format!("http://{addr}/api/rooms/lobby/files?name=whole"))
+        .bearer_auth(&alice.token)
+        .body(vec![3u8; 1_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 201);
+    let _ = std::fs::remove_dir_all(dir);
 }

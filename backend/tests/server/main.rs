@@ -15,6 +15,7 @@ mod faults;
 mod faults_accounts;
 mod faults_support;
 mod files;
+mod files_in_messages;
 mod heartbeat;
 mod layers;
 mod limits;

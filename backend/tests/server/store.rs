@@ -565,6 +565,22 @@ async fn a_file_is_sent_once_and_goes_with_its_message(t: &Target) {
         store.room_files("r", 1, 10).await.unwrap().is_empty(),
         "paged by seq"
     );
+    // Search finds a message by its files' names.
+    let by_name = async |text: &str| {
+        let words = backend::store::search_words(text);
+        let query = backend::store::SearchQuery {
+            user_id: "bo",
+            words: &words,
+            room: None,
+            before: None,
+            limit: 10,
+        };
+        let found = store.search(&query).await.unwrap();
+        found.into_iter().map(|m| m.seq).collect::<Vec<_>>()
+    };
+    assert_eq!(by_name("b.pdf").await, [1]);
+    assert_eq!(by_name("pdf").await, [1], "once, though both files match");
+    assert_eq!(by_name("of m3").await, [2], "text still found");
 
     // A delete takes them: not served from that moment.
     store
@@ -590,6 +606,7 @@ async fn a_file_is_sent_once_and_goes_with_its_message(t: &Target) {
             .is_empty()
     );
     assert_eq!(store.files_with_content(&"f".repeat(64)).await.unwrap(), 0);
+    assert!(by_name("b.pdf").await.is_empty());
 
     // "e" was claimed by a send never stored, "d" never sent: kept a day.
     assert_eq!(store.sweep_files(now - 1).await.unwrap(), 0);
