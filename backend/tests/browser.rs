@@ -14,6 +14,8 @@ use tokio::process::{Child, Command};
 
 #[path = "browser/changes.rs"]
 mod changes;
+#[path = "browser/files.rs"]
+mod files;
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Long enough for a few backoff rounds after a restart.
@@ -1044,6 +1046,7 @@ async fn two_people_chat_and_survive_a_server_restart() {
     no_token_in_any_url(&bob, data).await;
 
     changes::replies_edits_deletes_and_topic(&alice, &bob).await;
+    files::files_and_pictures(&alice, &bob).await;
 
     rooms_follow_the_account(&alice, &bob, driver_url, base).await;
     the_composer_keeps_drafts_and_up_edits_the_last_message(&alice).await;
@@ -1501,6 +1504,18 @@ async fn no_accessibility_violations_in_light_and_dark() {
         page.find(Locator::Css(".line .content .code-block button.copy"))
             .await
             .expect("a code block with its copy button");
+        // A picture and a document, as a message shows them.
+        files::give_file(&page, "drop", "harbour.png", 900, 500, 0).await;
+        files::give_file(&page, "paste", "minutes.txt", 0, 0, 0).await;
+        files::uploaded(&page, 2).await;
+        say(&page, "The harbour, and the minutes").await;
+        poll_js(
+            &page,
+            "const img = document.querySelector('.messages .picture img');
+             return img && img.complete && img.naturalWidth > 0;",
+            |v| v == true,
+        )
+        .await;
         for found in axe(&page).await {
             problems.push(format!("chat, {name}: {found}"));
         }
@@ -1706,12 +1721,14 @@ async fn keyboard_and_empty_state(page: &Client) {
     let inside = page
         .execute(
             "const a = document.activeElement;
-             return a.tagName === 'BUTTON' && a.closest('.line') !== null;",
+             return ['BUTTON', 'A'].includes(a.tagName) && a.closest('.line') !== null;",
             vec![],
         )
         .await
         .unwrap();
-    assert_eq!(inside, true, "Tab from a message goes to its buttons");
+    // (Its first control: a button, or the link in its text when it
+    // continues the one before and shows no name.)
+    assert_eq!(inside, true, "Tab from a message goes to its controls");
 
     for _ in 0..2 {
         page.find(Locator::Css(".room-header button.leave"))

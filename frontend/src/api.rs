@@ -258,6 +258,12 @@ pub async fn members(token: &str, room: &str) -> Result<Vec<RoomMember>, Failure
     json(authorized(Request::get(&url), token), None).await
 }
 
+/// `GET /api/rooms/{room}/files`: what was shared there, newest first.
+pub async fn room_files(token: &str, room: &str) -> Result<Vec<common::SharedFile>, Failure> {
+    let url = format!("/api/rooms/{room}/files?limit=100");
+    json(authorized(Request::get(&url), token), None).await
+}
+
 pub async fn invite(token: &str, room: &str, username: &str) -> Result<RoomMember, Failure> {
     let url = format!("/api/rooms/{room}/members");
     let body = common::Invite {

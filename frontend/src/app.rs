@@ -216,6 +216,8 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
     on_cleanup(|| notify::title(0));
 
     let conversation = Conversation::new(chat, dispatch, session.token.clone());
+    // Files are fetched and uploaded with the session's token.
+    provide_context(crate::file_view::FileToken(session.token.clone()));
     conversation.report_reading();
     let current = conversation.room;
     // Who can be @mentioned here: the room's members with a username.

@@ -80,6 +80,8 @@ pub struct Line {
     /// Not a message: the topic was set to `content` (empty: cleared), by
     /// `user`. Shown as a line of the log, never counted as unread.
     pub topic: bool,
+    /// A message's files (uploaded already, while it is pending).
+    pub files: Vec<common::FileInfo>,
 }
 
 impl Line {
@@ -465,6 +467,19 @@ impl Chat {
         client_id: &str,
         now_ms: f64,
     ) {
+        self.queue_local_with_files(room, content, reply_to, Vec::new(), client_id, now_ms);
+    }
+
+    /// `queue_local` of a message with files.
+    pub fn queue_local_with_files(
+        &mut self,
+        room: &str,
+        content: &str,
+        reply_to: Option<u64>,
+        files: Vec<common::FileInfo>,
+        client_id: &str,
+        now_ms: f64,
+    ) {
         let (Some(me), Some(state)) = (self.me.clone(), self.rooms.get_mut(room)) else {
             return;
         };
@@ -476,6 +491,7 @@ impl Chat {
             ts: now_ms as i64,
             status: LineStatus::Pending,
             reply_to,
+            files,
             ..Line::default()
         });
     }
@@ -491,13 +507,20 @@ impl Chat {
     /// The person pressed Retry on a failed line: it is "sending…" again.
     /// Returns its room, content and the message it answers, to send again
     /// with the same client_id.
-    pub fn retry(&mut self, client_id: &str) -> Option<(String, String, Option<u64>)> {
+    pub fn retry(&mut self, client_id: &str) -> Option<(String, common::Post)> {
         for (room, state) in &mut self.rooms {
             if let Some(line) = state.lines.iter_mut().find(|l| {
                 l.seq.is_none() && l.key == client_id && matches!(l.status, LineStatus::Failed(_))
             }) {
                 line.status = LineStatus::Pending;
-                return Some((room.clone(), line.content.clone(), line.reply_to));
+                // The same files: the server knows them as this
+                // message's, so a retry never sends them twice.
+                let post = common::Post::Message {
+                    content: line.content.clone(),
+                    reply_to: line.reply_to,
+                    files: line.files.iter().map(|f| f.id.clone()).collect(),
+                };
+                return Some((room.clone(), post));
             }
         }
         None
@@ -825,6 +848,7 @@ fn stored_line(m: &ChatMessage) -> Line {
         reactions: m.reactions.clone(),
         revision: 0,
         topic: m.kind == EntryKind::Topic,
+        files: m.files.clone(),
     }
 }
 

@@ -1,16 +1,18 @@
 //! The message box of the room on screen: a draft per room (kept across
 //! reloads), Enter to send, growing with its text,
 //! a byte counter near the limit, the message being answered,
-//! `@username` completion from the room's members, an emoji picker, and
-//! Ctrl/Cmd+B, I, E for bold, italic and code.
+//! `@username` completion from the room's members, an emoji picker,
+//! Ctrl/Cmd+B, I, E for bold, italic and code, and files attached by the
+//! button, a paste or a drop anywhere on the page (see `attachments.rs`).
 
 use common::User;
 use leptos::prelude::*;
 
 use leptos::task::spawn_local;
 
+use crate::attachments::{self, State, Tray};
 use crate::emoji_picker::{self, EmojiPicker};
-use crate::{emoji, reading};
+use crate::{emoji, reading, uploading};
 
 /// Show the byte counter once a message is this close to the limit.
 const COUNTER_FROM_BYTES: usize = common::validate::MAX_CONTENT_BYTES - 512;
@@ -21,7 +23,8 @@ const COUNTER_FROM_BYTES: usize = common::validate::MAX_CONTENT_BYTES - 512;
 #[component]
 pub fn Composer(
     #[prop(into)] room: Signal<String>,
-    on_send: Callback<String>,
+    /// The text and the files (uploaded) of a message to send.
+    on_send: Callback<(String, Vec<common::FileInfo>)>,
     on_typing: Callback<()>,
     /// "Replying to Alice: …" while the next message answers one.
     #[prop(optional, into)]
@@ -87,13 +90,166 @@ pub fn Composer(
             }
         });
     }
+    // The files of the next message: they upload as soon as they are
+    // chosen, to the room on screen (a room switch keeps them for it).
+    let tray = RwSignal::new(Tray::default());
+    let tray_room = StoredValue::new(String::new());
+    let picker = NodeRef::<leptos::html::Input>::new();
+    let upload_notice = RwSignal::new(None::<String>);
+    let files_of = StoredValue::new_local(std::collections::HashMap::<u32, web_sys::File>::new());
+    let token = StoredValue::new(
+        use_context::<crate::file_view::FileToken>()
+            .map(|t| t.0)
+            .unwrap_or_default(),
+    );
+    let start_upload = move |key: u32, file: web_sys::File| {
+        let token = token.get_value();
+        uploading::start(
+            key,
+            &token,
+            &tray_room.get_value(),
+            &file,
+            move |sent| {
+                let _ = tray.try_update(|t| t.progress(key, sent));
+            },
+            move |result| {
+                let _ = tray.try_update(|t| match result {
+                    Ok(info) => t.done(key, info),
+                    Err(why) => t.failed(key, why),
+                });
+            },
+        );
+    };
+    let attach = move |list: Vec<web_sys::File>| {
+        if list.is_empty() {
+            return;
+        }
+        let now = room.get_untracked();
+        if tray.with_untracked(|t| t.items.is_empty()) {
+            tray_room.set_value(now);
+        } else if tray_room.get_value() != now {
+            upload_notice.set(Some(format!(
+                "Send or remove the files for #{} first.",
+                tray_room.get_value()
+            )));
+            return;
+        }
+        upload_notice.set(None);
+        for file in list {
+            match tray.try_update(|t| t.add(&file.name(), file.size() as u64)) {
+                Some(Ok(key)) => {
+                    files_of.update_value(|f| {
+                        f.insert(key, file.clone());
+                    });
+                    start_upload(key, file);
+                }
+                Some(Err(why)) => {
+                    upload_notice.set(Some(why));
+                    break;
+                }
+                None => break,
+            }
+        }
+    };
+    let remove = move |key: u32| {
+        uploading::cancel(key);
+        tray.update(|t| {
+            t.remove(key);
+        });
+        files_of.update_value(|f| {
+            f.remove(&key);
+        });
+    };
+    let retry = move |key: u32| {
+        if tray.try_update(|t| t.retry(key)) == Some(true)
+            && let Some(file) = files_of.with_value(|f| f.get(&key).cloned())
+        {
+            start_upload(key, file);
+        }
+    };
+    // Files dropped anywhere on the page, or pasted into the box.
+    let dragging = RwSignal::new(false);
+    let over = window_event_listener(leptos::ev::dragover, move |ev| {
+        if carries_files(&ev) {
+            ev.prevent_default();
+            dragging.set(true);
+        }
+    });
+    let left = window_event_listener(leptos::ev::dragleave, move |ev| {
+        if ev.related_target().is_none() {
+            dragging.set(false);
+        }
+    });
+    let dropped = window_event_listener(leptos::ev::drop, move |ev| {
+        dragging.set(false);
+        if carries_files(&ev) {
+            ev.prevent_default();
+            attach(
+                ev.data_transfer()
+                    .map(|d| files(d.files()))
+                    .unwrap_or_default(),
+            );
+        }
+    });
+    on_cleanup(move || {
+        over.remove();
+        left.remove();
+        dropped.remove();
+    });
+    // Not while a file is uploading or failed (retry or remove it).
+    let waiting = move || tray.with(|t| t.uploading() || t.has_failed());
     let send = move || {
         let value = text.get_untracked();
-        if common::validate::content(&value).is_ok() {
-            on_send.run(value);
+        let Some(files) = tray.with_untracked(Tray::ready) else {
+            return;
+        };
+        let blank = value.trim().is_empty();
+        if (blank && !files.is_empty()) || common::validate::content(&value).is_ok() {
+            on_send.run((if blank { String::new() } else { value }, files));
             text.set(String::new());
+            tray.update(Tray::clear);
+            files_of.update_value(std::collections::HashMap::clear);
             keep_draft();
         }
+    };
+    let tray_view = move || {
+        let items = tray.with(|t| t.items.clone());
+        (!items.is_empty()).then(|| {
+            view! {
+                <ul class="attachments" aria-label="Files to send">
+                    {items.into_iter().map(|a| {
+                        let key = a.key;
+                        let percent = a.percent();
+                        let size = attachments::human_size(a.size);
+                        let (status, failed, retryable) = match &a.state {
+                            State::Uploading { .. } => (format!("Uploading, {percent}%"), false, false),
+                            State::Done(_) => (size, false, false),
+                            State::Failed { why, retry } => (format!("Failed: {why}"), true, *retry),
+                        };
+                        let uploading = matches!(a.state, State::Uploading { .. });
+                        let name = a.name.clone();
+                        view! {
+                            <li class="attachment" class:failed=failed>
+                                <span class="file-name">{a.name.clone()}</span>
+                                <span class="muted" aria-live="polite">{status}</span>
+                                {uploading.then(|| view! {
+                                    <progress max="100" value=percent.to_string()
+                                        aria-label=format!("Uploading {name}")></progress>
+                                })}
+                                {retryable.then(|| view! {
+                                    <button type="button" class="link" on:click=move |_| retry(key)>"Retry"</button>
+                                })}
+                                <button type="button" class="link"
+                                    aria-label=format!("{} {}", if uploading { "Cancel" } else { "Remove" }, a.name)
+                                    on:click=move |_| remove(key)>
+                                    {if uploading { "Cancel" } else { "Remove" }}
+                                </button>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            }
+        })
     };
     // Signed in, or a reload: the cursor starts in the box where there
     // is a keyboard to type with (not on a phone, where focusing would
@@ -311,9 +467,22 @@ pub fn Composer(
         }
     };
     view! {
-        <form class="composer" on:submit=move |ev| { ev.prevent_default(); send(); }>
+        <form class="composer" class:dragging=move || dragging.get()
+            on:submit=move |ev| { ev.prevent_default(); send(); }>
             {reply_bar}
             {suggestion_list}
+            {tray_view}
+            {move || upload_notice.get().map(|why| view! { <p class="form-error" role="alert">{why}</p> })}
+            // Opened by the button beside it (a hidden file input still
+            // opens its chooser when clicked from script).
+            <input type="file" multiple=true node_ref=picker hidden=true
+                on:change=move |_| {
+                    if let Some(input) = picker.get_untracked() {
+                        attach(files(input.files()));
+                        input.set_value("");
+                    }
+                } />
+
             <textarea
                 node_ref=area
                 id="composer"
@@ -335,6 +504,13 @@ pub fn Composer(
                     suggest();
                 }
                 on:click=move |_| suggest()
+                on:paste=move |ev: leptos::ev::ClipboardEvent| {
+                    let pasted = ev.clipboard_data().map(|d| files(d.files())).unwrap_or_default();
+                    if !pasted.is_empty() {
+                        ev.prevent_default();
+                        attach(pasted);
+                    }
+                }
                 on:keydown=move |ev: leptos::ev::KeyboardEvent| {
                     let open = suggestions.with_untracked(|s| s.len());
                     if open > 0 && !ev.is_composing() {
@@ -386,6 +562,12 @@ pub fn Composer(
                     }
                 }
             ></textarea>
+            <button type="button" class="attach-button" aria-label="Attach files" title="Attach files"
+                on:click=move |_| {
+                    if let Some(input) = picker.get_untracked() {
+                        input.click();
+                    }
+                }>"📎"</button>
             <div class="composer-emoji">
                 <button type="button" class="emoji-button" aria-label="Insert an emoji" title="Insert an emoji"
                     aria-expanded=move || emoji_open.get().to_string()
@@ -394,7 +576,7 @@ pub fn Composer(
                     <EmojiPicker on_pick=insert_emoji on_close=Callback::new(move |()| emoji_open.set(false)) />
                 </Show>
             </div>
-            <button type="submit" disabled=too_long>"Send"</button>
+            <button type="submit" disabled=move || too_long() || waiting()>"Send"</button>
             <p id="composer-counter" class="counter" class:over=too_long aria-live="polite">
                 {move || (bytes() > COUNTER_FROM_BYTES).then(counter)}
             </p>
@@ -425,6 +607,23 @@ pub fn format_shortcut(
     el.set_value(&value);
     let _ = el.set_selection_range(start, end);
     Some(value)
+}
+
+/// The files of a file list (a picker's, a drop's, a paste's).
+fn files(list: Option<web_sys::FileList>) -> Vec<web_sys::File> {
+    let Some(list) = list else {
+        return Vec::new();
+    };
+    (0..list.length()).filter_map(|i| list.get(i)).collect()
+}
+
+/// Whether a drag carries files (not text or a link being moved).
+fn carries_files(ev: &web_sys::DragEvent) -> bool {
+    ev.data_transfer().is_some_and(|d| {
+        d.types()
+            .iter()
+            .any(|t| t.as_string().as_deref() == Some("Files"))
+    })
 }
 
 /// What the list over the box offers for what is being typed.

@@ -61,19 +61,26 @@ impl Conversation {
         });
     }
 
-    /// Sends a message (answering `replying`, if set), shown at once as
-    /// pending.
-    pub fn on_send(self) -> Callback<String> {
-        Callback::new(move |content: String| {
+    /// Sends a message with its files, uploaded already (answering
+    /// `replying`, if set), shown at once as pending.
+    pub fn on_send(self) -> Callback<(String, Vec<common::FileInfo>)> {
+        Callback::new(move |(content, files): (String, Vec<common::FileInfo>)| {
             let room = self.room.get_untracked();
             let client_id = new_client_id();
             let reply_to = self.replying.get_untracked();
             self.replying.set(None);
+            let ids = files.iter().map(|f| f.id.clone()).collect();
             self.chat.update(|c| {
-                c.queue_local(&room, &content, reply_to, &client_id, js_sys::Date::now())
+                let now = js_sys::Date::now();
+                c.queue_local_with_files(&room, &content, reply_to, files, &client_id, now)
             });
             self.typing.update_value(TypingThrottle::sent);
-            self.send(Post::Message { content, reply_to }, client_id);
+            let post = Post::Message {
+                content,
+                reply_to,
+                files: ids,
+            };
+            self.send(post, client_id);
         })
     }
 
@@ -105,7 +112,11 @@ impl Conversation {
             let seq = self.replying.get()?;
             let room = self.room.get();
             Some(self.chat.with(|c| match c.quoted(&room, seq) {
-                Some(line) => format!("Replying to {}: {}", line.user.name, snippet(&line.content)),
+                Some(line) => format!(
+                    "Replying to {}: {}",
+                    line.user.name,
+                    snippet(&crate::markup::summary(&line.content, &line.files))
+                ),
                 None => "Replying to an earlier message".to_owned(),
             }))
         })
@@ -144,13 +155,11 @@ impl Conversation {
         let chat = self.chat;
         LineActions {
             retry: Some(Callback::new(move |client_id: String| {
-                if let Some((room, content, reply_to)) =
-                    chat.try_update(|c| c.retry(&client_id)).flatten()
-                {
+                if let Some((room, post)) = chat.try_update(|c| c.retry(&client_id)).flatten() {
                     self.dispatch.run(Event::Send {
                         room,
                         client_id,
-                        post: Post::Message { content, reply_to },
+                        post,
                     });
                 }
             })),

@@ -5,6 +5,7 @@
 //! the UI renders (`chat`). The UI and the browser driver build only for
 //! wasm32.
 
+pub mod attachments;
 pub mod chat;
 pub mod connection;
 pub mod emoji;
@@ -34,6 +35,8 @@ pub mod driver;
 #[cfg(target_arch = "wasm32")]
 pub mod emoji_picker;
 #[cfg(target_arch = "wasm32")]
+pub mod file_view;
+#[cfg(target_arch = "wasm32")]
 pub mod invitations;
 #[cfg(target_arch = "wasm32")]
 pub mod marks;
@@ -50,6 +53,8 @@ pub mod profile;
 #[cfg(target_arch = "wasm32")]
 pub mod rich_text;
 #[cfg(target_arch = "wasm32")]
+pub mod room_files;
+#[cfg(target_arch = "wasm32")]
 pub mod room_header;
 #[cfg(target_arch = "wasm32")]
 pub mod routing;
@@ -63,5 +68,7 @@ pub mod signin;
 pub mod storage;
 #[cfg(target_arch = "wasm32")]
 pub mod topic;
+#[cfg(target_arch = "wasm32")]
+pub mod uploading;
 #[cfg(target_arch = "wasm32")]
 pub mod view;

@@ -66,6 +66,16 @@ pub fn parse(text: &str) -> Vec<Block> {
     builder.finish()
 }
 
+/// What a notification, a reply quote or a search result shows of a
+/// message: its plain text, or for a message of files alone, their names.
+pub fn summary(text: &str, files: &[common::FileInfo]) -> String {
+    if text.trim().is_empty() && !files.is_empty() {
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        return format!("📎 {}", names.join(", "));
+    }
+    plain_text(text)
+}
+
 /// The message's text without its syntax: what a notification, a reply
 /// quote or a search result shows. Blocks are separated by line breaks.
 pub fn plain_text(text: &str) -> String {
@@ -622,5 +632,24 @@ mod tests {
         );
         // No selection: an empty pair, the caret inside.
         assert_eq!(toggle_wrap("ab", 1, 1, "`"), ("a``b".to_owned(), 2, 2));
+    }
+
+    #[test]
+    fn a_message_of_files_alone_is_summed_up_by_their_names() {
+        let file = |name: &str| common::FileInfo {
+            id: "f".into(),
+            name: name.into(),
+            size: 1,
+            content_type: "text/plain".into(),
+            width: None,
+            height: None,
+            thumbnail: false,
+        };
+        assert_eq!(
+            summary("", &[file("a.png"), file("b.pdf")]),
+            "📎 a.png, b.pdf"
+        );
+        assert_eq!(summary("**look**", &[file("a.png")]), "look");
+        assert_eq!(summary("", &[]), "");
     }
 }

@@ -136,6 +136,7 @@ pub fn MessageLine(
     let my_username = chat.with_untracked(|c| c.me.as_ref().and_then(|me| me.username.clone()));
     let body = {
         let text = line.content.clone();
+        let files = line.files.clone();
         let (deleted, edited) = (line.deleted, line.edited);
         let on_edit = actions.edit;
         move || match (line.seq, on_edit) {
@@ -147,10 +148,15 @@ pub fn MessageLine(
             }
             .into_any(),
             _ => view! {
-                <div class="content">
-                    {rich_text::content(&text, my_username.as_deref(), stop)}
-                    {edited.then(|| view! { <span class="edited">" (edited)"</span> })}
-                </div>
+                {(!text.is_empty() || files.is_empty()).then(|| view! {
+                    <div class="content">
+                        {rich_text::content(&text, my_username.as_deref(), stop)}
+                        {edited.then(|| view! { <span class="edited">" (edited)"</span> })}
+                    </div>
+                })}
+                {(!files.is_empty()).then(|| view! {
+                    <crate::file_view::MessageFiles files=files.clone() stop />
+                })}
             }
             .into_any(),
         }
@@ -323,7 +329,10 @@ fn quote_view(
     let described = Memo::new(move |_| {
         chat.with(|c| match c.quoted(&room, target) {
             Some(l) if l.deleted => (l.user.name.clone(), "a deleted message".to_owned()),
-            Some(l) => (l.user.name.clone(), snippet(&l.content)),
+            Some(l) => (
+                l.user.name.clone(),
+                snippet(&markup::summary(&l.content, &l.files)),
+            ),
             None => (String::new(), "an earlier message".to_owned()),
         })
     });

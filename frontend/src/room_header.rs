@@ -1,6 +1,6 @@
 //! The bar above a conversation: the room's name (or who a direct
-//! conversation is with), its topic, what of it notifies you, and "Leave
-//! room".
+//! conversation is with), its topic, what of it notifies you, the files
+//! shared in it, and "Leave room".
 
 use common::Notify;
 use leptos::prelude::*;
@@ -62,6 +62,7 @@ pub fn RoomHeader(
                             })}
                     </select>
                 </label>
+                <crate::room_files::RoomFiles room />
                 <button type="button" class="link leave"
                     on:click=move |_| on_leave.run(room.get_untracked())>"Leave room"</button>
             </div>

@@ -99,7 +99,7 @@ pub fn SearchResultsPanel(
                 .map(|m| {
                     let (room, seq) = (m.room.clone(), m.seq);
                     // The text as read, without its formatting syntax.
-                    let plain = crate::markup::plain_text(&m.content);
+                    let plain = crate::markup::summary(&m.content, &m.files);
                     let marked = reading::highlight(&plain, &words)
                         .into_iter()
                         .map(|(run, hit)| {

@@ -141,7 +141,10 @@ fn internal_keeps_sending_until_the_connection_gives_up_then_retry_resends() {
         chat.rooms["r"].lines[0].status,
         LineStatus::Failed(_)
     ));
-    assert_eq!(chat.retry("c1"), Some(("r".into(), "hello".into(), None)));
+    assert_eq!(
+        chat.retry("c1"),
+        Some(("r".into(), common::Post::text("hello")))
+    );
     assert_eq!(chat.rooms["r"].lines[0].status, LineStatus::Pending);
     // Only a failed line can be retried.
     assert_eq!(chat.retry("c1"), None);

@@ -559,7 +559,7 @@ async fn the_composer_sends_on_enter_and_not_on_shift_enter() {
         view! {
             <Composer
                 room=Signal::derive(|| "general".to_owned())
-                on_send=Callback::new(move |text: String| sent.update(|s| s.push(text)))
+                on_send=Callback::new(move |(text, _): (String, Vec<common::FileInfo>)| sent.update(|s| s.push(text)))
                 on_typing=Callback::new(move |()| typing.update(|n| *n += 1))
             />
         }
@@ -672,7 +672,7 @@ async fn formatting_is_drawn_as_elements_and_never_as_markup() {
 async fn ctrl_b_i_e_wrap_the_selection_in_the_composer() {
     let root = container();
     let _mounted = mount_to(root.clone(), move || {
-        view! { <Composer room=Signal::derive(|| "fmt".to_owned()) on_send=Callback::new(|_: String| {}) on_typing=Callback::new(|()| {}) /> }
+        view! { <Composer room=Signal::derive(|| "fmt".to_owned()) on_send=Callback::new(|_: (String, Vec<common::FileInfo>)| {}) on_typing=Callback::new(|()| {}) /> }
     });
     tick().await;
     let area: web_sys::HtmlTextAreaElement = root
@@ -718,7 +718,7 @@ async fn each_room_keeps_its_draft_and_the_counter_warns_near_the_limit() {
     let root = container();
     let room = RwSignal::new("a".to_owned());
     let _mounted = mount_to(root.clone(), move || {
-        view! { <Composer room on_send=Callback::new(|_: String| {}) on_typing=Callback::new(|()| {}) /> }
+        view! { <Composer room on_send=Callback::new(|_: (String, Vec<common::FileInfo>)| {}) on_typing=Callback::new(|()| {}) /> }
     });
     tick().await;
     let area: web_sys::HtmlTextAreaElement = root

@@ -535,9 +535,12 @@ fn changes_wait_in_the_outbox_like_messages() {
     c.handle(joined("a", 4), &mut mid());
     c.handle(Event::Closed { code: None }, &mut mid());
     let posts = [
+        // With a file: resent with the same file ids, so the server
+        // takes it as the same message (and the same files).
         Post::Message {
             content: "yes".into(),
             reply_to: Some(2),
+            files: vec!["f1".into()],
         },
         Post::Edit {
             target: 3,
@@ -570,7 +573,8 @@ fn changes_wait_in_the_outbox_like_messages() {
                 room: "a".into(),
                 content: "yes".into(),
                 client_id: "p0".into(),
-                reply_to: Some(2)
+                reply_to: Some(2),
+                files: vec!["f1".into()],
             },
             ClientMsg::Edit {
                 room: "a".into(),

@@ -163,7 +163,7 @@ fn content_security_policy(html: &str) -> String {
         script_src.push_str(&format!(" 'sha256-{hash}'"));
     }
     format!(
-        "default-src 'self'; script-src {script_src}; style-src 'self'; img-src 'self' data:; \
+        "default-src 'self'; script-src {script_src}; style-src 'self'; img-src 'self' data: blob:; \
          connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; \
          frame-ancestors 'none'"
     )

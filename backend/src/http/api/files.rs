@@ -74,6 +74,16 @@ impl Drop for Temp {
     }
 }
 
+/// "25 MiB", or the bytes when that is not a whole number of MiB.
+fn size_text(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 fn too_large(why: ApiErrorCode, message: &str) -> Response {
     error(StatusCode::PAYLOAD_TOO_LARGE, why, message)
 }
@@ -119,7 +129,7 @@ pub async fn upload(
     if declared.is_some_and(|n| n > max) {
         return too_large(
             ApiErrorCode::TooLarge,
-            &format!("a file is at most {max} bytes"),
+            &format!("a file is at most {}", size_text(max)),
         );
     }
     let store = app.hub.store();
@@ -182,7 +192,7 @@ pub async fn upload(
             return if limit == max {
                 too_large(
                     ApiErrorCode::TooLarge,
-                    &format!("a file is at most {max} bytes"),
+                    &format!("a file is at most {}", size_text(max)),
                 )
             } else {
                 too_large(

@@ -1,0 +1,215 @@
+//! Files and pictures across two browsers: Alice drops a picture on the
+//! page and pastes a document into the box, sees them upload, and sends
+//! them with a line of text; Bob sees the picture (its thumbnail, fetched
+//! with his session) and the document's card, opens the picture in the
+//! viewer and closes it with Escape, and finds both under "Files". A file
+//! over the size limit fails with the server's reason, and holds the
+//! message back until it is removed.
+
+use fantoccini::{Client, Locator, key::Key};
+
+use super::{WAIT, axe, gone, poll_js, say, screenshot, wait_text};
+
+/// Makes a `width` × `height` PNG named `name` in the page (a gradient, so
+/// it looks like a picture) and hands it to the page as `how`: `"drop"`
+/// (on the page) or `"paste"` (into the message box). `bytes` instead: a
+/// file of that many zero bytes, named `name`.
+pub async fn give_file(page: &Client, how: &str, name: &str, width: u32, height: u32, bytes: u64) {
+    let outcome = page
+        .execute_async(
+            "const [how, name, width, height, bytes, done] = arguments;
+             const hand = file => {
+               const data = new DataTransfer();
+               data.items.add(file);
+               if (how === 'drop') {
+                 window.dispatchEvent(new DragEvent('dragover', {dataTransfer: data, bubbles: true, cancelable: true}));
+                 window.dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));
+               } else {
+                 const area = document.querySelector('.composer textarea');
+                 area.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));
+               }
+               done('ok');
+             };
+             if (bytes > 0) {
+               hand(new File([new Uint8Array(bytes)], name, {type: 'application/octet-stream'}));
+               return;
+             }
+             if (width === 0) {
+               hand(new File(['Friday: dinner at eight. Bring a dessert.'], name, {type: 'text/plain'}));
+               return;
+             }
+             const canvas = document.createElement('canvas');
+             canvas.width = width; canvas.height = height;
+             const ctx = canvas.getContext('2d');
+             const sky = ctx.createLinearGradient(0, 0, 0, height);
+             sky.addColorStop(0, '#f7b267'); sky.addColorStop(1, '#7f4f9e');
+             ctx.fillStyle = sky; ctx.fillRect(0, 0, width, height);
+             ctx.fillStyle = '#fff2c8';
+             ctx.beginPath(); ctx.arc(width / 2, height * 0.7, height / 5, 0, Math.PI * 2); ctx.fill();
+             canvas.toBlob(blob => hand(new File([blob], name, {type: 'image/png'})), 'image/png');",
+            vec![
+                how.into(),
+                name.into(),
+                width.into(),
+                height.into(),
+                bytes.into(),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, "ok");
+}
+
+/// The attachments about to be sent: (name, status text) each.
+async fn attachments(page: &Client) -> serde_json::Value {
+    page.execute(
+        "return [...document.querySelectorAll('.attachments .attachment')]
+           .map(a => [a.querySelector('.file-name').textContent, a.querySelector('.muted').textContent])",
+        vec![],
+    )
+    .await
+    .unwrap()
+}
+
+/// Waits until `count` attachments are uploaded.
+pub async fn uploaded(page: &Client, count: usize) {
+    let uploaded = poll_js(
+        page,
+        "return [...document.querySelectorAll('.attachments .attachment')]
+           .map(a => a.querySelector('.muted').textContent)",
+        |v| {
+            v.as_array().is_some_and(|a| {
+                a.len() == count
+                    && a.iter()
+                        .all(|s| !s.as_str().unwrap_or("").starts_with("Uploading"))
+            })
+        },
+    )
+    .await;
+    assert_eq!(uploaded.as_array().map(Vec::len), Some(count), "{uploaded}");
+}
+
+pub async fn files_and_pictures(alice: &Client, bob: &Client) {
+    // A picture dropped on the page, a document pasted into the box.
+    give_file(alice, "drop", "sunset.png", 1200, 600, 0).await;
+    give_file(alice, "paste", "agenda.txt", 0, 0, 0).await;
+    uploaded(alice, 2).await;
+    let listed = attachments(alice).await;
+    assert_eq!(listed[0][0], "sunset.png", "{listed}");
+    assert_eq!(listed[1][0], "agenda.txt", "{listed}");
+    screenshot(alice, "files-attached.png").await;
+    say(alice, "Pictures from Friday").await;
+
+    // Bob sees the picture (fetched with his session) and the card.
+    let picture = poll_js(
+        bob,
+        "const img = document.querySelector('.messages .message-files .picture img');
+         return img && img.complete && img.naturalWidth > 0 ? [img.src.slice(0, 5), img.naturalWidth, img.alt] : null;",
+        |v| !v.is_null(),
+    )
+    .await;
+    assert_eq!(picture[0], "blob:", "{picture}");
+    assert_eq!(
+        picture[1], 480,
+        "the thumbnail, not the full picture: {picture}"
+    );
+    assert_eq!(picture[2], "sunset.png");
+    wait_text(bob, ".messages .file-card", "agenda.txt", WAIT).await;
+    wait_text(
+        bob,
+        ".messages .line:last-child .content",
+        "Pictures from Friday",
+        WAIT,
+    )
+    .await;
+    screenshot(bob, "files-in-message.png").await;
+    let found = axe(bob).await;
+    assert!(found.is_empty(), "files in a message: {found:?}");
+
+    // The viewer: the full picture; Escape closes it.
+    bob.find(Locator::Css(".messages .picture"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let full = poll_js(
+        bob,
+        "const img = document.querySelector('dialog.viewer[open] img');
+         return img && img.complete && img.naturalWidth > 0 ? img.naturalWidth : null;",
+        |v| !v.is_null(),
+    )
+    .await;
+    assert_eq!(full, 1200, "the full picture");
+    screenshot(bob, "files-viewer.png").await;
+    let found = axe(bob).await;
+    assert!(found.is_empty(), "the viewer: {found:?}");
+    bob.active_element()
+        .await
+        .unwrap()
+        .send_keys(&Key::Escape.to_string())
+        .await
+        .unwrap();
+    assert!(
+        gone(bob, Locator::Css("dialog.viewer")).await,
+        "Escape closes the viewer"
+    );
+
+    // "Files" lists what was shared.
+    bob.find(Locator::XPath(
+        "//header[@class='room-header']//button[text()='Files']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_text(bob, "dialog.files-dialog", "sunset.png", WAIT).await;
+    wait_text(bob, "dialog.files-dialog", "agenda.txt", WAIT).await;
+    screenshot(bob, "files-list.png").await;
+    let found = axe(bob).await;
+    assert!(found.is_empty(), "the files list: {found:?}");
+    bob.find(Locator::XPath(
+        "//dialog[contains(@class,'files-dialog')]//button[text()='Close']",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    assert!(gone(bob, Locator::Css("dialog.files-dialog")).await);
+
+    // Over the size limit: the server's reason, and the message waits
+    // until the file is removed.
+    give_file(alice, "drop", "huge.bin", 0, 0, 26 * 1024 * 1024).await;
+    let failed = poll_js(
+        alice,
+        "const a = document.querySelector('.attachments .attachment.failed');
+         return a ? a.querySelector('.muted').textContent : null;",
+        |v| !v.is_null(),
+    )
+    .await;
+    assert!(
+        failed.as_str().is_some_and(|s| s.contains("at most")),
+        "{failed}"
+    );
+    let send_disabled = alice
+        .execute(
+            "return document.querySelector('.composer button[type=submit]').disabled",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(send_disabled, true);
+    screenshot(alice, "files-failed.png").await;
+    alice
+        .find(Locator::Css(
+            ".attachments .attachment.failed button[aria-label^='Remove']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(gone(alice, Locator::Css(".attachments")).await);
+}
