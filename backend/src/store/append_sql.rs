@@ -36,15 +36,15 @@ pub const FIND_CLIENT_ID: &str = concat!(
 /// Nothing (no row returned) if the user already sent this `client_id` to
 /// the room: `messages_client_id` is unique.
 pub const INSERT_MESSAGE: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, \
-     client_id, username, files, kind, target, reply_to) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+     client_id, username, files, search_text, kind, target, reply_to) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
      ON CONFLICT (room, user_id, client_id) DO NOTHING RETURNING seq";
 /// A lone new message on SQLite, in one call to the connection's thread
 /// (see `SqliteStore::lone_message`): the insert takes the room's next seq
 /// itself, and the seq moves only if the row went in (not for a
 /// duplicate `client_id` or a deleted room). `$N` parameters are shared by
 /// the statements.
-pub const SQLITE_LONE_MESSAGE: &str = "BEGIN IMMEDIATE;      INSERT INTO messages (room, seq, id, user_id, user_name, content, ts,      client_id, username, files, kind, target, reply_to)      SELECT $1, last_seq + 1, $2, $3, $4, $5, $6, $7, $8, $9, 'message', NULL, $10 FROM rooms      WHERE name = $1 AND visibility <> 'deleted'      ON CONFLICT (room, user_id, client_id) DO NOTHING RETURNING seq;      UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1      AND EXISTS (SELECT 1 FROM messages WHERE room = $1 AND seq = rooms.last_seq + 1);      COMMIT;";
+pub const SQLITE_LONE_MESSAGE: &str = "BEGIN IMMEDIATE;      INSERT INTO messages (room, seq, id, user_id, user_name, content, ts,      client_id, username, files, search_text, kind, target, reply_to)      SELECT $1, last_seq + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'message', NULL, $11 FROM rooms      WHERE name = $1 AND visibility <> 'deleted'      ON CONFLICT (room, user_id, client_id) DO NOTHING RETURNING seq;      UPDATE rooms SET last_seq = last_seq + 1 WHERE name = $1      AND EXISTS (SELECT 1 FROM messages WHERE room = $1 AND seq = rooms.last_seq + 1);      COMMIT;";
 /// Undoes `INSERT_MESSAGE` in the same transaction (a refused change).
 pub const UNDO_INSERT: &str = "DELETE FROM messages WHERE room = $1 AND seq = $2";
 /// A room with at most this many messages in a batch takes them one at a
@@ -58,28 +58,29 @@ pub const FIND_CLIENT_IDS: &str =
 /// Followed by `(…), (…)`: the room's new messages, which the duplicate
 /// check under the room's lock has shown to be new.
 pub const INSERT_MESSAGES: &str = "INSERT INTO messages (room, seq, id, user_id, user_name, content, ts, \
-     client_id, username, files, kind, target, reply_to) VALUES ";
+     client_id, username, files, search_text, kind, target, reply_to) VALUES ";
 /// The columns of `INSERT_MESSAGES`.
-pub const INSERT_COLUMNS: usize = 13;
+pub const INSERT_COLUMNS: usize = 14;
 /// Rows per INSERT: `INSERT_COLUMNS` parameters each, well under SQLite's and
 /// PostgreSQL's limits on parameters per statement.
 pub const INSERT_ROWS: usize = 100;
 pub const SET_LAST_SEQ: &str = "UPDATE rooms SET last_seq = $2 WHERE name = $1";
 
 /// An edit: the author's own message, not deleted, gets the new text.
-pub const EDIT: &str = "UPDATE messages SET content = $4, edited_at = $5 \
+pub const EDIT: &str = "UPDATE messages SET content = $4, edited_at = $5, search_text = $6 \
      WHERE room = $1 AND seq = $2 AND user_id = $3 AND kind = 'message' \
      AND deleted_at IS NULL RETURNING seq";
 /// A delete by the author: the text goes, the row stays (its seq is taken).
-pub const DELETE_OWN: &str = "UPDATE messages SET content = '', files = NULL, deleted_at = $4 \
+pub const DELETE_OWN: &str = "UPDATE messages SET content = '', files = NULL, search_text = NULL, \
+     deleted_at = $4 \
      WHERE room = $1 AND seq = $2 AND user_id = $3 AND kind = 'message' \
      AND deleted_at IS NULL RETURNING seq";
 /// A delete by an owner or moderator: anyone's message.
-pub const DELETE_ANY: &str = "UPDATE messages SET content = '', files = NULL, deleted_at = $3 \
+pub const DELETE_ANY: &str = "UPDATE messages SET content = '', files = NULL, search_text = NULL, \
+     deleted_at = $3 \
      WHERE room = $1 AND seq = $2 AND kind = 'message' AND deleted_at IS NULL RETURNING seq";
 /// A deleted message's earlier texts, kept by its edits, go too.
-pub const ERASE_EDITS: &str =
-    "UPDATE messages SET content = '' WHERE room = $1 AND target = $2 AND kind = 'edit'";
+pub const ERASE_EDITS: &str = "UPDATE messages SET content = '', search_text = NULL WHERE room = $1 AND target = $2 AND kind = 'edit'";
 pub const SET_TOPIC: &str = "UPDATE rooms SET topic = $2 WHERE name = $1";
 /// A reaction needs a message that is there (not deleted).
 pub const REACTABLE: &str = "SELECT seq FROM messages WHERE room = $1 AND seq = $2 \
@@ -138,7 +139,7 @@ pub(super) enum Outcome {
 
 /// Binds what the sender sent, in the order of the columns that follow
 /// `room, seq` in every insert of an entry: `id, user_id, user_name,
-/// content, ts, client_id, username, files`.
+/// content, ts, client_id, username, files, search_text`.
 pub fn bind_sent<'q, DB: Driver>(query: Statement<'q, DB>, m: &'q NewEntry) -> Statement<'q, DB> {
     query
         .bind(m.id.as_str())
@@ -149,6 +150,7 @@ pub fn bind_sent<'q, DB: Driver>(query: Statement<'q, DB>, m: &'q NewEntry) -> S
         .bind(m.client_id.as_str())
         .bind(&m.user.username)
         .bind(m.files_column())
+        .bind(m.search_text())
 }
 
 /// Appends, for every SQL database (see `SqlStore`).
@@ -247,6 +249,7 @@ impl<DB: Dialect> SqlStore<DB> {
                     .bind(&m.user.id)
                     .bind(m.content.as_str())
                     .bind(m.ts)
+                    .bind(m.search_text())
                     .fetch_optional(&mut **tx)
                     .await?
             }

@@ -186,6 +186,15 @@ impl NewEntry {
         }
     }
 
+    /// What search indexes of its text, if not the text itself
+    /// (`messages.search_text`; see `search::indexed_text`).
+    pub fn search_text(&self) -> Option<String> {
+        match self.kind {
+            EntryKind::Message | EntryKind::Edit => search::indexed_text(&self.content),
+            _ => None,
+        }
+    }
+
     /// Its files as stored (`messages.files`): JSON, or NULL for none.
     pub fn files_column(&self) -> Option<String> {
         if self.files.is_empty() {

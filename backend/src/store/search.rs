@@ -119,6 +119,43 @@ fn name_pattern(words: &[String]) -> String {
     pattern
 }
 
+/// What search indexes of a message's text when it is not the text
+/// itself (`messages.search_text`): the words as shown, without the
+/// formatting syntax, and a link's text without its hidden address.
+/// `None`: the text is indexed as it is, when nothing in it can be
+/// formatting (most messages: no parse for them).
+pub fn indexed_text(content: &str) -> Option<String> {
+    use pulldown_cmark::{Event, Options, Parser, TagEnd};
+    let formatting = |b: u8| {
+        matches!(
+            b,
+            b'*' | b'_' | b'~' | b'`' | b'[' | b']' | b'<' | b'>' | b'#' | b'\\' | b'&' | b'|'
+        )
+    };
+    if !content.bytes().any(formatting) {
+        return None;
+    }
+    let mut out = String::with_capacity(content.len());
+    for event in Parser::new_ext(content, Options::ENABLE_STRIKETHROUGH) {
+        match event {
+            Event::Text(text) | Event::Code(text) | Event::Html(text) | Event::InlineHtml(text) => {
+                out.push_str(&text)
+            }
+            Event::SoftBreak | Event::HardBreak => out.push(' '),
+            Event::End(
+                TagEnd::Paragraph
+                | TagEnd::Heading(_)
+                | TagEnd::Item
+                | TagEnd::CodeBlock
+                | TagEnd::BlockQuote(_),
+            ) => out.push('\n'),
+            _ => {}
+        }
+    }
+    let out = out.trim_end().to_owned();
+    (out != content).then_some(out)
+}
+
 /// Cursor for the first page: after every id.
 pub const NO_CURSOR: &str = "~";
 
@@ -163,6 +200,25 @@ impl<DB: Dialect> Search for SqlStore<DB> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_indexes_what_a_message_shows_not_its_syntax() {
+        assert_eq!(indexed_text("plain words, as most are"), None);
+        assert_eq!(
+            indexed_text("see [the plan](https://secret.example/x) **now**").as_deref(),
+            Some("see the plan now")
+        );
+        assert_eq!(
+            indexed_text("`code` & <b>raw</b>").as_deref(),
+            Some("code & <b>raw</b>")
+        );
+        assert_eq!(
+            indexed_text("> quoted\n\n- one\n- two").as_deref(),
+            Some("quoted\none\ntwo")
+        );
+        // Text that only looks formatted is indexed as it is.
+        assert_eq!(indexed_text("a_b"), None);
+    }
 
     #[test]
     fn a_files_name_is_matched_by_its_words_in_order() {

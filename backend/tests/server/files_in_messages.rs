@@ -5,6 +5,7 @@
 //! was shared; and a deleted message's files stop being served at once and
 //! leave the file store with the next sweep.
 
+use backend::store::Blobs;
 use common::{ErrorCode, FileInfo, ServerMsg, SharedFile};
 use reqwest::Method;
 use serde_json::json;
@@ -193,4 +194,69 @@ async fn files_are_sent_in_messages_and_go_with_them() {
     // Bob's and the private room's uploads were never sent: kept a day.
     assert_eq!(kept(&server).0, 2);
     assert_eq!(download(&server, &bob, &bobs.id).await.status(), 200);
+}
+
+/// On the multi-node store: a picture sent on one node comes with its
+/// message to a reader on another (history from the shared database), its
+/// thumbnail is served there, and once the message is deleted neither node
+/// serves it and the sweep empties PostgreSQL's file store.
+#[tokio::test]
+async fn files_sent_on_one_node_are_read_on_another_and_go_with_their_message() {
+    let db = crate::support::Database::create().await;
+    let url = db.url();
+    let one = TestServer::start_with(|c| c.database_url = Some(url.clone())).await;
+    let two = TestServer::start_with(|c| c.database_url = Some(url.clone())).await;
+    let alice = one.sign_up("alice").await;
+    let bob = two.sign_up("bob").await;
+    let mut a = one.connect(&alice).await;
+    a.join("lobby").await;
+    let photo: FileInfo = upload(&one, &alice, "lobby", "pier.png", picture(800, 400))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(photo.thumbnail);
+    send_files(&mut a, "lobby", "c1", &[&photo.id]).await;
+    let seq = answer(&mut a, "c1").await.unwrap();
+
+    let mut b = two.connect(&bob).await;
+    b.send_json(json!({"type": "join", "room": "lobby", "since": 0}))
+        .await;
+    let got = b
+        .recv_where(|m| matches!(m, ServerMsg::Message(m) if m.seq == seq))
+        .await;
+    let ServerMsg::Message(message) = got else {
+        unreachable!()
+    };
+    assert_eq!(message.files, [photo.clone()]);
+    let thumb = reqwest::Client::new()
+        .get(two.url(&format!("/api/files/{}/thumbnail", photo.id)))
+        .bearer_auth(&bob.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(thumb.status(), 200);
+    let small = image::load_from_memory(&thumb.bytes().await.unwrap()).unwrap();
+    assert_eq!((small.width(), small.height()), (480, 240));
+
+    a.send_json(json!({"type": "delete", "room": "lobby", "target": seq, "client_id": "d1"}))
+        .await;
+    answer(&mut a, "d1").await.unwrap();
+    assert_eq!(download(&two, &bob, &photo.id).await.status(), 404);
+    assert_eq!(download(&one, &alice, &photo.id).await.status(), 404);
+    let store = backend::store::open(Some(&url), std::path::Path::new("."), Default::default())
+        .await
+        .unwrap();
+    let blobs = backend::store::PgBlobs::connect(&url).await.unwrap();
+    let later = backend::store::now_millis() + 3_600_000;
+    let swept = backend::store::file_sweep::sweep(&*store, &blobs, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        swept.contents, 2,
+        "the picture and its thumbnail: {swept:?}"
+    );
+    assert!(blobs.stored_before(i64::MAX).await.unwrap().is_empty());
+    drop((a, b, one, two, store, blobs));
+    db.drop_now().await;
 }
