@@ -228,7 +228,7 @@ async fn files_sent_on_one_node_are_read_on_another_and_go_with_their_message() 
     let ServerMsg::Message(message) = got else {
         unreachable!()
     };
-    assert_eq!(message.files, [photo.clone()]);
+    assert_eq!(message.files, std::slice::from_ref(&photo));
     let thumb = reqwest::Client::new()
         .get(two.url(&format!("/api/files/{}/thumbnail", photo.id)))
         .bearer_auth(&bob.token)
