@@ -95,16 +95,19 @@ pub async fn download(
         header::CONTENT_DISPOSITION,
         disposition(if inline { "inline" } else { "attachment" }, &record.name),
     );
+    sandboxed(headers, "private, max-age=3600");
+    response
+}
+
+/// What every file served gets: never run as a page, even opened on its
+/// own, and cached only by the browser that asked (a file of a private
+/// room is that person's to see), as long as `cache` says.
+fn sandboxed(headers: &mut axum::http::HeaderMap, cache: &'static str) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; sandbox"),
     );
-    // Private to the browser that asked (a file of a private room).
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=3600"),
-    );
-    response
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
 }
 
 /// `inline` or `attachment`, with the name both as plain ASCII and (RFC
@@ -172,14 +175,7 @@ pub async fn thumbnail(
     let mut response = Body::from_stream(body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; sandbox"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400"),
-    );
+    sandboxed(headers, "private, max-age=86400");
     response
 }
 
