@@ -92,7 +92,12 @@ mod tests {
             .save(&source)
             .unwrap();
         assert!(make(source.clone(), dest.clone()).await.unwrap());
-        let thumb = image::open(&dest).unwrap();
+        let thumb = ImageReader::open(&dest)
+            .unwrap()
+            .with_guessed_format()
+            .unwrap()
+            .decode()
+            .unwrap();
         assert_eq!((thumb.width(), thumb.height()), (480, 240));
         assert_eq!(
             infer::get_from_path(&dest).unwrap().unwrap().mime_type(),

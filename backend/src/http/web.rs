@@ -98,14 +98,49 @@ impl Page {
     }
 }
 
-async fn page_or_404(State(page): State<Arc<Page>>, request: Request) -> Response {
-    let last = request.uri().path().rsplit('/').next().unwrap_or_default();
+async fn page_or_404(
+    State(page): State<Arc<Page>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let last = uri.path().rsplit('/').next().unwrap_or_default();
     if last.contains('.') {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     }
+    // The page's precompressed copy, as for every other asset (the
+    // release build writes them beside it): the first thing a visit loads.
+    let accepts = |coding: &str| {
+        headers
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|c| c.split(';').next().unwrap_or_default().trim() == coding)
+    };
+    for (coding, ext) in [("br", "br"), ("gzip", "gz")] {
+        if !accepts(coding) {
+            continue;
+        }
+        let mut path = page.path.clone().into_os_string();
+        path.push(format!(".{ext}"));
+        if let Ok(bytes) = tokio::fs::read(&path).await {
+            return (
+                [
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                    (header::CONTENT_ENCODING, coding),
+                    (header::VARY, "accept-encoding"),
+                ],
+                Body::from(bytes),
+            )
+                .into_response();
+        }
+    }
     match tokio::fs::read(&page.path).await {
         Ok(html) => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::VARY, "accept-encoding"),
+            ],
             Body::from(html),
         )
             .into_response(),

@@ -148,7 +148,7 @@ pub fn indexed_text(content: &str) -> Option<String> {
                 | TagEnd::Item
                 | TagEnd::CodeBlock
                 | TagEnd::BlockQuote(_),
-            ) => out.push('\n'),
+            ) if !out.is_empty() && !out.ends_with('\n') => out.push('\n'),
             _ => {}
         }
     }

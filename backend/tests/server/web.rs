@@ -12,6 +12,7 @@ const INDEX: &str = "<!doctype html><title>Hearth</title>\
 /// A dist/ like trunk's: hashed assets with .br/.gz beside them.
 fn write_dist(dir: &Path) {
     std::fs::write(dir.join("index.html"), INDEX).unwrap();
+    std::fs::write(dir.join("index.html.br"), b"brotli page").unwrap();
     std::fs::write(dir.join("app-0123456789abcdef.js"), "export default 1;").unwrap();
     std::fs::write(dir.join("app-0123456789abcdef.js.br"), b"brotli bytes").unwrap();
     std::fs::write(dir.join("app-0123456789abcdef.js.gz"), b"gzip bytes").unwrap();
@@ -74,6 +75,26 @@ async fn the_page_is_not_cached_and_carries_a_strict_csp() {
         let hash = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(script));
         assert!(csp.contains(&format!("'sha256-{hash}'")), "{csp}");
         assert_eq!(page.text().await.unwrap(), INDEX);
+    }
+}
+
+/// The page itself goes out precompressed too (it is the first thing a
+/// visit loads), with the CSP of the page it is a copy of.
+#[tokio::test]
+async fn the_page_goes_out_precompressed_to_browsers_that_accept_it() {
+    let server = TestServer::start_with(|c| write_dist(&c.static_dir)).await;
+    for path in ["/", "/rooms/general"] {
+        let page = get(&server, path, Some("gzip, deflate, br")).await;
+        assert_eq!(page.status(), 200, "{path}");
+        assert_eq!(header(&page, "content-encoding"), "br", "{path}");
+        assert_eq!(header(&page, "vary"), "accept-encoding");
+        assert_eq!(header(&page, "cache-control"), "no-cache");
+        assert!(header(&page, "content-security-policy").contains("'wasm-unsafe-eval'"));
+        assert_eq!(page.bytes().await.unwrap().as_ref(), b"brotli page");
+        // No gzip copy: a gzip-only browser gets the page as it is.
+        let plain = get(&server, path, Some("gzip")).await;
+        assert_eq!(header(&plain, "content-encoding"), "");
+        assert_eq!(plain.text().await.unwrap(), INDEX);
     }
 }
 
