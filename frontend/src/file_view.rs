@@ -21,12 +21,14 @@ pub struct FileToken(pub String);
 
 /// The longest side of a picture in a message, in CSS pixels.
 const PICTURE_BOX: u32 = 320;
-/// `blob:` URLs kept (the oldest are released beyond this).
+/// `blob:` URLs kept, and the bytes behind them: beyond either, the
+/// oldest are released (a picture drawn again is fetched again).
 const KEPT: usize = 200;
+const KEPT_BYTES: f64 = 64.0 * 1024.0 * 1024.0;
 
 thread_local! {
-    /// (path, `blob:` URL), newest last.
-    static FETCHED: RefCell<VecDeque<(String, String)>> = const { RefCell::new(VecDeque::new()) };
+    /// (path, `blob:` URL, its size), newest last.
+    static FETCHED: RefCell<VecDeque<(String, String, f64)>> = const { RefCell::new(VecDeque::new()) };
 }
 
 /// A `blob:` URL of what `path` serves, fetched with `token` once.
@@ -34,8 +36,8 @@ pub async fn blob_url(token: &str, path: &str) -> Result<String, String> {
     if let Some(url) = FETCHED.with(|f| {
         f.borrow()
             .iter()
-            .find(|(p, _)| p == path)
-            .map(|(_, u)| u.clone())
+            .find(|(p, _, _)| p == path)
+            .map(|(_, u, _)| u.clone())
     }) {
         return Ok(url);
     }
@@ -61,9 +63,12 @@ pub async fn blob_url(token: &str, path: &str) -> Result<String, String> {
         .map_err(|_| "the file could not be shown".to_owned())?;
     FETCHED.with(|f| {
         let mut f = f.borrow_mut();
-        f.push_back((path.to_owned(), url.clone()));
-        while f.len() > KEPT {
-            if let Some((_, old)) = f.pop_front() {
+        f.push_back((path.to_owned(), url.clone(), blob.size()));
+        // The newest stays, whatever its size.
+        while f.len() > 1
+            && (f.len() > KEPT || f.iter().map(|(_, _, size)| size).sum::<f64>() > KEPT_BYTES)
+        {
+            if let Some((_, old, _)) = f.pop_front() {
                 let _ = web_sys::Url::revoke_object_url(&old);
             }
         }
