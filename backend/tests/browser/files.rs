@@ -179,6 +179,48 @@ pub async fn files_and_pictures(alice: &Client, bob: &Client) {
     .unwrap();
     assert!(gone(bob, Locator::Css("dialog.files-dialog")).await);
 
+    // Bob answers with a file from his disk, chosen with the attach
+    // button's file input (WebDriver types the path into it).
+    let dir = std::env::temp_dir().join(format!("hearth-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("directions.txt");
+    std::fs::write(&path, "Take the second left after the bridge.").unwrap();
+    bob.find(Locator::Css(".composer input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(&path.display().to_string())
+        .await
+        .unwrap();
+    uploaded(bob, 1).await;
+    say(bob, "").await;
+    wait_text(
+        alice,
+        ".messages .line:last-child .file-card",
+        "directions.txt",
+        WAIT,
+    )
+    .await;
+    let quoted = alice
+        .execute(
+            "return document.querySelector('.messages .line:last-child .content') === null",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        quoted, true,
+        "a message of a file alone has no empty text box"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    say(alice, "Got the directions").await;
+    wait_text(
+        bob,
+        ".messages .line:last-child .content",
+        "Got the directions",
+        WAIT,
+    )
+    .await;
+
     // Over the size limit: the server's reason, and the message waits
     // until the file is removed.
     give_file(alice, "drop", "huge.bin", 0, 0, 26 * 1024 * 1024).await;
