@@ -255,3 +255,109 @@ pub async fn files_and_pictures(alice: &Client, bob: &Client) {
         .unwrap();
     assert!(gone(alice, Locator::Css(".attachments")).await);
 }
+
+/// The same rich messages on the multi-node store: Alice's browser on one
+/// node, Bob's on another, both behind one PostgreSQL and Redis. Alice
+/// sends formatting and a picture; Bob sees them drawn and the picture
+/// (bytes from PostgreSQL, through his node); Bob reacts with any emoji
+/// from the picker and Alice sees it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rich_messages_across_two_nodes_on_postgres_and_redis() {
+    let admin_url = std::env::var("HEARTH_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("hearth_e2e_{}", uuid::Uuid::new_v4().simple());
+    let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let db_url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let redis =
+        std::env::var("HEARTH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let shared = [
+        "--database-url",
+        db_url.as_str(),
+        "--redis-url",
+        redis.as_str(),
+    ];
+    let stage = super::Stage::start_with("two-nodes", &shared).await;
+    let other_port = super::unused_port();
+    let other_data = stage.data.with_extension("b");
+    let mut other = super::start_server_with(other_port, &other_data, &shared);
+    super::wait_for_port(other_port).await;
+    let other_base = format!("http://127.0.0.1:{other_port}/");
+
+    let alice = super::browser(&stage.driver_url).await;
+    let bob = super::browser(&stage.driver_url).await;
+    super::sign_up(&alice, &stage.base, "alice", "Alice").await;
+    super::sign_up(&bob, &other_base, "bob", "Bob").await;
+    for page in [&alice, &bob] {
+        let input = page.find(Locator::Css(".new-room input")).await.unwrap();
+        input.send_keys("harbour\u{E007}").await.unwrap();
+        wait_text(page, ".room-header h1", "harbour", WAIT).await;
+    }
+    wait_text(&alice, "[data-testid=members]", "Bob", WAIT).await;
+
+    give_file(&alice, "drop", "boats.png", 1000, 700, 0).await;
+    uploaded(&alice, 1).await;
+    say(&alice, "**Boats** at `noon`").await;
+    bob.wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(
+            "//div[contains(@class,'content')]//strong[text()='Boats']",
+        ))
+        .await
+        .expect("Bob sees the bold text, drawn");
+    let picture = poll_js(
+        &bob,
+        "const img = document.querySelector('.messages .picture img');
+         return img && img.complete && img.naturalWidth > 0 ? img.naturalWidth : null;",
+        |v| !v.is_null(),
+    )
+    .await;
+    assert_eq!(picture, 480, "the thumbnail, from the shared store");
+    screenshot(&bob, "two-nodes-bob.png").await;
+
+    // Any emoji, from the picker, crosses back through Redis.
+    super::changes::line_action(&bob, "Boats", "React").await;
+    bob.find(Locator::Css(".line .picker button.more-emoji"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let search = bob
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(".line .emoji-picker input.emoji-search"))
+        .await
+        .unwrap();
+    search.send_keys("sailboat").await.unwrap();
+    bob.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css(
+            ".emoji-grid button.emoji[aria-label='sailboat']",
+        ))
+        .await
+        .expect("found by name")
+        .click()
+        .await
+        .unwrap();
+    alice
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(
+            "//button[contains(@class,'chip') and contains(., '⛵')]",
+        ))
+        .await
+        .expect("Alice, on the other node, sees Bob's ⛵");
+
+    alice.close().await.unwrap();
+    bob.close().await.unwrap();
+    let mut first = stage.server;
+    let _ = first.kill().await;
+    let _ = other.kill().await;
+    let _ = sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await;
+}
