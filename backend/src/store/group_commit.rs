@@ -74,10 +74,10 @@ impl GroupCommit {
     ) -> Result<oneshot::Receiver<Result<Appended>>> {
         let permit = self.queue.reserve().await.map_err(|_| stopped())?;
         let (reply, answer) = oneshot::channel();
-        permit.send(Job {
-            entry: make(),
-            reply,
-        });
+        let entry = make();
+        // Here, on the sender's task: the committer holds the transaction.
+        entry.prepare();
+        permit.send(Job { entry, reply });
         Ok(answer)
     }
 

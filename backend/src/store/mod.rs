@@ -115,6 +115,18 @@ pub struct NewEntry {
     pub moderator: bool,
     /// A message's files, claimed for it (`Uploads::claim_files`).
     pub files: Vec<common::FileInfo>,
+    /// The columns derived from the above (`files_column`, `search_text`),
+    /// worked out once: by `prepare` before the entry is queued, so the
+    /// committer, which holds the transaction, does not. Opaque: public
+    /// only so that `NewEntry { files, ..entry }` can be written.
+    pub derived: Derived,
+}
+
+/// `NewEntry`'s derived columns, each made on first use.
+#[derive(Debug, Clone, Default)]
+pub struct Derived {
+    files: std::sync::OnceLock<Option<String>>,
+    search_text: std::sync::OnceLock<Option<String>>,
 }
 
 impl NewEntry {
@@ -132,6 +144,7 @@ impl NewEntry {
             reply_to: None,
             moderator: false,
             files: Vec::new(),
+            derived: Derived::default(),
         }
     }
 
@@ -188,19 +201,27 @@ impl NewEntry {
 
     /// What search indexes of its text, if not the text itself
     /// (`messages.search_text`; see `search::indexed_text`).
-    pub fn search_text(&self) -> Option<String> {
-        match self.kind {
+    pub fn search_text(&self) -> Option<&str> {
+        let text = self.derived.search_text.get_or_init(|| match self.kind {
             EntryKind::Message | EntryKind::Edit => search::indexed_text(&self.content),
             _ => None,
-        }
+        });
+        text.as_deref()
     }
 
     /// Its files as stored (`messages.files`): JSON, or NULL for none.
-    pub fn files_column(&self) -> Option<String> {
-        if self.files.is_empty() {
-            return None;
-        }
-        Some(serde_json::to_string(&self.files).expect("files serialize"))
+    pub fn files_column(&self) -> Option<&str> {
+        let json = self.derived.files.get_or_init(|| {
+            (!self.files.is_empty())
+                .then(|| serde_json::to_string(&self.files).expect("files serialize"))
+        });
+        json.as_deref()
+    }
+
+    /// Works out the derived columns now, on the caller's task.
+    pub fn prepare(&self) {
+        self.search_text();
+        self.files_column();
     }
 }
 

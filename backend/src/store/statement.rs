@@ -41,7 +41,7 @@ impl RowsAffected for sqlx::postgres::PgQueryResult {
 pub trait Driver: Database<QueryResult: RowsAffected> {
     fn bind_int<'q>(query: Query<'q, Self>, value: Option<i64>) -> Query<'q, Self>;
     fn bind_text<'q>(query: Query<'q, Self>, value: Option<&'q str>) -> Query<'q, Self>;
-    fn bind_string<'q>(query: Query<'q, Self>, value: Option<String>) -> Query<'q, Self>;
+    fn bind_string<'q>(query: Query<'q, Self>, value: String) -> Query<'q, Self>;
     fn bind_bytes<'q>(query: Query<'q, Self>, value: &'q [u8]) -> Query<'q, Self>;
 
     fn execute<'c, 'q: 'c>(
@@ -96,7 +96,7 @@ where
         query.bind(value)
     }
 
-    fn bind_string<'q>(query: Query<'q, Self>, value: Option<String>) -> Query<'q, Self> {
+    fn bind_string<'q>(query: Query<'q, Self>, value: String) -> Query<'q, Self> {
         query.bind(value)
     }
 
@@ -221,12 +221,6 @@ impl<'q> Param<'q> for &'q Option<String> {
 }
 
 impl<'q> Param<'q> for String {
-    fn bind_to<DB: Driver>(self, query: Query<'q, DB>) -> Query<'q, DB> {
-        DB::bind_string(query, Some(self))
-    }
-}
-
-impl<'q> Param<'q> for Option<String> {
     fn bind_to<DB: Driver>(self, query: Query<'q, DB>) -> Query<'q, DB> {
         DB::bind_string(query, self)
     }
