@@ -224,6 +224,7 @@ conformance!(
     a_room_list_reads_every_member_state_at_once,
     an_uploaded_file_is_recorded_and_counted_against_its_uploader,
     a_file_is_sent_once_and_goes_with_its_message,
+    two_sends_racing_for_one_file_claim_it_once,
 );
 
 /// Accounts with these ids (each its own username and display name).
@@ -657,6 +658,53 @@ async fn a_file_is_sent_once_and_goes_with_its_message(t: &Target) {
     store.delete_room("r", now).await.unwrap();
     assert_eq!(store.file("i").await.unwrap(), None, "the room's deletion");
     assert_eq!(store.file("j").await.unwrap(), None);
+}
+
+/// Two messages naming the same upload, sent at once (two tabs, or a
+/// client trying it on): raced 200 times, exactly one gets the file each
+/// time, and it is that message's for good.
+async fn two_sends_racing_for_one_file_claim_it_once(t: &Target) {
+    let store = t.open().await;
+    store.ensure_room("r", "ann", 1).await.unwrap();
+    for i in 0..200 {
+        let id = format!("f{i}");
+        store
+            .add_file(&backend::store::FileRecord {
+                id: id.clone(),
+                room: "r".into(),
+                uploader: "ann".into(),
+                name: "x.txt".into(),
+                size: 1,
+                content_type: "text/plain".into(),
+                sha256: "a".repeat(64),
+                width: None,
+                height: None,
+                created_at: 1,
+                thumb_sha256: None,
+            })
+            .await
+            .unwrap();
+        let ids = [id.clone()];
+        let (first, second) = (format!("a{i}"), format!("b{i}"));
+        let (a, b) = tokio::join!(
+            store.claim_files("r", "ann", &first, &ids, 2),
+            store.claim_files("r", "ann", &second, &ids, 2),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(
+            a.is_some() != b.is_some(),
+            "round {i}: exactly one claims it"
+        );
+        let winner = if a.is_some() { "a" } else { "b" };
+        let again = store
+            .claim_files("r", "ann", &format!("{winner}{i}"), &ids, 3)
+            .await
+            .unwrap();
+        assert!(
+            again.is_some(),
+            "round {i}: the winner's retry still has it"
+        );
+    }
 }
 
 /// How many migrations this Hearth has (one file each, per database).
