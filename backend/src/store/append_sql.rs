@@ -112,7 +112,14 @@ pub fn has_change(batch: &[NewEntry], positions: &[usize]) -> bool {
 }
 
 /// The positions of a batch's messages, by room, each room's in batch
-/// order; rooms in the order they first appear.
+/// order; rooms in name order.
+///
+/// Name order because a batch locks its rooms' rows one after another in
+/// one transaction: two nodes whose batches hold the same two rooms in
+/// opposite orders would each lock one and wait for the other, and
+/// PostgreSQL would abort one of them ("deadlock detected"), failing
+/// every send in it. Taken in one global order, the second node waits
+/// for the first instead.
 pub fn room_groups(batch: &[NewEntry]) -> Vec<(&str, Vec<usize>)> {
     let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
     for (i, m) in batch.iter().enumerate() {
@@ -121,6 +128,7 @@ pub fn room_groups(batch: &[NewEntry]) -> Vec<(&str, Vec<usize>)> {
             None => groups.push((m.room.as_str(), vec![i])),
         }
     }
+    groups.sort_unstable_by(|a, b| a.0.cmp(b.0));
     groups
 }
 
