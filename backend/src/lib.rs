@@ -89,9 +89,10 @@ pub const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_stat
 
 /// The router: API, WebSocket, health, and the frontend with SPA fallback.
 pub fn app(state: Arc<AppState>) -> Router {
-    let frontend = web::frontend(&state.config.static_dir);
+    let frontend = web::frontend(&state.config.static_dir, state.config.allow_guests);
     Router::new()
         .route("/ws", get(upgrade::upgrade))
+        .route("/signin", axum::routing::post(http::signin::submit))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(http::metrics::scrape))

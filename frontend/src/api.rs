@@ -1,8 +1,8 @@
 //! Calls to the HTTP API, on the origin the page was served from.
 
 use common::{
-    ApiError, ApiErrorCode, ChatMessage, Role, RoomMember, RoomSummary, ServerInfo, SessionRequest,
-    SessionResponse, SignUpRequest, User, Visibility,
+    ApiError, ApiErrorCode, ChatMessage, Role, RoomMember, RoomSummary, SessionResponse, User,
+    Visibility,
 };
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
@@ -108,37 +108,11 @@ fn to_json(value: &impl serde::Serialize) -> Body {
     serde_json::to_string(value).ok()
 }
 
-/// `GET /api/server`; `None` if it cannot be had (the page still works).
-pub async fn server_info() -> Option<ServerInfo> {
-    json(Request::get("/api/server"), None).await.ok()
-}
-
-pub async fn sign_up(
-    username: &str,
-    password: &str,
-    display_name: &str,
-) -> Result<SessionResponse, Failure> {
-    let body = SignUpRequest {
-        username: username.to_owned(),
-        password: password.to_owned(),
-        display_name: display_name.to_owned(),
-    };
-    json(Request::post("/api/accounts"), to_json(&body)).await
-}
-
-pub async fn sign_in(username: &str, password: &str) -> Result<SessionResponse, Failure> {
-    let body = SessionRequest::Password {
-        username: username.to_owned(),
-        password: password.to_owned(),
-    };
-    json(Request::post("/api/session"), to_json(&body)).await
-}
-
-pub async fn sign_in_as_guest(name: &str) -> Result<SessionResponse, Failure> {
-    let body = SessionRequest::Guest {
-        name: name.to_owned(),
-    };
-    json(Request::post("/api/session"), to_json(&body)).await
+/// `POST /api/session/handoff`: the session the server's sign-in page
+/// just opened (it waits in a cookie only that call gets); `None` if there
+/// is none (this browser is not signed in).
+pub async fn handoff() -> Option<SessionResponse> {
+    json(Request::post("/api/session/handoff"), None).await.ok()
 }
 
 /// Ends the session on the server. Best effort: the page forgets the

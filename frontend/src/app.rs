@@ -1,4 +1,5 @@
-//! The application: sign-in, then the chat screen: the driver wired to the
+//! The application: the chat screen, once signed in (the sign-in page is
+//! the server's, `backend/src/http/signin/`): the driver wired to the
 //! UI's signals, and the screen's areas laid out. Each area keeps its state
 //! and actions beside it: `sidebar` and `directory` (the rooms),
 //! `conversation` and `room_header` (the room on screen), `composer`,
@@ -24,7 +25,6 @@ use crate::room_header::RoomHeader;
 use crate::routing;
 use crate::search::{SearchResultsPanel, Searching};
 use crate::sidebar::RoomSidebar;
-use crate::signin::SignIn;
 use crate::view::{Banner, Composer, MessageList, Status, TypingLine};
 use crate::{api, storage};
 
@@ -33,28 +33,68 @@ const DEFAULT_ROOM: &str = "general";
 #[component]
 pub fn App() -> impl IntoView {
     let session = RwSignal::new(storage::load());
-    let notice = RwSignal::new(None::<String>);
-    // The router keeps the address (`/rooms/{room}`, see `routing.rs`)
-    // across signing in: a link opened signed out leads there after.
+    if session.with_untracked(Option::is_some) {
+        // Signed in: the server is to go on serving this browser the app
+        // (a session kept from before the server drew the sign-in page
+        // has no cookie yet).
+        storage::set_signed_in(true);
+    } else {
+        // Just signed in on the server's page: the session waits there.
+        spawn_local(async move {
+            match api::handoff().await {
+                Some(signed_in) => {
+                    storage::save(&signed_in);
+                    session.set(Some(signed_in));
+                }
+                None => leave_for_sign_in(None),
+            }
+        });
+    }
+    // The router keeps the address (`/rooms/{room}`, see `routing.rs`);
+    // the sign-in page leads back to it.
     view! {
         <Router>
             {move || match session.get() {
-                None => view! { <SignIn session notice /> }.into_any(),
-                Some(s) => view! { <ChatScreen session=s on_signed_out=Callback::new(move |why: Option<String>| {
+                None => view! {
+                    <main class="signin"><p class="muted" role="status">"Signing in…"</p></main>
+                }.into_any(),
+                Some(s) => view! { <ChatScreen session=s on_signed_out=Callback::new(move |why: Option<&'static str>| {
                     storage::clear();
-                    notice.set(why);
-                    session.set(None);
+                    leave_for_sign_in(why);
                 }) /> }.into_any(),
             }}
         </Router>
     }
 }
 
+/// To the server's sign-in page (this page's address, now that the cookie
+/// says signed out), which comes back here once signed in. `notice` names
+/// why, for the page to say (`backend/src/http/signin/`).
+fn leave_for_sign_in(notice: Option<&str>) {
+    storage::set_signed_in(false);
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let location = window.location();
+    // A route (`/rooms/general`) is the sign-in page now; a file's name
+    // (`/index.html`) is still the app, so it is left for the home page.
+    let path = location
+        .pathname()
+        .ok()
+        .filter(|path| !path.contains('.'))
+        .unwrap_or_else(|| "/".into());
+    let target = match notice {
+        Some(notice) => format!("{path}?notice={notice}"),
+        None => path,
+    };
+    let _ = location.replace(&target);
+}
+
 /// Feeds driver callbacks into the UI's signals.
 struct UiListener {
     chat: RwSignal<Chat>,
     status: RwSignal<Status>,
-    signed_out: Callback<Option<String>>,
+    signed_out: Callback<Option<&'static str>>,
     token: String,
 }
 
@@ -93,17 +133,16 @@ impl Listener for UiListener {
             self.chat.update(Chat::set_offline);
         }
         if phase == Phase::SignedOut {
-            self.signed_out.run(Some(
-                "Your session has ended (signed out on another device, password changed, or expired). \
-                 Please sign in again."
-                    .to_owned(),
-            ));
+            self.signed_out.run(Some("session-ended"));
         }
     }
 }
 
 #[component]
-fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>) -> impl IntoView {
+fn ChatScreen(
+    session: SessionResponse,
+    on_signed_out: Callback<Option<&'static str>>,
+) -> impl IntoView {
     let chat = RwSignal::new(Chat::new(session.user.clone()));
     let status = RwSignal::new(Status {
         phase: Phase::Idle,
@@ -243,11 +282,13 @@ fn ChatScreen(session: SessionResponse, on_signed_out: Callback<Option<String>>)
         storage::save_rooms(&[]);
         // Ends the session on the server (every tab and device using this
         // token is signed out); the page forgets it either way.
+        // Left once the server has answered: leaving the page first would
+        // cancel the request.
         let token = sign_out_token.clone();
         spawn_local(async move {
             let _ = api::sign_out(&token).await;
+            on_signed_out.run(None);
         });
-        on_signed_out.run(None);
     };
 
     // A search, shown over the conversation until closed; a result opens

@@ -63,8 +63,6 @@ pub mod search;
 #[cfg(target_arch = "wasm32")]
 pub mod sidebar;
 #[cfg(target_arch = "wasm32")]
-pub mod signin;
-#[cfg(target_arch = "wasm32")]
 pub mod storage;
 #[cfg(target_arch = "wasm32")]
 pub mod topic;

@@ -18,7 +18,7 @@ pub fn Profile(
     /// Whether the dialog is open; it sets this to `false` when it closes.
     open: RwSignal<bool>,
     dispatch: Callback<Event>,
-    on_signed_out: Callback<Option<String>>,
+    on_signed_out: Callback<Option<&'static str>>,
 ) -> impl IntoView {
     let me = chat
         .with_untracked(|c| c.me.clone())
@@ -115,9 +115,7 @@ pub fn Profile(
             match api::sign_out_everywhere(&token).await {
                 Ok(()) => {
                     storage::save_rooms(&[]);
-                    on_signed_out.run(Some(
-                        "You signed out on every device. Sign in again to continue here.".into(),
-                    ));
+                    on_signed_out.run(Some("signed-out-everywhere"));
                 }
                 Err(failure) => {
                     dispatch.run(Event::Start);

@@ -23,6 +23,7 @@ pub fn save(session: &SessionResponse) {
         let _ = store.set_item(USER_KEY, &session.user.id);
         let _ = store.set_item(KNOWN_KEY, "1");
     }
+    set_signed_in(true);
 }
 
 /// The signed-in account's id on its own, for the keys of what is kept per
@@ -51,6 +52,32 @@ pub fn clear() {
         let _ = store.remove_item(KEY);
         let _ = store.remove_item(USER_KEY);
     }
+    set_signed_in(false);
+}
+
+/// The `hearth` cookie, which tells the server whether to serve this
+/// browser the app (`in`) or its sign-in page (`out`; see
+/// `backend/src/http/signin/`). Kept for 400 days, the most a browser
+/// keeps a cookie.
+pub fn set_signed_in(signed_in: bool) {
+    let state = if signed_in { "in" } else { "out" };
+    if let Some(document) = document() {
+        let _ = document.set_cookie(&format!(
+            "hearth={state}; Path=/; Max-Age=34560000; SameSite=Lax"
+        ));
+    }
+}
+
+/// Whether the cookie says signed in (false if cookies are off).
+pub fn says_signed_in() -> bool {
+    document()
+        .and_then(|d| d.cookie().ok())
+        .is_some_and(|cookies| cookies.split(';').any(|c| c.trim() == "hearth=in"))
+}
+
+fn document() -> Option<web_sys::HtmlDocument> {
+    use wasm_bindgen::JsCast;
+    web_sys::window()?.document()?.dyn_into().ok()
 }
 
 const ROOMS_KEY: &str = "hearth.rooms";

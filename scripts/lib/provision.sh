@@ -18,6 +18,8 @@ HEARTH_ROOT=${HEARTH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 WASM_BINDGEN_VERSION=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)".*/\1/p' "$HEARTH_ROOT/Cargo.toml")
 TRUNK_VERSION=0.21.14
 AXE_VERSION=4.14.1
+# Lighthouse 13 needs Node 22; Debian's is 20 (scripts/lighthouse).
+LIGHTHOUSE_VERSION=12.2.3
 DEBIAN_TOOLCHAIN=debian-web
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -144,6 +146,16 @@ provision_browser() {
   export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$HEARTH_ROOT/frontend/webdriver.json"
   # The driver test watches hostile servers for 25 s on top of a restart test.
   export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
+}
+
+# Lighthouse, for scripts/lighthouse (needs provision_browser for Chromium).
+provision_lighthouse() {
+  if ! grep -qs '"version": "'"$LIGHTHOUSE_VERSION"'"' "$HEARTH_ROOT/.tools/node_modules/lighthouse/package.json"; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    log "installing lighthouse $LIGHTHOUSE_VERSION (npm) into .tools/"
+    npm install --silent --no-audit --no-fund --prefix "$HEARTH_ROOT/.tools" -E "lighthouse@$LIGHTHOUSE_VERSION" >&2
+  fi
+  export HEARTH_LIGHTHOUSE="$HEARTH_ROOT/.tools/node_modules/.bin/lighthouse"
 }
 
 # Autobahn|Testsuite (PyPI `autobahntestsuite`) for the WebSocket conformance

@@ -1,8 +1,9 @@
 //! Everything served over HTTP: the JSON API (`api`), the WebSocket
-//! upgrade route (`upgrade`), the built frontend (`web`), and `/metrics`
-//! (`metrics`).
+//! upgrade route (`upgrade`), the built frontend (`web`), the sign-in page
+//! (`signin`), and `/metrics` (`metrics`).
 
 pub mod api;
 pub mod metrics;
+pub mod signin;
 pub mod upgrade;
 pub mod web;

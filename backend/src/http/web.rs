@@ -34,8 +34,11 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const SHORT: &str = "public, max-age=3600";
 
 /// The frontend as a router, to be the app's fallback.
-pub fn frontend<S: Clone + Send + Sync + 'static>(static_dir: &Path) -> Router<S> {
-    let page = Arc::new(Page::new(static_dir.join("index.html")));
+pub fn frontend<S: Clone + Send + Sync + 'static>(
+    static_dir: &Path,
+    allow_guests: bool,
+) -> Router<S> {
+    let page = Arc::new(Page::new(static_dir.join("index.html"), allow_guests));
     let files = ServeDir::new(static_dir)
         .precompressed_br()
         .precompressed_gzip()
@@ -67,13 +70,16 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
 struct Page {
     path: PathBuf,
     cached: Mutex<Option<(SystemTime, HeaderValue)>>,
+    /// For the sign-in page served in its place (`signin`).
+    allow_guests: bool,
 }
 
 impl Page {
-    fn new(path: PathBuf) -> Page {
+    fn new(path: PathBuf, allow_guests: bool) -> Page {
         Page {
             path,
             cached: Mutex::new(None),
+            allow_guests,
         }
     }
 
@@ -107,6 +113,17 @@ async fn page_or_404(
     if last.contains('.') {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     }
+    // Not signed in: the sign-in page, without the app (see `signin`).
+    if super::signin::signed_in(&headers) != Some(true) {
+        let dir = page.path.parent().unwrap_or(Path::new("."));
+        return super::signin::show(
+            uri.path(),
+            uri.query(),
+            &headers,
+            page.allow_guests,
+            &stylesheet(dir),
+        );
+    }
     // The page's precompressed copy, as for every other asset (the
     // release build writes them beside it): the first thing a visit loads.
     let accepts = |coding: &str| {
@@ -128,7 +145,7 @@ async fn page_or_404(
                 [
                     (header::CONTENT_TYPE, "text/html; charset=utf-8"),
                     (header::CONTENT_ENCODING, coding),
-                    (header::VARY, "accept-encoding"),
+                    (header::VARY, "accept-encoding, cookie"),
                 ],
                 Body::from(bytes),
             )
@@ -139,7 +156,7 @@ async fn page_or_404(
         Ok(html) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-                (header::VARY, "accept-encoding"),
+                (header::VARY, "accept-encoding, cookie"),
             ],
             Body::from(html),
         )
@@ -161,13 +178,28 @@ async fn cache_and_csp(State(page): State<Arc<Page>>, request: Request, next: Ne
     let headers = response.headers_mut();
     if is_html(headers) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        headers.insert(header::CONTENT_SECURITY_POLICY, page.csp());
+        // The sign-in page brings its own, stricter one.
+        if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+            headers.insert(header::CONTENT_SECURITY_POLICY, page.csp());
+        }
     } else if hashed {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
     } else {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(SHORT));
     }
     response
+}
+
+/// The app's stylesheet `<link>` as trunk wrote it into the built page
+/// (its name carries a content hash), for pages the server draws itself.
+pub fn stylesheet(static_dir: &Path) -> String {
+    let html = std::fs::read_to_string(static_dir.join("index.html")).unwrap_or_default();
+    html.find("<link rel=\"stylesheet\"")
+        .and_then(|start| {
+            let end = html[start..].find('>')?;
+            Some(html[start..=start + end].to_owned())
+        })
+        .unwrap_or_default()
 }
 
 fn is_html(headers: &HeaderMap) -> bool {

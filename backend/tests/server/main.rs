@@ -31,6 +31,7 @@ mod resume;
 mod rooms;
 mod rooms_lifecycle;
 mod shutdown;
+mod signin_page;
 mod store;
 mod support;
 mod web;

@@ -20,8 +20,12 @@ fn write_dist(dir: &Path) {
     std::fs::write(dir.join("robots.txt"), "User-agent: *\n").unwrap();
 }
 
+/// A GET by a browser that is signed in (so `/` is the app, not the
+/// sign-in page: `signin_page.rs`).
 async fn get(server: &TestServer, path: &str, encoding: Option<&str>) -> reqwest::Response {
-    let mut request = reqwest::Client::new().get(server.url(path));
+    let mut request = reqwest::Client::new()
+        .get(server.url(path))
+        .header("cookie", "hearth=in");
     if let Some(encoding) = encoding {
         request = request.header("accept-encoding", encoding);
     }
@@ -87,7 +91,7 @@ async fn the_page_goes_out_precompressed_to_browsers_that_accept_it() {
         let page = get(&server, path, Some("gzip, deflate, br")).await;
         assert_eq!(page.status(), 200, "{path}");
         assert_eq!(header(&page, "content-encoding"), "br", "{path}");
-        assert_eq!(header(&page, "vary"), "accept-encoding");
+        assert_eq!(header(&page, "vary"), "accept-encoding, cookie");
         assert_eq!(header(&page, "cache-control"), "no-cache");
         assert!(header(&page, "content-security-policy").contains("'wasm-unsafe-eval'"));
         assert_eq!(page.bytes().await.unwrap().as_ref(), b"brotli page");

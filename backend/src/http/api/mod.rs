@@ -9,7 +9,7 @@
 // Response>`); that is the cold path, so its size does not matter.
 #![allow(clippy::result_large_err)]
 
-mod accounts;
+pub(crate) mod accounts;
 mod downloads;
 mod drafts;
 mod emoji;
@@ -44,6 +44,7 @@ pub fn router() -> Router<Arc<AppState>> {
                 .get(accounts::whoami)
                 .delete(accounts::sign_out),
         )
+        .route("/session/handoff", post(crate::http::signin::handoff))
         .route("/account", patch(accounts::change_account))
         .route("/account/password", put(accounts::change_password))
         .route("/account/sessions", delete(accounts::sign_out_everywhere))

@@ -1,0 +1,404 @@
+//! The sign-in page, served by the server rather than drawn by the app.
+//!
+//! Why: a first visit is someone signing in, and the app's wasm (the whole
+//! chat) is hundreds of kilobytes they cannot use yet. So a browser that
+//! is not signed in here gets this page (a few kilobytes of HTML and the
+//! stylesheet, no script), and the app is downloaded once it has a
+//! session to use (issue 27's budget, `scripts/size-budget`).
+//!
+//! How the two meet:
+//! - The `hearth` cookie (not a secret) says whether this browser is
+//!   signed in: `in` (the app is served), `out` (signed in here before:
+//!   "Welcome back"), or absent. The app keeps it true: it sets `in`
+//!   while it holds a session and `out` when it signs out or finds its
+//!   session gone.
+//! - `POST /signin` takes the form, asks the same account logic the JSON
+//!   API uses (same rules, rate limits and metrics), and on success
+//!   redirects (303) to where the person was going with the new session's
+//!   token in the `hearth_handoff` cookie: `HttpOnly`, `SameSite=Strict`,
+//!   sent only to `POST /api/session/handoff`, and for a minute only. The
+//!   app trades it there for the session (`handoff`), which clears it.
+//! - On an error the page comes back with the error under its field and
+//!   what was typed (never the password).
+
+pub mod form;
+mod page;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Form, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, body::Body};
+use common::{ApiError, ApiErrorCode, SessionRequest, SessionResponse, SignUpRequest};
+use serde::Deserialize;
+
+use self::form::{Field, Mode, capitalized, check, field_for, safe_next};
+use self::page::SignInPage;
+use super::api::{accounts, authenticate, error};
+use crate::AppState;
+
+/// Whether this browser is signed in here (see the module's comment).
+pub const STATE_COOKIE: &str = "hearth";
+/// A new session's token, on its way from `POST /signin` to the app.
+const HANDOFF_COOKIE: &str = "hearth_handoff";
+const HANDOFF_PATH: &str = "/api/session/handoff";
+/// How long the app has to pick the session up after the redirect.
+const HANDOFF_SECS: u32 = 60;
+/// How long the `hearth` cookie is kept: 400 days, the most browsers keep.
+const STATE_SECS: u32 = 400 * 24 * 3600;
+
+/// The sign-in page has no script, no frames and posts only here.
+/// (`connect-src 'self'` only lets tools that audit the page from inside
+/// it, Lighthouse's robots.txt check among them, fetch from this origin.)
+const CSP: &str = "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// A cookie's value, from the request's `Cookie` headers.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// `Some(true)`: signed in here now; `Some(false)`: signed in here before;
+/// `None`: never (or cookies are off).
+pub fn signed_in(headers: &HeaderMap) -> Option<bool> {
+    match cookie(headers, STATE_COOKIE)? {
+        "in" => Some(true),
+        _ => Some(false),
+    }
+}
+
+/// What a link to the page may ask for.
+#[derive(Deserialize, Default)]
+struct PageQuery {
+    mode: Option<String>,
+    username: Option<String>,
+    /// Why the app sent the person here.
+    notice: Option<String>,
+}
+
+/// The words for a notice the app sends someone here with.
+fn notice(name: &str) -> Option<&'static str> {
+    match name {
+        "session-ended" => Some(
+            "Your session has ended (signed out on another device, password changed, or expired). \
+             Please sign in again.",
+        ),
+        "signed-out-everywhere" => {
+            Some("You signed out on every device. Sign in again to continue here.")
+        }
+        _ => None,
+    }
+}
+
+/// `GET` of any page of the app (`path`) by a browser that is not signed
+/// in: the sign-in form, which leads back to `path`.
+pub fn show(
+    path: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    allow_guests: bool,
+    stylesheet: &str,
+) -> Response {
+    let query: PageQuery = query
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
+    let mut mode = Mode::parse(query.mode.as_deref());
+    if mode == Mode::Guest && !allow_guests {
+        mode = Mode::SignIn;
+    }
+    let mut errors = BTreeMap::new();
+    if let Some(why) = query.notice.as_deref().and_then(notice) {
+        errors.insert(Field::Form, why.to_owned());
+    }
+    let username = query.username.unwrap_or_default();
+    let page = SignInPage {
+        mode,
+        allow_guests,
+        returning: signed_in(headers).is_some(),
+        username: &username,
+        display_name: "",
+        errors,
+        offer_sign_up: None,
+        next: safe_next(Some(path)),
+        stylesheet,
+    };
+    html(StatusCode::OK, page.render())
+}
+
+fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::VARY, "cookie"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The form as posted.
+#[derive(Deserialize)]
+pub struct Submitted {
+    mode: Option<String>,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    password: String,
+    next: Option<String>,
+}
+
+/// `POST /signin`: signs in, signs up or lets a guest in, then goes on to
+/// the app (303), or shows the form again with what went wrong.
+pub async fn submit(
+    State(app): State<Arc<AppState>>,
+    peer: ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<Submitted>,
+) -> Response {
+    let mode = Mode::parse(form.mode.as_deref());
+    let next = safe_next(form.next.as_deref()).to_owned();
+    let stylesheet = super::web::stylesheet(&app.config.static_dir);
+    let again = |status: StatusCode, errors: BTreeMap<Field, String>, offer: bool| {
+        let page = SignInPage {
+            mode,
+            allow_guests: app.config.allow_guests,
+            returning: signed_in(&headers).is_some(),
+            username: &form.username,
+            display_name: &form.display_name,
+            errors,
+            offer_sign_up: offer.then_some(form.username.as_str()),
+            next: &next,
+            stylesheet: &stylesheet,
+        };
+        html(status, page.render())
+    };
+    // Signing someone in from another site's form (into the attacker's
+    // account, to read what they then type) is refused.
+    if from_another_site(&headers) {
+        let errors = BTreeMap::from([(
+            Field::Form,
+            "This form was sent from another site. Sign in here.".to_owned(),
+        )]);
+        return again(StatusCode::FORBIDDEN, errors, false);
+    }
+    let problems = check(mode, &form.username, &form.display_name, &form.password);
+    if !problems.is_empty() {
+        let errors = problems
+            .iter()
+            .map(|(field, why)| (*field, capitalized(why)))
+            .collect();
+        return again(StatusCode::BAD_REQUEST, errors, false);
+    }
+    let answer = match mode {
+        Mode::SignUp => {
+            let request = SignUpRequest {
+                username: form.username.clone(),
+                password: form.password.clone(),
+                display_name: form.display_name.clone(),
+            };
+            accounts::sign_up(State(app.clone()), peer, headers.clone(), Ok(Json(request))).await
+        }
+        Mode::SignIn | Mode::Guest => {
+            let request = match mode {
+                Mode::Guest => SessionRequest::Guest {
+                    name: form.display_name.clone(),
+                },
+                _ => SessionRequest::Password {
+                    username: form.username.clone(),
+                    password: form.password.clone(),
+                },
+            };
+            accounts::sign_in(State(app.clone()), peer, headers.clone(), Ok(Json(request))).await
+        }
+    };
+    let status = answer.status();
+    let retry_after = answer
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Ok(body) = axum::body::to_bytes(answer.into_body(), 64 * 1024).await else {
+        let errors = BTreeMap::from([(Field::Form, "Something went wrong; try again.".to_owned())]);
+        return again(StatusCode::INTERNAL_SERVER_ERROR, errors, false);
+    };
+    if status.is_success() {
+        let Ok(session) = serde_json::from_slice::<SessionResponse>(&body) else {
+            let errors =
+                BTreeMap::from([(Field::Form, "Something went wrong; try again.".to_owned())]);
+            return again(StatusCode::INTERNAL_SERVER_ERROR, errors, false);
+        };
+        return signed_in_redirect(&next, &session.token);
+    }
+    let refused: Option<ApiError> = serde_json::from_slice(&body).ok();
+    let code = refused.as_ref().map(|e| e.error);
+    let why = match (code, retry_after) {
+        (Some(ApiErrorCode::RateLimited), Some(secs)) => {
+            format!("Too many attempts. Try again in {secs} s.")
+        }
+        _ => capitalized(
+            refused
+                .as_ref()
+                .map_or("something went wrong; try again", |e| e.message.as_str()),
+        ),
+    };
+    let offer = mode == Mode::SignIn && code == Some(ApiErrorCode::BadCredentials);
+    again(status, BTreeMap::from([(field_for(code), why)]), offer)
+}
+
+/// A browser says where a form came from (`Sec-Fetch-Site`, or `Origin`
+/// against `Host`); a form from elsewhere is refused. Clients that say
+/// neither (curl, old browsers) are let through: they are not a browser
+/// being used against its owner.
+fn from_another_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return !matches!(site, "same-origin" | "none");
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (Some("null"), _) => true,
+        (Some(origin), Some(host)) => {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            origin_host != host
+        }
+        _ => false,
+    }
+}
+
+/// 303 to `next`, signed in: the `hearth` cookie says so, and the token
+/// waits for the app in `hearth_handoff`.
+fn signed_in_redirect(next: &str, token: &str) -> Response {
+    let mut response = Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, next)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::empty())
+        .expect("a redirect is a valid response");
+    let headers = response.headers_mut();
+    for cookie in [
+        format!("{STATE_COOKIE}=in; Path=/; Max-Age={STATE_SECS}; SameSite=Lax"),
+        format!(
+            "{HANDOFF_COOKIE}={token}; Path={HANDOFF_PATH}; Max-Age={HANDOFF_SECS}; HttpOnly; \
+             SameSite=Strict"
+        ),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+/// `POST /api/session/handoff`: the session `POST /signin` just opened,
+/// for the app to keep (`{token, user}`, as a JSON sign-in answers), once:
+/// the cookie that carried it is cleared. `404 not_found` without one.
+pub async fn handoff(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let clear =
+        format!("{HANDOFF_COOKIE}=; Path={HANDOFF_PATH}; Max-Age=0; HttpOnly; SameSite=Strict");
+    let mut response = match cookie(&headers, HANDOFF_COOKIE).filter(|t| !t.is_empty()) {
+        None => error(
+            StatusCode::NOT_FOUND,
+            ApiErrorCode::NotFound,
+            "no session is waiting to be picked up; sign in",
+        ),
+        Some(token) => match authenticate(&app, token).await {
+            Ok(identity) => Json(SessionResponse {
+                token: token.to_owned(),
+                user: identity.user,
+            })
+            .into_response(),
+            Err(response) => response,
+        },
+    };
+    if let Ok(value) = HeaderValue::from_str(&clear) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn the_state_cookie_is_read_among_others() {
+        assert_eq!(signed_in(&headers(&[])), None);
+        assert_eq!(
+            signed_in(&headers(&[("cookie", "a=1; hearth=in")])),
+            Some(true)
+        );
+        assert_eq!(
+            signed_in(&headers(&[("cookie", "hearth=out")])),
+            Some(false)
+        );
+        assert_eq!(
+            signed_in(&headers(&[
+                ("cookie", "hearth_handoff=x"),
+                ("cookie", "hearthx=in")
+            ])),
+            None,
+            "other cookies with the name as a prefix are not it"
+        );
+    }
+
+    #[test]
+    fn a_form_from_another_site_is_told_apart() {
+        assert!(!from_another_site(&headers(&[(
+            "sec-fetch-site",
+            "same-origin"
+        )])));
+        assert!(from_another_site(&headers(&[(
+            "sec-fetch-site",
+            "cross-site"
+        )])));
+        assert!(from_another_site(&headers(&[(
+            "sec-fetch-site",
+            "same-site"
+        )])));
+        assert!(!from_another_site(&headers(&[
+            ("origin", "http://chat.example:8080"),
+            ("host", "chat.example:8080")
+        ])));
+        assert!(from_another_site(&headers(&[
+            ("origin", "https://evil.example"),
+            ("host", "chat.example")
+        ])));
+        assert!(from_another_site(&headers(&[
+            ("origin", "null"),
+            ("host", "chat.example")
+        ])));
+        assert!(!from_another_site(&headers(&[])), "curl says nothing");
+    }
+
+    #[test]
+    fn only_the_notices_the_app_sends_are_shown() {
+        assert!(notice("session-ended").is_some());
+        assert!(notice("signed-out-everywhere").is_some());
+        assert!(notice("<script>").is_none());
+    }
+}
