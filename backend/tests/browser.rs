@@ -532,10 +532,10 @@ async fn the_composer_keeps_drafts_and_up_edits_the_last_message(alice: &Client)
     area.send_keys("\u{E009}a\u{E000}\u{E003}").await.unwrap();
 }
 
-/// What the first visit cost, from the browser's own Resource Timing: the
-/// app booted under the server's CSP (or sign-in would not have appeared),
-/// the wasm came compressed, and the bytes on the wire and first paint are
-/// printed for the README.
+/// What the visit to the chat after signing up cost, from the browser's
+/// own Resource Timing: the app booted under the server's CSP (or it would
+/// not have connected), the wasm came compressed, and the bytes on the
+/// wire and first paint are printed for the README.
 async fn first_visit(page: &Client) {
     let figures = page
         .execute(
