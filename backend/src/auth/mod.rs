@@ -13,6 +13,7 @@
 //! WebSocket upgrade (a one-time ticket, or the same header for clients
 //! that are not browsers), and, for sockets already open, `revocation.rs`.
 
+pub mod cookies;
 pub mod passwords;
 
 use std::sync::Arc;

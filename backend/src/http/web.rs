@@ -114,14 +114,14 @@ async fn page_or_404(
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     }
     // Not signed in: the sign-in page, without the app (see `signin`).
-    if super::signin::signed_in(&headers) != Some(true) {
+    if crate::auth::cookies::signed_in(&headers) != Some(true) {
         let dir = page.path.parent().unwrap_or(Path::new("."));
         return super::signin::show(
             uri.path(),
             uri.query(),
             &headers,
             page.allow_guests,
-            &stylesheet(dir),
+            &super::signin::stylesheet(dir),
         );
     }
     // The page's precompressed copy, as for every other asset (the
@@ -188,18 +188,6 @@ async fn cache_and_csp(State(page): State<Arc<Page>>, request: Request, next: Ne
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(SHORT));
     }
     response
-}
-
-/// The app's stylesheet `<link>` as trunk wrote it into the built page
-/// (its name carries a content hash), for pages the server draws itself.
-pub fn stylesheet(static_dir: &Path) -> String {
-    let html = std::fs::read_to_string(static_dir.join("index.html")).unwrap_or_default();
-    html.find("<link rel=\"stylesheet\"")
-        .and_then(|start| {
-            let end = html[start..].find('>')?;
-            Some(html[start..=start + end].to_owned())
-        })
-        .unwrap_or_default()
 }
 
 fn is_html(headers: &HeaderMap) -> bool {

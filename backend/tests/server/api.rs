@@ -223,9 +223,21 @@ async fn health_static_files_and_spa_fallback() {
     assert_eq!(health["status"], "ok");
 
     for path in ["/", "/rooms/general"] {
-        let page = http.get(server.url(path)).send().await.unwrap();
+        // Signed in (the cookie says so): the app; else the sign-in page
+        // (`signin_page.rs`).
+        let page = http
+            .get(server.url(path))
+            .header("cookie", "hearth=in")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(page.status(), 200, "{path}");
         assert!(page.text().await.unwrap().contains("hearth test"), "{path}");
+        let page = http.get(server.url(path)).send().await.unwrap();
+        assert!(
+            page.text().await.unwrap().contains("action=\"/signin\""),
+            "{path}"
+        );
     }
     let missing = http.get(server.url("/api/nope")).send().await.unwrap();
     assert_eq!(missing.status(), 404);

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::{
     AccountChange, PasswordChange, ServerInfo, SessionRequest, SessionResponse, SignUpRequest,
@@ -17,7 +17,7 @@ use common::{
 };
 use unicode_normalization::UnicodeNormalization;
 
-use super::{Authenticated, body, error, internal, rate_limited};
+use super::{Authenticated, authenticate, body, error, internal, rate_limited};
 use crate::AppState;
 use crate::auth::passwords::{HashError, weakness};
 use crate::auth::{new_secret, new_token, now_secs, secret_hash};
@@ -446,4 +446,36 @@ pub async fn create_ws_ticket(
             .into_response(),
         Err(err) => internal(err),
     }
+}
+
+/// `POST /api/session/handoff`: the session `POST /signin` (`http/signin/`)
+/// just opened,
+/// for the app to keep (`{token, user}`, as a JSON sign-in answers), once:
+/// the cookie that carried it is cleared. `404 not_found` without one.
+pub async fn handoff(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    use crate::auth::cookies::{HANDOFF_COOKIE, HANDOFF_PATH, cookie};
+    let clear =
+        format!("{HANDOFF_COOKIE}=; Path={HANDOFF_PATH}; Max-Age=0; HttpOnly; SameSite=Strict");
+    let mut response = match cookie(&headers, HANDOFF_COOKIE).filter(|t| !t.is_empty()) {
+        None => error(
+            StatusCode::NOT_FOUND,
+            ApiErrorCode::NotFound,
+            "no session is waiting to be picked up; sign in",
+        ),
+        Some(token) => match authenticate(&app, token).await {
+            Ok(identity) => Json(SessionResponse {
+                token: token.to_owned(),
+                user: identity.user,
+            })
+            .into_response(),
+            Err(response) => response,
+        },
+    };
+    if let Ok(value) = HeaderValue::from_str(&clear) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

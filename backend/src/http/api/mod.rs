@@ -44,7 +44,7 @@ pub fn router() -> Router<Arc<AppState>> {
                 .get(accounts::whoami)
                 .delete(accounts::sign_out),
         )
-        .route("/session/handoff", post(crate::http::signin::handoff))
+        .route("/session/handoff", post(accounts::handoff))
         .route("/account", patch(accounts::change_account))
         .route("/account/password", put(accounts::change_password))
         .route("/account/sessions", delete(accounts::sign_out_everywhere))

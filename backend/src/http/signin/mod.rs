@@ -37,45 +37,17 @@ use serde::Deserialize;
 
 use self::form::{Field, Mode, capitalized, check, field_for, safe_next};
 use self::page::SignInPage;
-use super::api::{accounts, authenticate, error};
+use super::api::accounts;
 use crate::AppState;
-
-/// Whether this browser is signed in here (see the module's comment).
-pub const STATE_COOKIE: &str = "hearth";
-/// A new session's token, on its way from `POST /signin` to the app.
-const HANDOFF_COOKIE: &str = "hearth_handoff";
-const HANDOFF_PATH: &str = "/api/session/handoff";
-/// How long the app has to pick the session up after the redirect.
-const HANDOFF_SECS: u32 = 60;
-/// How long the `hearth` cookie is kept: 400 days, the most browsers keep.
-const STATE_SECS: u32 = 400 * 24 * 3600;
+use crate::auth::cookies::{
+    HANDOFF_COOKIE, HANDOFF_PATH, HANDOFF_SECS, STATE_COOKIE, STATE_SECS, signed_in,
+};
 
 /// The sign-in page has no script, no frames and posts only here.
 /// (`connect-src 'self'` only lets tools that audit the page from inside
 /// it, Lighthouse's robots.txt check among them, fetch from this origin.)
 const CSP: &str = "default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
-
-/// A cookie's value, from the request's `Cookie` headers.
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-}
-
-/// `Some(true)`: signed in here now; `Some(false)`: signed in here before;
-/// `None`: never (or cookies are off).
-pub fn signed_in(headers: &HeaderMap) -> Option<bool> {
-    match cookie(headers, STATE_COOKIE)? {
-        "in" => Some(true),
-        _ => Some(false),
-    }
-}
 
 /// What a link to the page may ask for.
 #[derive(Deserialize, Default)]
@@ -135,6 +107,18 @@ pub fn show(
     html(StatusCode::OK, page.render())
 }
 
+/// The app's stylesheet `<link>` as trunk wrote it into the built page
+/// (its name carries a content hash).
+pub fn stylesheet(static_dir: &std::path::Path) -> String {
+    let html = std::fs::read_to_string(static_dir.join("index.html")).unwrap_or_default();
+    html.find("<link rel=\"stylesheet\"")
+        .and_then(|start| {
+            let end = html[start..].find('>')?;
+            Some(html[start..=start + end].to_owned())
+        })
+        .unwrap_or_default()
+}
+
 fn html(status: StatusCode, body: String) -> Response {
     (
         status,
@@ -171,7 +155,7 @@ pub async fn submit(
 ) -> Response {
     let mode = Mode::parse(form.mode.as_deref());
     let next = safe_next(form.next.as_deref()).to_owned();
-    let stylesheet = super::web::stylesheet(&app.config.static_dir);
+    let stylesheet = stylesheet(&app.config.static_dir);
     let again = |status: StatusCode, errors: BTreeMap<Field, String>, offer: bool| {
         let page = SignInPage {
             mode,
@@ -303,36 +287,6 @@ fn signed_in_redirect(next: &str, token: &str) -> Response {
     response
 }
 
-/// `POST /api/session/handoff`: the session `POST /signin` just opened,
-/// for the app to keep (`{token, user}`, as a JSON sign-in answers), once:
-/// the cookie that carried it is cleared. `404 not_found` without one.
-pub async fn handoff(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let clear =
-        format!("{HANDOFF_COOKIE}=; Path={HANDOFF_PATH}; Max-Age=0; HttpOnly; SameSite=Strict");
-    let mut response = match cookie(&headers, HANDOFF_COOKIE).filter(|t| !t.is_empty()) {
-        None => error(
-            StatusCode::NOT_FOUND,
-            ApiErrorCode::NotFound,
-            "no session is waiting to be picked up; sign in",
-        ),
-        Some(token) => match authenticate(&app, token).await {
-            Ok(identity) => Json(SessionResponse {
-                token: token.to_owned(),
-                user: identity.user,
-            })
-            .into_response(),
-            Err(response) => response,
-        },
-    };
-    if let Ok(value) = HeaderValue::from_str(&clear) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,27 +297,6 @@ mod tests {
             map.append(*name, HeaderValue::from_str(value).unwrap());
         }
         map
-    }
-
-    #[test]
-    fn the_state_cookie_is_read_among_others() {
-        assert_eq!(signed_in(&headers(&[])), None);
-        assert_eq!(
-            signed_in(&headers(&[("cookie", "a=1; hearth=in")])),
-            Some(true)
-        );
-        assert_eq!(
-            signed_in(&headers(&[("cookie", "hearth=out")])),
-            Some(false)
-        );
-        assert_eq!(
-            signed_in(&headers(&[
-                ("cookie", "hearth_handoff=x"),
-                ("cookie", "hearthx=in")
-            ])),
-            None,
-            "other cookies with the name as a prefix are not it"
-        );
     }
 
     #[test]
