@@ -5,11 +5,13 @@
 //! change here is a compile error on both sides rather than a silent mismatch.
 //! `docs/protocol.md` describes each message in prose.
 //!
-//! This crate has no I/O and no runtime dependencies beyond serde, so it builds
-//! for native targets and for `wasm32-unknown-unknown` alike.
+//! This crate has no I/O and no runtime dependencies beyond serde (and, for
+//! the server, pulldown-cmark: the `markdown` feature), so it builds for
+//! native targets and for `wasm32-unknown-unknown` alike.
 
 mod api;
 pub mod close;
+pub mod markup;
 pub mod mentions;
 mod messages;
 pub mod search;

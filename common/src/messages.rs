@@ -96,6 +96,10 @@ pub struct ChatMessage {
     /// A message's files (none once it is deleted).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileInfo>,
+    /// A message's or an edit's text as the server formatted it
+    /// (`crate::markup`); absent when it is to be shown as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<Box<[crate::markup::Block]>>,
 }
 
 /// A file as uploaded (`POST /api/rooms/{room}/files`): its id is what a

@@ -70,9 +70,8 @@ pub struct Line {
     pub edited: bool,
     /// Deleted: `content` is empty, the line says so.
     pub deleted: bool,
-    /// An edit or delete of ours is on its way: (its client_id, the text
-    /// to put back if it is refused).
-    pub changing: Option<(String, String)>,
+    /// An edit or delete of ours is on its way.
+    pub changing: Option<Changing>,
     /// Each emoji with who reacted with it, in the order they first did.
     pub reactions: Vec<common::Reaction>,
     /// Bumped by every change, so the view redraws the line.
@@ -82,6 +81,19 @@ pub struct Line {
     pub topic: bool,
     /// A message's files (uploaded already, while it is pending).
     pub files: Vec<common::FileInfo>,
+    /// `content`'s formatting as the server sent it (`None`: shown as it
+    /// is; so is ours until it is stored, and an edit of ours until it is
+    /// heard back).
+    pub formatted: Option<Box<[common::markup::Block]>>,
+}
+
+/// An edit or delete of ours on its way: its client_id, and the text and
+/// formatting to put back if it is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changing {
+    pub client_id: String,
+    pub content: String,
+    pub formatted: Option<Box<[common::markup::Block]>>,
 }
 
 impl Line {
@@ -352,7 +364,12 @@ impl Chat {
     pub fn edit_local(&mut self, room: &str, seq: u64, content: &str, client_id: &str) {
         if let Some(line) = self.line_mut(room, seq) {
             let before = std::mem::replace(&mut line.content, content.to_owned());
-            line.changing = Some((client_id.to_owned(), before));
+            let formatted = line.formatted.take();
+            line.changing = Some(Changing {
+                client_id: client_id.to_owned(),
+                content: before,
+                formatted,
+            });
             line.edited = true;
             line.revision += 1;
         }
@@ -361,7 +378,11 @@ impl Chat {
     /// Marks a message as being deleted by us.
     pub fn delete_local(&mut self, room: &str, seq: u64, client_id: &str) {
         if let Some(line) = self.line_mut(room, seq) {
-            line.changing = Some((client_id.to_owned(), line.content.clone()));
+            line.changing = Some(Changing {
+                client_id: client_id.to_owned(),
+                content: line.content.clone(),
+                formatted: line.formatted.clone(),
+            });
             line.revision += 1;
         }
     }
@@ -387,11 +408,9 @@ impl Chat {
     fn change_refused(&mut self, client_id: &str, why: &str) -> bool {
         for state in self.rooms.values_mut() {
             for line in &mut state.lines {
-                if let Some((key, before)) = &line.changing
-                    && key == client_id
-                {
-                    line.content = before.clone();
-                    line.changing = None;
+                if let Some(change) = line.changing.take_if(|c| c.client_id == client_id) {
+                    line.content = change.content;
+                    line.formatted = change.formatted;
                     line.revision += 1;
                     self.notice = Some(format!("Your change was not saved: {why}"));
                     return true;
@@ -788,6 +807,7 @@ fn apply_change(state: &mut RoomState, change: &ChatMessage) {
                     line.changing = None;
                     line.deleted = true;
                     line.content.clear();
+                    line.formatted = None;
                     line.reactions.clear();
                 }
                 EntryKind::Edit if !line.deleted => {
@@ -795,6 +815,7 @@ fn apply_change(state: &mut RoomState, change: &ChatMessage) {
                     // wins too).
                     line.changing = None;
                     line.content = change.content.clone();
+                    line.formatted = change.formatted.clone();
                     line.edited = true;
                 }
                 EntryKind::React if !line.deleted => react(line, change, true),
@@ -849,6 +870,7 @@ fn stored_line(m: &ChatMessage) -> Line {
         revision: 0,
         topic: m.kind == EntryKind::Topic,
         files: m.files.clone(),
+        formatted: m.formatted.clone(),
     }
 }
 

@@ -115,7 +115,11 @@ impl Conversation {
                 Some(line) => format!(
                     "Replying to {}: {}",
                     line.user.name,
-                    snippet(&crate::markup::summary(&line.content, &line.files))
+                    snippet(&crate::markup::summary(
+                        &line.content,
+                        line.formatted.as_deref(),
+                        &line.files
+                    ))
                 ),
                 None => "Replying to an earlier message".to_owned(),
             }))

@@ -136,10 +136,12 @@ pub fn MessageLine(
     let my_username = chat.with_untracked(|c| c.me.as_ref().and_then(|me| me.username.clone()));
     let body = {
         let text = line.content.clone();
+        let formatted = line.formatted.clone();
         let files = line.files.clone();
         let (deleted, edited) = (line.deleted, line.edited);
         let on_edit = actions.edit;
-        move || match (line.seq, on_edit) {
+        move || {
+            match (line.seq, on_edit) {
             (Some(seq), Some(on_edit)) if editing.get() == Some(seq) => {
                 edit_form(seq, text.clone(), editing, on_edit).into_any()
             }
@@ -150,7 +152,7 @@ pub fn MessageLine(
             _ => view! {
                 {(!text.is_empty() || files.is_empty()).then(|| view! {
                     <div class="content">
-                        {rich_text::content(&text, my_username.as_deref(), stop)}
+                        {rich_text::content(&text, formatted.as_deref(), my_username.as_deref(), stop)}
                         {edited.then(|| view! { <span class="edited">" (edited)"</span> })}
                     </div>
                 })}
@@ -159,6 +161,7 @@ pub fn MessageLine(
                 })}
             }
             .into_any(),
+        }
         }
     };
     view! {
@@ -331,7 +334,11 @@ fn quote_view(
             Some(l) if l.deleted => (l.user.name.clone(), "a deleted message".to_owned()),
             Some(l) => (
                 l.user.name.clone(),
-                snippet(&markup::summary(&l.content, &l.files)),
+                snippet(&markup::summary(
+                    &l.content,
+                    l.formatted.as_deref(),
+                    &l.files,
+                )),
             ),
             None => (String::new(), "an earlier message".to_owned()),
         })
@@ -350,10 +357,9 @@ fn quote_view(
     }
 }
 
-/// The first line of `text` as plain text (no formatting syntax),
-/// shortened to `QUOTE_CHARS`.
+/// The first line of `text` (plain text: `markup::summary`), shortened
+/// to `QUOTE_CHARS`.
 pub fn snippet(text: &str) -> String {
-    let text = markup::plain_text(text);
     let first = text.lines().next().unwrap_or_default();
     if first.chars().count() > QUOTE_CHARS || text.lines().nth(1).is_some() {
         let short: String = first.chars().take(QUOTE_CHARS).collect();

@@ -54,7 +54,11 @@ pub fn mention(chat: RwSignal<Chat>, m: &ChatMessage) {
         return;
     }
     let options = NotificationOptions::new();
-    options.set_body(&crate::markup::summary(&m.content, &m.files));
+    options.set_body(&crate::markup::summary(
+        &m.content,
+        m.formatted.as_deref(),
+        &m.files,
+    ));
     // One notification per room: a newer mention replaces the older one.
     options.set_tag(&format!("hearth-{}", m.room));
     let heading = if crate::chat::is_direct(&m.room) {

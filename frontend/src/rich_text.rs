@@ -1,4 +1,5 @@
-//! Draws a message's text: the tree `markup::parse` makes, as elements
+//! Draws a message's text: the tree the server sent with it
+//! (`common::markup`; none: the text as it is), as elements
 //! built node by node (never HTML from the text), with `@username`
 //! mentions highlighted (yours more so) and links that say where they go.
 //! Links and code blocks are Tab stops only while the focus is in their
@@ -6,12 +7,20 @@
 
 use leptos::prelude::*;
 
-use crate::markup::{self, Block, Inline};
+use common::markup::{self, Block, Inline};
 
 /// The message's text, drawn.
-pub fn content(text: &str, my_username: Option<&str>, stop: Signal<&'static str>) -> AnyView {
-    let blocks = markup::parse(text);
-    match markup::as_simple(&blocks) {
+pub fn content(
+    text: &str,
+    formatted: Option<&[Block]>,
+    my_username: Option<&str>,
+    stop: Signal<&'static str>,
+) -> AnyView {
+    let Some(blocks) = formatted else {
+        // Nothing in it but itself: most messages, and ours until stored.
+        return text.to_owned().into_any();
+    };
+    match markup::as_simple(blocks) {
         // Most messages: text in place, as it always was.
         Some(inlines) => inlines_view(inlines, my_username, stop),
         None => blocks

@@ -99,7 +99,8 @@ pub fn SearchResultsPanel(
                 .map(|m| {
                     let (room, seq) = (m.room.clone(), m.seq);
                     // The text as read, without its formatting syntax.
-                    let plain = crate::markup::summary(&m.content, &m.files);
+                    let plain =
+                        crate::markup::summary(&m.content, m.formatted.as_deref(), &m.files);
                     let marked = reading::highlight(&plain, &words)
                         .into_iter()
                         .map(|(run, hit)| {

@@ -480,6 +480,49 @@ fn our_edit_shows_at_once_and_a_refusal_puts_the_text_back() {
     );
 }
 
+/// The formatting is the server's: a message shows the tree it came with;
+/// our edit shows as plain text until it is heard back with its own, and a
+/// refused one puts the old tree back with the old text.
+#[test]
+fn a_message_shows_the_formatting_it_came_with_and_edits_bring_theirs() {
+    let formatted = |text: &str| common::markup::format(text);
+    let mut chat = chat_in_room();
+    let ServerMsg::Message(mut first) = msg(1, "me", "m1") else {
+        unreachable!()
+    };
+    first.content = "**bold**".into();
+    first.formatted = formatted("**bold**");
+    chat.apply(&ServerMsg::Message(first), 0.0);
+    assert_eq!(line(&chat, 1).formatted, formatted("**bold**"));
+
+    chat.edit_local("r", 1, "_it_", "e1");
+    assert_eq!(line(&chat, 1).formatted, None, "ours, not yet formatted");
+    chat.apply(
+        &ServerMsg::Error {
+            code: common::ErrorCode::NoSuchMessage,
+            message: "no".into(),
+            reference: Some("e1".into()),
+        },
+        0.0,
+    );
+    assert_eq!(line(&chat, 1).formatted, formatted("**bold**"), "put back");
+
+    chat.edit_local("r", 1, "_it_", "e2");
+    let ServerMsg::Event(mut edit) =
+        ServerMsg::Event(change(2, "me", EntryKind::Edit, Some(1), "_it_"))
+    else {
+        unreachable!()
+    };
+    edit.formatted = formatted("_it_");
+    chat.apply(&ServerMsg::Event(edit), 0.0);
+    assert_eq!(line(&chat, 1).formatted, formatted("_it_"));
+    chat.apply(
+        &ServerMsg::Event(change(3, "me", EntryKind::Delete, Some(1), "")),
+        0.0,
+    );
+    assert_eq!(line(&chat, 1).formatted, None, "deleted: nothing to draw");
+}
+
 #[test]
 fn reactions_are_a_set_per_person_and_emoji() {
     let mut chat = chat_in_room();

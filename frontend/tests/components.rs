@@ -60,6 +60,7 @@ fn chat_with_room() -> Chat {
     chat
 }
 
+/// A message as the server sends it: with its formatting worked out.
 fn message(seq: u64, from: User, content: &str) -> ServerMsg {
     ServerMsg::Message(ChatMessage {
         room: "general".into(),
@@ -67,6 +68,7 @@ fn message(seq: u64, from: User, content: &str) -> ServerMsg {
         id: format!("m{seq}"),
         user: from,
         content: content.into(),
+        formatted: common::markup::format(content),
         ts: 1_700_000_000_000,
         client_id: format!("c{seq}"),
         ..ChatMessage::default()

@@ -127,6 +127,8 @@ pub struct NewEntry {
 pub struct Derived {
     files: std::sync::OnceLock<Option<String>>,
     search_text: std::sync::OnceLock<Option<String>>,
+    /// Not a column: the text's formatting, for the delivered message.
+    formatted: std::sync::OnceLock<Option<Box<[common::markup::Block]>>>,
 }
 
 impl NewEntry {
@@ -180,7 +182,9 @@ impl NewEntry {
     }
 
     /// The entry as stored under `seq`.
-    pub fn into_message(self, seq: u64) -> ChatMessage {
+    pub fn into_message(mut self, seq: u64) -> ChatMessage {
+        self.formatted();
+        let formatted = self.derived.formatted.take().flatten();
         ChatMessage {
             room: self.room,
             seq,
@@ -196,7 +200,17 @@ impl NewEntry {
             deleted: false,
             reactions: Vec::new(),
             files: self.files,
+            formatted,
         }
+    }
+
+    /// Its text's formatting, as delivered (`ChatMessage::formatted`).
+    fn formatted(&self) -> Option<&[common::markup::Block]> {
+        let tree = self
+            .derived
+            .formatted
+            .get_or_init(|| formatted(self.kind, &self.content));
+        tree.as_deref()
     }
 
     /// What search indexes of its text, if not the text itself
@@ -218,10 +232,22 @@ impl NewEntry {
         json.as_deref()
     }
 
-    /// Works out the derived columns now, on the caller's task.
+    /// Works out the derived columns (and the formatting) now, on the
+    /// caller's task.
     pub fn prepare(&self) {
         self.search_text();
         self.files_column();
+        self.formatted();
+    }
+}
+
+/// What `ChatMessage::formatted` carries for an entry of this kind and
+/// text: the tree of a message's or an edit's text, if it is more than the
+/// text itself. Made once per entry as it is sent, and as it is read back.
+pub fn formatted(kind: EntryKind, content: &str) -> Option<Box<[common::markup::Block]>> {
+    match kind {
+        EntryKind::Message | EntryKind::Edit => common::markup::format(content),
+        _ => None,
     }
 }
 

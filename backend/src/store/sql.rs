@@ -133,7 +133,7 @@ impl Read for ChatMessage {
         let id = columns.next()?;
         let user_id = columns.next()?;
         let user_name = columns.next()?;
-        let content = columns.next()?;
+        let content: String = columns.next()?;
         let ts = columns.next()?;
         let client_id = columns.next()?;
         let username = columns.next()?;
@@ -143,6 +143,16 @@ impl Read for ChatMessage {
         let edited = columns.next()?;
         let deleted_at: Option<i64> = columns.next()?;
         let files: Option<String> = columns.next()?;
+        let kind = common::EntryKind::parse(&kind);
+        let deleted = deleted_at.is_some();
+        // Formatted as it is read (a parse of a few microseconds per
+        // message): what a message looks like is decided by this server's
+        // parser, for messages stored before it too.
+        let formatted = if deleted {
+            None
+        } else {
+            crate::store::formatted(kind, &content)
+        };
         Ok(ChatMessage {
             room,
             seq: seq as u64,
@@ -155,17 +165,18 @@ impl Read for ChatMessage {
             content,
             ts,
             client_id,
-            kind: common::EntryKind::parse(&kind),
+            kind,
             target: target.map(|seq| seq as u64),
             reply_to: reply_to.map(|seq| seq as u64),
             edited,
-            deleted: deleted_at.is_some(),
+            deleted,
             reactions: Vec::new(),
             // Written by `NewEntry::files_column`; a row it cannot read
             // (a hand edit) shows no files rather than failing the page.
             files: files
                 .and_then(|json| serde_json::from_str(&json).ok())
                 .unwrap_or_default(),
+            formatted,
         })
     }
 }

@@ -527,3 +527,69 @@ async fn a_search_flood_is_limited_and_a_bystander_is_unaffected() {
     chat.say("ops", "still here", "d2").await;
     assert_eq!(acked(&mut chat, "d2").await, 2, "and chat goes on");
 }
+
+/// The server formats: a message's (and an edit's) Markdown arrives as a
+/// tree, in live delivery, in history and in a replay after a reconnect,
+/// exactly as `common::markup::format` makes it; plain text carries none.
+/// Raw HTML stays text, a script link is no link.
+#[tokio::test]
+async fn messages_come_formatted_by_the_server() {
+    use common::markup::{Block, Inline, format};
+    let server = TestServer::start().await;
+    let mut alice = server.client("alice").await;
+    let bob_session = server.sign_in("bob").await;
+    let mut bob = server.connect(&bob_session).await;
+    alice.join("notes").await;
+    bob.join("notes").await;
+
+    let formatted_text = "**Ship** it: `cargo test`\n\n> <b>not html</b> [x](javascript:alert(1))";
+    alice.say("notes", formatted_text, "a1").await;
+    alice.say("notes", "just words", "a2").await;
+    let live = |seq: u64| move |m: &ServerMsg| matches!(m, ServerMsg::Message(m) if m.seq == seq);
+    let ServerMsg::Message(first) = bob.recv_where(live(1)).await else {
+        unreachable!()
+    };
+    let tree = first.formatted.clone().expect("formatted");
+    assert_eq!(Some(tree.clone()), format(formatted_text));
+    assert_eq!(
+        tree[0],
+        Block::Para(vec![
+            Inline::Strong(vec![Inline::Text("Ship".into())]),
+            Inline::Text(" it: ".into()),
+            Inline::Code("cargo test".into()),
+        ])
+    );
+    let quote = serde_json::to_string(&tree[1]).unwrap();
+    assert!(quote.contains(r#"{"text":"<b>"}"#), "{quote}");
+    assert!(!quote.contains("javascript"), "no script link: {quote}");
+    let ServerMsg::Message(plain) = bob.recv_where(live(2)).await else {
+        unreachable!()
+    };
+    assert_eq!(plain.formatted, None, "plain text is sent as it is");
+
+    // An edit carries its own tree, and history shows the message as now.
+    alice
+        .send_json(json!({"type":"edit","room":"notes","target":2,"content":"_just_ words","client_id":"a3"}))
+        .await;
+    let edit = event(&mut bob).await;
+    assert_eq!(edit.formatted, format("_just_ words"));
+    let history: Vec<ChatMessage> = crate::support::get_json(
+        &server.url("/api/rooms/notes/messages?limit=10"),
+        &bob_session.token,
+    )
+    .await;
+    let by_seq = |seq: u64| history.iter().find(|m| m.seq == seq).unwrap();
+    assert_eq!(by_seq(1).formatted, format(formatted_text));
+    assert_eq!(by_seq(2).formatted, format("_just_ words"));
+    assert!(by_seq(2).formatted.is_some());
+
+    // A replay after a reconnect: the same trees.
+    let mut again = server.connect(&bob_session).await;
+    again
+        .send_json(json!({"type":"join","room":"notes","since":0}))
+        .await;
+    let ServerMsg::Message(replayed) = again.recv_where(live(1)).await else {
+        unreachable!()
+    };
+    assert_eq!(replayed.formatted, format(formatted_text));
+}
