@@ -61,9 +61,13 @@ pub fn clear() {
 /// keeps a cookie.
 pub fn set_signed_in(signed_in: bool) {
     let state = if signed_in { "in" } else { "out" };
+    let https = web_sys::window()
+        .and_then(|w| w.location().protocol().ok())
+        .is_some_and(|p| p == "https:");
+    let secure = if https { "; Secure" } else { "" };
     if let Some(document) = document() {
         let _ = document.set_cookie(&format!(
-            "hearth={state}; Path=/; Max-Age=34560000; SameSite=Lax"
+            "hearth={state}; Path=/; Max-Age=34560000; SameSite=Lax{secure}"
         ));
     }
 }

@@ -173,6 +173,20 @@ async fn a_sign_up_hands_its_session_to_the_app_once() {
         .await
         .unwrap();
     assert_eq!(none.status(), 404);
+    // From a page served over HTTPS (behind a proxy), both cookies are
+    // Secure: the token never goes out in the clear.
+    let answer = browser()
+        .post(server.url("/signin"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", "https://chat.example.com")
+        .body(serde_urlencoded::to_string([("username", "alice"), ("password", PASSWORD)]).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    let cookies = header(&answer, "set-cookie");
+    assert_eq!(cookies.matches("; Secure").count(), 2, "{cookies}");
     // A token whose session ended is not handed over.
     browser()
         .delete(server.url("/api/session"))

@@ -172,7 +172,7 @@ pub async fn submit(
     };
     // Signing someone in from another site's form (into the attacker's
     // account, to read what they then type) is refused.
-    if from_another_site(&headers) {
+    if from_another_site(&headers, &app.config.allowed_origins) {
         let errors = BTreeMap::from([(
             Field::Form,
             "This form was sent from another site. Sign in here.".to_owned(),
@@ -225,7 +225,7 @@ pub async fn submit(
                 BTreeMap::from([(Field::Form, "Something went wrong; try again.".to_owned())]);
             return again(StatusCode::INTERNAL_SERVER_ERROR, errors, false);
         };
-        return signed_in_redirect(&next, &session.token);
+        return signed_in_redirect(&next, &session.token, over_https(&headers));
     }
     let refused: Option<ApiError> = serde_json::from_slice(&body).ok();
     let code = refused.as_ref().map(|e| e.error);
@@ -244,10 +244,11 @@ pub async fn submit(
 }
 
 /// A browser says where a form came from (`Sec-Fetch-Site`, or `Origin`
-/// against `Host`); a form from elsewhere is refused. Clients that say
+/// against `Host` and the operator's `--allowed-origin`s, for a proxy
+/// that rewrites Host); a form from elsewhere is refused. Clients that say
 /// neither (curl, old browsers) are let through: they are not a browser
 /// being used against its owner.
-fn from_another_site(headers: &HeaderMap) -> bool {
+fn from_another_site(headers: &HeaderMap, allowed_origins: &[String]) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return !matches!(site, "same-origin" | "none");
     }
@@ -255,6 +256,7 @@ fn from_another_site(headers: &HeaderMap) -> bool {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     match (origin, host) {
         (Some("null"), _) => true,
+        (Some(origin), _) if allowed_origins.iter().any(|o| o == origin) => false,
         (Some(origin), Some(host)) => {
             let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
             origin_host != host
@@ -263,9 +265,20 @@ fn from_another_site(headers: &HeaderMap) -> bool {
     }
 }
 
+/// The form was posted from a page served over HTTPS (the browser's
+/// `Origin` says so, whatever a proxy in front of us speaks to us).
+fn over_https(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|origin| origin.starts_with("https://"))
+}
+
 /// 303 to `next`, signed in: the `hearth` cookie says so, and the token
-/// waits for the app in `hearth_handoff`.
-fn signed_in_redirect(next: &str, token: &str) -> Response {
+/// waits for the app in `hearth_handoff` (`Secure` when the page is
+/// HTTPS: then the token never goes out in the clear).
+fn signed_in_redirect(next: &str, token: &str, secure: bool) -> Response {
+    let secure = if secure { "; Secure" } else { "" };
     let mut response = Response::builder()
         .status(StatusCode::SEE_OTHER)
         .header(header::LOCATION, next)
@@ -274,10 +287,10 @@ fn signed_in_redirect(next: &str, token: &str) -> Response {
         .expect("a redirect is a valid response");
     let headers = response.headers_mut();
     for cookie in [
-        format!("{STATE_COOKIE}=in; Path=/; Max-Age={STATE_SECS}; SameSite=Lax"),
+        format!("{STATE_COOKIE}=in; Path=/; Max-Age={STATE_SECS}; SameSite=Lax{secure}"),
         format!(
             "{HANDOFF_COOKIE}={token}; Path={HANDOFF_PATH}; Max-Age={HANDOFF_SECS}; HttpOnly; \
-             SameSite=Strict"
+             SameSite=Strict{secure}"
         ),
     ] {
         if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -300,32 +313,53 @@ mod tests {
     }
 
     #[test]
+    fn an_origin_the_operator_allowed_is_this_site() {
+        let behind_proxy = headers(&[
+            ("origin", "https://chat.example.com"),
+            ("host", "127.0.0.1:8080"),
+        ]);
+        assert!(from_another_site(&behind_proxy, &[]));
+        assert!(!from_another_site(
+            &behind_proxy,
+            &["https://chat.example.com".to_owned()]
+        ));
+        assert!(over_https(&behind_proxy));
+        assert!(!over_https(&headers(&[(
+            "origin",
+            "http://localhost:8080"
+        )])));
+    }
+
+    #[test]
     fn a_form_from_another_site_is_told_apart() {
-        assert!(!from_another_site(&headers(&[(
-            "sec-fetch-site",
-            "same-origin"
-        )])));
-        assert!(from_another_site(&headers(&[(
-            "sec-fetch-site",
-            "cross-site"
-        )])));
-        assert!(from_another_site(&headers(&[(
-            "sec-fetch-site",
-            "same-site"
-        )])));
-        assert!(!from_another_site(&headers(&[
-            ("origin", "http://chat.example:8080"),
-            ("host", "chat.example:8080")
-        ])));
-        assert!(from_another_site(&headers(&[
-            ("origin", "https://evil.example"),
-            ("host", "chat.example")
-        ])));
-        assert!(from_another_site(&headers(&[
-            ("origin", "null"),
-            ("host", "chat.example")
-        ])));
-        assert!(!from_another_site(&headers(&[])), "curl says nothing");
+        assert!(!from_another_site(
+            &headers(&[("sec-fetch-site", "same-origin")]),
+            &[]
+        ));
+        assert!(from_another_site(
+            &headers(&[("sec-fetch-site", "cross-site")]),
+            &[]
+        ));
+        assert!(from_another_site(
+            &headers(&[("sec-fetch-site", "same-site")]),
+            &[]
+        ));
+        assert!(!from_another_site(
+            &headers(&[
+                ("origin", "http://chat.example:8080"),
+                ("host", "chat.example:8080")
+            ]),
+            &[]
+        ));
+        assert!(from_another_site(
+            &headers(&[("origin", "https://evil.example"), ("host", "chat.example")]),
+            &[]
+        ));
+        assert!(from_another_site(
+            &headers(&[("origin", "null"), ("host", "chat.example")]),
+            &[]
+        ));
+        assert!(!from_another_site(&headers(&[]), &[]), "curl says nothing");
     }
 
     #[test]
