@@ -24,11 +24,24 @@ fn app_page(dir: &std::path::Path) {
     .unwrap();
 }
 
+/// The sign-in form, posted from the page itself.
 async fn post_form(server: &TestServer, fields: &[(&str, &str)]) -> reqwest::Response {
-    browser()
+    post_form_with(server, &[("sec-fetch-site", "same-origin")], fields).await
+}
+
+/// The form, posted with these headers (where it came from).
+async fn post_form_with(
+    server: &TestServer,
+    headers: &[(&str, &str)],
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = browser()
         .post(server.url("/signin"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
         .body(serde_urlencoded::to_string(fields).unwrap())
         .send()
         .await
@@ -175,15 +188,15 @@ async fn a_sign_up_hands_its_session_to_the_app_once() {
     assert_eq!(none.status(), 404);
     // From a page served over HTTPS (behind a proxy), both cookies are
     // Secure: the token never goes out in the clear.
-    let answer = browser()
-        .post(server.url("/signin"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("sec-fetch-site", "same-origin")
-        .header("origin", "https://chat.example.com")
-        .body(serde_urlencoded::to_string([("username", "alice"), ("password", PASSWORD)]).unwrap())
-        .send()
-        .await
-        .unwrap();
+    let answer = post_form_with(
+        &server,
+        &[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "https://chat.example.com"),
+        ],
+        &[("username", "alice"), ("password", PASSWORD)],
+    )
+    .await;
     assert_eq!(answer.status(), 303);
     let cookies = header(&answer, "set-cookie");
     assert_eq!(cookies.matches("; Secure").count(), 2, "{cookies}");
@@ -283,20 +296,16 @@ async fn refusals_say_what_next_and_typed_text_stays_text() {
 async fn a_form_from_another_site_signs_nobody_in() {
     let server = TestServer::start_with(|c| app_page(&c.static_dir)).await;
     server.sign_up("mallory").await;
-    let body =
-        serde_urlencoded::to_string([("username", "mallory"), ("password", PASSWORD)]).unwrap();
     for (name, value) in [
         ("sec-fetch-site", "cross-site"),
         ("origin", "https://evil.example"),
     ] {
-        let answer = browser()
-            .post(server.url("/signin"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header(name, value)
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let answer = post_form_with(
+            &server,
+            &[(name, value)],
+            &[("username", "mallory"), ("password", PASSWORD)],
+        )
+        .await;
         assert_eq!(answer.status(), 403, "{name}");
         assert!(header(&answer, "set-cookie").is_empty(), "{name}");
     }
@@ -314,17 +323,12 @@ async fn a_flood_of_attempts_is_told_to_wait_and_a_bystander_is_not() {
     .await;
     server.sign_up("carol").await;
     let attempt = async |ip: &str, password: &str| {
-        browser()
-            .post(server.url("/signin"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-forwarded-for", ip)
-            .body(
-                serde_urlencoded::to_string([("username", "carol"), ("password", password)])
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap()
+        post_form_with(
+            &server,
+            &[("x-forwarded-for", ip)],
+            &[("username", "carol"), ("password", password)],
+        )
+        .await
     };
     let mut last = None;
     for _ in 0..5 {

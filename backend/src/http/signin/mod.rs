@@ -304,13 +304,7 @@ fn signed_in_redirect(next: &str, token: &str, secure: bool) -> Response {
 mod tests {
     use super::*;
 
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_str(value).unwrap());
-        }
-        map
-    }
+    use crate::auth::cookies::headers;
 
     #[test]
     fn an_origin_the_operator_allowed_is_this_site() {
