@@ -92,7 +92,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     let frontend = web::frontend(&state.config.static_dir, state.config.allow_guests);
     Router::new()
         .route("/ws", get(upgrade::upgrade))
-        .route("/signin", axum::routing::post(http::signin::submit))
+        .route(
+            "/signin",
+            get(http::signin::page).post(http::signin::submit),
+        )
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(http::metrics::scrape))

@@ -67,26 +67,31 @@ pub fn App() -> impl IntoView {
     }
 }
 
-/// To the server's sign-in page (this page's address, now that the cookie
-/// says signed out), which comes back here once signed in. `notice` names
-/// why, for the page to say (`backend/src/http/signin/`).
+/// To the server's sign-in page (`/signin`, which leads back to this
+/// page's address once signed in). `notice` names why, for the page to say
+/// (`backend/src/http/signin/`). The cookie says signed out first, so the
+/// server serves this browser the page from now on.
 fn leave_for_sign_in(notice: Option<&str>) {
     storage::set_signed_in(false);
     let Some(window) = web_sys::window() else {
         return;
     };
     let location = window.location();
-    // A route (`/rooms/general`) is the sign-in page now; a file's name
-    // (`/index.html`) is still the app, so it is left for the home page.
+    // A route (`/rooms/general`) is where to come back to; a file's name
+    // (`/index.html`) is the app, and the home page is that.
     let path = location
         .pathname()
         .ok()
         .filter(|path| !path.contains('.'))
         .unwrap_or_else(|| "/".into());
-    let target = match notice {
-        Some(notice) => format!("{path}?notice={notice}"),
-        None => path,
-    };
+    let mut target = format!(
+        "/signin?next={}",
+        String::from(js_sys::encode_uri_component(&path))
+    );
+    if let Some(notice) = notice {
+        target.push_str("&notice=");
+        target.push_str(notice);
+    }
     let _ = location.replace(&target);
 }
 

@@ -116,6 +116,36 @@ async fn a_browser_not_signed_in_gets_the_form_and_never_the_app() {
             .unwrap()
             .contains("<script type=\"module\">")
     );
+    // Sent to `/signin` by the app, the page leads back to `next` (on
+    // this site only), and its tabs keep it.
+    let page = browser()
+        .get(server.url("/signin?next=%2Frooms%2Fplans&notice=session-ended"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&page, "cache-control"), "no-cache");
+    assert!(header(&page, "content-security-policy").contains("script-src 'none'"));
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("name=\"next\" value=\"/rooms/plans\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("href=\"/signin?mode=signup&amp;next=%2Frooms%2Fplans\""),
+        "{html}"
+    );
+    assert!(html.contains("Your session has ended"), "{html}");
+    let page = browser()
+        .get(server.url("/signin?next=//evil.example"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("name=\"next\" value=\"/\"")
+    );
     // No guests on this server: no Guest tab, and `?mode=guest` is sign-in.
     let page = browser()
         .get(server.url("/?mode=guest"))
@@ -251,7 +281,7 @@ async fn refusals_say_what_next_and_typed_text_stays_text() {
     );
     assert!(html.contains("&lt;b&gt;newcomer&lt;/b&gt;"), "{html}");
     assert!(
-        html.contains("href=\"/?mode=signup&amp;username=%3Cb%3Enewcomer%3C%2Fb%3E\""),
+        html.contains("href=\"/signin?mode=signup&amp;username=%3Cb%3Enewcomer%3C%2Fb%3E\""),
         "the offer carries the name: {html}"
     );
     assert!(!html.contains("not it"), "a password never comes back");

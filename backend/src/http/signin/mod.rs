@@ -56,6 +56,9 @@ struct PageQuery {
     username: Option<String>,
     /// Why the app sent the person here.
     notice: Option<String>,
+    /// Where to go once signed in, for `/signin` itself (any other path
+    /// of the app leads back to that path).
+    next: Option<String>,
 }
 
 /// The words for a notice the app sends someone here with.
@@ -73,7 +76,8 @@ fn notice(name: &str) -> Option<&'static str> {
 }
 
 /// `GET` of any page of the app (`path`) by a browser that is not signed
-/// in: the sign-in form, which leads back to `path`.
+/// in: the sign-in form, which leads back to `path` (or, at `/signin`
+/// itself, to `?next=`).
 pub fn show(
     path: &str,
     query: Option<&str>,
@@ -101,7 +105,11 @@ pub fn show(
         display_name: "",
         errors,
         offer_sign_up: None,
-        next: safe_next(Some(path)),
+        next: if path == "/signin" {
+            safe_next(query.next.as_deref())
+        } else {
+            safe_next(Some(path))
+        },
         stylesheet,
     };
     html(StatusCode::OK, page.render())
@@ -119,6 +127,22 @@ pub fn stylesheet(static_dir: &std::path::Path) -> String {
         .unwrap_or_default()
 }
 
+/// `GET /signin`: the form, whether or not this browser is signed in (to
+/// sign in as someone else); `?next=` says where to go after.
+pub async fn page(
+    State(app): State<Arc<AppState>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    show(
+        uri.path(),
+        uri.query(),
+        &headers,
+        app.config.allow_guests,
+        &stylesheet(&app.config.static_dir),
+    )
+}
+
 fn html(status: StatusCode, body: String) -> Response {
     (
         status,
@@ -126,6 +150,7 @@ fn html(status: StatusCode, body: String) -> Response {
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CONTENT_SECURITY_POLICY, CSP),
             (header::VARY, "cookie"),
+            (header::CACHE_CONTROL, "no-cache"),
         ],
         body,
     )

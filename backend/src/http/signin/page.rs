@@ -151,16 +151,18 @@ impl SignInPage<'_> {
         page.into_string()
     }
 
-    /// This page in another mode, keeping where to go next (and the
-    /// username, for the offer to create an account).
+    /// This page in another mode (`/signin?mode=…`), keeping where to go
+    /// next and the username typed.
     fn link(&self, mode: Mode, username: Option<&str>) -> String {
         let mut query = vec![("mode", mode.as_str())];
         if let Some(username) = username {
             query.push(("username", username));
         }
+        if self.next != "/" {
+            query.push(("next", self.next));
+        }
         let query = serde_urlencoded::to_string(&query).unwrap_or_default();
-        let path = self.next.split('?').next().unwrap_or("/");
-        format!("{path}?{query}")
+        format!("/signin?{query}")
     }
 
     fn first_field_needing_attention(&self) -> Field {
