@@ -16,8 +16,12 @@
 //!   API uses (same rules, rate limits and metrics), and on success
 //!   redirects (303) to where the person was going with the new session's
 //!   token in the `hearth_handoff` cookie: `HttpOnly`, `SameSite=Strict`,
-//!   sent only to `POST /api/session/handoff`, and for a minute only. The
-//!   app trades it there for the session (`handoff`), which clears it.
+//!   sent only to `POST /api/session/handoff`, for a minute only, and
+//!   `Secure` when the page is HTTPS. The app trades it there for the
+//!   session (`api::accounts::handoff`), which clears it.
+//! - The page is at every path of the app for a browser not signed in, and
+//!   at `/signin?next=PATH` for anyone (where the app sends people; also
+//!   what `trunk serve` proxies in development).
 //! - On an error the page comes back with the error under its field and
 //!   what was typed (never the password).
 
