@@ -535,7 +535,8 @@ async fn the_composer_keeps_drafts_and_up_edits_the_last_message(alice: &Client)
 /// What the visit to the chat after signing up cost, from the browser's
 /// own Resource Timing: the app booted under the server's CSP (or it would
 /// not have connected), the wasm came compressed, and the bytes on the
-/// wire and first paint are printed for the README.
+/// wire and first paint are printed for the README. The first socket
+/// opened with the ticket the sign-in handoff brought (no ticket asked for).
 async fn first_visit(page: &Client) {
     let figures = page
         .execute(
@@ -547,6 +548,7 @@ async fn first_visit(page: &Client) {
                bytes: r.concat([nav]).reduce((n, e) => n + e.transferSize, 0),
                wasm_encoded: wasm.encodedBodySize, wasm_decoded: wasm.decodedBodySize,
                fcp_ms: fcp ? fcp.startTime : null,
+               tickets: r.filter(e => e.name.includes('/api/ws-ticket')).length,
              };",
             vec![],
         )
@@ -558,6 +560,8 @@ async fn first_visit(page: &Client) {
         encoded < decoded / 2.0,
         "the wasm went out compressed: {figures}"
     );
+    // The first connection used the ticket that came with the session.
+    assert_eq!(figures["tickets"], 0, "no ticket asked for: {figures}");
     println!(
         "first visit: {} bytes on the wire (headers included), wasm {encoded} of {decoded} bytes, \
          first contentful paint {} ms",

@@ -216,6 +216,16 @@ pub struct WsTicket {
     pub expires_in_secs: u64,
 }
 
+/// `POST /api/session/handoff` response: the session the server's sign-in
+/// page opened, and a first WebSocket ticket for it, so the app's first
+/// connection needs no `POST /api/ws-ticket` of its own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Handoff {
+    pub token: String,
+    pub user: User,
+    pub ws_ticket: WsTicket,
+}
+
 /// One entry of `GET /api/rooms`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RoomSummary {

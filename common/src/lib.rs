@@ -18,7 +18,7 @@ pub mod search;
 pub mod validate;
 
 pub use api::{
-    AccountChange, ApiError, ApiErrorCode, CreateRoom, Invite, Notify, PasswordChange,
+    AccountChange, ApiError, ApiErrorCode, CreateRoom, Handoff, Invite, Notify, PasswordChange,
     PublishRequest, Published, Role, RoomMember, RoomSummary, SearchResults, ServerInfo,
     SessionRequest, SessionResponse, SetDraft, SetNotify, SetRole, SharedFile, SignUpRequest,
     StartDirect, Visibility, WsTicket, direct_room,

@@ -1,8 +1,7 @@
 //! Calls to the HTTP API, on the origin the page was served from.
 
 use common::{
-    ApiError, ApiErrorCode, ChatMessage, Role, RoomMember, RoomSummary, SessionResponse, User,
-    Visibility,
+    ApiError, ApiErrorCode, ChatMessage, Role, RoomMember, RoomSummary, User, Visibility,
 };
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
@@ -111,7 +110,7 @@ fn to_json(value: &impl serde::Serialize) -> Body {
 /// `POST /api/session/handoff`: the session the server's sign-in page
 /// just opened (it waits in a cookie only that call gets); `None` if there
 /// is none (this browser is not signed in).
-pub async fn handoff() -> Option<SessionResponse> {
+pub async fn handoff() -> Option<common::Handoff> {
     json(Request::post("/api/session/handoff"), None).await.ok()
 }
 

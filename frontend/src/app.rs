@@ -33,6 +33,9 @@ const DEFAULT_ROOM: &str = "general";
 #[component]
 pub fn App() -> impl IntoView {
     let session = RwSignal::new(storage::load());
+    // A WebSocket ticket that came with the session (from the sign-in
+    // page's handoff), for the first connection.
+    let ticket = StoredValue::new(None::<String>);
     if session.with_untracked(Option::is_some) {
         // Signed in: the server is to go on serving this browser the app
         // (a session kept from before the server drew the sign-in page
@@ -42,8 +45,13 @@ pub fn App() -> impl IntoView {
         // Just signed in on the server's page: the session waits there.
         spawn_local(async move {
             match api::handoff().await {
-                Some(signed_in) => {
+                Some(handoff) => {
+                    let signed_in = SessionResponse {
+                        token: handoff.token,
+                        user: handoff.user,
+                    };
                     storage::save(&signed_in);
+                    ticket.set_value(Some(handoff.ws_ticket.ticket));
                     session.set(Some(signed_in));
                 }
                 None => leave_for_sign_in(None),
@@ -58,7 +66,13 @@ pub fn App() -> impl IntoView {
                 None => view! {
                     <main class="signin"><p class="muted" role="status">"Signing in…"</p></main>
                 }.into_any(),
-                Some(s) => view! { <ChatScreen session=s on_signed_out=Callback::new(move |why: Option<&'static str>| {
+                Some(s) => view! { <ChatScreen session=s first_ticket={
+                        // One-time: taken by the first screen that uses it.
+                        let first = ticket.with_value(Option::clone);
+                        ticket.set_value(None);
+                        first
+                    }
+                    on_signed_out=Callback::new(move |why: Option<&'static str>| {
                     storage::clear();
                     leave_for_sign_in(why);
                 }) /> }.into_any(),
@@ -146,6 +160,10 @@ impl Listener for UiListener {
 #[component]
 fn ChatScreen(
     session: SessionResponse,
+    /// A WebSocket ticket that came with the session, for the first
+    /// connection (if it has expired, that attempt fails like any other
+    /// and the next asks for a ticket).
+    first_ticket: Option<String>,
     on_signed_out: Callback<Option<&'static str>>,
 ) -> impl IntoView {
     let chat = RwSignal::new(Chat::new(session.user.clone()));
@@ -165,6 +183,9 @@ fn ChatScreen(
         Policy::default(),
         listener,
     ));
+    if let Some(ticket) = first_ticket {
+        driver.with_value(|d| d.use_ticket(ticket));
+    }
     let dispatch = Callback::new(move |event: Event| driver.with_value(|d| d.dispatch(event)));
     on_cleanup(move || {
         let _ = driver.try_with_value(|d| d.dispatch(Event::Stop));

@@ -58,6 +58,9 @@ struct Inner {
     gate_timer: Option<Timeout>,
     pace_timer: Option<Timeout>,
     watchdog: Option<Timeout>,
+    /// A ticket the page already has (with its session): the first
+    /// connection uses it instead of asking for one.
+    first_ticket: Option<String>,
 }
 
 impl Driver {
@@ -81,8 +84,15 @@ impl Driver {
                 gate_timer: None,
                 pace_timer: None,
                 watchdog: None,
+                first_ticket: None,
             })),
         }
+    }
+
+    /// The next connection opens with this ticket (one the page got with
+    /// its session) rather than asking for one: a round trip saved.
+    pub fn use_ticket(&self, ticket: String) {
+        self.inner.borrow_mut().first_ticket = Some(ticket);
     }
 
     pub fn phase(&self) -> Phase {
@@ -187,19 +197,29 @@ impl Driver {
     }
 
     fn connect(&self) {
-        let (generation, endpoint) = {
+        let (generation, endpoint, ticket) = {
             let mut inner = self.inner.borrow_mut();
             inner.generation += 1;
             inner.outgoing = None;
-            (inner.generation, inner.endpoint.clone())
+            (
+                inner.generation,
+                inner.endpoint.clone(),
+                inner.first_ticket.take(),
+            )
         };
-        match endpoint {
-            Endpoint::Url(url) => self.open(generation, &url),
-            Endpoint::Ticketed {
-                api_base,
-                ws_base,
-                token,
-            } => {
+        match (endpoint, ticket) {
+            (Endpoint::Url(url), _) => self.open(generation, &url),
+            (Endpoint::Ticketed { ws_base, .. }, Some(ticket)) => {
+                self.open(generation, &format!("{ws_base}?ticket={ticket}"));
+            }
+            (
+                Endpoint::Ticketed {
+                    api_base,
+                    ws_base,
+                    token,
+                },
+                None,
+            ) => {
                 let me = self.clone();
                 spawn_local(async move {
                     match crate::api::ws_ticket(&api_base, &token).await {

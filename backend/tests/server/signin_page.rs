@@ -198,9 +198,22 @@ async fn a_sign_up_hands_its_session_to_the_app_once() {
         header(&picked, "set-cookie")
             .contains("hearth_handoff=; Path=/api/session/handoff; Max-Age=0")
     );
-    let session: common::SessionResponse = picked.json().await.unwrap();
+    let session: common::Handoff = picked.json().await.unwrap();
     assert_eq!(session.user.username.as_deref(), Some("alice"));
     assert_eq!(session.user.name, "Alice L.");
+    // With a first WebSocket ticket, which opens a socket as Alice.
+    let url = format!(
+        "ws://{}/ws?ticket={}",
+        server.addr, session.ws_ticket.ticket
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    use futures_util::StreamExt;
+    let welcome: common::ServerMsg =
+        serde_json::from_str(ws.next().await.unwrap().unwrap().to_text().unwrap()).unwrap();
+    assert!(
+        matches!(&welcome, common::ServerMsg::Welcome { user, .. } if user.username.as_deref() == Some("alice")),
+        "{welcome:?}"
+    );
     // The token works like any other.
     let whoami = browser()
         .get(server.url("/api/session"))

@@ -427,31 +427,32 @@ pub async fn create_ws_ticket(
     State(app): State<Arc<AppState>>,
     Authenticated(identity): Authenticated,
 ) -> Response {
-    let ticket = new_secret("");
-    let now = now_millis();
-    let expires_at = now + (TICKET_TTL_SECS * 1000) as i64;
-    match app
-        .hub
-        .store()
-        .save_ticket(&secret_hash(&ticket), &identity.session_id, expires_at, now)
-        .await
-    {
-        Ok(()) => (
-            StatusCode::CREATED,
-            Json(common::WsTicket {
-                ticket,
-                expires_in_secs: TICKET_TTL_SECS,
-            }),
-        )
-            .into_response(),
-        Err(err) => internal(err),
+    match new_ws_ticket(&app, &identity.session_id).await {
+        Ok(ticket) => (StatusCode::CREATED, Json(ticket)).into_response(),
+        Err(response) => response,
     }
 }
 
+/// A one-time WebSocket ticket for `session_id`, stored hashed.
+async fn new_ws_ticket(app: &AppState, session_id: &str) -> Result<common::WsTicket, Response> {
+    let ticket = new_secret("");
+    let now = now_millis();
+    let expires_at = now + (TICKET_TTL_SECS * 1000) as i64;
+    app.hub
+        .store()
+        .save_ticket(&secret_hash(&ticket), session_id, expires_at, now)
+        .await
+        .map_err(internal)?;
+    Ok(common::WsTicket {
+        ticket,
+        expires_in_secs: TICKET_TTL_SECS,
+    })
+}
+
 /// `POST /api/session/handoff`: the session `POST /signin` (`http/signin/`)
-/// just opened,
-/// for the app to keep (`{token, user}`, as a JSON sign-in answers), once:
-/// the cookie that carried it is cleared. `404 not_found` without one.
+/// just opened, for the app to keep, once (the cookie that carried it is
+/// cleared), with a first WebSocket ticket (`common::Handoff`): the app's
+/// first connection saves a round trip. `404 not_found` without one.
 pub async fn handoff(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     use crate::auth::cookies::{HANDOFF_COOKIE, HANDOFF_PATH, cookie};
     let clear =
@@ -463,11 +464,15 @@ pub async fn handoff(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Re
             "no session is waiting to be picked up; sign in",
         ),
         Some(token) => match authenticate(&app, token).await {
-            Ok(identity) => Json(SessionResponse {
-                token: token.to_owned(),
-                user: identity.user,
-            })
-            .into_response(),
+            Ok(identity) => match new_ws_ticket(&app, &identity.session_id).await {
+                Ok(ws_ticket) => Json(common::Handoff {
+                    token: token.to_owned(),
+                    user: identity.user,
+                    ws_ticket,
+                })
+                .into_response(),
+                Err(response) => response,
+            },
             Err(response) => response,
         },
     };
