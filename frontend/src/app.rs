@@ -66,12 +66,8 @@ pub fn App() -> impl IntoView {
                 None => view! {
                     <main class="signin"><p class="muted" role="status">"Signing in…"</p></main>
                 }.into_any(),
-                Some(s) => view! { <ChatScreen session=s first_ticket={
-                        // One-time: taken by the first screen that uses it.
-                        let first = ticket.with_value(Option::clone);
-                        ticket.set_value(None);
-                        first
-                    }
+                // One-time: the ticket is taken by the first screen.
+                Some(s) => view! { <ChatScreen session=s first_ticket=ticket.try_update_value(Option::take).flatten()
                     on_signed_out=Callback::new(move |why: Option<&'static str>| {
                     storage::clear();
                     leave_for_sign_in(why);

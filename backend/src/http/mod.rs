@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod metrics;
+pub mod origin;
 pub mod signin;
 pub mod upgrade;
 pub mod web;

@@ -144,15 +144,11 @@ impl Read for ChatMessage {
         let deleted_at: Option<i64> = columns.next()?;
         let files: Option<String> = columns.next()?;
         let kind = common::EntryKind::parse(&kind);
-        let deleted = deleted_at.is_some();
         // Formatted as it is read (a parse of a few microseconds per
         // message): what a message looks like is decided by this server's
-        // parser, for messages stored before it too.
-        let formatted = if deleted {
-            None
-        } else {
-            crate::store::formatted(kind, &content)
-        };
+        // parser, for messages stored before it too. (A deleted one has
+        // no text, so no tree.)
+        let formatted = crate::store::formatted(kind, &content);
         Ok(ChatMessage {
             room,
             seq: seq as u64,
@@ -169,7 +165,7 @@ impl Read for ChatMessage {
             target: target.map(|seq| seq as u64),
             reply_to: reply_to.map(|seq| seq as u64),
             edited,
-            deleted,
+            deleted: deleted_at.is_some(),
             reactions: Vec::new(),
             // Written by `NewEntry::files_column`; a row it cannot read
             // (a hand edit) shows no files rather than failing the page.

@@ -42,6 +42,7 @@ use serde::Deserialize;
 use self::form::{Field, Mode, capitalized, check, field_for, safe_next};
 use self::page::SignInPage;
 use super::api::accounts;
+use super::origin::origin_allowed;
 use crate::AppState;
 use crate::auth::cookies::{
     HANDOFF_COOKIE, HANDOFF_PATH, HANDOFF_SECS, STATE_COOKIE, STATE_SECS, signed_in,
@@ -201,7 +202,7 @@ pub async fn submit(
     };
     // Signing someone in from another site's form (into the attacker's
     // account, to read what they then type) is refused.
-    if from_another_site(&headers, &app.config.allowed_origins) {
+    if from_another_site(&headers, &app.config.allowed_origins, app.config.dev) {
         let errors = BTreeMap::from([(
             Field::Form,
             "This form was sent from another site. Sign in here.".to_owned(),
@@ -272,26 +273,21 @@ pub async fn submit(
     again(status, BTreeMap::from([(field_for(code), why)]), offer)
 }
 
-/// A browser says where a form came from (`Sec-Fetch-Site`, or `Origin`
-/// against `Host` and the operator's `--allowed-origin`s, for a proxy
-/// that rewrites Host); a form from elsewhere is refused. Clients that say
-/// neither (curl, old browsers) are let through: they are not a browser
-/// being used against its owner.
-fn from_another_site(headers: &HeaderMap, allowed_origins: &[String]) -> bool {
+/// A browser says where a form came from (`Sec-Fetch-Site`, or `Origin`,
+/// judged as the WebSocket upgrade judges it: `origin::origin_allowed`);
+/// a form from elsewhere is refused. Clients that say neither (curl, old
+/// browsers) are let through: they are not a browser being used against
+/// its owner.
+fn from_another_site(headers: &HeaderMap, allowed_origins: &[String], dev: bool) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         return !matches!(site, "same-origin" | "none");
     }
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    match (origin, host) {
-        (Some("null"), _) => true,
-        (Some(origin), _) if allowed_origins.iter().any(|o| o == origin) => false,
-        (Some(origin), Some(host)) => {
-            let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-            origin_host != host
-        }
-        _ => false,
-    }
+    headers.get(header::ORIGIN).is_some_and(|origin| {
+        !origin
+            .to_str()
+            .is_ok_and(|origin| origin_allowed(origin, host, allowed_origins, dev))
+    })
 }
 
 /// The form was posted from a page served over HTTPS (the browser's
@@ -341,10 +337,11 @@ mod tests {
             ("origin", "https://chat.example.com"),
             ("host", "127.0.0.1:8080"),
         ]);
-        assert!(from_another_site(&behind_proxy, &[]));
+        assert!(from_another_site(&behind_proxy, &[], false));
         assert!(!from_another_site(
             &behind_proxy,
-            &["https://chat.example.com".to_owned()]
+            &["https://chat.example.com".to_owned()],
+            false
         ));
         assert!(over_https(&behind_proxy));
         assert!(!over_https(&headers(&[(
@@ -357,32 +354,41 @@ mod tests {
     fn a_form_from_another_site_is_told_apart() {
         assert!(!from_another_site(
             &headers(&[("sec-fetch-site", "same-origin")]),
-            &[]
+            &[],
+            false
         ));
         assert!(from_another_site(
             &headers(&[("sec-fetch-site", "cross-site")]),
-            &[]
+            &[],
+            false
         ));
         assert!(from_another_site(
             &headers(&[("sec-fetch-site", "same-site")]),
-            &[]
+            &[],
+            false
         ));
         assert!(!from_another_site(
             &headers(&[
                 ("origin", "http://chat.example:8080"),
                 ("host", "chat.example:8080")
             ]),
-            &[]
+            &[],
+            false
         ));
         assert!(from_another_site(
             &headers(&[("origin", "https://evil.example"), ("host", "chat.example")]),
-            &[]
+            &[],
+            false
         ));
         assert!(from_another_site(
             &headers(&[("origin", "null"), ("host", "chat.example")]),
-            &[]
+            &[],
+            false
         ));
-        assert!(!from_another_site(&headers(&[]), &[]), "curl says nothing");
+        assert!(
+            !from_another_site(&headers(&[]), &[], false),
+            "curl says nothing"
+        );
     }
 
     #[test]
