@@ -1,13 +1,16 @@
 //! Hearth's browser client.
 //!
 //! The pure parts build natively and are unit-tested with `cargo test -p
-//! frontend`: the connection state machine (`connection`) and the chat state
-//! the UI renders (`chat`). The UI and the browser driver build only for
-//! wasm32.
+//! frontend`: the chat state the UI renders (`chat`) and the rules beside
+//! it. The connection policy is every client's (`client_core`); this app
+//! drives it with the browser's sockets and timers (`driver`). The UI and
+//! the browser driver build only for wasm32.
+
+/// The connection policy shared by every Hearth client.
+pub use client_core::connection;
 
 pub mod attachments;
 pub mod chat;
-pub mod connection;
 pub mod emoji;
 pub mod forms;
 pub mod links;

@@ -9,12 +9,11 @@
 //! - a wake-up (online, visible, focus, "Retry now") brings an attempt
 //!   forward only by a jitter of at most `wake_jitter_ms`, and never before
 //!   the gate of the previous attempt (`min_gap_ms`) has opened.
-#![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use client_core::connection::{Connection, Effect, Event, MAX_STORE_ATTEMPTS, Phase, Policy, Post};
 use common::{ClientMsg, ErrorCode, ServerMsg, User};
-use frontend::connection::{Connection, Effect, Event, MAX_STORE_ATTEMPTS, Phase, Policy, Post};
 use proptest::prelude::*;
 
 const ROOMS: [&str; 3] = ["a", "b", "c"];

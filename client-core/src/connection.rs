@@ -1,8 +1,10 @@
 //! The client's connection policy as a pure state machine.
 //!
 //! `Connection::handle(event) -> Vec<Effect>`: no sockets, timers or clocks in
-//! here. The browser driver (`driver.rs`) performs the effects and feeds back
-//! what happened as events. Randomness for jitter is passed in, so tests are
+//! here. A driver performs the effects and feeds back what happened as
+//! events: the browser app's (`frontend/src/driver.rs`, gloo-net and
+//! browser timers) and the native client's (`client/src/driver.rs`, tokio
+//! and tokio-tungstenite) are two drivers of this one policy. Randomness for jitter is passed in, so tests are
 //! deterministic.
 //!
 //! The policy:
@@ -268,6 +270,11 @@ impl Connection {
 
     pub fn rooms(&self) -> impl Iterator<Item = &str> {
         self.rooms.keys().map(String::as_str)
+    }
+
+    /// Joined on the current socket (its `joined` has arrived).
+    pub fn is_joined(&self, room: &str) -> bool {
+        self.rooms.get(room).is_some_and(|r| r.joined)
     }
 
     /// The newest seq seen in `room`.

@@ -1,8 +1,7 @@
-//! `connection.rs` through its public API, natively (`cargo test -p frontend`).
-#![cfg(not(target_arch = "wasm32"))]
+//! `connection.rs` through its public API, natively (`cargo test -p client-core`).
 
+use client_core::connection::*;
 use common::{ChatMessage, ClientMsg, ServerMsg, User};
-use frontend::connection::*;
 
 fn mid() -> impl FnMut() -> f64 {
     || 0.5
