@@ -8,6 +8,7 @@ mod autobahn;
 mod backup;
 mod changes;
 mod chaos;
+mod clients;
 mod cluster;
 mod conformance;
 mod connections;
