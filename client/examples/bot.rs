@@ -1,8 +1,9 @@
-//! A bot in a few lines: answers "@bot ping" with "pong" in the rooms it is
-//! in, and keeps doing so through server restarts.
+//! A bot in a few lines: signed in as its own account (say `pingbot`), it
+//! answers "@pingbot ping" with "pong" in the rooms it is in, and keeps
+//! doing so through server restarts.
 //!
 //! ```text
-//! HEARTH_SERVER=http://127.0.0.1:3000 HEARTH_USER=bot HEARTH_PASSWORD=… \
+//! HEARTH_SERVER=http://127.0.0.1:3000 HEARTH_USER=pingbot HEARTH_PASSWORD=… \
 //!   cargo run -p hearth-client --example bot -- general random
 //! ```
 

@@ -80,7 +80,7 @@ async fn main() -> Result<()> {
     let rooms = first_rooms(&session, &args.rooms).await;
     let mut current = None;
     for room in &rooms {
-        if join(&client, &session, room).await {
+        if join(&client, room).await {
             current.get_or_insert_with(|| room.clone());
         }
     }
@@ -119,7 +119,7 @@ async fn main() -> Result<()> {
         let rest = rest.trim().trim_start_matches('#');
         match verb {
             "join" | "j" if !rest.is_empty() => {
-                if join(&client, &session, rest).await {
+                if join(&client, rest).await {
                     current = Some(rest.to_owned());
                     println!("writing to #{rest}");
                 }
@@ -173,16 +173,11 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// Joins `room`, showing its last few messages; false (said why) if it
-/// cannot be joined.
-async fn join(client: &Client, session: &Session, room: &str) -> bool {
+/// Joins `room` (the server sends its newest messages first, which the
+/// printer shows); false (said why) if it cannot be joined.
+async fn join(client: &Client, room: &str) -> bool {
     match client.join(room).await {
         Ok(joined) => {
-            if let Ok(recent) = session.history(room, Some(joined.last_seq + 1), 10).await {
-                for m in recent.iter().filter(|m| m.kind.is_message()) {
-                    println!("{}", screen::message(m));
-                }
-            }
             if !joined.topic.is_empty() {
                 println!("#{room}: {}", joined.topic);
             }
