@@ -16,6 +16,8 @@ use tokio::process::{Child, Command};
 mod changes;
 #[path = "browser/files.rs"]
 mod files;
+#[path = "browser/js_package.rs"]
+mod js_package;
 
 const WAIT: Duration = Duration::from_secs(20);
 /// Long enough for a few backoff rounds after a restart.
@@ -56,11 +58,16 @@ fn start_server_with(port: u16, data: &Path, extra: &[&str]) -> Child {
         "{} is missing: run `trunk build --release` first (scripts/test does)",
         dist.display()
     );
+    start_server_in(port, data, extra, &dist)
+}
+
+/// The server, serving the files in `dist`.
+fn start_server_in(port: u16, data: &Path, extra: &[&str], dist: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(extra)
         .arg("--static-dir")
-        .arg(&dist)
+        .arg(dist)
         .arg("--data-dir")
         .arg(data)
         // How each WebSocket authenticated, for `no_token_in_any_url`.
@@ -686,6 +693,11 @@ impl Stage {
     }
 
     async fn start_with(name: &str, extra: &[&str]) -> Stage {
+        Stage::start_in(name, extra, None).await
+    }
+
+    /// The stage, its server serving `dist` (the app's build by default).
+    async fn start_in(name: &str, extra: &[&str], dist: Option<&Path>) -> Stage {
         let chromedriver =
             std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
         let driver_port = unused_port();
@@ -703,7 +715,10 @@ impl Stage {
         wait_for_port(driver_port).await;
         let data = std::env::temp_dir().join(format!("hearth-{name}-{}", uuid::Uuid::new_v4()));
         let port = unused_port();
-        let server = start_server_with(port, &data, extra);
+        let server = match dist {
+            Some(dist) => start_server_in(port, &data, extra, dist),
+            None => start_server_with(port, &data, extra),
+        };
         wait_for_port(port).await;
         Stage {
             _chromedriver: Driver(driver),

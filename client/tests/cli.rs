@@ -34,7 +34,7 @@ fn chat(dir: &std::path::Path, url: &str, args: &[&str]) -> tokio::process::Chil
         .env_remove("HEARTH_USER")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap()
@@ -177,6 +177,8 @@ async fn what_is_typed_while_the_server_restarts_is_sent_once_and_the_session_is
     assert!(!ended.status.success());
     let said = String::from_utf8_lossy(&ended.stdout);
     assert!(said.contains("sign in again"), "{said}");
+    let why = String::from_utf8_lossy(&ended.stderr);
+    assert!(why.contains("set HEARTH_PASSWORD"), "{why}");
     node.shutdown().await.unwrap();
     std::fs::remove_dir_all(dir).ok();
 }

@@ -272,33 +272,6 @@ pub async fn set_notify(token: &str, room: &str, notify: common::Notify) -> Resu
         .map(drop)
 }
 
-/// Why a ticket could not be had.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TicketError {
-    /// The token is no good: sign in again.
-    SignIn,
-    /// The server cannot be reached, or failed: try again later.
-    Unavailable,
-}
-
-/// A one-time ticket for `/ws?ticket=`, so the token never goes in a URL.
-/// `api_base` is the origin to ask (empty: this page's).
-pub async fn ws_ticket(api_base: &str, token: &str) -> Result<String, TicketError> {
-    let response = authorized(Request::post(&format!("{api_base}/api/ws-ticket")), token)
-        .send()
-        .await
-        .map_err(|_| TicketError::Unavailable)?;
-    match response.status() {
-        200..=299 => response
-            .json::<common::WsTicket>()
-            .await
-            .map(|t| t.ticket)
-            .map_err(|_| TicketError::Unavailable),
-        401 => Err(TicketError::SignIn),
-        _ => Err(TicketError::Unavailable),
-    }
-}
-
 /// Every emoji, for the picker (`GET /api/emoji`; no session needed).
 pub async fn emoji_catalog() -> Result<Vec<crate::emoji::Group>, Failure> {
     let response = send(Request::get("/api/emoji"), None).await?;

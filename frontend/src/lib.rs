@@ -33,8 +33,9 @@ pub mod directory;
 pub mod directs;
 #[cfg(target_arch = "wasm32")]
 pub mod drafts;
+/// The browser's driver of that policy, shared with the JavaScript package.
 #[cfg(target_arch = "wasm32")]
-pub mod driver;
+pub use client_web::driver;
 #[cfg(target_arch = "wasm32")]
 pub mod emoji_picker;
 #[cfg(target_arch = "wasm32")]

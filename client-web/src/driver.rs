@@ -1,6 +1,7 @@
 //! The browser driver: performs the connection machine's effects with a real
 //! WebSocket (gloo-net) and timers (gloo-timers), and feeds what happens back
-//! in as events. It holds no policy: every decision is in `connection.rs`.
+//! in as events. It holds no policy: every decision is in
+//! `client_core::connection`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -13,11 +14,17 @@ use gloo_net::websocket::{Message, State, WebSocketError};
 use gloo_timers::callback::Timeout;
 use wasm_bindgen_futures::spawn_local;
 
-use crate::connection::{Connection, Effect, Event, Phase, Policy};
+use client_core::connection::{Connection, Effect, Event, Phase, Policy};
 
 /// Told about every server message and every phase change.
 pub trait Listener {
     fn on_message(&self, msg: &ServerMsg);
+    /// A message as it came, with the JSON text of its frame (for a
+    /// listener that hands the frame on as it is, rather than serializing
+    /// the message again).
+    fn on_frame(&self, msg: &ServerMsg, _text: &str) {
+        self.on_message(msg);
+    }
     fn on_phase(&self, phase: Phase, phase_started_ms: f64);
     /// The client gave up on this message (see `Effect::SendFailed`).
     fn on_send_failed(&self, client_id: &str);
@@ -107,6 +114,11 @@ impl Driver {
 
     /// Feeds one event to the machine and carries out its effects.
     pub fn dispatch(&self, event: Event) {
+        self.dispatch_frame(event, None);
+    }
+
+    /// `dispatch`, with the text of the frame a `Received` came in.
+    fn dispatch_frame(&self, event: Event, text: Option<&str>) {
         let notify_message = match &event {
             Event::Received(msg) => Some(msg.clone()),
             _ => None,
@@ -127,7 +139,10 @@ impl Driver {
         }
         // Listeners run after the borrow ends: they may dispatch again.
         if let Some(msg) = notify_message {
-            listener.on_message(&msg);
+            match text {
+                Some(text) => listener.on_frame(&msg, text),
+                None => listener.on_message(&msg),
+            }
         }
         if let Some(phase) = phase_changed {
             listener.on_phase(phase, js_sys::Date::now());
@@ -222,19 +237,19 @@ impl Driver {
             ) => {
                 let me = self.clone();
                 spawn_local(async move {
-                    match crate::api::ws_ticket(&api_base, &token).await {
+                    match crate::ticket::ws_ticket(&api_base, &token).await {
                         Ok(ticket) if me.is_current(generation) => {
                             me.open(generation, &format!("{ws_base}?ticket={ticket}"));
                         }
                         Ok(_) => {}
                         // The token itself is refused: as if closed with 4001.
-                        Err(crate::api::TicketError::SignIn) => me.dispatch_for(
+                        Err(crate::ticket::TicketError::SignIn) => me.dispatch_for(
                             generation,
                             Event::Closed {
                                 code: Some(common::close::TOKEN_INVALID),
                             },
                         ),
-                        Err(crate::api::TicketError::Unavailable) => {
+                        Err(crate::ticket::TicketError::Unavailable) => {
                             me.dispatch_for(generation, Event::Closed { code: None });
                         }
                     }
@@ -301,8 +316,10 @@ async fn pump(
         match select(stream.next(), rx.next()).await {
             Either::Left((incoming, _)) => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    if let Ok(msg) = serde_json::from_str::<ServerMsg>(&text) {
-                        driver.dispatch_for(generation, Event::Received(msg));
+                    if let Ok(msg) = serde_json::from_str::<ServerMsg>(&text)
+                        && driver.is_current(generation)
+                    {
+                        driver.dispatch_frame(Event::Received(msg), Some(&text));
                     }
                 }
                 Some(Ok(Message::Bytes(_))) => {}
