@@ -90,6 +90,15 @@ pub const REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_stat
 /// The router: API, WebSocket, health, and the frontend with SPA fallback.
 pub fn app(state: Arc<AppState>) -> Router {
     let frontend = web::frontend(&state.config.static_dir, state.config.allow_guests);
+    let api = api::router().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        api::rate_limit,
+    ));
+    // Outside the rate limit: a preflight is answered before anything else.
+    let api = match http::cors::layer(&state.config.allowed_origins, state.config.dev) {
+        Some(cors) => api.layer(cors),
+        None => api,
+    };
     Router::new()
         .route("/ws", get(upgrade::upgrade))
         .route(
@@ -99,13 +108,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(http::metrics::scrape))
-        .nest(
-            "/api",
-            api::router().layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                api::rate_limit,
-            )),
-        )
+        .nest("/api", api)
         .merge(frontend)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

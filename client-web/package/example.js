@@ -3,6 +3,9 @@ import init, { Client } from "./hearth_client.js";
 
 await init();
 const $ = (id) => document.getElementById(id);
+// The Hearth server this page came from; or another, named by ?server=
+// (which lists this page's origin with --allowed-origin).
+const server = new URLSearchParams(location.search).get("server") ?? "";
 let room;
 
 const statusText = {
@@ -27,7 +30,7 @@ $("signin").addEventListener("submit", async (event) => {
   $("error").textContent = "";
   let client;
   try {
-    client = await Client.signIn("", $("username").value, $("password").value);
+    client = await Client.signIn(server, $("username").value, $("password").value);
   } catch (err) {
     $("error").textContent = err.message;
     return;

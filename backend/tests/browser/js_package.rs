@@ -2,7 +2,9 @@
 //! headless Chromium: its example page, with no framework, signs in, joins,
 //! sends and receives; the server is killed and restarted, and what was
 //! typed meanwhile is stored once, with nothing shown twice. axe-core finds
-//! nothing on the page. Talks with a person on the native client.
+//! nothing on the page. Talks with a person on the native client. And the
+//! same page served from another origin, which the server allows (and one
+//! it does not).
 
 use std::path::Path;
 
@@ -146,4 +148,63 @@ async fn the_js_package_chats_from_a_plain_page_and_survives_a_server_restart() 
     }
     page.close().await.unwrap();
     drop(server);
+}
+
+/// Serves `dir` on `port` (127.0.0.1): a web app's own origin, elsewhere
+/// than the Hearth server.
+async fn another_origin(dir: &Path, port: u16) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let files = axum::Router::new().fallback_service(tower_http::services::ServeDir::new(dir));
+    tokio::spawn(async move { axum::serve(listener, files).await.unwrap() });
+}
+
+async fn sign_in_on(page: &fantoccini::Client, url: &str) {
+    page.goto(url).await.unwrap();
+    for (field, value) in [("#username", "alice"), ("#password", PASSWORD)] {
+        let input = page.find(Locator::Css(field)).await.unwrap();
+        input.send_keys(value).await.unwrap();
+    }
+    page.find(Locator::Css("#signin button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// A web app on another origin uses the package against a server that
+/// allows that origin (`--allowed-origin`: its WebSockets, and the API by
+/// CORS); from an origin the server does not list, signing in fails and
+/// says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_js_package_works_from_another_origin_the_server_allows() {
+    let files = std::env::temp_dir().join(format!("hearth-js-{}", uuid::Uuid::new_v4()));
+    let dist = static_dir(&files);
+    let (app_port, stranger_port) = (super::unused_port(), super::unused_port());
+    let app = format!("http://127.0.0.1:{app_port}");
+    let stage = Stage::start_in("js-cors", &["--allowed-origin", &app], Some(&dist)).await;
+    another_origin(&dist, app_port).await;
+    another_origin(&dist, stranger_port).await;
+    let hearth = format!("http://127.0.0.1:{}", stage.port);
+    let native = hearth_client::Server::new(&hearth).unwrap();
+    native.sign_up("alice", PASSWORD, "Alice").await.unwrap();
+    let bob = native.sign_up("bob", PASSWORD, "Bob").await.unwrap();
+    let bob = hearth_client::Client::connect(&bob);
+    let mut bob_hears = bob.events();
+    bob.join("general").await.unwrap();
+
+    let page = browser(&stage.driver_url).await;
+    sign_in_on(&page, &format!("{app}/example.html?server={hearth}")).await;
+    wait_text(&page, "#status", "Connected", WAIT).await;
+    send_from_page(&page, "from another origin").await;
+    heard(&mut bob_hears, "from another origin").await;
+    bob.send("general", "welcome, app").await.unwrap();
+    wait_text(&page, "#messages", "Bob: welcome, app", WAIT).await;
+
+    let stranger = format!("http://127.0.0.1:{stranger_port}/example.html?server={hearth}");
+    sign_in_on(&page, &stranger).await;
+    wait_text(&page, "#error", "cannot be reached", WAIT).await;
+    page.close().await.unwrap();
 }

@@ -314,3 +314,86 @@ async fn a_ws_ticket_opens_one_socket_once() {
     let old = format!("ws://{}/ws?ticket=old", server.addr);
     assert!(tokio_tungstenite::connect_async(&old).await.is_err());
 }
+
+/// A page of an allowed origin (`--allowed-origin`) may call the API from
+/// its own origin: preflights are answered and answers carry its origin.
+/// Any other origin gets no CORS headers, so its page is kept from the
+/// answer; and nothing is allowed with cookies.
+#[tokio::test]
+async fn allowed_origins_may_call_the_api_across_origins_and_no_other() {
+    let server = TestServer::start_with(|config| {
+        config.allowed_origins = vec!["https://app.example/".into()];
+    })
+    .await;
+    let session = server.sign_in("alice").await;
+    let http = reqwest::Client::new();
+    let preflight = |origin: &'static str| {
+        http.request(reqwest::Method::OPTIONS, server.url("/api/ws-ticket"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+
+    let allowed = preflight("https://app.example").await.unwrap();
+    assert!(allowed.status().is_success(), "{}", allowed.status());
+    let headers = allowed.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let methods = headers["access-control-allow-methods"].to_str().unwrap();
+    assert!(methods.contains("POST"), "{methods}");
+    let allowed_headers = headers["access-control-allow-headers"].to_str().unwrap();
+    assert!(
+        allowed_headers.contains("authorization"),
+        "{allowed_headers}"
+    );
+    assert!(!headers.contains_key("access-control-allow-credentials"));
+
+    let refused = preflight("https://evil.example").await.unwrap();
+    assert!(
+        !refused
+            .headers()
+            .contains_key("access-control-allow-origin"),
+        "{:?}",
+        refused.headers()
+    );
+
+    // The call itself: the ticket is the page's, with its origin named.
+    let ticket = http
+        .post(server.url("/api/ws-ticket"))
+        .header("origin", "https://app.example")
+        .bearer_auth(&session.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(ticket.status().is_success(), "{}", ticket.status());
+    assert_eq!(
+        ticket.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let elsewhere = http
+        .post(server.url("/api/ws-ticket"))
+        .header("origin", "https://evil.example")
+        .bearer_auth(&session.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !elsewhere
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+
+    // Without --allowed-origin, no origin but the server's own.
+    let plain = TestServer::start().await;
+    let none = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, plain.url("/api/session"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(!none.headers().contains_key("access-control-allow-origin"));
+}
