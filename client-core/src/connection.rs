@@ -2,9 +2,10 @@
 //!
 //! `Connection::handle(event) -> Vec<Effect>`: no sockets, timers or clocks in
 //! here. A driver performs the effects and feeds back what happened as
-//! events: the browser app's (`frontend/src/driver.rs`, gloo-net and
-//! browser timers) and the native client's (`client/src/driver.rs`, tokio
-//! and tokio-tungstenite) are two drivers of this one policy. Randomness for jitter is passed in, so tests are
+//! events: the browser's (`client-web/src/driver.rs`, gloo-net and browser
+//! timers; the app and the JavaScript package) and the native client's
+//! (`client/src/driver.rs`, tokio and tokio-tungstenite) are two drivers of
+//! this one policy. Randomness for jitter is passed in, so tests are
 //! deterministic.
 //!
 //! The policy:

@@ -1,7 +1,7 @@
 //! The native driver: one tokio task that owns the connection machine, its
 //! socket and its timers, performs the machine's effects, and feeds back
 //! what happens as events. Like the browser's driver
-//! (`frontend/src/driver.rs`), it holds no policy: when to connect, what to
+//! (`client-web/src/driver.rs`), it holds no policy: when to connect, what to
 //! re-join, what to re-send and when to give up are all
 //! `client_core::connection`'s. What is here is I/O, and the bookkeeping
 //! that turns acknowledgements into answers for whoever is awaiting them.

@@ -20,6 +20,8 @@ TRUNK_VERSION=0.21.14
 AXE_VERSION=4.14.1
 # Lighthouse 13 needs Node 22; Debian's is 20 (scripts/lighthouse).
 LIGHTHOUSE_VERSION=12.2.3
+# tsc, to check the JavaScript package's types (scripts/js-package).
+TYPESCRIPT_VERSION=5.9.3
 DEBIAN_TOOLCHAIN=debian-web
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -146,6 +148,17 @@ provision_browser() {
   export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$HEARTH_ROOT/frontend/webdriver.json"
   # The driver test watches hostile servers for 25 s on top of a restart test.
   export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
+}
+
+# TypeScript's compiler, for scripts/js-package to check the package's types
+# the way a TypeScript app would use them.
+provision_typescript() {
+  if ! grep -qs '"version": "'"$TYPESCRIPT_VERSION"'"' "$HEARTH_ROOT/.tools/node_modules/typescript/package.json"; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    log "installing typescript $TYPESCRIPT_VERSION (npm) into .tools/"
+    npm install --silent --no-audit --no-fund --prefix "$HEARTH_ROOT/.tools" -E "typescript@$TYPESCRIPT_VERSION" >&2
+  fi
+  export HEARTH_TSC="$HEARTH_ROOT/.tools/node_modules/.bin/tsc"
 }
 
 # Lighthouse, for scripts/lighthouse (needs provision_browser for Chromium).
