@@ -88,16 +88,7 @@ async fn the_js_package_chats_from_a_plain_page_and_survives_a_server_restart() 
     page.goto(&format!("{base}example.html")).await.unwrap();
     let found = axe(&page).await;
     assert!(found.is_empty(), "axe on the sign-in form: {found:#?}");
-    for (field, value) in [("#username", "alice"), ("#password", PASSWORD)] {
-        let input = page.find(Locator::Css(field)).await.unwrap();
-        input.send_keys(value).await.unwrap();
-    }
-    page.find(Locator::Css("#signin button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    submit_sign_in(&page).await;
     wait_text(&page, "#status", "Connected", WAIT).await;
     wait_text(&page, "#room-name", "#general", WAIT).await;
 
@@ -162,6 +153,11 @@ async fn another_origin(dir: &Path, port: u16) {
 
 async fn sign_in_on(page: &fantoccini::Client, url: &str) {
     page.goto(url).await.unwrap();
+    submit_sign_in(page).await;
+}
+
+/// Signs in as Alice with the page's form.
+async fn submit_sign_in(page: &fantoccini::Client) {
     for (field, value) in [("#username", "alice"), ("#password", PASSWORD)] {
         let input = page.find(Locator::Css(field)).await.unwrap();
         input.send_keys(value).await.unwrap();
