@@ -15,23 +15,25 @@ use std::time::Duration;
 use axum::http::{HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::origin::DEV_ORIGINS;
+use super::origin::origin_allowed;
 
-/// The layer for `/api`, or none when no other origin is allowed.
+/// The layer for `/api`, or none when no other origin is allowed. Which
+/// origins: `origin_allowed`'s rule, the one the WebSocket upgrade keeps
+/// (case-insensitive, a trailing slash in the flag ignored); the server's
+/// own origin needs no CORS.
 pub fn layer(allowed: &[String], dev: bool) -> Option<CorsLayer> {
-    let dev_origins = if dev { &DEV_ORIGINS[..] } else { &[] };
-    let origins: Vec<HeaderValue> = allowed
-        .iter()
-        .map(|origin| origin.trim_end_matches('/'))
-        .chain(dev_origins.iter().copied())
-        .filter_map(|origin| HeaderValue::from_str(origin).ok())
-        .collect();
-    if origins.is_empty() {
+    if allowed.is_empty() && !dev {
         return None;
     }
+    let allowed = allowed.to_vec();
+    let allow = AllowOrigin::predicate(move |origin: &HeaderValue, _| {
+        origin
+            .to_str()
+            .is_ok_and(|origin| origin_allowed(origin, None, &allowed, dev))
+    });
     Some(
         CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
+            .allow_origin(allow)
             .allow_methods([
                 Method::GET,
                 Method::POST,

@@ -2,7 +2,7 @@
 //! the sign-in form (`signin/`) both refuse what another site's page sends.
 
 /// `trunk serve`'s origin, allowed in development mode (`--dev`).
-pub const DEV_ORIGINS: [&str; 2] = ["http://127.0.0.1:8081", "http://localhost:8081"];
+const DEV_ORIGINS: [&str; 2] = ["http://127.0.0.1:8081", "http://localhost:8081"];
 
 /// The page's origin is this server's own (same host, http or https), the
 /// development server's (in development mode), or one the operator allowed.
