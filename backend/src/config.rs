@@ -339,6 +339,44 @@ pub struct Config {
     /// This node's id in a multi-node deployment. Random if unset.
     #[arg(long, env = "HEARTH_NODE_ID")]
     pub node_id: Option<String>,
+
+    /// Lets webhooks POST to loopback, private and link-local addresses
+    /// (receivers inside the deployment). Off: such targets are refused,
+    /// also when a name resolves to one (see `webhooks/target.rs`).
+    #[arg(long, env = "HEARTH_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+
+    /// How long a webhook's receiver may take to answer, in milliseconds.
+    #[arg(long, env = "HEARTH_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+
+    /// How often webhooks look for new entries (and renew their leases), in
+    /// milliseconds.
+    #[arg(long, env = "HEARTH_WEBHOOK_POLL_MS", default_value_t = 1_000)]
+    pub webhook_poll_ms: u64,
+
+    /// How long a node's hold on a webhook lasts without renewal: another
+    /// node takes over a dead node's webhooks after it. In milliseconds.
+    #[arg(long, env = "HEARTH_WEBHOOK_LEASE_MS", default_value_t = 15_000)]
+    pub webhook_lease_ms: u64,
+
+    /// The first retry's delay after a failed delivery, doubled after each
+    /// further failure, in milliseconds.
+    #[arg(long, env = "HEARTH_WEBHOOK_RETRY_BASE_MS", default_value_t = 1_000)]
+    pub webhook_retry_base_ms: u64,
+
+    /// The longest delay between retries, in milliseconds.
+    #[arg(long, env = "HEARTH_WEBHOOK_RETRY_MAX_MS", default_value_t = 3_600_000)]
+    pub webhook_retry_max_ms: u64,
+
+    /// A webhook whose receiver has failed for this long is paused (until
+    /// `hearth admin webhook resume`), in milliseconds.
+    #[arg(
+        long,
+        env = "HEARTH_WEBHOOK_PAUSE_AFTER_MS",
+        default_value_t = 86_400_000
+    )]
+    pub webhook_pause_after_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

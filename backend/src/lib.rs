@@ -22,6 +22,7 @@ pub mod store;
 pub mod tasks;
 pub mod thumbnail;
 pub mod transport;
+pub mod webhooks;
 
 use common::ApiErrorCode;
 use std::net::SocketAddr;
@@ -272,6 +273,12 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     tasks::room_unloading(&background, &config, hub.clone());
     tasks::retention(&background, &config, hub.store().clone());
     tasks::store_probe(&background, &config, hub.store().clone());
+    webhooks::spawn(
+        &background,
+        &config,
+        hub.store().clone(),
+        hub.node_id().to_string(),
+    );
     if broker.kind() != "memory" {
         tasks::tail_check(&background, &config, hub.clone());
     }

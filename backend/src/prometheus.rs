@@ -50,6 +50,13 @@ pub const RATE_LIMITED: &str = "hearth_rate_limited_total";
 /// Messages posted with an API key, labelled with the `result`: stored,
 /// or duplicate (a retry of a stored `client_id`).
 pub const API_PUBLISHED: &str = "hearth_api_published_total";
+/// Webhook POSTs, labelled with the `result`: delivered, or failed.
+pub const WEBHOOK_DELIVERIES: &str = "hearth_webhook_deliveries_total";
+/// Webhooks paused because their receiver failed for too long (the
+/// store's figure: the same on every node).
+pub const WEBHOOKS_PAUSED: &str = "hearth_webhooks_paused";
+/// Webhooks whose last attempt failed and that will try again.
+pub const WEBHOOKS_FAILING: &str = "hearth_webhooks_failing";
 
 /// Installs the process-wide recorder. `None` if one is installed already
 /// (several servers in one test process): that server goes without.
@@ -120,6 +127,9 @@ fn describe() {
         "Requests refused by a rate or connection limit, by kind"
     );
     describe_counter!(API_PUBLISHED, "Messages posted with an API key, by result");
+    describe_counter!(WEBHOOK_DELIVERIES, "Webhook POSTs, by result");
+    describe_gauge!(WEBHOOKS_PAUSED, "Webhooks paused after failing too long");
+    describe_gauge!(WEBHOOKS_FAILING, "Webhooks failing and retrying");
 }
 
 /// Every `kind` of `RATE_LIMITED`.
@@ -175,7 +185,12 @@ fn register_zeros() {
     ] {
         counter!(name).absolute(0);
     }
-    for name in [CONNECTIONS_OPEN, ROOMS_LOADED] {
+    for name in [
+        CONNECTIONS_OPEN,
+        ROOMS_LOADED,
+        WEBHOOKS_PAUSED,
+        WEBHOOKS_FAILING,
+    ] {
         gauge!(name).set(0.0);
     }
     for code in CLOSE_CODES {
@@ -196,6 +211,9 @@ fn register_zeros() {
     }
     for kind in RATE_LIMIT_KINDS {
         counter!(RATE_LIMITED, "kind" => *kind).absolute(0);
+    }
+    for result in ["delivered", "failed"] {
+        counter!(WEBHOOK_DELIVERIES, "result" => result).absolute(0);
     }
     for result in ["stored", "duplicate"] {
         counter!(API_PUBLISHED, "result" => result).absolute(0);

@@ -16,7 +16,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use crate::Config;
-use crate::store::{self, ApiKey, RoomScope, Store, StoreOptions};
+use crate::store::{self, ApiKey, DeliveryState, RoomScope, Store, StoreOptions, Webhook};
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
@@ -54,6 +54,42 @@ pub enum AdminCommand {
     RevokeSessions { username: String },
     /// A room's whole history, oldest first, one message per line.
     Export { room: String },
+    /// Outgoing webhooks: new messages POSTed to a URL, signed.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WebhookCommand {
+    /// POSTs every new message of these rooms to URL, from now on, and
+    /// prints the webhook (with its secret, if one was made for it).
+    Create {
+        /// Where to POST: http or https.
+        url: String,
+        /// Room names separated by commas, or `*` for every public room
+        /// (private rooms and direct messages only when named).
+        #[arg(long)]
+        rooms: String,
+        /// The HMAC-SHA256 key the receiver checks `Hearth-Signature` with
+        /// (at least 16 characters). Made up and printed once if not given.
+        #[arg(long, env = "HEARTH_WEBHOOK_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// Also edits, deletes, topics and reactions.
+        #[arg(long)]
+        changes: bool,
+        /// Allows a loopback, private or link-local address (the server
+        /// also needs `--webhook-allow-private` to deliver there).
+        #[arg(long)]
+        allow_private: bool,
+    },
+    /// Every webhook (never its secret): rooms, state (delivering, failing,
+    /// paused), the last error, and how many entries wait.
+    List,
+    /// Deletes a webhook: nothing more is delivered.
+    Delete { id: String },
+    /// Resumes a paused webhook: it delivers what waits, from where it
+    /// stopped.
+    Resume { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -160,6 +196,7 @@ pub async fn run(
             )?;
         }
         AdminCommand::ApiKey(command) => api_key(store.as_ref(), command, out).await?,
+        AdminCommand::Webhook(command) => webhook(store.as_ref(), command, out).await?,
         AdminCommand::User { username } => {
             let user = find(store.as_ref(), &username).await?;
             let rooms: Vec<_> = store
@@ -248,6 +285,124 @@ async fn api_key(
         }
     }
     Ok(())
+}
+
+/// The shortest secret `webhook create --secret` takes.
+const MIN_WEBHOOK_SECRET: usize = 16;
+/// Rooms counted per webhook by `webhook list`.
+const LIST_BACKLOG_ROOMS: u32 = 10_000;
+
+async fn webhook(
+    store: &dyn Store,
+    command: WebhookCommand,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    match command {
+        WebhookCommand::Create {
+            url,
+            rooms,
+            secret,
+            changes,
+            allow_private,
+        } => {
+            let url = crate::webhooks::target::parse_url(&url).map_err(anyhow::Error::msg)?;
+            if !allow_private && let Some(why) = crate::webhooks::target::refuse_host(&url) {
+                bail!(
+                    "{why}: a webhook may not reach the server's own network \
+                     (--allow-private here and --webhook-allow-private on the server allow it)"
+                );
+            }
+            let Some(rooms) = RoomScope::parse(&rooms) else {
+                bail!("--rooms: room names separated by commas, or * for every public room");
+            };
+            let made = secret.is_none();
+            let secret = match secret {
+                Some(secret) => {
+                    ensure!(
+                        secret.chars().count() >= MIN_WEBHOOK_SECRET,
+                        "--secret: at least {MIN_WEBHOOK_SECRET} characters"
+                    );
+                    secret
+                }
+                None => crate::auth::new_secret("whsec_"),
+            };
+            let hook = Webhook {
+                id: uuid::Uuid::new_v4().to_string(),
+                url: url.to_string(),
+                rooms,
+                secret,
+                changes,
+                created_at: crate::hub::now_millis(),
+                state: DeliveryState::default(),
+            };
+            store.create_webhook(&hook).await?;
+            let mut line = json!({ "webhook": webhook_summary(&hook, 0) });
+            if made {
+                line["secret"] = json!(hook.secret);
+                eprintln!("Keep the secret now: give it to the receiver; it is not shown again.");
+            }
+            writeln!(out, "{line}")?;
+        }
+        WebhookCommand::List => {
+            for hook in store.webhooks().await? {
+                let pending: u64 = store
+                    .webhook_backlog(&hook, LIST_BACKLOG_ROOMS)
+                    .await?
+                    .iter()
+                    .map(|room| room.last_seq - room.delivered_seq)
+                    .sum();
+                writeln!(out, "{}", webhook_summary(&hook, pending))?;
+            }
+        }
+        WebhookCommand::Delete { id } => {
+            ensure!(
+                store.delete_webhook(id.trim()).await?,
+                "no webhook with id {id:?}"
+            );
+            writeln!(out, "{}", json!({ "deleted": id.trim() }))?;
+        }
+        WebhookCommand::Resume { id } => {
+            let id = id.trim();
+            let Some(hook) = store.webhooks().await?.into_iter().find(|h| h.id == id) else {
+                bail!("no webhook with id {id:?}");
+            };
+            // From a clean slate: the day of retries counts again.
+            store
+                .set_delivery_state(id, &DeliveryState::default())
+                .await?;
+            writeln!(
+                out,
+                "{}",
+                json!({ "resumed": id, "was_paused": hook.state.paused_at.is_some() })
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A webhook as `webhook list` shows it. `pending`: entries of its rooms
+/// after its cursors (those it will skip, such as changes, included).
+fn webhook_summary(hook: &Webhook, pending: u64) -> serde_json::Value {
+    let state = &hook.state;
+    let status = match (state.paused_at, state.failures) {
+        (Some(_), _) => "paused",
+        (None, 0) => "delivering",
+        (None, _) => "failing",
+    };
+    json!({
+        "id": hook.id,
+        "url": hook.url,
+        "rooms": hook.rooms.to_text(),
+        "changes": hook.changes,
+        "created_at": hook.created_at,
+        "status": status,
+        "failures": state.failures,
+        "failing_since": state.failing_since,
+        "next_attempt_at": (state.failures > 0).then_some(state.next_attempt_at),
+        "last_error": state.last_error,
+        "paused_at": state.paused_at,
+        "pending": pending,
+    })
 }
 
 fn summary(key: &ApiKey) -> serde_json::Value {

@@ -1,5 +1,6 @@
 //! Durable rooms, messages, accounts and operators' data behind the `Store`
-//! trait and its parts (`Accounts`, `Operations`, `Search`, `Uploads`), with two
+//! trait and its parts (`Accounts`, `Operations`, `Search`, `Uploads`,
+//! `Webhooks`), with two
 //! implementations: SQLite (the embedded default) and PostgreSQL (shared by
 //! several nodes). Which one is chosen by the URL scheme.
 //!
@@ -27,6 +28,7 @@ mod sql_store;
 mod sqlite;
 mod statement;
 mod uploads;
+mod webhooks;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -45,6 +47,7 @@ pub use postgres::PostgresStore;
 pub use search::{Search, SearchQuery, words as search_words};
 pub use sqlite::SqliteStore;
 pub use uploads::{FileRecord, Shared, UNSENT_FILES_KEPT_MS, Uploads};
+pub use webhooks::{Backlog, DeliveryState, Webhook, Webhooks};
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -319,7 +322,7 @@ pub struct Entered {
 /// supertrait's (`accounts.rs`), and so are operators' commands and API
 /// keys (`operations.rs`), and full-text search (`search.rs`).
 #[async_trait]
-pub trait Store: Accounts + Operations + Search + Uploads {
+pub trait Store: Accounts + Operations + Search + Uploads + Webhooks {
     /// Enters `name` as `user_id` in one transaction: creates it (public,
     /// created by the user) if it does not exist and `create` is set, then
     /// reads its newest seq and what the user may do in it. `None`: there

@@ -14,7 +14,7 @@ use crate::support::{
 };
 
 /// Runs `hearth <store args> admin <args>`: its JSON lines, or its error.
-async fn admin(store: &[String], args: &[&str]) -> Result<Vec<serde_json::Value>, String> {
+pub async fn admin(store: &[String], args: &[&str]) -> Result<Vec<serde_json::Value>, String> {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(store)
         .arg("admin")

@@ -36,4 +36,5 @@ mod signin_page;
 mod store;
 mod support;
 mod web;
+mod webhooks;
 mod websocket;
