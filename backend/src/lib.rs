@@ -273,7 +273,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
     tasks::room_unloading(&background, &config, hub.clone());
     tasks::retention(&background, &config, hub.store().clone());
     tasks::store_probe(&background, &config, hub.store().clone());
-    webhooks::spawn(
+    tasks::webhooks(
         &background,
         &config,
         hub.store().clone(),

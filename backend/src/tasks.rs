@@ -1,6 +1,7 @@
 //! The node's background loops, each on one tracker that sees the
 //! shutdown: retention, the store probe, the revocation (and deleted-room)
-//! poll, unloading idle rooms, forgetting idle rate-limit buckets, and,
+//! poll, unloading idle rooms, forgetting idle rate-limit buckets, outgoing
+//! webhooks, and,
 //! between nodes, the tail check, remote delivery and presence.
 //!
 //! Every loop runs under `Tasks::spawn`, which ends it at its next `.await`
@@ -251,6 +252,15 @@ pub fn presence(tasks: &Tasks, config: &Config, hub: Arc<Hub>) {
                 .record(started.elapsed().as_secs_f64());
         }
     });
+}
+
+/// Outgoing webhooks: this node delivers those whose lease it holds
+/// (`webhooks/mod.rs`).
+pub fn webhooks(tasks: &Tasks, config: &Config, store: Arc<dyn Store>, node: String) {
+    match crate::webhooks::deliveries(config, store, node) {
+        Ok(deliveries) => tasks.spawn("webhooks", deliveries),
+        Err(err) => tracing::error!(%err, "webhooks are off: no HTTP client"),
+    }
 }
 
 #[cfg(test)]

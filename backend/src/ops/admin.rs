@@ -4,7 +4,8 @@
 //! Output is JSON Lines, one object per line, so it can be piped into `jq`
 //! or a script. A running server notices what these commands change the way
 //! it notices its own nodes' changes: revoked sessions through its
-//! revocation poll (`--revocation-poll-ms`); API keys on their next use.
+//! revocation poll (`--revocation-poll-ms`); API keys on their next use;
+//! webhooks on their next poll (`--webhook-poll-ms`).
 //! A deleted room is gone for everyone who looks it up; people connected
 //! to it at that moment see it as left when they next send (`not_joined`).
 

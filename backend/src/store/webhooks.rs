@@ -1,6 +1,6 @@
-//! The store's part for outgoing webhooks (see `crate::webhooks`): the
-//! webhooks, how far each has delivered each room, and the leases that let
-//! one node of several deliver a webhook alone. Like `operations.rs`, one
+//! The store's part for outgoing webhooks (delivered by the `webhooks`
+//! module): the webhooks, how far each has delivered each room, and the
+//! leases that let one node of several deliver a webhook alone. Like `operations.rs`, one
 //! trait with the SQL shared by both stores.
 //!
 //! What is delivered is the room's log itself: a webhook keeps a cursor per
@@ -78,7 +78,8 @@ pub trait Webhooks: Send + Sync + 'static {
     async fn webhook_backlog(&self, webhook: &Webhook, limit: u32) -> Result<Vec<Backlog>>;
 
     /// The webhook has delivered `room` up to `seq` (never moves back).
-    async fn advance_webhook(&self, id: &str, room: &str, seq: u64) -> Result<()>;
+    /// `false`: the webhook was deleted.
+    async fn advance_webhook(&self, id: &str, room: &str, seq: u64) -> Result<bool>;
 
     /// Takes or renews the lease `name` for `holder` until `expires_at`,
     /// if it is free, expired at `now_ms`, or `holder`'s already. Whether
@@ -107,8 +108,11 @@ const DELETE: &str = "DELETE FROM webhooks WHERE id = $1";
 const DELETE_CURSORS: &str = "DELETE FROM webhook_cursors WHERE webhook = $1";
 const SET_STATE: &str = "UPDATE webhooks SET failures = $2, failing_since = $3, \
      next_attempt_at = $4, last_error = $5, paused_at = $6 WHERE id = $1";
+/// Only while the webhook exists: a worker still running as its webhook is
+/// deleted must not leave cursors behind.
 const ADVANCE: &str = "INSERT INTO webhook_cursors (webhook, room, delivered_seq) \
-     VALUES ($1, $2, $3) ON CONFLICT (webhook, room) DO UPDATE \
+     SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM webhooks WHERE id = $1) \
+     ON CONFLICT (webhook, room) DO UPDATE \
      SET delivered_seq = excluded.delivered_seq \
      WHERE webhook_cursors.delivered_seq < excluded.delivered_seq";
 /// Free, expired, or the holder's own: then it is the holder's until `$3`.
@@ -224,7 +228,8 @@ impl<DB: Dialect> Webhooks for SqlStore<DB> {
         };
         let statement = format!(
             "SELECT rooms.name, COALESCE(webhook_cursors.delivered_seq, 0), rooms.last_seq \
-             FROM rooms LEFT JOIN webhook_cursors ON webhook_cursors.webhook = {} \
+             FROM webhooks JOIN rooms ON webhooks.id = {} \
+             LEFT JOIN webhook_cursors ON webhook_cursors.webhook = webhooks.id \
              AND webhook_cursors.room = rooms.name \
              WHERE rooms.last_seq > COALESCE(webhook_cursors.delivered_seq, 0) AND {scope} \
              ORDER BY rooms.name LIMIT {limit}",
@@ -247,12 +252,17 @@ impl<DB: Dialect> Webhooks for SqlStore<DB> {
             .collect())
     }
 
-    async fn advance_webhook(&self, id: &str, room: &str, seq: u64) -> Result<()> {
+    async fn advance_webhook(&self, id: &str, room: &str, seq: u64) -> Result<bool> {
         let upsert = DB::query(ADVANCE)
             .bind(id)
             .bind(room)
             .bind(super::db_seq(seq));
-        self.change(upsert).await.map(drop)
+        if self.change(upsert).await? > 0 {
+            return Ok(true);
+        }
+        // Nothing changed: the webhook is gone, or it was there already.
+        let exists = DB::query("SELECT id FROM webhooks WHERE id = $1").bind(id);
+        Ok(self.one::<String>(exists).await?.is_some())
     }
 
     async fn take_lease(

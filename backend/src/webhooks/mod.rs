@@ -24,6 +24,7 @@ pub mod signature;
 pub mod target;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +36,6 @@ use tokio::task::{AbortHandle, JoinSet};
 use crate::config::Config;
 use crate::prometheus;
 use crate::store::{Backlog, Store, StoreError, Webhook};
-use crate::tasks::Tasks;
 use retry::Outcome;
 
 /// Rooms of one webhook delivered at once, and entries read per room at a
@@ -96,6 +96,8 @@ enum Stop {
     Receiver(Outcome),
     /// The store failed: not the receiver's fault; try again next poll.
     Store(StoreError),
+    /// The webhook was deleted meanwhile.
+    Deleted,
 }
 
 impl From<StoreError> for Stop {
@@ -104,23 +106,22 @@ impl From<StoreError> for Stop {
     }
 }
 
-/// Starts this node's part: a loop that takes the leases of the webhooks
-/// it can, and a worker per webhook whose lease it holds.
-pub fn spawn(tasks: &Tasks, config: &Config, store: Arc<dyn Store>, node: String) {
+/// This node's part, to run as a background loop (`tasks::webhooks`): it
+/// takes the leases of the webhooks it can, and runs a worker for each
+/// one it holds.
+pub fn deliveries(
+    config: &Config,
+    store: Arc<dyn Store>,
+    node: String,
+) -> reqwest::Result<impl Future<Output = ()> + Send + 'static> {
     let settings = Settings::from_config(config);
-    let http = match client(&settings) {
-        Ok(http) => http,
-        Err(err) => {
-            tracing::error!(%err, "webhooks are off: no HTTP client");
-            return;
-        }
-    };
+    let http = client(&settings)?;
     let deliverer = Arc::new(Deliverer {
         store,
         http,
         settings,
     });
-    tasks.spawn("webhooks", coordinate(deliverer, node));
+    Ok(coordinate(deliverer, node))
 }
 
 fn client(settings: &Settings) -> reqwest::Result<reqwest::Client> {
@@ -174,7 +175,7 @@ async fn coordinate(deliverer: Arc<Deliverer>, node: String) {
         for hook in hooks {
             let lease = format!("webhook:{}", hook.id);
             let held = hook.state.paused_at.is_none() && {
-                let now = crate::hub::now_millis();
+                let now = crate::store::now_millis();
                 let until = now + deliverer.settings.lease.as_millis() as i64;
                 match deliverer.store.take_lease(&lease, &node, now, until).await {
                     Ok(held) => held,
@@ -208,7 +209,7 @@ async fn coordinate(deliverer: Arc<Deliverer>, node: String) {
 async fn work(deliverer: Arc<Deliverer>, mut hook: Webhook) {
     let settings = &deliverer.settings;
     loop {
-        let wait = hook.state.next_attempt_at - crate::hub::now_millis();
+        let wait = hook.state.next_attempt_at - crate::store::now_millis();
         if wait > 0 {
             tokio::time::sleep(Duration::from_millis(wait as u64)).await;
         }
@@ -224,6 +225,7 @@ async fn work(deliverer: Arc<Deliverer>, mut hook: Webhook) {
                 continue;
             }
             Err(Stop::Receiver(outcome)) => outcome,
+            Err(Stop::Deleted) => return,
         };
         if outcome == Outcome::Delivered && hook.state.failures == 0 {
             continue;
@@ -231,7 +233,7 @@ async fn work(deliverer: Arc<Deliverer>, mut hook: Webhook) {
         if let Outcome::Failed(why) | Outcome::Gone(why) = &outcome {
             tracing::warn!(webhook = %hook.id, url = %hook.url, why, "webhook delivery failed");
         }
-        let now = crate::hub::now_millis();
+        let now = crate::store::now_millis();
         let state = retry::after(&settings.retry, &hook.state, outcome, now, rand::random());
         if state.paused_at.is_some() {
             tracing::warn!(webhook = %hook.id, failures = state.failures, "webhook paused");
@@ -278,9 +280,7 @@ async fn deliver_room(deliverer: &Deliverer, hook: &Webhook, room: Backlog) -> R
         let Some(last) = page.last().map(|entry| entry.seq) else {
             // Gone from the log (retention, a deleted room's messages):
             // nothing left to deliver up to there.
-            store
-                .advance_webhook(&hook.id, &room.room, room.last_seq)
-                .await?;
+            advance(store, hook, &room.room, room.last_seq).await?;
             break;
         };
         let mut moved = after;
@@ -289,19 +289,25 @@ async fn deliver_room(deliverer: &Deliverer, hook: &Webhook, room: Backlog) -> R
                 post(deliverer, hook, entry).await.map_err(Stop::Receiver)?;
                 metrics::counter!(prometheus::WEBHOOK_DELIVERIES, "result" => "delivered")
                     .increment(1);
-                store
-                    .advance_webhook(&hook.id, &room.room, entry.seq)
-                    .await?;
+                advance(store, hook, &room.room, entry.seq).await?;
                 moved = entry.seq;
                 delivered += 1;
             }
         }
         if moved < last {
-            store.advance_webhook(&hook.id, &room.room, last).await?;
+            advance(store, hook, &room.room, last).await?;
         }
         after = last;
     }
     Ok(delivered)
+}
+
+/// Moves the room's cursor; stops the round if the webhook was deleted.
+async fn advance(store: &Arc<dyn Store>, hook: &Webhook, room: &str, seq: u64) -> Result<(), Stop> {
+    match store.advance_webhook(&hook.id, room, seq).await? {
+        true => Ok(()),
+        false => Err(Stop::Deleted),
+    }
 }
 
 /// Messages always (not one deleted before it was delivered); edits,
@@ -341,7 +347,7 @@ async fn post(deliverer: &Deliverer, hook: &Webhook, entry: &ChatMessage) -> Res
         message: entry,
     })
     .expect("entries serialize");
-    let signed = signature::sign(&hook.secret, crate::hub::now_millis() / 1000, &body);
+    let signed = signature::sign(&hook.secret, crate::store::now_millis() / 1000, &body);
     let response = deliverer
         .http
         .post(url)

@@ -226,7 +226,142 @@ conformance!(
     a_file_is_sent_once_and_goes_with_its_message,
     two_sends_racing_for_one_file_claim_it_once,
     batches_naming_the_same_rooms_in_opposite_orders_both_commit,
+    webhooks_start_at_the_present_and_their_cursors_only_move_forward,
+    a_lease_is_one_holders_until_it_expires,
 );
+
+/// A webhook delivers from its creation on: rooms that exist start at their
+/// newest seq, rooms made later at their first; cursors never move back,
+/// `*` means public rooms, and a deleted webhook has nothing left.
+async fn webhooks_start_at_the_present_and_their_cursors_only_move_forward(t: &Target) {
+    use backend::store::{DeliveryState, RoomScope, Webhook};
+    let store = t.open().await;
+    accounts(&*store, &["a"]).await;
+    store.ensure_room("ops", "a", 1).await.unwrap();
+    let private = common::Visibility::Private;
+    assert!(store.create_room("secret", private, "a", 1).await.unwrap());
+    for room in ["ops", "secret"] {
+        append(&*store, room, &user("a"), "old", 2).await;
+    }
+    let hook = |id: &str, rooms: &str| Webhook {
+        id: id.into(),
+        url: "https://hooks.example.com/".into(),
+        rooms: RoomScope::parse(rooms).unwrap(),
+        secret: "s".repeat(16),
+        changes: false,
+        created_at: 3,
+        state: DeliveryState::default(),
+    };
+    let named = hook("named", "ops,secret,later");
+    let all = hook("all", "*");
+    store.create_webhook(&named).await.unwrap();
+    store.create_webhook(&all).await.unwrap();
+    let backlog = |hook: &Webhook| {
+        let store = store.clone();
+        let hook = hook.clone();
+        async move {
+            let rooms = store.webhook_backlog(&hook, 100).await.unwrap();
+            rooms
+                .into_iter()
+                .map(|b| (b.room, b.delivered_seq, b.last_seq))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(backlog(&named).await, []);
+    store.ensure_room("later", "a", 4).await.unwrap();
+    store.ensure_room("public-later", "a", 4).await.unwrap();
+    for room in ["ops", "secret", "later", "public-later"] {
+        append(&*store, room, &user("a"), "new", 5).await;
+    }
+    assert_eq!(
+        backlog(&named).await,
+        [
+            ("later".into(), 0, 1),
+            ("ops".into(), 1, 2),
+            ("secret".into(), 1, 2)
+        ]
+    );
+    assert_eq!(
+        backlog(&all).await,
+        [
+            ("later".into(), 0, 1),
+            ("ops".into(), 1, 2),
+            ("public-later".into(), 0, 1)
+        ],
+        "* is every public room, not the private one"
+    );
+    assert!(store.advance_webhook("named", "ops", 2).await.unwrap());
+    assert!(store.advance_webhook("named", "ops", 1).await.unwrap());
+    assert!(store.advance_webhook("named", "later", 1).await.unwrap());
+    assert_eq!(
+        backlog(&named).await,
+        [("secret".into(), 1, 2)],
+        "never back"
+    );
+
+    let failing = DeliveryState {
+        failures: 3,
+        failing_since: Some(10),
+        next_attempt_at: 20,
+        last_error: Some("HTTP 503".into()),
+        paused_at: None,
+    };
+    assert!(store.set_delivery_state("named", &failing).await.unwrap());
+    let listed = store.webhooks().await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        listed.iter().find(|h| h.id == "named").unwrap().state,
+        failing
+    );
+    assert_eq!(
+        listed.iter().find(|h| h.id == "all").unwrap().rooms,
+        RoomScope::All
+    );
+
+    assert!(store.delete_webhook("named").await.unwrap());
+    assert!(!store.delete_webhook("named").await.unwrap());
+    assert!(
+        !store.advance_webhook("named", "secret", 2).await.unwrap(),
+        "gone"
+    );
+    assert_eq!(
+        backlog(&named).await,
+        [],
+        "a deleted webhook has nothing to deliver"
+    );
+    assert!(!store.set_delivery_state("named", &failing).await.unwrap());
+}
+
+/// A lease is its holder's until it expires: renewed by it, refused to
+/// others, then taken over; released only by its holder.
+async fn a_lease_is_one_holders_until_it_expires(t: &Target) {
+    let store = t.open().await;
+    assert!(store.take_lease("job", "one", 0, 100).await.unwrap());
+    assert!(
+        store.take_lease("job", "one", 50, 150).await.unwrap(),
+        "renewed"
+    );
+    assert!(
+        !store.take_lease("job", "two", 120, 220).await.unwrap(),
+        "held"
+    );
+    assert!(store.take_lease("other", "two", 120, 220).await.unwrap());
+    assert!(
+        store.take_lease("job", "two", 151, 251).await.unwrap(),
+        "expired"
+    );
+    assert!(!store.take_lease("job", "one", 200, 300).await.unwrap());
+    store.release_lease("job", "one").await.unwrap();
+    assert!(
+        !store.take_lease("job", "one", 200, 300).await.unwrap(),
+        "not one's to release"
+    );
+    store.release_lease("job", "two").await.unwrap();
+    assert!(
+        store.take_lease("job", "one", 200, 300).await.unwrap(),
+        "released"
+    );
+}
 
 /// Accounts with these ids (each its own username and display name).
 async fn accounts(store: &dyn backend::store::Store, ids: &[&str]) {
@@ -1239,6 +1374,13 @@ async fn mixed_case_rooms_move_to_lowercase_without_merging(t: &Target) {
     // again on open. (A new migration adds its undo here.)
     t.exec("DELETE FROM _sqlx_migrations WHERE version >= 4")
         .await;
+    for undo in [
+        "DROP TABLE leases",
+        "DROP TABLE webhook_cursors",
+        "DROP TABLE webhooks",
+    ] {
+        t.exec(undo).await; // 19
+    }
     // 12 (`room_members.notify`) goes with `room_members`, dropped below.
     t.exec("ALTER TABLE messages DROP COLUMN files").await; // 17 (and 16, 17 below)
     t.exec("DROP TABLE files").await; // 16
