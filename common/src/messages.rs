@@ -99,7 +99,7 @@ pub struct ChatMessage {
     /// A message's or an edit's text as the server formatted it
     /// (`crate::markup`); absent when it is to be shown as it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub formatted: Option<Box<[crate::markup::Block]>>,
+    pub formatted: Option<crate::markup::Formatted>,
 }
 
 /// A file as uploaded (`POST /api/rooms/{room}/files`): its id is what a

@@ -22,6 +22,8 @@ AXE_VERSION=4.14.1
 LIGHTHOUSE_VERSION=12.2.3
 # tsc, to check the JavaScript package's types (scripts/js-package).
 TYPESCRIPT_VERSION=5.9.3
+# terser, to minify the JavaScript package's generated glue (scripts/js-package).
+TERSER_VERSION=5.51.4
 DEBIAN_TOOLCHAIN=debian-web
 export PATH="$HOME/.cargo/bin:$PATH"
 
@@ -159,6 +161,16 @@ provision_typescript() {
     npm install --silent --no-audit --no-fund --prefix "$HEARTH_ROOT/.tools" -E "typescript@$TYPESCRIPT_VERSION" >&2
   fi
   export HEARTH_TSC="$HEARTH_ROOT/.tools/node_modules/.bin/tsc"
+}
+
+# terser, for scripts/js-package: wasm-bindgen's glue, minified.
+provision_terser() {
+  if ! grep -qs '"version": "'"$TERSER_VERSION"'"' "$HEARTH_ROOT/.tools/node_modules/terser/package.json"; then
+    command -v npm >/dev/null || apt_install nodejs npm
+    log "installing terser $TERSER_VERSION (npm) into .tools/"
+    npm install --silent --no-audit --no-fund --prefix "$HEARTH_ROOT/.tools" -E "terser@$TERSER_VERSION" >&2
+  fi
+  export HEARTH_TERSER="$HEARTH_ROOT/.tools/node_modules/.bin/terser"
 }
 
 # Lighthouse, for scripts/lighthouse (needs provision_browser for Chromium).

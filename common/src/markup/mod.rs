@@ -26,6 +26,30 @@ pub use parse::{format, parse};
 #[cfg(feature = "markdown")]
 pub use pieces::{Piece, pieces};
 
+/// `ChatMessage::formatted`: the tree, with the `formatting` feature.
+#[cfg(feature = "formatting")]
+pub type Formatted = Box<[Block]>;
+/// `ChatMessage::formatted`: without the `formatting` feature, read past.
+#[cfg(not(feature = "formatting"))]
+pub type Formatted = Unread;
+
+/// A field that was on the wire and not decoded (see the `formatting`
+/// feature). Serializes as `null`: what it stood for is not kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unread;
+
+impl<'de> Deserialize<'de> for Unread {
+    fn deserialize<D: serde::Deserializer<'de>>(input: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(input).map(|_| Unread)
+    }
+}
+
+impl Serialize for Unread {
+    fn serialize<S: serde::Serializer>(&self, output: S) -> Result<S::Ok, S::Error> {
+        output.serialize_unit()
+    }
+}
+
 /// A block of a message. On the wire, externally tagged in snake case:
 /// `{"para": [...]}`, `{"code": {"lang": "rust", "text": "..."}}`, `"rule"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
