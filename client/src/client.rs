@@ -46,6 +46,9 @@ pub(crate) enum Command {
         room: String,
         client_id: String,
         post: Post,
+        /// Answered as soon as the post is in the outbox (or refused:
+        /// `OutboxFull`, `SignedOut`), so `submit` can say so itself.
+        queued: oneshot::Sender<Result<(), Error>>,
         reply: oneshot::Sender<Result<u64, Error>>,
     },
     Typing {
@@ -186,13 +189,16 @@ impl Client {
         post: Post,
     ) -> Result<Receipt, Error> {
         let (reply, answer) = oneshot::channel();
+        let (queued, in_outbox) = oneshot::channel();
         self.command(Command::Post {
             room: room.to_owned(),
             client_id: client_id.to_owned(),
             post,
+            queued,
             reply,
         })
         .await?;
+        in_outbox.await.unwrap_or(Err(Error::Closed))?;
         Ok(Receipt {
             client_id: client_id.to_owned(),
             answer,
@@ -259,6 +265,7 @@ impl Client {
 }
 
 /// A post in the outbox.
+#[derive(Debug)]
 pub struct Receipt {
     client_id: String,
     answer: oneshot::Receiver<Result<u64, Error>>,

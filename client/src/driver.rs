@@ -189,17 +189,19 @@ impl Driver {
                 room,
                 client_id,
                 post,
+                queued,
                 reply,
             } => {
                 if let Some(error) = self.ended() {
-                    let _ = reply.send(Err(error));
+                    let _ = queued.send(Err(error));
                     return;
                 }
                 let waiting = self.machine.outbox().len();
                 if waiting >= self.max_outbox {
-                    let _ = reply.send(Err(Error::OutboxFull(waiting)));
+                    let _ = queued.send(Err(Error::OutboxFull(waiting)));
                     return;
                 }
+                let _ = queued.send(Ok(()));
                 // Posting to a room joins it: the machine sends a room's
                 // posts once it is joined.
                 if !self.machine.rooms().any(|r| r == room) {

@@ -270,3 +270,88 @@ async fn a_revoked_session_stops_the_client_which_says_why() {
     let history: Result<Vec<ChatMessage>, Error> = alice.history("general", None, 1).await;
     assert!(matches!(history, Err(Error::SignedOut(_))), "{history:?}");
 }
+
+/// `kill -SIG pid` on the server process.
+fn signal(node: &tokio::process::Child, name: &str) {
+    let pid = node.id().expect("the server runs").to_string();
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn a_server_that_stalls_is_noticed_by_the_watchdog_and_resumed_after() {
+    let dir = temp_dir();
+    let mut args = node_args(&dir);
+    args.extend(["--heartbeat-ms".to_owned(), "300".to_owned()]);
+    let log = dir.join("hearth.log");
+    let (node, addr) = start_hearth(&args, "127.0.0.1:0", "client-stall", &log, "info").await;
+    let server = Server::new(&format!("http://{addr}")).unwrap();
+    let alice = server.sign_up("alice", PASSWORD, "Alice").await.unwrap();
+    let mut options = quick();
+    options.policy.watchdog_grace_ms = 300;
+    options.policy.default_heartbeat_ms = 300;
+    let client = Client::connect_with(&alice, options);
+    let mut events = client.events();
+    client.join("general").await.unwrap();
+    client.send("general", "before").await.unwrap();
+
+    // SIGSTOP: the socket stays open and the kernel still accepts new
+    // connections, but nothing answers: no ping, no handshake, no ack.
+    signal(&node, "STOP");
+    let stalled = tokio::time::Instant::now();
+    let receipt = client
+        .submit("general", Post::text("typed while it hangs"))
+        .await
+        .unwrap();
+    next_where(&mut events, |event| match event {
+        Event::Phase(Phase::Waiting { .. }) => Some(()),
+        _ => None,
+    })
+    .await;
+    let noticed = stalled.elapsed();
+    // Attempts while it hangs time out too (the handshake never finishes),
+    // and are retried.
+    next_where(&mut events, |event| match event {
+        Event::Phase(Phase::Waiting { attempt, .. }) if attempt >= 3 => Some(()),
+        _ => None,
+    })
+    .await;
+    signal(&node, "CONT");
+
+    let seq = tokio::time::timeout(WAIT, receipt.stored())
+        .await
+        .expect("stored once the server answers again")
+        .unwrap();
+    let stored = alice.history("general", None, 10).await.unwrap();
+    let said: Vec<&str> = stored.iter().map(|m| m.content.as_str()).collect();
+    assert_eq!(said, ["before", "typed while it hangs"], "once each");
+    assert_eq!(stored[1].seq, seq);
+    assert_eq!(client.phase(), Phase::Open);
+    eprintln!("the stall was noticed after {noticed:?}");
+}
+
+#[tokio::test]
+async fn a_full_outbox_refuses_more_posts_and_keeps_what_it_holds() {
+    let server = Server::new(&format!("http://127.0.0.1:{}", unused_port())).unwrap();
+    let client = Client::connect_with(
+        &nobody(server),
+        Options {
+            max_outbox: 3,
+            ..quick()
+        },
+    );
+    let mut receipts = Vec::new();
+    for i in 0..3 {
+        let post = Post::text(format!("m{i}"));
+        receipts.push(client.submit("general", post).await.unwrap());
+    }
+    let refused = client.submit("general", Post::text("one too many")).await;
+    assert!(matches!(refused, Err(Error::OutboxFull(3))), "{refused:?}");
+    // Still refused: nothing was taken out to make room.
+    let again = client.submit("general", Post::text("still too many")).await;
+    assert!(matches!(again, Err(Error::OutboxFull(3))), "{again:?}");
+    client.close().await;
+}
