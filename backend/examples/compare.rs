@@ -26,142 +26,24 @@
 mod guest;
 #[path = "support/process.rs"]
 mod process;
+#[path = "support/servers.rs"]
+mod servers;
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use servers::{Kind, Server, Ws, next_text, now_micros, quantile_ms, sent_at, ws};
 
 const WARM_UP: Duration = Duration::from_secs(2);
 const MEASURE: Duration = Duration::from_secs(10);
 const ROOM: &str = "bench";
 
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
-    Floor,
-    SocketIo,
-    Hearth,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Floor => "floor",
-            Kind::SocketIo => "Socket.IO 4",
-            Kind::Hearth => "Hearth",
-        }
-    }
-}
-
-struct Server {
-    kind: Kind,
-    child: tokio::process::Child,
-    port: u16,
-    _dir: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self._dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn workspace_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
-
-async fn start(kind: Kind) -> Server {
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("hearth-compare-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut command = match kind {
-        Kind::Floor => {
-            let mut c = tokio::process::Command::new(process::release_dir().join("examples/floor"));
-            c.arg(port.to_string());
-            c
-        }
-        Kind::SocketIo => {
-            let bench = workspace_dir().join("bench/socketio");
-            if !bench.join("node_modules").exists() {
-                let status = std::process::Command::new("npm")
-                    .args(["ci", "--no-audit", "--no-fund"])
-                    .current_dir(&bench)
-                    .status()
-                    .expect("npm is installed");
-                assert!(status.success(), "npm ci in bench/socketio failed");
-            }
-            let mut c = tokio::process::Command::new("node");
-            c.arg(bench.join("server.js")).arg(port.to_string());
-            c
-        }
-        Kind::Hearth => {
-            let mut c = tokio::process::Command::new(process::release_dir().join("hearth"));
-            c.args(["--listen", &format!("127.0.0.1:{port}")])
-                .args(["--send-rate", "1000000", "--send-burst", "1000000"])
-                .args(["--allow-guests", "--auth-per-ip-per-minute", "1000000"])
-                .args(["--auth-per-username-per-minute", "1000000"])
-                .args(["--max-connections-per-ip", "1000000"])
-                .args(["--max-http-per-ip", "1000000"])
-                .args(["--api-per-ip-per-minute", "1000000"])
-                .arg("--data-dir")
-                .arg(&dir)
-                .arg("--static-dir")
-                .arg(&dir)
-                // COMPARE_HEARTH_ARGS="--metrics-token x": more flags.
-                .args(
-                    std::env::var("COMPARE_HEARTH_ARGS")
-                        .unwrap_or_default()
-                        .split_whitespace(),
-                );
-            c
-        }
-    };
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("start {kind:?}: {e} (build the examples with --release)"));
-    for _ in 0..400 {
-        if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Server {
-                kind,
-                child,
-                port,
-                _dir: dir,
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{kind:?} did not start");
-}
-
 impl Server {
-    /// CPU time the server has used (user + system), from /proc.
-    fn cpu_time(&self) -> Duration {
-        process::cpu_time(self.child.id().unwrap())
-    }
-
     /// A connection that is in the room.
     async fn connect(&self, http: &reqwest::Client, i: usize) -> Ws {
         match self.kind {
@@ -212,45 +94,6 @@ impl Server {
     }
 }
 
-async fn ws(url: String, token: Option<&str>) -> Ws {
-    let mut request = url.into_client_request().unwrap();
-    if let Some(token) = token {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    }
-    tokio_tungstenite::connect_async_with_config(request, None, true)
-        .await
-        .unwrap()
-        .0
-}
-
-async fn next_text(ws: &mut Ws, want: impl Fn(&str) -> bool) {
-    while let Some(Ok(frame)) = ws.next().await {
-        if let Message::Text(t) = frame
-            && want(t.as_str())
-        {
-            return;
-        }
-    }
-    panic!("connection ended during setup");
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
-
-/// The send time in a delivered frame's content ("t<micros>-…").
-fn sent_at(text: &str) -> Option<u64> {
-    let start = text.find("\"content\":\"t")? + "\"content\":\"t".len();
-    let digits = &text[start..];
-    let end = digits.find(|c: char| !c.is_ascii_digit())?;
-    digits[..end].parse().ok()
-}
-
 struct Outcome {
     deliveries_per_sec: f64,
     cpu_per_delivery_us: f64,
@@ -259,7 +102,7 @@ struct Outcome {
 }
 
 async fn run(kind: Kind, subscribers: usize, rate: u32) -> Outcome {
-    let server = start(kind).await;
+    let server = servers::start(kind, &[]).await;
     let http = reqwest::Client::new();
     let measuring = Arc::new(AtomicBool::new(false));
     let delivered = Arc::new(AtomicU64::new(0));
@@ -337,15 +180,11 @@ async fn run(kind: Kind, subscribers: usize, rate: u32) -> Outcome {
     .await;
     let mut all = std::mem::take(&mut *latencies.lock().await);
     all.sort_unstable();
-    let pick = |q: f64| {
-        all.get(((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1)))
-            .map_or(f64::NAN, |&us| f64::from(us) / 1000.0)
-    };
     Outcome {
         deliveries_per_sec: count as f64 / elapsed.as_secs_f64(),
         cpu_per_delivery_us: cpu.as_secs_f64() * 1e6 / count.max(1) as f64,
-        p50_ms: pick(0.50),
-        p99_ms: pick(0.99),
+        p50_ms: quantile_ms(&all, 0.50),
+        p99_ms: quantile_ms(&all, 0.99),
     }
 }
 
@@ -368,17 +207,9 @@ async fn main() {
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for rate in rates {
-        let only = std::env::var("COMPARE_ONLY").ok();
         let mut results = Vec::new();
-        for kind in [Kind::Floor, Kind::SocketIo, Kind::Hearth] {
-            let key = match kind {
-                Kind::Floor => "floor",
-                Kind::SocketIo => "socketio",
-                Kind::Hearth => "hearth",
-            };
-            if only.as_deref().is_none_or(|o| o == key) {
-                results.push((kind, run(kind, subscribers, rate).await));
-            }
+        for kind in Kind::selected() {
+            results.push((kind, run(kind, subscribers, rate).await));
         }
         let reference = |kind: Kind| {
             results

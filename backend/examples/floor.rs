@@ -1,7 +1,8 @@
-//! The "floor" for fan-out benchmarks (see `compare.rs`): the least work a
-//! WebSocket broadcast server can do. Every text frame a client sends is
-//! framed once and written to every connection (its sender included) with
-//! one non-blocking `write` each. Nothing else: no protocol, no storage, no
+//! The "floor" for fan-out benchmarks (see `compare.rs`, `many_rooms.rs`):
+//! the least work a WebSocket broadcast server can do. A connection's room
+//! is its URL's path (`/r/17`; `/` is one room too). Every text frame a
+//! client sends is framed once and written to every connection of its room
+//! (its sender included) with one non-blocking `write` each. Nothing else: no protocol, no storage, no
 //! queues, no backpressure (a write that would block is dropped, and a
 //! partial one would corrupt that connection: with the small frames of the
 //! benchmark, neither happens). A measure of what the kernel's TCP path
@@ -11,13 +12,15 @@
 //! target/release/examples/floor 9000
 //! ```
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-type Peers = Arc<Mutex<Vec<Arc<TcpStream>>>>;
+/// The connections of each room (path).
+type Peers = Arc<Mutex<HashMap<String, Vec<Arc<TcpStream>>>>>;
 
 #[tokio::main]
 async fn main() {
@@ -45,6 +48,12 @@ async fn serve(mut stream: TcpStream, peers: Peers) {
         }
     }
     let text = String::from_utf8_lossy(&head);
+    let room = text
+        .lines()
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .unwrap_or("/")
+        .to_owned();
     let Some(key) = text.lines().find_map(|line| {
         let (name, value) = line.split_once(':')?;
         name.eq_ignore_ascii_case("sec-websocket-key")
@@ -61,7 +70,12 @@ async fn serve(mut stream: TcpStream, peers: Peers) {
         return;
     }
     let stream = Arc::new(stream);
-    peers.lock().unwrap().push(stream.clone());
+    peers
+        .lock()
+        .unwrap()
+        .entry(room.clone())
+        .or_default()
+        .push(stream.clone());
     let mut pending: Vec<u8> = Vec::new();
     loop {
         if stream.readable().await.is_err() {
@@ -76,21 +90,24 @@ async fn serve(mut stream: TcpStream, peers: Peers) {
         while let Some((opcode, payload, used)) = parse_client_frame(&pending) {
             pending.drain(..used);
             match opcode {
-                0x1 => broadcast(&peers, &payload),
-                0x8 => return forget(&peers, &stream),
+                0x1 => broadcast(&peers, &room, &payload),
+                0x8 => return forget(&peers, &room, &stream),
                 _ => {}
             }
         }
     }
-    forget(&peers, &stream);
+    forget(&peers, &room, &stream);
 }
 
-fn forget(peers: &Peers, stream: &Arc<TcpStream>) {
-    peers.lock().unwrap().retain(|p| !Arc::ptr_eq(p, stream));
+fn forget(peers: &Peers, room: &str, stream: &Arc<TcpStream>) {
+    if let Some(room) = peers.lock().unwrap().get_mut(room) {
+        room.retain(|p| !Arc::ptr_eq(p, stream));
+    }
 }
 
-/// Frames the payload once, then one non-blocking write per connection.
-fn broadcast(peers: &Peers, payload: &[u8]) {
+/// Frames the payload once, then one non-blocking write per connection of
+/// the room.
+fn broadcast(peers: &Peers, room: &str, payload: &[u8]) {
     let mut frame = Vec::with_capacity(payload.len() + 10);
     frame.push(0x81);
     match payload.len() {
@@ -105,7 +122,7 @@ fn broadcast(peers: &Peers, payload: &[u8]) {
         }
     }
     frame.extend_from_slice(payload);
-    let peers: Vec<Arc<TcpStream>> = peers.lock().unwrap().clone();
+    let peers: Vec<Arc<TcpStream>> = peers.lock().unwrap().get(room).cloned().unwrap_or_default();
     for peer in peers {
         let _ = peer.try_write(&frame);
     }

@@ -271,6 +271,7 @@ pub async fn start(config: Config) -> anyhow::Result<Server> {
         tasks::presence(&background, &config, hub.clone());
     }
     tasks::room_unloading(&background, &config, hub.clone());
+    tasks::read_marks(&background, hub.clone());
     tasks::retention(&background, &config, hub.store().clone());
     tasks::store_probe(&background, &config, hub.store().clone());
     tasks::webhooks(
@@ -398,6 +399,8 @@ impl Server {
         if !self.background.stopped(grace).await {
             tracing::warn!("background loops still running after the grace period");
         }
+        // The read positions of the last moments (their loop has stopped).
+        self.state.hub.flush_reads().await;
         served
     }
 

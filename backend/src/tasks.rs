@@ -263,6 +263,18 @@ pub fn webhooks(tasks: &Tasks, config: &Config, store: Arc<dyn Store>, node: Str
     }
 }
 
+/// Writes read positions together (`hub/read_marks.rs`): every
+/// `FLUSH_EVERY`, or sooner when many wait. Shutdown writes the last ones
+/// (`Server::wait`).
+pub fn read_marks(tasks: &Tasks, hub: Arc<Hub>) {
+    tasks.spawn("read marks", async move {
+        loop {
+            hub.reads_due().await;
+            hub.flush_reads().await;
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -19,7 +19,15 @@ pub fn release_dir() -> std::path::PathBuf {
 
 /// CPU time the process has used (user + system).
 pub fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    cpu_time_of(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time (user + system) in a `stat` file of /proc: a process's, or one
+/// of its threads' (`/proc/<pid>/task/<tid>/stat`); zero once it is gone.
+pub fn cpu_time_of(path: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(path) else {
+        return Duration::ZERO;
+    };
     // Fields after the command name (which is in parentheses).
     let fields: Vec<&str> = stat
         .rsplit_once(')')

@@ -209,6 +209,7 @@ impl Hub {
     /// are a convenience: a join does not fail for them (the topic arrives
     /// with the next topic change, or join).
     async fn join_state(&self, room: &Room, peer: &Peer) -> JoinState {
+        self.flush_reads_of(&peer.user.id).await;
         match self
             .store
             .join_state(&peer.user.id, peer.user.username.as_deref(), &room.name)

@@ -25,6 +25,7 @@ mod delivery;
 mod joins;
 mod ordering;
 mod presence;
+pub mod read_marks;
 pub mod reorder;
 mod rooms;
 mod sending;
@@ -87,6 +88,8 @@ pub struct Hub {
     /// hundreds of joins at once (a reconnect storm, an attack) must not
     /// take every pooled connection and make a message wait behind them.
     replay_reads: tokio::sync::Semaphore,
+    /// Read positions waiting to be written together (`read_marks.rs`).
+    read_marks: read_marks::ReadMarks,
 }
 
 /// Replay pages read from the store at once, node-wide (`replay_reads`);
@@ -162,6 +165,7 @@ impl Hub {
             live_sessions: LiveSessions::default(),
             emptied: Mutex::new(Vec::new()),
             replay_reads: tokio::sync::Semaphore::new(REPLAY_READS),
+            read_marks: read_marks::ReadMarks::default(),
         })
     }
 
@@ -231,16 +235,17 @@ impl Hub {
         });
     }
 
-    /// The user read `room` up to `seq` (at most its newest message): stored,
-    /// and told to the user's other connections in the room, on this node
-    /// and (through the broker) on others.
-    pub async fn mark_read(&self, room: &str, peer: &Peer, seq: u64) -> Result<(), StoreError> {
+    /// The user read `room` up to `seq` (at most its newest message):
+    /// told to the user's other connections in the room at once, on this
+    /// node and (through the broker) on others, and stored with the next
+    /// batch of read positions (`read_marks.rs`).
+    pub fn mark_read(&self, room: &str, peer: &Peer, seq: u64) -> Result<(), StoreError> {
         let Some(loaded) = self.existing(room) else {
             return Err(StoreError::UnknownRoom(room.to_owned()));
         };
         let newest = loaded.lock().order.next_seq() - 1;
         let seq = seq.min(newest);
-        self.store.mark_read(&peer.user.id, room, seq).await?;
+        self.read_marks.note(&peer.user_id, &loaded.name, seq);
         let frame = Frame::encode(&ServerMsg::Read {
             room: room.to_owned(),
             seq,
@@ -258,6 +263,41 @@ impl Hub {
             },
         });
         Ok(())
+    }
+
+    /// Writes every pending read position, in one transaction; what could
+    /// not be written waits for the next time. `tasks::read_marks` calls
+    /// it every `read_marks::FLUSH_EVERY`, and shutdown once more.
+    pub async fn flush_reads(&self) {
+        let marks = self.read_marks.take_all();
+        self.write_reads(marks).await;
+    }
+
+    /// Writes `user_id`'s pending read positions before something reads
+    /// them from the store (a join's unread count, the room list).
+    pub async fn flush_reads_of(&self, user_id: &str) {
+        let marks = self.read_marks.take_user(user_id);
+        self.write_reads(marks).await;
+    }
+
+    /// Waits until read positions are due to be written.
+    pub async fn reads_due(&self) {
+        self.read_marks.due().await;
+    }
+
+    async fn write_reads(&self, marks: Vec<read_marks::Mark>) {
+        if marks.is_empty() {
+            return;
+        }
+        let rows: Vec<(&str, &str, u64)> = marks
+            .iter()
+            .map(|(user, room, seq)| (&**user, &**room, *seq))
+            .collect();
+        if let Err(err) = self.store.mark_read_batch(&rows).await {
+            tracing::debug!(%err, count = rows.len(), "storing read positions failed; retried");
+            drop(rows);
+            self.read_marks.put_back(marks);
+        }
     }
 
     /// Forwards "typing" to the room's other users, at most once per

@@ -405,6 +405,11 @@ pub trait Store: Accounts + Operations + Search + Uploads + Webhooks {
     /// ignored (another tab may report late).
     async fn mark_read(&self, user_id: &str, room: &str, seq: u64) -> Result<()>;
 
+    /// `mark_read` for each (user, room, seq), in one transaction (the hub
+    /// writes read positions together: `hub/read_marks.rs`). Each (user,
+    /// room) at most once.
+    async fn mark_read_batch(&self, marks: &[(&str, &str, u64)]) -> Result<()>;
+
     /// How far `user_id` has read `room`, how many messages of other people
     /// follow (counted up to 100) and how many of those mention `username`,
     /// the room's topic, and whether the user moderates it.

@@ -96,6 +96,11 @@ pub const PRUNE_REACTIONS: &str = "DELETE FROM reactions WHERE NOT EXISTS \
 pub const MARK_READ: &str = "INSERT INTO read_marks (user_id, room, seq) VALUES ($1, $2, $3) \
      ON CONFLICT (user_id, room) DO UPDATE SET seq = CASE WHEN excluded.seq > read_marks.seq \
      THEN excluded.seq ELSE read_marks.seq END";
+/// `MARK_READ`'s conflict clause, for many rows at once.
+const MARK_READ_CONFLICT: &str = "ON CONFLICT (user_id, room) DO UPDATE SET seq = \
+     CASE WHEN excluded.seq > read_marks.seq THEN excluded.seq ELSE read_marks.seq END";
+/// Read positions per statement in `mark_read_batch`.
+const MARKS_PER_STATEMENT: usize = 500;
 /// The room's topic, how far the user has read it, who created it, and the
 /// user's role in it, what of it notifies them, whether they are only
 /// invited so far, and their draft.
@@ -408,6 +413,31 @@ impl<DB: Dialect> Store for SqlStore<DB> {
             .bind(room)
             .bind(db_seq(seq));
         self.change(upsert).await.map(drop)
+    }
+
+    async fn mark_read_batch(&self, marks: &[(&str, &str, u64)]) -> Result<()> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        self.guarded(Access::Write, async |conn| {
+            let mut tx = conn.begin().await?;
+            // Rows per statement: 3 parameters each, well under every
+            // database's limit.
+            for chunk in marks.chunks(MARKS_PER_STATEMENT) {
+                let statement = format!(
+                    "INSERT INTO read_marks (user_id, room, seq) VALUES {} {MARK_READ_CONFLICT}",
+                    super::sql_store::value_rows::<DB>(1, chunk.len(), 3)
+                );
+                let mut upsert = DB::query(&statement);
+                for &(user, room, seq) in chunk {
+                    upsert = upsert.bind(user).bind(room).bind(db_seq(seq));
+                }
+                upsert.execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
 
     async fn join_state(

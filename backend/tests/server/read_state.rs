@@ -92,3 +92,58 @@ async fn reading_a_room_you_are_not_in_is_refused() {
         other => panic!("expected not_joined, got {other:?}"),
     }
 }
+
+/// What the store holds of `user`'s position in `room`.
+async fn stored(store: &dyn backend::store::Store, user: &str, room: &str) -> u64 {
+    store.join_state(user, None, room).await.unwrap().read_seq
+}
+
+#[tokio::test]
+async fn read_positions_are_written_together_soon_and_at_shutdown() {
+    let mut server = TestServer::start().await;
+    let store = server.server.as_ref().unwrap().state().hub.store().clone();
+    let mut bob = server.client("bob").await;
+    bob.join("r").await;
+    for i in 1..=3 {
+        acked(&mut bob, "r", &format!("b{i}")).await;
+    }
+    // Many readers at once: one transaction writes them all, within a
+    // flush (`hub/read_marks.rs`), with no join asking for them.
+    let mut readers = Vec::new();
+    for i in 0..20 {
+        let mut reader = server.client(&format!("reader{i}")).await;
+        reader.join("r").await;
+        reader
+            .send_json(serde_json::json!({"type":"read","room":"r","seq":2}))
+            .await;
+        readers.push(reader);
+    }
+    let ids: Vec<String> = readers.iter().map(|r| r.user.id.clone()).collect();
+    let mut written = 0;
+    for _ in 0..40 {
+        written = 0;
+        for id in &ids {
+            written += usize::from(stored(&*store, id, "r").await == 2);
+        }
+        if written == ids.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(written, ids.len(), "every reader's position is stored");
+
+    // The last ones are written when the server stops, not lost: a read
+    // the server has taken (her other tab heard of it) and then it stops.
+    let carol = server.sign_in("carol").await;
+    let mut tab1 = server.connect(&carol).await;
+    let mut tab2 = server.connect(&carol).await;
+    tab1.join("r").await;
+    tab2.join("r").await;
+    tab1.send_json(serde_json::json!({"type":"read","room":"r","seq":3}))
+        .await;
+    tab2.recv_where(|m| matches!(m, ServerMsg::Read { seq: 3, .. }))
+        .await;
+    server.server.take().unwrap().shutdown().await.unwrap();
+    let id = &carol.user.id;
+    assert_eq!(stored(&*store, id, "r").await, 3, "written at shutdown");
+}

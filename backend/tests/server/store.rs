@@ -1485,6 +1485,13 @@ async fn read_positions_only_move_forward(t: &Target) {
         (0, 2),
         "a's two; per user"
     );
+    // Several at once, in one transaction: the same rules.
+    let batch = [("a", "r", 2), ("b", "r", 4), ("c", "r", 1)];
+    store.mark_read_batch(&batch).await.unwrap();
+    assert_eq!(read_state(&*store, "a", "r").await, (3, 0), "never back");
+    assert_eq!(read_state(&*store, "b", "r").await, (4, 0));
+    assert_eq!(read_state(&*store, "c", "r").await.0, 1);
+    store.mark_read_batch(&[]).await.unwrap();
 }
 
 async fn seq_starts_at_one_and_grows_by_one(t: &Target) {

@@ -289,7 +289,7 @@ impl Session {
             prometheus::rate_limited("read");
             return self.tell(ErrorCode::RateLimited, "marking read too fast", Some(room));
         }
-        if let Err(err) = self.app.hub.mark_read(&room, &self.peer, seq).await {
+        if let Err(err) = self.app.hub.mark_read(&room, &self.peer, seq) {
             // Not worth bothering the reader: the next one will do.
             tracing::debug!(%err, room, "storing a read position failed");
         }

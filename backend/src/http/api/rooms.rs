@@ -192,6 +192,8 @@ pub async fn list(
             )
         })
         .collect();
+    // Read positions taken but not yet written are this user's newest.
+    app.hub.flush_reads_of(&who.user.id).await;
     let states = match app
         .hub
         .store()
