@@ -51,8 +51,13 @@ pub const UNDO_INSERT: &str = "DELETE FROM messages WHERE room = $1 AND seq = $2
 /// time (two statements each); more share four statements and a
 /// multi-row insert.
 pub const ONE_BY_ONE: usize = 2;
-/// Followed by the room's parameter and `AND client_id IN (…)`, all
-/// built at run time (see `placeholders`).
+/// Followed by the room's parameter, `AND user_id IN (…) AND client_id IN
+/// (…)`, all built at run time (see `placeholders`). Both columns, so that
+/// all of the unique index (room, user_id, client_id) can be used: by
+/// `client_id` alone only its `room` prefix could, and PostgreSQL walked
+/// the room's whole index (`_bt_checkkeys`, 3.5 % of its profile under
+/// `loadgen fanout 20 30000 64`, now 0.9 %). The rows are matched to the
+/// batch by pair below.
 pub const FIND_CLIENT_IDS: &str =
     concat!("SELECT ", entry_columns!(), " FROM messages WHERE room = ");
 /// Followed by `(…), (…)`: the room's new messages, which the duplicate
@@ -388,11 +393,15 @@ impl<DB: Dialect> SqlStore<DB> {
                 };
                 // Which of them this room has already stored.
                 let find = format!(
-                    "{FIND_CLIENT_IDS}{} AND client_id IN ({})",
+                    "{FIND_CLIENT_IDS}{} AND user_id IN ({}) AND client_id IN ({})",
                     placeholders::<DB>(1, 1),
-                    placeholders::<DB>(2, positions.len())
+                    placeholders::<DB>(2, positions.len()),
+                    placeholders::<DB>(2 + positions.len(), positions.len())
                 );
                 let mut query = DB::query(&find).bind(room);
+                for &i in &positions {
+                    query = query.bind(batch[i].user.id.as_str());
+                }
                 for &i in &positions {
                     query = query.bind(batch[i].client_id.as_str());
                 }
