@@ -29,24 +29,50 @@ pub const FLUSH_AT: usize = 4_096;
 /// The newest pending position per (user, room).
 #[derive(Default)]
 pub struct ReadMarks {
-    pending: Mutex<HashMap<UserRoom, u64>>,
+    pending: Mutex<Pending>,
     full: tokio::sync::Notify,
 }
 
-/// A user id and a room name.
-type UserRoom = (Arc<str>, Arc<str>);
+/// Pending positions by user, so that a join takes its user's out without
+/// looking at anyone else's (`take_user`).
+#[derive(Default)]
+struct Pending {
+    /// Per user: each room at most once, with its newest seq.
+    by_user: HashMap<Arc<str>, Vec<(Arc<str>, u64)>>,
+    /// Positions in `by_user`, all users together.
+    count: usize,
+}
+
+impl Pending {
+    /// `user` has read `room` up to `seq`, unless a newer one is pending.
+    fn raise(&mut self, user: Arc<str>, room: Arc<str>, seq: u64) {
+        let rooms = self.by_user.entry(user).or_default();
+        match rooms.iter_mut().find(|(r, _)| *r == room) {
+            Some((_, at)) => *at = (*at).max(seq),
+            None => {
+                rooms.push((room, seq));
+                self.count += 1;
+            }
+        }
+    }
+}
 
 /// One position to write: user, room, seq.
 pub type Mark = (Arc<str>, Arc<str>, u64);
+
+fn marks_of(user: Arc<str>, rooms: Vec<(Arc<str>, u64)>) -> impl Iterator<Item = Mark> {
+    rooms
+        .into_iter()
+        .map(move |(room, seq)| (user.clone(), room, seq))
+}
 
 impl ReadMarks {
     /// Notes that `user` read `room` up to `seq` (a lower seq than one
     /// pending is ignored, as the store ignores one lower than its own).
     pub fn note(&self, user: &Arc<str>, room: &Arc<str>, seq: u64) {
         let mut pending = self.pending.lock().expect("read marks lock");
-        let at = pending.entry((user.clone(), room.clone())).or_insert(seq);
-        *at = (*at).max(seq);
-        if pending.len() >= FLUSH_AT {
+        pending.raise(user.clone(), room.clone(), seq);
+        if pending.count >= FLUSH_AT {
             self.full.notify_one();
         }
     }
@@ -55,26 +81,20 @@ impl ReadMarks {
     pub fn take_all(&self) -> Vec<Mark> {
         let taken = std::mem::take(&mut *self.pending.lock().expect("read marks lock"));
         taken
+            .by_user
             .into_iter()
-            .map(|((user, room), seq)| (user, room, seq))
+            .flat_map(|(user, rooms)| marks_of(user, rooms))
             .collect()
     }
 
     /// `user`'s pending positions, taken out.
     pub fn take_user(&self, user: &str) -> Vec<Mark> {
         let mut pending = self.pending.lock().expect("read marks lock");
-        if pending.is_empty() {
+        let Some((user, rooms)) = pending.by_user.remove_entry(user) else {
             return Vec::new();
-        }
-        let mut taken = Vec::new();
-        pending.retain(|(who, room), seq| {
-            let mine = &**who == user;
-            if mine {
-                taken.push((who.clone(), room.clone(), *seq));
-            }
-            !mine
-        });
-        taken
+        };
+        pending.count -= rooms.len();
+        marks_of(user, rooms).collect()
     }
 
     /// Puts back what could not be written (kept unless a newer position
@@ -82,8 +102,7 @@ impl ReadMarks {
     pub fn put_back(&self, marks: Vec<Mark>) {
         let mut pending = self.pending.lock().expect("read marks lock");
         for (user, room, seq) in marks {
-            let at = pending.entry((user, room)).or_insert(seq);
-            *at = (*at).max(seq);
+            pending.raise(user, room, seq);
         }
     }
 
