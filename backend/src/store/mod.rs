@@ -380,8 +380,10 @@ pub trait Store: Accounts + Operations + Search + Uploads + Webhooks {
     /// messages in their current state.
     async fn page_before(&self, room: &str, before: u64, limit: u32) -> Result<Vec<ChatMessage>>;
 
-    /// The room's newest seq, if the room exists.
-    async fn last_seq(&self, room: &str) -> Result<Option<u64>>;
+    /// The newest seq of each of these rooms that exists, in no order:
+    /// one statement per thousand rooms, however many ask (a node checks
+    /// all its active rooms at once, `Hub::check_tails`).
+    async fn last_seqs(&self, rooms: &[&str]) -> Result<Vec<(String, u64)>>;
 
     /// Every room, by name.
     async fn rooms(&self) -> Result<Vec<StoredRoom>>;

@@ -19,7 +19,12 @@ pub const ENSURE_ROOM: &str = "INSERT INTO rooms (name, created_at, created_by, 
      ON CONFLICT (name) DO UPDATE SET visibility = 'public', created_at = excluded.created_at, \
      created_by = excluded.created_by, topic = '', deleted_at = NULL \
      WHERE rooms.visibility = 'deleted'";
-pub const LAST_SEQ: &str = "SELECT last_seq FROM rooms WHERE name = $1";
+/// Followed by `…)`: the rooms' names (see `placeholders`).
+pub const LAST_SEQS: &str = "SELECT name, last_seq FROM rooms WHERE name IN (";
+/// Rooms per `LAST_SEQS` statement: within both databases' limits on
+/// parameters (SQLite's is 32 766), and a statement a node's every active
+/// room fits in at once on most deployments.
+const LAST_SEQS_AT_ONCE: usize = 1_000;
 /// A user's access to a room, with its newest seq (`Store::enter_room`).
 pub const ENTER_ROOM: &str = "SELECT r.visibility, m.role, r.created_by, r.last_seq, r.created_at \
      FROM rooms r \
@@ -356,9 +361,18 @@ impl<DB: Dialect> Store for SqlStore<DB> {
         self.messages(room, select, true).await
     }
 
-    async fn last_seq(&self, room: &str) -> Result<Option<u64>> {
-        let last: Option<i64> = self.one(DB::query(LAST_SEQ).bind(room)).await?;
-        Ok(last.map(|seq| seq as u64))
+    async fn last_seqs(&self, rooms: &[&str]) -> Result<Vec<(String, u64)>> {
+        let mut found = Vec::with_capacity(rooms.len());
+        for chunk in rooms.chunks(LAST_SEQS_AT_ONCE) {
+            let statement = format!("{LAST_SEQS}{})", placeholders::<DB>(1, chunk.len()));
+            let mut select = DB::query(&statement);
+            for room in chunk {
+                select = select.bind(*room);
+            }
+            let rows: Vec<(String, i64)> = self.all(Access::Read, select).await?;
+            found.extend(rows.into_iter().map(|(room, seq)| (room, seq as u64)));
+        }
+        Ok(found)
     }
 
     async fn rooms(&self) -> Result<Vec<StoredRoom>> {
