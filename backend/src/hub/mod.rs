@@ -31,7 +31,7 @@ mod rooms;
 mod sending;
 
 pub use joins::{JoinError, JoinTicket};
-use ordering::take_stored;
+use ordering::{StoredBy, take_stored};
 pub use sending::Submitted;
 
 use std::collections::HashMap;
@@ -237,8 +237,8 @@ impl Hub {
 
     /// The user read `room` up to `seq` (at most its newest message):
     /// told to the user's other connections in the room at once, on this
-    /// node and (through the broker) on others, and stored with the next
-    /// batch of read positions (`read_marks.rs`).
+    /// node and (through the broker) on nodes where the room lists them,
+    /// and stored with the next batch of read positions (`read_marks.rs`).
     pub fn mark_read(&self, room: &str, peer: &Peer, seq: u64) -> Result<(), StoreError> {
         let Some(loaded) = self.existing(room) else {
             return Err(StoreError::UnknownRoom(room.to_owned()));
@@ -250,10 +250,19 @@ impl Hub {
             room: room.to_owned(),
             seq,
         });
-        loaded
-            .lock()
-            .deliver_to_user(&peer.user_id, &frame, Some(peer.id));
-        // And to their tabs and devices on other nodes.
+        let elsewhere = {
+            let mut state = loaded.lock();
+            state.deliver_to_user(&peer.user_id, &frame, Some(peer.id));
+            state.remote_has(&peer.user_id)
+        };
+        // And to their tabs and devices on other nodes, if they are in the
+        // room there: most people have one, and publishing every read
+        // anyway was most of the Redis traffic of a busy node (five reads
+        // for each message, each sent to every node with the room loaded:
+        // docs/benchmarks.md, workload 2).
+        if !elsewhere {
+            return Ok(());
+        }
         self.broker.publish(Envelope {
             origin: self.node_id.clone(),
             room: loaded.name.clone(),
@@ -362,6 +371,7 @@ impl Hub {
                     frame: frame.clone(),
                     ack: None,
                 },
+                StoredBy::OtherNode,
             ),
             Event::Frame {
                 frame,
@@ -426,9 +436,11 @@ impl Hub {
     /// published: its node died between the two, or its publish queue was
     /// full. A later message would reveal the gap, but in a room that goes
     /// quiet nothing does. So rooms that had a message within `window` ask
-    /// the store for their newest seq (a primary-key lookup each) and catch
-    /// up if it is ahead. Cost: one lookup per recently active room per
-    /// call, nothing for idle rooms.
+    /// the store for their newest seq and catch up if it is ahead. One
+    /// statement for all of them (per thousand): asked one room at a time,
+    /// a node with 1 500 busy rooms ran 750 statements a second, 1.5 for
+    /// every message, on every node (docs/benchmarks.md, workload 2).
+    /// Nothing for idle rooms.
     pub async fn check_tails(self: &Arc<Self>, window: Duration) {
         let now = Instant::now();
         let active: Vec<(Arc<Room>, u64)> = lock(&self.rooms)
@@ -441,14 +453,21 @@ impl Hub {
                 recent.then(|| (room.clone(), state.order.next_seq()))
             })
             .collect();
+        if active.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = active.iter().map(|(room, _)| &*room.name).collect();
+        let stored: HashMap<String, u64> = match self.store.last_seqs(&names).await {
+            Ok(stored) => stored.into_iter().collect(),
+            Err(err) => return tracing::debug!(%err, "tail check failed"),
+        };
         for (room, next_seq) in active {
-            match self.store.last_seq(&room.name).await {
-                Ok(Some(last)) if last >= next_seq => {
+            match stored.get(&*room.name) {
+                Some(&last) if last >= next_seq => {
                     tracing::info!(room = %room.name, last, next_seq, "store is ahead of this node; catching up");
                     self.catch_up_rooms(vec![room]).await;
                 }
-                Ok(_) => {}
-                Err(err) => tracing::debug!(%err, "tail check failed"),
+                _ => {}
             }
         }
     }
@@ -516,6 +535,17 @@ impl Hub {
         seq: Option<u64>,
     ) {
         state.deliver(frame, skip_user);
+        self.publish_frame(room, frame, skip_user, seq);
+    }
+
+    /// Publishes `frame` to the other nodes with the room.
+    fn publish_frame(
+        &self,
+        room: &Arc<str>,
+        frame: &Frame,
+        skip_user: Option<&Arc<str>>,
+        seq: Option<u64>,
+    ) {
         self.broker.publish(Envelope {
             origin: self.node_id.clone(),
             room: room.clone(),

@@ -10,17 +10,36 @@ use common::ChatMessage;
 use super::{GAP_REFILL_AFTER, Hub, Pending, Room, RoomState};
 use crate::transport::frame::Frame;
 
+/// Where a message given to `Hub::accept` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StoredBy {
+    /// This node stored it.
+    ThisNode,
+    /// Another node did: its frame came through the broker.
+    OtherNode,
+}
+
 impl Hub {
-    /// Takes an appended message into the reorder buffer and delivers every
-    /// message that is now in sequence.
+    /// Takes a message into the reorder buffer and delivers every message
+    /// that is now in sequence. `StoredBy::ThisNode`: this node stored it, and
+    /// publishes it to the others now (they put it in order themselves).
+    /// Only then: a copy from another node or from the store was published
+    /// by the node that stored it, and publishing every copy again, as
+    /// every node once did when it delivered one, sent each message to
+    /// Redis once per node and each node received it once per node
+    /// (docs/benchmarks.md, workload 2).
     pub(super) fn accept(
         self: &Arc<Self>,
         room: &Arc<Room>,
         state: &mut RoomState,
         seq: u64,
         pending: Pending,
+        stored_by: StoredBy,
     ) {
         state.last_message = Some(Instant::now());
+        if stored_by == StoredBy::ThisNode {
+            self.publish_frame(&room.name, &pending.frame, None, Some(seq));
+        }
         // Already delivered: a refill from the store raced with this
         // append. The message is out; its ack must still go.
         if let Some((peer, ack)) = state.order.insert(seq, pending) {
@@ -30,8 +49,8 @@ impl Hub {
     }
 
     pub(super) fn drain(self: &Arc<Self>, room: &Arc<Room>, state: &mut RoomState) {
-        while let Some((seq, next)) = state.order.pop_ready() {
-            self.fan_out(&room.name, state, &next.frame, None, Some(seq));
+        while let Some((_, next)) = state.order.pop_ready() {
+            state.deliver(&next.frame, None);
             if let Some((peer, ack)) = next.ack {
                 state.owe(&peer, ack);
             }

@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::transport::frame::Frame;
 use common::{ChatMessage, ServerMsg, User};
 
+use super::ordering::StoredBy;
 use super::{Hub, Peer, Pending, Room, lock};
 use crate::store::{Appended, NewEntry, StoreError};
 
@@ -158,6 +159,12 @@ impl Hub {
         // Serialized once; every recipient shares these bytes.
         let frame = Frame::encode(&message.into_server_msg());
         let mut state = room.lock();
-        self.accept(room, &mut state, seq, Pending { frame, ack });
+        self.accept(
+            room,
+            &mut state,
+            seq,
+            Pending { frame, ack },
+            StoredBy::ThisNode,
+        );
     }
 }

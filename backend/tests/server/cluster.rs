@@ -958,6 +958,107 @@ async fn presence_costs_per_change_and_nodes_hear_only_their_rooms() {
     db.drop_now().await;
 }
 
+/// A message is published once, by the node that stored it, whatever the
+/// number of nodes that deliver it; a read position only where the reader
+/// has another connection in the room. (Every node used to publish every
+/// message it delivered, and every read: Redis traffic per message grew
+/// with the square of the nodes, docs/benchmarks.md, workload 2.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_is_published_once_and_a_read_only_where_another_tab_is() {
+    let db = Database::create().await;
+    let own = OwnRedis::start(unused_port());
+    let url = format!("redis://127.0.0.1:{}", own.port);
+    let cluster = Cluster::new(db.url(), url.clone());
+    let nodes = [
+        cluster.start_node("n1").await,
+        cluster.start_node("n2").await,
+        cluster.start_node("n3").await,
+    ];
+    let mut redis = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let mut people = Vec::new();
+    let mut sessions = Vec::new();
+    for (node, name) in nodes.iter().zip(["alice", "bob", "carol"]) {
+        sessions.push(node.sign_in(name).await);
+        let mut seen = Seen::new(node.connect(sessions.last().unwrap()).await);
+        seen.join("lobby", None).await;
+        people.push(seen);
+    }
+    let everyone = names(&["alice", "bob", "carol"]);
+    for seen in &mut people {
+        seen.until("everyone", |s| s.members == everyone).await;
+    }
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+
+    const EACH: usize = 4;
+    for (i, seen) in people.iter_mut().enumerate() {
+        for n in 0..EACH {
+            let id = format!("m{i}-{n}");
+            seen.client
+                .send_json(
+                    serde_json::json!({"type":"send","room":"lobby","content":id,"client_id":id}),
+                )
+                .await;
+        }
+    }
+    for seen in &mut people {
+        seen.until("every message", |s| s.seqs.len() == 3 * EACH)
+            .await;
+        let newest = *seen.seqs.iter().max().unwrap();
+        seen.client
+            .send_json(serde_json::json!({"type":"read","room":"lobby","seq":newest}))
+            .await;
+    }
+    // Reads are handled in order after the sends; give the last a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let calls = command_calls(&mut redis).await;
+    assert_eq!(
+        calls.get("publish"),
+        Some(&(3 * EACH as u64)),
+        "one publish per message, none per read: {calls:?}"
+    );
+
+    // Alice opens a second tab on another node: now her read is published,
+    // and reaches it.
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let mut tab = Seen::new(nodes[1].connect(&sessions[0]).await);
+    tab.join("lobby", None).await;
+    // Until node 1 has heard of her presence on node 2.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Something new to read (a read position only moves forward).
+    people[1]
+        .client
+        .send_json(
+            serde_json::json!({"type":"send","room":"lobby","content":"new","client_id":"new"}),
+        )
+        .await;
+    let newest = 3 * EACH as u64 + 1;
+    people[0]
+        .until("the new message", |s| s.seqs.contains(&newest))
+        .await;
+    people[0]
+        .client
+        .send_json(serde_json::json!({"type":"read","room":"lobby","seq":newest}))
+        .await;
+    tab.until("alice's read from her other tab", |s| {
+        s.reads.contains(&newest)
+    })
+    .await;
+    drop((people, tab, nodes));
+    db.drop_now().await;
+}
+
 /// With the default presence timings, a node killed with SIGKILL is gone
 /// from the other nodes' member lists within 15 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
