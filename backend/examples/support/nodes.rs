@@ -6,7 +6,6 @@
 // Each benchmark uses part of this.
 #![allow(dead_code)]
 
-use std::process::Stdio;
 use std::time::Duration;
 
 pub struct Nodes {
@@ -38,8 +37,13 @@ impl Nodes {
     pub async fn start(count: usize, name: &str) -> Nodes {
         let admin_url = std::env::var("HEARTH_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        Nodes::start_at(count, name, &admin_url).await
+    }
+
+    /// The same, with the database created on the server `admin_url` names.
+    pub async fn start_at(count: usize, name: &str, admin_url: &str) -> Nodes {
         let database = format!("hearth_{name}_{}", std::process::id());
-        let admin = sqlx::PgPool::connect(&admin_url).await.unwrap();
+        let admin = sqlx::PgPool::connect(admin_url).await.unwrap();
         sqlx::query(&format!("CREATE DATABASE {database}"))
             .execute(&admin)
             .await
@@ -78,7 +82,17 @@ impl Nodes {
                 "100000000",
                 "--api-per-ip-per-minute",
                 "100000000",
+                // One reader checks every room's history at the end.
+                "--api-per-token-per-minute",
+                "100000000",
+                // Every client here shares one address (and, behind
+                // node_dies' balancers, the balancer's); per connection and
+                // per user, replays keep their limits.
+                "--replay-bytes-per-ip-per-sec",
+                "1073741824",
                 "--rooms-per-user-per-hour",
+                "100000000",
+                "--rooms-per-ip-per-hour",
                 "100000000",
                 "--send-rate",
                 "100000",
@@ -92,9 +106,11 @@ impl Nodes {
             .iter()
             .map(|s| s.to_string())
             .collect();
+            // Its log, while it runs (removed by `stop`).
+            let log = std::fs::File::create(dir.join(format!("node{n}.log"))).unwrap();
             let child = raised(&super::process::release_dir().join("hearth"), &args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
                 .kill_on_drop(true)
                 .spawn()
                 .unwrap();

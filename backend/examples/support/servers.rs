@@ -211,14 +211,19 @@ pub async fn try_ws(url: String, token: Option<&str>) -> Option<Ws> {
 
 /// Reads until a text frame `want` accepts.
 pub async fn next_text(ws: &mut Ws, want: impl Fn(&str) -> bool) {
+    let mut seen = std::collections::VecDeque::new();
     while let Some(Ok(frame)) = ws.next().await {
-        if let Message::Text(t) = frame
-            && want(t.as_str())
-        {
-            return;
+        match frame {
+            Message::Text(t) if want(t.as_str()) => return,
+            other => {
+                if seen.len() == 4 {
+                    seen.pop_front();
+                }
+                seen.push_back(other);
+            }
         }
     }
-    panic!("connection ended during setup");
+    panic!("connection ended during setup; the last frames: {seen:?}");
 }
 
 pub fn now_micros() -> u64 {
