@@ -182,6 +182,36 @@ impl Seen {
     }
 }
 
+/// Waits until `node` has written `name`'s entry in `room` to the presence
+/// registry. The node publishes the presence event right after, so whatever
+/// it publishes from then on reaches the other nodes after that event: a
+/// frame from it that a client on another node has seen means that node
+/// knows `name` is on `node`.
+async fn until_listed(redis_url: &str, prefix: &str, room: &str, node: &str, name: &str) {
+    let mut redis = redis::Client::open(redis_url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = format!("{prefix}:members:{room}");
+    let (node, name) = (format!("{node}\u{1f}"), format!("\u{1f}{name}"));
+    for _ in 0..400 {
+        let entries: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&key)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        if entries
+            .iter()
+            .any(|e| e.starts_with(&node) && e.contains(&name))
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{node} never listed {name} in {room}");
+}
+
 fn names(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
@@ -212,6 +242,10 @@ async fn three_nodes_behave_like_one_server() {
         seen.until("all three members", |s| s.members == everyone)
             .await;
     }
+    // Alice's second tab is listed on node 2: bob's typing, from node 2,
+    // then reaches node 1 after her presence there (the read below is
+    // sent to her other tabs only where a room lists her).
+    until_listed(&shared_redis(), &cluster.prefix, "lobby", "n2", "alice").await;
     // Typing crosses nodes too (and is not echoed to the typist's other tab).
     bob.client
         .send_json(serde_json::json!({"type":"typing","room":"lobby"}))
@@ -974,7 +1008,7 @@ async fn a_message_is_published_once_and_a_read_only_where_another_tab_is() {
         cluster.start_node("n2").await,
         cluster.start_node("n3").await,
     ];
-    let mut redis = redis::Client::open(url)
+    let mut redis = redis::Client::open(url.clone())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
@@ -1034,9 +1068,9 @@ async fn a_message_is_published_once_and_a_read_only_where_another_tab_is() {
         .unwrap();
     let mut tab = Seen::new(nodes[1].connect(&sessions[0]).await);
     tab.join("lobby", None).await;
-    // Until node 1 has heard of her presence on node 2.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // Something new to read (a read position only moves forward).
+    until_listed(&url, &cluster.prefix, "lobby", "n2", "alice").await;
+    // Something new to read (a read position only moves forward), from
+    // node 2: once alice has it, node 1 has heard of her tab there.
     people[1]
         .client
         .send_json(
