@@ -51,6 +51,7 @@ use tokio::time::Instant;
 
 use nodes::{Nodes, raised};
 use own_postgres::OwnPostgres;
+use process::free_port;
 
 const NODES: usize = 3;
 const PROXIES: usize = 2;
@@ -251,14 +252,6 @@ async fn proxy(listen: u16, nodes: Vec<u16>) {
             }
         });
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn quantile_ms(sorted: &[u32], q: f64) -> f64 {

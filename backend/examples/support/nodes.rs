@@ -53,11 +53,7 @@ impl Nodes {
         std::fs::create_dir_all(&dir).unwrap();
         let mut servers = Vec::new();
         for n in 0..count {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = super::process::free_port();
             let args: Vec<String> = [
                 "--listen",
                 &format!("127.0.0.1:{port}"),

@@ -47,11 +47,7 @@ impl OwnPostgres {
             .status()
             .expect("initdb runs");
         assert!(initdb.success(), "initdb failed");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::process::free_port();
         // The stock settings but for what the statistics need and room for
         // several nodes' pools; fsync stays on, as in production.
         let child = Command::new(bin.join("postgres"))

@@ -17,6 +17,15 @@ pub fn release_dir() -> std::path::PathBuf {
         .to_owned()
 }
 
+/// A port free on loopback now, for a server to be started on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// CPU time the process has used (user + system).
 pub fn cpu_time(pid: u32) -> Duration {
     cpu_time_of(&format!("/proc/{pid}/stat"))
