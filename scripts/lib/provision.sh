@@ -25,6 +25,9 @@ TYPESCRIPT_VERSION=5.9.3
 # terser, to minify the JavaScript package's generated glue (scripts/js-package).
 TERSER_VERSION=5.51.4
 DEBIAN_TOOLCHAIN=debian-web
+# The browser app's release build: a pinned nightly that rebuilds the
+# standard library for size (build_frontend_release; docs/frontend-size.md).
+WASM_NIGHTLY=nightly-2026-05-20
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '\033[1;34m[hearth]\033[0m %s\n' "$*" >&2; }
@@ -112,10 +115,57 @@ provision_web_tools() {
   # Not --locked: one locked dependency version is missing from some registries.
   cargo_tool wasm-bindgen "$WASM_BINDGEN_VERSION" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
   provision_wasm_opt
+  provision_wasm_nightly
+  provision_terser
   # Precompressed assets (scripts/lib/precompress.sh, a trunk hook).
   command -v brotli >/dev/null || apt_install brotli
   # trunk must never reach for the network: it would try to download tools.
   export TRUNK_SKIP_VERSION_CHECK=true
+}
+
+# The release wasm's toolchain: $WASM_NIGHTLY with the standard library's
+# source, so that std itself is compiled for size and without panic
+# messages (`-Zbuild-std`, `-Cpanic=immediate-abort`): 30 KB less brotli
+# than the precompiled std, which carries every panic's message and location
+# and the formatting machinery that prints them. A machine where rustup
+# cannot download it builds with the default toolchain instead, and says so:
+# that wasm is larger than scripts/size-budget allows.
+provision_wasm_nightly() {
+  if [ -n "${HEARTH_WASM_NIGHTLY:-}" ]; then return; fi
+  local sysroot
+  if sysroot=$(rustup run "$WASM_NIGHTLY" rustc --print sysroot 2>/dev/null) &&
+    [ -d "$sysroot/lib/rustlib/src/rust/library" ] &&
+    [ -d "$sysroot/lib/rustlib/wasm32-unknown-unknown" ]; then
+    :
+  else
+    log "installing $WASM_NIGHTLY with rust-src (first run only, a minute)"
+    if ! timeout 600 rustup toolchain install "$WASM_NIGHTLY" --profile minimal \
+      --component rust-src --target wasm32-unknown-unknown >&2; then
+      log "warning: could not install $WASM_NIGHTLY: the release wasm is built with the default toolchain's std (about 30 KB larger, over scripts/size-budget)"
+      export HEARTH_WASM_NIGHTLY=none
+      return
+    fi
+  fi
+  export HEARTH_WASM_NIGHTLY=$WASM_NIGHTLY
+}
+
+# `trunk build --release` with the release wasm's toolchain: std rebuilt
+# with `optimize_for_size`, panics that abort without formatting a message
+# (none is ever shown: a panic in the app is a bug either way, and the
+# browser's console still gets the trap), no file/line strings and no Debug
+# formatting (the app never shows `{:?}` to a person). Each flag is measured
+# in docs/frontend-size.md. `--cfg erase_components` repeats
+# .cargo/config.toml, which a RUSTFLAGS variable would otherwise replace.
+build_frontend_release() {
+  if [ "${HEARTH_WASM_NIGHTLY:-none}" = none ]; then
+    trunk build --release --offline "$@"
+    return
+  fi
+  RUSTUP_TOOLCHAIN=$HEARTH_WASM_NIGHTLY \
+    CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
+    CARGO_UNSTABLE_BUILD_STD_FEATURES=optimize_for_size \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--cfg erase_components -Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none" \
+    trunk build --release --offline "$@"
 }
 
 # wasm-opt for release builds, from the npm `binaryen` package (the version

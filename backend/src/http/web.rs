@@ -1,7 +1,7 @@
 //! Serving the built frontend (trunk's `dist/`) the way a browser deserves:
 //!
 //! - **Precompressed.** Release builds carry `.br` and `.gz` copies of every
-//!   asset (`scripts/lib/precompress.sh`, a trunk hook); the variant the
+//!   asset (`scripts/lib/post-build.sh`, a trunk hook); the variant the
 //!   browser accepts is sent as it is, costing no CPU per request.
 //! - **Cached right.** File names with a content hash (`app-<hash>.js`,
 //!   `app-<hash>_bg.wasm`) never change: `immutable` for a year. The page

@@ -124,12 +124,21 @@ pub fn show(
 /// (its name carries a content hash).
 pub fn stylesheet(static_dir: &std::path::Path) -> String {
     let html = std::fs::read_to_string(static_dir.join("index.html")).unwrap_or_default();
-    html.find("<link rel=\"stylesheet\"")
-        .and_then(|start| {
-            let end = html[start..].find('>')?;
-            Some(html[start..=start + end].to_owned())
-        })
-        .unwrap_or_default()
+    stylesheet_link(&html).unwrap_or_default().to_owned()
+}
+
+/// The first `<link>` tag with `rel=stylesheet` in a page, whatever the
+/// order and quoting of its attributes: a release build's page is minified
+/// (`<link href=/hearth-….css integrity=sha384-… rel=stylesheet>`), a debug
+/// build's is not.
+fn stylesheet_link(html: &str) -> Option<&str> {
+    html.match_indices("<link").find_map(|(start, _)| {
+        let tag = &html[start..=start + html[start..].find('>')?];
+        let is_stylesheet = tag
+            .split(|c: char| c.is_ascii_whitespace() || c == '>')
+            .any(|attr| matches!(attr, "rel=stylesheet" | "rel=\"stylesheet\"" | "rel='stylesheet'"));
+        is_stylesheet.then_some(tag)
+    })
 }
 
 /// `GET /signin`: the form, whether or not this browser is signed in (to
@@ -396,5 +405,21 @@ mod tests {
         assert!(notice("session-ended").is_some());
         assert!(notice("signed-out-everywhere").is_some());
         assert!(notice("<script>").is_none());
+    }
+
+    #[test]
+    fn the_stylesheet_link_is_found_in_a_plain_or_a_minified_page() {
+        let plain = r#"<head><link rel="icon" href="/favicon.ico"><link rel="stylesheet" href="/hearth-1.css" integrity="sha384-a/b+c"></head>"#;
+        assert_eq!(
+            stylesheet_link(plain),
+            Some(r#"<link rel="stylesheet" href="/hearth-1.css" integrity="sha384-a/b+c">"#)
+        );
+        let minified = "<link href=/favicon.ico rel=icon sizes=32x32><link href=/hearth-2.css integrity=sha384-x/y+z rel=stylesheet><script type=module>";
+        assert_eq!(
+            stylesheet_link(minified),
+            Some("<link href=/hearth-2.css integrity=sha384-x/y+z rel=stylesheet>")
+        );
+        assert_eq!(stylesheet_link("<link rel=modulepreload href=/a.js>"), None);
+        assert_eq!(stylesheet_link(""), None);
     }
 }
