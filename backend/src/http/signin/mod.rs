@@ -135,8 +135,13 @@ fn stylesheet_link(html: &str) -> Option<&str> {
     html.match_indices("<link").find_map(|(start, _)| {
         let tag = &html[start..=start + html[start..].find('>')?];
         let is_stylesheet = tag
-            .split(|c: char| c.is_ascii_whitespace() || c == '>')
-            .any(|attr| matches!(attr, "rel=stylesheet" | "rel=\"stylesheet\"" | "rel='stylesheet'"));
+            .split(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/')
+            .any(|attr| {
+                matches!(
+                    attr,
+                    "rel=stylesheet" | "rel=\"stylesheet\"" | "rel='stylesheet'"
+                )
+            });
         is_stylesheet.then_some(tag)
     })
 }
@@ -418,6 +423,10 @@ mod tests {
         assert_eq!(
             stylesheet_link(minified),
             Some("<link href=/hearth-2.css integrity=sha384-x/y+z rel=stylesheet>")
+        );
+        assert_eq!(
+            stylesheet_link(r#"<link rel="stylesheet" href="/hearth-3.css"/>"#),
+            Some(r#"<link rel="stylesheet" href="/hearth-3.css"/>"#)
         );
         assert_eq!(stylesheet_link("<link rel=modulepreload href=/a.js>"), None);
         assert_eq!(stylesheet_link(""), None);
