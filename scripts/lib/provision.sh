@@ -117,7 +117,7 @@ provision_web_tools() {
   provision_wasm_opt
   provision_wasm_nightly
   provision_terser
-  # Precompressed assets (scripts/lib/precompress.sh, a trunk hook).
+  # Precompressed assets (scripts/lib/post-build.sh, a trunk hook).
   command -v brotli >/dev/null || apt_install brotli
   # trunk must never reach for the network: it would try to download tools.
   export TRUNK_SKIP_VERSION_CHECK=true
