@@ -24,6 +24,9 @@ LIGHTHOUSE_VERSION=12.2.3
 TYPESCRIPT_VERSION=5.9.3
 # terser, to minify the JavaScript package's generated glue (scripts/js-package).
 TERSER_VERSION=5.51.4
+# twiggy, to name the wasm's largest functions when the size budget fails
+# (scripts/test installs it then, not before).
+TWIGGY_VERSION=0.8.0
 DEBIAN_TOOLCHAIN=debian-web
 # The browser app's release build: a pinned nightly that rebuilds the
 # standard library for size (build_frontend_release; docs/frontend-size.md).
