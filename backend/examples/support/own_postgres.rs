@@ -13,6 +13,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+#[path = "../../tests/shared/postgres_install.rs"]
+mod postgres_install;
+
 pub struct OwnPostgres {
     pub port: u16,
     dir: PathBuf,
@@ -21,38 +24,16 @@ pub struct OwnPostgres {
 
 impl OwnPostgres {
     pub fn start() -> OwnPostgres {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL server binaries under /usr/lib/postgresql")
-            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-            .filter(|bin| bin.join("postgres").exists())
-            .max()
-            .expect("a PostgreSQL version with bin/postgres");
-        let (uid, gid) = (id("-u"), id("-g"));
+        let bin = postgres_install::bin_dir();
+        let (uid, gid) = postgres_install::postgres_user();
         let dir = std::env::temp_dir().join(format!("hearth-bench-pg-{}", std::process::id()));
-        let data = dir.join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        let chown = Command::new("chown")
-            .arg("-R")
-            .arg(format!("{uid}:{gid}"))
-            .arg(&dir)
-            .status()
-            .unwrap();
-        assert!(chown.success());
-        let initdb = Command::new(bin.join("initdb"))
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
-            .arg(&data)
-            .uid(uid)
-            .gid(gid)
-            .stdout(Stdio::null())
-            .status()
-            .expect("initdb runs");
-        assert!(initdb.success(), "initdb failed");
+        postgres_install::init(&bin, &dir, "data", (uid, gid));
         let port = super::process::free_port();
         // The stock settings but for what the statistics need and room for
         // several nodes' pools; fsync stays on, as in production.
         let child = Command::new(bin.join("postgres"))
             .arg("-D")
-            .arg(&data)
+            .arg(dir.join("data"))
             .args(["-p", &port.to_string(), "-h", "127.0.0.1", "-k"])
             .arg(&dir)
             .args([
@@ -71,17 +52,11 @@ impl OwnPostgres {
             .expect("postgres runs");
         // Stopped by `drop` from here on, should it not come up.
         let own = OwnPostgres { port, dir, child };
-        for _ in 0..300 {
-            let ready = Command::new(bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ready {
-                return own;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("postgres did not come up");
+        assert!(
+            postgres_install::wait_ready(&bin, port),
+            "postgres did not come up"
+        );
+        own
     }
 
     pub fn url(&self) -> String {
@@ -111,16 +86,4 @@ impl Drop for OwnPostgres {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn id(flag: &str) -> u32 {
-    let out = Command::new("id")
-        .args([flag, "postgres"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }

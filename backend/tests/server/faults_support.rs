@@ -4,10 +4,11 @@
 //! scripts/test runs as root.
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::postgres_install;
 use crate::support::{temp_dir, unused_port};
 
 /// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
@@ -79,22 +80,10 @@ pub struct OwnPostgres {
 
 impl OwnPostgres {
     pub fn start() -> OwnPostgres {
-        let bin = postgres_bin_dir();
-        let (uid, gid) = (id("-u"), id("-g"));
+        let bin = postgres_install::bin_dir();
+        let (uid, gid) = postgres_install::postgres_user();
         let dir = temp_dir();
-        let data = dir.join("pgdata");
-        std::fs::create_dir_all(&data).unwrap();
-        chown_r(&dir, uid, gid);
-        let status = Command::new(bin.join("initdb"))
-            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
-            .arg(&data)
-            .uid(uid)
-            .gid(gid)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("initdb runs");
-        assert!(status.success(), "initdb failed");
+        postgres_install::init(&bin, &dir, "pgdata", (uid, gid));
         let mut pg = OwnPostgres {
             port: unused_port(),
             dir,
@@ -127,17 +116,10 @@ impl OwnPostgres {
             .spawn()
             .expect("postgres runs");
         self.child = Some(child);
-        for _ in 0..300 {
-            let ready = Command::new(self.bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &self.port.to_string()])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ready {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("postgres did not come up");
+        assert!(
+            postgres_install::wait_ready(&self.bin, self.port),
+            "postgres did not come up"
+        );
     }
 
     /// A fast shutdown: connections are terminated, nothing committed is lost.
@@ -182,38 +164,6 @@ fn signal_group(child: &Child, name: &str) {
         .args([&format!("-{name}"), "-P", &child.id().to_string()])
         .status();
     signal(child, name);
-}
-
-fn postgres_bin_dir() -> PathBuf {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .expect("PostgreSQL server binaries under /usr/lib/postgresql")
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-        .filter(|bin| bin.join("postgres").exists())
-        .collect();
-    found.sort();
-    found.pop().expect("a PostgreSQL version with bin/postgres")
-}
-
-fn id(flag: &str) -> u32 {
-    let out = Command::new("id")
-        .args([flag, "postgres"])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn chown_r(path: &Path, uid: u32, gid: u32) {
-    let status = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{uid}:{gid}"))
-        .arg(path)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 /// A Redis of our own, so it can be killed without disturbing other tests.

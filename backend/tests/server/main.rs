@@ -25,6 +25,8 @@ mod membership_races;
 mod messages;
 #[path = "../shared/ports.rs"]
 mod ports;
+#[path = "../shared/postgres_install.rs"]
+mod postgres_install;
 mod presence;
 mod read_state;
 mod replay;
