@@ -5,7 +5,7 @@
 #    stylesheet, not the glue) with terser, when scripts/lib/provision.sh
 #    has put it in HEARTH_TERSER, and gives index.html the glue's new
 #    subresource-integrity hash (the browser refuses a script whose hash
-#    differs): 9.8 KB → 7.9 KB brotli;
+#    differs): 9.8 KB → 7.6 KB brotli;
 # 2. writes .br and .gz next to every text and wasm asset, so the server
 #    sends them precompressed (tower-http's ServeDir picks the variant the
 #    browser accepts). Brotli needs the `brotli` command (provision.sh

@@ -22,7 +22,8 @@ AXE_VERSION=4.14.1
 LIGHTHOUSE_VERSION=12.2.3
 # tsc, to check the JavaScript package's types (scripts/js-package).
 TYPESCRIPT_VERSION=5.9.3
-# terser, to minify the JavaScript package's generated glue (scripts/js-package).
+# terser, to minify wasm-bindgen's generated glue: the app's (scripts/lib/post-build.sh)
+# and the JavaScript package's (scripts/js-package).
 TERSER_VERSION=5.51.4
 # twiggy, to name the wasm's largest functions when the size budget fails
 # (scripts/test installs it then, not before).

@@ -24,6 +24,39 @@ fn app_page(dir: &std::path::Path) {
     .unwrap();
 }
 
+/// The sign-in page of a release build keeps the app's stylesheet: trunk
+/// minifies that page (`minify = "on_release"`), writing the link without
+/// quotes and with `rel` last, which an earlier lookup missed (the form
+/// then came without its styles).
+#[tokio::test]
+async fn the_sign_in_page_keeps_the_stylesheet_of_a_minified_release_page() {
+    let server = TestServer::start_with(|c| {
+        std::fs::write(
+            c.static_dir.join("index.html"),
+            "<!doctype html><html lang=en><meta charset=utf-8><title>Hearth</title>\
+             <link href=/favicon.ico rel=icon sizes=32x32>\
+             <link href=/hearth-6d751b9133d665c1.css integrity=sha384-c91F69QCnn48d28abNbmD8uHtrD37P2GR8/KsY/EEcd8RpAqSm+DOIOyqtWUXDfs rel=stylesheet>\
+             <script type=module>import init from '/frontend-9385f74aac9c126d.js';</script></head><body></body></html>",
+        )
+        .unwrap();
+        c.allow_guests = false;
+    })
+    .await;
+    let html = browser()
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<link href=/hearth-6d751b9133d665c1.css integrity=sha384-c91F69QCnn48d28abNbmD8uHtrD37P2GR8/KsY/EEcd8RpAqSm+DOIOyqtWUXDfs rel=stylesheet>"),
+        "{html}"
+    );
+    assert!(!html.contains("<script"), "{html}");
+}
+
 /// The sign-in form, posted from the page itself.
 async fn post_form(server: &TestServer, fields: &[(&str, &str)]) -> reqwest::Response {
     post_form_with(server, &[("sec-fetch-site", "same-origin")], fields).await
